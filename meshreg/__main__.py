@@ -1,0 +1,5 @@
+"""Lets `python -m meshreg` run the CLI."""
+
+from meshreg.cli import main
+
+main()

@@ -1,0 +1,19 @@
+"""Options shared by several commands, each defined once."""
+
+from __future__ import annotations
+
+import click
+
+config_option = click.option(
+    "-c", "--config", "config_path", metavar="FILE", default=None, envvar="MESHREG_CONFIG",
+    help="Config file [default: ./meshreg.yaml if present, else the built-in default].",
+)
+
+
+def cluster_options(func):
+    """--kubeconfig and --context, as kubectl spells them."""
+    func = click.option("--context", metavar="NAME", default=None,
+                        help="Kubeconfig context to use [default: the current context].")(func)
+    func = click.option("--kubeconfig", metavar="PATH", default=None, envvar="KUBECONFIG",
+                        help="Kubeconfig file [default: $KUBECONFIG, then ~/.kube/config, then in-cluster].")(func)
+    return func

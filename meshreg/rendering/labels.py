@@ -1,0 +1,42 @@
+"""The labels that mark meshreg's objects, and the selectors built from them."""
+
+from __future__ import annotations
+
+MANAGED_BY = "app.kubernetes.io/managed-by"
+PART_OF = "app.kubernetes.io/part-of"
+INSTANCE = "app.kubernetes.io/instance"
+NAME = "app.kubernetes.io/name"
+COMPONENT = "app.kubernetes.io/component"
+# Gateway selectors match pods in every namespace, so the node proxy carries a label naming its own namespace.
+NODE_PROXY = "meshreg.dev/node-proxy"
+
+
+def common(cfg) -> dict:
+    """Labels every rendered object carries, so `up` can prune and `down` can find what is its own."""
+    return {INSTANCE: cfg.name, MANAGED_BY: "meshreg", PART_OF: "meshreg"}
+
+
+def instance_selector(cfg) -> str:
+    """A label selector for every object of this instance."""
+    return f"{MANAGED_BY}=meshreg,{INSTANCE}={cfg.name}"
+
+
+def registry_pods(cfg) -> dict:
+    """Selector labels of the registry pods (immutable once deployed: never change them)."""
+    return {INSTANCE: cfg.name, NAME: "registry"}
+
+
+def node_proxy_pods(cfg) -> dict:
+    return {INSTANCE: cfg.name, NAME: "node-proxy", NODE_PROXY: cfg.namespace}
+
+
+def metadata(cfg, name: str, *, namespace: str | None = "", extra: dict | None = None,
+             annotations: dict | None = None) -> dict:
+    """Object metadata: namespaced in cfg.namespace unless `namespace` is None (cluster-scoped) or given."""
+    meta: dict = {"name": name}
+    if namespace is not None:
+        meta["namespace"] = namespace or cfg.namespace
+    meta["labels"] = {**common(cfg), **(extra or {})}
+    if annotations:
+        meta["annotations"] = annotations
+    return meta

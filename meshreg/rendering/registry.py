@@ -1,0 +1,152 @@
+"""The registry itself: namespace, accounts, distribution config, storage, Deployment, Service and mTLS."""
+
+from __future__ import annotations
+
+import hashlib
+
+import yaml
+
+from meshreg.config import REGISTRY_PORT, Config
+from meshreg.rendering.labels import COMPONENT, metadata, registry_pods
+
+DATA_DIR = "/var/lib/registry"
+# Argo CD and Flux must never delete registry data, whatever happens to the manifests in Git.
+KEEP_ANNOTATIONS = {
+    "argocd.argoproj.io/sync-options": "Prune=false,Delete=false",
+    "helm.sh/resource-policy": "keep",
+    "kustomize.toolkit.fluxcd.io/prune": "disabled",
+}
+RUN_AS = 1000  # registry:2 runs as any user once its data directory is writable (fsGroup)
+
+
+def namespace(cfg: Config) -> dict:
+    injection = {"istio.io/rev": cfg.istio_revision} if cfg.istio_revision else {"istio-injection": "enabled"}
+    # Baseline Pod Security forbids hostPort, which the node proxy needs.
+    security = {"pod-security.kubernetes.io/enforce": "privileged"} if cfg.node_proxy.enabled else {}
+    return {"apiVersion": "v1", "kind": "Namespace",
+            "metadata": metadata(cfg, cfg.namespace, namespace=None, extra={**injection, **security},
+                                 annotations=KEEP_ANNOTATIONS)}
+
+
+def service_account(cfg: Config, name: str) -> dict:
+    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": metadata(cfg, name),
+            "automountServiceAccountToken": False}
+
+
+def distribution_config(cfg: Config) -> dict:
+    """The registry's own config.yml (CNCF distribution 2.x)."""
+    return {
+        "version": 0.1,
+        "log": {"level": "info", "formatter": "text", "fields": {"service": "registry"}},
+        "storage": {
+            "filesystem": {"rootdirectory": DATA_DIR},
+            "delete": {"enabled": cfg.registry.delete_enabled},
+            "cache": {"blobdescriptor": "inmemory"},
+            "maintenance": {"uploadpurging": {"enabled": True, "age": "168h", "interval": "24h", "dryrun": False}},
+        },
+        "http": {
+            "addr": f":{REGISTRY_PORT}",
+            # Clients reach the registry under several names (Service, node proxy): relative
+            # Location headers stay right under each of them.
+            "relativeurls": True,
+            "draintimeout": "25s",
+            "headers": {"X-Content-Type-Options": ["nosniff"]},
+        },
+        "health": {"storagedriver": {"enabled": True, "interval": "10s", "threshold": 3}},
+    }
+
+
+def config_text(cfg: Config) -> str:
+    return yaml.safe_dump(distribution_config(cfg), sort_keys=False, default_flow_style=False)
+
+
+def config_map(cfg: Config) -> dict:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata(cfg, "registry-config"),
+            "data": {"config.yml": config_text(cfg)}}
+
+
+def persistent_volume_claim(cfg: Config) -> dict:
+    spec: dict = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": cfg.registry.storage.size}}}
+    if cfg.registry.storage.storage_class_name is not None:
+        spec["storageClassName"] = cfg.registry.storage.storage_class_name
+    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": metadata(cfg, "registry-data", annotations=KEEP_ANNOTATIONS), "spec": spec}
+
+
+def service(cfg: Config) -> dict:
+    return {"apiVersion": "v1", "kind": "Service", "metadata": metadata(cfg, "registry"),
+            "spec": {"type": "ClusterIP", "selector": registry_pods(cfg),
+                     # appProtocol http: Istio applies HTTP rules (methods, paths) only to ports it knows are HTTP.
+                     "ports": [{"name": "http", "port": REGISTRY_PORT, "targetPort": "http", "protocol": "TCP",
+                                "appProtocol": "http"}]}}
+
+
+def _probe(*, period: int, failures: int) -> dict:
+    return {"httpGet": {"path": "/v2/", "port": "http"}, "periodSeconds": period, "timeoutSeconds": 3,
+            "failureThreshold": failures}
+
+
+def _container(cfg: Config) -> dict:
+    return {
+        "name": "registry",
+        "image": cfg.registry.image,
+        "imagePullPolicy": "IfNotPresent",
+        "ports": [{"name": "http", "containerPort": REGISTRY_PORT, "protocol": "TCP"}],
+        "startupProbe": _probe(period=2, failures=30),
+        "readinessProbe": _probe(period=5, failures=3),
+        "livenessProbe": _probe(period=10, failures=6),
+        "resources": cfg.registry.resources.as_dict(),
+        "securityContext": {
+            "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}, "readOnlyRootFilesystem": True,
+            "runAsGroup": RUN_AS, "runAsNonRoot": True, "runAsUser": RUN_AS,
+        },
+        "volumeMounts": [
+            {"name": "data", "mountPath": DATA_DIR},
+            {"name": "config", "mountPath": "/etc/docker/registry", "readOnly": True},
+            {"name": "tmp", "mountPath": "/tmp"},
+        ],
+    }
+
+
+def pod_labels(cfg: Config) -> dict:
+    revision = {"istio.io/rev": cfg.istio_revision} if cfg.istio_revision else {}
+    return {**metadata(cfg, "x")["labels"], **registry_pods(cfg), COMPONENT: "registry",
+            "sidecar.istio.io/inject": "true", **revision}
+
+
+def deployment(cfg: Config) -> dict:
+    config_hash = hashlib.sha256(config_text(cfg).encode()).hexdigest()[:16]
+    template = {
+        "metadata": {
+            "labels": pod_labels(cfg),
+            "annotations": {"kubectl.kubernetes.io/default-container": "registry",
+                            "meshreg.dev/config-hash": config_hash},
+        },
+        "spec": {
+            "serviceAccountName": "registry",
+            "automountServiceAccountToken": False,
+            "enableServiceLinks": False,
+            "terminationGracePeriodSeconds": 30,
+            # Pod-level runAsNonRoot would also bind istio-init, which needs root; it is set per container.
+            "securityContext": {"fsGroup": RUN_AS, "fsGroupChangePolicy": "OnRootMismatch",
+                                "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [_container(cfg)],
+            "volumes": [
+                {"name": "data", "persistentVolumeClaim": {"claimName": "registry-data"}},
+                {"name": "config", "configMap": {"name": "registry-config"}},
+                {"name": "tmp", "emptyDir": {}},
+            ],
+        },
+    }
+    return {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": metadata(cfg, "registry", extra={COMPONENT: "registry"}),
+            "spec": {"replicas": 1, "revisionHistoryLimit": 3,
+                     # ReadWriteOnce volume: the old pod must let go before the new one mounts it.
+                     "strategy": {"type": "Recreate"},
+                     "selector": {"matchLabels": registry_pods(cfg)}, "template": template}}
+
+
+def peer_authentication(cfg: Config) -> dict:
+    return {"apiVersion": "security.istio.io/v1", "kind": "PeerAuthentication",
+            "metadata": metadata(cfg, "registry"),
+            "spec": {"selector": {"matchLabels": registry_pods(cfg)}, "mtls": {"mode": "STRICT"}}}
