@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
-from meshreg import names
 from meshreg.errors import ConfigError
-from meshreg.reading import REQUIRED, Reader
+from meshreg.reading import Reader
 from meshreg.yamlsource import parse
 
 API_VERSION = "meshreg.dev/v1alpha1"
@@ -39,22 +38,6 @@ class Storage:
 
 
 @dataclass(frozen=True)
-class Registry:
-    image: str = DEFAULT_IMAGE
-    storage: Storage = Storage()
-    delete_enabled: bool = False
-    resources: Resources = Resources(requests={"cpu": "50m", "memory": "64Mi"}, limits={"memory": "512Mi"})
-
-
-@dataclass(frozen=True)
-class NodeProxy:
-    enabled: bool = True
-    port: int = 5000
-    host_ip: str = "127.0.0.1"
-    resources: Resources = Resources(requests={"cpu": "50m", "memory": "64Mi"}, limits={"memory": "256Mi"})
-
-
-@dataclass(frozen=True)
 class Writer:
     """A workload allowed to write; `repositories` is ("*",) or normalized prefixes ending in "/"."""
 
@@ -68,9 +51,64 @@ class Writer:
 
 
 @dataclass(frozen=True)
+class Mirror:
+    """A pull-through cache of `upstream` (distribution's proxy mode)."""
+
+    upstream: str
+    credentials_secret: str | None = None  # a Secret with keys `username` and `password`
+    extra_hosts: tuple[str, ...] = ()  # hosts the upstream redirects blob downloads to
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.upstream).hostname or ""
+
+    @property
+    def port(self) -> int:
+        parts = urlsplit(self.upstream)
+        return parts.port or (443 if parts.scheme == "https" else 80)
+
+
+ROLES = ("images", "readonly", "mirror")
+
+
+@dataclass(frozen=True)
+class Registry:
+    """One registry: its storage, its node-proxy port and who may read and write it."""
+
+    name: str = "registry"
+    role: str = "images"  # images: written by its writers; readonly: only the publisher; mirror: nobody
+    default: bool = True
+    port: int = 5000  # where the node proxy serves it: localhost:<port>
+    image: str = DEFAULT_IMAGE
+    storage: Storage = Storage()
+    delete_enabled: bool = False
+    resources: Resources = Resources(requests={"cpu": "50m", "memory": "64Mi"}, limits={"memory": "512Mi"})
+    readers: tuple[str, ...] = ("*",)
+    writers: tuple[Writer, ...] = ()
+    publisher: str | None = None  # readonly only: the one identity that loads images
+    mirror: Mirror | None = None
+
+    @property
+    def effective_writers(self) -> tuple[Writer, ...]:
+        """Who the policies let write: the writers, or a readonly registry's publisher."""
+        if self.role == "readonly":
+            return (Writer(self.publisher),) if self.publisher else ()
+        return self.writers if self.role == "images" else ()
+
+
+@dataclass(frozen=True)
+class NodeProxy:
+    enabled: bool = True
+    port: int = 5000  # the default registry's port
+    host_ip: str = "127.0.0.1"
+    resources: Resources = Resources(requests={"cpu": "50m", "memory": "64Mi"}, limits={"memory": "256Mi"})
+
+
+@dataclass(frozen=True)
 class LocalRegistryHosting:
     host: str | None = None  # None: localhost:<nodeProxy.port>
-    help: str = "Push from in-cluster writers to hostFromClusterNetwork; pull in pod specs from hostFromContainerRuntime. Run `meshreg status` for details."
+    help: str = ("Push from in-cluster writers to hostFromClusterNetwork; pull in pod specs from "
+                 "hostFromContainerRuntime. Run `meshreg status` for details.")
 
 
 @dataclass(frozen=True)
@@ -79,10 +117,8 @@ class Config:
     namespace: str = "meshreg"
     trust_domain: str = "cluster.local"
     istio_revision: str | None = None
-    registry: Registry = Registry()
+    registries: tuple[Registry, ...] = (Registry(),)
     node_proxy: NodeProxy = NodeProxy()
-    readers: tuple[str, ...] = ("*",)
-    writers: tuple[Writer, ...] = ()
     local_registry_hosting: LocalRegistryHosting = LocalRegistryHosting()
     source: str = "<built-in default>"
 
@@ -92,8 +128,36 @@ class Config:
         return f"{self.trust_domain}/ns/{ns}/sa/{sa}"
 
     @property
+    def registry(self) -> Registry:
+        """The default registry (the only one in a single-registry config)."""
+        return next(r for r in self.registries if r.default)
+
+    @property
+    def readers(self) -> tuple[str, ...]:
+        return self.registry.readers
+
+    @property
+    def writers(self) -> tuple[Writer, ...]:
+        return self.registry.writers
+
+    def get_registry(self, name: str | None) -> Registry:
+        """The registry called `name` (None: the default); ConfigError naming the choices otherwise."""
+        if name is None:
+            return self.registry
+        for registry in self.registries:
+            if registry.name == name:
+                return registry
+        known = ", ".join(r.name for r in self.registries)
+        raise ConfigError(f"{self.source}: no registry named {name!r} (registries: {known})")
+
+    def service_host(self, registry: Registry | None = None) -> str:
+        """Where pods in the cluster reach a registry: its Service, port 5000."""
+        name = (registry or self.registry).name
+        return f"{name}.{self.namespace}.svc.cluster.local:{REGISTRY_PORT}"
+
+    @property
     def registry_service_host(self) -> str:
-        return f"registry.{self.namespace}.svc.cluster.local:{REGISTRY_PORT}"
+        return self.service_host()
 
     @property
     def node_proxy_identity(self) -> str:
@@ -124,132 +188,6 @@ def from_text(text: str, *, name: str) -> Config:
     source = parse(text, name)
     if source.data is None:
         raise ConfigError(f"{name}: the file is empty (run `meshreg init` to write a starter config)")
-    return _read_config(Reader(source), source.data, name)
+    from meshreg.configreading import read_config
 
-
-def _read_config(r: Reader, data: object, name: str) -> Config:
-    top = r.mapping(data, (), {"apiVersion": REQUIRED, "kind": REQUIRED, "metadata": REQUIRED, "spec": {}})
-    if top["apiVersion"] != API_VERSION:
-        r.fail(("apiVersion",), f"expected {API_VERSION!r}, got {top['apiVersion']!r}")
-    if top["kind"] != KIND:
-        r.fail(("kind",), f"expected {KIND!r}, got {top['kind']!r}")
-    meta = r.mapping(top["metadata"], ("metadata",), {"name": REQUIRED})
-    spec = r.mapping(top["spec"], ("spec",), {
-        "namespace": DEFAULT.namespace, "trustDomain": DEFAULT.trust_domain, "istioRevision": None,
-        "registry": {}, "nodeProxy": {}, "readers": list(DEFAULT.readers), "writers": [],
-        "localRegistryHosting": {},
-    })
-    p = ("spec",)
-    registry = _read_registry(r, spec["registry"], p + ("registry",))
-    node_proxy = _read_node_proxy(r, spec["nodeProxy"], p + ("nodeProxy",))
-    readers = r.strings(spec["readers"], p + ("readers",), lambda v: names.check_identity(v, allow_wildcard=True))
-    if "*" in readers and len(readers) > 1:
-        r.fail(p + ("readers",), "'*' already admits every mesh identity; list it alone or list NS/SA entries")
-    writers = _read_writers(r, spec["writers"], p + ("writers",), registry)
-    hosting = r.mapping(spec["localRegistryHosting"], p + ("localRegistryHosting",),
-                        {"host": None, "help": LocalRegistryHosting.help})
-    return Config(
-        name=r.string(meta["name"], ("metadata", "name"), names.check_label),
-        namespace=r.string(spec["namespace"], p + ("namespace",), _check_namespace),
-        trust_domain=r.string(spec["trustDomain"], p + ("trustDomain",), names.check_trust_domain),
-        istio_revision=r.string(spec["istioRevision"], p + ("istioRevision",), names.check_label, nullable=True),
-        registry=registry,
-        node_proxy=node_proxy,
-        readers=tuple(readers),
-        writers=writers,
-        local_registry_hosting=LocalRegistryHosting(
-            host=r.string(hosting["host"], p + ("localRegistryHosting", "host"), _check_host, nullable=True),
-            help=r.string(hosting["help"], p + ("localRegistryHosting", "help")),
-        ),
-        source=name,
-    )
-
-
-def _check_namespace(value: str) -> str | None:
-    if value in ("kube-system", "kube-public", "kube-node-lease", "istio-system"):
-        return f"{value!r} is reserved for the cluster or Istio; use a namespace of meshreg's own"
-    return names.check_label(value)
-
-
-def _check_host(value: str) -> str | None:
-    host, _, port = value.rpartition(":")
-    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-        return f"{value!r} is not HOST:PORT (e.g. localhost:5000)"
-    return None
-
-
-def _read_resources(r: Reader, value: object, path: tuple, default: Resources) -> Resources:
-    if value is None:
-        return default
-    m = r.mapping(value, path, {"requests": {}, "limits": {}})
-    out = {}
-    for kind in ("requests", "limits"):
-        amounts = r.mapping(m[kind], path + (kind,), {"cpu": None, "memory": None, "ephemeral-storage": None})
-        out[kind] = {
-            k: r.string(v, path + (kind, k), names.check_quantity) for k, v in amounts.items() if v is not None
-        }
-    return Resources(**out)
-
-
-def _read_registry(r: Reader, value: object, path: tuple) -> Registry:
-    d = Registry()
-    m = r.mapping(value, path, {"image": d.image, "storage": {}, "deleteEnabled": d.delete_enabled,
-                                "resources": None})
-    storage = r.mapping(m["storage"], path + ("storage",),
-                        {"size": d.storage.size, "storageClassName": d.storage.storage_class_name})
-    storage_class = storage["storageClassName"]
-    if storage_class != "":  # "" asks for no class (static binding)
-        r.string(storage_class, path + ("storage", "storageClassName"), names.check_subdomain, nullable=True)
-    size = r.string(storage["size"], path + ("storage", "size"), names.check_quantity)
-    if float(re.match(r"[\d.]+", size).group()) <= 0:
-        r.fail(path + ("storage", "size"), f"{size!r} must be larger than zero")
-    return Registry(
-        image=r.string(m["image"], path + ("image",), names.check_image),
-        storage=Storage(size=size, storage_class_name=storage_class),
-        delete_enabled=r.boolean(m["deleteEnabled"], path + ("deleteEnabled",)),
-        resources=_read_resources(r, m["resources"], path + ("resources",), d.resources),
-    )
-
-
-def _read_node_proxy(r: Reader, value: object, path: tuple) -> NodeProxy:
-    d = NodeProxy()
-    m = r.mapping(value, path, {"enabled": d.enabled, "port": d.port, "hostIP": d.host_ip, "resources": None})
-    port = r.integer(m["port"], path + ("port",), low=1024, high=65535)
-    if port in names.ISTIO_RESERVED_PORTS:
-        r.fail(path + ("port",), f"{port} collides with a port the Istio proxy keeps for itself "
-                                 f"({', '.join(map(str, sorted(names.ISTIO_RESERVED_PORTS)))})")
-    return NodeProxy(
-        enabled=r.boolean(m["enabled"], path + ("enabled",)),
-        port=port,
-        host_ip=r.string(m["hostIP"], path + ("hostIP",), names.check_loopback),
-        resources=_read_resources(r, m["resources"], path + ("resources",), d.resources),
-    )
-
-
-def _read_writers(r: Reader, value: object, path: tuple, registry: Registry) -> tuple[Writer, ...]:
-    if value is None:
-        return ()
-    if not isinstance(value, list):
-        r.fail(path, "expected a list of writers ({serviceAccount: NS/SA, repositories: [...]})")
-    writers: list[Writer] = []
-    seen: dict[str, int] = {}
-    for i, item in enumerate(value):
-        p = path + (i,)
-        m = r.mapping(item, p, {"serviceAccount": REQUIRED, "repositories": ["*"], "delete": False})
-        sa = r.string(m["serviceAccount"], p + ("serviceAccount",), names.check_identity)
-        if sa in seen:
-            r.fail(p + ("serviceAccount",), f"{sa!r} is already a writer (spec.writers[{seen[sa]}])")
-        seen[sa] = i
-        repos = r.strings(m["repositories"], p + ("repositories",), names.check_repository_prefix)
-        if not repos:
-            r.fail(p + ("repositories",), "empty: list \"*\" for every repository, or repository prefixes")
-        if "*" in repos and len(repos) > 1:
-            r.fail(p + ("repositories",), "'*' already covers every repository; list it alone")
-        normalized = sorted({names.normalize_prefix(x) for x in repos})
-        if len(normalized) != len(repos):
-            r.fail(p + ("repositories",), "lists the same prefix twice (team-a and team-a/ are the same)")
-        delete = r.boolean(m["delete"], p + ("delete",))
-        if delete and not registry.delete_enabled:
-            r.fail(p + ("delete",), "grants DELETE but spec.registry.deleteEnabled is false; enable it first")
-        writers.append(Writer(service_account=sa, repositories=tuple(normalized), delete=delete))
-    return tuple(writers)
+    return read_config(Reader(source), source.data, name)

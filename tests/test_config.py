@@ -78,7 +78,7 @@ def test_load_of_a_missing_file_says_how_to_make_one(tmp_path):
     ("  writers:\n    - serviceAccount: builds\n", "spec.writers[0].serviceAccount: 'builds' is not a workload identity (expected NS/SA"),
     ("  writers:\n    - serviceAccount: builds/*\n", "spec.writers[0].serviceAccount: 'builds/*'"),
     ("  writers:\n    - {serviceAccount: a/b}\n    - {serviceAccount: a/b}\n",
-     "meshreg.yaml:7: spec.writers[1].serviceAccount: 'a/b' is already a writer (spec.writers[0])"),
+     "meshreg.yaml:7: spec.writers[1].serviceAccount: 'a/b' is already a writer (writers[0])"),
     ("  writers:\n    - {repositories: ['*']}\n", "spec.writers[0]: missing required key 'serviceAccount'"),
     ("  writers:\n    - {serviceAccount: a/b, repositories: []}\n", "spec.writers[0].repositories: empty"),
     ("  writers:\n    - {serviceAccount: a/b, repositories: ['*', x/]}\n", "'*' already covers every repository"),

@@ -106,19 +106,19 @@ def test_node_proxy_is_an_istio_gateway_on_every_node_bound_to_loopback():
     assert template["spec"]["tolerations"] == [{"operator": "Exists"}]
     (container,) = template["spec"]["containers"]
     assert container["name"] == "istio-proxy" and container["image"] == "auto"
-    assert container["ports"] == [{"name": "http", "containerPort": 5555, "hostPort": 5555, "hostIP": "127.0.0.1",
-                                   "protocol": "TCP"}]
+    assert container["ports"] == [{"name": "http-5555", "containerPort": 5555, "hostPort": 5555,
+                                   "hostIP": "127.0.0.1", "protocol": "TCP"}]
 
 
 def test_node_proxy_service_gateway_and_route_agree_on_the_port():
     objs = objects(minimal("  nodeProxy: {port: 5555}\n  namespace: reg\n"))
     assert objs[("Service", "node-proxy")]["spec"]["ports"][0]["targetPort"] == 5555
     server = objs[("Gateway", "node-proxy")]["spec"]["servers"][0]
-    assert server["port"] == {"number": 5555, "name": "http", "protocol": "HTTP"}
+    assert server["port"] == {"number": 5555, "name": "http-5555", "protocol": "HTTP"}
     vs = objs[("VirtualService", "node-proxy")]["spec"]
     assert vs["gateways"] == ["node-proxy"]
     (route,) = vs["http"]
-    assert "timeout" not in route
+    assert "timeout" not in route and route["match"] == [{"port": 5555}]
     assert route["route"][0]["destination"] == {"host": "registry.reg.svc.cluster.local", "port": {"number": 5000}}
     pods = objs[("DaemonSet", "node-proxy")]["spec"]["template"]["metadata"]["labels"]
     assert objs[("Gateway", "node-proxy")]["spec"]["selector"].items() <= pods.items()

@@ -8,32 +8,41 @@ from meshreg.rendering import hosting, nodeproxy, policies, registry
 
 def render(cfg: Config) -> list[dict]:
     """Every manifest, in the order they can be applied (reverse it to delete)."""
+    regs = sorted(cfg.registries, key=lambda r: (not r.default, r.name))  # the default first, then by name
     np = cfg.node_proxy.enabled
-    objects = [
+    several = len(regs) > 1
+
+    def each(make) -> list[dict]:
+        return [make(cfg, reg) for reg in regs]
+
+    return [
         registry.namespace(cfg),
-        registry.service_account(cfg, "registry"),
+        *[registry.service_account(cfg, reg.name) for reg in regs],
         *([registry.service_account(cfg, nodeproxy.NAME)] if np else []),
-        registry.config_map(cfg),
-        registry.persistent_volume_claim(cfg),
-        registry.service(cfg),
+        *each(registry.config_map),
+        *each(registry.persistent_volume_claim),
+        *each(registry.service),
         *([nodeproxy.service(cfg)] if np else []),
-        registry.deployment(cfg),
+        *each(registry.deployment),
         *([nodeproxy.daemon_set(cfg)] if np else []),
-        registry.peer_authentication(cfg),
-        *policies.registry_policies(cfg),
+        *each(registry.peer_authentication),
+        *[p for reg in regs for p in policies.registry_policies(cfg, reg)],
         *([nodeproxy.allow_reads(cfg), nodeproxy.gateway(cfg), nodeproxy.virtual_service(cfg)] if np else []),
+        *[registry.service_entry(cfg, reg) for reg in regs if reg.mirror],
         hosting.config_map(cfg),
+        *([hosting.index_config_map(cfg)] if several else []),
     ]
-    return objects
 
 
 def notices(cfg: Config) -> list[str]:
     """Hints for a person reading the render on a terminal (never part of the manifests)."""
     out = []
-    if not cfg.writers:
-        out.append("no writers: nobody can push. Grant one with `meshreg policy grant NS/SA` "
-                   "(e.g. meshreg policy grant builds/kaniko), then render again.")
-    if cfg.node_proxy.enabled and "*" not in cfg.readers:
-        out.append("readers are restricted, but the node proxy serves reads to anything on a node "
-                   "(and to pods that can reach its pod IP): keep confidential images in a separate registry.")
+    for reg in cfg.registries:
+        label = "" if len(cfg.registries) == 1 else f"registry {reg.name}: "
+        if reg.role == "images" and not reg.writers:
+            out.append(f"{label}no writers: nobody can push. Grant one with `meshreg policy grant NS/SA` "
+                       "(e.g. meshreg policy grant builds/kaniko), then render again.")
+        if cfg.node_proxy.enabled and "*" not in reg.readers:
+            out.append(f"{label}readers are restricted, but the node proxy serves reads to anything on a node "
+                       "(and to pods that can reach its pod IP): keep confidential images in a separate registry.")
     return out

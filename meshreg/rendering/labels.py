@@ -21,9 +21,12 @@ def instance_selector(cfg) -> str:
     return f"{MANAGED_BY}=meshreg,{INSTANCE}={cfg.name}"
 
 
-def registry_pods(cfg) -> dict:
-    """Selector labels of the registry pods (immutable once deployed: never change them)."""
-    return {INSTANCE: cfg.name, NAME: "registry"}
+REGISTRY = "meshreg.dev/registry"
+
+
+def registry_pods(cfg, registry=None) -> dict:
+    """Selector labels of a registry's pods (immutable once deployed: never change them)."""
+    return {INSTANCE: cfg.name, NAME: "registry", REGISTRY: (registry or cfg.registry).name}
 
 
 def node_proxy_pods(cfg) -> dict:

@@ -14,14 +14,22 @@ def _pod_labels(cfg: Config) -> dict:
             "sidecar.istio.io/inject": "true", **revision}
 
 
+def port_name(port: int) -> str:
+    return f"http-{port}"
+
+
+def _ports(cfg: Config) -> list[int]:
+    return sorted(r.port for r in cfg.registries)
+
+
 def daemon_set(cfg: Config) -> dict:
     np = cfg.node_proxy
     container = {
         "name": "istio-proxy",
         "image": "auto",  # filled in by Istio's gateway injection template
         # hostIP keeps the port on the node's loopback: only the node itself (its kubelet and runtime) reaches it.
-        "ports": [{"name": "http", "containerPort": np.port, "hostPort": np.port, "hostIP": np.host_ip,
-                   "protocol": "TCP"}],
+        "ports": [{"name": port_name(p), "containerPort": p, "hostPort": p, "hostIP": np.host_ip, "protocol": "TCP"}
+                  for p in _ports(cfg)],
         "resources": np.resources.as_dict(),
     }
     template = {
@@ -44,28 +52,28 @@ def daemon_set(cfg: Config) -> dict:
 
 def service(cfg: Config) -> dict:
     """Istio makes a gateway's Envoy listen on the targetPort of the Service selecting it: PORT -> PORT."""
-    port = cfg.node_proxy.port
     return {"apiVersion": "v1", "kind": "Service", "metadata": metadata(cfg, NAME),
             "spec": {"type": "ClusterIP", "selector": node_proxy_pods(cfg),
-                     "ports": [{"name": "http", "port": port, "targetPort": port, "protocol": "TCP",
-                                "appProtocol": "http"}]}}
+                     "ports": [{"name": port_name(p), "port": p, "targetPort": p, "protocol": "TCP",
+                                "appProtocol": "http"} for p in _ports(cfg)]}}
 
 
 def gateway(cfg: Config) -> dict:
+    # "./*": only VirtualServices from this namespace may bind to the node proxy.
+    servers = [{"port": {"number": p, "name": port_name(p), "protocol": "HTTP"}, "hosts": ["./*"]}
+               for p in _ports(cfg)]
     return {"apiVersion": "networking.istio.io/v1", "kind": "Gateway", "metadata": metadata(cfg, NAME),
-            "spec": {"selector": node_proxy_pods(cfg),
-                     "servers": [{"port": {"number": cfg.node_proxy.port, "name": "http", "protocol": "HTTP"},
-                                  # "./*": only VirtualServices from this namespace may bind to the node proxy.
-                                  "hosts": ["./*"]}]}}
+            "spec": {"selector": node_proxy_pods(cfg), "servers": servers}}
 
 
 def virtual_service(cfg: Config) -> dict:
     # No `timeout`: Istio then sets none, and layer pulls can take as long as they need (its CRD rejects 0s).
-    route = {"name": "registry",
-             "route": [{"destination": {"host": cfg.registry_service_host.rsplit(":", 1)[0],
-                                        "port": {"number": REGISTRY_PORT}}}]}
+    routes = [{"name": reg.name, "match": [{"port": reg.port}],
+               "route": [{"destination": {"host": cfg.service_host(reg).rsplit(":", 1)[0],
+                                          "port": {"number": REGISTRY_PORT}}}]}
+              for reg in sorted(cfg.registries, key=lambda r: r.port)]
     return {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": metadata(cfg, NAME),
-            "spec": {"hosts": ["*"], "gateways": [NAME], "exportTo": ["."], "http": [route]}}
+            "spec": {"hosts": ["*"], "gateways": [NAME], "exportTo": ["."], "http": routes}}
 
 
 def allow_reads(cfg: Config) -> dict:

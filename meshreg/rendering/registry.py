@@ -6,8 +6,8 @@ import hashlib
 
 import yaml
 
-from meshreg.config import REGISTRY_PORT, Config
-from meshreg.rendering.labels import COMPONENT, metadata, registry_pods
+from meshreg.config import REGISTRY_PORT, Config, Registry
+from meshreg.rendering.labels import COMPONENT, REGISTRY, metadata, registry_pods
 
 DATA_DIR = "/var/lib/registry"
 # Argo CD and Flux must never delete registry data, whatever happens to the manifests in Git.
@@ -33,14 +33,15 @@ def service_account(cfg: Config, name: str) -> dict:
             "automountServiceAccountToken": False}
 
 
-def distribution_config(cfg: Config) -> dict:
+def distribution_config(cfg: Config, reg: Registry | None = None) -> dict:
     """The registry's own config.yml (CNCF distribution 2.x)."""
-    return {
+    reg = reg or cfg.registry
+    out = {
         "version": 0.1,
         "log": {"level": "info", "formatter": "text", "fields": {"service": "registry"}},
         "storage": {
             "filesystem": {"rootdirectory": DATA_DIR},
-            "delete": {"enabled": cfg.registry.delete_enabled},
+            "delete": {"enabled": reg.delete_enabled},
             "cache": {"blobdescriptor": "inmemory"},
             "maintenance": {"uploadpurging": {"enabled": True, "age": "168h", "interval": "24h", "dryrun": False}},
         },
@@ -54,28 +55,36 @@ def distribution_config(cfg: Config) -> dict:
         },
         "health": {"storagedriver": {"enabled": True, "interval": "10s", "threshold": 3}},
     }
+    if reg.mirror:
+        # Credentials come from the Secret through REGISTRY_PROXY_USERNAME/PASSWORD, never from this file.
+        out["proxy"] = {"remoteurl": reg.mirror.upstream}
+    return out
 
 
-def config_text(cfg: Config) -> str:
-    return yaml.safe_dump(distribution_config(cfg), sort_keys=False, default_flow_style=False)
+def config_text(cfg: Config, reg: Registry) -> str:
+    return yaml.safe_dump(distribution_config(cfg, reg), sort_keys=False, default_flow_style=False)
 
 
-def config_map(cfg: Config) -> dict:
-    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata(cfg, "registry-config"),
-            "data": {"config.yml": config_text(cfg)}}
+def _meta(cfg: Config, reg: Registry, name: str, **kwargs) -> dict:
+    return metadata(cfg, name, extra={COMPONENT: "registry", REGISTRY: reg.name}, **kwargs)
 
 
-def persistent_volume_claim(cfg: Config) -> dict:
-    spec: dict = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": cfg.registry.storage.size}}}
-    if cfg.registry.storage.storage_class_name is not None:
-        spec["storageClassName"] = cfg.registry.storage.storage_class_name
+def config_map(cfg: Config, reg: Registry) -> dict:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta(cfg, reg, f"{reg.name}-config"),
+            "data": {"config.yml": config_text(cfg, reg)}}
+
+
+def persistent_volume_claim(cfg: Config, reg: Registry) -> dict:
+    spec: dict = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": reg.storage.size}}}
+    if reg.storage.storage_class_name is not None:
+        spec["storageClassName"] = reg.storage.storage_class_name
     return {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
-            "metadata": metadata(cfg, "registry-data", annotations=KEEP_ANNOTATIONS), "spec": spec}
+            "metadata": _meta(cfg, reg, f"{reg.name}-data", annotations=KEEP_ANNOTATIONS), "spec": spec}
 
 
-def service(cfg: Config) -> dict:
-    return {"apiVersion": "v1", "kind": "Service", "metadata": metadata(cfg, "registry"),
-            "spec": {"type": "ClusterIP", "selector": registry_pods(cfg),
+def service(cfg: Config, reg: Registry) -> dict:
+    return {"apiVersion": "v1", "kind": "Service", "metadata": _meta(cfg, reg, reg.name),
+            "spec": {"type": "ClusterIP", "selector": registry_pods(cfg, reg),
                      # appProtocol http: Istio applies HTTP rules (methods, paths) only to ports it knows are HTTP.
                      "ports": [{"name": "http", "port": REGISTRY_PORT, "targetPort": "http", "protocol": "TCP",
                                 "appProtocol": "http"}]}}
@@ -86,16 +95,26 @@ def _probe(*, period: int, failures: int) -> dict:
             "failureThreshold": failures}
 
 
-def _container(cfg: Config) -> dict:
+def _credentials(reg: Registry) -> list:
+    if not (reg.mirror and reg.mirror.credentials_secret):
+        return []
+    return [{"name": f"REGISTRY_PROXY_{key.upper()}",
+             "valueFrom": {"secretKeyRef": {"name": reg.mirror.credentials_secret, "key": key}}}
+            for key in ("username", "password")]
+
+
+def _container(reg: Registry) -> dict:
+    env = _credentials(reg)
     return {
         "name": "registry",
-        "image": cfg.registry.image,
+        "image": reg.image,
+        **({"env": env} if env else {}),
         "imagePullPolicy": "IfNotPresent",
         "ports": [{"name": "http", "containerPort": REGISTRY_PORT, "protocol": "TCP"}],
         "startupProbe": _probe(period=2, failures=30),
         "readinessProbe": _probe(period=5, failures=3),
         "livenessProbe": _probe(period=10, failures=6),
-        "resources": cfg.registry.resources.as_dict(),
+        "resources": reg.resources.as_dict(),
         "securityContext": {
             "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}, "readOnlyRootFilesystem": True,
             "runAsGroup": RUN_AS, "runAsNonRoot": True, "runAsUser": RUN_AS,
@@ -108,45 +127,56 @@ def _container(cfg: Config) -> dict:
     }
 
 
-def pod_labels(cfg: Config) -> dict:
+def pod_labels(cfg: Config, reg: Registry) -> dict:
     revision = {"istio.io/rev": cfg.istio_revision} if cfg.istio_revision else {}
-    return {**metadata(cfg, "x")["labels"], **registry_pods(cfg), COMPONENT: "registry",
-            "sidecar.istio.io/inject": "true", **revision}
+    return {**_meta(cfg, reg, "x")["labels"], **registry_pods(cfg, reg), "sidecar.istio.io/inject": "true",
+            **revision}
 
 
-def deployment(cfg: Config) -> dict:
-    config_hash = hashlib.sha256(config_text(cfg).encode()).hexdigest()[:16]
+def deployment(cfg: Config, reg: Registry) -> dict:
+    config_hash = hashlib.sha256(config_text(cfg, reg).encode()).hexdigest()[:16]
     template = {
         "metadata": {
-            "labels": pod_labels(cfg),
+            "labels": pod_labels(cfg, reg),
             "annotations": {"kubectl.kubernetes.io/default-container": "registry",
                             "meshreg.dev/config-hash": config_hash},
         },
         "spec": {
-            "serviceAccountName": "registry",
+            "serviceAccountName": reg.name,
             "automountServiceAccountToken": False,
             "enableServiceLinks": False,
             "terminationGracePeriodSeconds": 30,
             # Pod-level runAsNonRoot would also bind istio-init, which needs root; it is set per container.
             "securityContext": {"fsGroup": RUN_AS, "fsGroupChangePolicy": "OnRootMismatch",
                                 "seccompProfile": {"type": "RuntimeDefault"}},
-            "containers": [_container(cfg)],
+            "containers": [_container(reg)],
             "volumes": [
-                {"name": "data", "persistentVolumeClaim": {"claimName": "registry-data"}},
-                {"name": "config", "configMap": {"name": "registry-config"}},
+                {"name": "data", "persistentVolumeClaim": {"claimName": f"{reg.name}-data"}},
+                {"name": "config", "configMap": {"name": f"{reg.name}-config"}},
                 {"name": "tmp", "emptyDir": {}},
             ],
         },
     }
     return {"apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": metadata(cfg, "registry", extra={COMPONENT: "registry"}),
+            "metadata": _meta(cfg, reg, reg.name),
             "spec": {"replicas": 1, "revisionHistoryLimit": 3,
                      # ReadWriteOnce volume: the old pod must let go before the new one mounts it.
                      "strategy": {"type": "Recreate"},
-                     "selector": {"matchLabels": registry_pods(cfg)}, "template": template}}
+                     "selector": {"matchLabels": registry_pods(cfg, reg)}, "template": template}}
 
 
-def peer_authentication(cfg: Config) -> dict:
+def peer_authentication(cfg: Config, reg: Registry) -> dict:
     return {"apiVersion": "security.istio.io/v1", "kind": "PeerAuthentication",
-            "metadata": metadata(cfg, "registry"),
-            "spec": {"selector": {"matchLabels": registry_pods(cfg)}, "mtls": {"mode": "STRICT"}}}
+            "metadata": _meta(cfg, reg, reg.name),
+            "spec": {"selector": {"matchLabels": registry_pods(cfg, reg)}, "mtls": {"mode": "STRICT"}}}
+
+
+def service_entry(cfg: Config, reg: Registry) -> dict:
+    """Lets a mirror's sidecar reach its upstream even where the mesh allows only known hosts."""
+    mirror = reg.mirror
+    protocol = "TLS" if mirror.upstream.startswith("https:") else "HTTP"
+    return {"apiVersion": "networking.istio.io/v1", "kind": "ServiceEntry",
+            "metadata": _meta(cfg, reg, f"{reg.name}-upstream"),
+            "spec": {"hosts": sorted({mirror.host, *mirror.extra_hosts}), "exportTo": ["."],
+                     "location": "MESH_EXTERNAL", "resolution": "DNS",
+                     "ports": [{"number": mirror.port, "name": protocol.lower(), "protocol": protocol}]}}
