@@ -6,9 +6,6 @@ import pathlib
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
-
 
 def pytest_addoption(parser):
     parser.addoption("--update-golden", action="store_true",

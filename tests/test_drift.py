@@ -11,7 +11,7 @@ import sys
 import pytest
 import yaml
 
-from conftest import ROOT, SHARED
+from paths import ROOT, SHARED
 
 SPLIT_CONFIG = "examples/gitpod-separate-registries/meshreg.yaml"
 REGENERATE = ("meshreg render > manifests/meshreg.yaml && meshreg render -o kustomize/base && "
