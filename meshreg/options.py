@@ -14,6 +14,8 @@ def cluster_options(func):
     """--kubeconfig and --context, as kubectl spells them."""
     func = click.option("--context", metavar="NAME", default=None,
                         help="Kubeconfig context to use [default: the current context].")(func)
-    func = click.option("--kubeconfig", metavar="PATH", default=None, envvar="KUBECONFIG",
-                        help="Kubeconfig file [default: $KUBECONFIG, then ~/.kube/config, then in-cluster].")(func)
+    # $KUBECONFIG is read by meshreg.cluster.connect, not here: an explicit --kubeconfig must exist, while entries
+    # of a $KUBECONFIG list that do not exist are skipped, as kubectl does.
+    func = click.option("--kubeconfig", metavar="PATH", default=None,
+                        help="Kubeconfig file(s) [default: $KUBECONFIG, then ~/.kube/config, then in-cluster].")(func)
     return func

@@ -1,0 +1,247 @@
+"""The one place meshreg talks to a Kubernetes API server: connect, get, list, apply, delete.
+
+Requests go through the official client's `ApiClient.call_api` with paths built from a small table of the kinds
+meshreg touches, rather than through `kubernetes.dynamic`: the set of kinds is fixed and known, so discovery would
+only add round trips (and a cache on disk) before the first useful request, and calling the client directly keeps
+the wire format (content type, `fieldManager`, `force`, `dryRun`) exactly what the code says.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from urllib.parse import quote
+
+from meshreg.errors import ClusterError, UsageError
+
+FIELD_MANAGER = "meshreg"
+APPLY_PATCH = "application/apply-patch+yaml"
+TIMEOUT = (10, 60)  # (connect, read) seconds for every request
+
+# (apiVersion, kind) -> (plural, namespaced)
+KINDS = {
+    ("v1", "Namespace"): ("namespaces", False),
+    ("v1", "Node"): ("nodes", False),
+    ("v1", "ServiceAccount"): ("serviceaccounts", True),
+    ("v1", "ConfigMap"): ("configmaps", True),
+    ("v1", "PersistentVolumeClaim"): ("persistentvolumeclaims", True),
+    ("v1", "Service"): ("services", True),
+    ("v1", "Pod"): ("pods", True),
+    ("v1", "Event"): ("events", True),
+    ("apps/v1", "Deployment"): ("deployments", True),
+    ("apps/v1", "DaemonSet"): ("daemonsets", True),
+    ("security.istio.io/v1", "PeerAuthentication"): ("peerauthentications", True),
+    ("security.istio.io/v1", "AuthorizationPolicy"): ("authorizationpolicies", True),
+    ("networking.istio.io/v1", "Gateway"): ("gateways", True),
+    ("networking.istio.io/v1", "VirtualService"): ("virtualservices", True),
+    ("networking.istio.io/v1", "ServiceEntry"): ("serviceentries", True),
+    ("discovery.k8s.io/v1", "EndpointSlice"): ("endpointslices", True),
+    ("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration"): ("mutatingwebhookconfigurations", False),
+}
+
+
+class ConflictError(ClusterError):
+    """Server-side apply found fields owned by another field manager."""
+
+    def __init__(self, message: str, managers=()):
+        super().__init__(message)
+        self.managers = list(managers)
+
+
+def resource_name(api_version: str, kind: str) -> str:
+    """`deployments.apps`, `configmaps`: how RBAC and kubectl name a resource."""
+    plural = _kind(api_version, kind)[0]
+    group = api_version.rpartition("/")[0]
+    return f"{plural}.{group}" if group else plural
+
+
+def _kind(api_version: str, kind: str) -> tuple[str, bool]:
+    try:
+        return KINDS[(api_version, kind)]
+    except KeyError:
+        raise ClusterError(f"meshreg does not handle {kind} ({api_version})") from None
+
+
+def object_path(api_version: str, kind: str, *, namespace: str | None = None, name: str | None = None) -> str:
+    """The REST path of a collection (name None) or of one object."""
+    plural, namespaced = _kind(api_version, kind)
+    prefix = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+    ns = f"/namespaces/{quote(namespace)}" if namespaced and namespace else ""
+    tail = f"/{quote(name)}" if name else ""
+    return f"{prefix}{ns}/{plural}{tail}"
+
+
+class Cluster:
+    """A connection to one API server; every method raises ClusterError (one line), never a client exception."""
+
+    def __init__(self, api_client, *, server: str):
+        self.api_client = api_client
+        self.server = server
+
+    def version(self) -> dict:
+        """GET /version: proves the server answers and the credentials work."""
+        return self._call("GET", "/version", what=("get", "the server version", None))
+
+    def served(self, api_version: str) -> set[str]:
+        """Resource names the server serves in a group version (empty when the group is not installed)."""
+        path = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+        body = self._call("GET", path, what=("get", f"API group {api_version}", None), missing_ok=True)
+        return {r["name"] for r in (body or {}).get("resources", []) if "/" not in r.get("name", "")}
+
+    def get(self, api_version: str, kind: str, name: str, *, namespace: str | None = None) -> dict | None:
+        """The live object, or None when it does not exist."""
+        path = object_path(api_version, kind, namespace=namespace, name=name)
+        return self._call("GET", path, what=("get", resource_name(api_version, kind), namespace), missing_ok=True)
+
+    def list(self, api_version: str, kind: str, *, namespace: str | None = None,
+             label_selector: str | None = None, field_selector: str | None = None) -> list[dict]:
+        """Objects of a kind in a namespace (or cluster-wide), optionally filtered by selectors."""
+        query = [(k, v) for k, v in (("labelSelector", label_selector), ("fieldSelector", field_selector)) if v]
+        path = object_path(api_version, kind, namespace=namespace)
+        body = self._call("GET", path, query=query, what=("list", resource_name(api_version, kind), namespace))
+        items = body.get("items") or []
+        for item in items:  # list items carry neither apiVersion nor kind
+            item.setdefault("apiVersion", api_version)
+            item.setdefault("kind", kind)
+        return items
+
+    def apply(self, obj: dict, *, dry_run: bool = False, force: bool = False,
+              field_manager: str = FIELD_MANAGER) -> dict:
+        """Server-side apply of `obj`; returns the object as the server now has it (or would, with dry_run)."""
+        meta = obj["metadata"]
+        api_version, kind = obj["apiVersion"], obj["kind"]
+        path = object_path(api_version, kind, namespace=meta.get("namespace"), name=meta["name"])
+        query = [("fieldManager", field_manager)]
+        if force:
+            query.append(("force", "true"))
+        if dry_run:
+            query.append(("dryRun", "All"))
+        return self._call("PATCH", path, query=query, body=obj, content_type=APPLY_PATCH,
+                          what=("patch", resource_name(api_version, kind), meta.get("namespace")))
+
+    def delete(self, api_version: str, kind: str, name: str, *, namespace: str | None = None,
+               propagation: str = "Background", dry_run: bool = False) -> bool:
+        """Delete an object; False when it was already gone (404 is success here)."""
+        path = object_path(api_version, kind, namespace=namespace, name=name)
+        query = [("dryRun", "All")] if dry_run else []
+        body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation}
+        gone = self._call("DELETE", path, query=query, body=body, content_type="application/json",
+                          what=("delete", resource_name(api_version, kind), namespace), missing_ok=True)
+        return gone is not None
+
+    def _call(self, method, path, *, what, query=(), body=None, content_type=None, missing_ok=False):
+        status, data = self._send(method, path, query=list(query), body=body, content_type=content_type)
+        if status == 404 and missing_ok:
+            return None
+        if status >= 300:
+            raise _translate(status, data, what=what)
+        return data
+
+    def _send(self, method, path, *, query, body, content_type):
+        headers = {"Accept": "application/json"}
+        if content_type:
+            headers["Content-Type"] = content_type
+        try:
+            _, url, headers, _, _ = self.api_client.param_serialize(
+                method=method, resource_path=path, query_params=query, header_params=headers,
+                auth_settings=["BearerToken"])
+            response = self.api_client.call_api(method, url, header_params=headers, body=body,
+                                                _request_timeout=TIMEOUT)
+            raw = response.read()
+        except Exception as e:  # urllib3, ssl, auth plugins: all mean "could not talk to the server"
+            raise ClusterError(f"cannot reach the Kubernetes API server at {self.server}: {_reason(e)}") from e
+        try:
+            return response.status, json.loads(raw or b"{}")
+        except ValueError:
+            return response.status, {"message": raw[:200].decode("utf-8", "replace").strip()}
+
+
+def connect(*, kubeconfig: str | None = None, context: str | None = None) -> Cluster:
+    """A Cluster for the kubeconfig context (or in-cluster config); fails before any request on bad input."""
+    from kubernetes import client, config
+
+    configuration = client.Configuration()
+    files = _kubeconfig_files(kubeconfig)
+    try:
+        if files:
+            _check_context(files, context)
+            config.load_kube_config(config_file=os.pathsep.join(files), context=context,
+                                    client_configuration=configuration, persist_config=False)
+        elif os.environ.get("KUBERNETES_SERVICE_HOST"):
+            if context:
+                raise UsageError(f"--context {context}: no kubeconfig found, and in-cluster config has no contexts")
+            config.load_incluster_config(client_configuration=configuration)
+        else:
+            raise UsageError("no kubeconfig found (~/.kube/config, $KUBECONFIG) and not running in a pod; "
+                             "pass --kubeconfig PATH")
+    except config.ConfigException as e:
+        raise UsageError(f"kubeconfig {os.pathsep.join(files) or '(in-cluster)'}: {_reason(e)}") from e
+    return Cluster(client.ApiClient(configuration), server=configuration.host)
+
+
+def _kubeconfig_files(explicit: str | None) -> list[str]:
+    """--kubeconfig must name readable files; $KUBECONFIG entries that do not exist are skipped, as kubectl does."""
+    if explicit:
+        paths = [os.path.expanduser(p) for p in explicit.split(os.pathsep) if p]
+        for path in paths:
+            try:
+                with open(path, "rb"):
+                    pass
+            except OSError as e:
+                raise UsageError(f"--kubeconfig {path}: cannot read: {e.strerror}") from e
+        return paths
+    listed = os.environ.get("KUBECONFIG") or "~/.kube/config"
+    return [p for p in (os.path.expanduser(x) for x in listed.split(os.pathsep) if x) if os.path.exists(p)]
+
+
+def _check_context(files: list[str], context: str | None) -> None:
+    import yaml
+
+    names, current = [], None
+    for path in files:
+        try:
+            with open(path, encoding="utf-8") as f:
+                doc = yaml.safe_load(f) or {}
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+            raise UsageError(f"kubeconfig {path}: cannot read: {_reason(e)}") from e
+        if not isinstance(doc, dict):
+            raise UsageError(f"kubeconfig {path}: not a kubeconfig (expected a mapping)")
+        names += [c.get("name") for c in doc.get("contexts") or [] if isinstance(c, dict)]
+        current = current or doc.get("current-context")
+    wanted = context or current
+    if not wanted:
+        raise UsageError(f"kubeconfig {files[0]}: no current-context; pass --context NAME")
+    if wanted not in names:
+        known = ", ".join(n for n in names if n) or "none"
+        raise UsageError(f"context {wanted!r} is not in the kubeconfig (contexts: {known})")
+
+
+def _reason(e: BaseException) -> str:
+    """The innermost useful line of a client or network exception."""
+    inner = getattr(e, "reason", None)
+    text = str(inner if isinstance(inner, BaseException) else e)
+    text = re.sub(r"<urllib3[^>]*>:?\s*", "", text)
+    return " ".join(text.split())[:300] or type(e).__name__
+
+
+def _translate(status: int, data: dict, *, what) -> ClusterError:
+    """An API error Status as one line meshreg can print."""
+    verb, resource, namespace = what
+    where = f" in namespace {namespace}" if namespace else ""
+    message = data.get("message") or data.get("reason") or f"HTTP {status}"
+    if status == 401:
+        return ClusterError(f"unauthorized: the server rejected the credentials ({message})")
+    if status == 403:
+        return ClusterError(f"forbidden: cannot {verb} {resource}{where}")
+    if status == 409:
+        causes = (data.get("details") or {}).get("causes") or []
+        managers = sorted({m for c in causes for m in re.findall(r'conflict with "([^"]+)"', c.get("message", ""))})
+        fields = ", ".join(c["field"] for c in causes if c.get("field"))
+        if managers:
+            return ConflictError(f"conflict: {resource} fields {fields} are owned by {', '.join(managers)}; "
+                                 "rerun with --force-conflicts to take them over", managers)
+        return ClusterError(f"conflict: {message}")
+    if status == 422:
+        return ClusterError(f"invalid: {message}")
+    return ClusterError(f"{verb} {resource}{where} failed: {message}")

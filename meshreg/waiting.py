@@ -1,0 +1,140 @@
+"""Wait for the registry and node-proxy rollouts with a live progress line; on timeout, say why from pods and events."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from meshreg.errors import ClusterError
+
+PULL_FAILURES = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
+
+
+class Progress:
+    """One status line on stderr: rewritten in place on a TTY, plain lines when piped or NO_COLOR, silent when quiet."""
+
+    def __init__(self, *, stream=None, quiet=False):
+        self.stream = stream or sys.stderr
+        self.quiet = quiet
+        self.live = not quiet and _isatty(self.stream) and "NO_COLOR" not in os.environ
+        self.last = None
+
+    def update(self, text: str) -> None:
+        if self.quiet or text == self.last:
+            return
+        if self.live:
+            self.stream.write(f"\r\x1b[K{text}")
+        else:
+            self.stream.write(f"{text}\n")
+        self.stream.flush()
+        self.last = text
+
+    def done(self) -> None:
+        if self.live and self.last is not None:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _isatty(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def rollout(obj: dict | None) -> tuple[bool, str]:
+    """(done, "ready/desired") for a Deployment or DaemonSet as the API server reports it."""
+    if obj is None:
+        return False, "missing"
+    status, spec = obj.get("status") or {}, obj.get("spec") or {}
+    observed = status.get("observedGeneration", 0) >= obj["metadata"].get("generation", 1)
+    if obj["kind"] == "Deployment":
+        want = spec.get("replicas", 1)
+        ready = status.get("availableReplicas", 0)
+        done = observed and status.get("updatedReplicas", 0) == want == ready and status.get("replicas", 0) == want
+        return done, f"{ready}/{want}"
+    want = status.get("desiredNumberScheduled", 0)
+    ready = status.get("numberReady", 0)
+    done = observed and status.get("updatedNumberScheduled", 0) == want == ready
+    return done, f"{ready}/{want} nodes"
+
+
+def wait(*, cluster, namespace: str, workloads, timeout: float, progress: Progress, interval: float = 2.0,
+         clock=time.monotonic, sleep=time.sleep) -> None:
+    """Poll `workloads` [(apiVersion, kind, name)] until every rollout is done, or raise ClusterError with a diagnosis."""
+    start = clock()
+    while True:
+        states = {w: rollout(cluster.get(w[0], w[1], w[2], namespace=namespace)) for w in workloads}
+        elapsed = clock() - start
+        progress.update("waiting: " + ", ".join(f"{w[2]} {text}" for w, (_, text) in states.items())
+                        + f" ({elapsed:.0f}s)")
+        pending = [w for w, (done, _) in states.items() if not done]
+        if not pending:
+            progress.done()
+            return
+        if elapsed >= timeout:
+            progress.done()
+            names = ", ".join(f"{w[1]} {namespace}/{w[2]} ({states[w][1]})" for w in pending)
+            causes = diagnose(cluster=cluster, namespace=namespace, workloads=pending)
+            raise ClusterError(f"timed out after {timeout:.0f}s waiting for {names}: "
+                               + ("; ".join(causes) or "no cause found in pod status or events; "
+                                  f"try kubectl -n {namespace} describe pods"))
+        sleep(interval)
+
+
+def diagnose(*, cluster, namespace: str, workloads) -> list[str]:
+    """Likely causes of a stuck rollout, from pod status, the PVCs and Warning events."""
+    events = [e for e in cluster.list("v1", "Event", namespace=namespace) if e.get("type") == "Warning"]
+    causes = _pvc_causes(cluster, namespace, events)
+    for api_version, kind, name in workloads:
+        workload = cluster.get(api_version, kind, name, namespace=namespace)
+        selector = ((workload or {}).get("spec", {}).get("selector") or {}).get("matchLabels") or {}
+        pods = cluster.list("v1", "Pod", namespace=namespace,
+                            label_selector=",".join(f"{k}={v}" for k, v in sorted(selector.items())))
+        found = [c for pod in pods for c in _pod_causes(pod)]
+        if not pods:  # nothing was created: the controller says why (PodSecurity, quota, ...)
+            found = [f"{kind} {name}: {e.get('message', '').strip()}" for e in events
+                     if e.get("involvedObject", {}).get("name", "").startswith(name)
+                     and e.get("reason") == "FailedCreate"][-1:]
+        causes += [c for c in found if c not in causes]
+    return causes
+
+
+def _pvc_causes(cluster, namespace, events) -> list[str]:
+    out = []
+    for pvc in cluster.list("v1", "PersistentVolumeClaim", namespace=namespace):
+        if (pvc.get("status") or {}).get("phase") == "Pending":
+            name = pvc["metadata"]["name"]
+            why = [e.get("message", "") for e in events if e.get("involvedObject", {}).get("name") == name]
+            out.append(f"PersistentVolumeClaim {name} is Pending" + (f": {why[-1].strip()}" if why else
+                                                                     " (no storage class or volume can bind it)"))
+    return out
+
+
+def _pod_causes(pod: dict) -> list[str]:
+    name = pod["metadata"]["name"]
+    spec, status = pod.get("spec") or {}, pod.get("status") or {}
+    out = []
+    containers = [c.get("name") for c in (spec.get("containers") or []) + (spec.get("initContainers") or [])]
+    if "istio-proxy" not in containers:
+        out.append(f"pod {name}: no istio-proxy sidecar was injected (check the namespace's injection label "
+                   "and that istiod is running)")
+    for cond in status.get("conditions") or []:
+        if cond.get("type") == "PodScheduled" and cond.get("status") == "False":
+            message = (cond.get("message") or cond.get("reason") or "").strip()
+            hint = " (the hostPort is already taken on those nodes)" if "free ports" in message else ""
+            out.append(f"pod {name} cannot be scheduled: {message}{hint}")
+    for cs in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
+        waiting = (cs.get("state") or {}).get("waiting") or {}
+        if waiting.get("reason") in PULL_FAILURES and cs.get("image") == "auto":
+            out.append(f"pod {name}: Istio did not inject the gateway (image: auto was never replaced; check the "
+                       "namespace's injection label and that istiod is running)")
+        elif waiting.get("reason") in PULL_FAILURES:
+            out.append(f"pod {name}: cannot pull image {cs.get('image')}: {waiting.get('message', waiting['reason'])}")
+        elif waiting.get("reason") == "CrashLoopBackOff":
+            last = (cs.get("lastState") or {}).get("terminated") or {}
+            out.append(f"pod {name}: container {cs.get('name')} keeps crashing (last exit code "
+                       f"{last.get('exitCode', '?')}, {last.get('reason', 'unknown')}); "
+                       f"see kubectl logs -n {pod['metadata'].get('namespace')} {name} -c {cs.get('name')} --previous")
+    return out
