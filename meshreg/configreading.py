@@ -44,6 +44,7 @@ def read_config(r: Reader, data: object, name: str) -> Config:
     hosting = r.mapping(spec["localRegistryHosting"], p + ("localRegistryHosting",),
                         {"host": None, "help": LocalRegistryHosting.help})
     default = next(x for x in registries if x.default)
+    _check_node_proxy_writes_nothing(r, spec, registries, several)
     return Config(
         name=r.string(meta["name"], ("metadata", "name"), names.check_label),
         namespace=r.string(spec["namespace"], p + ("namespace",), _check_namespace),
@@ -118,6 +119,19 @@ def _read_entry(r: Reader, value: object, p: tuple, *, implicit_default: bool) -
         writers=writers, publisher=publisher,
         mirror=_read_mirror(r, m["mirror"], p + ("mirror",)) if role == "mirror" else None,
     )
+
+
+def _check_node_proxy_writes_nothing(r: Reader, spec: dict, registries, several: bool) -> None:
+    """The node proxy serves unauthenticated reads: its identity must never be a writer or a publisher."""
+    proxy = f"{spec['namespace']}/node-proxy"
+    for i, reg in enumerate(registries):
+        base = ("spec", "registries", i) if several else ("spec",)
+        for j, writer in enumerate(reg.writers):
+            if writer.service_account == proxy:
+                r.fail(base + ("writers", j, "serviceAccount"),
+                       f"{proxy!r} is the node proxy, which serves unauthenticated reads: it can never be a writer")
+        if reg.publisher == proxy:
+            r.fail(base + ("publisher",), f"{proxy!r} is the node proxy: it can never publish")
 
 
 def _read_mirror(r: Reader, value: object, path: tuple) -> Mirror:

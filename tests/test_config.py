@@ -85,6 +85,8 @@ def test_load_of_a_missing_file_says_how_to_make_one(tmp_path):
     ("  writers:\n    - {serviceAccount: a/b, repositories: [x, x/]}\n", "lists the same prefix twice"),
     ("  writers:\n    - {serviceAccount: a/b, repositories: [Team/]}\n", "'Team/' is not a repository prefix"),
     ("  writers:\n    - {serviceAccount: a/b, repositories: ['team-*']}\n", "'team-*' is not a repository prefix"),
+    ("  writers:\n    - {serviceAccount: meshreg/node-proxy}\n",
+     "meshreg.yaml:6: spec.writers[0].serviceAccount: 'meshreg/node-proxy' is the node proxy"),
     ("  writers:\n    - {serviceAccount: a/b, delete: true}\n",
      "spec.writers[0].delete: grants DELETE but spec.registry.deleteEnabled is false"),
 ])
