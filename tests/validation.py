@@ -63,6 +63,16 @@ def validate(obj: dict, version: str) -> list[str]:
     return validate_crd_object(obj) if is_custom(obj) else validate_kubernetes(obj, version)
 
 
+def errors_in(objects: list[dict], versions: list[str]) -> list[str]:
+    """Every error in `objects`, each named KIND/NAME; built-in kinds checked against each of `versions`."""
+    out = []
+    for obj in objects:
+        name = f"{obj['kind']}/{obj['metadata']['name']}"
+        for version in (versions[:1] if is_custom(obj) else versions):
+            out += [f"{name} ({version}): {e}" for e in validate(obj, version)]
+    return out
+
+
 # --- CRD schemas -------------------------------------------------------------------------------------------------
 
 
