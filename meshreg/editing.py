@@ -38,10 +38,8 @@ class Edit:
 def grant(text: str, *, name: str, identity: str, repositories: tuple = (), delete: bool = False,
           registry: str | None = None) -> Edit:
     """Make `identity` a writer, or widen it: new prefixes, `*` for every repository, or the DELETE grant."""
-    prefixes = _prefixes(identity, repositories)
-    cfg = config.from_text(text, name=name)
-    reg = _writable(cfg, registry)
-    old = _writer(cfg, identity, reg.name)
+    prefixes, cfg, reg, old = _current(text, name=name, identity=identity, repositories=repositories,
+                                       registry=registry)
     if identity == cfg.node_proxy_identity:
         raise UsageError(f"{identity} is the node proxy, which serves unauthenticated reads: it can never be a writer")
     if old is not None:
@@ -63,10 +61,8 @@ def grant(text: str, *, name: str, identity: str, repositories: tuple = (), dele
 def revoke(text: str, *, name: str, identity: str, repositories: tuple = (), delete: bool = False,
            registry: str | None = None) -> Edit:
     """Remove a writer, some of its prefixes (the last one removes the writer: revoking never widens), or DELETE."""
-    prefixes = _prefixes(identity, repositories)
-    cfg = config.from_text(text, name=name)
-    reg = _writable(cfg, registry)
-    old = _writer(cfg, identity, reg.name)
+    prefixes, cfg, reg, old = _current(text, name=name, identity=identity, repositories=repositories,
+                                       registry=registry)
     if old is None:
         where = f" of registry {reg.name}" if len(cfg.registries) > 1 else ""
         raise UsageError(f"{identity} is not a writer{where} in {name} (see `meshreg policy list`)")
@@ -123,6 +119,14 @@ def _prefixes(identity: str, repositories: tuple) -> tuple:
         if problem:
             raise UsageError(f"--repo: {problem}")
     return tuple(dict.fromkeys(names.normalize_prefix(r) for r in repositories))
+
+
+def _current(text: str, *, name: str, identity: str, repositories: tuple, registry: str | None) -> tuple:
+    """The checked prefixes, the config, the registry edited and the writer as it is now (or None)."""
+    prefixes = _prefixes(identity, repositories)
+    cfg = config.from_text(text, name=name)
+    reg = _writable(cfg, registry)
+    return prefixes, cfg, reg, _writer(cfg, identity, reg.name)
 
 
 def _writable(cfg, registry: str | None):
