@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 
 from click.testing import CliRunner
 
@@ -10,9 +12,20 @@ from meshreg import starter
 from meshreg.cli import main
 
 
+@contextlib.contextmanager
+def _inside(directory):
+    """Run in `directory`, then go back (what CliRunner.isolated_filesystem did before click deprecated it)."""
+    before = os.getcwd()
+    os.chdir(directory)
+    try:
+        yield
+    finally:
+        os.chdir(before)
+
+
 def run(args, cwd):
     runner = CliRunner()
-    with runner.isolated_filesystem(temp_dir=cwd):
+    with _inside(cwd):
         (cwd_file := __import__("pathlib").Path("meshreg.yaml")).write_text(starter.TEXT)
         result = runner.invoke(main, args, catch_exceptions=False)
         return result, cwd_file.read_text()
@@ -20,7 +33,7 @@ def run(args, cwd):
 
 def test_grant_writes_the_writer_and_check_allows_its_push(tmp_path):
     runner = CliRunner()
-    with runner.isolated_filesystem(temp_dir=tmp_path):
+    with _inside(tmp_path):
         open("meshreg.yaml", "w").write(starter.TEXT)
         assert runner.invoke(main, ["policy", "grant", "ci/b", "--repo", "team-a/"]).exit_code == 0
         ok = runner.invoke(main, ["policy", "check", "--as", "ci/b", "push", "team-a/app:v1"])
@@ -37,7 +50,7 @@ def test_a_refused_grant_exits_2_and_leaves_the_file_byte_identical(tmp_path):
 
 def test_grant_without_a_config_file_says_to_run_init(tmp_path):
     runner = CliRunner()
-    with runner.isolated_filesystem(temp_dir=tmp_path):
+    with _inside(tmp_path):
         result = runner.invoke(main, ["policy", "grant", "a/b"])
     assert result.exit_code == 2 and "meshreg init" in result.output
 
