@@ -1,0 +1,54 @@
+"""End-to-end fixtures: one lab per config for the whole session, on loopback, stopped afterwards."""
+
+from __future__ import annotations
+
+import pathlib
+
+import pytest
+
+from lab import images
+from lab.mesh import Lab
+from lab.processes import missing_parts
+
+from e2e_cases import WITH_DELETE, WITHOUT_DELETE
+
+HERE = pathlib.Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if HERE in pathlib.Path(str(item.fspath)).resolve().parents:
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(scope="session")
+def real_parts():
+    hints = missing_parts()
+    if hints:
+        pytest.skip("end-to-end tests need real parts; install " + "; ".join(hints))
+
+
+def _lab(tmp_path_factory, text: str, name: str):
+    lab = Lab(text, tmp_path_factory.mktemp(name))
+    try:
+        yield lab
+    finally:
+        lab.close()
+
+
+@pytest.fixture(scope="session")
+def lab(real_parts, tmp_path_factory):
+    """deleteEnabled, an unscoped writer who may delete, a writer scoped to team-a/."""
+    yield from _lab(tmp_path_factory, WITH_DELETE, "lab")
+
+
+@pytest.fixture(scope="session")
+def nodelete_lab(real_parts, tmp_path_factory):
+    """deleteEnabled false, one unscoped writer."""
+    yield from _lab(tmp_path_factory, WITHOUT_DELETE, "nodelete")
+
+
+@pytest.fixture(scope="session")
+def image(tmp_path_factory) -> images.Image:
+    """A small image, new content every session (so no registry or skopeo cache already knows its blobs)."""
+    return images.build(tmp_path_factory.mktemp("image") / "layout", layer_sizes=(2048, 8192))

