@@ -75,9 +75,8 @@ def up(config_path, kubeconfig, context, dry_run, no_wait, timeout, adopt, force
         except ClusterError as e:
             raise ClusterError(f"{e} (all {len(outcomes)} objects were applied)") from e
     click.echo(_addresses(cfg))
-    for line in rendering.notices(cfg):
-        if not line.startswith("no writers"):  # the addresses above already say so
-            _say(line)
+    for line in rendering.notices(cfg, writers=False):  # the addresses above already name the writers
+        _say(line)
 
 
 def _prune(cfg, objects, cluster, *, dry_run, applied):

@@ -34,12 +34,13 @@ def render(cfg: Config) -> list[dict]:
     ]
 
 
-def notices(cfg: Config) -> list[str]:
-    """Hints for a person reading the render on a terminal (never part of the manifests)."""
+def notices(cfg: Config, *, writers: bool = True) -> list[str]:
+    """Hints for a person reading the render on a terminal (never part of the manifests); `writers=False`
+    leaves out the "no writers" hint for commands that already print the writers."""
     out = []
     for reg in cfg.registries:
         label = "" if len(cfg.registries) == 1 else f"registry {reg.name}: "
-        if reg.role == "images" and not reg.writers:
+        if writers and reg.role == "images" and not reg.writers:
             out.append(f"{label}no writers: nobody can push. Grant one with `meshreg policy grant NS/SA` "
                        "(e.g. meshreg policy grant builds/kaniko), then render again.")
         if cfg.node_proxy.enabled and "*" not in reg.readers:
