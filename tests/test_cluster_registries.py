@@ -69,3 +69,15 @@ def test_dropping_a_registry_prunes_its_objects_but_keeps_its_data(fake, tmp_pat
     assert fake.get("v1", "ConfigMap", "meshreg-gitpod-registries", namespace="kube-public") is None
     assert fake.get("v1", "PersistentVolumeClaim", "service-images-data", namespace=ns) is not None
     assert fake.get("apps/v1", "Deployment", "workspace-images", namespace=ns) is not None
+
+
+def test_down_removes_every_registry_but_keeps_each_volume(fake, tmp_path):
+    (tmp_path / "meshreg.yaml").write_text(SPLIT)
+    assert run("up", "-q").exit_code == 0
+    result = run("down")
+    assert result.exit_code == 0, result.output
+    ns = "gitpod-registry"
+    for name in ("workspace-images", "service-images"):
+        assert fake.get("apps/v1", "Deployment", name, namespace=ns) is None
+        assert fake.get("v1", "PersistentVolumeClaim", f"{name}-data", namespace=ns) is not None
+    assert fake.get("v1", "ConfigMap", "meshreg-gitpod-registries", namespace="kube-public") is None
