@@ -186,8 +186,7 @@ def _kubeconfig_files(explicit: str | None) -> list[str]:
         paths = [os.path.expanduser(p) for p in explicit.split(os.pathsep) if p]
         for path in paths:
             try:
-                with open(path, "rb"):
-                    pass
+                open(path, "rb").close()  # readable, not merely present: root passes os.access regardless
             except OSError as e:
                 raise UsageError(f"--kubeconfig {path}: cannot read: {e.strerror}") from e
         return paths

@@ -156,10 +156,6 @@ class Config:
         return f"{name}.{self.namespace}.svc.cluster.local:{REGISTRY_PORT}"
 
     @property
-    def registry_service_host(self) -> str:
-        return self.service_host()
-
-    @property
     def node_proxy_identity(self) -> str:
         return f"{self.namespace}/node-proxy"
 

@@ -53,9 +53,9 @@ def report(*, cluster, cfg, manifests) -> dict:
     published = _published(cluster, cfg)
     registries = [_registry(cluster, cfg, reg, published.get(reg.name)) for reg in cfg.registries]
     default = next(r for r in registries if r["default"])
+    # "registry" is the default registry's entry, for scripts that only ever have one.
     out = {"server": cluster.server, "objects": objects, "registries": registries,
-           "registry": default, "nodeProxy": _node_proxy(cluster, cfg), "mtls": default["mtls"],
-           "writers": default["writers"], "addresses": default["addresses"]}
+           "registry": default, "nodeProxy": _node_proxy(cluster, cfg)}
     out["healthy"] = healthy(out)
     return out
 

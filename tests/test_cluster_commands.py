@@ -234,8 +234,8 @@ def test_status_after_up_is_healthy_when_pods_carry_the_sidecar(fake):
     result = run("status", "-o", "json")
     report = json.loads(result.output)
     assert result.exit_code == 0, result.output
-    assert report["mtls"]["effective"] == "STRICT"
-    assert report["addresses"]["hostFromContainerRuntime"] == "localhost:5000"
+    assert report["registry"]["mtls"]["effective"] == "STRICT"
+    assert report["registry"]["addresses"]["hostFromContainerRuntime"] == "localhost:5000"
 
 
 def test_status_reports_drift_and_exits_one(fake):

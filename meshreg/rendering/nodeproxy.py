@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from meshreg.config import REGISTRY_PORT, Config
-from meshreg.rendering.labels import COMPONENT, metadata, node_proxy_pods
+from meshreg.rendering.labels import COMPONENT, common, metadata, node_proxy_pods
 
 NAME = "node-proxy"
 
 
 def _pod_labels(cfg: Config) -> dict:
     revision = {"istio.io/rev": cfg.istio_revision} if cfg.istio_revision else {}
-    return {**metadata(cfg, NAME)["labels"], **node_proxy_pods(cfg), COMPONENT: NAME,
+    return {**common(cfg), **node_proxy_pods(cfg), COMPONENT: NAME,
             "sidecar.istio.io/inject": "true", **revision}
 
 

@@ -7,7 +7,7 @@ import hashlib
 import yaml
 
 from meshreg.config import REGISTRY_PORT, Config, Registry
-from meshreg.rendering.labels import COMPONENT, REGISTRY, metadata, registry_pods
+from meshreg.rendering.labels import COMPONENT, REGISTRY, common, metadata, registry_pods
 
 DATA_DIR = "/var/lib/registry"
 # Argo CD and Flux must never delete registry data, whatever happens to the manifests in Git.
@@ -33,9 +33,8 @@ def service_account(cfg: Config, name: str) -> dict:
             "automountServiceAccountToken": False}
 
 
-def distribution_config(cfg: Config, reg: Registry | None = None) -> dict:
+def distribution_config(cfg: Config, reg: Registry) -> dict:
     """The registry's own config.yml (CNCF distribution 2.x)."""
-    reg = reg or cfg.registry
     out = {
         "version": 0.1,
         "log": {"level": "info", "formatter": "text", "fields": {"service": "registry"}},
@@ -129,7 +128,7 @@ def _container(reg: Registry) -> dict:
 
 def pod_labels(cfg: Config, reg: Registry) -> dict:
     revision = {"istio.io/rev": cfg.istio_revision} if cfg.istio_revision else {}
-    return {**_meta(cfg, reg, "x")["labels"], **registry_pods(cfg, reg), "sidecar.istio.io/inject": "true",
+    return {**common(cfg), COMPONENT: "registry", **registry_pods(cfg, reg), "sidecar.istio.io/inject": "true",
             **revision}
 
 
