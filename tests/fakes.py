@@ -1,4 +1,4 @@
-"""An in-memory stand-in for meshreg.cluster.Cluster with the API server's semantics where meshreg relies on them.
+"""An in-memory stand-in for meshreg.cluster.client.Cluster with the API server's semantics where meshreg relies on them.
 
 resourceVersion bumps only on a real change; get/delete of a missing object is None/False (404); server-side apply
 tracks which field manager owns which leaf field and raises ConflictError (409) when another manager owns a field
@@ -11,13 +11,18 @@ import copy
 import itertools
 import re
 
-from meshreg.cluster import KINDS, ConflictError
+from meshreg.cluster.client import KINDS, ConflictError
 from meshreg.errors import ClusterError
 
 ISTIO_GROUPS = {
     "security.istio.io/v1": {"authorizationpolicies", "peerauthentications", "requestauthentications"},
     "networking.istio.io/v1": {"gateways", "virtualservices", "destinationrules", "serviceentries"},
 }
+# Istio's sidecar injector webhook as istioctl installs it, selecting namespaces labelled istio-injection=enabled.
+INJECTOR = {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
+            "metadata": {"name": "istio-sidecar-injector"},
+            "webhooks": [{"name": "namespace.sidecar-injector.istio.io", "namespaceSelector": {
+                "matchExpressions": [{"key": "istio-injection", "operator": "In", "values": ["enabled"]}]}}]}
 NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 
 
@@ -61,7 +66,7 @@ _SERVER_OWNED = {("metadata", "resourceVersion"), ("metadata", "generation"), ("
 
 
 class FakeCluster:
-    """Same interface as meshreg.cluster.Cluster; `objects` is the whole cluster state."""
+    """Same interface as meshreg.cluster.client.Cluster; `objects` is the whole cluster state."""
 
     def __init__(self, *, served=None, server="https://fake.invalid:6443"):
         self.server = server

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from meshreg.config import Config, from_text
-from meshreg.rendering import render
+from meshreg.render import render
 
 from . import envoy, rbac
 from .pki import Authority, Identity, spiffe

@@ -1,0 +1,165 @@
+"""The commands that talk to a cluster: `meshreg up`, `down` and `status`."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from meshreg import config
+from meshreg import render as rendering
+from meshreg.cli.options import cluster_options, config_option
+from meshreg.cluster import apply as applying
+from meshreg.cluster import client as clusters
+from meshreg.cluster import preflight
+from meshreg.cluster import status as statuses
+from meshreg.cluster import wait as waiting
+from meshreg.errors import ClusterError, UsageError
+from meshreg.render import labels
+
+HOSTING_NAMESPACE = "kube-public"
+
+
+def _prepare(config_path, kubeconfig, context):
+    """Config, render and connection, in that order: bad input fails before any request."""
+    cfg = config.load(config_path)
+    objects = rendering.render(cfg)
+    cluster = clusters.connect(kubeconfig=kubeconfig, context=context)  # looked up now, so tests can swap it
+    return cfg, objects, cluster
+
+
+def _say(line: str) -> None:
+    click.echo(f"meshreg: {line}", err=True)
+
+
+def _workloads(cfg) -> list[tuple]:
+    out = [("apps/v1", "Deployment", reg.name) for reg in cfg.registries]
+    if cfg.node_proxy.enabled:
+        out.append(("apps/v1", "DaemonSet", "node-proxy"))
+    return out
+
+
+@click.command()
+@config_option
+@cluster_options
+@click.option("--dry-run", is_flag=True, help="Server-side dry run: print what would be created, changed or "
+                                              "pruned, and change nothing.")
+@click.option("--no-wait", is_flag=True, help="Do not wait for the registry and node proxy to be ready.")
+@click.option("--timeout", type=click.FloatRange(min=1), default=300, show_default=True, metavar="SECONDS",
+              help="How long to wait for the rollout.")
+@click.option("--adopt", is_flag=True, help="Take over existing objects with meshreg's names that meshreg "
+                                            "does not manage (otherwise they are reported and left alone).")
+@click.option("--force-conflicts", is_flag=True, help="Take over fields another field manager owns.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress line.")
+def up(config_path, kubeconfig, context, dry_run, no_wait, timeout, adopt, force_conflicts, quiet):
+    """Deploy (or update) the registry, node proxy and policies to the cluster, then prune what the config no
+    longer renders and wait for the rollout.
+
+    \b
+    Examples:
+      meshreg up
+      meshreg up --dry-run            # what would change, changing nothing
+      meshreg up -c prod.yaml --context prod --timeout 600
+    """
+    cfg, objects, cluster = _prepare(config_path, kubeconfig, context)
+    for warning in preflight.preflight(cluster=cluster, manifests=objects):
+        _say(f"warning: {warning}")
+    if dry_run:
+        click.echo(f"server dry run on {cluster.server}; nothing is changed")
+    outcomes = applying.apply(manifests=objects, cluster=cluster, dry_run=dry_run, force_conflicts=force_conflicts,
+                              adopt=adopt, on_outcome=_print_outcome)
+    pruned = _prune(cfg, objects, cluster, dry_run=dry_run, applied=len(outcomes))
+    click.echo(_summary(outcomes + pruned, dry_run=dry_run))
+    if dry_run:
+        return
+    if not no_wait:
+        try:
+            waiting.wait(cluster=cluster, namespace=cfg.namespace, workloads=_workloads(cfg), timeout=timeout,
+                         progress=waiting.Progress(quiet=quiet))
+        except ClusterError as e:
+            raise ClusterError(f"{e} (all {len(outcomes)} objects were applied)") from e
+    click.echo(_addresses(cfg))
+    for line in rendering.notices(cfg, writers=False):  # the addresses above already name the writers
+        _say(line)
+
+
+def _prune(cfg, objects, cluster, *, dry_run, applied):
+    try:
+        return applying.prune(manifests=objects, cluster=cluster, selector=labels.instance_selector(cfg),
+                              namespaces=[cfg.namespace, HOSTING_NAMESPACE], dry_run=dry_run,
+                              on_outcome=_print_outcome)
+    except ClusterError as e:
+        raise ClusterError(f"{e} (all {applied} objects were applied; pruning stopped there)") from e
+
+
+def _print_outcome(outcome) -> None:
+    click.echo(f"{outcome.action:<11} {outcome}")
+
+
+def _summary(outcomes, *, dry_run) -> str:
+    counts = {}
+    for o in outcomes:
+        counts[o.action] = counts.get(o.action, 0) + 1
+    text = ", ".join(f"{n} {action}" for action, n in counts.items())
+    return f"{'dry run: ' if dry_run else ''}{text or 'nothing to do'}"
+
+
+def _addresses(cfg) -> str:
+    lines = []
+    for reg in sorted(cfg.registries, key=lambda r: (not r.default, r.name)):
+        if len(cfg.registries) > 1:
+            lines.append(f"registry {reg.name} ({reg.role}{', default' if reg.default else ''}):")
+        pull = f"localhost:{reg.port}" if cfg.node_proxy.enabled else "none (nodeProxy is disabled)"
+        writers = ", ".join(w.service_account for w in reg.effective_writers) or (
+            "no writers: nobody can push; run meshreg policy grant NS/SA" if reg.role == "images"
+            else f"nobody ({reg.role})")
+        lines += [f"push (in-cluster writers): {cfg.service_host(reg)}",
+                  f"pull (pod specs):          {pull}",
+                  f"writers:                   {writers}"]
+    return "\n".join(lines)
+
+
+@click.command()
+@config_option
+@cluster_options
+@click.option("--purge", is_flag=True, help="Also delete the registry's data (its PVC) and its namespace.")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask before --purge deletes data.")
+def down(config_path, kubeconfig, context, purge, yes):
+    """Remove what `meshreg up` applied, in reverse order. Keeps the PVC (the images) and its namespace unless
+    --purge. Safe to run twice.
+
+    \b
+    Examples:
+      meshreg down
+      meshreg down --purge --yes      # everything, images included
+    """
+    cfg, objects, cluster = _prepare(config_path, kubeconfig, context)
+    if purge and not yes:
+        if not sys.stdin.isatty():
+            raise UsageError("--purge deletes the registry's images; add --yes to confirm (no terminal to ask on)")
+        click.confirm(f"Delete PersistentVolumeClaim {cfg.namespace}/registry-data (every image) and namespace "
+                      f"{cfg.namespace} on {cluster.server}?", abort=True, err=True)
+    outcomes = applying.remove(manifests=objects, cluster=cluster, purge=purge, on_outcome=_print_outcome)
+    click.echo(_summary(outcomes, dry_run=False))
+
+
+@click.command()
+@config_option
+@cluster_options
+@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="Output format.")
+@click.pass_context
+def status(ctx, config_path, kubeconfig, context, output):
+    """Show each object (present, missing or drifted from the config), readiness, mTLS mode, writers and the
+    published addresses. Exit code 0 when healthy, 1 when not.
+
+    \b
+    Examples:
+      meshreg status
+      meshreg status -o json | jq .registry
+    """
+    cfg, objects, cluster = _prepare(config_path, kubeconfig, context)
+    report = statuses.report(cluster=cluster, cfg=cfg, manifests=objects)
+    click.echo(json.dumps(report, indent=2) if output == "json" else statuses.text(report))
+    ctx.exit(0 if report["healthy"] else 1)

@@ -1,0 +1,184 @@
+"""`meshreg status`: what is deployed, whether it matches the config, whether it is ready, and where to push/pull."""
+
+from __future__ import annotations
+
+import yaml
+
+from meshreg.cluster.apply import key_of, ordered, read_live
+from meshreg.errors import ClusterError
+from meshreg.cluster.wait import rollout
+
+HOSTING = ("kube-public", "local-registry-hosting")
+
+
+def drifted(rendered, live) -> list[str]:
+    """Dotted paths where the live object differs from what meshreg renders (rendered fields as a subset)."""
+    if rendered in ({}, []) and live is None:  # an empty map or list the server did not keep
+        return []
+    if isinstance(rendered, dict):
+        if not isinstance(live, dict):
+            return [""]
+        return [f".{k}{sub}" for k, v in rendered.items() for sub in drifted(v, live.get(k))]
+    if isinstance(rendered, list):
+        if not isinstance(live, list) or len(live) != len(rendered):
+            return [""]
+        return [f"[{i}]{sub}" for i, (r, v) in enumerate(zip(rendered, live)) for sub in drifted(r, v)]
+    return [] if _same_scalar(rendered, live) else [""]
+
+
+def _same_scalar(rendered, live) -> bool:
+    if rendered == live or str(rendered) == str(live):
+        return True
+    # The server stores quantities in canonical form ("0.5" becomes "500m", "1024Mi" becomes "1Gi").
+    from kubernetes.utils import parse_quantity
+    try:
+        return isinstance(rendered, str) and isinstance(live, str) and parse_quantity(rendered) == parse_quantity(live)
+    except ValueError:
+        return False
+
+
+def report(*, cluster, cfg, manifests) -> dict:
+    """Everything `status` prints, as data (also the -o json shape)."""
+    objs = ordered(manifests)
+    lives = read_live(objs, cluster)
+    objects = []
+    for obj in objs:
+        live = lives[key_of(obj)]
+        state = "missing" if live is None else ("drifted" if drifted(obj, live) else "present")
+        entry = {"kind": obj["kind"], "namespace": obj["metadata"].get("namespace"),
+                 "name": obj["metadata"]["name"], "state": state}
+        if state == "drifted":
+            entry["fields"] = drifted(obj, live)[:5]
+        objects.append(entry)
+    published = _published(cluster, cfg)
+    registries = [_registry(cluster, cfg, reg, published.get(reg.name)) for reg in cfg.registries]
+    default = next(r for r in registries if r["default"])
+    # "registry" is the default registry's entry, for scripts that only ever have one.
+    out = {"server": cluster.server, "objects": objects, "registries": registries,
+           "registry": default, "nodeProxy": _node_proxy(cluster, cfg)}
+    out["healthy"] = healthy(out)
+    return out
+
+
+def healthy(r: dict) -> bool:
+    """Every object present and as rendered, registry pods ready with a sidecar, node proxy ready everywhere."""
+    proxy = r["nodeProxy"]
+    return (all(o["state"] == "present" for o in r["objects"])
+            and all(reg["ready"] and reg["pods"] > 0 and reg["withSidecar"] == reg["pods"] for reg in r["registries"])
+            and (not proxy["enabled"] or proxy["ready"]))
+
+
+def _registry(cluster, cfg, reg, addresses) -> dict:
+    deployment = cluster.get("apps/v1", "Deployment", reg.name, namespace=cfg.namespace)
+    done, text = rollout(deployment)
+    pods = cluster.list("v1", "Pod", namespace=cfg.namespace, label_selector=_selector(deployment)) \
+        if _selector(deployment) else []
+    with_sidecar = sum(1 for p in pods if "istio-proxy" in _containers(p))
+    return {"name": reg.name, "role": reg.role, "default": reg.default, "ready": done, "replicas": text,
+            "pods": len(pods), "withSidecar": with_sidecar, "mtls": _mtls(cluster, cfg, reg.name),
+            "writers": [w.service_account for w in reg.effective_writers],
+            "endpoints": _ready_endpoints(cluster, cfg, reg.name), "addresses": addresses}
+
+
+def _selector(obj) -> str:
+    labels = (((obj or {}).get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+    return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+
+
+def _ready_endpoints(cluster, cfg, service: str) -> int:
+    """Ready endpoints behind a registry's Service: the hostFromClusterNetwork path, as far as the API shows it."""
+    try:
+        slices = cluster.list("discovery.k8s.io/v1", "EndpointSlice", namespace=cfg.namespace,
+                              label_selector=f"kubernetes.io/service-name={service}")
+    except ClusterError:
+        return -1
+    return sum(1 for s in slices for e in (s.get("endpoints") or [])
+               if (e.get("conditions") or {}).get("ready", True))
+
+
+def _containers(pod) -> list[str]:
+    spec = pod.get("spec") or {}
+    return [c.get("name") for c in (spec.get("containers") or []) + (spec.get("initContainers") or [])]
+
+
+def _node_proxy(cluster, cfg) -> dict:
+    if not cfg.node_proxy.enabled:
+        return {"enabled": False, "ready": True, "nodes": "disabled"}
+    done, text = rollout(cluster.get("apps/v1", "DaemonSet", "node-proxy", namespace=cfg.namespace))
+    return {"enabled": True, "ready": done, "nodes": text}
+
+
+def _mtls(cluster, cfg, name: str) -> dict:
+    """The registry's PeerAuthentication mode, and the namespace- and mesh-wide ones (Istio's default: PERMISSIVE)."""
+    def mode(pa):
+        return ((pa or {}).get("spec", {}).get("mtls") or {}).get("mode") or "UNSET"
+
+    workload = cluster.get("security.istio.io/v1", "PeerAuthentication", name, namespace=cfg.namespace)
+    wide = {}
+    for scope, ns in (("namespace", cfg.namespace), ("mesh", "istio-system")):
+        try:
+            found = [p for p in cluster.list("security.istio.io/v1", "PeerAuthentication", namespace=ns)
+                     if not (p.get("spec") or {}).get("selector")]
+        except ClusterError:  # e.g. no read access to istio-system: say so rather than fail the whole status
+            wide[scope] = "unknown"
+            continue
+        wide[scope] = mode(found[0]) if found else None
+    chain = [mode(workload) if workload else None, wide["namespace"], wide["mesh"]]
+    effective = next((m for m in chain if m and m != "UNSET"), "PERMISSIVE")
+    return {"effective": effective, "workload": chain[0], "namespace": wide["namespace"], "mesh": wide["mesh"]}
+
+
+def _published(cluster, cfg) -> dict:
+    """Registry name -> its live published addresses: the KEP-1755 map for the default, the index for all."""
+    out = {}
+    if len(cfg.registries) > 1:
+        index = cluster.get("v1", "ConfigMap", f"meshreg-{cfg.name}-registries", namespace=HOSTING[0])
+        for name, text in ((index or {}).get("data") or {}).items():
+            out[name] = _parse(text, f"{name} in kube-public/meshreg-{cfg.name}-registries")
+    live = cluster.get("v1", "ConfigMap", HOSTING[1], namespace=HOSTING[0])
+    text = ((live or {}).get("data") or {}).get("localRegistryHosting.v1")
+    out[cfg.registry.name] = _parse(text, "localRegistryHosting.v1") if text else None
+    return out
+
+
+def _parse(text: str, what: str) -> dict:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return {"error": f"{what} is not valid YAML"}
+    return data if isinstance(data, dict) else {"error": f"{what} is not a mapping"}
+
+
+def text(r: dict) -> str:
+    """The human-readable form of a report."""
+    lines = [f"cluster: {r['server']}"]
+    for o in r["objects"]:
+        where = f"{o['namespace']}/" if o["namespace"] else ""
+        extra = f" ({', '.join(o['fields'])})" if o.get("fields") else ""
+        lines.append(f"  {o['state']:<8} {o['kind']} {where}{o['name']}{extra}")
+    for reg in r["registries"]:
+        lines += _registry_lines(reg, several=len(r["registries"]) > 1)
+    proxy = r["nodeProxy"]
+    lines.append("node proxy: " + ("disabled" if not proxy["enabled"] else
+                                   f"{'ready' if proxy['ready'] else 'NOT ready'} ({proxy['nodes']})"))
+    lines.append("healthy" if r["healthy"] else "NOT healthy")
+    return "\n".join(lines)
+
+
+def _registry_lines(reg: dict, *, several: bool) -> list[str]:
+    name = f"registry {reg['name']} ({reg['role']}{', default' if reg['default'] else ''})" if several else "registry"
+    mtls = reg["mtls"]
+    pad = "  " if several else ""
+    endpoints = {-1: "unknown (cannot list EndpointSlices)"}.get(reg["endpoints"], f"{reg['endpoints']} ready")
+    nobody = "none (nobody can push" + ("; run meshreg policy grant NS/SA)" if reg["role"] == "images" else ")")
+    addr = reg["addresses"] or {}
+    return [
+        f"{name}: {'ready' if reg['ready'] else 'NOT ready'} ({reg['replicas']}), "
+        f"{reg['withSidecar']} of {reg['pods']} pods with the istio-proxy sidecar",
+        f"{pad}mTLS: {mtls['effective']} (registry: {mtls['workload'] or 'none'}, namespace: "
+        f"{mtls['namespace'] or 'none'}, mesh-wide: {mtls['mesh'] or 'none'})",
+        f"{pad}in-cluster path: Service endpoints {endpoints}",
+        f"{pad}writers: " + (", ".join(reg["writers"]) or nobody),
+        f"{pad}published: " + ("missing" if not addr else
+                              ", ".join(f"{k}={v}" for k, v in addr.items() if k not in ("help", "role", "default"))),
+    ]

@@ -1,0 +1,37 @@
+"""Loading `meshreg.yaml`: find the file, parse it with line positions, validate it into a Config."""
+
+from __future__ import annotations
+
+import os
+
+from meshreg.config.model import DEFAULT, DEFAULT_FILE, Config
+from meshreg.config.reader import Reader
+from meshreg.config.source import parse
+from meshreg.errors import ConfigError
+
+
+def load(path: str | None = None) -> Config:
+    """Load `path`; with None, `meshreg.yaml` if it exists (or $MESHREG_CONFIG), else the built-in default."""
+    if path is None:
+        if not os.path.exists(DEFAULT_FILE):
+            return DEFAULT
+        path = DEFAULT_FILE
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except FileNotFoundError as e:
+        raise ConfigError(f"{path}: no such file (run `meshreg init` to write a starter config)") from e
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read: {getattr(e, 'strerror', None) or e}") from e
+    return from_text(text, name=path)
+
+
+def from_text(text: str, *, name: str) -> Config:
+    """Validate a config document; the first problem raises ConfigError naming file, line and field."""
+    source = parse(text, name)
+    if source.data is None:
+        raise ConfigError(f"{name}: the file is empty (run `meshreg init` to write a starter config)")
+    # Imported here: the built-in default (no file) never pays for the validators.
+    from meshreg.config.spec import read_config
+
+    return read_config(Reader(source), source.data, name)

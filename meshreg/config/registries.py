@@ -1,0 +1,181 @@
+"""Reads the registries of a config: the single-registry shape and `spec.registries`, checked alike."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+from meshreg.config import names
+from meshreg.config.model import ROLES, Mirror, Registry, Resources, Storage, Writer
+from meshreg.config.reader import REQUIRED, Reader
+
+_D = Registry()
+_REGISTRY_KEYS = {"image": _D.image, "storage": {}, "deleteEnabled": False, "resources": None}
+_ENTRY_KEYS = {"name": REQUIRED, "role": "images", "default": False, "port": REQUIRED, **_REGISTRY_KEYS,
+               "readers": ["*"], "writers": [], "publisher": None, "mirror": None}
+_RESERVED_NAMES = ("node-proxy", "local-registry-hosting")
+
+
+def read_single(r: Reader, spec: dict, port: object, p: tuple) -> Registry:
+    """The original shape: spec.registry, spec.nodeProxy.port, spec.readers, spec.writers."""
+    m = r.mapping(spec["registry"], p + ("registry",), _REGISTRY_KEYS)
+    port = read_port(r, port, p + ("nodeProxy", "port"))
+    delete_enabled = r.boolean(m["deleteEnabled"], p + ("registry", "deleteEnabled"))
+    readers = spec["readers"] if spec["readers"] is not None else ["*"]
+    return Registry(
+        **_read_storage_and_image(r, m, p + ("registry",)), port=port, delete_enabled=delete_enabled,
+        readers=_read_readers(r, readers, p + ("readers",)),
+        writers=_read_writers(r, spec["writers"], p + ("writers",), delete_enabled, "spec.registry.deleteEnabled"),
+    )
+
+
+def read_entries(r: Reader, value: object, path: tuple) -> tuple[Registry, ...]:
+    if not isinstance(value, list) or not value:
+        r.fail(path, "expected a non-empty list of registries ({name: ..., port: ..., role: images|readonly|mirror})")
+    entries = [_read_entry(r, item, path + (i,), implicit_default=len(value) == 1) for i, item in enumerate(value)]
+    for field, what in (("name", "name"), ("port", "node-proxy port")):
+        seen: dict = {}
+        for i, entry in enumerate(entries):
+            key = getattr(entry, field)
+            if key in seen:
+                r.fail(path + (i, field), f"{key!r} is already the {what} of spec.registries[{seen[key]}]")
+            seen[key] = i
+    defaults = [i for i, e in enumerate(entries) if e.default]
+    if len(defaults) != 1:
+        where = path + (defaults[1], "default") if defaults else path
+        r.fail(where, "exactly one registry must be `default: true` (it is published as local-registry-hosting)")
+    return tuple(entries)
+
+
+def _read_entry(r: Reader, value: object, p: tuple, *, implicit_default: bool) -> Registry:
+    m = r.mapping(value, p, _ENTRY_KEYS)
+    name = r.string(m["name"], p + ("name",), _check_registry_name)
+    role = r.string(m["role"], p + ("role",), lambda v: None if v in ROLES else
+                    f"{v!r} is not a role (expected one of: {', '.join(ROLES)})")
+    delete_enabled = r.boolean(m["deleteEnabled"], p + ("deleteEnabled",))
+    writers = _read_writers(r, m["writers"], p + ("writers",), delete_enabled, "deleteEnabled of this registry")
+    publisher = r.string(m["publisher"], p + ("publisher",), names.check_identity, nullable=True)
+    if role != "images" and writers:
+        r.fail(p + ("writers",), f"a {role} registry has no writers"
+               + ("; name the one identity that loads images as publisher: NS/SA" if role == "readonly" else ""))
+    if publisher and role != "readonly":
+        r.fail(p + ("publisher",), f"only a readonly registry has a publisher (this one is {role}"
+               + (": a mirror is read-only to everyone)" if role == "mirror" else "; list writers instead)"))
+    if (m["mirror"] is None) == (role == "mirror"):
+        r.fail(p + ("mirror",), "a mirror registry needs mirror: {upstream: https://...}" if role == "mirror"
+               else f"mirror settings belong to role: mirror (this registry is {role})")
+    if role == "mirror" and delete_enabled:
+        r.fail(p + ("deleteEnabled",), "a mirror is a cache of its upstream: deleteEnabled must be false")
+    return Registry(
+        name=name, role=role, default=r.boolean(m["default"], p + ("default",)) or implicit_default,
+        port=read_port(r, m["port"], p + ("port",)), **_read_storage_and_image(r, m, p),
+        delete_enabled=delete_enabled, readers=_read_readers(r, m["readers"], p + ("readers",)),
+        writers=writers, publisher=publisher,
+        mirror=_read_mirror(r, m["mirror"], p + ("mirror",)) if role == "mirror" else None,
+    )
+
+
+def _read_mirror(r: Reader, value: object, path: tuple) -> Mirror:
+    m = r.mapping(value, path, {"upstream": None, "credentialsSecret": None, "extraHosts": []})
+    if m["upstream"] is None:
+        r.fail(path, "missing required key 'upstream' (the URL of the registry to mirror, e.g. https://ghcr.io)")
+    upstream = r.string(m["upstream"], path + ("upstream",), _check_url)
+    secret = r.string(m["credentialsSecret"], path + ("credentialsSecret",), names.check_subdomain, nullable=True)
+    hosts = r.strings(m["extraHosts"], path + ("extraHosts",), _check_hostname)
+    return Mirror(upstream=upstream.rstrip("/"), credentials_secret=secret, extra_hosts=tuple(hosts))
+
+
+def _read_storage_and_image(r: Reader, m: dict, path: tuple) -> dict:
+    storage = r.mapping(m["storage"], path + ("storage",),
+                        {"size": _D.storage.size, "storageClassName": _D.storage.storage_class_name})
+    storage_class = storage["storageClassName"]
+    if storage_class != "":  # "" asks for no class (static binding)
+        r.string(storage_class, path + ("storage", "storageClassName"), names.check_subdomain, nullable=True)
+    size = r.string(storage["size"], path + ("storage", "size"), names.check_quantity)
+    if float(re.match(r"[\d.]+", size).group()) <= 0:
+        r.fail(path + ("storage", "size"), f"{size!r} must be larger than zero")
+    return {"image": r.string(m["image"], path + ("image",), names.check_image),
+            "storage": Storage(size=size, storage_class_name=storage_class),
+            "resources": read_resources(r, m["resources"], path + ("resources",), _D.resources)}
+
+
+def read_port(r: Reader, value: object, path: tuple) -> int:
+    port = r.integer(value, path, low=1024, high=65535)
+    if port in names.ISTIO_RESERVED_PORTS:
+        r.fail(path, f"{port} collides with a port the Istio proxy keeps for itself "
+                     f"({', '.join(map(str, sorted(names.ISTIO_RESERVED_PORTS)))})")
+    return port
+
+
+def _read_readers(r: Reader, value: object, path: tuple) -> tuple[str, ...]:
+    readers = r.strings(value, path, lambda v: names.check_identity(v, allow_wildcard=True))
+    if "*" in readers and len(readers) > 1:
+        r.fail(path, "'*' already admits every mesh identity; list it alone or list NS/SA entries")
+    return tuple(readers)
+
+
+def _read_writers(r: Reader, value: object, path: tuple, delete_enabled: bool, switch: str) -> tuple[Writer, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        r.fail(path, "expected a list of writers ({serviceAccount: NS/SA, repositories: [...]})")
+    writers: list[Writer] = []
+    seen: dict[str, int] = {}
+    for i, item in enumerate(value):
+        p = path + (i,)
+        m = r.mapping(item, p, {"serviceAccount": REQUIRED, "repositories": ["*"], "delete": False})
+        sa = r.string(m["serviceAccount"], p + ("serviceAccount",), names.check_identity)
+        if sa in seen:
+            r.fail(p + ("serviceAccount",), f"{sa!r} is already a writer (writers[{seen[sa]}])")
+        seen[sa] = i
+        delete = r.boolean(m["delete"], p + ("delete",))
+        if delete and not delete_enabled:
+            r.fail(p + ("delete",), f"grants DELETE but {switch} is false; enable it first")
+        writers.append(Writer(service_account=sa, repositories=_read_prefixes(r, m["repositories"], p), delete=delete))
+    return tuple(writers)
+
+
+def _read_prefixes(r: Reader, value: object, p: tuple) -> tuple[str, ...]:
+    repos = r.strings(value, p + ("repositories",), names.check_repository_prefix)
+    if not repos:
+        r.fail(p + ("repositories",), "empty: list \"*\" for every repository, or repository prefixes")
+    if "*" in repos and len(repos) > 1:
+        r.fail(p + ("repositories",), "'*' already covers every repository; list it alone")
+    normalized = sorted({names.normalize_prefix(x) for x in repos})
+    if len(normalized) != len(repos):
+        r.fail(p + ("repositories",), "lists the same prefix twice (team-a and team-a/ are the same)")
+    return tuple(normalized)
+
+
+def read_resources(r: Reader, value: object, path: tuple, default: Resources) -> Resources:
+    if value is None:
+        return default
+    m = r.mapping(value, path, {"requests": {}, "limits": {}})
+    out = {}
+    for kind in ("requests", "limits"):
+        amounts = r.mapping(m[kind], path + (kind,), {"cpu": None, "memory": None, "ephemeral-storage": None})
+        out[kind] = {k: r.string(v, path + (kind, k), names.check_quantity) for k, v in amounts.items()
+                     if v is not None}
+    return Resources(**out)
+
+
+def _check_registry_name(value: str) -> str | None:
+    if value.startswith(_RESERVED_NAMES):
+        return f"{value!r} is reserved for meshreg's own objects; pick another name"
+    if not re.fullmatch(r"[a-z]([-a-z0-9]{0,38}[a-z0-9])?", value):
+        return (f"{value!r} is not a valid registry name (it names a Service: lowercase letters, digits and '-', "
+                "starting with a letter, at most 40 characters)")
+    return None
+
+
+def _check_url(value: str) -> str | None:
+    parts = urlsplit(value)
+    if parts.scheme not in ("https", "http") or not parts.hostname or parts.path.strip("/") or parts.query:
+        return f"{value!r} is not a registry URL (e.g. https://registry-1.docker.io, no path)"
+    return _check_hostname(parts.hostname)
+
+
+def _check_hostname(value: str) -> str | None:
+    if not names.is_subdomain(value):
+        return f"{value!r} is not a host name (lowercase DNS name)"
+    return None

@@ -1,0 +1,205 @@
+"""Istio's AuthorizationPolicy semantics at one workload, as documented: which policies select it, then CUSTOM,
+DENY and ALLOW in that order, and how a rule matches.
+
+With no ALLOW policy selecting the workload the request is allowed, otherwise whatever no ALLOW rule matches is
+denied. Values in one field are ORed, fields in a source or operation are ANDed, the `from`/`to` entries of a rule
+are ORed within and ANDed with each other, rules are ORed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from meshreg.errors import MeshregError
+
+ROOT_NAMESPACE = "istio-system"  # Istio's default root namespace: policies there without a selector apply mesh-wide
+PRINCIPAL = re.compile(r"([^/]+)/ns/([^/]+)/sa/([^/]+)")
+_SOURCE_FIELDS = ("principals", "notPrincipals", "namespaces", "notNamespaces", "requestPrincipals",
+                  "notRequestPrincipals")
+_OPERATION_FIELDS = ("hosts", "notHosts", "ports", "notPorts", "methods", "notMethods", "paths", "notPaths")
+
+
+class NotEvaluable(MeshregError):
+    """A policy depends on something only the cluster knows (an external authorizer, IPs, JWTs, headers)."""
+
+    exit_code = 1
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome for one request, with the policy and rule index that decided it and why."""
+
+    decision: str  # "ALLOW" or "DENY"
+    policy: str | None
+    rule: int | None
+    reason: str
+
+    @property
+    def allowed(self) -> bool:
+        return self.decision == "ALLOW"
+
+
+@dataclass(frozen=True)
+class Request:
+    principal: str | None  # None: plain text, no peer certificate
+    method: str
+    path: str  # normalized, without the query
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
+class Workload:
+    kind: str
+    name: str
+    namespace: str
+    labels: dict
+    service_account: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.namespace}/{self.name}"
+
+
+def policies(objects, kind):
+    return [o for o in objects if o.get("kind") == kind and o.get("apiVersion", "").startswith("security.istio.io/")]
+
+
+def selects(policy: dict, workload: Workload) -> bool:
+    spec, ns = policy.get("spec") or {}, policy["metadata"].get("namespace", "default")
+    if spec.get("targetRef") or spec.get("targetRefs"):
+        return False  # attached to a Gateway/Service/waypoint, not to a sidecar selected by labels
+    wanted = (spec.get("selector") or {}).get("matchLabels") or {}
+    if ns == ROOT_NAMESPACE and ns != workload.namespace:
+        return not wanted
+    return ns == workload.namespace and all(workload.labels.get(k) == v for k, v in wanted.items())
+
+
+def peer_authentication(objects, workload: Workload | None) -> tuple[str, str] | None:
+    """(name, mode) of the PeerAuthentication in force: workload selector, then namespace, then mesh-wide."""
+    if workload is None:
+        return None
+    ranked = []
+    for pa in policies(objects, "PeerAuthentication"):
+        if selects(pa, workload):
+            specific = bool(((pa.get("spec") or {}).get("selector") or {}).get("matchLabels"))
+            local = pa["metadata"].get("namespace") == workload.namespace
+            mode = (pa["spec"].get("portLevelMtls") or {}).get(str(workload.port), {}).get("mode") \
+                or (pa["spec"].get("mtls") or {}).get("mode", "UNSET")
+            ranked.append((specific, local, pa["metadata"]["name"], mode))
+    ranked.sort(reverse=True)
+    return (ranked[0][2], ranked[0][3]) if ranked else None
+
+
+def at_workload(objects: list[dict], workload: Workload | None, request: Request) -> Decision:
+    """CUSTOM, then DENY, then ALLOW policies selecting `workload`, for one request."""
+    if workload is None:
+        return Decision("DENY", None, None, "the objects hold no registry Deployment to send the request to")
+    selected = [p for p in policies(objects, "AuthorizationPolicy") if selects(p, workload)]
+    by_action = {a: [p for p in selected if (p.get("spec") or {}).get("action", "ALLOW") == a]
+                 for a in ("CUSTOM", "DENY", "ALLOW")}
+    for policy, index, why in _matches(by_action["CUSTOM"], request):
+        raise NotEvaluable(f"CUSTOM policy {policy} rule {index} sends this request to an external authorizer, "
+                           "which cannot be evaluated offline")
+    for policy, index, why in _matches(by_action["DENY"], request):
+        return Decision("DENY", policy, index, f"DENY rule matches: {why}")
+    if not by_action["ALLOW"]:
+        return Decision("ALLOW", None, None, f"no ALLOW policy selects {workload}, so Istio allows")
+    for policy, index, why in _matches(by_action["ALLOW"], request):
+        return Decision("ALLOW", policy, index, f"ALLOW rule matches: {why}")
+    misses = "; ".join(f"{p['metadata']['name']}: {_miss(p, request)}" for p in by_action["ALLOW"])
+    return Decision("DENY", None, None, f"no ALLOW rule matches ({misses})")
+
+
+def _matches(policies, request):
+    for policy in policies:
+        for index, rule in enumerate(policy["spec"].get("rules") or []):
+            ok, why = match_rule(rule, request, where=f"{policy['metadata']['name']} rule {index}")
+            if ok:
+                yield policy["metadata"]["name"], index, why
+
+
+def _miss(policy, request) -> str:
+    rules = policy["spec"].get("rules") or []
+    if not rules:
+        return "no rules"
+    whys = [match_rule(rule, request, where=f"{policy['metadata']['name']} rule {i}")[1] for i, rule in
+            enumerate(rules)]
+    return ", ".join(f"rule {i}: {why}" for i, why in enumerate(whys))
+
+
+def match_rule(rule: dict, request: Request, *, where: str) -> tuple[bool, str]:
+    """Whether one rule matches, and the facts that made it match or the first that did not."""
+    parts = []
+    for key, clause in (("from", "source"), ("to", "operation")):
+        entries = rule.get(key) or []
+        if not entries:
+            continue  # absent: no constraint
+        results = [_match_clause(entry.get(clause) or {}, request, where=where) for entry in entries]
+        hit = next((why for ok, why in results if ok), None)
+        if hit is None:
+            return False, " / ".join(why for _, why in results)
+        parts.append(hit)
+    if rule.get("when"):
+        raise NotEvaluable(f"{where} has `when` conditions, which cannot be evaluated offline")
+    return True, " and ".join(parts) or "the rule has no conditions"
+
+
+def _match_clause(clause: dict, request: Request, *, where: str) -> tuple[bool, str]:
+    """A source or operation: every field set must match (empty lists count as unset)."""
+    facts, unknown = [], []
+    for field, values in clause.items():
+        if not values:
+            continue
+        if field not in _SOURCE_FIELDS + _OPERATION_FIELDS:
+            unknown.append(field)
+            continue
+        ok, fact = _match_field(field, values, request, where=where)
+        if not ok:
+            return False, fact
+        facts.append(fact)
+    if unknown:
+        raise NotEvaluable(f"{where} uses {', '.join(unknown)}, which cannot be evaluated offline")
+    return True, " and ".join(facts)
+
+
+def _match_field(field: str, values: list, request: Request, *, where: str) -> tuple[bool, str]:
+    negative = field.startswith("not")
+    base = field[3].lower() + field[4:] if negative else field
+    label, value = _attribute(base, request)
+    if base == "paths" and any("{" in v for v in values):
+        raise NotEvaluable(f"{where} uses path templates ({{*}}, {{**}}), which are not evaluated offline")
+    found = value is not None and any(_string_match(v, value, ignore_case=base == "hosts") for v in values)
+    if base == "hosts" and value and not found:  # a Host header may carry the port or not
+        found = any(_string_match(v, value.rsplit(":", 1)[0], ignore_case=True) for v in values)
+    shown = value if value is not None else "none (plain text has no peer identity)"
+    listed = f"{field} [{', '.join(map(str, values))}]"
+    if negative:
+        return (not found, f"{label} {shown} {'is' if found else 'is not'} in {listed}")
+    return found, f"{label} {shown} {'is' if found else 'is not'} in {listed}"
+
+
+def _attribute(base: str, request: Request) -> tuple[str, str | None]:
+    peer = PRINCIPAL.fullmatch(request.principal or "")
+    return {
+        "principals": ("principal", request.principal),
+        "namespaces": ("source namespace", peer.group(2) if peer else None),
+        "requestPrincipals": ("request principal (JWT)", None),
+        "hosts": ("host", request.host),
+        "ports": ("port", str(request.port)),
+        "methods": ("method", request.method),
+        "paths": ("path", request.path),
+    }[base]
+
+
+def _string_match(pattern: str, value: str, *, ignore_case: bool = False) -> bool:
+    """Istio's string match: exact, `prefix*`, `*suffix`, or `*` (any non-empty value)."""
+    pattern, value = (str(pattern).lower(), value.lower()) if ignore_case else (str(pattern), value)
+    if pattern == "*":
+        return value != ""
+    if pattern.endswith("*"):
+        return value.startswith(pattern[:-1])
+    if pattern.startswith("*"):
+        return value.endswith(pattern[1:])
+    return value == pattern

@@ -1,0 +1,45 @@
+"""Where each registry is published: KEP-1755's `local-registry-hosting` for the default (Tilt and Skaffold
+read it), and a labelled ConfigMap with the same fields for every registry when there are several."""
+
+from __future__ import annotations
+
+import yaml
+
+from meshreg.config import Config, Registry
+from meshreg.render.labels import metadata
+
+INDEX_LABEL = "meshreg.dev/local-registry-hosting"
+
+
+def addresses(cfg: Config, reg: Registry | None = None) -> dict:
+    """A registry's published addresses, in KEP-1755's field names."""
+    reg = reg or cfg.registry
+    out = {}
+    local = f"localhost:{reg.port}"
+    if cfg.node_proxy.enabled or (reg.default and cfg.local_registry_hosting.host):
+        out["host"] = (cfg.local_registry_hosting.host if reg.default else None) or local
+    if cfg.node_proxy.enabled:
+        out["hostFromContainerRuntime"] = local
+    out["hostFromClusterNetwork"] = cfg.service_host(reg)
+    out["help"] = cfg.local_registry_hosting.help
+    return out
+
+
+def _text(fields: dict) -> str:
+    return yaml.safe_dump(fields, sort_keys=False, default_flow_style=False, width=1000)
+
+
+def config_map(cfg: Config) -> dict:
+    return {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": metadata(cfg, "local-registry-hosting", namespace="kube-public"),
+            "data": {"localRegistryHosting.v1": _text(addresses(cfg))}}
+
+
+def index_config_map(cfg: Config) -> dict:
+    """Every registry's addresses, one key per registry, with its role and whether it is the default."""
+    data = {reg.name: _text({**addresses(cfg, reg), "role": reg.role, "default": reg.default})
+            for reg in cfg.registries}
+    return {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": metadata(cfg, f"meshreg-{cfg.name}-registries", namespace="kube-public",
+                                 extra={INDEX_LABEL: "v1"}),
+            "data": dict(sorted(data.items()))}

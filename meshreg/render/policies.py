@@ -1,0 +1,85 @@
+"""The registry's AuthorizationPolicies: DENY with negative matches, ALLOW with positive ones.
+
+Istio evaluates DENY before ALLOW, and any ALLOW policy on a workload denies what no ALLOW rule matches.
+Path rules alone are not trusted to keep a writer inside its prefixes: Envoy forwards `%2F` encoded and the
+registry decodes it, so `/v2/team-b%2Fapp/...` slips past a positive `/v2/team-b/*`. Every write restriction is
+therefore a DENY of writes *outside* the allowed paths (`notPaths`), which an encoded path cannot escape.
+"""
+
+from __future__ import annotations
+
+from meshreg.config import Config, Registry, Writer
+from meshreg.render.labels import COMPONENT, REGISTRY, metadata, registry_pods
+
+READ = ["GET", "HEAD"]
+WRITE = ["PATCH", "POST", "PUT"]
+
+
+def repository_paths(prefixes) -> list[str]:
+    """Repository prefixes as Istio path patterns: "team-a/" covers /v2/team-a/..."""
+    return [f"/v2/{p}*" for p in prefixes]
+
+
+def _policy(cfg: Config, reg: Registry, suffix: str, action: str, rules: list) -> dict:
+    meta = metadata(cfg, f"{reg.name}-{suffix}", extra={COMPONENT: "registry", REGISTRY: reg.name})
+    return {"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy", "metadata": meta,
+            "spec": {"selector": {"matchLabels": registry_pods(cfg, reg)}, "action": action, "rules": rules}}
+
+
+def _from(principals) -> list:
+    return [{"source": {"principals": sorted(principals)}}]
+
+
+def _groups(writers, key) -> dict:
+    """Writers grouped by `key(writer)`, groups in sorted order, so output does not depend on listing order."""
+    groups: dict = {}
+    for w in writers:
+        groups.setdefault(key(w), []).append(w)
+    return dict(sorted(groups.items()))
+
+
+def deny_writes(cfg: Config, reg: Registry) -> dict:
+    writers = reg.effective_writers
+    principals = [cfg.principal(w.service_account) for w in writers]
+    everyone_else: dict = {"to": [{"operation": {"notMethods": list(READ)}}]}
+    if principals:
+        everyone_else = {"from": [{"source": {"notPrincipals": sorted(principals)}}], **everyone_else}
+    rules = [everyone_else]
+    scoped = _groups([w for w in writers if w.scoped], lambda w: w.repositories)
+    for prefixes, group in scoped.items():
+        rules.append({"from": _from(cfg.principal(w.service_account) for w in group),
+                      "to": [{"operation": {"notMethods": list(READ), "notPaths": repository_paths(prefixes)}}]})
+    no_delete = [cfg.principal(w.service_account) for w in writers if not w.delete]
+    if no_delete:
+        # Everything but reads and the upload/manifest methods: DELETE, and any method Envoy does not know.
+        rules.append({"from": _from(no_delete), "to": [{"operation": {"notMethods": READ + WRITE}}]})
+    return _policy(cfg, reg, "deny-writes", "DENY", rules)
+
+
+def allow_reads(cfg: Config, reg: Registry) -> dict:
+    if "*" in reg.readers:
+        principals = ["*"]  # any authenticated mesh identity, the node proxy included
+    else:
+        principals = [cfg.principal(r) for r in reg.readers]  # "team-a/*" -> <td>/ns/team-a/sa/*
+        principals.append(cfg.principal(cfg.node_proxy_identity))
+    return _policy(cfg, reg, "allow-reads", "ALLOW",
+                   [{"from": _from(set(principals)), "to": [{"operation": {"methods": list(READ)}}]}])
+
+
+def _write_methods(writer: Writer) -> list[str]:
+    return sorted(WRITE + ["DELETE"]) if writer.delete else list(WRITE)
+
+
+def allow_writes(cfg: Config, reg: Registry) -> dict:
+    rules = []
+    for (prefixes, _), group in _groups(reg.effective_writers, lambda w: (w.repositories, w.delete)).items():
+        write: dict = {"methods": _write_methods(group[0])}
+        if prefixes != ("*",):
+            write["paths"] = repository_paths(prefixes)
+        rules.append({"from": _from(cfg.principal(w.service_account) for w in group),
+                      "to": [{"operation": {"methods": list(READ)}}, {"operation": write}]})
+    return _policy(cfg, reg, "allow-writes", "ALLOW", rules)
+
+
+def registry_policies(cfg: Config, reg: Registry) -> list[dict]:
+    return [deny_writes(cfg, reg), allow_reads(cfg, reg), allow_writes(cfg, reg)]

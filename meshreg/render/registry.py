@@ -1,0 +1,181 @@
+"""The registry itself: namespace, accounts, distribution config, storage, Deployment, Service and mTLS."""
+
+from __future__ import annotations
+
+import hashlib
+
+import yaml
+
+from meshreg.config import REGISTRY_PORT, Config, Registry
+from meshreg.render.labels import COMPONENT, REGISTRY, common, metadata, registry_pods
+
+DATA_DIR = "/var/lib/registry"
+# Argo CD and Flux must never delete registry data, whatever happens to the manifests in Git.
+KEEP_ANNOTATIONS = {
+    "argocd.argoproj.io/sync-options": "Prune=false,Delete=false",
+    "helm.sh/resource-policy": "keep",
+    "kustomize.toolkit.fluxcd.io/prune": "disabled",
+}
+RUN_AS = 1000  # registry:2 runs as any user once its data directory is writable (fsGroup)
+
+
+def namespace(cfg: Config) -> dict:
+    injection = {"istio.io/rev": cfg.istio_revision} if cfg.istio_revision else {"istio-injection": "enabled"}
+    # Baseline Pod Security forbids hostPort, which the node proxy needs.
+    security = {"pod-security.kubernetes.io/enforce": "privileged"} if cfg.node_proxy.enabled else {}
+    return {"apiVersion": "v1", "kind": "Namespace",
+            "metadata": metadata(cfg, cfg.namespace, namespace=None, extra={**injection, **security},
+                                 annotations=KEEP_ANNOTATIONS)}
+
+
+def service_account(cfg: Config, name: str) -> dict:
+    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": metadata(cfg, name),
+            "automountServiceAccountToken": False}
+
+
+def distribution_config(cfg: Config, reg: Registry) -> dict:
+    """The registry's own config.yml (CNCF distribution 2.x)."""
+    out = {
+        "version": 0.1,
+        "log": {"level": "info", "formatter": "text", "fields": {"service": "registry"}},
+        "storage": {
+            "filesystem": {"rootdirectory": DATA_DIR},
+            "delete": {"enabled": reg.delete_enabled},
+            "cache": {"blobdescriptor": "inmemory"},
+            "maintenance": {"uploadpurging": {"enabled": True, "age": "168h", "interval": "24h", "dryrun": False}},
+        },
+        "http": {
+            "addr": f":{REGISTRY_PORT}",
+            # Clients reach the registry under several names (Service, node proxy): relative
+            # Location headers stay right under each of them.
+            "relativeurls": True,
+            "draintimeout": "25s",
+            "headers": {"X-Content-Type-Options": ["nosniff"]},
+        },
+        "health": {"storagedriver": {"enabled": True, "interval": "10s", "threshold": 3}},
+    }
+    if reg.mirror:
+        # Credentials come from the Secret through REGISTRY_PROXY_USERNAME/PASSWORD, never from this file.
+        out["proxy"] = {"remoteurl": reg.mirror.upstream}
+    return out
+
+
+def config_text(cfg: Config, reg: Registry) -> str:
+    return yaml.safe_dump(distribution_config(cfg, reg), sort_keys=False, default_flow_style=False)
+
+
+def _meta(cfg: Config, reg: Registry, name: str, **kwargs) -> dict:
+    return metadata(cfg, name, extra={COMPONENT: "registry", REGISTRY: reg.name}, **kwargs)
+
+
+def config_map(cfg: Config, reg: Registry) -> dict:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta(cfg, reg, f"{reg.name}-config"),
+            "data": {"config.yml": config_text(cfg, reg)}}
+
+
+def persistent_volume_claim(cfg: Config, reg: Registry) -> dict:
+    spec: dict = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": reg.storage.size}}}
+    if reg.storage.storage_class_name is not None:
+        spec["storageClassName"] = reg.storage.storage_class_name
+    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": _meta(cfg, reg, f"{reg.name}-data", annotations=KEEP_ANNOTATIONS), "spec": spec}
+
+
+def service(cfg: Config, reg: Registry) -> dict:
+    return {"apiVersion": "v1", "kind": "Service", "metadata": _meta(cfg, reg, reg.name),
+            "spec": {"type": "ClusterIP", "selector": registry_pods(cfg, reg),
+                     # appProtocol http: Istio applies HTTP rules (methods, paths) only to ports it knows are HTTP.
+                     "ports": [{"name": "http", "port": REGISTRY_PORT, "targetPort": "http", "protocol": "TCP",
+                                "appProtocol": "http"}]}}
+
+
+def _probe(*, period: int, failures: int) -> dict:
+    return {"httpGet": {"path": "/v2/", "port": "http"}, "periodSeconds": period, "timeoutSeconds": 3,
+            "failureThreshold": failures}
+
+
+def _credentials(reg: Registry) -> list:
+    if not (reg.mirror and reg.mirror.credentials_secret):
+        return []
+    return [{"name": f"REGISTRY_PROXY_{key.upper()}",
+             "valueFrom": {"secretKeyRef": {"name": reg.mirror.credentials_secret, "key": key}}}
+            for key in ("username", "password")]
+
+
+def _container(reg: Registry) -> dict:
+    env = _credentials(reg)
+    return {
+        "name": "registry",
+        "image": reg.image,
+        **({"env": env} if env else {}),
+        "imagePullPolicy": "IfNotPresent",
+        "ports": [{"name": "http", "containerPort": REGISTRY_PORT, "protocol": "TCP"}],
+        "startupProbe": _probe(period=2, failures=30),
+        "readinessProbe": _probe(period=5, failures=3),
+        "livenessProbe": _probe(period=10, failures=6),
+        "resources": reg.resources.as_dict(),
+        "securityContext": {
+            "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}, "readOnlyRootFilesystem": True,
+            "runAsGroup": RUN_AS, "runAsNonRoot": True, "runAsUser": RUN_AS,
+        },
+        "volumeMounts": [
+            {"name": "data", "mountPath": DATA_DIR},
+            {"name": "config", "mountPath": "/etc/docker/registry", "readOnly": True},
+            {"name": "tmp", "mountPath": "/tmp"},
+        ],
+    }
+
+
+def pod_labels(cfg: Config, reg: Registry) -> dict:
+    revision = {"istio.io/rev": cfg.istio_revision} if cfg.istio_revision else {}
+    return {**common(cfg), COMPONENT: "registry", **registry_pods(cfg, reg), "sidecar.istio.io/inject": "true",
+            **revision}
+
+
+def deployment(cfg: Config, reg: Registry) -> dict:
+    config_hash = hashlib.sha256(config_text(cfg, reg).encode()).hexdigest()[:16]
+    template = {
+        "metadata": {
+            "labels": pod_labels(cfg, reg),
+            "annotations": {"kubectl.kubernetes.io/default-container": "registry",
+                            "meshreg.dev/config-hash": config_hash},
+        },
+        "spec": {
+            "serviceAccountName": reg.name,
+            "automountServiceAccountToken": False,
+            "enableServiceLinks": False,
+            "terminationGracePeriodSeconds": 30,
+            # Pod-level runAsNonRoot would also bind istio-init, which needs root; it is set per container.
+            "securityContext": {"fsGroup": RUN_AS, "fsGroupChangePolicy": "OnRootMismatch",
+                                "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [_container(reg)],
+            "volumes": [
+                {"name": "data", "persistentVolumeClaim": {"claimName": f"{reg.name}-data"}},
+                {"name": "config", "configMap": {"name": f"{reg.name}-config"}},
+                {"name": "tmp", "emptyDir": {}},
+            ],
+        },
+    }
+    return {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": _meta(cfg, reg, reg.name),
+            "spec": {"replicas": 1, "revisionHistoryLimit": 3,
+                     # ReadWriteOnce volume: the old pod must let go before the new one mounts it.
+                     "strategy": {"type": "Recreate"},
+                     "selector": {"matchLabels": registry_pods(cfg, reg)}, "template": template}}
+
+
+def peer_authentication(cfg: Config, reg: Registry) -> dict:
+    return {"apiVersion": "security.istio.io/v1", "kind": "PeerAuthentication",
+            "metadata": _meta(cfg, reg, reg.name),
+            "spec": {"selector": {"matchLabels": registry_pods(cfg, reg)}, "mtls": {"mode": "STRICT"}}}
+
+
+def service_entry(cfg: Config, reg: Registry) -> dict:
+    """Lets a mirror's sidecar reach its upstream even where the mesh allows only known hosts."""
+    mirror = reg.mirror
+    protocol = "TLS" if mirror.upstream.startswith("https:") else "HTTP"
+    return {"apiVersion": "networking.istio.io/v1", "kind": "ServiceEntry",
+            "metadata": _meta(cfg, reg, f"{reg.name}-upstream"),
+            "spec": {"hosts": sorted({mirror.host, *mirror.extra_hosts}), "exportTo": ["."],
+                     "location": "MESH_EXTERNAL", "resolution": "DNS",
+                     "ports": [{"number": mirror.port, "name": protocol.lower(), "protocol": protocol}]}}

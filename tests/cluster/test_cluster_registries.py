@@ -1,0 +1,83 @@
+"""`up`, `status` and `down` with several registries."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+import meshreg.cluster.client
+from fakes import INJECTOR, FakeCluster, ready_controller
+from meshreg.cli import main
+from paths import ROOT
+
+
+SPLIT = (ROOT / "examples" / "gitpod-separate-registries" / "meshreg.yaml").read_text()
+SINGLE = SPLIT.split("    - name: service-images")[0]
+
+
+@pytest.fixture
+def fake(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    cluster = FakeCluster()
+    cluster.put(INJECTOR)
+    cluster.on_apply.append(ready_controller)
+    monkeypatch.setattr(meshreg.cluster.client, "connect", lambda **kw: cluster)
+    return cluster
+
+
+def run(*args):
+    return CliRunner().invoke(main, list(args))
+
+
+def test_up_deploys_every_registry_and_prints_each_address(fake, tmp_path):
+    (tmp_path / "meshreg.yaml").write_text(SPLIT)
+    result = run("up", "-q")
+    assert result.exit_code == 0, result.output
+    for name in ("workspace-images", "service-images"):
+        assert fake.get("apps/v1", "Deployment", name, namespace="gitpod-registry") is not None
+        assert f"push (in-cluster writers): {name}.gitpod-registry.svc.cluster.local:5000" in result.output
+    assert "pull (pod specs):          localhost:5001" in result.output
+    assert "writers:                   gitpod/airgap-loader" in result.output
+
+
+def test_status_reports_each_registry_and_its_published_addresses(fake, tmp_path):
+    (tmp_path / "meshreg.yaml").write_text(SPLIT)
+    run("up", "-q")
+    result = run("status", "-o", "json")
+    report = json.loads(result.output)
+    by_name = {r["name"]: r for r in report["registries"]}
+    assert by_name["service-images"]["role"] == "readonly"
+    assert by_name["service-images"]["addresses"]["hostFromContainerRuntime"] == "localhost:5001"
+    assert by_name["workspace-images"]["addresses"]["hostFromClusterNetwork"] == \
+        "workspace-images.gitpod-registry.svc.cluster.local:5000"
+    assert by_name["workspace-images"]["mtls"]["workload"] == "STRICT"
+    text = run("status").output
+    assert "registry service-images (readonly)" in text and "registry workspace-images (images, default)" in text
+
+
+def test_dropping_a_registry_prunes_its_objects_but_keeps_its_data(fake, tmp_path):
+    (tmp_path / "meshreg.yaml").write_text(SPLIT)
+    assert run("up", "-q").exit_code == 0
+    (tmp_path / "meshreg.yaml").write_text(SINGLE)
+    result = run("up", "-q")
+    assert result.exit_code == 0, result.output
+    ns = "gitpod-registry"
+    assert fake.get("apps/v1", "Deployment", "service-images", namespace=ns) is None
+    assert fake.get("security.istio.io/v1", "AuthorizationPolicy", "service-images-deny-writes", namespace=ns) is None
+    assert fake.get("v1", "ConfigMap", "meshreg-gitpod-registries", namespace="kube-public") is None
+    assert fake.get("v1", "PersistentVolumeClaim", "service-images-data", namespace=ns) is not None
+    assert fake.get("apps/v1", "Deployment", "workspace-images", namespace=ns) is not None
+
+
+def test_down_removes_every_registry_but_keeps_each_volume(fake, tmp_path):
+    (tmp_path / "meshreg.yaml").write_text(SPLIT)
+    assert run("up", "-q").exit_code == 0
+    result = run("down")
+    assert result.exit_code == 0, result.output
+    ns = "gitpod-registry"
+    for name in ("workspace-images", "service-images"):
+        assert fake.get("apps/v1", "Deployment", name, namespace=ns) is None
+        assert fake.get("v1", "PersistentVolumeClaim", f"{name}-data", namespace=ns) is not None
+    assert fake.get("v1", "ConfigMap", "meshreg-gitpod-registries", namespace="kube-public") is None

@@ -1,0 +1,258 @@
+"""`meshreg up`, `down` and `status` on the fake cluster (tests/fakes.py), through click's CliRunner."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+import meshreg.cluster.client
+from meshreg.cli import main
+from meshreg.cluster.client import ConflictError
+from meshreg.errors import ClusterError
+from fakes import INJECTOR, FakeCluster, ready_controller
+
+WRITER_CONFIG = """\
+apiVersion: meshreg.dev/v1alpha1
+kind: MeshRegistry
+metadata: {name: meshreg}
+spec:
+  writers:
+    - serviceAccount: builds/kaniko
+"""
+NO_PROXY_CONFIG = WRITER_CONFIG + "  nodeProxy: {enabled: false}\n"
+
+
+@pytest.fixture
+def fake(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # no ./meshreg.yaml: the built-in default config
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    cluster = FakeCluster()
+    cluster.put(INJECTOR)
+    cluster.on_apply.append(ready_controller)
+    monkeypatch.setattr(meshreg.cluster.client, "connect", lambda **kw: cluster)
+    return cluster
+
+
+def registry_pod(fake, *, spec, status=None):
+    """A pod as the ReplicaSet controller would create it from the live Deployment's template."""
+    template = fake.get("apps/v1", "Deployment", "registry", namespace="meshreg")["spec"]["template"]
+    return fake.put({"apiVersion": "v1", "kind": "Pod", "metadata": {
+        "name": "registry-abc", "namespace": "meshreg", "labels": template["metadata"]["labels"]},
+        "spec": spec, "status": status or {}})
+
+
+def run(*args):
+    return CliRunner().invoke(main, list(args))
+
+
+def writes(fake):
+    return [r for r in fake.requests if r[0] in ("apply", "delete") and not r[2].get("dry_run")]
+
+
+def test_up_creates_every_rendered_object_and_prints_the_addresses(fake):
+    result = run("up", "-q")
+    assert result.exit_code == 0, result.output
+    assert result.output.count("created ") == 17
+    assert fake.get("apps/v1", "Deployment", "registry", namespace="meshreg") is not None
+    assert "push (in-cluster writers): registry.meshreg.svc.cluster.local:5000" in result.output
+    assert "pull (pod specs):          localhost:5000" in result.output
+    assert "no writers: nobody can push; run meshreg policy grant NS/SA" in result.output
+
+
+def test_second_up_reports_everything_unchanged_and_keeps_resource_versions(fake):
+    run("up", "-q")
+    before = {k: v["metadata"]["resourceVersion"] for k, v in fake.objects.items()}
+    result = run("up", "-q")
+    assert result.exit_code == 0, result.output
+    assert "17 unchanged" in result.output
+    assert {k: v["metadata"]["resourceVersion"] for k, v in fake.objects.items()} == before
+
+
+def test_up_reports_a_changed_object_when_the_config_changes(fake, tmp_path):
+    run("up", "-q")
+    (tmp_path / "m.yaml").write_text(WRITER_CONFIG)
+    result = run("up", "-q", "-c", str(tmp_path / "m.yaml"))
+    assert "changed     AuthorizationPolicy meshreg/registry-allow-writes" in result.output
+    assert "writers:                   builds/kaniko" in result.output
+
+
+def test_dry_run_prints_outcomes_and_writes_nothing(fake):
+    result = run("up", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "dry run: 17 created" in result.output
+    assert writes(fake) == []
+    assert fake.get("v1", "Namespace", "meshreg") is None
+
+
+def test_dry_run_after_up_reports_every_object_unchanged(fake):
+    run("up", "-q")
+    result = run("up", "--dry-run")
+    assert "dry run: 17 unchanged" in result.output
+
+
+def test_up_prunes_objects_the_config_no_longer_renders_but_keeps_the_pvc(fake, tmp_path):
+    run("up", "-q")
+    (tmp_path / "m.yaml").write_text(NO_PROXY_CONFIG)
+    result = run("up", "-q", "-c", str(tmp_path / "m.yaml"))
+    assert result.exit_code == 0, result.output
+    assert "pruned      DaemonSet meshreg/node-proxy" in result.output
+    assert fake.get("apps/v1", "DaemonSet", "node-proxy", namespace="meshreg") is None
+    assert fake.get("v1", "PersistentVolumeClaim", "registry-data", namespace="meshreg") is not None
+
+
+def test_dry_run_reports_what_would_be_pruned_without_deleting(fake, tmp_path):
+    run("up", "-q")
+    (tmp_path / "m.yaml").write_text(NO_PROXY_CONFIG)
+    result = run("up", "--dry-run", "-c", str(tmp_path / "m.yaml"))
+    assert "would prune DaemonSet meshreg/node-proxy" in result.output
+    assert fake.get("apps/v1", "DaemonSet", "node-proxy", namespace="meshreg") is not None
+
+
+def test_up_leaves_an_unmanaged_object_alone_and_says_so(fake):
+    fake.put({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "registry", "namespace": "meshreg"}})
+    fake.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "meshreg"}})
+    result = run("up", "-q")
+    assert result.exit_code == 1
+    assert "not managed by meshreg, left alone:" in result.output and "Service meshreg/registry" in result.output
+    assert writes(fake) == []
+
+
+def test_up_adopt_takes_over_an_unmanaged_object(fake):
+    fake.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "meshreg"}})
+    result = run("up", "-q", "--adopt")
+    assert result.exit_code == 0, result.output
+    labels = fake.get("v1", "Namespace", "meshreg")["metadata"]["labels"]
+    assert labels["app.kubernetes.io/managed-by"] == "meshreg"
+
+
+def test_conflict_with_another_manager_is_reported_and_force_overrides_it(fake):
+    run("up", "-q")
+    deployment = fake.get("apps/v1", "Deployment", "registry", namespace="meshreg")
+    fake.apply({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": deployment["metadata"] | {},
+                "spec": {"replicas": 3}}, field_manager="kubectl-edit", force=True)
+    result = run("up", "-q")
+    assert result.exit_code == 1
+    assert "owned by kubectl-edit" in result.output
+    assert run("up", "-q", "--force-conflicts").exit_code == 0
+    assert fake.get("apps/v1", "Deployment", "registry", namespace="meshreg")["spec"]["replicas"] == 1
+
+
+def test_a_failure_mid_apply_names_the_objects_already_applied(fake):
+    fake.failures[("patch", "Deployment", "registry")] = ClusterError("forbidden: cannot patch deployments.apps "
+                                                                      "in namespace meshreg")
+    result = run("up", "-q")
+    assert result.exit_code == 1
+    line = result.output.strip().splitlines()[-1]
+    assert line.startswith("meshreg: error: forbidden: cannot patch deployments.apps in namespace meshreg;")
+    assert "failed at Deployment meshreg/registry" in line and "Service meshreg/node-proxy (created)" in line
+
+
+def test_up_without_istio_crds_stops_before_any_write_with_an_install_hint(fake):
+    fake.served_groups = {}
+    result = run("up", "-q")
+    assert result.exit_code == 1
+    assert "Istio is not installed" in result.output and "istioctl install" in result.output
+    assert writes(fake) == []
+
+
+def test_up_without_a_matching_sidecar_injector_stops_before_any_write(fake):
+    del fake.objects[("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration", None,
+                      "istio-sidecar-injector")]
+    result = run("up", "-q")
+    assert result.exit_code == 1 and "no Istio sidecar injector matches namespace meshreg" in result.output
+    assert writes(fake) == []
+
+
+def test_invalid_config_fails_before_connecting(monkeypatch, tmp_path):
+    def refuse(**kw):
+        raise AssertionError("connected despite an invalid config")
+    monkeypatch.setattr(meshreg.cluster.client, "connect", refuse)
+    (tmp_path / "m.yaml").write_text("apiVersion: meshreg.dev/v1alpha1\nkind: Nope\nmetadata: {name: x}\n")
+    result = run("up", "-c", str(tmp_path / "m.yaml"))
+    assert result.exit_code == 2 and "kind" in result.output
+
+
+def test_up_times_out_with_the_image_pull_diagnosis(fake):
+    fake.on_apply.clear()  # no controller: nothing ever becomes ready
+    run("up", "--no-wait")
+    registry_pod(fake, spec={"containers": [{"name": "registry"}, {"name": "istio-proxy"}]}, status={
+        "containerStatuses": [{"name": "registry", "image": "registry:2.8.3", "state": {"waiting": {
+            "reason": "ImagePullBackOff", "message": "Back-off pulling image"}}}]})
+    result = run("up", "--timeout", "1", "-q")
+    assert result.exit_code == 1
+    assert "timed out after 1s" in result.output
+    assert "pod registry-abc: cannot pull image registry:2.8.3: Back-off pulling image" in result.output
+
+
+def test_progress_is_plain_lines_when_not_a_tty(fake):
+    result = CliRunner().invoke(main, ["up"])
+    assert "waiting: registry 1/1, node-proxy 2/2 nodes" in result.output
+    assert "\x1b" not in result.output and "\r" not in result.output
+
+
+def test_down_keeps_the_pvc_and_namespace_and_is_safe_twice(fake):
+    run("up", "-q")
+    first, second = run("down"), run("down")
+    assert first.exit_code == 0 and second.exit_code == 0
+    assert fake.get("apps/v1", "Deployment", "registry", namespace="meshreg") is None
+    assert fake.get("v1", "PersistentVolumeClaim", "registry-data", namespace="meshreg") is not None
+    assert fake.get("v1", "Namespace", "meshreg") is not None
+    assert "deleted" not in second.output
+
+
+def test_down_deletes_workloads_in_the_foreground(fake):
+    run("up", "-q")
+    run("down")
+    deletes = {r[1][1]: r[2]["propagation"] for r in fake.requests if r[0] == "delete"}
+    assert deletes["Deployment"] == "Foreground" and deletes["Service"] == "Background"
+
+
+def test_down_purge_without_yes_and_without_a_terminal_refuses(fake):
+    run("up", "-q")
+    result = run("down", "--purge")
+    assert result.exit_code == 2 and "--yes" in result.output
+    assert fake.get("v1", "PersistentVolumeClaim", "registry-data", namespace="meshreg") is not None
+
+
+def test_down_purge_yes_deletes_the_pvc_and_the_namespace(fake):
+    run("up", "-q")
+    result = run("down", "--purge", "--yes")
+    assert result.exit_code == 0, result.output
+    assert fake.get("v1", "Namespace", "meshreg") is None
+    assert fake.get("v1", "PersistentVolumeClaim", "registry-data", namespace="meshreg") is None
+
+
+def test_status_after_up_is_healthy_when_pods_carry_the_sidecar(fake):
+    run("up", "-q")
+    registry_pod(fake, spec={"containers": [{"name": "registry"}], "initContainers": [{"name": "istio-proxy"}]})
+    result = run("status", "-o", "json")
+    report = json.loads(result.output)
+    assert result.exit_code == 0, result.output
+    assert report["registry"]["mtls"]["effective"] == "STRICT"
+    assert report["registry"]["addresses"]["hostFromContainerRuntime"] == "localhost:5000"
+
+
+def test_status_reports_drift_and_exits_one(fake):
+    run("up", "-q")
+    live = fake.objects[("apps/v1", "Deployment", "meshreg", "registry")]
+    live["spec"]["replicas"] = 0
+    result = run("status")
+    assert result.exit_code == 1
+    assert "drifted  Deployment meshreg/registry (.spec.replicas)" in result.output
+
+
+def test_status_on_an_empty_cluster_reports_missing_objects(fake):
+    result = run("status", "-o", "json")
+    assert result.exit_code == 1
+    assert {o["state"] for o in json.loads(result.output)["objects"]} == {"missing"}
+
+
+def test_fake_rejects_conflicting_apply_without_force():
+    fake = FakeCluster()
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "default"},
+          "data": {"a": "1"}}
+    fake.apply(cm, field_manager="other")
+    with pytest.raises(ConflictError):
+        fake.apply({**cm, "data": {"a": "2"}})

@@ -1,0 +1,291 @@
+"""The requests the real kubernetes client sends for meshreg.cluster, checked on a tiny local API server."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from meshreg.cluster import apply as applying
+from meshreg.cluster import client as clusters
+from meshreg.errors import ClusterError, UsageError
+
+DEPLOYMENT = {"apiVersion": "apps/v1", "kind": "Deployment",
+              "metadata": {"name": "registry", "namespace": "meshreg", "labels": {
+                  "app.kubernetes.io/managed-by": "meshreg", "app.kubernetes.io/instance": "meshreg"}},
+              "spec": {"replicas": 1}}
+POLICY = {"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy",
+          "metadata": {"name": "registry-deny-writes", "namespace": "meshreg"}, "spec": {"action": "DENY"}}
+PLURALS = {plural for plural, _ in clusters.KINDS.values()}
+HOSTING = {"apiVersion": "v1", "kind": "ConfigMap",
+           "metadata": {"name": "local-registry-hosting", "namespace": "kube-public"}, "data": {}}
+
+
+class FakeApiServer(ThreadingHTTPServer):
+    """Records every request; answers from `routes` {(METHOD, path): (status, body)}, else like an empty cluster."""
+
+    def __init__(self):
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.requests, self.routes = [], {}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def _answer(self):
+        url = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length).decode() if length else ""
+        self.server.requests.append({"method": self.command, "path": url.path, "query": parse_qs(url.query),
+                                     "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body})
+        status, answer = self.server.routes.get((self.command, url.path)) or self._default(url.path, body)
+        data = json.dumps(answer).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _default(self, path, body):
+        if self.command == "PATCH":  # server-side apply of a new object: the server answers with the object
+            obj = json.loads(body)
+            obj["metadata"]["resourceVersion"] = "1"
+            return 201, obj
+        if self.command == "DELETE":
+            return 200, {"kind": "Status", "status": "Success"}
+        if self.command == "GET" and path.rsplit("/", 1)[-1] in PLURALS:
+            return 200, {"kind": "List", "items": []}
+        if path == "/version":
+            return 200, {"major": "1", "minor": "31", "gitVersion": "v1.31.0"}
+        return 404, {"kind": "Status", "status": "Failure", "reason": "NotFound", "code": 404,
+                     "message": f"{path} not found"}
+
+    do_GET = do_PATCH = do_DELETE = do_POST = do_PUT = _answer
+
+
+@pytest.fixture
+def api():
+    server = FakeApiServer()
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def write_kubeconfig(path, server_url, *, context="dev"):
+    path.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": context,
+        "clusters": [{"name": "c", "cluster": {"server": server_url}}],
+        "users": [{"name": "u", "user": {"token": "secret-token"}}],
+        "contexts": [{"name": context, "context": {"cluster": "c", "user": "u"}}],
+    }))
+    return str(path)
+
+
+@pytest.fixture
+def cluster(api, tmp_path):
+    url = f"http://127.0.0.1:{api.server_address[1]}"
+    return clusters.connect(kubeconfig=write_kubeconfig(tmp_path / "kubeconfig", url))
+
+
+def only(api, method):
+    found = [r for r in api.requests if r["method"] == method]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_apply_patches_the_deployment_path_with_the_apply_patch_content_type(api, cluster):
+    cluster.apply(DEPLOYMENT)
+    sent = only(api, "PATCH")
+    assert sent["path"] == "/apis/apps/v1/namespaces/meshreg/deployments/registry"
+    assert sent["headers"]["content-type"] == "application/apply-patch+yaml"
+    assert json.loads(sent["body"]) == DEPLOYMENT
+
+
+def test_apply_names_meshreg_as_field_manager_and_does_not_force(api, cluster):
+    cluster.apply(DEPLOYMENT)
+    assert only(api, "PATCH")["query"] == {"fieldManager": ["meshreg"]}
+
+
+def test_apply_sends_force_true_only_when_asked(api, cluster):
+    cluster.apply(DEPLOYMENT, force=True)
+    assert only(api, "PATCH")["query"]["force"] == ["true"]
+
+
+def test_dry_run_apply_sends_dry_run_all(api, cluster):
+    cluster.apply(DEPLOYMENT, dry_run=True)
+    assert only(api, "PATCH")["query"]["dryRun"] == ["All"]
+
+
+def test_requests_carry_the_kubeconfig_bearer_token(api, cluster):
+    cluster.apply(DEPLOYMENT)
+    assert only(api, "PATCH")["headers"]["authorization"] == "Bearer secret-token"
+
+
+def test_istio_policy_is_applied_at_its_custom_resource_path(api, cluster):
+    cluster.apply(POLICY)
+    assert only(api, "PATCH")["path"] == \
+        "/apis/security.istio.io/v1/namespaces/meshreg/authorizationpolicies/registry-deny-writes"
+
+
+def test_hosting_configmap_is_read_from_kube_public(api, cluster):
+    assert cluster.get("v1", "ConfigMap", "local-registry-hosting", namespace="kube-public") is None
+    assert only(api, "GET")["path"] == "/api/v1/namespaces/kube-public/configmaps/local-registry-hosting"
+
+
+def test_prune_lists_with_the_instance_label_selector(api, cluster):
+    selector = "app.kubernetes.io/managed-by=meshreg,app.kubernetes.io/instance=meshreg"
+    api.routes[("GET", "/apis/apps/v1/namespaces/meshreg/deployments")] = (200, {"items": [DEPLOYMENT]})
+    applying.prune(manifests=[], cluster=cluster, selector=selector, namespaces=["meshreg"])
+    lists = [r for r in api.requests if r["method"] == "GET"]
+    assert lists and all(r["query"]["labelSelector"] == [selector] for r in lists)
+    assert only(api, "DELETE")["path"] == "/apis/apps/v1/namespaces/meshreg/deployments/registry"
+
+
+def test_delete_sends_the_propagation_policy_in_delete_options(api, cluster):
+    cluster.delete("apps/v1", "DaemonSet", "node-proxy", namespace="meshreg", propagation="Foreground")
+    sent = only(api, "DELETE")
+    assert sent["path"] == "/apis/apps/v1/namespaces/meshreg/daemonsets/node-proxy"
+    assert json.loads(sent["body"])["propagationPolicy"] == "Foreground"
+
+
+def test_delete_of_a_missing_object_reports_it_gone_without_error(api, cluster):
+    api.routes[("DELETE", "/api/v1/namespaces/meshreg/services/registry")] = (404, {"kind": "Status", "code": 404})
+    assert cluster.delete("v1", "Service", "registry", namespace="meshreg") is False
+
+
+def test_conflict_names_the_other_field_manager(api, cluster):
+    api.routes[("PATCH", "/apis/apps/v1/namespaces/meshreg/deployments/registry")] = (409, {
+        "kind": "Status", "status": "Failure", "reason": "Conflict", "code": 409,
+        "message": 'Apply failed with 1 conflict: conflict with "kubectl-edit" using apps/v1: .spec.replicas',
+        "details": {"causes": [{"reason": "FieldManagerConflict", "field": ".spec.replicas",
+                                "message": 'conflict with "kubectl-edit" using apps/v1'}]}})
+    with pytest.raises(clusters.ConflictError) as e:
+        cluster.apply(DEPLOYMENT)
+    assert e.value.managers == ["kubectl-edit"]
+    assert ".spec.replicas" in str(e.value) and "--force-conflicts" in str(e.value)
+
+
+def test_forbidden_names_the_verb_resource_and_namespace(api, cluster):
+    api.routes[("PATCH", "/apis/apps/v1/namespaces/meshreg/deployments/registry")] = (403, {
+        "kind": "Status", "reason": "Forbidden", "code": 403, "message": "deployments.apps is forbidden"})
+    with pytest.raises(ClusterError, match="^forbidden: cannot patch deployments.apps in namespace meshreg$"):
+        cluster.apply(DEPLOYMENT)
+
+
+def test_invalid_object_reports_the_servers_own_message(api, cluster):
+    message = 'Deployment.apps "registry" is invalid: spec.replicas: Invalid value: -1: must be >= 0'
+    api.routes[("PATCH", "/apis/apps/v1/namespaces/meshreg/deployments/registry")] = (422, {
+        "kind": "Status", "reason": "Invalid", "code": 422, "message": message})
+    with pytest.raises(ClusterError, match="spec.replicas: Invalid value: -1"):
+        cluster.apply(DEPLOYMENT)
+
+
+def test_missing_istio_group_reads_as_no_served_resources(api, cluster):
+    assert cluster.served("security.istio.io/v1") == set()
+    assert only(api, "GET")["path"] == "/apis/security.istio.io/v1"
+
+
+def test_served_resources_come_from_the_group_discovery_document(api, cluster):
+    api.routes[("GET", "/apis/security.istio.io/v1")] = (200, {"kind": "APIResourceList", "resources": [
+        {"name": "authorizationpolicies"}, {"name": "authorizationpolicies/status"}]})
+    assert cluster.served("security.istio.io/v1") == {"authorizationpolicies"}
+
+
+def test_unreachable_server_error_names_the_server(tmp_path):
+    with socket_that_refuses() as port:
+        url = f"http://127.0.0.1:{port}"
+        cl = clusters.connect(kubeconfig=write_kubeconfig(tmp_path / "k", url))
+        with pytest.raises(ClusterError, match=f"cannot reach the Kubernetes API server at {url}"):
+            cl.version()
+
+
+class socket_that_refuses:
+    """A 127.0.0.1 port nobody listens on (bound then closed)."""
+
+    def __enter__(self):
+        import socket
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        return port
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_unknown_context_fails_before_any_request(api, tmp_path):
+    path = write_kubeconfig(tmp_path / "k", f"http://127.0.0.1:{api.server_address[1]}")
+    with pytest.raises(UsageError, match="context 'prod' is not in the kubeconfig \\(contexts: dev\\)"):
+        clusters.connect(kubeconfig=path, context="prod")
+    assert api.requests == []
+
+
+def test_unreadable_kubeconfig_is_a_one_line_error(tmp_path):
+    with pytest.raises(UsageError, match="cannot read"):
+        clusters.connect(kubeconfig=str(tmp_path / "absent"))
+
+
+def test_kubeconfig_env_list_skips_missing_files(api, tmp_path, monkeypatch):
+    path = write_kubeconfig(tmp_path / "k", f"http://127.0.0.1:{api.server_address[1]}")
+    monkeypatch.setenv("KUBECONFIG", f"{tmp_path / 'absent'}:{path}")
+    assert clusters.connect().server == f"http://127.0.0.1:{api.server_address[1]}"
+
+
+def test_no_kubeconfig_outside_a_pod_is_a_one_line_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "absent"))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    with pytest.raises(UsageError, match="no kubeconfig found"):
+        clusters.connect()
+
+
+def istio_cluster(api):
+    """Routes that make the tiny server look like a cluster with Istio and its sidecar injector."""
+    for group, names in (("security.istio.io/v1", ["authorizationpolicies", "peerauthentications"]),
+                         ("networking.istio.io/v1", ["gateways", "virtualservices"])):
+        api.routes[("GET", f"/apis/{group}")] = (200, {"resources": [{"name": n} for n in names]})
+    api.routes[("GET", "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations")] = (200, {"items": [
+        {"metadata": {"name": "istio-sidecar-injector"}, "webhooks": [{"name": "w", "namespaceSelector": {
+            "matchLabels": {"istio-injection": "enabled"}}}]}]})
+
+
+def run_cli(api, tmp_path, monkeypatch, *args):
+    from click.testing import CliRunner
+    from meshreg.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", f"http://127.0.0.1:{api.server_address[1]}")
+    return CliRunner().invoke(main, [*args, "--kubeconfig", kubeconfig])
+
+
+def test_up_dry_run_sends_only_dry_run_patches_in_dependency_order(api, tmp_path, monkeypatch):
+    istio_cluster(api)
+    result = run_cli(api, tmp_path, monkeypatch, "up", "--dry-run")
+    assert result.exit_code == 0, result.output
+    patches = [r for r in api.requests if r["method"] == "PATCH"]
+    assert patches[0]["path"] == "/api/v1/namespaces/meshreg"
+    assert all(r["query"]["dryRun"] == ["All"] for r in patches)
+    assert not [r for r in api.requests if r["method"] in ("DELETE", "POST", "PUT")]
+
+
+def test_up_applies_every_object_with_server_side_apply(api, tmp_path, monkeypatch):
+    istio_cluster(api)
+    result = run_cli(api, tmp_path, monkeypatch, "up", "--no-wait")
+    assert result.exit_code == 0, result.output
+    paths = [r["path"] for r in api.requests if r["method"] == "PATCH"]
+    assert "/apis/apps/v1/namespaces/meshreg/deployments/registry" in paths
+    assert paths[-1] == "/api/v1/namespaces/kube-public/configmaps/local-registry-hosting"
+    assert len(paths) == 17
+
+
+def test_up_against_a_cluster_without_istio_stops_after_discovery(api, tmp_path, monkeypatch):
+    result = run_cli(api, tmp_path, monkeypatch, "up")
+    assert result.exit_code == 1
+    assert "Istio is not installed on http://127.0.0.1" in result.output
+    assert [r for r in api.requests if r["method"] != "GET"] == []
