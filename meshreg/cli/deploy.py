@@ -111,7 +111,7 @@ def _addresses(cfg) -> str:
         if len(cfg.registries) > 1:
             lines.append(f"registry {reg.name} ({reg.role}{', default' if reg.default else ''}):")
         pull = f"localhost:{reg.port}" if cfg.node_proxy.enabled else "none (nodeProxy is disabled)"
-        writers = ", ".join(w.service_account for w in reg.effective_writers) or (
+        writers = ", ".join(w.service_account for w in cfg.writers_of(reg)) or (
             "no writers: nobody can push; run meshreg policy grant NS/SA" if reg.role == "images"
             else f"nobody ({reg.role})")
         lines += [f"push (in-cluster writers): {cfg.service_host(reg)}",

@@ -180,7 +180,7 @@ def _listing(cfg, reg) -> dict:
         # A readonly registry's publisher is listed as its one writer: that is what the policies enforce.
         "writers": [{"serviceAccount": w.service_account, "repositories": list(w.repositories),
                      "delete": w.delete, "principal": cfg.principal(w.service_account)}
-                    for w in reg.effective_writers],
+                    for w in cfg.writers_of(reg)],
         "readers": [{"reader": r, "principal": "*" if r == "*" else cfg.principal(r)} for r in reg.readers],
         "nodeProxy": {"enabled": cfg.node_proxy.enabled, "port": reg.port,
                       "hostIP": cfg.node_proxy.host_ip, "principal": cfg.principal(cfg.node_proxy_identity)},

@@ -76,7 +76,7 @@ def _registry(cluster, cfg, reg, addresses) -> dict:
     with_sidecar = sum(1 for p in pods if "istio-proxy" in _containers(p))
     return {"name": reg.name, "role": reg.role, "default": reg.default, "ready": done, "replicas": text,
             "pods": len(pods), "withSidecar": with_sidecar, "mtls": _mtls(cluster, cfg, reg.name),
-            "writers": [w.service_account for w in reg.effective_writers],
+            "writers": [w.service_account for w in cfg.writers_of(reg)],
             "endpoints": _ready_endpoints(cluster, cfg, reg.name), "addresses": addresses}
 
 

@@ -156,5 +156,10 @@ class Config:
     def node_proxy_identity(self) -> str:
         return f"{self.namespace}/node-proxy"
 
+    def writers_of(self, registry: Registry) -> tuple[Writer, ...]:
+        """Every identity the policies let write `registry`: its writers (or a readonly registry's publisher), and
+        any identity meshreg itself deploys to write on someone's behalf. Policies, listings and checks use this."""
+        return registry.effective_writers
+
 
 DEFAULT = Config()

@@ -39,7 +39,7 @@ def _groups(writers, key) -> dict:
 
 
 def deny_writes(cfg: Config, reg: Registry) -> dict:
-    writers = reg.effective_writers
+    writers = cfg.writers_of(reg)
     principals = [cfg.principal(w.service_account) for w in writers]
     everyone_else: dict = {"to": [{"operation": {"notMethods": list(READ)}}]}
     if principals:
@@ -72,7 +72,7 @@ def _write_methods(writer: Writer) -> list[str]:
 
 def allow_writes(cfg: Config, reg: Registry) -> dict:
     rules = []
-    for (prefixes, _), group in _groups(reg.effective_writers, lambda w: (w.repositories, w.delete)).items():
+    for (prefixes, _), group in _groups(cfg.writers_of(reg), lambda w: (w.repositories, w.delete)).items():
         write: dict = {"methods": _write_methods(group[0])}
         if prefixes != ("*",):
             write["paths"] = repository_paths(prefixes)
