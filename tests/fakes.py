@@ -76,6 +76,7 @@ class FakeCluster:
         self.requests: list[tuple] = []  # (verb, key or kind, options) for assertions on what was sent
         self.failures: dict[tuple, ClusterError] = {}  # (verb, kind, name) -> error to raise
         self.on_apply = []  # callables(obj) run after a persisted apply: play a controller
+        self.logs: dict[tuple, str] = {}  # (namespace, pod, container, previous) -> the log text the kubelet keeps
         self._rv = itertools.count(1000)
         for ns in ("default", "kube-system", "kube-public", "istio-system"):  # what every cluster has
             self.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
@@ -105,6 +106,12 @@ class FakeCluster:
                     and all(labels.get(a) == b for a, b in wanted.items()):
                 out.append(copy.deepcopy(obj))
         return out
+
+    def log(self, pod, *, namespace, container, previous=False, tail=40):
+        self.requests.append(("log", (namespace, pod, container), {"previous": previous}))
+        self._maybe_fail("get", "pods/log", pod)
+        text = self.logs.get((namespace, pod, container, previous))
+        return None if text is None else "".join(text.splitlines(keepends=True)[-tail:])
 
     # --- writes
     def apply(self, obj, *, dry_run=False, force=False, field_manager="meshreg"):

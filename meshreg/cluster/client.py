@@ -36,6 +36,7 @@ KINDS = {
     ("networking.istio.io/v1", "Gateway"): ("gateways", True),
     ("networking.istio.io/v1", "VirtualService"): ("virtualservices", True),
     ("networking.istio.io/v1", "ServiceEntry"): ("serviceentries", True),
+    ("networking.istio.io/v1", "DestinationRule"): ("destinationrules", True),
     ("discovery.k8s.io/v1", "EndpointSlice"): ("endpointslices", True),
     ("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration"): ("mutatingwebhookconfigurations", False),
 }
@@ -130,16 +131,28 @@ class Cluster:
                           what=("delete", resource_name(api_version, kind), namespace), missing_ok=True)
         return gone is not None
 
+    def log(self, pod: str, *, namespace: str, container: str, previous: bool = False, tail: int = 40) -> str | None:
+        """The last `tail` lines a container wrote (of its previous run with `previous`); None when there is none."""
+        path = object_path("v1", "Pod", namespace=namespace, name=pod) + "/log"
+        query = [("container", container), ("tailLines", str(tail))] + ([("previous", "true")] if previous else [])
+        status, raw = self._send("GET", path, query=query, body=None, content_type=None, accept="text/plain")
+        if status in (400, 404):  # 400: no such (previous) container run to read
+            return None
+        if status >= 300:
+            raise _translate(status, _decode(raw), what=("get", "pods/log", namespace))
+        return raw.decode("utf-8", "replace")
+
     def _call(self, method, path, *, what, query=(), body=None, content_type=None, missing_ok=False):
-        status, data = self._send(method, path, query=list(query), body=body, content_type=content_type)
+        status, raw = self._send(method, path, query=list(query), body=body, content_type=content_type)
+        data = _decode(raw)
         if status == 404 and missing_ok:
             return None
         if status >= 300:
             raise _translate(status, data, what=what)
         return data
 
-    def _send(self, method, path, *, query, body, content_type):
-        headers = {"Accept": "application/json"}
+    def _send(self, method, path, *, query, body, content_type, accept="application/json"):
+        headers = {"Accept": accept}
         if content_type:
             headers["Content-Type"] = content_type
         try:
@@ -151,10 +164,14 @@ class Cluster:
             raw = response.read()
         except Exception as e:  # urllib3, ssl, auth plugins: all mean "could not talk to the server"
             raise ClusterError(f"cannot reach the Kubernetes API server at {self.server}: {_reason(e)}") from e
-        try:
-            return response.status, json.loads(raw or b"{}")
-        except ValueError:
-            return response.status, {"message": raw[:200].decode("utf-8", "replace").strip()}
+        return response.status, raw
+
+
+def _decode(raw: bytes) -> dict:
+    try:
+        return json.loads(raw or b"{}")
+    except ValueError:
+        return {"message": raw[:200].decode("utf-8", "replace").strip()}
 
 
 def connect(*, kubeconfig: str | None = None, context: str | None = None) -> Cluster:

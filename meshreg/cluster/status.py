@@ -6,7 +6,7 @@ import yaml
 
 from meshreg.cluster.apply import key_of, ordered, read_live
 from meshreg.errors import ClusterError
-from meshreg.cluster.wait import rollout
+from meshreg.cluster.wait import crash_causes, pod_causes, rollout
 
 HOSTING = ("kube-public", "local-registry-hosting")
 
@@ -74,10 +74,12 @@ def _registry(cluster, cfg, reg, addresses) -> dict:
     pods = cluster.list("v1", "Pod", namespace=cfg.namespace, label_selector=_selector(deployment)) \
         if _selector(deployment) else []
     with_sidecar = sum(1 for p in pods if "istio-proxy" in _containers(p))
+    # Why it is not ready, from the pods (and the last log lines of crashing containers): read only when needed.
+    problems = [] if done else list(dict.fromkeys(c for p in pods for c in pod_causes(p) + crash_causes(cluster, p)))
     return {"name": reg.name, "role": reg.role, "default": reg.default, "ready": done, "replicas": text,
             "pods": len(pods), "withSidecar": with_sidecar, "mtls": _mtls(cluster, cfg, reg.name),
             "writers": [w.service_account for w in cfg.writers_of(reg)],
-            "endpoints": _ready_endpoints(cluster, cfg, reg.name), "addresses": addresses}
+            "endpoints": _ready_endpoints(cluster, cfg, reg.name), "addresses": addresses, "problems": problems}
 
 
 def _selector(obj) -> str:
@@ -178,6 +180,7 @@ def _registry_lines(reg: dict, *, several: bool) -> list[str]:
         f"{pad}mTLS: {mtls['effective']} (registry: {mtls['workload'] or 'none'}, namespace: "
         f"{mtls['namespace'] or 'none'}, mesh-wide: {mtls['mesh'] or 'none'})",
         f"{pad}in-cluster path: Service endpoints {endpoints}",
+        *(f"{pad}problem: {p}" for p in reg["problems"]),
         f"{pad}writers: " + (", ".join(reg["writers"]) or nobody),
         f"{pad}published: " + ("missing" if not addr else
                               ", ".join(f"{k}={v}" for k, v in addr.items() if k not in ("help", "role", "default"))),

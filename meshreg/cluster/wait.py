@@ -6,6 +6,7 @@ import os
 import sys
 import time
 
+from meshreg.cluster import crashes
 from meshreg.errors import ClusterError
 
 PULL_FAILURES = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
@@ -92,13 +93,28 @@ def diagnose(*, cluster, namespace: str, workloads) -> list[str]:
         selector = ((workload or {}).get("spec", {}).get("selector") or {}).get("matchLabels") or {}
         pods = cluster.list("v1", "Pod", namespace=namespace,
                             label_selector=",".join(f"{k}={v}" for k, v in sorted(selector.items())))
-        found = [c for pod in pods for c in _pod_causes(pod)]
+        found = [c for pod in pods for c in pod_causes(pod) + crash_causes(cluster, pod)]
         if not pods:  # nothing was created: the controller says why (PodSecurity, quota, ...)
             found = [f"{kind} {name}: {e.get('message', '').strip()}" for e in events
                      if e.get("involvedObject", {}).get("name", "").startswith(name)
                      and e.get("reason") == "FailedCreate"][-1:]
         causes += [c for c in found if c not in causes]
     return causes
+
+
+def crash_causes(cluster, pod: dict) -> list[str]:
+    """What the last log lines of a pod's failed containers say, where meshreg recognizes it."""
+    meta = pod["metadata"]
+    out = []
+    for container, previous in crashes.crashing(pod):
+        try:
+            log = cluster.log(meta["name"], namespace=meta.get("namespace"), container=container, previous=previous)
+        except ClusterError:  # no right to read logs: the status line above already says it crashes
+            continue
+        why = crashes.explain(log or "")
+        if why:
+            out.append(f"pod {meta['name']}: container {container}: {why}")
+    return out
 
 
 def _pvc_causes(cluster, namespace, events) -> list[str]:
@@ -112,7 +128,7 @@ def _pvc_causes(cluster, namespace, events) -> list[str]:
     return out
 
 
-def _pod_causes(pod: dict) -> list[str]:
+def pod_causes(pod: dict) -> list[str]:
     name = pod["metadata"]["name"]
     spec, status = pod.get("spec") or {}, pod.get("status") or {}
     out = []

@@ -40,6 +40,11 @@ def read_entries(r: Reader, value: object, path: tuple) -> tuple[Registry, ...]:
             if key in seen:
                 r.fail(path + (i, field), f"{key!r} is already the {what} of spec.registries[{seen[key]}]")
             seen[key] = i
+    upstream_names = {f"{e.name}-upstream": i for i, e in enumerate(entries) if e.mirror}
+    for i, entry in enumerate(entries):
+        if entry.name in upstream_names:
+            r.fail(path + (i, "name"), f"{entry.name!r} names the Service through which spec.registries"
+                   f"[{upstream_names[entry.name]}] reaches its upstream; pick another name")
     defaults = [i for i, e in enumerate(entries) if e.default]
     if len(defaults) != 1:
         where = path + (defaults[1], "default") if defaults else path

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from meshreg.config import Config
-from meshreg.render import hosting, nodeproxy, policies, registry
+from meshreg.render import hosting, mirror, nodeproxy, policies, registry
 
 
 def render(cfg: Config) -> list[dict]:
@@ -22,13 +22,14 @@ def render(cfg: Config) -> list[dict]:
         *each(registry.config_map),
         *each(registry.persistent_volume_claim),
         *each(registry.service),
+        *[mirror.service(cfg, reg) for reg in regs if reg.mirror],
         *([nodeproxy.service(cfg)] if np else []),
         *each(registry.deployment),
         *([nodeproxy.daemon_set(cfg)] if np else []),
         *each(registry.peer_authentication),
         *[p for reg in regs for p in policies.registry_policies(cfg, reg)],
         *([nodeproxy.allow_reads(cfg), nodeproxy.gateway(cfg), nodeproxy.virtual_service(cfg)] if np else []),
-        *[registry.service_entry(cfg, reg) for reg in regs if reg.mirror],
+        *[o for reg in regs if reg.mirror for o in mirror.objects(cfg, reg)],
         hosting.config_map(cfg),
         *([hosting.index_config_map(cfg)] if several else []),
     ]

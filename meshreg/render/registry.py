@@ -7,6 +7,7 @@ import hashlib
 import yaml
 
 from meshreg.config import REGISTRY_PORT, Config, Registry
+from meshreg.render.mirror import remote_url
 from meshreg.render.labels import COMPONENT, REGISTRY, common, metadata, registry_pods
 
 DATA_DIR = "/var/lib/registry"
@@ -17,6 +18,8 @@ KEEP_ANNOTATIONS = {
     "kustomize.toolkit.fluxcd.io/prune": "disabled",
 }
 RUN_AS = 1000  # registry:2 runs as any user once its data directory is writable (fsGroup)
+# Istio 1.8+ honours this per pod (with native sidecars, Istio 1.27+ default, Kubernetes orders the start anyway).
+HOLD_UNTIL_PROXY_STARTS = "holdApplicationUntilProxyStarts: true\n"
 
 
 def namespace(cfg: Config) -> dict:
@@ -55,8 +58,9 @@ def distribution_config(cfg: Config, reg: Registry) -> dict:
         "health": {"storagedriver": {"enabled": True, "interval": "10s", "threshold": 3}},
     }
     if reg.mirror:
-        # Credentials come from the Secret through REGISTRY_PROXY_USERNAME/PASSWORD, never from this file.
-        out["proxy"] = {"remoteurl": reg.mirror.upstream}
+        # Credentials come from the Secret through REGISTRY_PROXY_USERNAME/PASSWORD, never from this file. The
+        # upstream is reached through the sidecar (render/mirror.py), so that start-up never sees a dead connection.
+        out["proxy"] = {"remoteurl": remote_url(cfg, reg)}
     return out
 
 
@@ -138,7 +142,10 @@ def deployment(cfg: Config, reg: Registry) -> dict:
         "metadata": {
             "labels": pod_labels(cfg, reg),
             "annotations": {"kubectl.kubernetes.io/default-container": "registry",
-                            "meshreg.dev/config-hash": config_hash},
+                            "meshreg.dev/config-hash": config_hash,
+                            # The registry starts once its sidecar is ready: a mirror pings its upstream while
+                            # starting, and a sidecar that is not listening yet makes distribution panic.
+                            "proxy.istio.io/config": HOLD_UNTIL_PROXY_STARTS},
         },
         "spec": {
             "serviceAccountName": reg.name,
@@ -168,14 +175,3 @@ def peer_authentication(cfg: Config, reg: Registry) -> dict:
     return {"apiVersion": "security.istio.io/v1", "kind": "PeerAuthentication",
             "metadata": _meta(cfg, reg, reg.name),
             "spec": {"selector": {"matchLabels": registry_pods(cfg, reg)}, "mtls": {"mode": "STRICT"}}}
-
-
-def service_entry(cfg: Config, reg: Registry) -> dict:
-    """Lets a mirror's sidecar reach its upstream even where the mesh allows only known hosts."""
-    mirror = reg.mirror
-    protocol = "TLS" if mirror.upstream.startswith("https:") else "HTTP"
-    return {"apiVersion": "networking.istio.io/v1", "kind": "ServiceEntry",
-            "metadata": _meta(cfg, reg, f"{reg.name}-upstream"),
-            "spec": {"hosts": sorted({mirror.host, *mirror.extra_hosts}), "exportTo": ["."],
-                     "location": "MESH_EXTERNAL", "resolution": "DNS",
-                     "ports": [{"number": mirror.port, "name": protocol.lower(), "protocol": protocol}]}}

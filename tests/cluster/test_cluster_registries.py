@@ -81,3 +81,29 @@ def test_down_removes_every_registry_but_keeps_each_volume(fake, tmp_path):
         assert fake.get("apps/v1", "Deployment", name, namespace=ns) is None
         assert fake.get("v1", "PersistentVolumeClaim", f"{name}-data", namespace=ns) is not None
     assert fake.get("v1", "ConfigMap", "meshreg-gitpod-registries", namespace="kube-public") is None
+
+
+def test_status_explains_a_mirror_that_crash_loops_on_its_upstream(fake, tmp_path):
+    (tmp_path / "meshreg.yaml").write_text((ROOT / "examples" / "gitpod-mirror" / "meshreg.yaml").read_text())
+    assert run("up", "-q").exit_code == 0
+    ns = "gitpod-registry"
+    mirror = fake.objects[("apps/v1", "Deployment", ns, "service-images")]
+    mirror["status"] = {**mirror["status"], "availableReplicas": 0, "readyReplicas": 0}
+    template = mirror["spec"]["template"]
+    fake.put({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "service-images-1", "namespace": ns,
+                                                              "labels": template["metadata"]["labels"]},
+              "spec": {"containers": [*template["spec"]["containers"], {"name": "istio-proxy"}]},
+              "status": {"containerStatuses": [{
+                  "name": "registry", "restartCount": 4, "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+                  "lastState": {"terminated": {"exitCode": 2, "reason": "Error"}}}]}})
+    fake.logs[(ns, "service-images-1", "registry", True)] = (
+        'panic: Get "http://service-images-upstream.gitpod-registry.svc.cluster.local/v2/": dial tcp '
+        "10.96.0.9:80: connect: connection refused\n")
+    result = run("status")
+    assert result.exit_code == 1
+    problems = [line.strip() for line in result.output.splitlines() if line.strip().startswith("problem:")]
+    assert any("service-images-1: container registry keeps crashing" in p for p in problems)
+    assert any("the mirror panicked while starting" in p and "Its sidecar was not running" in p for p in problems)
+    report = json.loads(run("status", "-o", "json").output)
+    assert {r["name"]: bool(r["problems"]) for r in report["registries"]} == {
+        "workspace-images": False, "service-images": True}

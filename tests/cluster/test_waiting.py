@@ -137,3 +137,34 @@ def test_an_unreplaced_gateway_image_is_diagnosed_as_missing_injection():
         "name": "istio-proxy", "image": "auto", "state": {"waiting": {"reason": "InvalidImageName"}}}]}))
     assert causes(fake) == ["pod registry-0: Istio did not inject the gateway (image: auto was never replaced; "
                             "check the namespace's injection label and that istiod is running)"]
+
+
+# distribution 2.8.2's last line when its upstream refuses the connection at start-up (copied from a real run; the
+# e2e mirror test checks that the real registry still prints a line crashes.explain recognizes).
+PANIC = ('time="2026-11-30T22:21:47Z" level=info msg="redis not configured"\n'
+         'panic: Get "http://hub-upstream.meshreg.svc.cluster.local/v2/": dial tcp 10.96.4.7:80: connect: '
+         'connection refused\n\ngoroutine 1 [running]:\n')
+
+
+def test_a_crash_looping_mirror_is_explained_from_its_previous_log():
+    fake = cluster_with((WITH_SIDECAR, {"containerStatuses": [{
+        "name": "registry", "restartCount": 3, "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+        "lastState": {"terminated": {"exitCode": 2, "reason": "Error"}}}]}))
+    fake.logs[(NS, "registry-0", "registry", True)] = PANIC
+    found = causes(fake)
+    assert any("keeps crashing (last exit code 2, Error)" in c for c in found)
+    [why] = [c for c in found if "panicked" in c]
+    assert why.startswith("pod registry-0: container registry: the mirror panicked while starting because it could "
+                          "not reach http://hub-upstream.meshreg.svc.cluster.local (dial tcp")
+    assert "Its sidecar was not running when it started" in why
+    assert ("log", (NS, "registry-0", "registry"), {"previous": True}) in fake.requests
+
+
+def test_a_crash_without_a_known_cause_adds_nothing_and_a_log_that_cannot_be_read_is_no_error():
+    fake = cluster_with((WITH_SIDECAR, {"containerStatuses": [{
+        "name": "registry", "restartCount": 1, "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+        "lastState": {"terminated": {"exitCode": 1, "reason": "Error"}}}]}))
+    fake.logs[(NS, "registry-0", "registry", True)] = "level=fatal msg=\"open /etc/docker/registry/config.yml\"\n"
+    assert [c for c in causes(fake) if "panicked" in c] == []
+    fake.failures[("get", "pods/log", "*")] = ClusterError("forbidden: cannot get pods/log in namespace meshreg")
+    assert len(causes(fake)) == 1  # the crash line only

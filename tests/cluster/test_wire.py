@@ -43,9 +43,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.requests.append({"method": self.command, "path": url.path, "query": parse_qs(url.query),
                                      "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body})
         status, answer = self.server.routes.get((self.command, url.path)) or self._default(url.path, body)
-        data = json.dumps(answer).encode()
+        text = isinstance(answer, str)  # a container log is plain text
+        data = answer.encode() if text else json.dumps(answer).encode()
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", "text/plain" if text else "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
@@ -289,3 +290,24 @@ def test_up_against_a_cluster_without_istio_stops_after_discovery(api, tmp_path,
     assert result.exit_code == 1
     assert "Istio is not installed on http://127.0.0.1" in result.output
     assert [r for r in api.requests if r["method"] != "GET"] == []
+
+
+def test_a_previous_container_log_is_read_as_text_from_the_pod_log_path(api, cluster):
+    path = "/api/v1/namespaces/gitpod-registry/pods/mirror-0/log"
+    api.routes[("GET", path)] = (200, 'panic: Get "http://x/v2/": EOF\n')
+    text = cluster.log("mirror-0", namespace="gitpod-registry", container="registry", previous=True)
+    assert text == 'panic: Get "http://x/v2/": EOF\n'
+    [request] = [r for r in api.requests if r["path"] == path]
+    assert request["query"] == {"container": ["registry"], "tailLines": ["40"], "previous": ["true"]}
+    assert request["headers"]["accept"] == "text/plain"
+
+
+def test_a_log_with_no_previous_run_is_none_and_a_denied_one_is_a_cluster_error(api, cluster):
+    path = "/api/v1/namespaces/ns/pods/p/log"
+    api.routes[("GET", path)] = (400, {"kind": "Status", "code": 400, "reason": "BadRequest",
+                                      "message": 'previous terminated container "registry" in pod "p" not found'})
+    assert cluster.log("p", namespace="ns", container="registry", previous=True) is None
+    api.routes[("GET", path)] = (403, {"kind": "Status", "code": 403, "reason": "Forbidden",
+                                      "message": 'pods "p" is forbidden: User "dev" cannot get resource "pods/log"'})
+    with pytest.raises(ClusterError, match="forbidden"):
+        cluster.log("p", namespace="ns", container="registry")

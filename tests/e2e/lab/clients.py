@@ -37,12 +37,14 @@ def raw_request(client: httpx.Client, method: str, raw_path: str, **kwargs) -> h
 
 
 def skopeo_copy(src: str, dest: str, *, src_ident: Identity | None = None, dest_ident: Identity | None = None,
+                src_creds: str | None = None, dest_creds: str | None = None,
                 timeout: float = 120.0) -> subprocess.CompletedProcess:
-    """`skopeo copy`; docker:// ends with an Identity speak mTLS, others plain HTTP."""
+    """`skopeo copy`; docker:// ends with an Identity speak (m)TLS, others plain HTTP; creds are USER:PASSWORD."""
     argv = ["skopeo", "--insecure-policy", "copy", "--preserve-digests", "--retry-times", "0"]
-    for side, ident, ref in (("src", src_ident, src), ("dest", dest_ident, dest)):
+    for side, ident, ref, creds in (("src", src_ident, src, src_creds), ("dest", dest_ident, dest, dest_creds)):
         if not ref.startswith("docker://"):
             continue
         argv += [f"--{side}-cert-dir", str(ident.dir), f"--{side}-tls-verify=true"] if ident else \
             [f"--{side}-tls-verify=false"]
+        argv += [f"--{side}-creds", creds] if creds else []
     return subprocess.run([*argv, src, dest], capture_output=True, text=True, timeout=timeout)

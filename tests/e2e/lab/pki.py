@@ -61,13 +61,15 @@ class Authority:
         self.ca_file = root / f"{name}-ca.crt"
         self.ca_file.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
 
-    def issue(self, uri: str, *, label: str, server: bool = False, trust: Path | None = None) -> Identity:
-        """A leaf for `uri`; `server` adds 127.0.0.1/localhost so plain TLS clients can verify the listener too.
+    def issue(self, uri: str, *, label: str, server: bool = False, trust: Path | None = None,
+              dns: tuple[str, ...] = ()) -> Identity:
+        """A leaf for `uri`; `server` adds 127.0.0.1/localhost so plain TLS clients can verify the listener too,
+        `dns` more DNS names (a server outside the mesh, known by its host name).
 
         `trust` is the CA the holder uses to verify the server (the mesh CA even for a foreign client)."""
         key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.datetime.now(datetime.timezone.utc)
-        sans: list = [x509.UniformResourceIdentifier(uri)]
+        sans: list = [x509.UniformResourceIdentifier(uri), *(x509.DNSName(name) for name in dns)]
         if server:
             sans += [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
         cert = (x509.CertificateBuilder().subject_name(x509.Name([]))

@@ -44,19 +44,21 @@ class Server:
     """One background process in its own session, stopped with its whole process group."""
 
     def __init__(self, argv: list[str], *, log: Path, env: dict | None = None):
+        """`env` adds to this process's environment; a value of None removes that variable."""
         self.log = log
+        environ = {k: v for k, v in {**os.environ, **(env or {})}.items() if v is not None}
         with open(log, "wb") as out:
             self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         env={**os.environ, **(env or {})}, start_new_session=True)
+                                         env=environ, start_new_session=True)
 
-    def wait_http(self, url: str, *, timeout: float = 20.0) -> None:
-        """Poll `url` until it answers 200, or fail with the server's log."""
+    def wait_http(self, url: str, *, timeout: float = 20.0, verify=True) -> None:
+        """Poll `url` until it answers 200 (`verify`: an SSLContext for https), or fail with the server's log."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 break
             try:
-                if httpx.get(url, timeout=1.0).status_code == 200:
+                if httpx.get(url, timeout=1.0, verify=verify).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
