@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from meshreg.config import names
+from meshreg.config import mesh, names
 from meshreg.config.model import API_VERSION, KIND, Config, LocalRegistryHosting, NodeProxy
 from meshreg.config.reader import REQUIRED, Reader
 from meshreg.config.registries import read_entries, read_resources, read_single
 
 _NP = NodeProxy()
 _SPEC_KEYS = {"namespace": "meshreg", "trustDomain": "cluster.local", "istioRevision": None, "registry": None,
-              "nodeProxy": {}, "readers": None, "writers": None, "registries": None, "localRegistryHosting": {}}
+              "nodeProxy": {}, "readers": None, "writers": None, "registries": None, "localRegistryHosting": {},
+              "mesh": mesh.MESHES[0]}
 
 
 def read_config(r: Reader, data: object, name: str) -> Config:
@@ -37,11 +38,15 @@ def read_config(r: Reader, data: object, name: str) -> Config:
                         {"host": None, "help": LocalRegistryHosting.help})
     default = next(x for x in registries if x.default)
     _check_node_proxy_writes_nothing(r, spec, registries, several)
+    mode = mesh.read_mesh(r, spec["mesh"], p + ("mesh",))
+    if mode == "ambient":
+        mesh.check_ambient(r, spec, registries, several=several)
     return Config(
         name=r.string(meta["name"], ("metadata", "name"), names.check_label),
         namespace=r.string(spec["namespace"], p + ("namespace",), _check_namespace),
         trust_domain=r.string(spec["trustDomain"], p + ("trustDomain",), names.check_trust_domain),
         istio_revision=r.string(spec["istioRevision"], p + ("istioRevision",), names.check_label, nullable=True),
+        mesh=mode,
         registries=registries,
         node_proxy=NodeProxy(
             enabled=r.boolean(np["enabled"], p + ("nodeProxy", "enabled")), port=default.port,
