@@ -7,6 +7,7 @@ import hashlib
 import yaml
 
 from meshreg.config import REGISTRY_PORT, Config, Registry
+from meshreg.render import ambient
 from meshreg.render.labels import COMPONENT, REGISTRY, common, metadata, registry_pods
 
 DATA_DIR = "/var/lib/registry"
@@ -21,6 +22,8 @@ RUN_AS = 1000  # registry:2 runs as any user once its data directory is writable
 
 def namespace(cfg: Config) -> dict:
     injection = {"istio.io/rev": cfg.istio_revision} if cfg.istio_revision else {"istio-injection": "enabled"}
+    if ambient.is_ambient(cfg):
+        injection = ambient.namespace_labels(cfg)
     # Baseline Pod Security forbids hostPort, which the node proxy needs.
     security = {"pod-security.kubernetes.io/enforce": "privileged"} if cfg.node_proxy.enabled else {}
     return {"apiVersion": "v1", "kind": "Namespace",
@@ -82,7 +85,10 @@ def persistent_volume_claim(cfg: Config, reg: Registry) -> dict:
 
 
 def service(cfg: Config, reg: Registry) -> dict:
-    return {"apiVersion": "v1", "kind": "Service", "metadata": _meta(cfg, reg, reg.name),
+    meta = _meta(cfg, reg, reg.name)
+    if ambient.is_ambient(cfg):
+        meta["labels"].update(ambient.service_labels(cfg))
+    return {"apiVersion": "v1", "kind": "Service", "metadata": meta,
             "spec": {"type": "ClusterIP", "selector": registry_pods(cfg, reg),
                      # appProtocol http: Istio applies HTTP rules (methods, paths) only to ports it knows are HTTP.
                      "ports": [{"name": "http", "port": REGISTRY_PORT, "targetPort": "http", "protocol": "TCP",
@@ -128,8 +134,10 @@ def _container(reg: Registry) -> dict:
 
 def pod_labels(cfg: Config, reg: Registry) -> dict:
     revision = {"istio.io/rev": cfg.istio_revision} if cfg.istio_revision else {}
-    return {**common(cfg), COMPONENT: "registry", **registry_pods(cfg, reg), "sidecar.istio.io/inject": "true",
-            **revision}
+    mesh = {"sidecar.istio.io/inject": "true", **revision}
+    if ambient.is_ambient(cfg):
+        mesh = ambient.registry_pod_labels(cfg)
+    return {**common(cfg), COMPONENT: "registry", **registry_pods(cfg, reg), **mesh}
 
 
 def deployment(cfg: Config, reg: Registry) -> dict:
