@@ -142,9 +142,19 @@ def test_prune_lists_with_the_instance_label_selector(api, cluster):
     selector = "app.kubernetes.io/managed-by=meshreg,app.kubernetes.io/instance=meshreg"
     api.routes[("GET", "/apis/apps/v1/namespaces/meshreg/deployments")] = (200, {"items": [DEPLOYMENT]})
     applying.prune(manifests=[], cluster=cluster, selector=selector, namespaces=["meshreg"])
-    lists = [r for r in api.requests if r["method"] == "GET"]
+    lists = [r for r in api.requests if r["method"] == "GET" and r["path"].rsplit("/", 1)[-1] in PLURALS]
     assert lists and all(r["query"]["labelSelector"] == [selector] for r in lists)
     assert only(api, "DELETE")["path"] == "/apis/apps/v1/namespaces/meshreg/deployments/registry"
+
+
+def test_prune_asks_discovery_before_listing_gateway_api_gateways(api, cluster):
+    applying.prune(manifests=[], cluster=cluster, selector="a=b", namespaces=["meshreg"])
+    paths = [r["path"] for r in api.requests if r["method"] == "GET"]
+    assert "/apis/gateway.networking.k8s.io/v1" in paths  # 404 here: a cluster without the Gateway API
+    assert not any(p.endswith("/gateways") and "gateway.networking.k8s.io" in p for p in paths)
+    api.routes[("GET", "/apis/gateway.networking.k8s.io/v1")] = (200, {"resources": [{"name": "gateways"}]})
+    applying.prune(manifests=[], cluster=cluster, selector="a=b", namespaces=["meshreg"])
+    assert "/apis/gateway.networking.k8s.io/v1/namespaces/meshreg/gateways" in [r["path"] for r in api.requests]
 
 
 def test_delete_sends_the_propagation_policy_in_delete_options(api, cluster):
