@@ -241,7 +241,7 @@ def check(ctx, config_path, registry, identity, output, skip_waypoint, what):
     else:
         click.echo(f"{'ALLOW' if allowed else 'DENY'}: {identity} {' '.join(what)}")
         for m, p, d in results:
-            where = f"{d.policy} rule {d.rule}" if d.rule is not None else (d.policy or "default")
-            where = f"{d.hop}, {where}" if d.hop else where
+            decided = f"{d.policy} rule {d.rule}" if d.rule is not None else d.policy
+            where = ", ".join(part for part in (d.hop, decided) if part) or "default"
             click.echo(f"  {d.decision:5} {m:6} {p}\n        by {where}: {d.reason}")
     ctx.exit(0 if allowed else 3)
