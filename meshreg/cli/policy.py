@@ -171,9 +171,14 @@ def list_(config_path, registry, output):
     np = data["nodeProxy"]
     click.echo(f"node proxy: reads only, on {np['hostIP']}:{np['port']} as {np['principal']}" if np["enabled"]
                else "node proxy: disabled")
+    if "waypoint" in data:
+        click.echo(f"waypoint: enforces the above for in-mesh clients; the registry pods admit only "
+                   f"{data['waypoint']['principal']} (mesh: ambient)")
 
 
 def _listing(cfg, reg) -> dict:
+    from meshreg.config.mesh import WAYPOINT
+
     return {
         "trustDomain": cfg.trust_domain,
         "registry": {"name": reg.name, "role": reg.role, "default": reg.default, "publisher": reg.publisher},
@@ -184,6 +189,8 @@ def _listing(cfg, reg) -> dict:
         "readers": [{"reader": r, "principal": "*" if r == "*" else cfg.principal(r)} for r in reg.readers],
         "nodeProxy": {"enabled": cfg.node_proxy.enabled, "port": reg.port,
                       "hostIP": cfg.node_proxy.host_ip, "principal": cfg.principal(cfg.node_proxy_identity)},
+        **({"waypoint": {"name": WAYPOINT, "principal": cfg.principal(f"{cfg.namespace}/{WAYPOINT}")}}
+           if cfg.mesh == "ambient" else {}),
     }
 
 

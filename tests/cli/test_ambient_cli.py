@@ -56,3 +56,12 @@ def test_policy_check_text_names_the_hop(tmp_path):
     assert result.exit_code == 3
     assert "by ztunnel: at ztunnel as example.org/ns/builds/sa/kaniko (the client skips the waypoint)" in \
         result.output
+
+
+def test_policy_list_shows_the_waypoint_identity_in_ambient_mode_only(tmp_path):
+    text = invoke(tmp_path, AMBIENT, "policy", "list").output
+    assert "waypoint: enforces the above for in-mesh clients; the registry pods admit only " \
+           "example.org/ns/registry/sa/waypoint (mesh: ambient)" in text
+    listing = json.loads(invoke(tmp_path, AMBIENT, "policy", "list", "-o", "json").output)
+    assert listing["waypoint"] == {"name": "waypoint", "principal": "example.org/ns/registry/sa/waypoint"}
+    assert "waypoint" not in json.loads(invoke(tmp_path, SEVERAL_WRITERS, "policy", "list", "-o", "json").output)
