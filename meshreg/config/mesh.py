@@ -28,22 +28,15 @@ def read_mesh(r: Reader, value: object, path: tuple) -> str:
 
 
 def check_ambient(r: Reader, spec: dict, registries, *, several: bool) -> None:
-    """One line, exit 2, for a setting that ambient mode cannot honour."""
+    """One line, exit 2, for a setting that ambient mode cannot honour (config.spec also refuses the waypoint's
+    identity as a writer or publisher)."""
     p = ("spec",)
     revision = spec["istioRevision"]
     match = _VERSIONED_REVISION.fullmatch(revision) if isinstance(revision, str) else None
     if match and (1, int(match.group(1))) < MINIMUM_ISTIO:
         r.fail(p + ("istioRevision",), f"{revision!r} names Istio 1.{match.group(1)}, but mesh: ambient needs Istio "
                                        f"{'.'.join(map(str, MINIMUM_ISTIO))} or newer ({MINIMUM_REASON})")
-    waypoint = f"{spec['namespace']}/{WAYPOINT}"
     for i, reg in enumerate(registries):
-        where = p + ("registries", i) if several else p
-        if reg.name == WAYPOINT:  # only spec.registries names registries
-            r.fail(where + ("name",), f"{WAYPOINT!r} is the waypoint's name in ambient mode (its Service and "
-                   "ServiceAccount): name the registry otherwise")
-        for j, writer in enumerate(reg.writers):
-            if writer.service_account == waypoint:
-                r.fail(where + ("writers", j, "serviceAccount"),
-                       f"{waypoint!r} is the waypoint, which forwards every client's requests: it can never be a writer")
-        if reg.publisher == waypoint:
-            r.fail(where + ("publisher",), f"{waypoint!r} is the waypoint: it can never publish")
+        if several and reg.name == WAYPOINT:  # only spec.registries names registries
+            r.fail(p + ("registries", i, "name"), f"{WAYPOINT!r} is the waypoint's name in ambient mode (its Service "
+                   "and ServiceAccount): name the registry otherwise")

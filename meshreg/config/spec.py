@@ -37,10 +37,14 @@ def read_config(r: Reader, data: object, name: str) -> Config:
     hosting = r.mapping(spec["localRegistryHosting"], p + ("localRegistryHosting",),
                         {"host": None, "help": LocalRegistryHosting.help})
     default = next(x for x in registries if x.default)
-    _check_node_proxy_writes_nothing(r, spec, registries, several)
+    # The node proxy serves unauthenticated reads, the waypoint forwards every client's requests.
+    _check_never_writes(r, registries, several, f"{spec['namespace']}/node-proxy", "the node proxy",
+                        ", which serves unauthenticated reads")
     mode = mesh.read_mesh(r, spec["mesh"], p + ("mesh",))
     if mode == "ambient":
         mesh.check_ambient(r, spec, registries, several=several)
+        _check_never_writes(r, registries, several, f"{spec['namespace']}/{mesh.WAYPOINT}", "the waypoint",
+                            ", which forwards every client's requests")
     return Config(
         name=r.string(meta["name"], ("metadata", "name"), names.check_label),
         namespace=r.string(spec["namespace"], p + ("namespace",), _check_namespace),
@@ -59,17 +63,15 @@ def read_config(r: Reader, data: object, name: str) -> Config:
     )
 
 
-def _check_node_proxy_writes_nothing(r: Reader, spec: dict, registries, several: bool) -> None:
-    """The node proxy serves unauthenticated reads: its identity must never be a writer or a publisher."""
-    proxy = f"{spec['namespace']}/node-proxy"
+def _check_never_writes(r: Reader, registries, several: bool, identity: str, role: str, why: str) -> None:
+    """An identity meshreg deploys to forward others' requests must never be a writer or a publisher."""
     for i, reg in enumerate(registries):
         base = ("spec", "registries", i) if several else ("spec",)
         for j, writer in enumerate(reg.writers):
-            if writer.service_account == proxy:
-                r.fail(base + ("writers", j, "serviceAccount"),
-                       f"{proxy!r} is the node proxy, which serves unauthenticated reads: it can never be a writer")
-        if reg.publisher == proxy:
-            r.fail(base + ("publisher",), f"{proxy!r} is the node proxy: it can never publish")
+            if writer.service_account == identity:
+                r.fail(base + ("writers", j, "serviceAccount"), f"{identity!r} is {role}{why}: it can never be a writer")
+        if reg.publisher == identity:
+            r.fail(base + ("publisher",), f"{identity!r} is {role}: it can never publish")
 
 
 def _check_namespace(value: str) -> str | None:

@@ -12,7 +12,7 @@ DENY filters come first; with any ALLOW policy, a connection no ALLOW rule match
 
 from __future__ import annotations
 
-from .rbac import _any_of, _principal
+from .rbac import _any_of, _fields, _principal
 
 RBAC = "type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC"
 _L7_OPERATION = {"hosts", "notHosts", "methods", "notMethods", "paths", "notPaths"}
@@ -32,27 +32,16 @@ def _l7(rule: dict) -> bool:
 
 
 def _identity(source: dict) -> dict:
-    parts = []
-    for field, values in sorted(source.items()):
-        if field in _L7_SOURCE:
-            continue
-        if field not in ("principals", "notPrincipals"):
-            raise NotImplementedError(f"lab L4 translator does not handle source field {field}")
-        one = _any_of([_principal(v) for v in values], "or_ids")
-        parts.append({"not_id": one} if field.startswith("not") else one)
-    return {"any": True} if not parts else parts[0] if len(parts) == 1 else {"and_ids": {"ids": parts}}
+    """The L4 part of a source: its principals (HTTP attributes left out)."""
+    return _fields({k: v for k, v in source.items() if k not in _L7_SOURCE}, {"principals", "notPrincipals"},
+                   {"principals": _principal}, all_key="and_ids", any_key="or_ids", neg="not_id")
 
 
 def _permission(operation: dict) -> dict:
-    parts = []
-    for field, values in sorted(operation.items()):
-        if field in _L7_OPERATION:
-            continue
-        if field not in ("ports", "notPorts"):
-            raise NotImplementedError(f"lab L4 translator does not handle operation field {field}")
-        one = _any_of([{"destination_port": int(v)} for v in values], "or_rules")
-        parts.append({"not_rule": one} if field.startswith("not") else one)
-    return {"any": True} if not parts else parts[0] if len(parts) == 1 else {"and_rules": {"rules": parts}}
+    """The L4 part of an operation: its destination ports (HTTP attributes left out)."""
+    return _fields({k: v for k, v in operation.items() if k not in _L7_OPERATION}, {"ports", "notPorts"},
+                   {"ports": lambda v: {"destination_port": int(v)}}, all_key="and_rules", any_key="or_rules",
+                   neg="not_rule")
 
 
 def rule_policy(rule: dict) -> dict:
