@@ -17,6 +17,11 @@ WAYPOINT = "waypoint"  # the waypoint Gateway, and the ServiceAccount (identity)
 MINIMUM_ISTIO = (1, 24)
 MINIMUM_REASON = ("istio.io/ingress-use-waypoint, which sends the node proxy's traffic through the waypoint, "
                   "arrived in Istio 1.24")
+# The one feature that needs a sidecar in a registry pod: a mirror reaches its upstream through its own sidecar,
+# which answers (503) while the upstream is down, because distribution panics on a refused connection at start-up.
+SIDECAR_ONLY_MIRROR = ("a mirror reaches its upstream through its own sidecar, which answers while the upstream is "
+                       "down (distribution 2.8 panics at start-up on a refused connection); mesh: ambient has no "
+                       "sidecars: serve mirrors from a meshreg instance with mesh: sidecar")
 # Revision names that spell an Istio version, as Istio's upgrade guides name them: 1-24, 1-24-1, istio-1-24-1.
 _VERSIONED_REVISION = re.compile(r"(?:istio-)?1-(\d+)(?:-\d+)*")
 
@@ -27,7 +32,7 @@ def read_mesh(r: Reader, value: object, path: tuple) -> str:
                     f"{v!r} is not a mesh mode (expected one of: {', '.join(MESHES)})")
 
 
-def check_ambient(r: Reader, spec: dict, registries, *, several: bool) -> None:
+def check_ambient(r: Reader, spec: dict, *, registries, several: bool) -> None:
     """One line, exit 2, for a setting that ambient mode cannot honour (config.spec also refuses the waypoint's
     identity as a writer or publisher)."""
     p = ("spec",)
@@ -40,3 +45,5 @@ def check_ambient(r: Reader, spec: dict, registries, *, several: bool) -> None:
         if several and reg.name == WAYPOINT:  # only spec.registries names registries
             r.fail(p + ("registries", i, "name"), f"{WAYPOINT!r} is the waypoint's name in ambient mode (its Service "
                    "and ServiceAccount): name the registry otherwise")
+        if reg.role == "mirror":
+            r.fail(p + ("registries", i, "role"), SIDECAR_ONLY_MIRROR)

@@ -37,14 +37,9 @@ def read_config(r: Reader, data: object, name: str) -> Config:
     hosting = r.mapping(spec["localRegistryHosting"], p + ("localRegistryHosting",),
                         {"host": None, "help": LocalRegistryHosting.help})
     default = next(x for x in registries if x.default)
-    # The node proxy serves unauthenticated reads, the waypoint forwards every client's requests.
-    _check_never_writes(r, registries, several, f"{spec['namespace']}/node-proxy", "the node proxy",
-                        ", which serves unauthenticated reads")
-    mode = mesh.read_mesh(r, spec["mesh"], p + ("mesh",))
-    if mode == "ambient":
-        mesh.check_ambient(r, spec, registries, several=several)
-        _check_never_writes(r, registries, several, f"{spec['namespace']}/{mesh.WAYPOINT}", "the waypoint",
-                            ", which forwards every client's requests")
+    _check_never_writes(r, registries, several=several, identity=f"{spec['namespace']}/node-proxy",
+                        role="the node proxy", why=", which serves unauthenticated reads")
+    mode = _read_mesh(r, spec, registries=registries, several=several)
     return Config(
         name=r.string(meta["name"], ("metadata", "name"), names.check_label),
         namespace=r.string(spec["namespace"], p + ("namespace",), _check_namespace),
@@ -63,13 +58,24 @@ def read_config(r: Reader, data: object, name: str) -> Config:
     )
 
 
-def _check_never_writes(r: Reader, registries, several: bool, identity: str, role: str, why: str) -> None:
+def _read_mesh(r: Reader, spec: dict, *, registries, several: bool) -> str:
+    """spec.mesh; in ambient mode, also what ambient cannot honour and the waypoint as a writer."""
+    mode = mesh.read_mesh(r, spec["mesh"], ("spec", "mesh"))
+    if mode == "ambient":
+        mesh.check_ambient(r, spec, registries=registries, several=several)
+        _check_never_writes(r, registries, several=several, identity=f"{spec['namespace']}/{mesh.WAYPOINT}",
+                            role="the waypoint", why=", which forwards every client's requests")
+    return mode
+
+
+def _check_never_writes(r: Reader, registries, *, several: bool, identity: str, role: str, why: str) -> None:
     """An identity meshreg deploys to forward others' requests must never be a writer or a publisher."""
     for i, reg in enumerate(registries):
         base = ("spec", "registries", i) if several else ("spec",)
         for j, writer in enumerate(reg.writers):
             if writer.service_account == identity:
-                r.fail(base + ("writers", j, "serviceAccount"), f"{identity!r} is {role}{why}: it can never be a writer")
+                r.fail(base + ("writers", j, "serviceAccount"),
+                       f"{identity!r} is {role}{why}: it can never be a writer")
         if reg.publisher == identity:
             r.fail(base + ("publisher",), f"{identity!r} is {role}: it can never publish")
 

@@ -52,11 +52,11 @@ def evaluate(objects: list[dict], registry: Workload, *, client: str | None, met
     if client is None or skip_waypoint or gateway is None:
         why = ("outside the mesh, the client sends plain text straight to the pod" if client is None else
                "the client skips the waypoint" if skip_waypoint else "the Service has no waypoint")
-        return _hops([], at_ztunnel(objects, registry, client, note=why))
-    first = at_waypoint(objects, gateway, service, request)
+        return _hops([], at_ztunnel(objects, registry, principal=client, note=why))
+    first = at_waypoint(objects, gateway=gateway, service=service, request=request)
     if not first.allowed:
         return _hops([], first)
-    return _hops([first], at_ztunnel(objects, registry, waypoint_principal(gateway, trust_domain)))
+    return _hops([first], at_ztunnel(objects, registry, principal=waypoint_principal(gateway, trust_domain)))
 
 
 def _via_node_proxy(objects, registry, service, gateway, request, proxy, trust_domain) -> Decision:
@@ -70,18 +70,18 @@ def _via_node_proxy(objects, registry, service, gateway, request, proxy, trust_d
     if gateway is None or not ingress_uses_waypoint(objects, service):
         why = "the Service has no waypoint" if gateway is None else \
             f"the Service lacks {INGRESS_USE_WAYPOINT}: \"true\", so the gateway skips the waypoint"
-        return _hops([first], at_ztunnel(objects, registry, identity, note=why))
-    second = at_waypoint(objects, gateway, service, Request(identity, *_rest(request)))
+        return _hops([first], at_ztunnel(objects, registry, principal=identity, note=why))
+    second = at_waypoint(objects, gateway=gateway, service=service, request=Request(identity, *_rest(request)))
     if not second.allowed:
         return _hops([first], second)
-    return _hops([first, second], at_ztunnel(objects, registry, waypoint_principal(gateway, trust_domain)))
+    return _hops([first, second], at_ztunnel(objects, registry, principal=waypoint_principal(gateway, trust_domain)))
 
 
 def _rest(request: Request) -> tuple:
     return request.method, request.path, request.host, request.port
 
 
-def at_waypoint(objects, gateway: dict, service: dict, request: Request) -> Decision:
+def at_waypoint(objects, *, gateway: dict, service: dict, request: Request) -> Decision:
     """The policies attached (targetRefs) to the Service or to the waypoint, for the client's request."""
     attached_ = [p for p in policies(objects, "AuthorizationPolicy") if attached(p, service=service, gateway=gateway)]
     where = f"Service {service['metadata']['name']} or waypoint {gateway['metadata']['name']}"
@@ -90,7 +90,7 @@ def at_waypoint(objects, gateway: dict, service: dict, request: Request) -> Deci
     return _at(WAYPOINT, d, f"as {who}")
 
 
-def at_ztunnel(objects, workload: Workload, principal: str | None, *, note: str = "") -> Decision:
+def at_ztunnel(objects, workload: Workload, *, principal: str | None, note: str = "") -> Decision:
     """ztunnel on the workload's node: STRICT mTLS, then the L4 view of the policies that select the workload."""
     peer = peer_authentication(objects, workload)
     context = f"as {principal or 'plain text'}" + (f" ({note})" if note else "")

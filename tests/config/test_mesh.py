@@ -74,3 +74,11 @@ def test_ambient_refuses_a_registry_named_like_the_waypoint():
 def test_a_registry_named_waypoint_is_fine_with_sidecars():
     text = minimal(SEVERAL.replace("  mesh: ambient\n", "") % ("waypoint", "ci/loader"))
     assert [r.name for r in config.from_text(text, name="m.yaml").registries] == ["images", "waypoint"]
+
+
+def test_ambient_refuses_a_mirror_which_needs_its_own_sidecar():
+    text = minimal(SEVERAL % ("service", "ci/loader")).replace(
+        "role: readonly, publisher: ci/loader", "role: mirror, mirror: {upstream: 'https://ghcr.io'}")
+    message = error_of(text)
+    assert message.startswith("meshreg.yaml:8: spec.registries[1].role: a mirror reaches its upstream through its "
+                              "own sidecar")

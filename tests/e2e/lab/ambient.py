@@ -51,10 +51,12 @@ class AmbientLab(Lab):
 
     def _selected(self, labels: dict) -> list[dict]:
         """Policies that select pods with these labels (targetRefs policies are not selected)."""
+        def wanted(policy: dict) -> dict:
+            return (policy["spec"].get("selector") or {}).get("matchLabels") or {}
+
         return [o for o in self.objects if o["kind"] == "AuthorizationPolicy"
-                and o["metadata"]["namespace"] == self.cfg.namespace
-                and not o["spec"].get("targetRefs")
-                and all(labels.get(k) == v for k, v in (o["spec"].get("selector") or {}).get("matchLabels", {}).items())]
+                and o["metadata"]["namespace"] == self.cfg.namespace and not o["spec"].get("targetRefs")
+                and all(labels.get(k) == v for k, v in wanted(o).items())]
 
     def _strict(self, labels: dict) -> None:
         peers = [o for o in self.objects if o["kind"] == "PeerAuthentication" and all(
