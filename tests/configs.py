@@ -25,3 +25,6 @@ spec:
 def minimal(spec: str = "") -> str:
     """A valid config with `spec` (YAML, indented two spaces) appended under `spec:`."""
     return "apiVersion: meshreg.dev/v1alpha1\nkind: MeshRegistry\nmetadata: {name: dev}\nspec:\n" + (spec or "  {}\n")
+
+# SEVERAL_WRITERS in Istio's ambient mode, with a revision tag for the waypoint and the node proxy.
+AMBIENT = SEVERAL_WRITERS + "  mesh: ambient\n  istioRevision: stable\n"

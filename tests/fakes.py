@@ -23,6 +23,7 @@ INJECTOR = {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWe
             "metadata": {"name": "istio-sidecar-injector"},
             "webhooks": [{"name": "namespace.sidecar-injector.istio.io", "namespaceSelector": {
                 "matchExpressions": [{"key": "istio-injection", "operator": "In", "values": ["enabled"]}]}}]}
+CRD_GROUPS = ("istio.io", "gateway.networking.k8s.io")  # groups that exist only where their CRDs are installed
 NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 
 
@@ -98,6 +99,10 @@ class FakeCluster:
     def list(self, api_version, kind, *, namespace=None, label_selector=None, field_selector=None):
         self.requests.append(("list", (api_version, kind, namespace), {"labelSelector": label_selector}))
         self._maybe_fail("list", kind, "")
+        if api_version.partition("/")[0].endswith(CRD_GROUPS) and KINDS[(api_version, kind)][0] not in \
+                self.served(api_version):  # the server answers 404 for a resource no CRD serves
+            raise ClusterError(f"list {KINDS[(api_version, kind)][0]} failed: the server could not find the "
+                               "requested resource")
         wanted = dict(p.split("=", 1) for p in label_selector.split(",")) if label_selector else {}
         out = []
         for (av, k, ns, _), obj in sorted(self.objects.items(), key=lambda i: str(i[0])):

@@ -10,11 +10,13 @@ import click
 from meshreg import config
 from meshreg import render as rendering
 from meshreg.cli.options import cluster_options, config_option
+from meshreg.cluster import ambient
 from meshreg.cluster import apply as applying
 from meshreg.cluster import client as clusters
 from meshreg.cluster import preflight
 from meshreg.cluster import status as statuses
 from meshreg.cluster import wait as waiting
+from meshreg.config.mesh import WAYPOINT
 from meshreg.errors import ClusterError, UsageError
 from meshreg.render import labels
 
@@ -37,6 +39,8 @@ def _workloads(cfg) -> list[tuple]:
     out = [("apps/v1", "Deployment", reg.name) for reg in cfg.registries]
     if cfg.node_proxy.enabled:
         out.append(("apps/v1", "DaemonSet", "node-proxy"))
+    if cfg.mesh == "ambient":  # istiod deploys the waypoint from its Gateway, under the Gateway's name
+        out.append(("apps/v1", "Deployment", WAYPOINT))
     return out
 
 
@@ -63,7 +67,8 @@ def up(config_path, kubeconfig, context, dry_run, no_wait, timeout, adopt, force
       meshreg up -c prod.yaml --context prod --timeout 600
     """
     cfg, objects, cluster = _prepare(config_path, kubeconfig, context)
-    for warning in preflight.preflight(cluster=cluster, manifests=objects):
+    for warning in preflight.preflight(cluster=cluster, manifests=objects) + \
+            ambient.preflight(cluster=cluster, manifests=objects):
         _say(f"warning: {warning}")
     if dry_run:
         click.echo(f"server dry run on {cluster.server}; nothing is changed")
@@ -78,10 +83,19 @@ def up(config_path, kubeconfig, context, dry_run, no_wait, timeout, adopt, force
             waiting.wait(cluster=cluster, namespace=cfg.namespace, workloads=_workloads(cfg), timeout=timeout,
                          progress=waiting.Progress(quiet=quiet))
         except ClusterError as e:
-            raise ClusterError(f"{e} (all {len(outcomes)} objects were applied)") from e
+            raise ClusterError(f"{e}{_waypoint_note(cluster, cfg, objects)} (all {len(outcomes)} objects were "
+                               "applied)") from e
     click.echo(_addresses(cfg))
     for line in rendering.notices(cfg, writers=False):  # the addresses above already name the writers
         _say(line)
+
+
+def _waypoint_note(cluster, cfg, objects) -> str:
+    """Why the waypoint is missing, from its Gateway's status, when istiod has not programmed it."""
+    waypoint = ambient.status(cluster=cluster, namespace=cfg.namespace, manifests=objects)
+    if waypoint is None or waypoint["programmed"]:
+        return ""
+    return f"; Gateway {waypoint['name']} is not programmed by istiod: {waypoint['message']}"
 
 
 def _prune(cfg, objects, cluster, *, dry_run, applied):

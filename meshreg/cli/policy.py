@@ -171,9 +171,14 @@ def list_(config_path, registry, output):
     np = data["nodeProxy"]
     click.echo(f"node proxy: reads only, on {np['hostIP']}:{np['port']} as {np['principal']}" if np["enabled"]
                else "node proxy: disabled")
+    if "waypoint" in data:
+        click.echo(f"waypoint: enforces the above for in-mesh clients; the registry pods admit only "
+                   f"{data['waypoint']['principal']} (mesh: ambient)")
 
 
 def _listing(cfg, reg) -> dict:
+    from meshreg.config.mesh import WAYPOINT
+
     return {
         "trustDomain": cfg.trust_domain,
         "registry": {"name": reg.name, "role": reg.role, "default": reg.default, "publisher": reg.publisher},
@@ -184,6 +189,8 @@ def _listing(cfg, reg) -> dict:
         "readers": [{"reader": r, "principal": "*" if r == "*" else cfg.principal(r)} for r in reg.readers],
         "nodeProxy": {"enabled": cfg.node_proxy.enabled, "port": reg.port,
                       "hostIP": cfg.node_proxy.host_ip, "principal": cfg.principal(cfg.node_proxy_identity)},
+        **({"waypoint": {"name": WAYPOINT, "principal": cfg.principal(f"{cfg.namespace}/{WAYPOINT}")}}
+           if cfg.mesh == "ambient" else {}),
     }
 
 
@@ -193,9 +200,12 @@ def _listing(cfg, reg) -> dict:
 @click.option("--as", "identity", required=True, metavar="IDENTITY",
               help="NS/SA (a mesh workload), node-proxy (a pull from a node), or anonymous (plain text).")
 @click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--skip-waypoint", is_flag=True,
+              help="Ambient mode: a client that does not go through the waypoint (it dials the pod IP, or has a "
+                   "sidecar); ztunnel alone decides.")
 @click.argument("what", metavar="METHOD PATH | push REPO[:TAG] | pull REPO[:TAG]", nargs=2)
 @click.pass_context
-def check(ctx, config_path, registry, identity, output, what):
+def check(ctx, config_path, registry, identity, output, skip_waypoint, what):
     """Evaluate the rendered policies offline, with Istio's semantics: may IDENTITY send this request?
 
     \b
@@ -210,6 +220,11 @@ def check(ctx, config_path, registry, identity, output, what):
       meshreg policy check --as apps/web POST /v2/team-a/app/blobs/uploads/
       meshreg policy check --as anonymous GET /v2/ -o json
       meshreg policy check --registry service-images --as gitpod/airgap-loader push gitpod/server:1.0
+      meshreg policy check --skip-waypoint --as ci/builder push team-a/app   # ambient: DENY at ztunnel
+
+    \b
+    In ambient mode (spec.mesh: ambient) each request is followed hop by hop (node proxy, waypoint, ztunnel)
+    and the hop that decided is named.
 
     \b
     Exit codes: 0 every request allowed, 3 at least one denied, 2 bad input.
@@ -223,16 +238,17 @@ def check(ctx, config_path, registry, identity, output, what):
     reg = cfg.get_registry(registry)
     requests = registry_requests(*what)
     objects = rendering.render(cfg)
-    results = [(m, p, evaluating.evaluate(objects, identity=identity, method=m, path=p,
-                                          trust_domain=cfg.trust_domain, registry=reg.name)) for m, p in requests]
+    results = [(m, p, evaluating.evaluate(objects, identity=identity, method=m, path=p, trust_domain=cfg.trust_domain,
+                                          registry=reg.name, skip_waypoint=skip_waypoint)) for m, p in requests]
     allowed = all(d.allowed for _, _, d in results)
     if output == "json":
         click.echo(json.dumps({"decision": "ALLOW" if allowed else "DENY", "identity": identity, "requests": [
-            {"method": m, "path": p, "decision": d.decision, "policy": d.policy, "rule": d.rule, "reason": d.reason}
-            for m, p, d in results]}, indent=2))
+            {"method": m, "path": p, "decision": d.decision, "policy": d.policy, "rule": d.rule, "reason": d.reason,
+             **({"hop": d.hop} if d.hop else {})} for m, p, d in results]}, indent=2))
     else:
         click.echo(f"{'ALLOW' if allowed else 'DENY'}: {identity} {' '.join(what)}")
         for m, p, d in results:
-            where = f"{d.policy} rule {d.rule}" if d.rule is not None else (d.policy or "default")
+            decided = f"{d.policy} rule {d.rule}" if d.rule is not None else d.policy
+            where = ", ".join(part for part in (d.hop, decided) if part) or "default"
             click.echo(f"  {d.decision:5} {m:6} {p}\n        by {where}: {d.reason}")
     ctx.exit(0 if allowed else 3)

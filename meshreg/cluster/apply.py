@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from meshreg.cluster.client import KINDS
 from meshreg.errors import ClusterError
 
 MANAGED_BY = "app.kubernetes.io/managed-by"
@@ -19,7 +20,9 @@ PRUNABLE = [("v1", "ServiceAccount"), ("v1", "ConfigMap"), ("v1", "Service"), ("
             ("apps/v1", "DaemonSet"), ("security.istio.io/v1", "PeerAuthentication"),
             ("security.istio.io/v1", "AuthorizationPolicy"), ("networking.istio.io/v1", "Gateway"),
             ("networking.istio.io/v1", "VirtualService"), ("networking.istio.io/v1", "ServiceEntry"),
-            ("networking.istio.io/v1", "DestinationRule")]
+            ("networking.istio.io/v1", "DestinationRule"), ("gateway.networking.k8s.io/v1", "Gateway")]
+# CRDs a cluster may lack (the Gateway API, for ambient mode's waypoint): pruned only where the server serves them.
+OPTIONAL = ("gateway.networking.k8s.io/v1",)
 KEEP = ("PersistentVolumeClaim", "Namespace")  # what `down` keeps unless --purge
 FOREGROUND = ("Deployment", "DaemonSet")  # the workload stays visible until its pods are gone
 VOLATILE = ("managedFields", "resourceVersion", "generation", "creationTimestamp", "uid")
@@ -154,10 +157,14 @@ def prune(*, manifests, cluster, selector: str, namespaces, dry_run=False, on_ou
     keep = {key_of(o) for o in manifests}
     outcomes = []
     for api_version, kind in reversed(PRUNABLE):
+        if api_version in OPTIONAL and KINDS[(api_version, kind)][0] not in cluster.served(api_version):
+            continue
         for namespace in namespaces:
             for live in cluster.list(api_version, kind, namespace=namespace, label_selector=selector):
                 live = {**live, "apiVersion": api_version, "kind": kind}
-                if key_of(live) in keep:
+                # Kept: what the render has, and what a controller made from it (Istio copies the waypoint
+                # Gateway's labels onto the Deployment, Service and ServiceAccount it owns).
+                if key_of(live) in keep or live["metadata"].get("ownerReferences"):
                     continue
                 _delete(cluster, live, dry_run=dry_run)
                 outcomes.append(_outcome(live, "would prune" if dry_run else "pruned"))

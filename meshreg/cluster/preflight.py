@@ -17,7 +17,10 @@ def preflight(*, cluster, manifests) -> list[str]:
     if missing:
         raise ClusterError(f"Istio is not installed on {cluster.server} (missing CRDs: {', '.join(missing)}); "
                            "install it first, e.g. `istioctl install`")
-    namespaces = [o for o in manifests if o["kind"] == "Namespace"]
+    # An ambient namespace has no injection label (its registry pods have no sidecar); cluster.ambient checks
+    # the injection of the node proxy, the one injected pod there.
+    namespaces = [o for o in manifests if o["kind"] == "Namespace"
+                  and (o["metadata"].get("labels") or {}).get("istio.io/dataplane-mode") != "ambient"]
     warnings = []
     for ns in namespaces:
         try:

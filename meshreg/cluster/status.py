@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import yaml
 
+from meshreg.cluster import ambient
 from meshreg.cluster.apply import key_of, ordered, read_live
 from meshreg.errors import ClusterError
 from meshreg.cluster.wait import crash_causes, pod_causes, rollout
@@ -56,16 +57,22 @@ def report(*, cluster, cfg, manifests) -> dict:
     # "registry" is the default registry's entry, for scripts that only ever have one.
     out = {"server": cluster.server, "objects": objects, "registries": registries,
            "registry": default, "nodeProxy": _node_proxy(cluster, cfg)}
+    waypoint = ambient.status(cluster=cluster, namespace=cfg.namespace, manifests=manifests)
+    if waypoint is not None:
+        out["waypoint"] = waypoint
     out["healthy"] = healthy(out)
     return out
 
 
 def healthy(r: dict) -> bool:
-    """Every object present and as rendered, registry pods ready with a sidecar, node proxy ready everywhere."""
-    proxy = r["nodeProxy"]
+    """Every object present and as rendered, registry pods ready with a sidecar (in ambient mode: captured by
+    ztunnel, and the waypoint programmed and ready), node proxy ready everywhere."""
+    proxy, waypoint = r["nodeProxy"], r.get("waypoint")
+    meshed = "inAmbient" if waypoint else "withSidecar"
     return (all(o["state"] == "present" for o in r["objects"])
-            and all(reg["ready"] and reg["pods"] > 0 and reg["withSidecar"] == reg["pods"] for reg in r["registries"])
-            and (not proxy["enabled"] or proxy["ready"]))
+            and all(reg["ready"] and reg["pods"] > 0 and reg[meshed] == reg["pods"] for reg in r["registries"])
+            and (not proxy["enabled"] or proxy["ready"])
+            and (not waypoint or (waypoint["programmed"] and waypoint["ready"])))
 
 
 def _registry(cluster, cfg, reg, addresses) -> dict:
@@ -76,8 +83,9 @@ def _registry(cluster, cfg, reg, addresses) -> dict:
     with_sidecar = sum(1 for p in pods if "istio-proxy" in _containers(p))
     # Why it is not ready, from the pods (and the last log lines of crashing containers): read only when needed.
     problems = [] if done else list(dict.fromkeys(c for p in pods for c in pod_causes(p) + crash_causes(cluster, p)))
+    mesh = {"inAmbient": sum(1 for p in pods if ambient.captured(p))} if cfg.mesh == "ambient" else {}
     return {"name": reg.name, "role": reg.role, "default": reg.default, "ready": done, "replicas": text,
-            "pods": len(pods), "withSidecar": with_sidecar, "mtls": _mtls(cluster, cfg, reg.name),
+            "pods": len(pods), "withSidecar": with_sidecar, **mesh, "mtls": _mtls(cluster, cfg, reg.name),
             "writers": [w.service_account for w in cfg.writers_of(reg)],
             "endpoints": _ready_endpoints(cluster, cfg, reg.name), "addresses": addresses, "problems": problems}
 
@@ -163,6 +171,10 @@ def text(r: dict) -> str:
     proxy = r["nodeProxy"]
     lines.append("node proxy: " + ("disabled" if not proxy["enabled"] else
                                    f"{'ready' if proxy['ready'] else 'NOT ready'} ({proxy['nodes']})"))
+    if r.get("waypoint"):
+        w = r["waypoint"]
+        lines.append(f"waypoint {w['name']}: {'programmed' if w['programmed'] else 'NOT programmed'} ({w['message']}), "
+                     f"{'ready' if w['ready'] else 'NOT ready'} ({w['replicas']})")
     lines.append("healthy" if r["healthy"] else "NOT healthy")
     return "\n".join(lines)
 
@@ -174,9 +186,10 @@ def _registry_lines(reg: dict, *, several: bool) -> list[str]:
     endpoints = {-1: "unknown (cannot list EndpointSlices)"}.get(reg["endpoints"], f"{reg['endpoints']} ready")
     nobody = "none (nobody can push" + ("; run meshreg policy grant NS/SA)" if reg["role"] == "images" else ")")
     addr = reg["addresses"] or {}
+    meshed = f"{reg['inAmbient']} of {reg['pods']} pods captured by ztunnel" if "inAmbient" in reg else \
+        f"{reg['withSidecar']} of {reg['pods']} pods with the istio-proxy sidecar"
     return [
-        f"{name}: {'ready' if reg['ready'] else 'NOT ready'} ({reg['replicas']}), "
-        f"{reg['withSidecar']} of {reg['pods']} pods with the istio-proxy sidecar",
+        f"{name}: {'ready' if reg['ready'] else 'NOT ready'} ({reg['replicas']}), {meshed}",
         f"{pad}mTLS: {mtls['effective']} (registry: {mtls['workload'] or 'none'}, namespace: "
         f"{mtls['namespace'] or 'none'}, mesh-wide: {mtls['mesh'] or 'none'})",
         f"{pad}in-cluster path: Service endpoints {endpoints}",

@@ -133,7 +133,8 @@ def pod_causes(pod: dict) -> list[str]:
     spec, status = pod.get("spec") or {}, pod.get("status") or {}
     out = []
     containers = [c.get("name") for c in (spec.get("containers") or []) + (spec.get("initContainers") or [])]
-    if "istio-proxy" not in containers:
+    wants_sidecar = ((pod["metadata"].get("labels") or {}).get("sidecar.istio.io/inject") != "false")  # ambient
+    if "istio-proxy" not in containers and wants_sidecar:
         out.append(f"pod {name}: no istio-proxy sidecar was injected (check the namespace's injection label "
                    "and that istiod is running)")
     for cond in status.get("conditions") or []:

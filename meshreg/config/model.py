@@ -114,6 +114,7 @@ class Config:
     namespace: str = "meshreg"
     trust_domain: str = "cluster.local"
     istio_revision: str | None = None
+    mesh: str = "sidecar"  # or "ambient": ztunnel and a waypoint instead of sidecars (config.mesh)
     registries: tuple[Registry, ...] = (Registry(),)
     node_proxy: NodeProxy = NodeProxy()
     local_registry_hosting: LocalRegistryHosting = LocalRegistryHosting()

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from meshreg.config import names
+from meshreg.config import mesh, names
 from meshreg.config.model import API_VERSION, KIND, Config, LocalRegistryHosting, NodeProxy
 from meshreg.config.reader import REQUIRED, Reader
 from meshreg.config.registries import read_entries, read_resources, read_single
 
 _NP = NodeProxy()
 _SPEC_KEYS = {"namespace": "meshreg", "trustDomain": "cluster.local", "istioRevision": None, "registry": None,
-              "nodeProxy": {}, "readers": None, "writers": None, "registries": None, "localRegistryHosting": {}}
+              "nodeProxy": {}, "readers": None, "writers": None, "registries": None, "localRegistryHosting": {},
+              "mesh": mesh.MESHES[0]}
 
 
 def read_config(r: Reader, data: object, name: str) -> Config:
@@ -36,12 +37,15 @@ def read_config(r: Reader, data: object, name: str) -> Config:
     hosting = r.mapping(spec["localRegistryHosting"], p + ("localRegistryHosting",),
                         {"host": None, "help": LocalRegistryHosting.help})
     default = next(x for x in registries if x.default)
-    _check_node_proxy_writes_nothing(r, spec, registries, several)
+    _check_never_writes(r, registries, several=several, identity=f"{spec['namespace']}/node-proxy",
+                        role="the node proxy", why=", which serves unauthenticated reads")
+    mode = _read_mesh(r, spec, registries=registries, several=several)
     return Config(
         name=r.string(meta["name"], ("metadata", "name"), names.check_label),
         namespace=r.string(spec["namespace"], p + ("namespace",), _check_namespace),
         trust_domain=r.string(spec["trustDomain"], p + ("trustDomain",), names.check_trust_domain),
         istio_revision=r.string(spec["istioRevision"], p + ("istioRevision",), names.check_label, nullable=True),
+        mesh=mode,
         registries=registries,
         node_proxy=NodeProxy(
             enabled=r.boolean(np["enabled"], p + ("nodeProxy", "enabled")), port=default.port,
@@ -54,17 +58,26 @@ def read_config(r: Reader, data: object, name: str) -> Config:
     )
 
 
-def _check_node_proxy_writes_nothing(r: Reader, spec: dict, registries, several: bool) -> None:
-    """The node proxy serves unauthenticated reads: its identity must never be a writer or a publisher."""
-    proxy = f"{spec['namespace']}/node-proxy"
+def _read_mesh(r: Reader, spec: dict, *, registries, several: bool) -> str:
+    """spec.mesh; in ambient mode, also what ambient cannot honour and the waypoint as a writer."""
+    mode = mesh.read_mesh(r, spec["mesh"], ("spec", "mesh"))
+    if mode == "ambient":
+        mesh.check_ambient(r, spec, registries=registries, several=several)
+        _check_never_writes(r, registries, several=several, identity=f"{spec['namespace']}/{mesh.WAYPOINT}",
+                            role="the waypoint", why=", which forwards every client's requests")
+    return mode
+
+
+def _check_never_writes(r: Reader, registries, *, several: bool, identity: str, role: str, why: str) -> None:
+    """An identity meshreg deploys to forward others' requests must never be a writer or a publisher."""
     for i, reg in enumerate(registries):
         base = ("spec", "registries", i) if several else ("spec",)
         for j, writer in enumerate(reg.writers):
-            if writer.service_account == proxy:
+            if writer.service_account == identity:
                 r.fail(base + ("writers", j, "serviceAccount"),
-                       f"{proxy!r} is the node proxy, which serves unauthenticated reads: it can never be a writer")
-        if reg.publisher == proxy:
-            r.fail(base + ("publisher",), f"{proxy!r} is the node proxy: it can never publish")
+                       f"{identity!r} is {role}{why}: it can never be a writer")
+        if reg.publisher == identity:
+            r.fail(base + ("publisher",), f"{identity!r} is {role}: it can never publish")
 
 
 def _check_namespace(value: str) -> str | None:

@@ -10,6 +10,7 @@ spec:
   namespace: meshreg               # created with Istio sidecar injection enabled
   trustDomain: cluster.local       # your mesh's trust domain; principals are <trustDomain>/ns/<ns>/sa/<sa>
   istioRevision: null              # e.g. "1-24" to label for a revisioned control plane instead of istio-injection
+  mesh: sidecar                    # or ambient: ztunnel and a waypoint instead of sidecars (Istio 1.24+)
   registry:
     image: docker.io/library/registry:2.8.3
     storage:

@@ -1,6 +1,7 @@
 """Decides offline whether the rendered policies let a request through, hop by hop along the path it takes:
 straight to the registry's sidecar, or through the node proxy first. Each hop is decided by meshreg.policy.rules;
-paths are compared after Istio's default normalization (meshreg.policy.normalize).
+paths are compared after Istio's default normalization (meshreg.policy.normalize). When the registry is in Istio's
+ambient mode, meshreg.policy.ambient follows the request through the waypoint and ztunnel instead.
 """
 
 from __future__ import annotations
@@ -9,9 +10,10 @@ import re
 
 from meshreg.config import names
 from meshreg.errors import UsageError
+from meshreg.policy import ambient
 from meshreg.policy.normalize import Rejected, normalize
 from meshreg.policy.rules import (PRINCIPAL, Decision, NotEvaluable, Request, Workload, at_workload,
-                                  peer_authentication, policies)
+                                  peer_authentication, policies, principal_of)
 
 __all__ = ["Decision", "NotEvaluable", "evaluate", "check_request", "find_workload", "infer_trust_domain",
            "principal_of"]
@@ -22,20 +24,37 @@ _METHOD = re.compile(r"[A-Z][A-Z-]*")
 
 
 def evaluate(objects: list[dict], *, identity: str, method: str, path: str,
-             trust_domain: str | None = None, registry: str = REGISTRY[1]) -> Decision:
-    """Whether `identity` (NS/SA, node-proxy or anonymous) may send METHOD PATH to the registry named `registry`."""
+             trust_domain: str | None = None, registry: str = REGISTRY[1], skip_waypoint: bool = False) -> Decision:
+    """Whether `identity` (NS/SA, node-proxy or anonymous) may send METHOD PATH to the registry named `registry`;
+    `skip_waypoint` (ambient mode only): the client does not go through the registry's waypoint."""
     check_request(identity=identity, method=method, path=path)
     try:
         normalized = normalize(path)
     except Rejected as e:
         return Decision("DENY", None, None, str(e))
     registry = find_workload(objects, (REGISTRY[0], registry))
+    if ambient.enrolled(objects, registry):
+        return _ambient(objects, registry, identity, method, normalized, trust_domain, skip_waypoint)
+    if skip_waypoint:
+        raise UsageError("--skip-waypoint: there is no waypoint in sidecar mode (spec.mesh: sidecar); the registry's "
+                         "sidecar decides every request")
     if identity == "anonymous":
         return _anonymous(objects, registry, method, normalized)
     if identity == "node-proxy":
         return _via_node_proxy(objects, registry, method, normalized, trust_domain)
     principal = principal_of(identity, trust_domain or infer_trust_domain(objects))
     return at_workload(objects, registry, _request(registry, principal, method, normalized))
+
+
+def _ambient(objects, registry, identity, method, path, trust_domain, skip_waypoint) -> Decision:
+    if identity == "node-proxy" and skip_waypoint:
+        raise UsageError("--skip-waypoint: the node proxy's path follows its labels (istio.io/ingress-use-waypoint "
+                         "on the registry Service); check an NS/SA identity instead")
+    trust_domain = trust_domain or infer_trust_domain(objects)
+    client = None if identity == "anonymous" else "node-proxy" if identity == "node-proxy" else \
+        principal_of(identity, trust_domain)
+    return ambient.evaluate(objects, registry, client=client, method=method, path=path, trust_domain=trust_domain,
+                            skip_waypoint=skip_waypoint, node_proxy=find_workload(objects, NODE_PROXY))
 
 
 def check_request(*, identity: str, method: str, path: str) -> None:
@@ -50,11 +69,6 @@ def check_request(*, identity: str, method: str, path: str) -> None:
         raise UsageError(f"{path!r} is not a request path (it must start with '/', e.g. /v2/)")
     if any(not 0x21 <= ord(c) <= 0x7E for c in path):
         raise UsageError(f"{path!r} is not a request path (spaces and non-ASCII characters must be %-encoded)")
-
-
-def principal_of(identity: str, trust_domain: str) -> str:
-    ns, sa = identity.split("/")
-    return f"{trust_domain}/ns/{ns}/sa/{sa}"
 
 
 def infer_trust_domain(objects: list[dict]) -> str:

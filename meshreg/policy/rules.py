@@ -34,6 +34,7 @@ class Decision:
     policy: str | None
     rule: int | None
     reason: str
+    hop: str | None = None  # in ambient mode: "node proxy", "waypoint" or "ztunnel", the hop that decided
 
     @property
     def allowed(self) -> bool:
@@ -60,6 +61,12 @@ class Workload:
 
     def __str__(self) -> str:
         return f"{self.kind} {self.namespace}/{self.name}"
+
+
+def principal_of(identity: str, trust_domain: str) -> str:
+    """`builds/kaniko` -> `<trust_domain>/ns/builds/sa/kaniko`."""
+    ns, sa = identity.split("/")
+    return f"{trust_domain}/ns/{ns}/sa/{sa}"
 
 
 def policies(objects, kind):
@@ -97,6 +104,12 @@ def at_workload(objects: list[dict], workload: Workload | None, request: Request
     if workload is None:
         return Decision("DENY", None, None, "the objects hold no registry Deployment to send the request to")
     selected = [p for p in policies(objects, "AuthorizationPolicy") if selects(p, workload)]
+    return decide(selected, request, no_allow=f"no ALLOW policy selects {workload}, so Istio allows")
+
+
+def decide(selected: list[dict], request: Request, *, no_allow: str) -> Decision:
+    """CUSTOM, then DENY, then ALLOW among the policies that apply where the request is decided; `no_allow` is
+    the reason when none of them is an ALLOW policy."""
     by_action = {a: [p for p in selected if (p.get("spec") or {}).get("action", "ALLOW") == a]
                  for a in ("CUSTOM", "DENY", "ALLOW")}
     for policy, index, why in _matches(by_action["CUSTOM"], request):
@@ -105,7 +118,7 @@ def at_workload(objects: list[dict], workload: Workload | None, request: Request
     for policy, index, why in _matches(by_action["DENY"], request):
         return Decision("DENY", policy, index, f"DENY rule matches: {why}")
     if not by_action["ALLOW"]:
-        return Decision("ALLOW", None, None, f"no ALLOW policy selects {workload}, so Istio allows")
+        return Decision("ALLOW", None, None, no_allow)
     for policy, index, why in _matches(by_action["ALLOW"], request):
         return Decision("ALLOW", policy, index, f"ALLOW rule matches: {why}")
     misses = "; ".join(f"{p['metadata']['name']}: {_miss(p, request)}" for p in by_action["ALLOW"])

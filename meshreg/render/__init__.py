@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from meshreg.config import Config
-from meshreg.render import hosting, mirror, nodeproxy, policies, registry
+from meshreg.render import ambient, hosting, mirror, nodeproxy, policies, registry
 
 
 def render(cfg: Config) -> list[dict]:
@@ -11,6 +11,7 @@ def render(cfg: Config) -> list[dict]:
     regs = sorted(cfg.registries, key=lambda r: (not r.default, r.name))  # the default first, then by name
     np = cfg.node_proxy.enabled
     several = len(regs) > 1
+    mesh = ambient.is_ambient(cfg)
 
     def each(make) -> list[dict]:
         return [make(cfg, reg) for reg in regs]
@@ -28,8 +29,10 @@ def render(cfg: Config) -> list[dict]:
         *([nodeproxy.daemon_set(cfg)] if np else []),
         *each(registry.peer_authentication),
         *[p for reg in regs for p in policies.registry_policies(cfg, reg)],
+        *(each(ambient.allow_waypoint) if mesh else []),
         *([nodeproxy.allow_reads(cfg), nodeproxy.gateway(cfg), nodeproxy.virtual_service(cfg)] if np else []),
         *[o for reg in regs if reg.mirror for o in mirror.objects(cfg, reg)],
+        *([ambient.waypoint(cfg)] if mesh else []),
         hosting.config_map(cfg),
         *([hosting.index_config_map(cfg)] if several else []),
     ]
@@ -47,4 +50,4 @@ def notices(cfg: Config, *, writers: bool = True) -> list[str]:
         if cfg.node_proxy.enabled and "*" not in reg.readers:
             out.append(f"{label}readers are restricted, but the node proxy serves reads to anything on a node "
                        "(and to pods that can reach its pod IP): keep confidential images in a separate registry.")
-    return out
+    return out + ambient.notices(cfg)

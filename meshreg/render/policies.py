@@ -9,6 +9,7 @@ therefore a DENY of writes *outside* the allowed paths (`notPaths`), which an en
 from __future__ import annotations
 
 from meshreg.config import Config, Registry, Writer
+from meshreg.render import ambient
 from meshreg.render.labels import COMPONENT, REGISTRY, metadata, registry_pods
 
 READ = ["GET", "HEAD"]
@@ -23,7 +24,15 @@ def repository_paths(prefixes) -> list[str]:
 def _policy(cfg: Config, reg: Registry, suffix: str, action: str, rules: list) -> dict:
     meta = metadata(cfg, f"{reg.name}-{suffix}", extra={COMPONENT: "registry", REGISTRY: reg.name})
     return {"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy", "metadata": meta,
-            "spec": {"selector": {"matchLabels": registry_pods(cfg, reg)}, "action": action, "rules": rules}}
+            "spec": {**attachment(cfg, reg), "action": action, "rules": rules}}
+
+
+def attachment(cfg: Config, reg: Registry) -> dict:
+    """Where the registry's L7 policies are enforced: by its sidecar (a selector), or in ambient mode by its
+    waypoint (targetRefs to its Service). Which rules they hold does not depend on it."""
+    if ambient.is_ambient(cfg):
+        return ambient.target_refs(reg)
+    return {"selector": {"matchLabels": registry_pods(cfg, reg)}}
 
 
 def _from(principals) -> list:

@@ -7,6 +7,7 @@ import hashlib
 import yaml
 
 from meshreg.config import REGISTRY_PORT, Config, Registry
+from meshreg.render import ambient
 from meshreg.render.mirror import remote_url
 from meshreg.render.labels import COMPONENT, REGISTRY, common, metadata, registry_pods
 
@@ -24,6 +25,8 @@ HOLD_UNTIL_PROXY_STARTS = "holdApplicationUntilProxyStarts: true\n"
 
 def namespace(cfg: Config) -> dict:
     injection = {"istio.io/rev": cfg.istio_revision} if cfg.istio_revision else {"istio-injection": "enabled"}
+    if ambient.is_ambient(cfg):
+        injection = ambient.namespace_labels(cfg)
     # Baseline Pod Security forbids hostPort, which the node proxy needs.
     security = {"pod-security.kubernetes.io/enforce": "privileged"} if cfg.node_proxy.enabled else {}
     return {"apiVersion": "v1", "kind": "Namespace",
@@ -86,7 +89,10 @@ def persistent_volume_claim(cfg: Config, reg: Registry) -> dict:
 
 
 def service(cfg: Config, reg: Registry) -> dict:
-    return {"apiVersion": "v1", "kind": "Service", "metadata": _meta(cfg, reg, reg.name),
+    meta = _meta(cfg, reg, reg.name)
+    if ambient.is_ambient(cfg):
+        meta["labels"].update(ambient.service_labels(cfg))
+    return {"apiVersion": "v1", "kind": "Service", "metadata": meta,
             "spec": {"type": "ClusterIP", "selector": registry_pods(cfg, reg),
                      # appProtocol http: Istio applies HTTP rules (methods, paths) only to ports it knows are HTTP.
                      "ports": [{"name": "http", "port": REGISTRY_PORT, "targetPort": "http", "protocol": "TCP",
@@ -132,8 +138,16 @@ def _container(reg: Registry) -> dict:
 
 def pod_labels(cfg: Config, reg: Registry) -> dict:
     revision = {"istio.io/rev": cfg.istio_revision} if cfg.istio_revision else {}
-    return {**common(cfg), COMPONENT: "registry", **registry_pods(cfg, reg), "sidecar.istio.io/inject": "true",
-            **revision}
+    mesh = {"sidecar.istio.io/inject": "true", **revision}
+    if ambient.is_ambient(cfg):
+        mesh = ambient.registry_pod_labels(cfg)
+    return {**common(cfg), COMPONENT: "registry", **registry_pods(cfg, reg), **mesh}
+
+
+def _start_order(cfg: Config) -> dict:
+    """The registry starts once its sidecar is ready: a mirror pings its upstream while starting, and a sidecar that
+    is not listening yet makes distribution panic. Ambient pods have no sidecar to wait for."""
+    return {} if ambient.is_ambient(cfg) else {"proxy.istio.io/config": HOLD_UNTIL_PROXY_STARTS}
 
 
 def deployment(cfg: Config, reg: Registry) -> dict:
@@ -142,10 +156,7 @@ def deployment(cfg: Config, reg: Registry) -> dict:
         "metadata": {
             "labels": pod_labels(cfg, reg),
             "annotations": {"kubectl.kubernetes.io/default-container": "registry",
-                            "meshreg.dev/config-hash": config_hash,
-                            # The registry starts once its sidecar is ready: a mirror pings its upstream while
-                            # starting, and a sidecar that is not listening yet makes distribution panic.
-                            "proxy.istio.io/config": HOLD_UNTIL_PROXY_STARTS},
+                            "meshreg.dev/config-hash": config_hash, **_start_order(cfg)},
         },
         "spec": {
             "serviceAccountName": reg.name,

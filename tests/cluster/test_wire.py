@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from apiserver import PLURALS, write_kubeconfig
 from meshreg.cluster import apply as applying
 from meshreg.cluster import client as clusters
 from meshreg.errors import ClusterError, UsageError
@@ -19,79 +17,8 @@ DEPLOYMENT = {"apiVersion": "apps/v1", "kind": "Deployment",
               "spec": {"replicas": 1}}
 POLICY = {"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy",
           "metadata": {"name": "registry-deny-writes", "namespace": "meshreg"}, "spec": {"action": "DENY"}}
-PLURALS = {plural for plural, _ in clusters.KINDS.values()}
 HOSTING = {"apiVersion": "v1", "kind": "ConfigMap",
            "metadata": {"name": "local-registry-hosting", "namespace": "kube-public"}, "data": {}}
-
-
-class FakeApiServer(ThreadingHTTPServer):
-    """Records every request; answers from `routes` {(METHOD, path): (status, body)}, else like an empty cluster."""
-
-    def __init__(self):
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.requests, self.routes = [], {}
-
-
-class _Handler(BaseHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-    def _answer(self):
-        url = urlsplit(self.path)
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length).decode() if length else ""
-        self.server.requests.append({"method": self.command, "path": url.path, "query": parse_qs(url.query),
-                                     "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body})
-        status, answer = self.server.routes.get((self.command, url.path)) or self._default(url.path, body)
-        text = isinstance(answer, str)  # a container log is plain text
-        data = answer.encode() if text else json.dumps(answer).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "text/plain" if text else "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def _default(self, path, body):
-        if self.command == "PATCH":  # server-side apply of a new object: the server answers with the object
-            obj = json.loads(body)
-            obj["metadata"]["resourceVersion"] = "1"
-            return 201, obj
-        if self.command == "DELETE":
-            return 200, {"kind": "Status", "status": "Success"}
-        if self.command == "GET" and path.rsplit("/", 1)[-1] in PLURALS:
-            return 200, {"kind": "List", "items": []}
-        if path == "/version":
-            return 200, {"major": "1", "minor": "31", "gitVersion": "v1.31.0"}
-        return 404, {"kind": "Status", "status": "Failure", "reason": "NotFound", "code": 404,
-                     "message": f"{path} not found"}
-
-    do_GET = do_PATCH = do_DELETE = do_POST = do_PUT = _answer
-
-
-@pytest.fixture
-def api():
-    server = FakeApiServer()
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-
-
-def write_kubeconfig(path, server_url, *, context="dev"):
-    path.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": context,
-        "clusters": [{"name": "c", "cluster": {"server": server_url}}],
-        "users": [{"name": "u", "user": {"token": "secret-token"}}],
-        "contexts": [{"name": context, "context": {"cluster": "c", "user": "u"}}],
-    }))
-    return str(path)
-
-
-@pytest.fixture
-def cluster(api, tmp_path):
-    url = f"http://127.0.0.1:{api.server_address[1]}"
-    return clusters.connect(kubeconfig=write_kubeconfig(tmp_path / "kubeconfig", url))
 
 
 def only(api, method):
@@ -143,9 +70,19 @@ def test_prune_lists_with_the_instance_label_selector(api, cluster):
     selector = "app.kubernetes.io/managed-by=meshreg,app.kubernetes.io/instance=meshreg"
     api.routes[("GET", "/apis/apps/v1/namespaces/meshreg/deployments")] = (200, {"items": [DEPLOYMENT]})
     applying.prune(manifests=[], cluster=cluster, selector=selector, namespaces=["meshreg"])
-    lists = [r for r in api.requests if r["method"] == "GET"]
+    lists = [r for r in api.requests if r["method"] == "GET" and r["path"].rsplit("/", 1)[-1] in PLURALS]
     assert lists and all(r["query"]["labelSelector"] == [selector] for r in lists)
     assert only(api, "DELETE")["path"] == "/apis/apps/v1/namespaces/meshreg/deployments/registry"
+
+
+def test_prune_asks_discovery_before_listing_gateway_api_gateways(api, cluster):
+    applying.prune(manifests=[], cluster=cluster, selector="a=b", namespaces=["meshreg"])
+    paths = [r["path"] for r in api.requests if r["method"] == "GET"]
+    assert "/apis/gateway.networking.k8s.io/v1" in paths  # 404 here: a cluster without the Gateway API
+    assert not any(p.endswith("/gateways") and "gateway.networking.k8s.io" in p for p in paths)
+    api.routes[("GET", "/apis/gateway.networking.k8s.io/v1")] = (200, {"resources": [{"name": "gateways"}]})
+    applying.prune(manifests=[], cluster=cluster, selector="a=b", namespaces=["meshreg"])
+    assert "/apis/gateway.networking.k8s.io/v1/namespaces/meshreg/gateways" in [r["path"] for r in api.requests]
 
 
 def test_delete_sends_the_propagation_policy_in_delete_options(api, cluster):

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import pathlib
+import subprocess
+import sys
 
 import pytest
 
@@ -52,3 +55,23 @@ def nodelete_lab(real_parts, tmp_path_factory):
 def image(tmp_path_factory) -> images.Image:
     """A small image, new content every session (so no registry or skopeo cache already knows its blobs)."""
     return images.build(tmp_path_factory.mktemp("image") / "layout", layer_sizes=(2048, 8192))
+
+
+MESHREG = [sys.executable, "-m", "meshreg"]  # the meshreg of the interpreter running the tests, PATH or not
+
+
+@pytest.fixture(scope="session")
+def policy_check():
+    """`meshreg policy check -o json` as a user runs it: the decision for one identity, method and path."""
+    if subprocess.run([*MESHREG, "policy", "--help"], capture_output=True).returncode != 0:
+        pytest.skip("meshreg policy check not available")
+
+    def check(config_file, identity: str, method: str, path: str, *flags: str) -> str:
+        result = subprocess.run([*MESHREG, "policy", "check", "-c", str(config_file), "--as", identity, *flags,
+                                 method, path, "-o", "json"], capture_output=True, text=True)
+        assert result.returncode in (0, 3), result.stderr
+        decision = json.loads(result.stdout)["decision"]
+        assert decision == ("ALLOW" if result.returncode == 0 else "DENY")
+        return decision
+
+    return check

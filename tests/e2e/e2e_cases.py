@@ -40,6 +40,9 @@ spec:
     - serviceAccount: {WRITER}
 """
 
+# The same lab in Istio's ambient mode: a waypoint and ztunnel instead of the registry's sidecar.
+AMBIENT_WITH_DELETE = WITH_DELETE + "  mesh: ambient\n"
+
 NODE_PROXY = "node-proxy"
 UPLOADS = "blobs/uploads/"
 ZERO = "sha256:" + "0" * 64
@@ -114,10 +117,16 @@ CASES = [
 
 
 def send(lab, case: Case) -> httpx.Response:
-    """Send `case` as written, through the node proxy or through the sidecar with the case's certificate."""
+    """Send `case` as written, through the node proxy or with the case's certificate to where mesh clients send
+    (the sidecar, or in ambient mode the waypoint)."""
     if case.identity == NODE_PROXY:
         client = httpx.Client(base_url=f"http://{lab.node_proxy}", timeout=30.0)
     else:
-        client = mtls_client(lab.sidecar, lab.identity(case.identity), ca=lab.ca.ca_file)
+        client = mtls_client(lab.entry, lab.identity(case.identity), ca=lab.ca.ca_file)
     with client:
         return raw_request(client, case.method, case.path, headers=case.headers)
+
+
+def envoy_decision(lab, case: Case) -> str:
+    """DENY when Envoy's RBAC answered 403, else ALLOW (whatever the registry then answered)."""
+    return "DENY" if send(lab, case).status_code == 403 else "ALLOW"

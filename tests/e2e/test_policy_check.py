@@ -2,38 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
 import httpx
 import pytest
 
-from e2e_cases import CASES, Case, send
-
-
-MESHREG = [sys.executable, "-m", "meshreg"]  # the meshreg of the interpreter running the tests, PATH or not
-
-
-@pytest.fixture(scope="session")
-def policy_check():
-    argv = MESHREG
-    if subprocess.run([*argv, "policy", "--help"], capture_output=True).returncode != 0:
-        pytest.skip("meshreg policy check not available")
-
-    def check(config_file, identity: str, method: str, path: str) -> str:
-        result = subprocess.run([*argv, "policy", "check", "-c", str(config_file), "--as", identity, method, path,
-                                 "-o", "json"], capture_output=True, text=True)
-        assert result.returncode in (0, 3), result.stderr
-        decision = json.loads(result.stdout)["decision"]
-        assert decision == ("ALLOW" if result.returncode == 0 else "DENY")
-        return decision
-
-    return check
-
-
-def envoy_decision(lab, case: Case) -> str:
-    return "DENY" if send(lab, case).status_code == 403 else "ALLOW"
+from e2e_cases import CASES, envoy_decision
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])

@@ -14,9 +14,11 @@ import yaml
 from paths import ROOT, SHARED
 
 SPLIT_CONFIG = "examples/gitpod-separate-registries/meshreg.yaml"
+AMBIENT_CONFIG = "examples/gitpod-ambient/meshreg.yaml"
 REGENERATE = ("meshreg render > manifests/meshreg.yaml && meshreg render -o kustomize/base && "
-              f"meshreg render -c {SPLIT_CONFIG} -o kustomize/base-split  (from the repository root)")
-BASES = {"kustomize/base": None, "kustomize/base-split": SPLIT_CONFIG}
+              f"meshreg render -c {SPLIT_CONFIG} -o kustomize/base-split && "
+              f"meshreg render -c {AMBIENT_CONFIG} -o kustomize/base-ambient  (from the repository root)")
+BASES = {"kustomize/base": None, "kustomize/base-split": SPLIT_CONFIG, "kustomize/base-ambient": AMBIENT_CONFIG}
 OVERLAYS = sorted(p.name for p in (ROOT / "kustomize" / "overlays").iterdir() if p.is_dir())
 
 

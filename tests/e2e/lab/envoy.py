@@ -46,23 +46,30 @@ def _hcm(name: str, *, cluster: str, route_timeout: str, filters: list[dict]) ->
         "http_filters": [*filters, {"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER}}]}}
 
 
-def sidecar_listener(*, port: int, server: Identity, trust_domain: str, rbac: list[dict], tuning: Tuning) -> dict:
-    tls = {"@type": DOWNSTREAM_TLS, "require_client_certificate": True, "common_tls_context": {
-        "tls_certificates": [_cert(server)], "alpn_protocols": ["h2", "http/1.1"],
-        # Istio's trust-domain validation: peers from another trust domain fail the handshake.
-        "validation_context": {"trusted_ca": {"filename": str(server.ca)}, "match_typed_subject_alt_names": [
-            {"san_type": "URI", "matcher": {"prefix": f"spiffe://{trust_domain}/"}}]}}}
-    listener = {"name": "sidecar", "address": _address(port), "filter_chains": [{
-        "transport_socket": {"name": "envoy.transport_sockets.tls", "typed_config": tls},
-        "filters": [_hcm("sidecar", cluster="registry", route_timeout="0s", filters=rbac)]}]}
+def sidecar_listener(*, port: int, server: Identity, trust_domain: str, rbac: list[dict], tuning: Tuning,
+                     name: str = "sidecar", cluster: str = "registry") -> dict:
+    listener = {"name": name, "address": _address(port), "filter_chains": [{
+        "transport_socket": {"name": "envoy.transport_sockets.tls", "typed_config": downstream_tls(server,
+                                                                                                    trust_domain)},
+        "filters": [_hcm(name, cluster=cluster, route_timeout="0s", filters=rbac)]}]}
     if tuning.buffer_bytes:
         listener["per_connection_buffer_limit_bytes"] = tuning.buffer_bytes
     return listener
 
 
-def node_proxy_listener(*, port: int, rbac: list[dict], route_timeout: str, tuning: Tuning) -> dict:
+def downstream_tls(server: Identity, trust_domain: str) -> dict:
+    """STRICT mTLS as a mesh proxy accepts it: a client certificate from the mesh CA and trust domain."""
+    return {"@type": DOWNSTREAM_TLS, "require_client_certificate": True, "common_tls_context": {
+        "tls_certificates": [_cert(server)], "alpn_protocols": ["h2", "http/1.1"],
+        # Istio's trust-domain validation: peers from another trust domain fail the handshake.
+        "validation_context": {"trusted_ca": {"filename": str(server.ca)}, "match_typed_subject_alt_names": [
+            {"san_type": "URI", "matcher": {"prefix": f"spiffe://{trust_domain}/"}}]}}}
+
+
+def node_proxy_listener(*, port: int, rbac: list[dict], route_timeout: str, tuning: Tuning,
+                        cluster: str = "sidecar") -> dict:
     listener = {"name": "node-proxy", "address": _address(port), "filter_chains": [{
-        "filters": [_hcm("node-proxy", cluster="sidecar", route_timeout=route_timeout, filters=rbac)]}]}
+        "filters": [_hcm("node-proxy", cluster=cluster, route_timeout=route_timeout, filters=rbac)]}]}
     if tuning.buffer_bytes:
         listener["per_connection_buffer_limit_bytes"] = tuning.buffer_bytes
     return listener
@@ -89,9 +96,10 @@ def registry_cluster(port: int, tuning: Tuning) -> dict:
     return _cluster("registry", port, tuning, h2=False)  # the sidecar speaks plain HTTP/1.1 to its app
 
 
-def sidecar_cluster(*, port: int, client: Identity, registry_uri: str, tuning: Tuning) -> dict:
-    """The node proxy's upstream: the sidecar over mTLS with the node proxy's own certificate."""
-    cluster = _cluster("sidecar", port, tuning, h2=tuning.upstream_h2)
+def sidecar_cluster(*, port: int, client: Identity, registry_uri: str, tuning: Tuning, name: str = "sidecar") -> dict:
+    """The node proxy's upstream: the sidecar over mTLS with the node proxy's own certificate (`registry_uri`: the
+    identity the server must present)."""
+    cluster = _cluster(name, port, tuning, h2=tuning.upstream_h2)
     tls_context = {"tls_certificates": [_cert(client)],
                    "alpn_protocols": ["h2"] if tuning.upstream_h2 else ["http/1.1"],
                    "validation_context": {"trusted_ca": {"filename": str(client.ca)},

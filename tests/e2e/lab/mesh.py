@@ -140,6 +140,11 @@ class Lab:
         return f"127.0.0.1:{self.sidecar_port}"
 
     @property
+    def entry(self) -> str:
+        """Where an in-mesh client's requests to the registry Service go: the registry's sidecar."""
+        return self.sidecar
+
+    @property
     def node_proxy(self) -> str:
         return f"127.0.0.1:{self.node_proxy_port}"
 

@@ -1,0 +1,49 @@
+"""Reads `spec.mesh` (sidecar or ambient) and refuses what Istio's ambient data plane cannot honour.
+
+In ambient mode the registry pods have no sidecar: ztunnel enforces L4 policy and mTLS on them, and a waypoint
+named WAYPOINT (a Gateway API Gateway) enforces the L7 policies. Its workload identity is the ServiceAccount Istio
+creates with the Gateway's name, so that name is reserved for it.
+"""
+
+from __future__ import annotations
+
+import re
+
+from meshreg.config.reader import Reader
+
+MESHES = ("sidecar", "ambient")
+WAYPOINT = "waypoint"  # the waypoint Gateway, and the ServiceAccount (identity) Istio deploys it with
+# What the ambient render relies on, and the Istio release that introduced it.
+MINIMUM_ISTIO = (1, 24)
+MINIMUM_REASON = ("istio.io/ingress-use-waypoint, which sends the node proxy's traffic through the waypoint, "
+                  "arrived in Istio 1.24")
+# The one feature that needs a sidecar in a registry pod: a mirror reaches its upstream through its own sidecar,
+# which answers (503) while the upstream is down, because distribution panics on a refused connection at start-up.
+SIDECAR_ONLY_MIRROR = ("a mirror reaches its upstream through its own sidecar, which answers while the upstream is "
+                       "down (distribution 2.8 panics at start-up on a refused connection); mesh: ambient has no "
+                       "sidecars: serve mirrors from a meshreg instance with mesh: sidecar")
+# Revision names that spell an Istio version, as Istio's upgrade guides name them: 1-24, 1-24-1, istio-1-24-1.
+_VERSIONED_REVISION = re.compile(r"(?:istio-)?1-(\d+)(?:-\d+)*")
+
+
+def read_mesh(r: Reader, value: object, path: tuple) -> str:
+    """`sidecar` (the default) or `ambient`."""
+    return r.string(value, path, lambda v: None if v in MESHES else
+                    f"{v!r} is not a mesh mode (expected one of: {', '.join(MESHES)})")
+
+
+def check_ambient(r: Reader, spec: dict, *, registries, several: bool) -> None:
+    """One line, exit 2, for a setting that ambient mode cannot honour (config.spec also refuses the waypoint's
+    identity as a writer or publisher)."""
+    p = ("spec",)
+    revision = spec["istioRevision"]
+    match = _VERSIONED_REVISION.fullmatch(revision) if isinstance(revision, str) else None
+    if match and (1, int(match.group(1))) < MINIMUM_ISTIO:
+        r.fail(p + ("istioRevision",), f"{revision!r} names Istio 1.{match.group(1)}, but mesh: ambient needs Istio "
+                                       f"{'.'.join(map(str, MINIMUM_ISTIO))} or newer ({MINIMUM_REASON})")
+    for i, reg in enumerate(registries):
+        if several and reg.name == WAYPOINT:  # only spec.registries names registries
+            r.fail(p + ("registries", i, "name"), f"{WAYPOINT!r} is the waypoint's name in ambient mode (its Service "
+                   "and ServiceAccount): name the registry otherwise")
+        if reg.role == "mirror":
+            r.fail(p + ("registries", i, "role"), SIDECAR_ONLY_MIRROR)

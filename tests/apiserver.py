@@ -1,0 +1,65 @@
+"""A tiny local API server for wire tests: the real `kubernetes` client talks to it, it records every request."""
+
+from __future__ import annotations
+
+import json
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+from meshreg.cluster import client as clusters
+
+PLURALS = {plural for plural, _ in clusters.KINDS.values()}
+
+
+class FakeApiServer(ThreadingHTTPServer):
+    """Records every request; answers from `routes` {(METHOD, path): (status, body)}, else like an empty cluster."""
+
+    def __init__(self):
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.requests, self.routes = [], {}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def _answer(self):
+        url = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length).decode() if length else ""
+        self.server.requests.append({"method": self.command, "path": url.path, "query": parse_qs(url.query),
+                                     "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body})
+        status, answer = self.server.routes.get((self.command, url.path)) or self._default(url.path, body)
+        text = isinstance(answer, str)  # a container log is plain text
+        data = answer.encode() if text else json.dumps(answer).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "text/plain" if text else "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _default(self, path, body):
+        if self.command == "PATCH":  # server-side apply of a new object: the server answers with the object
+            obj = json.loads(body)
+            obj["metadata"]["resourceVersion"] = "1"
+            return 201, obj
+        if self.command == "DELETE":
+            return 200, {"kind": "Status", "status": "Success"}
+        if self.command == "GET" and path.rsplit("/", 1)[-1] in PLURALS:
+            return 200, {"kind": "List", "items": []}
+        if path == "/version":
+            return 200, {"major": "1", "minor": "31", "gitVersion": "v1.31.0"}
+        return 404, {"kind": "Status", "status": "Failure", "reason": "NotFound", "code": 404,
+                     "message": f"{path} not found"}
+
+    do_GET = do_PATCH = do_DELETE = do_POST = do_PUT = _answer
+
+
+def write_kubeconfig(path, server_url, *, context="dev"):
+    path.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": context,
+        "clusters": [{"name": "c", "cluster": {"server": server_url}}],
+        "users": [{"name": "u", "user": {"token": "secret-token"}}],
+        "contexts": [{"name": context, "context": {"cluster": "c", "user": "u"}}],
+    }))
+    return str(path)
