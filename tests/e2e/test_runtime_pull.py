@@ -1,0 +1,124 @@
+"""The kubelet's pull path on a real container runtime: containerd's CRI PullImage through the node proxy.
+
+containerd runs with its own root, state, socket and registry config_path; each pull is of a fresh image in its own
+repository, and each test checks in the registry's log and in Envoy's counters that the registry served it through
+the node proxy, so no cached image can pass for a pull.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import grpc
+import httpx
+import pytest
+
+from e2e_cases import WRITER
+from lab import images
+from lab.clients import skopeo_copy
+from lab.containerd import Containerd, unavailable
+
+HOSTS = ["localhost", "127.0.0.1"]
+
+
+@pytest.fixture(scope="module")
+def containerd(real_parts, tmp_path_factory):
+    reason = unavailable()
+    if reason:
+        pytest.skip(reason)
+    try:
+        runtime = Containerd(tmp_path_factory.mktemp("containerd"))
+    except RuntimeError as e:
+        pytest.skip(f"containerd cannot start here: {e}")
+    try:
+        yield runtime
+    finally:
+        runtime.close()
+
+
+def _fresh(lab, tmp_path, repo: str) -> images.Image:
+    """A new image (random content) pushed by the writer over mTLS: nothing anywhere has its blobs yet."""
+    image = images.build(tmp_path / repo.replace("/", "_"), layer_sizes=(1024, 4096))
+    result = skopeo_copy(image.ref, f"docker://{lab.sidecar}/{repo}:v1", dest_ident=lab.identity(WRITER))
+    assert result.returncode == 0, result.stderr
+    return image
+
+
+def _node_proxy_answers(lab) -> int:
+    """Requests the node-proxy listener has answered with 2xx, from Envoy's admin counters."""
+    text = httpx.get(f"http://{lab.admin}/stats", params={"filter": r"^http\.node-proxy\.downstream_rq_2xx$"}).text
+    return int(text.split(":")[1]) if ":" in text else 0
+
+
+def _served(log: str, *, repo: str) -> set[str]:
+    """`METHOD path` under /v2/<repo>/ for every request the registry answered 200 to a containerd client."""
+    paths = set()
+    for line in log.splitlines():
+        m = re.search(rf'http\.request\.method=(\w+) .*http\.request\.uri="?/v2/{re.escape(repo)}/([^" ]+)', line)
+        if m and 'http.request.useragent="containerd/' in line and "http.response.status=200" in line:
+            paths.add(f"{m.group(1)} {m.group(2)}")
+    return paths
+
+
+def _pull(lab, containerd, image: images.Image, ref: str, repo: str) -> str:
+    """The kubelet's PullImage; then proof the registry served manifest and every blob via the node proxy.
+    Returns what containerd logged meanwhile."""
+    log_start, answered = len((lab.root / "registry.log").read_text()), _node_proxy_answers(lab)
+    containerd_start = len(containerd.log_text())
+    image_id = containerd.cri.pull(ref)
+    status = containerd.cri.status(ref)
+    assert status is not None and status.id == image_id
+    assert f"{ref.rsplit(':', 1)[0]}@{image.digest}" in status.repo_digests
+    served = _served((lab.root / "registry.log").read_text()[log_start:], repo=repo)
+    manifest = json.loads(image.manifest)
+    wanted = {"HEAD manifests/v1", f"GET manifests/{image.digest}",
+              *(f"GET blobs/{d['digest']}" for d in [manifest["config"], *manifest["layers"]])}
+    assert wanted <= served, served
+    assert _node_proxy_answers(lab) - answered >= len(wanted)
+    containerd.cri.remove(ref)
+    assert containerd.cri.status(ref) is None
+    return containerd.log_text()[containerd_start:]
+
+
+@pytest.mark.parametrize("host", HOSTS)
+def test_the_kubelets_pull_goes_through_the_node_proxy_with_no_hosts_toml(lab, containerd, tmp_path, host):
+    repo = f"builds/bare-{host.replace('.', '-')}"
+    address = f"{host}:{lab.node_proxy_port}"
+    assert list(containerd.hosts_dir.iterdir()) == []
+    log = _pull(lab, containerd, _fresh(lab, tmp_path, repo), f"{address}/{repo}:v1", repo)
+    assert "loading host directory" not in log
+
+
+def test_containerds_own_push_through_the_node_proxy_is_refused(lab, containerd, tmp_path):
+    address = f"localhost:{lab.node_proxy_port}"
+    source, target = f"{address}/builds/push-source:v1", f"{address}/builds/pushed-by-containerd:v1"
+    _fresh(lab, tmp_path, "builds/push-source")
+    containerd.cri.pull(source)
+    try:
+        tagged = containerd.ctr("images", "tag", source, target)
+        assert tagged.returncode == 0, tagged.stderr
+        pushed = containerd.ctr("images", "push", "--plain-http", target)
+        assert pushed.returncode != 0
+        assert "403 Forbidden" in pushed.stderr, pushed.stderr
+        assert "builds/pushed-by-containerd" not in lab.repositories()
+    finally:
+        containerd.ctr("images", "rm", source, target)
+
+
+def test_an_https_attempt_gets_the_node_proxys_http_answer(lab, containerd, tmp_path):
+    """What containerd 1.6.32+/1.7.16+/2.x fall back to HTTP on: Go's TLS client reads the node proxy's reply as an
+    HTTP response. containerd 1.6.20 has no fallback, so its pull stops there with Go's own words."""
+    address = f"localhost:{lab.node_proxy_port}"
+    _fresh(lab, tmp_path, "builds/over-https")
+    (containerd.hosts_dir / address).mkdir()
+    # containerd 1.6.20 ignores a hosts.toml without a [host] table ("invalid `host` tree"): give it one.
+    (containerd.hosts_dir / address / "hosts.toml").write_text(
+        f'server = "https://{address}"\n\n[host."https://{address}"]\n  capabilities = ["pull", "resolve"]\n')
+    try:
+        with pytest.raises(grpc.RpcError) as failed:
+            containerd.cri.pull(f"{address}/builds/over-https:v1")
+        assert "http: server gave HTTP response to HTTPS client" in failed.value.details()
+    finally:
+        (containerd.hosts_dir / address / "hosts.toml").unlink()
+        (containerd.hosts_dir / address).rmdir()
