@@ -25,3 +25,26 @@ spec:
 def minimal(spec: str = "") -> str:
     """A valid config with `spec` (YAML, indented two spaces) appended under `spec:`."""
     return "apiVersion: meshreg.dev/v1alpha1\nkind: MeshRegistry\nmetadata: {name: dev}\nspec:\n" + (spec or "  {}\n")
+
+# Node set-up for both runtimes, two registry ports, only on some nodes.
+RUNTIME_CONFIG = """\
+apiVersion: meshreg.dev/v1alpha1
+kind: MeshRegistry
+metadata: {name: dev}
+spec:
+  namespace: registry
+  nodeProxy:
+    runtimeConfig:
+      containerd: {enabled: true}
+      crio: {enabled: true, registriesDir: /etc/containers/registries.conf.d}
+      nodeSelector: {example.com/pulls-from-localhost: "true"}
+  registries:
+    - name: images
+      default: true
+      port: 5000
+      writers: [{serviceAccount: builds/kaniko}]
+    - name: cache
+      role: mirror
+      port: 5001
+      mirror: {upstream: "https://ghcr.io"}
+"""

@@ -6,6 +6,7 @@ from meshreg.config import names
 from meshreg.config.model import API_VERSION, KIND, Config, LocalRegistryHosting, NodeProxy
 from meshreg.config.reader import REQUIRED, Reader
 from meshreg.config.registries import read_entries, read_resources, read_single
+from meshreg.config.runtimeconfig import read_runtime_config
 
 _NP = NodeProxy()
 _SPEC_KEYS = {"namespace": "meshreg", "trustDomain": "cluster.local", "istioRevision": None, "registry": None,
@@ -23,7 +24,7 @@ def read_config(r: Reader, data: object, name: str) -> Config:
     p = ("spec",)
     several = spec["registries"] is not None
     np = r.mapping(spec["nodeProxy"], p + ("nodeProxy",),
-                   {"enabled": True, "port": None, "hostIP": _NP.host_ip, "resources": None})
+                   {"enabled": True, "port": None, "hostIP": _NP.host_ip, "resources": None, "runtimeConfig": None})
     if several:
         if np["port"] is not None:
             r.fail(p + ("nodeProxy", "port"), "with spec.registries, each registry has its own port")
@@ -37,6 +38,7 @@ def read_config(r: Reader, data: object, name: str) -> Config:
                         {"host": None, "help": LocalRegistryHosting.help})
     default = next(x for x in registries if x.default)
     _check_node_proxy_writes_nothing(r, spec, registries, several)
+    proxy = r.boolean(np["enabled"], p + ("nodeProxy", "enabled"))
     return Config(
         name=r.string(meta["name"], ("metadata", "name"), names.check_label),
         namespace=r.string(spec["namespace"], p + ("namespace",), _check_namespace),
@@ -44,9 +46,11 @@ def read_config(r: Reader, data: object, name: str) -> Config:
         istio_revision=r.string(spec["istioRevision"], p + ("istioRevision",), names.check_label, nullable=True),
         registries=registries,
         node_proxy=NodeProxy(
-            enabled=r.boolean(np["enabled"], p + ("nodeProxy", "enabled")), port=default.port,
+            enabled=proxy, port=default.port,
             host_ip=r.string(np["hostIP"], p + ("nodeProxy", "hostIP"), names.check_loopback),
-            resources=read_resources(r, np["resources"], p + ("nodeProxy", "resources"), _NP.resources)),
+            resources=read_resources(r, np["resources"], p + ("nodeProxy", "resources"), _NP.resources),
+            runtime_config=read_runtime_config(r, np["runtimeConfig"], p + ("nodeProxy", "runtimeConfig"),
+                                               node_proxy=proxy)),
         local_registry_hosting=LocalRegistryHosting(
             host=r.string(hosting["host"], p + ("localRegistryHosting", "host"), _check_host, nullable=True),
             help=r.string(hosting["help"], p + ("localRegistryHosting", "help"))),

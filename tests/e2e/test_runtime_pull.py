@@ -14,10 +14,13 @@ import grpc
 import httpx
 import pytest
 
-from e2e_cases import WRITER
+import nodesetup
+from e2e_cases import WITH_DELETE, WRITER
 from lab import images
 from lab.clients import skopeo_copy
 from lab.containerd import Containerd, unavailable
+from meshreg.config import from_text
+from meshreg.render import render, runtimeconfig
 
 HOSTS = ["localhost", "127.0.0.1"]
 
@@ -81,6 +84,13 @@ def _pull(lab, containerd, image: images.Image, ref: str, repo: str) -> str:
     return containerd.log_text()[containerd_start:]
 
 
+def _loaded_host_dir(containerd, host: str, log: str) -> bool:
+    """Whether containerd's debug `log` says it read (and could decode) the config_path directory of `host`."""
+    where = re.escape(f"{containerd.hosts_dir}/{host}")
+    loaded = re.search(rf'msg="loading host directory" dir="?{where}"?$', log, re.M) is not None
+    return loaded and "failed to decode hosts.toml" not in log
+
+
 @pytest.mark.parametrize("host", HOSTS)
 def test_the_kubelets_pull_goes_through_the_node_proxy_with_no_hosts_toml(lab, containerd, tmp_path, host):
     repo = f"builds/bare-{host.replace('.', '-')}"
@@ -88,6 +98,35 @@ def test_the_kubelets_pull_goes_through_the_node_proxy_with_no_hosts_toml(lab, c
     assert list(containerd.hosts_dir.iterdir()) == []
     log = _pull(lab, containerd, _fresh(lab, tmp_path, repo), f"{address}/{repo}:v1", repo)
     assert "loading host directory" not in log
+
+
+@pytest.fixture
+def node_setup(lab, containerd, tmp_path):
+    """The rendered node set-up for the lab's node-proxy port: its ConfigMap's script run against containerd's
+    config_path, as the DaemonSet's container runs it; afterwards its `remove` must leave the directory empty."""
+    text = WITH_DELETE + (f"  nodeProxy:\n    port: {lab.node_proxy_port}\n    runtimeConfig:\n"
+                          "      containerd: {enabled: true, configPath: /etc/containerd/certs.d}\n")
+    objects = render(from_text(text, name="meshreg.yaml"))
+    mount = tmp_path / "wanted"
+    nodesetup.project(objects, mount)
+    assert (mount / runtimeconfig.SCRIPT).read_text() == runtimeconfig.script()
+    env = nodesetup.environment(objects, "containerd", mount=mount, target=containerd.hosts_dir, owner="e2e")
+    done = nodesetup.run(mount, env, "sync")
+    assert done.returncode == 0, done.stderr
+    yield
+    done = nodesetup.run(mount, env, "remove")
+    assert done.returncode == 0, done.stderr
+    assert list(containerd.hosts_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize("host", HOSTS)
+def test_the_kubelets_pull_uses_the_hosts_toml_the_node_setup_writes(lab, containerd, node_setup, tmp_path, host):
+    repo = f"builds/configured-{host.replace('.', '-')}"
+    address = f"{host}:{lab.node_proxy_port}"
+    hosts_toml = containerd.hosts_dir / address / "hosts.toml"
+    assert f'server = "http://{address}"' in hosts_toml.read_text()
+    log = _pull(lab, containerd, _fresh(lab, tmp_path, repo), f"{address}/{repo}:v1", repo)
+    assert _loaded_host_dir(containerd, address, log)
 
 
 def test_containerds_own_push_through_the_node_proxy_is_refused(lab, containerd, tmp_path):

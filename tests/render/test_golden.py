@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from configs import SEVERAL_WRITERS
+from configs import RUNTIME_CONFIG, SEVERAL_WRITERS
 from meshreg import config
 from meshreg.render import manifests, render
 from paths import ROOT
 
 GOLDEN = ROOT / "tests" / "golden"
-CASES = {"default": None, "several-writers": SEVERAL_WRITERS}
+CASES = {"default": None, "several-writers": SEVERAL_WRITERS, "runtime-config": RUNTIME_CONFIG}
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
