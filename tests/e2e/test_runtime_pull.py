@@ -7,17 +7,14 @@ the node proxy, so no cached image can pass for a pull.
 
 from __future__ import annotations
 
-import json
 import re
 
 import grpc
-import httpx
 import pytest
 
 import nodesetup
 from e2e_cases import WITH_DELETE, WRITER
-from lab import images
-from lab.clients import skopeo_copy
+from lab import images, pulls
 from lab.containerd import Containerd, unavailable
 from meshreg.config import from_text
 from meshreg.render import render, runtimeconfig
@@ -41,44 +38,21 @@ def containerd(real_parts, tmp_path_factory):
 
 
 def _fresh(lab, tmp_path, repo: str) -> images.Image:
-    """A new image (random content) pushed by the writer over mTLS: nothing anywhere has its blobs yet."""
-    image = images.build(tmp_path / repo.replace("/", "_"), layer_sizes=(1024, 4096))
-    result = skopeo_copy(image.ref, f"docker://{lab.sidecar}/{repo}:v1", dest_ident=lab.identity(WRITER))
-    assert result.returncode == 0, result.stderr
-    return image
-
-
-def _node_proxy_answers(lab) -> int:
-    """Requests the node-proxy listener has answered with 2xx, from Envoy's admin counters."""
-    text = httpx.get(f"http://{lab.admin}/stats", params={"filter": r"^http\.node-proxy\.downstream_rq_2xx$"}).text
-    return int(text.split(":")[1]) if ":" in text else 0
-
-
-def _served(log: str, *, repo: str) -> set[str]:
-    """`METHOD path` under /v2/<repo>/ for every request the registry answered 200 to a containerd client."""
-    paths = set()
-    for line in log.splitlines():
-        m = re.search(rf'http\.request\.method=(\w+) .*http\.request\.uri="?/v2/{re.escape(repo)}/([^" ]+)', line)
-        if m and 'http.request.useragent="containerd/' in line and "http.response.status=200" in line:
-            paths.add(f"{m.group(1)} {m.group(2)}")
-    return paths
+    return pulls.fresh(lab, tmp_path, repo, writer=WRITER)
 
 
 def _pull(lab, containerd, image: images.Image, ref: str, repo: str) -> str:
     """The kubelet's PullImage; then proof the registry served manifest and every blob via the node proxy.
     Returns what containerd logged meanwhile."""
-    log_start, answered = len((lab.root / "registry.log").read_text()), _node_proxy_answers(lab)
-    containerd_start = len(containerd.log_text())
+    watch, containerd_start = pulls.Watch(lab), len(containerd.log_text())
     image_id = containerd.cri.pull(ref)
     status = containerd.cri.status(ref)
     assert status is not None and status.id == image_id
     assert f"{ref.rsplit(':', 1)[0]}@{image.digest}" in status.repo_digests
-    served = _served((lab.root / "registry.log").read_text()[log_start:], repo=repo)
-    manifest = json.loads(image.manifest)
-    wanted = {"HEAD manifests/v1", f"GET manifests/{image.digest}",
-              *(f"GET blobs/{d['digest']}" for d in [manifest["config"], *manifest["layers"]])}
+    served = watch.served(repo, agent="containerd/")
+    wanted = {"HEAD manifests/v1", f"GET manifests/{image.digest}", *pulls.blob_requests(image)}
     assert wanted <= served, served
-    assert _node_proxy_answers(lab) - answered >= len(wanted)
+    assert watch.node_proxy_answers() >= len(wanted)
     containerd.cri.remove(ref)
     assert containerd.cri.status(ref) is None
     return containerd.log_text()[containerd_start:]
