@@ -1,7 +1,7 @@
 """Whether a node's container runtime pulls `localhost:PORT` over plain HTTP unaided, judged from its version.
 
 Pure: the input is a node's `status.nodeInfo.containerRuntimeVersion` (`containerd://1.7.11-k3s2`, `cri-o://1.28.1`,
-`docker://24.0.7`); the answer says whether meshreg's node set-up (`spec.nodeProxy.runtimeConfig`) is needed there,
+`docker://24.0.7`); the answer says whether meshreg's runtime config (`spec.nodeProxy.runtimeConfig`) is needed there,
 which of its settings applies, and why. The facts behind each answer are in docs/node-runtimes.md.
 """
 
@@ -21,7 +21,7 @@ class Judgement:
     runtime: str  # containerd, cri-o, docker, or what the node reported
     version: str
     needed: bool | None
-    setting: str | None  # the runtimeConfig key that does the set-up: containerd, crio, or None
+    setting: str | None  # the runtimeConfig key that writes the files: containerd, crio, or None
     reason: str
     k3s: bool = False  # a k3s/RKE2 build: its containerd config is generated from registries.yaml
 
@@ -38,7 +38,7 @@ def _numbers(version: str) -> tuple[int, int, int] | None:
 
 
 def judge(runtime_version: str) -> Judgement:
-    """Does this runtime need the node set-up to pull localhost:PORT from the node proxy, and why."""
+    """Does this runtime need meshreg's runtime config to pull localhost:PORT from the node proxy, and why."""
     runtime, version = parse(runtime_version)
     numbers = _numbers(version)
     if runtime == "containerd" and numbers:
@@ -46,7 +46,7 @@ def judge(runtime_version: str) -> Judgement:
     if runtime == "cri-o":
         return Judgement(runtime, version, True, "crio",
                          "CRI-O (containers/image) uses TLS for every registry that registries.conf does not mark "
-                         "insecure, localhost included; the set-up adds a registries.conf.d drop-in")
+                         "insecure, localhost included; the runtime config adds a registries.conf.d drop-in")
     if runtime == "docker":
         return Judgement(runtime, version, False, None,
                          "dockerd treats 127.0.0.0/8 (and so localhost) as an insecure registry by default and "

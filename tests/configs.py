@@ -26,7 +26,7 @@ def minimal(spec: str = "") -> str:
     """A valid config with `spec` (YAML, indented two spaces) appended under `spec:`."""
     return "apiVersion: meshreg.dev/v1alpha1\nkind: MeshRegistry\nmetadata: {name: dev}\nspec:\n" + (spec or "  {}\n")
 
-# Node set-up for both runtimes, two registry ports, only on some nodes.
+# Runtime config for both runtimes, two registry ports, only on some nodes.
 RUNTIME_CONFIG = """\
 apiVersion: meshreg.dev/v1alpha1
 kind: MeshRegistry

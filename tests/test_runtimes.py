@@ -1,4 +1,4 @@
-"""Judging a node's containerRuntimeVersion: does its runtime need meshreg's node set-up to pull localhost:PORT."""
+"""Judging a node's containerRuntimeVersion: does its runtime need meshreg's runtime config to pull localhost:PORT."""
 
 from __future__ import annotations
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import yaml
 
+from meshreg.cluster import runtimeconfig
 from meshreg.cluster.apply import key_of, ordered, read_live
 from meshreg.errors import ClusterError
 from meshreg.cluster.wait import rollout
@@ -55,7 +56,8 @@ def report(*, cluster, cfg, manifests) -> dict:
     default = next(r for r in registries if r["default"])
     # "registry" is the default registry's entry, for scripts that only ever have one.
     out = {"server": cluster.server, "objects": objects, "registries": registries,
-           "registry": default, "nodeProxy": _node_proxy(cluster, cfg)}
+           "registry": default, "nodeProxy": _node_proxy(cluster, cfg),
+           "runtimeConfig": runtimeconfig.report(cluster=cluster, cfg=cfg)}
     out["healthy"] = healthy(out)
     return out
 
@@ -65,7 +67,8 @@ def healthy(r: dict) -> bool:
     proxy = r["nodeProxy"]
     return (all(o["state"] == "present" for o in r["objects"])
             and all(reg["ready"] and reg["pods"] > 0 and reg["withSidecar"] == reg["pods"] for reg in r["registries"])
-            and (not proxy["enabled"] or proxy["ready"]))
+            and (not proxy["enabled"] or proxy["ready"])
+            and (not r["runtimeConfig"]["enabled"] or r["runtimeConfig"]["ready"]))
 
 
 def _registry(cluster, cfg, reg, addresses) -> dict:
@@ -161,6 +164,7 @@ def text(r: dict) -> str:
     proxy = r["nodeProxy"]
     lines.append("node proxy: " + ("disabled" if not proxy["enabled"] else
                                    f"{'ready' if proxy['ready'] else 'NOT ready'} ({proxy['nodes']})"))
+    lines += runtimeconfig.lines(r["runtimeConfig"])
     lines.append("healthy" if r["healthy"] else "NOT healthy")
     return "\n".join(lines)
 

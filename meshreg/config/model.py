@@ -98,7 +98,7 @@ RUNTIMES = ("containerd", "crio")
 
 @dataclass(frozen=True)
 class RuntimeConfig:
-    """Opt-in node set-up: which container runtimes get configuration files for the node proxy's ports, and where."""
+    """Opt-in runtime config: which container runtimes get configuration files for the node proxy's ports, and where."""
 
     directories: tuple[tuple[str, str], ...] = ()  # (runtime, host directory) for each enabled runtime
     image: str = "docker.io/library/busybox:1.36.1"

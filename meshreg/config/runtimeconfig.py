@@ -1,4 +1,4 @@
-"""Reads `spec.nodeProxy.runtimeConfig`: which container runtimes' directories the node set-up writes into."""
+"""Reads `spec.nodeProxy.runtimeConfig`: which container runtimes' directories the runtime config writes into."""
 
 from __future__ import annotations
 

@@ -85,7 +85,7 @@ put() {
 write_marker() {  # write_marker FILES DIRS
     tmp="$TARGET/.meshreg-tmp.$$"
     {
-        echo "# Written by meshreg's node set-up: the files and directories it wrote here and removes when it stops."
+        echo "# Written by meshreg's runtime config: the files and directories it wrote here and removes when it stops."
         echo "owner $OWNER"
         for d in $2; do echo "dir $d"; done
         for f in $1; do echo "file $f"; done

@@ -1,5 +1,6 @@
-"""Node set-up (opt-in): a DaemonSet that writes containerd hosts.toml files and CRI-O registries.conf.d drop-ins
-saying the node proxy's ports speak plain HTTP, and removes exactly those files when it goes away."""
+"""Runtime config (opt-in, spec.nodeProxy.runtimeConfig): a DaemonSet that writes containerd hosts.toml files and
+CRI-O registries.conf.d drop-ins saying the node proxy's ports speak plain HTTP, and removes exactly those files when
+it goes away."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ K3S_DIRS = ("/var/lib/rancher/k3s/", "/var/lib/rancher/rke2/")
 
 @dataclass(frozen=True)
 class File:
-    """One file the set-up keeps on a node: `path` relative to the runtime's directory, `key` in the ConfigMap."""
+    """One file kept on a node: `path` relative to the runtime's directory, `key` in the ConfigMap."""
 
     runtime: str
     path: str
@@ -36,7 +37,7 @@ class File:
 
 @functools.cache
 def script() -> str:
-    """The set-up script, shipped as package data."""
+    """The runtime config script, shipped as package data."""
     return resources.files("meshreg.render").joinpath(SCRIPT).read_text(encoding="utf-8")
 
 
@@ -71,7 +72,7 @@ def _drop_in(cfg: Config, port: int) -> str:
 
 
 def files(cfg: Config) -> list[File]:
-    """Every file the set-up writes, for each enabled runtime and each registry port."""
+    """Every file the runtime config writes, for each enabled runtime and each registry port."""
     out = []
     for runtime, _ in cfg.node_proxy.runtime_config.directories:
         for port in _ports(cfg):

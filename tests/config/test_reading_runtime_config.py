@@ -79,7 +79,7 @@ def test_a_mistake_is_one_line_exit_2_and_nothing_rendered(tmp_path, monkeypatch
     assert line.startswith("meshreg: error: ") and expected in line, line
 
 
-def test_a_port_two_registries_share_is_refused_with_node_setup_on(tmp_path, monkeypatch):
+def test_a_port_two_registries_share_is_refused_with_runtime_config_on(tmp_path, monkeypatch):
     text = minimal("  nodeProxy:\n    runtimeConfig: {containerd: {enabled: true}}\n  registries:\n"
                    "    - {name: images, port: 5000, default: true}\n    - {name: cache, port: 5000}\n")
     monkeypatch.chdir(tmp_path)

@@ -1,6 +1,6 @@
-"""CRI-O's side of the node set-up, with the library CRI-O pulls with: containers/image (in skopeo) reads the same
-registries.conf.d drop-ins. It needs one for localhost; the drop-in the set-up writes makes it pull over plain HTTP
-through the node proxy. (No CRI-O runs here: this tests the files and the library, not the daemon.)"""
+"""CRI-O's side of the runtime config, with the library CRI-O pulls with: containers/image (in skopeo) reads the
+same registries.conf.d drop-ins. It needs one for localhost; the drop-in the runtime config writes makes it pull over
+plain HTTP through the node proxy. (No CRI-O runs here: this tests the files and the library, not the daemon.)"""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-import nodesetup
+import runtime_config_pod as pod
 from e2e_cases import WITH_DELETE, WRITER
 from lab import pulls
 from meshreg.config import from_text
@@ -45,9 +45,9 @@ def test_the_set_up_drop_in_makes_containers_image_pull_through_the_node_proxy(l
                           "    runtimeConfig: {crio: {enabled: true}}\n")
     objects = render(from_text(text, name="meshreg.yaml"))
     mount, drop_ins = tmp_path / "wanted", home / ".config" / "containers" / "registries.conf.d"
-    nodesetup.project(objects, mount)
-    env = nodesetup.environment(objects, "crio", mount=mount, target=drop_ins, owner="e2e")
-    assert nodesetup.run(mount, env, "sync").returncode == 0
+    pod.project(objects, mount)
+    env = pod.environment(objects, "crio", mount=mount, target=drop_ins, owner="e2e")
+    assert pod.run(mount, env, "sync").returncode == 0
     assert [p.name for p in drop_ins.glob("*.conf")] == [f"meshreg-{lab.node_proxy_port}.conf"]
 
     repo = f"builds/crio-{host.replace('.', '-')}"
@@ -61,5 +61,5 @@ def test_the_set_up_drop_in_makes_containers_image_pull_through_the_node_proxy(l
     assert wanted <= watch.served(repo, agent="skopeo/"), watch.served(repo, agent="")
     assert watch.node_proxy_answers() >= len(wanted)
 
-    assert nodesetup.run(mount, env, "remove").returncode == 0
+    assert pod.run(mount, env, "remove").returncode == 0
     assert list(drop_ins.iterdir()) == []

@@ -12,7 +12,7 @@ import re
 import grpc
 import pytest
 
-import nodesetup
+import runtime_config_pod as pod
 from e2e_cases import WITH_DELETE, WRITER
 from lab import images, pulls
 from lab.containerd import Containerd, unavailable
@@ -75,26 +75,27 @@ def test_the_kubelets_pull_goes_through_the_node_proxy_with_no_hosts_toml(lab, c
 
 
 @pytest.fixture
-def node_setup(lab, containerd, tmp_path):
-    """The rendered node set-up for the lab's node-proxy port: its ConfigMap's script run against containerd's
+def runtime_config(lab, containerd, tmp_path):
+    """The rendered runtime config for the lab's node-proxy port: its ConfigMap's script run against containerd's
     config_path, as the DaemonSet's container runs it; afterwards its `remove` must leave the directory empty."""
     text = WITH_DELETE + (f"  nodeProxy:\n    port: {lab.node_proxy_port}\n    runtimeConfig:\n"
                           "      containerd: {enabled: true, configPath: /etc/containerd/certs.d}\n")
     objects = render(from_text(text, name="meshreg.yaml"))
     mount = tmp_path / "wanted"
-    nodesetup.project(objects, mount)
+    pod.project(objects, mount)
     assert (mount / runtimeconfig.SCRIPT).read_text() == runtimeconfig.script()
-    env = nodesetup.environment(objects, "containerd", mount=mount, target=containerd.hosts_dir, owner="e2e")
-    done = nodesetup.run(mount, env, "sync")
+    env = pod.environment(objects, "containerd", mount=mount, target=containerd.hosts_dir, owner="e2e")
+    done = pod.run(mount, env, "sync")
     assert done.returncode == 0, done.stderr
     yield
-    done = nodesetup.run(mount, env, "remove")
+    done = pod.run(mount, env, "remove")
     assert done.returncode == 0, done.stderr
     assert list(containerd.hosts_dir.iterdir()) == []
 
 
 @pytest.mark.parametrize("host", HOSTS)
-def test_the_kubelets_pull_uses_the_hosts_toml_the_node_setup_writes(lab, containerd, node_setup, tmp_path, host):
+def test_the_kubelets_pull_uses_the_hosts_toml_the_runtime_config_writes(lab, containerd, runtime_config, tmp_path,
+                                                                          host):
     repo = f"builds/configured-{host.replace('.', '-')}"
     address = f"{host}:{lab.node_proxy_port}"
     hosts_toml = containerd.hosts_dir / address / "hosts.toml"

@@ -1,4 +1,4 @@
-"""The node set-up DaemonSet and the files it keeps on nodes: what is rendered, and that it is least privilege."""
+"""The runtime config DaemonSet and the files it keeps on nodes: what is rendered, and that it is least privilege."""
 
 from __future__ import annotations
 
@@ -121,6 +121,6 @@ def test_a_k3s_directory_gets_a_notice_that_k3s_rewrites_it():
 
 
 @pytest.mark.skipif(not (SHARED / "schemas").is_dir(), reason=validation.MISSING_SCHEMAS)
-def test_the_render_with_node_setup_validates_on_every_kubernetes_version():
+def test_the_render_with_runtime_config_validates_on_every_kubernetes_version():
     objects = render(config.from_text(RUNTIME_CONFIG, name="m.yaml"))
     assert validation.errors_in(objects, validation.kubernetes_versions()) == []

@@ -1,4 +1,4 @@
-"""The node set-up script, run as its container runs it (the rendered ConfigMap and environment) against a temp
+"""The runtime config script, run as its container runs it (the rendered ConfigMap and environment) against a temp
 directory standing in for the runtime's, under dash and under busybox's sh (the image's shell)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-import nodesetup
+import runtime_config_pod as pod
 from configs import minimal
 from meshreg import config
 from meshreg.render import render
@@ -40,20 +40,20 @@ def config_text(*ports: int) -> str:
 
 
 class Node:
-    """A runtime directory and the set-up pod's view of one render, run with `shell` as owner `owner`."""
+    """A runtime directory and the runtime config pod's view of one render, run with `shell` as owner `owner`."""
 
     def __init__(self, tmp_path, shell: str, *ports: int, owner: str = "pod-a", target=None):
         self.objects = render(config.from_text(config_text(*ports), name="m.yaml"))
         self.mount = tmp_path / f"mount-{owner}-{'-'.join(map(str, ports))}"
-        nodesetup.project(self.objects, self.mount)
+        pod.project(self.objects, self.mount)
         self.target = target or tmp_path / "certs.d"
         self.target.mkdir(exist_ok=True)
         self.shell = shell
-        self.env = nodesetup.environment(self.objects, "containerd", mount=self.mount, target=self.target,
+        self.env = pod.environment(self.objects, "containerd", mount=self.mount, target=self.target,
                                          owner=owner)
 
     def run(self, command: str) -> subprocess.CompletedProcess:
-        return nodesetup.run(self.mount, self.env, command, shell=self.shell)
+        return pod.run(self.mount, self.env, command, shell=self.shell)
 
     def start(self) -> subprocess.Popen:
         """`run`, as the container's command, passing once a second; its log goes to self.log."""

@@ -1,4 +1,4 @@
-"""Runs the rendered node set-up outside a cluster: the ConfigMap laid out as the kubelet projects it, and the
+"""Runs the rendered runtime config outside a cluster: the ConfigMap laid out as the kubelet projects it, and the
 ConfigMap's own script run with the container's environment, against any directory."""
 
 from __future__ import annotations
