@@ -61,14 +61,15 @@ def _containerd(version: str, v: tuple[int, int, int]) -> Judgement:
         needed, why = True, ("with config_path set (AKS, EKS, k3s, RKE2 and others set it) containerd before 1.6.9 "
                              "uses HTTPS for localhost too (containerd issue 7392, fixed by PR 7438 in 1.6.9)")
     elif (1, 6, 25) <= v < (1, 6, 32) or (1, 7, 7) <= v < (1, 7, 16):
-        needed, why = True, ("this containerd tries HTTPS first and falls back to HTTP only on some failures; pulls "
-                             "from localhost were reported failing (containerd issue 10014; fallback reworked in "
-                             "1.6.32/1.7.16, PR 10109)")
+        needed, why = True, ("with config_path set, this containerd tries HTTPS first and falls back to HTTP only on "
+                             "some failures; pulls from localhost were reported failing (containerd issue 10014; "
+                             "fallback reworked in 1.6.32/1.7.16, PR 10109)")
     elif v < (1, 6, 25) or (1, 7, 0) <= v < (1, 7, 7):
         needed, why = False, "containerd 1.6.9-1.6.24 and 1.7.0-1.7.6 use plain HTTP for localhost (PR 7438)"
     else:
-        needed, why = False, ("containerd 1.6.32+, 1.7.16+ and 2.x try HTTPS first and fall back to plain HTTP "
-                              "when the node proxy answers the TLS handshake with an HTTP error (it does)")
+        needed, why = False, ("with config_path set, containerd 1.6.32+, 1.7.16+ and 2.x try HTTPS first and fall "
+                              "back to plain HTTP when the node proxy answers the TLS handshake with an HTTP error "
+                              "(it does)")
     if k3s and needed:
         why += ("; on k3s/RKE2 list localhost:PORT with an http:// endpoint in /etc/rancher/{k3s,rke2}/"
                 "registries.yaml: k3s deletes its generated certs.d directory at every start")
