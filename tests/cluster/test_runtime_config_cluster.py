@@ -6,15 +6,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from click.testing import CliRunner
 
-import meshreg.cluster.client
-from fakes import INJECTOR, FakeCluster, ready_controller
+from fakes import FakeCluster, ready_controller
 from meshreg import config
-from meshreg.cli import main
 from meshreg.cluster import runtimeconfig
 from meshreg.errors import ClusterError
-from test_up_down_status import registry_pod
+from test_up_down_status import fake, registry_pod, run  # noqa: F401 (fake: the fake cluster, as `up` sees it)
 from test_wire import api, cluster  # noqa: F401 (fixtures: a tiny API server and a real client for it)
 
 ENABLED = """\
@@ -29,19 +26,12 @@ spec:
 DS = ("apps/v1", "DaemonSet", "meshreg", runtimeconfig.WORKLOAD[2])
 
 
-@pytest.fixture
-def fake(monkeypatch, tmp_path):
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "meshreg.yaml").write_text(ENABLED)
-    cluster = FakeCluster()
-    cluster.put(INJECTOR)
-    cluster.on_apply.append(ready_controller)
-    monkeypatch.setattr(meshreg.cluster.client, "connect", lambda **kw: cluster)
-    return cluster
-
-
-def run(*args):
-    return CliRunner().invoke(main, list(args))
+@pytest.fixture(autouse=True)
+def enabled(request, tmp_path):
+    """The fake cluster, run from a directory whose meshreg.yaml enables the runtime config for containerd."""
+    if "fake" in request.fixturenames:
+        request.getfixturevalue("fake")
+        (tmp_path / "meshreg.yaml").write_text(ENABLED)
 
 
 def up(fake) -> None:
