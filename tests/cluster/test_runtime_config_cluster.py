@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 
 import pytest
+from click.testing import CliRunner
 
-from fakes import FakeCluster, ready_controller
+from fakes import FakeCluster, connected, ready_controller
 from meshreg import config
+from meshreg.cli import main
 from meshreg.cluster import runtimeconfig
 from meshreg.errors import ClusterError
-from test_up_down_status import fake, registry_pod, run  # noqa: F401 (fake: the fake cluster, as `up` sees it)
-from test_wire import api, cluster  # noqa: F401 (fixtures: a tiny API server and a real client for it)
 
 ENABLED = """\
 apiVersion: meshreg.dev/v1alpha1
@@ -26,18 +26,25 @@ spec:
 DS = ("apps/v1", "DaemonSet", "meshreg", runtimeconfig.WORKLOAD[2])
 
 
-@pytest.fixture(autouse=True)
-def enabled(request, tmp_path):
-    """The fake cluster, run from a directory whose meshreg.yaml enables the runtime config for containerd."""
-    if "fake" in request.fixturenames:
-        request.getfixturevalue("fake")
-        (tmp_path / "meshreg.yaml").write_text(ENABLED)
+@pytest.fixture
+def fake(monkeypatch, tmp_path):
+    """The fake cluster, with meshreg run from a directory whose meshreg.yaml enables the runtime config."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "meshreg.yaml").write_text(ENABLED)
+    return connected(monkeypatch)
+
+
+def run(*args):
+    return CliRunner().invoke(main, list(args))
 
 
 def up(fake) -> None:
-    """`meshreg up`, then the registry pod with its sidecar, so only the runtime config decides health."""
+    """`meshreg up`, then the registry's pod with its sidecar, so only the runtime config decides health."""
     assert run("up", "-q").exit_code == 0
-    registry_pod(fake, spec={"containers": [{"name": "registry"}, {"name": "istio-proxy"}]})
+    labels = fake.get("apps/v1", "Deployment", "registry", namespace="meshreg")["spec"]["template"]["metadata"]["labels"]
+    fake.put({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "registry-0", "namespace": "meshreg",
+                                                             "labels": labels},
+              "spec": {"containers": [{"name": "registry"}, {"name": "istio-proxy"}]}})
 
 
 def node(name: str, runtime: str) -> dict:
@@ -120,11 +127,3 @@ def test_waiting_for_the_pods_to_go_gives_up_with_a_pointer_to_the_docs():
                                          clock=lambda: next(now), sleep=lambda s: None)
     assert "still has pods after 30s" in problem and "docs/node-runtimes.md" in problem
 
-
-def test_the_report_reads_the_daemonset_and_lists_nodes_cluster_wide_on_the_wire(api, cluster):  # noqa: F811
-    api.routes[("GET", "/api/v1/nodes")] = (200, {"items": [node("a", "cri-o://1.28.1")]})
-    cfg = config.from_text(ENABLED, name="m.yaml")
-    report = runtimeconfig.report(cluster=cluster, cfg=cfg)
-    paths = [r["path"] for r in api.requests if r["method"] == "GET"]
-    assert paths == [f"/apis/apps/v1/namespaces/meshreg/daemonsets/{DS[3]}", "/api/v1/nodes"]
-    assert report["ready"] is False and report["runtimes"][0]["needed"] is True

@@ -289,3 +289,18 @@ def test_up_against_a_cluster_without_istio_stops_after_discovery(api, tmp_path,
     assert result.exit_code == 1
     assert "Istio is not installed on http://127.0.0.1" in result.output
     assert [r for r in api.requests if r["method"] != "GET"] == []
+
+
+def test_the_runtime_config_report_reads_its_daemonset_and_lists_nodes_cluster_wide(api, cluster):
+    from meshreg import config
+    from meshreg.cluster import runtimeconfig
+
+    node = {"metadata": {"name": "a"}, "status": {"nodeInfo": {"containerRuntimeVersion": "cri-o://1.28.1"}}}
+    api.routes[("GET", "/api/v1/nodes")] = (200, {"kind": "NodeList", "items": [node]})
+    text = "apiVersion: meshreg.dev/v1alpha1\nkind: MeshRegistry\nmetadata: {name: dev}\nspec:\n" \
+           "  nodeProxy: {runtimeConfig: {containerd: {enabled: true}}}\n"
+    report = runtimeconfig.report(cluster=cluster, cfg=config.from_text(text, name="m.yaml"))
+    assert [r["path"] for r in api.requests if r["method"] == "GET"] == [
+        "/apis/apps/v1/namespaces/meshreg/daemonsets/node-proxy-runtime-config", "/api/v1/nodes"]
+    assert report["ready"] is False  # 404: not deployed
+    assert report["runtimes"][0]["node"] == "a" and report["runtimes"][0]["needed"] is True
