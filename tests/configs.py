@@ -28,3 +28,26 @@ def minimal(spec: str = "") -> str:
 
 # SEVERAL_WRITERS in Istio's ambient mode, with a revision tag for the waypoint and the node proxy.
 AMBIENT = SEVERAL_WRITERS + "  mesh: ambient\n  istioRevision: stable\n"
+
+# Runtime config for both runtimes, two registry ports, only on some nodes.
+RUNTIME_CONFIG = """\
+apiVersion: meshreg.dev/v1alpha1
+kind: MeshRegistry
+metadata: {name: dev}
+spec:
+  namespace: registry
+  nodeProxy:
+    runtimeConfig:
+      containerd: {enabled: true}
+      crio: {enabled: true, registriesDir: /etc/containers/registries.conf.d}
+      nodeSelector: {example.com/pulls-from-localhost: "true"}
+  registries:
+    - name: images
+      default: true
+      port: 5000
+      writers: [{serviceAccount: builds/kaniko}]
+    - name: cache
+      role: mirror
+      port: 5001
+      mirror: {upstream: "https://ghcr.io"}
+"""

@@ -14,6 +14,7 @@ from meshreg.cluster import ambient
 from meshreg.cluster import apply as applying
 from meshreg.cluster import client as clusters
 from meshreg.cluster import preflight
+from meshreg.cluster import runtimeconfig
 from meshreg.cluster import status as statuses
 from meshreg.cluster import wait as waiting
 from meshreg.config.mesh import WAYPOINT
@@ -41,6 +42,8 @@ def _workloads(cfg) -> list[tuple]:
         out.append(("apps/v1", "DaemonSet", "node-proxy"))
     if cfg.mesh == "ambient":  # istiod deploys the waypoint from its Gateway, under the Gateway's name
         out.append(("apps/v1", "Deployment", WAYPOINT))
+    if cfg.node_proxy.runtime_config.enabled:
+        out.append(runtimeconfig.WORKLOAD)
     return out
 
 
@@ -155,6 +158,9 @@ def down(config_path, kubeconfig, context, purge, yes):
         click.confirm(f"Delete PersistentVolumeClaim {cfg.namespace}/registry-data (every image) and namespace "
                       f"{cfg.namespace} on {cluster.server}?", abort=True, err=True)
     outcomes = applying.remove(manifests=objects, cluster=cluster, purge=purge, on_outcome=_print_outcome)
+    note = runtimeconfig.after_down(cluster=cluster, cfg=cfg, outcomes=outcomes)
+    if note:
+        _say(note)
     click.echo(_summary(outcomes, dry_run=False))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import yaml
 
 from meshreg.cluster import ambient
+from meshreg.cluster import runtimeconfig
 from meshreg.cluster.apply import key_of, ordered, read_live
 from meshreg.errors import ClusterError
 from meshreg.cluster.wait import crash_causes, pod_causes, rollout
@@ -56,7 +57,8 @@ def report(*, cluster, cfg, manifests) -> dict:
     default = next(r for r in registries if r["default"])
     # "registry" is the default registry's entry, for scripts that only ever have one.
     out = {"server": cluster.server, "objects": objects, "registries": registries,
-           "registry": default, "nodeProxy": _node_proxy(cluster, cfg)}
+           "registry": default, "nodeProxy": _node_proxy(cluster, cfg),
+           "runtimeConfig": runtimeconfig.report(cluster=cluster, cfg=cfg)}
     waypoint = ambient.status(cluster=cluster, namespace=cfg.namespace, manifests=manifests)
     if waypoint is not None:
         out["waypoint"] = waypoint
@@ -72,6 +74,7 @@ def healthy(r: dict) -> bool:
     return (all(o["state"] == "present" for o in r["objects"])
             and all(reg["ready"] and reg["pods"] > 0 and reg[meshed] == reg["pods"] for reg in r["registries"])
             and (not proxy["enabled"] or proxy["ready"])
+            and (not r["runtimeConfig"]["enabled"] or r["runtimeConfig"]["ready"])
             and (not waypoint or (waypoint["programmed"] and waypoint["ready"])))
 
 
@@ -175,6 +178,7 @@ def text(r: dict) -> str:
         w = r["waypoint"]
         lines.append(f"waypoint {w['name']}: {'programmed' if w['programmed'] else 'NOT programmed'} ({w['message']}), "
                      f"{'ready' if w['ready'] else 'NOT ready'} ({w['replicas']})")
+    lines += runtimeconfig.lines(r["runtimeConfig"])
     lines.append("healthy" if r["healthy"] else "NOT healthy")
     return "\n".join(lines)
 

@@ -93,12 +93,30 @@ class Registry:
         return self.writers if self.role == "images" else ()
 
 
+RUNTIMES = ("containerd", "crio")
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """Opt-in runtime config: which container runtimes get configuration files for the node proxy's ports, and where."""
+
+    directories: tuple[tuple[str, str], ...] = ()  # (runtime, host directory) for each enabled runtime
+    image: str = "docker.io/library/busybox:1.36.1"
+    resources: Resources = Resources(requests={"cpu": "10m", "memory": "16Mi"}, limits={"memory": "32Mi"})
+    node_selector: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.directories)
+
+
 @dataclass(frozen=True)
 class NodeProxy:
     enabled: bool = True
     port: int = 5000  # the default registry's port
     host_ip: str = "127.0.0.1"
     resources: Resources = Resources(requests={"cpu": "50m", "memory": "64Mi"}, limits={"memory": "256Mi"})
+    runtime_config: RuntimeConfig = RuntimeConfig()
 
 
 @dataclass(frozen=True)

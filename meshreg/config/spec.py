@@ -6,6 +6,7 @@ from meshreg.config import mesh, names
 from meshreg.config.model import API_VERSION, KIND, Config, LocalRegistryHosting, NodeProxy
 from meshreg.config.reader import REQUIRED, Reader
 from meshreg.config.registries import read_entries, read_resources, read_single
+from meshreg.config.runtimeconfig import read_runtime_config
 
 _NP = NodeProxy()
 _SPEC_KEYS = {"namespace": "meshreg", "trustDomain": "cluster.local", "istioRevision": None, "registry": None,
@@ -24,7 +25,7 @@ def read_config(r: Reader, data: object, name: str) -> Config:
     p = ("spec",)
     several = spec["registries"] is not None
     np = r.mapping(spec["nodeProxy"], p + ("nodeProxy",),
-                   {"enabled": True, "port": None, "hostIP": _NP.host_ip, "resources": None})
+                   {"enabled": True, "port": None, "hostIP": _NP.host_ip, "resources": None, "runtimeConfig": None})
     if several:
         if np["port"] is not None:
             r.fail(p + ("nodeProxy", "port"), "with spec.registries, each registry has its own port")
@@ -40,6 +41,7 @@ def read_config(r: Reader, data: object, name: str) -> Config:
     _check_never_writes(r, registries, several=several, identity=f"{spec['namespace']}/node-proxy",
                         role="the node proxy", why=", which serves unauthenticated reads")
     mode = _read_mesh(r, spec, registries=registries, several=several)
+    proxy = r.boolean(np["enabled"], p + ("nodeProxy", "enabled"))
     return Config(
         name=r.string(meta["name"], ("metadata", "name"), names.check_label),
         namespace=r.string(spec["namespace"], p + ("namespace",), _check_namespace),
@@ -48,9 +50,11 @@ def read_config(r: Reader, data: object, name: str) -> Config:
         mesh=mode,
         registries=registries,
         node_proxy=NodeProxy(
-            enabled=r.boolean(np["enabled"], p + ("nodeProxy", "enabled")), port=default.port,
+            enabled=proxy, port=default.port,
             host_ip=r.string(np["hostIP"], p + ("nodeProxy", "hostIP"), names.check_loopback),
-            resources=read_resources(r, np["resources"], p + ("nodeProxy", "resources"), _NP.resources)),
+            resources=read_resources(r, np["resources"], p + ("nodeProxy", "resources"), _NP.resources),
+            runtime_config=read_runtime_config(r, np["runtimeConfig"], p + ("nodeProxy", "runtimeConfig"),
+                                               node_proxy=proxy)),
         local_registry_hosting=LocalRegistryHosting(
             host=r.string(hosting["host"], p + ("localRegistryHosting", "host"), _check_host, nullable=True),
             help=r.string(hosting["help"], p + ("localRegistryHosting", "help"))),

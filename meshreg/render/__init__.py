@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from meshreg.config import Config
-from meshreg.render import ambient, hosting, mirror, nodeproxy, policies, registry
+from meshreg.render import ambient, hosting, mirror, nodeproxy, policies, registry, runtimeconfig
 
 
 def render(cfg: Config) -> list[dict]:
@@ -27,6 +27,7 @@ def render(cfg: Config) -> list[dict]:
         *([nodeproxy.service(cfg)] if np else []),
         *each(registry.deployment),
         *([nodeproxy.daemon_set(cfg)] if np else []),
+        *runtimeconfig.objects(cfg),
         *each(registry.peer_authentication),
         *[p for reg in regs for p in policies.registry_policies(cfg, reg)],
         *(each(ambient.allow_waypoint) if mesh else []),
@@ -41,7 +42,7 @@ def render(cfg: Config) -> list[dict]:
 def notices(cfg: Config, *, writers: bool = True) -> list[str]:
     """Hints for a person reading the render on a terminal (never part of the manifests); `writers=False`
     leaves out the "no writers" hint for commands that already print the writers."""
-    out = []
+    out = runtimeconfig.notices(cfg)
     for reg in cfg.registries:
         label = "" if len(cfg.registries) == 1 else f"registry {reg.name}: "
         if writers and reg.role == "images" and not reg.writers:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from configs import AMBIENT, SEVERAL_WRITERS
+from configs import AMBIENT, RUNTIME_CONFIG, SEVERAL_WRITERS
 from meshreg import config
 from meshreg.render import manifests, render
 from paths import ROOT
 
 GOLDEN = ROOT / "tests" / "golden"
-CASES = {"default": None, "several-writers": SEVERAL_WRITERS, "ambient": AMBIENT}
+CASES = {"default": None, "several-writers": SEVERAL_WRITERS, "ambient": AMBIENT, "runtime-config": RUNTIME_CONFIG}
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import os
+import platform
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,8 @@ from pathlib import Path
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 CONFIG = "application/vnd.oci.image.config.v1+json"
 LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+# This machine's architecture in OCI terms: a container runtime unpacks only images for its platform.
+ARCHITECTURE = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,7 @@ def build(layout: Path, *, layer_sizes: tuple[int, ...] = (4096,)) -> Image:
         gz, diff_id = _layer(size)
         layers.append(_blob(layout, gz, LAYER))
         diff_ids.append(diff_id)
-    config = {"architecture": "amd64", "os": "linux", "config": {},
+    config = {"architecture": ARCHITECTURE, "os": "linux", "config": {},
               "rootfs": {"type": "layers", "diff_ids": diff_ids}}
     manifest = json.dumps({"schemaVersion": 2, "mediaType": MANIFEST,
                            "config": _blob(layout, json.dumps(config).encode(), CONFIG),

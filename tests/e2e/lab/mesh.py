@@ -113,6 +113,7 @@ class Lab:
         self.registry_identity = self.ca.issue(spiffe(self.cfg.trust_domain, f"{self.cfg.namespace}/{registry_sa}"),
                                                label="registry", server=True)
         self.sidecar_port, admin = free_port(), free_port()
+        self.admin = f"127.0.0.1:{admin}"  # Envoy's admin interface: /stats counts what each listener served
         listeners = [envoy.sidecar_listener(port=self.sidecar_port, server=self.registry_identity,
                                             trust_domain=self.cfg.trust_domain, tuning=self.tuning,
                                             rbac=rbac.http_filters(self._policies_for(registry_labels)))]

@@ -1,0 +1,86 @@
+"""Reads `spec.nodeProxy.runtimeConfig`: which container runtimes' directories the runtime config writes into."""
+
+from __future__ import annotations
+
+import posixpath
+import re
+
+from meshreg.config import names
+from meshreg.config.model import RUNTIMES, RuntimeConfig
+from meshreg.config.reader import Reader
+from meshreg.config.registries import read_resources
+
+_D = RuntimeConfig()
+# Each runtime: the key naming its directory, and that directory's usual place on a node.
+DIRECTORY_KEYS = {"containerd": ("configPath", "/etc/containerd/certs.d"),
+                  "crio": ("registriesDir", "/etc/containers/registries.conf.d")}
+_KEYS = {"containerd": {}, "crio": {}, "image": _D.image, "resources": None, "nodeSelector": {}}
+_PATH = re.compile(r"/[A-Za-z0-9._@+=,:/-]+")
+_LABEL_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
+
+
+def read_runtime_config(r: Reader, value: object, path: tuple, *, node_proxy: bool) -> RuntimeConfig:
+    """The runtimeConfig mapping (absent: nothing is written on nodes)."""
+    if value is None:
+        return _D
+    m = r.mapping(value, path, _KEYS)
+    directories = []
+    for runtime in RUNTIMES:
+        key, default = DIRECTORY_KEYS[runtime]
+        p = path + (runtime,)
+        entry = r.mapping(m[runtime], p, {"enabled": False, key: default})
+        if not r.boolean(entry["enabled"], p + ("enabled",)):
+            continue
+        if not node_proxy:
+            r.fail(p + ("enabled",), "writes runtime configuration for the node proxy's ports, but "
+                                     "spec.nodeProxy.enabled is false: enable the node proxy or remove this")
+        directories.append((runtime, r.string(entry[key], p + (key,), check_directory)))
+    _check_apart(r, directories, path)
+    return RuntimeConfig(
+        directories=tuple(directories),
+        image=r.string(m["image"], path + ("image",), names.check_image),
+        resources=read_resources(r, m["resources"], path + ("resources",), _D.resources),
+        node_selector=_read_node_selector(r, m["nodeSelector"], path + ("nodeSelector",)),
+    )
+
+
+def check_directory(value: str) -> str | None:
+    """None if `value` is a plain absolute directory other than /, else what is wrong."""
+    if not value.startswith("/"):
+        return f"{value!r} is not an absolute path (the directory on each node, e.g. /etc/containerd/certs.d)"
+    if not _PATH.fullmatch(value) or posixpath.normpath(value) != value or value == "/":
+        return (f"{value!r} is not a plain directory path (no '..', '.', '//', trailing '/', spaces or the root "
+                "itself)")
+    return None
+
+
+def _check_apart(r: Reader, directories: list, path: tuple) -> None:
+    """Two runtimes writing into the same directory (or one inside the other) would share a marker file."""
+    if len(directories) < 2:
+        return
+    (first, a), (second, b) = directories
+    if a == b or b.startswith(a + "/") or a.startswith(b + "/"):
+        r.fail(path + (second, DIRECTORY_KEYS[second][0]),
+               f"{b!r} overlaps {first}'s directory {a!r}: give each runtime its own directory")
+
+
+def _read_node_selector(r: Reader, value: object, path: tuple) -> tuple[tuple[str, str], ...]:
+    if not isinstance(value, dict):
+        r.fail(path, "expected a mapping of node labels (e.g. {kubernetes.io/os: linux})")
+    for key, label in value.items():
+        r.string(key, path + (key,), _check_label_key)
+        r.string(label, path + (key,), _check_label_value)
+    return tuple(sorted(value.items()))
+
+
+def _check_label_key(value: str) -> str | None:
+    prefix, _, name = value.rpartition("/")
+    if (prefix and not names.is_subdomain(prefix)) or not _LABEL_NAME.fullmatch(name):
+        return f"{value!r} is not a label key (an optional DNS prefix and '/', then a name of at most 63 characters)"
+    return None
+
+
+def _check_label_value(value: str) -> str | None:
+    if value and not _LABEL_NAME.fullmatch(value):
+        return f"{value!r} is not a label value (at most 63 letters, digits, '-', '_' or '.')"
+    return None
