@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from meshreg.config import names
+from meshreg.config import names, pushproxy
 from meshreg.config.model import API_VERSION, KIND, Config, LocalRegistryHosting, NodeProxy
 from meshreg.config.reader import REQUIRED, Reader
 from meshreg.config.registries import read_entries, read_resources, read_single
 
 _NP = NodeProxy()
 _SPEC_KEYS = {"namespace": "meshreg", "trustDomain": "cluster.local", "istioRevision": None, "registry": None,
-              "nodeProxy": {}, "readers": None, "writers": None, "registries": None, "localRegistryHosting": {}}
+              "nodeProxy": {}, "readers": None, "writers": None, "registries": None, "localRegistryHosting": {},
+              "pushProxy": None}
 
 
 def read_config(r: Reader, data: object, name: str) -> Config:
@@ -27,7 +28,7 @@ def read_config(r: Reader, data: object, name: str) -> Config:
     if several:
         if np["port"] is not None:
             r.fail(p + ("nodeProxy", "port"), "with spec.registries, each registry has its own port")
-        for key in ("registry", "readers", "writers"):
+        for key in ("registry", "readers", "writers", "pushProxy"):
             if spec[key] is not None:
                 r.fail(p + (key,), f"with spec.registries, set {key} on each registry (spec.registries[].{key})")
         registries = read_entries(r, spec["registries"], p + ("registries",))
@@ -37,9 +38,12 @@ def read_config(r: Reader, data: object, name: str) -> Config:
                         {"host": None, "help": LocalRegistryHosting.help})
     default = next(x for x in registries if x.default)
     _check_node_proxy_writes_nothing(r, spec, registries, several)
+    namespace = r.string(spec["namespace"], p + ("namespace",), _check_namespace)
+    registries = pushproxy.read(r, spec, registries, namespace=namespace, several=several,
+                                node_proxy=r.boolean(np["enabled"], p + ("nodeProxy", "enabled")))
     return Config(
         name=r.string(meta["name"], ("metadata", "name"), names.check_label),
-        namespace=r.string(spec["namespace"], p + ("namespace",), _check_namespace),
+        namespace=namespace,
         trust_domain=r.string(spec["trustDomain"], p + ("trustDomain",), names.check_trust_domain),
         istio_revision=r.string(spec["istioRevision"], p + ("istioRevision",), names.check_label, nullable=True),
         registries=registries,
@@ -68,7 +72,7 @@ def _check_node_proxy_writes_nothing(r: Reader, spec: dict, registries, several:
 
 
 def _check_namespace(value: str) -> str | None:
-    if value in ("kube-system", "kube-public", "kube-node-lease", "istio-system"):
+    if value in names.RESERVED_NAMESPACES:
         return f"{value!r} is reserved for the cluster or Istio; use a namespace of meshreg's own"
     return names.check_label(value)
 

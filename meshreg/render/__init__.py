@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from meshreg.config import Config
-from meshreg.render import hosting, nodeproxy, policies, registry
+from meshreg.render import hosting, nodeproxy, policies, pushproxy, registry
 
 
 def render(cfg: Config) -> list[dict]:
@@ -29,6 +29,7 @@ def render(cfg: Config) -> list[dict]:
         *[p for reg in regs for p in policies.registry_policies(cfg, reg)],
         *([nodeproxy.allow_reads(cfg), nodeproxy.gateway(cfg), nodeproxy.virtual_service(cfg)] if np else []),
         *[registry.service_entry(cfg, reg) for reg in regs if reg.mirror],
+        *[o for reg in regs if reg.push_proxy for o in pushproxy.objects(cfg, reg)],
         hosting.config_map(cfg),
         *([hosting.index_config_map(cfg)] if several else []),
     ]

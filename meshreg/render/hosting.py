@@ -16,8 +16,11 @@ def addresses(cfg: Config, reg: Registry | None = None) -> dict:
     reg = reg or cfg.registry
     out = {}
     local = f"localhost:{reg.port}"
-    if cfg.node_proxy.enabled or (reg.default and cfg.local_registry_hosting.host):
-        out["host"] = (cfg.local_registry_hosting.host if reg.default else None) or local
+    explicit = cfg.local_registry_hosting.host if reg.default else None
+    # With a push proxy, `host` is where `meshreg connect` listens by default.
+    pushed = f"localhost:{reg.push_proxy.port}" if reg.push_proxy else None
+    if explicit or pushed or cfg.node_proxy.enabled:
+        out["host"] = explicit or pushed or local
     if cfg.node_proxy.enabled:
         out["hostFromContainerRuntime"] = local
     out["hostFromClusterNetwork"] = cfg.service_host(reg)
