@@ -38,6 +38,7 @@ KINDS = {
     ("networking.istio.io/v1", "ServiceEntry"): ("serviceentries", True),
     ("discovery.k8s.io/v1", "EndpointSlice"): ("endpointslices", True),
     ("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration"): ("mutatingwebhookconfigurations", False),
+    ("rbac.authorization.k8s.io/v1", "Role"): ("roles", True),
 }
 
 

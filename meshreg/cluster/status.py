@@ -55,7 +55,8 @@ def report(*, cluster, cfg, manifests) -> dict:
     default = next(r for r in registries if r["default"])
     # "registry" is the default registry's entry, for scripts that only ever have one.
     out = {"server": cluster.server, "objects": objects, "registries": registries,
-           "registry": default, "nodeProxy": _node_proxy(cluster, cfg)}
+           "registry": default, "nodeProxy": _node_proxy(cluster, cfg),
+           "pushProxies": [_push_proxy(cluster, reg) for reg in cfg.registries if reg.push_proxy]}
     out["healthy"] = healthy(out)
     return out
 
@@ -65,7 +66,8 @@ def healthy(r: dict) -> bool:
     proxy = r["nodeProxy"]
     return (all(o["state"] == "present" for o in r["objects"])
             and all(reg["ready"] and reg["pods"] > 0 and reg["withSidecar"] == reg["pods"] for reg in r["registries"])
-            and (not proxy["enabled"] or proxy["ready"]))
+            and (not proxy["enabled"] or proxy["ready"])
+            and all(p["ready"] for p in r.get("pushProxies", [])))
 
 
 def _registry(cluster, cfg, reg, addresses) -> dict:
@@ -106,6 +108,13 @@ def _node_proxy(cluster, cfg) -> dict:
         return {"enabled": False, "ready": True, "nodes": "disabled"}
     done, text = rollout(cluster.get("apps/v1", "DaemonSet", "node-proxy", namespace=cfg.namespace))
     return {"enabled": True, "ready": done, "nodes": text}
+
+
+def _push_proxy(cluster, reg) -> dict:
+    proxy = reg.push_proxy
+    done, text = rollout(cluster.get("apps/v1", "Deployment", "push-proxy", namespace=proxy.namespace))
+    return {"registry": reg.name, "namespace": proxy.namespace, "ready": done, "replicas": text,
+            "repositories": list(proxy.repositories), "port": proxy.port}
 
 
 def _mtls(cluster, cfg, name: str) -> dict:
@@ -161,6 +170,10 @@ def text(r: dict) -> str:
     proxy = r["nodeProxy"]
     lines.append("node proxy: " + ("disabled" if not proxy["enabled"] else
                                    f"{'ready' if proxy['ready'] else 'NOT ready'} ({proxy['nodes']})"))
+    for p in r.get("pushProxies", []):
+        lines.append(f"push proxy ({p['registry']}): {'ready' if p['ready'] else 'NOT ready'} ({p['replicas']}) in "
+                     f"namespace {p['namespace']}, writes {', '.join(p['repositories'])}; meshreg connect "
+                     f"listens on localhost:{p['port']}")
     lines.append("healthy" if r["healthy"] else "NOT healthy")
     return "\n".join(lines)
 
