@@ -158,6 +158,11 @@ def _default_repo(flags: str) -> str:
     return next(a.split("=", 1)[1] for a in shlex.split(flags) if a.startswith("--default-repo="))
 
 
+@pytest.mark.parametrize("example", ["skaffold", "tilt"])
+def test_skaffold_and_tilt_say_how_to_run_and_use_the_builders_config(example):
+    assert "../builders/meshreg.yaml" in (EXAMPLES / example / "README.md").read_text()
+
+
 def test_skaffold_builds_the_image_its_manifest_deploys():
     assert SKAFFOLD["apiVersion"] == "skaffold/v4beta13" and SKAFFOLD["kind"] == "Config"
     [artifact] = SKAFFOLD["build"]["artifacts"]
