@@ -210,3 +210,14 @@ def ready_controller(cluster, obj):
         n = getattr(cluster, "nodes", 2)
         live["status"] = {"observedGeneration": gen, "desiredNumberScheduled": n, "currentNumberScheduled": n,
                           "updatedNumberScheduled": n, "numberReady": n, "numberAvailable": n}
+
+
+def install(monkeypatch) -> FakeCluster:
+    """A FakeCluster with Istio's injector whose rollouts complete at once, handed out by cluster.client.connect."""
+    import meshreg.cluster.client
+
+    cluster = FakeCluster()
+    cluster.put(INJECTOR)
+    cluster.on_apply.append(ready_controller)
+    monkeypatch.setattr(meshreg.cluster.client, "connect", lambda **kw: cluster)
+    return cluster

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import yaml
 
-from meshreg.config import Config, Registry
+from meshreg.config import Config, LocalRegistryHosting, Registry
 from meshreg.render.labels import metadata
 
 INDEX_LABEL = "meshreg.dev/local-registry-hosting"
@@ -25,6 +25,8 @@ def addresses(cfg: Config, reg: Registry | None = None) -> dict:
         out["hostFromContainerRuntime"] = local
     out["hostFromClusterNetwork"] = cfg.service_host(reg)
     out["help"] = cfg.local_registry_hosting.help
+    if pushed and not explicit and out["help"] == LocalRegistryHosting.help:
+        out["help"] += f" From outside the cluster, run `meshreg connect` and push to {pushed}."
     return out
 
 

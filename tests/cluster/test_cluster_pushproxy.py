@@ -7,9 +7,8 @@ import json
 import pytest
 from click.testing import CliRunner
 
-import meshreg.cluster.client
+import fakes
 from configs import minimal
-from fakes import INJECTOR, FakeCluster, ready_controller
 from kubeforward import pod
 from meshreg.cli import main
 
@@ -21,11 +20,7 @@ PUSH_NS = "meshreg-push"
 @pytest.fixture
 def fake(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
-    cluster = FakeCluster()
-    cluster.put(INJECTOR)
-    cluster.on_apply.append(ready_controller)
-    monkeypatch.setattr(meshreg.cluster.client, "connect", lambda **kw: cluster)
-    return cluster
+    return fakes.install(monkeypatch)
 
 
 def run(tmp_path, text: str, *args):
