@@ -48,16 +48,17 @@ def connect(config_path, registry, port, address, kubeconfig, context):
     target = _target(cfg, reg)
     address = _address(address)
     listener = portforward.listen(address, port or target.port)
-    try:
+    try:  # from here on Ctrl-C, even while starting, stops cleanly with exit 0
         cluster = clusters.connect(kubeconfig=kubeconfig, context=context)
         forwarder = portforward.Forwarder(cluster=cluster, target=target, listener=listener, say=_say)
         pod = forwarder.start()
-    except BaseException:
+        local = f"{'localhost' if address in ('127.0.0.1', '::1') else address}:{listener.getsockname()[1]}"
+        click.echo(_banner(cfg, reg, target, local=local, pod=pod))
+        _serve(forwarder)
+    except KeyboardInterrupt:
+        pass
+    finally:
         listener.close()
-        raise
-    local = f"{'localhost' if address in ('127.0.0.1', '::1') else address}:{listener.getsockname()[1]}"
-    click.echo(_banner(cfg, reg, target, local=local, pod=pod))
-    _serve(forwarder)
     click.echo("stopped", err=True)
 
 
@@ -104,8 +105,6 @@ def _serve(forwarder) -> None:
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         forwarder.serve(stop)
-    except KeyboardInterrupt:
-        pass
     finally:
         signal.signal(signal.SIGTERM, previous)
         forwarder.close()
