@@ -1,4 +1,5 @@
-"""Push and pull throughput with skopeo: direct to the registry, through the mTLS sidecar, through the node proxy.
+"""Push and pull throughput with skopeo: direct to the registry, through the mTLS sidecar, through the node proxy
+and through the push proxy (what `meshreg connect` forwards to).
 
 Runs the end-to-end lab (real registry with meshreg's rendered config, real Envoy with the rendered policies) once
 per Envoy tuning variant and prints the median MB/s of several runs and the ratio to direct.
@@ -19,12 +20,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 
-from e2e_cases import WITH_DELETE, WRITER  # noqa: E402
+from e2e_cases import WRITER  # noqa: E402
 from lab import images  # noqa: E402
 from lab.clients import skopeo_copy  # noqa: E402
 from lab.envoy import Tuning  # noqa: E402
 from lab.mesh import Lab  # noqa: E402
 from lab.processes import missing_parts  # noqa: E402
+from push_cases import WITH_PUSH_PROXY  # noqa: E402  (the e2e lab's writers plus a push proxy for dev/)
 
 MiB = 2**20
 VARIANTS = {
@@ -35,7 +37,8 @@ VARIANTS = {
     "buffers-4MiB": Tuning(buffer_bytes=4 * MiB),
     "one-worker": Tuning(concurrency=1),  # a node proxy limited to one CPU
 }
-PATHS = ("direct", "sidecar", "node proxy")
+PATHS = ("direct", "sidecar", "node proxy", "push proxy")
+PUSH_PROXY_TARGET = 0.8  # laptop pushes through the push proxy, relative to pushing straight to the registry
 
 
 def _timed(src: str, dest: str, **idents) -> float:
@@ -48,15 +51,17 @@ def _timed(src: str, dest: str, **idents) -> float:
 
 
 def _one_run(lab: Lab, work: Path, i: int, size: int) -> dict:
-    """Push a fresh image direct and through the sidecar, then pull it back three ways; MB/s per (op, path)."""
+    """Push a fresh image direct, through the sidecar and through the push proxy, then pull it back four ways;
+    MB/s per (op, path)."""
     image = images.build(work / f"image-{i}", layer_sizes=(size,))
     writer = lab.identity(WRITER)
     mbs = lambda seconds: image.size / seconds / 1e6  # noqa: E731
     out = {("push", "direct"): mbs(_timed(image.ref, f"docker://{lab.direct}/bench/direct-{i}:v1")),
            ("push", "sidecar"): mbs(_timed(image.ref, f"docker://{lab.sidecar}/bench/sidecar-{i}:v1",
-                                           dest_ident=writer))}
+                                           dest_ident=writer)),
+           ("push", "push proxy"): mbs(_timed(image.ref, f"docker://{lab.push_proxy}/dev/push-proxy-{i}:v1"))}
     sources = {"direct": (lab.direct, {}), "sidecar": (lab.sidecar, {"src_ident": writer}),
-               "node proxy": (lab.node_proxy, {})}
+               "node proxy": (lab.node_proxy, {}), "push proxy": (lab.push_proxy, {})}
     for path, (address, idents) in sources.items():
         dest = work / f"pull-{i}-{path.replace(' ', '-')}"
         out[("pull", path)] = mbs(_timed(f"docker://{address}/bench/direct-{i}:v1", f"oci:{dest}:v1", **idents))
@@ -70,7 +75,7 @@ def measure(names: list[str], *, size: int, runs: int, work: Path) -> dict:
     labs: dict[str, Lab] = {}
     try:
         for name in names:
-            labs[name] = Lab(WITH_DELETE, work / name / "lab", tuning=VARIANTS[name])
+            labs[name] = Lab(WITH_PUSH_PROXY, work / name / "lab", tuning=VARIANTS[name])
         results: dict[str, list] = {name: [] for name in names}
         for i in range(runs):
             for name in names[i % len(names):] + names[:i % len(names)]:
@@ -91,6 +96,9 @@ def report(name: str, medians: dict) -> None:
             cells += [f"{value:10.0f}", f"{value / medians[(op, 'direct')]:9.2f}"] if value else \
                 [f"{'n/a':>10}", f"{'':>9}"]
         print(f"  {path:<12} " + " ".join(cells))
+    if medians.get(("push", "push proxy")):
+        ratio = medians[("push", "push proxy")] / medians[("push", "direct")]
+        print(f"  push through the push proxy: {ratio:.2f}x direct (target: at least {PUSH_PROXY_TARGET:.2f}x)")
 
 
 def main() -> None:
@@ -105,8 +113,8 @@ def main() -> None:
     unknown = [n for n in names if n not in VARIANTS]
     if unknown:
         raise SystemExit(f"unknown variant(s) {unknown}; choose from {', '.join(VARIANTS)}")
-    print(f"layer {args.size_mb} MiB, median of {args.runs} runs, skopeo copy; "
-          "the node proxy is read-only, so pushes go direct or through the sidecar")
+    print(f"layer {args.size_mb} MiB, median of {args.runs} runs, skopeo copy; the node proxy is read-only, so "
+          "pushes go direct, through the sidecar, or through the push proxy (plain HTTP in, mTLS out)")
     base = Path("/dev/shm") if Path("/dev/shm").is_dir() else None  # keep disk speed out of the figures
     with tempfile.TemporaryDirectory(prefix="meshreg-bench-", dir=base) as work:
         medians = measure(names, size=args.size_mb * MiB, runs=args.runs, work=Path(work))

@@ -14,6 +14,7 @@ from meshreg.cluster import ambient
 from meshreg.cluster import apply as applying
 from meshreg.cluster import client as clusters
 from meshreg.cluster import preflight
+from meshreg.cluster import pushproxy as pushproxies
 from meshreg.cluster import runtimeconfig
 from meshreg.cluster import status as statuses
 from meshreg.cluster import wait as waiting
@@ -47,6 +48,10 @@ def _workloads(cfg) -> list[tuple]:
     return out
 
 
+def _push_proxy_namespaces(cfg) -> list[str]:
+    return [reg.push_proxy.namespace for reg in cfg.registries if reg.push_proxy]
+
+
 @click.command()
 @config_option
 @cluster_options
@@ -73,6 +78,7 @@ def up(config_path, kubeconfig, context, dry_run, no_wait, timeout, adopt, force
     for warning in preflight.preflight(cluster=cluster, manifests=objects) + \
             ambient.preflight(cluster=cluster, manifests=objects):
         _say(f"warning: {warning}")
+    pushproxies.check_alone(cluster=cluster, instance=cfg.name, namespaces=_push_proxy_namespaces(cfg))
     if dry_run:
         click.echo(f"server dry run on {cluster.server}; nothing is changed")
     outcomes = applying.apply(manifests=objects, cluster=cluster, dry_run=dry_run, force_conflicts=force_conflicts,
@@ -85,6 +91,9 @@ def up(config_path, kubeconfig, context, dry_run, no_wait, timeout, adopt, force
         try:
             waiting.wait(cluster=cluster, namespace=cfg.namespace, workloads=_workloads(cfg), timeout=timeout,
                          progress=waiting.Progress(quiet=quiet))
+            for namespace in _push_proxy_namespaces(cfg):
+                waiting.wait(cluster=cluster, namespace=namespace, workloads=[("apps/v1", "Deployment", "push-proxy")],
+                             timeout=timeout, progress=waiting.Progress(quiet=quiet))
         except ClusterError as e:
             raise ClusterError(f"{e}{_waypoint_note(cluster, cfg, objects)} (all {len(outcomes)} objects were "
                                "applied)") from e
@@ -104,10 +113,22 @@ def _waypoint_note(cluster, cfg, objects) -> str:
 def _prune(cfg, objects, cluster, *, dry_run, applied):
     try:
         return applying.prune(manifests=objects, cluster=cluster, selector=labels.instance_selector(cfg),
-                              namespaces=[cfg.namespace, HOSTING_NAMESPACE], dry_run=dry_run,
+                              namespaces=_instance_namespaces(cfg, objects, cluster), dry_run=dry_run,
                               on_outcome=_print_outcome)
     except ClusterError as e:
         raise ClusterError(f"{e} (all {applied} objects were applied; pruning stopped there)") from e
+
+
+def _instance_namespaces(cfg, objects, cluster) -> list[str]:
+    """Where this instance's objects may be: the rendered namespaces, kube-public, and every push-proxy namespace
+    labelled for this instance (a push proxy that was disabled or moved left its objects there)."""
+    rendered = [o["metadata"]["name"] for o in objects if o["kind"] == "Namespace"]
+    selector = f"{labels.instance_selector(cfg)},{labels.COMPONENT}=push-proxy"
+    try:
+        live = [n["metadata"]["name"] for n in cluster.list("v1", "Namespace", label_selector=selector)]
+    except ClusterError:  # no cluster-wide read of namespaces: the rendered ones are all we can prune
+        live = []
+    return [cfg.namespace, *sorted(set(rendered + live) - {cfg.namespace}), HOSTING_NAMESPACE]
 
 
 def _print_outcome(outcome) -> None:
@@ -134,6 +155,10 @@ def _addresses(cfg) -> str:
         lines += [f"push (in-cluster writers): {cfg.service_host(reg)}",
                   f"pull (pod specs):          {pull}",
                   f"writers:                   {writers}"]
+        if reg.push_proxy:
+            flag = "" if reg.default else f" --registry {reg.name}"
+            lines.append(f"push (from a laptop):      meshreg connect{flag}, then localhost:{reg.push_proxy.port} "
+                         f"(RBAC: Role meshreg-connect in namespace {reg.push_proxy.namespace})")
     return "\n".join(lines)
 
 
@@ -155,8 +180,9 @@ def down(config_path, kubeconfig, context, purge, yes):
     if purge and not yes:
         if not sys.stdin.isatty():
             raise UsageError("--purge deletes the registry's images; add --yes to confirm (no terminal to ask on)")
-        click.confirm(f"Delete PersistentVolumeClaim {cfg.namespace}/registry-data (every image) and namespace "
-                      f"{cfg.namespace} on {cluster.server}?", abort=True, err=True)
+        namespaces = ", ".join([cfg.namespace, *_push_proxy_namespaces(cfg)])
+        click.confirm(f"Delete PersistentVolumeClaim {cfg.namespace}/registry-data (every image) and namespace(s) "
+                      f"{namespaces} on {cluster.server}?", abort=True, err=True)
     outcomes = applying.remove(manifests=objects, cluster=cluster, purge=purge, on_outcome=_print_outcome)
     note = runtimeconfig.after_down(cluster=cluster, cfg=cfg, outcomes=outcomes)
     if note:

@@ -139,8 +139,8 @@ revoke = _edit_command("revoke", "revoke", """Remove a writer, some of its prefi
 @registry_option
 @click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def list_(config_path, registry, output):
-    """Show the writers with their scopes and DELETE grants, the readers, the node proxy, and the principals
-    (trust domain applied) the policies name.
+    """Show the writers with their scopes and DELETE grants, the readers, the node proxy, the push proxy (its
+    scope, namespace and Role), and the principals (trust domain applied) the policies name.
 
     \b
     Examples:
@@ -163,7 +163,9 @@ def list_(config_path, registry, output):
     click.echo("writers:" if data["writers"] else "writers: none (nobody can push)")
     for w in data["writers"]:
         scope = "every repository" if w["repositories"] == ["*"] else ", ".join(w["repositories"])
-        click.echo(f"  {w['serviceAccount']:30} {scope}{'  +DELETE' if w['delete'] else ''}  ({w['principal']})")
+        proxy = "  [push proxy]" if data["pushProxy"] and w["serviceAccount"] == data["pushProxy"]["serviceAccount"] \
+            else ""
+        click.echo(f"  {w['serviceAccount']:30} {scope}{'  +DELETE' if w['delete'] else ''}  ({w['principal']}){proxy}")
     click.echo("readers:")
     for r in data["readers"]:
         shown = "every mesh identity" if r["reader"] == "*" else r["reader"]
@@ -174,6 +176,17 @@ def list_(config_path, registry, output):
     if "waypoint" in data:
         click.echo(f"waypoint: enforces the above for in-mesh clients; the registry pods admit only "
                    f"{data['waypoint']['principal']} (mesh: ambient)")
+    _echo_push_proxy(data["pushProxy"])
+
+
+def _echo_push_proxy(pp: dict | None) -> None:
+    if pp is None:
+        click.echo("push proxy: none (to push from a laptop, enable pushProxy: see docs/pushing.md)")
+        return
+    click.echo(f"push proxy: {', '.join(pp['repositories'])} as {pp['serviceAccount']}, for whoever may port-forward "
+               f"in namespace {pp['namespace']} (Role {pp['role']})")
+    click.echo(f"  grant:   {pp['grant']}")
+    click.echo(f"  connect: meshreg connect{pp['connect']}  (listens on localhost:{pp['port']})")
 
 
 def _listing(cfg, reg) -> dict:
@@ -191,14 +204,29 @@ def _listing(cfg, reg) -> dict:
                       "hostIP": cfg.node_proxy.host_ip, "principal": cfg.principal(cfg.node_proxy_identity)},
         **({"waypoint": {"name": WAYPOINT, "principal": cfg.principal(f"{cfg.namespace}/{WAYPOINT}")}}
            if cfg.mesh == "ambient" else {}),
+        "pushProxy": _push_proxy_listing(cfg, reg),
     }
+
+
+def _push_proxy_listing(cfg, reg) -> dict | None:
+    """Who may push through the push proxy is RBAC: the Role in its namespace, bound with the recipe shown."""
+    from meshreg.render.pushproxy import ROLE
+
+    proxy = reg.push_proxy
+    if proxy is None:
+        return None
+    return {"namespace": proxy.namespace, "serviceAccount": proxy.identity, "principal": cfg.principal(proxy.identity),
+            "repositories": list(proxy.repositories), "port": proxy.port, "role": ROLE,
+            "grant": f"kubectl -n {proxy.namespace} create rolebinding NAME --role={ROLE} --user=USER (or --group)",
+            "connect": "" if reg.default else f" --registry {reg.name}"}
 
 
 @policy.command(context_settings={"ignore_unknown_options": False})
 @config_option
 @registry_option
 @click.option("--as", "identity", required=True, metavar="IDENTITY",
-              help="NS/SA (a mesh workload), node-proxy (a pull from a node), or anonymous (plain text).")
+              help="NS/SA (a mesh workload), node-proxy (a pull from a node), push-proxy (a push through "
+                   "`meshreg connect`), or anonymous (plain text).")
 @click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--skip-waypoint", is_flag=True,
               help="Ambient mode: a client that does not go through the waypoint (it dials the pod IP, or has a "
@@ -217,6 +245,7 @@ def check(ctx, config_path, registry, identity, output, skip_waypoint, what):
     Examples:
       meshreg policy check --as ci/builder push team-a/app:v1
       meshreg policy check --as node-proxy pull team-a/app
+      meshreg policy check --as push-proxy push dev/app
       meshreg policy check --as apps/web POST /v2/team-a/app/blobs/uploads/
       meshreg policy check --as anonymous GET /v2/ -o json
       meshreg policy check --registry service-images --as gitpod/airgap-loader push gitpod/server:1.0

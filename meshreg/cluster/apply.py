@@ -11,8 +11,8 @@ MANAGED_BY = "app.kubernetes.io/managed-by"
 INSTANCE = "app.kubernetes.io/instance"
 
 # Dependency order: what others refer to first. Deleting goes the other way.
-ORDER = ["Namespace", "ServiceAccount", "ConfigMap", "PersistentVolumeClaim", "Service", "Deployment", "DaemonSet",
-         "PeerAuthentication", "AuthorizationPolicy", "Gateway", "VirtualService", "ServiceEntry",
+ORDER = ["Namespace", "ServiceAccount", "Role", "ConfigMap", "PersistentVolumeClaim", "Service", "Deployment",
+         "DaemonSet", "PeerAuthentication", "AuthorizationPolicy", "Gateway", "VirtualService", "ServiceEntry",
          "DestinationRule"]
 # Every kind meshreg may have rendered, so a kind the config no longer renders is still pruned.
 # The PVC and the Namespace are absent on purpose: pruning must never delete registry data.
@@ -20,7 +20,8 @@ PRUNABLE = [("v1", "ServiceAccount"), ("v1", "ConfigMap"), ("v1", "Service"), ("
             ("apps/v1", "DaemonSet"), ("security.istio.io/v1", "PeerAuthentication"),
             ("security.istio.io/v1", "AuthorizationPolicy"), ("networking.istio.io/v1", "Gateway"),
             ("networking.istio.io/v1", "VirtualService"), ("networking.istio.io/v1", "ServiceEntry"),
-            ("networking.istio.io/v1", "DestinationRule"), ("gateway.networking.k8s.io/v1", "Gateway")]
+            ("networking.istio.io/v1", "DestinationRule"), ("gateway.networking.k8s.io/v1", "Gateway"),
+            ("rbac.authorization.k8s.io/v1", "Role")]
 # CRDs a cluster may lack (the Gateway API, for ambient mode's waypoint): pruned only where the server serves them.
 OPTIONAL = ("gateway.networking.k8s.io/v1",)
 KEEP = ("PersistentVolumeClaim", "Namespace")  # what `down` keeps unless --purge

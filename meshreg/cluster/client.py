@@ -41,6 +41,7 @@ KINDS = {
     ("gateway.networking.k8s.io/v1", "GatewayClass"): ("gatewayclasses", False),
     ("discovery.k8s.io/v1", "EndpointSlice"): ("endpointslices", True),
     ("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration"): ("mutatingwebhookconfigurations", False),
+    ("rbac.authorization.k8s.io/v1", "Role"): ("roles", True),
 }
 
 
@@ -137,7 +138,8 @@ class Cluster:
         """The last `tail` lines a container wrote (of its previous run with `previous`); None when there is none."""
         path = object_path("v1", "Pod", namespace=namespace, name=pod) + "/log"
         query = [("container", container), ("tailLines", str(tail))] + ([("previous", "true")] if previous else [])
-        status, raw = self._send("GET", path, query=query, body=None, content_type=None, accept="text/plain")
+        # The log is plain text, but the API server answers `Accept: text/plain` with 406: ask for anything.
+        status, raw = self._send("GET", path, query=query, body=None, content_type=None, accept="*/*")
         if status in (400, 404):  # 400: no such (previous) container run to read
             return None
         if status >= 300:

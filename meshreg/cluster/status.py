@@ -58,7 +58,8 @@ def report(*, cluster, cfg, manifests) -> dict:
     # "registry" is the default registry's entry, for scripts that only ever have one.
     out = {"server": cluster.server, "objects": objects, "registries": registries,
            "registry": default, "nodeProxy": _node_proxy(cluster, cfg),
-           "runtimeConfig": runtimeconfig.report(cluster=cluster, cfg=cfg)}
+           "runtimeConfig": runtimeconfig.report(cluster=cluster, cfg=cfg),
+           "pushProxies": [_push_proxy(cluster, reg) for reg in cfg.registries if reg.push_proxy]}
     waypoint = ambient.status(cluster=cluster, namespace=cfg.namespace, manifests=manifests)
     if waypoint is not None:
         out["waypoint"] = waypoint
@@ -75,7 +76,8 @@ def healthy(r: dict) -> bool:
             and all(reg["ready"] and reg["pods"] > 0 and reg[meshed] == reg["pods"] for reg in r["registries"])
             and (not proxy["enabled"] or proxy["ready"])
             and (not r["runtimeConfig"]["enabled"] or r["runtimeConfig"]["ready"])
-            and (not waypoint or (waypoint["programmed"] and waypoint["ready"])))
+            and (not waypoint or (waypoint["programmed"] and waypoint["ready"]))
+            and all(p["ready"] for p in r.get("pushProxies", [])))
 
 
 def _registry(cluster, cfg, reg, addresses) -> dict:
@@ -119,6 +121,13 @@ def _node_proxy(cluster, cfg) -> dict:
         return {"enabled": False, "ready": True, "nodes": "disabled"}
     done, text = rollout(cluster.get("apps/v1", "DaemonSet", "node-proxy", namespace=cfg.namespace))
     return {"enabled": True, "ready": done, "nodes": text}
+
+
+def _push_proxy(cluster, reg) -> dict:
+    proxy = reg.push_proxy
+    done, text = rollout(cluster.get("apps/v1", "Deployment", "push-proxy", namespace=proxy.namespace))
+    return {"registry": reg.name, "namespace": proxy.namespace, "ready": done, "replicas": text,
+            "repositories": list(proxy.repositories), "port": proxy.port}
 
 
 def _mtls(cluster, cfg, name: str) -> dict:
@@ -179,6 +188,10 @@ def text(r: dict) -> str:
         lines.append(f"waypoint {w['name']}: {'programmed' if w['programmed'] else 'NOT programmed'} ({w['message']}), "
                      f"{'ready' if w['ready'] else 'NOT ready'} ({w['replicas']})")
     lines += runtimeconfig.lines(r["runtimeConfig"])
+    for p in r.get("pushProxies", []):
+        lines.append(f"push proxy ({p['registry']}): {'ready' if p['ready'] else 'NOT ready'} ({p['replicas']}) in "
+                     f"namespace {p['namespace']}, writes {', '.join(p['repositories'])}; meshreg connect "
+                     f"listens on localhost:{p['port']}")
     lines.append("healthy" if r["healthy"] else "NOT healthy")
     return "\n".join(lines)
 

@@ -66,6 +66,26 @@ class Mirror:
 
 
 ROLES = ("images", "readonly", "mirror")
+PUSH_PROXY = "push-proxy"  # the push proxy's ServiceAccount and workload name, in its own namespace
+
+
+@dataclass(frozen=True)
+class PushProxy:
+    """A gateway people reach with `meshreg connect` (RBAC on pods/portforward in `namespace`), which writes
+    `repositories` of its registry as its own identity; see meshreg.config.pushproxy."""
+
+    namespace: str
+    repositories: tuple[str, ...]
+    port: int = 5000  # where it listens in its pod, the default local port of `meshreg connect`, the published host
+    resources: Resources = Resources(requests={"cpu": "50m", "memory": "64Mi"}, limits={"memory": "256Mi"})
+
+    @property
+    def identity(self) -> str:
+        return f"{self.namespace}/{PUSH_PROXY}"
+
+    @property
+    def writer(self) -> Writer:
+        return Writer(self.identity, self.repositories)
 
 
 @dataclass(frozen=True)
@@ -84,6 +104,7 @@ class Registry:
     writers: tuple[Writer, ...] = ()
     publisher: str | None = None  # readonly only: the one identity that loads images
     mirror: Mirror | None = None
+    push_proxy: PushProxy | None = None  # None: no push proxy (not configured, or enabled: false)
 
     @property
     def effective_writers(self) -> tuple[Writer, ...]:
@@ -178,7 +199,11 @@ class Config:
     def writers_of(self, registry: Registry) -> tuple[Writer, ...]:
         """Every identity the policies let write `registry`: its writers (or a readonly registry's publisher), and
         any identity meshreg itself deploys to write on someone's behalf. Policies, listings and checks use this."""
-        return registry.effective_writers
+        writers = registry.effective_writers
+        if registry.push_proxy:  # it may be a readonly registry's publisher: then its scope is the push proxy's
+            proxy = registry.push_proxy.writer
+            writers = tuple(w for w in writers if w.service_account != proxy.service_account) + (proxy,)
+        return writers
 
 
 DEFAULT = Config()

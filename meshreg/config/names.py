@@ -14,6 +14,8 @@ _QUANTITY = re.compile(r"(?:\d+(?:\.\d*)?|\.\d+)(?:Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P
 _TAG = re.compile(r"[\w][\w.-]{0,127}")
 _IMAGE = re.compile(r"[a-z0-9][a-z0-9._\-/:]*[a-z0-9](?::[\w][\w.-]{0,127})?(?:@sha256:[0-9a-f]{64})?")
 
+# Namespaces of the cluster and of Istio, never one of meshreg's own.
+RESERVED_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease", "istio-system")
 # Ports the Istio sidecar and gateway proxies keep for themselves.
 ISTIO_RESERVED_PORTS = frozenset({15000, 15001, 15004, 15006, 15008, 15009, 15020, 15021, 15053, 15090})
 

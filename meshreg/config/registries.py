@@ -12,8 +12,8 @@ from meshreg.config.reader import REQUIRED, Reader
 _D = Registry()
 _REGISTRY_KEYS = {"image": _D.image, "storage": {}, "deleteEnabled": False, "resources": None}
 _ENTRY_KEYS = {"name": REQUIRED, "role": "images", "default": False, "port": REQUIRED, **_REGISTRY_KEYS,
-               "readers": ["*"], "writers": [], "publisher": None, "mirror": None}
-_RESERVED_NAMES = ("node-proxy", "local-registry-hosting")
+               "readers": ["*"], "writers": [], "publisher": None, "mirror": None, "pushProxy": None}
+_RESERVED_NAMES = ("node-proxy", "local-registry-hosting", "push-proxy")
 
 
 def read_single(r: Reader, spec: dict, port: object, p: tuple) -> Registry:
@@ -136,11 +136,11 @@ def _read_writers(r: Reader, value: object, path: tuple, delete_enabled: bool, s
         delete = r.boolean(m["delete"], p + ("delete",))
         if delete and not delete_enabled:
             r.fail(p + ("delete",), f"grants DELETE but {switch} is false; enable it first")
-        writers.append(Writer(service_account=sa, repositories=_read_prefixes(r, m["repositories"], p), delete=delete))
+        writers.append(Writer(service_account=sa, repositories=read_prefixes(r, m["repositories"], p), delete=delete))
     return tuple(writers)
 
 
-def _read_prefixes(r: Reader, value: object, p: tuple) -> tuple[str, ...]:
+def read_prefixes(r: Reader, value: object, p: tuple) -> tuple[str, ...]:
     repos = r.strings(value, p + ("repositories",), names.check_repository_prefix)
     if not repos:
         r.fail(p + ("repositories",), "empty: list \"*\" for every repository, or repository prefixes")

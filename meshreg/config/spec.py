@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from meshreg.config import mesh, names
+from meshreg.config import mesh, names, pushproxy
 from meshreg.config.model import API_VERSION, KIND, Config, LocalRegistryHosting, NodeProxy
 from meshreg.config.reader import REQUIRED, Reader
 from meshreg.config.registries import read_entries, read_resources, read_single
@@ -11,7 +11,7 @@ from meshreg.config.runtimeconfig import read_runtime_config
 _NP = NodeProxy()
 _SPEC_KEYS = {"namespace": "meshreg", "trustDomain": "cluster.local", "istioRevision": None, "registry": None,
               "nodeProxy": {}, "readers": None, "writers": None, "registries": None, "localRegistryHosting": {},
-              "mesh": mesh.MESHES[0]}
+              "mesh": mesh.MESHES[0], "pushProxy": None}
 
 
 def read_config(r: Reader, data: object, name: str) -> Config:
@@ -29,7 +29,7 @@ def read_config(r: Reader, data: object, name: str) -> Config:
     if several:
         if np["port"] is not None:
             r.fail(p + ("nodeProxy", "port"), "with spec.registries, each registry has its own port")
-        for key in ("registry", "readers", "writers"):
+        for key in ("registry", "readers", "writers", "pushProxy"):
             if spec[key] is not None:
                 r.fail(p + (key,), f"with spec.registries, set {key} on each registry (spec.registries[].{key})")
         registries = read_entries(r, spec["registries"], p + ("registries",))
@@ -42,9 +42,11 @@ def read_config(r: Reader, data: object, name: str) -> Config:
                         role="the node proxy", why=", which serves unauthenticated reads")
     mode = _read_mesh(r, spec, registries=registries, several=several)
     proxy = r.boolean(np["enabled"], p + ("nodeProxy", "enabled"))
+    namespace = r.string(spec["namespace"], p + ("namespace",), _check_namespace)
+    registries = pushproxy.read(r, spec, registries, namespace=namespace, several=several, node_proxy=proxy)
     return Config(
         name=r.string(meta["name"], ("metadata", "name"), names.check_label),
-        namespace=r.string(spec["namespace"], p + ("namespace",), _check_namespace),
+        namespace=namespace,
         trust_domain=r.string(spec["trustDomain"], p + ("trustDomain",), names.check_trust_domain),
         istio_revision=r.string(spec["istioRevision"], p + ("istioRevision",), names.check_label, nullable=True),
         mesh=mode,
@@ -85,7 +87,7 @@ def _check_never_writes(r: Reader, registries, *, several: bool, identity: str, 
 
 
 def _check_namespace(value: str) -> str | None:
-    if value in ("kube-system", "kube-public", "kube-node-lease", "istio-system"):
+    if value in names.RESERVED_NAMESPACES:
         return f"{value!r} is reserved for the cluster or Istio; use a namespace of meshreg's own"
     return names.check_label(value)
 

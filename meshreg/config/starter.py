@@ -29,4 +29,8 @@ spec:
   writers: []
   #  - serviceAccount: builds/kaniko # NS/SA of the builder workload
   #    repositories: ["*"]           # or repository prefixes such as "team-a/"
+  # Push from laptops with `meshreg connect` through a push proxy in a namespace of its own (docs/pushing.md):
+  # pushProxy:
+  #   enabled: true
+  #   repositories: ["dev/"]        # what people may push; who may is RBAC on pods/portforward there
 """

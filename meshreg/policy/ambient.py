@@ -41,14 +41,16 @@ def enrolled(objects: list[dict], workload: Workload | None) -> bool:
 
 
 def evaluate(objects: list[dict], registry: Workload, *, client: str | None, method: str, path: str,
-             trust_domain: str, skip_waypoint: bool = False, node_proxy: Workload | None = None) -> Decision:
-    """`client`: a principal, None for plain text from outside the mesh, or "node-proxy" (then `node_proxy`)."""
+             trust_domain: str, skip_waypoint: bool = False, node_proxy: Workload | None = None,
+             gateway_hop: str = NODE_PROXY) -> Decision:
+    """`client`: a principal, None for plain text from outside the mesh, or "node-proxy": through the gateway
+    `node_proxy` (a push proxy is such a gateway too; `gateway_hop` names it)."""
     service = _find(objects, "v1", "Service", registry.name, registry.namespace)
     gateway = waypoint_of(objects, service)
     request = Request(client, method, path, f"{registry.name}.{registry.namespace}.svc.cluster.local:"
                                             f"{_service_port(service, registry)}", _service_port(service, registry))
     if client == "node-proxy":
-        return _via_node_proxy(objects, registry, service, gateway, request, node_proxy, trust_domain)
+        return _via_gateway(objects, registry, service, gateway, request, node_proxy, trust_domain, gateway_hop)
     if client is None or skip_waypoint or gateway is None:
         why = ("outside the mesh, the client sends plain text straight to the pod" if client is None else
                "the client skips the waypoint" if skip_waypoint else "the Service has no waypoint")
@@ -59,11 +61,11 @@ def evaluate(objects: list[dict], registry: Workload, *, client: str | None, met
     return _hops([first], at_ztunnel(objects, registry, principal=waypoint_principal(gateway, trust_domain)))
 
 
-def _via_node_proxy(objects, registry, service, gateway, request, proxy, trust_domain) -> Decision:
+def _via_gateway(objects, registry, service, gateway, request, proxy, trust_domain, hop) -> Decision:
     if proxy is None:
-        return Decision("DENY", None, None, "there is no node proxy (spec.nodeProxy.enabled is false)", NODE_PROXY)
+        return Decision("DENY", None, None, "there is no node proxy (spec.nodeProxy.enabled is false)", hop)
     local = Request(None, request.method, request.path, f"localhost:{proxy.port}", proxy.port)
-    first = _at(NODE_PROXY, at_workload(objects, proxy, local))
+    first = _at(hop, at_workload(objects, proxy, local))
     if not first.allowed:
         return first
     identity = principal_of(f"{proxy.namespace}/{proxy.service_account}", trust_domain)

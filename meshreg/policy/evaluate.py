@@ -1,7 +1,8 @@
 """Decides offline whether the rendered policies let a request through, hop by hop along the path it takes:
-straight to the registry's sidecar, or through the node proxy first. Each hop is decided by meshreg.policy.rules;
-paths are compared after Istio's default normalization (meshreg.policy.normalize). When the registry is in Istio's
-ambient mode, meshreg.policy.ambient follows the request through the waypoint and ztunnel instead.
+straight to the registry's sidecar, or through the node proxy or a push proxy first. Each hop is decided by
+meshreg.policy.rules; paths are compared after Istio's default normalization (meshreg.policy.normalize). When the
+registry is in Istio's ambient mode, meshreg.policy.ambient follows the request through the waypoint and ztunnel
+instead.
 """
 
 from __future__ import annotations
@@ -20,37 +21,55 @@ __all__ = ["Decision", "NotEvaluable", "evaluate", "check_request", "find_worklo
 
 REGISTRY = ("Deployment", "registry")
 NODE_PROXY = ("DaemonSet", "node-proxy")
+PUSH_PROXY = ("Deployment", "push-proxy")  # one per registry that has one, each in its own namespace
+_REGISTRY_LABEL = "meshreg.dev/registry"
+_PROXIES = ("anonymous", "node-proxy", "push-proxy")
 _METHOD = re.compile(r"[A-Z][A-Z-]*")
 
 
 def evaluate(objects: list[dict], *, identity: str, method: str, path: str,
              trust_domain: str | None = None, registry: str = REGISTRY[1], skip_waypoint: bool = False) -> Decision:
-    """Whether `identity` (NS/SA, node-proxy or anonymous) may send METHOD PATH to the registry named `registry`;
-    `skip_waypoint` (ambient mode only): the client does not go through the registry's waypoint."""
+    """Whether `identity` (NS/SA, node-proxy, push-proxy or anonymous) may send METHOD PATH to the registry named
+    `registry`; `skip_waypoint` (ambient mode only): the client does not go through the registry's waypoint."""
     check_request(identity=identity, method=method, path=path)
     try:
         normalized = normalize(path)
     except Rejected as e:
         return Decision("DENY", None, None, str(e))
-    registry = find_workload(objects, (REGISTRY[0], registry))
+    name, registry = registry, find_workload(objects, (REGISTRY[0], registry))
     if ambient.enrolled(objects, registry):
-        return _ambient(objects, registry, identity, method, normalized, trust_domain, skip_waypoint)
+        return _ambient(objects, registry, identity, method, normalized, trust_domain, skip_waypoint, name=name)
     if skip_waypoint:
         raise UsageError("--skip-waypoint: there is no waypoint in sidecar mode (spec.mesh: sidecar); the registry's "
                          "sidecar decides every request")
     if identity == "anonymous":
         return _anonymous(objects, registry, method, normalized)
     if identity == "node-proxy":
-        return _via_node_proxy(objects, registry, method, normalized, trust_domain)
+        proxy = find_workload(objects, NODE_PROXY)
+        if proxy is None:
+            return Decision("DENY", None, None, "there is no node proxy (spec.nodeProxy.enabled is false)")
+        return _via_proxy(objects, registry, proxy, "node proxy", method, normalized, trust_domain)
+    if identity == "push-proxy":
+        proxy = find_workload(objects, PUSH_PROXY, registry=name)
+        if proxy is None:
+            return Decision("DENY", None, None, f"registry {name} has no push proxy (pushProxy is not enabled)")
+        return _via_proxy(objects, registry, proxy, "push proxy", method, normalized, trust_domain)
     principal = principal_of(identity, trust_domain or infer_trust_domain(objects))
     return at_workload(objects, registry, _request(registry, principal, method, normalized))
 
 
-def _ambient(objects, registry, identity, method, path, trust_domain, skip_waypoint) -> Decision:
-    if identity == "node-proxy" and skip_waypoint:
-        raise UsageError("--skip-waypoint: the node proxy's path follows its labels (istio.io/ingress-use-waypoint "
+def _ambient(objects, registry, identity, method, path, trust_domain, skip_waypoint, *, name) -> Decision:
+    if identity in ("node-proxy", "push-proxy") and skip_waypoint:
+        raise UsageError(f"--skip-waypoint: the {identity.replace('-', ' ')}'s path follows its labels "
+                         "(istio.io/ingress-use-waypoint "
                          "on the registry Service); check an NS/SA identity instead")
     trust_domain = trust_domain or infer_trust_domain(objects)
+    if identity == "push-proxy":
+        proxy = find_workload(objects, PUSH_PROXY, registry=name)
+        if proxy is None:
+            return Decision("DENY", None, None, f"registry {name} has no push proxy (pushProxy is not enabled)")
+        return ambient.evaluate(objects, registry, client="node-proxy", method=method, path=path,
+                                trust_domain=trust_domain, node_proxy=proxy, gateway_hop="push proxy")
     client = None if identity == "anonymous" else "node-proxy" if identity == "node-proxy" else \
         principal_of(identity, trust_domain)
     return ambient.evaluate(objects, registry, client=client, method=method, path=path, trust_domain=trust_domain,
@@ -59,10 +78,10 @@ def _ambient(objects, registry, identity, method, path, trust_domain, skip_waypo
 
 def check_request(*, identity: str, method: str, path: str) -> None:
     """Raise UsageError (one line) for an identity, method or path the evaluator cannot take."""
-    if identity not in ("anonymous", "node-proxy"):
+    if identity not in _PROXIES:
         problem = names.check_identity(identity)
         if problem:
-            raise UsageError(f"--as: {problem}, node-proxy or anonymous")
+            raise UsageError(f"--as: {problem}, node-proxy, push-proxy or anonymous")
     if not _METHOD.fullmatch(method):
         raise UsageError(f"{method!r} is not an HTTP method (an uppercase token such as GET, HEAD, POST, PUT)")
     if not path.startswith("/"):
@@ -81,10 +100,13 @@ def infer_trust_domain(objects: list[dict]) -> str:
     return found.pop() if found else "cluster.local"
 
 
-def find_workload(objects: list[dict], which: tuple[str, str]) -> Workload | None:
+def find_workload(objects: list[dict], which: tuple[str, str], *, registry: str | None = None) -> Workload | None:
+    """The workload KIND/NAME; with `registry`, the one labelled as serving that registry."""
     kind, name = which
     for obj in objects:
-        if obj.get("kind") == kind and obj["metadata"]["name"] == name:
+        labels = obj["metadata"].get("labels") or {}
+        if obj.get("kind") == kind and obj["metadata"]["name"] == name \
+                and (registry is None or labels.get(_REGISTRY_LABEL) == registry):
             pod = obj["spec"]["template"]
             port = pod["spec"]["containers"][0].get("ports", [{}])[0].get("containerPort", 0)
             return Workload(kind, name, obj["metadata"].get("namespace", "default"), pod["metadata"]["labels"],
@@ -109,15 +131,14 @@ def _anonymous(objects, registry, method, path) -> Decision:
     return at_workload(objects, registry, _request(registry, None, method, path))
 
 
-def _via_node_proxy(objects, registry, method, path, trust_domain) -> Decision:
-    proxy = find_workload(objects, NODE_PROXY)
-    if proxy is None:
-        return Decision("DENY", None, None, "there is no node proxy (spec.nodeProxy.enabled is false)")
+def _via_proxy(objects, registry, proxy: Workload, what: str, method, path, trust_domain) -> Decision:
+    """Two hops: the proxy's own policies (the request arrives without a mesh identity), then the registry's
+    policies for the proxy's identity."""
     first = at_workload(objects, proxy, _request(proxy, None, method, path))
     if not first.allowed:
-        return Decision("DENY", first.policy, first.rule, f"at the node proxy: {first.reason}")
+        return Decision("DENY", first.policy, first.rule, f"at the {what}: {first.reason}")
     principal = principal_of(f"{proxy.namespace}/{proxy.service_account}",
                              trust_domain or infer_trust_domain(objects))
     second = at_workload(objects, registry, _request(registry, principal, method, path))
     return Decision(second.decision, second.policy, second.rule,
-                    f"at the node proxy: {first.reason}; then at the registry as {principal}: {second.reason}")
+                    f"at the {what}: {first.reason}; then at the registry as {principal}: {second.reason}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from meshreg.config import Config
-from meshreg.render import ambient, hosting, mirror, nodeproxy, policies, registry, runtimeconfig
+from meshreg.render import ambient, hosting, mirror, nodeproxy, policies, pushproxy, registry, runtimeconfig
 
 
 def render(cfg: Config) -> list[dict]:
@@ -34,6 +34,7 @@ def render(cfg: Config) -> list[dict]:
         *([nodeproxy.allow_reads(cfg), nodeproxy.gateway(cfg), nodeproxy.virtual_service(cfg)] if np else []),
         *[o for reg in regs if reg.mirror for o in mirror.objects(cfg, reg)],
         *([ambient.waypoint(cfg)] if mesh else []),
+        *[o for reg in regs if reg.push_proxy for o in pushproxy.objects(cfg, reg)],
         hosting.config_map(cfg),
         *([hosting.index_config_map(cfg)] if several else []),
     ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import yaml
 
-from meshreg.config import Config, Registry
+from meshreg.config import Config, LocalRegistryHosting, Registry
 from meshreg.render.labels import metadata
 
 INDEX_LABEL = "meshreg.dev/local-registry-hosting"
@@ -16,12 +16,17 @@ def addresses(cfg: Config, reg: Registry | None = None) -> dict:
     reg = reg or cfg.registry
     out = {}
     local = f"localhost:{reg.port}"
-    if cfg.node_proxy.enabled or (reg.default and cfg.local_registry_hosting.host):
-        out["host"] = (cfg.local_registry_hosting.host if reg.default else None) or local
+    explicit = cfg.local_registry_hosting.host if reg.default else None
+    # With a push proxy, `host` is where `meshreg connect` listens by default.
+    pushed = f"localhost:{reg.push_proxy.port}" if reg.push_proxy else None
+    if explicit or pushed or cfg.node_proxy.enabled:
+        out["host"] = explicit or pushed or local
     if cfg.node_proxy.enabled:
         out["hostFromContainerRuntime"] = local
     out["hostFromClusterNetwork"] = cfg.service_host(reg)
     out["help"] = cfg.local_registry_hosting.help
+    if pushed and not explicit and out["help"] == LocalRegistryHosting.help:
+        out["help"] += f" From outside the cluster, run `meshreg connect` and push to {pushed}."
     return out
 
 

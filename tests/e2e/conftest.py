@@ -14,6 +14,7 @@ from lab.mesh import Lab
 from lab.processes import missing_parts
 
 from e2e_cases import WITH_DELETE, WITHOUT_DELETE
+from push_cases import WITH_PUSH_PROXY
 
 HERE = pathlib.Path(__file__).resolve().parent
 
@@ -49,6 +50,12 @@ def lab(real_parts, tmp_path_factory):
 def nodelete_lab(real_parts, tmp_path_factory):
     """deleteEnabled false, one unscoped writer."""
     yield from _lab(tmp_path_factory, WITHOUT_DELETE, "nodelete")
+
+
+@pytest.fixture(scope="session")
+def push_lab(real_parts, tmp_path_factory):
+    """The lab's writers and deleteEnabled, plus a push proxy scoped to dev/."""
+    yield from _lab(tmp_path_factory, WITH_PUSH_PROXY, "push")
 
 
 @pytest.fixture(scope="session")

@@ -172,3 +172,21 @@ def test_skip_waypoint_is_a_usage_error_for_the_node_proxy_and_in_sidecar_mode()
     sidecar = [deployment(), strict()]
     with pytest.raises(UsageError, match="there is no waypoint in sidecar mode"):
         decide(sidecar, skip_waypoint=True)
+
+
+def test_the_push_proxy_goes_through_its_own_policy_then_the_waypoint_then_ztunnel():
+    from configs import minimal
+    from meshreg import config
+    from meshreg.render import render
+
+    cfg = config.from_text(minimal("  mesh: ambient\n  pushProxy: {repositories: [dev/]}\n"), name="m.yaml")
+    objects = render(cfg)
+    inside = evaluate(objects, identity="push-proxy", method="POST", path="/v2/dev/app/blobs/uploads/")
+    assert inside.allowed and inside.reason.startswith("at the push proxy: ") and "then at the waypoint as " \
+        "cluster.local/ns/meshreg-push/sa/push-proxy" in inside.reason and "then at ztunnel" in inside.reason
+    outside = evaluate(objects, identity="push-proxy", method="POST", path="/v2/other/app/blobs/uploads/")
+    assert not outside.allowed and outside.hop == "waypoint"
+    deleted = evaluate(objects, identity="push-proxy", method="DELETE", path="/v2/dev/app/manifests/latest")
+    assert not deleted.allowed and deleted.hop == "push proxy"
+    with pytest.raises(UsageError, match="--skip-waypoint: the push proxy's path follows its labels"):
+        evaluate(objects, identity="push-proxy", method="GET", path="/v2/", skip_waypoint=True)

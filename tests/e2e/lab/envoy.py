@@ -27,8 +27,8 @@ class Tuning:
     concurrency: int | None = None  # Envoy worker threads (Istio: proxy concurrency, from the CPU limit)
 
 
-def _address(port: int) -> dict:
-    return {"socket_address": {"address": "127.0.0.1", "port_value": port}}
+def _address(port: int, address: str = "127.0.0.1") -> dict:
+    return {"socket_address": {"address": address, "port_value": port}}
 
 
 def _cert(ident: Identity) -> dict:
@@ -68,8 +68,15 @@ def downstream_tls(server: Identity, trust_domain: str) -> dict:
 
 def node_proxy_listener(*, port: int, rbac: list[dict], route_timeout: str, tuning: Tuning,
                         cluster: str = "sidecar") -> dict:
-    listener = {"name": "node-proxy", "address": _address(port), "filter_chains": [{
-        "filters": [_hcm("node-proxy", cluster=cluster, route_timeout=route_timeout, filters=rbac)]}]}
+    return gateway_listener("node-proxy", port=port, cluster=cluster, rbac=rbac, route_timeout=route_timeout,
+                            tuning=tuning)
+
+
+def gateway_listener(name: str, *, port: int, cluster: str, rbac: list[dict], route_timeout: str, tuning: Tuning,
+                     address: str = "127.0.0.1") -> dict:
+    """A gateway's plain-HTTP listener (node proxy, push proxy) with its RBAC, routing to `cluster`."""
+    listener = {"name": name, "address": _address(port, address), "filter_chains": [{
+        "filters": [_hcm(name, cluster=cluster, route_timeout=route_timeout, filters=rbac)]}]}
     if tuning.buffer_bytes:
         listener["per_connection_buffer_limit_bytes"] = tuning.buffer_bytes
     return listener
@@ -97,8 +104,8 @@ def registry_cluster(port: int, tuning: Tuning) -> dict:
 
 
 def sidecar_cluster(*, port: int, client: Identity, registry_uri: str, tuning: Tuning, name: str = "sidecar") -> dict:
-    """The node proxy's upstream: the sidecar over mTLS with the node proxy's own certificate (`registry_uri`: the
-    identity the server must present)."""
+    """A gateway's upstream (node proxy, push proxy): the sidecar over mTLS with the gateway's own certificate
+    (`registry_uri`: the identity the server must present)."""
     cluster = _cluster(name, port, tuning, h2=tuning.upstream_h2)
     tls_context = {"tls_certificates": [_cert(client)],
                    "alpn_protocols": ["h2"] if tuning.upstream_h2 else ["http/1.1"],

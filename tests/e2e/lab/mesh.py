@@ -8,7 +8,7 @@ from pathlib import Path
 from meshreg.config import Config, from_text
 from meshreg.render import render
 
-from . import envoy, rbac
+from . import envoy, pushproxy, rbac
 from .pki import Authority, Identity, spiffe
 from .processes import Server, envoy_binary, free_port
 
@@ -127,6 +127,10 @@ class Lab:
                 route_timeout=self._node_proxy_route(), tuning=self.tuning))
             clusters.append(envoy.sidecar_cluster(port=self.sidecar_port, client=self.node_proxy_identity,
                                                   registry_uri=self.registry_identity.uri, tuning=self.tuning))
+        if self.cfg.registry.push_proxy:
+            listener, cluster = pushproxy.listener_and_cluster(self, self.cfg.registry)
+            listeners.append(listener)
+            clusters.append(cluster)
         path = self.root / "envoy.json"
         path.write_text(json.dumps(envoy.bootstrap(admin_port=admin, listeners=listeners, clusters=clusters), indent=1))
         argv = [envoy_binary(), "-c", str(path), "--disable-hot-restart", "--log-level", "warn"]
@@ -148,6 +152,10 @@ class Lab:
     @property
     def node_proxy(self) -> str:
         return f"127.0.0.1:{self.node_proxy_port}"
+
+    @property
+    def push_proxy(self) -> str:
+        return f"127.0.0.1:{self.push_proxy_port}"
 
     def close(self) -> None:
         for server in reversed(self.servers):

@@ -1,0 +1,114 @@
+"""`meshreg connect`: push from a laptop through a registry's push proxy, over a port-forward."""
+
+from __future__ import annotations
+
+import ipaddress
+import signal
+import threading
+
+import click
+
+from meshreg.cli.options import cluster_options, config_option
+from meshreg.errors import ConfigError
+
+
+@click.command()
+@config_option
+@click.option("--registry", metavar="NAME", default=None,
+              help="Which registry, with spec.registries [default: the default registry].")
+@click.option("--port", type=click.IntRange(1, 65535), default=None, metavar="PORT",
+              help="Local port [default: the push proxy's port, the one published as local-registry-hosting].")
+@click.option("--address", default="127.0.0.1", show_default=True, metavar="IP",
+              help="Local address to listen on.")
+@cluster_options
+def connect(config_path, registry, port, address, kubeconfig, context):
+    """Forward a local port to the registry's push proxy, so `docker push`, Skaffold and Tilt can push to
+    localhost:PORT. Runs until Ctrl-C; follows the push proxy to a new pod when its pod is replaced.
+
+    \b
+    Who may push is Kubernetes RBAC: port-forward in the push proxy's namespace (the Role meshreg-connect there,
+    see `meshreg policy list`). What may be pushed is pushProxy.repositories.
+
+    \b
+    Examples:
+      meshreg connect                             # localhost:5000 -> the default registry
+      meshreg connect --registry service-images --port 5001
+      docker push localhost:5000/dev/app:v1       # in another terminal
+      skaffold dev --default-repo=localhost:5000/dev
+
+    \b
+    Exit codes: 0 stopped with Ctrl-C, 1 cluster problem (no ready pod, forbidden), 2 bad input.
+    """
+    from meshreg import config
+    from meshreg.cluster import client as clusters
+    from meshreg.cluster import portforward
+
+    cfg = config.load(config_path)
+    reg = cfg.get_registry(registry)
+    target = _target(cfg, reg)
+    address = _address(address)
+    listener = portforward.listen(address, port or target.port)
+    try:  # from here on Ctrl-C, even while starting, stops cleanly with exit 0
+        cluster = clusters.connect(kubeconfig=kubeconfig, context=context)
+        forwarder = portforward.Forwarder(cluster=cluster, target=target, listener=listener, say=_say)
+        pod = forwarder.start()
+        local = f"{'localhost' if address in ('127.0.0.1', '::1') else address}:{listener.getsockname()[1]}"
+        click.echo(_banner(cfg, reg, target, local=local, pod=pod))
+        _serve(forwarder)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        listener.close()
+    click.echo("stopped", err=True)
+
+
+def _target(cfg, reg):
+    from meshreg.cluster.pushproxy import Target
+    from meshreg.render import pushproxy
+
+    if reg.push_proxy is None:
+        which = "the registry " if len(cfg.registries) == 1 else f"registry {reg.name} "
+        raise ConfigError(f"{cfg.source}: {which}has no push proxy; enable one (pushProxy: {{enabled: true, "
+                          "repositories: [dev/]}), run meshreg up, then meshreg connect (see docs/pushing.md)")
+    return Target(registry=reg.name, namespace=reg.push_proxy.namespace, selector=pushproxy.selector(cfg, reg),
+                  port=reg.push_proxy.port, role=pushproxy.ROLE)
+
+
+def _address(value: str) -> str:
+    try:
+        ip = ipaddress.ip_address(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an IP address", param_hint="--address") from None
+    if not ip.is_loopback:
+        _say(f"warning: listening on {value}: anyone who can reach this machine there can push as the push proxy")
+    return value
+
+
+def _banner(cfg, reg, target, *, local: str, pod: str) -> str:
+    scope = reg.push_proxy.repositories
+    repo = local if scope == ("*",) else f"{local}/{scope[0].rstrip('/')}"
+    shown = "every repository" if scope == ("*",) else ", ".join(scope)
+    return "\n".join([
+        f"forwarding {local} -> pod {target.namespace}/{pod}:{target.port} (registry {reg.name}: pushes to {shown})",
+        f"  docker:   docker push {repo}/IMAGE:TAG",
+        f"  skaffold: skaffold dev --default-repo={repo}   (or: skaffold config set default-repo {repo})",
+        f"  tilt:     default_registry('{repo}')",
+        f"  pull in pod specs: localhost:{reg.port}/..." if cfg.node_proxy.enabled else
+        f"  pull in pod specs: {cfg.service_host(reg)}/... (no node proxy)",
+        "Ctrl-C to stop.",
+    ])
+
+
+def _serve(forwarder) -> None:
+    """Serve until Ctrl-C (SIGINT) or SIGTERM; then stop listening and end every connection."""
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        forwarder.serve(stop)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        forwarder.close()
+
+
+def _say(line: str) -> None:
+    click.echo(f"meshreg: {line}", err=True)

@@ -1,0 +1,112 @@
+"""Reads each registry's `pushProxy` and checks it against the whole config.
+
+The push proxy writes as its own identity, and who may reach it is Kubernetes RBAC on `pods/portforward` in its
+namespace. RBAC cannot narrow that verb to some pods of a namespace, so the namespace must hold nothing else: not
+the registry (a port-forward there bypasses every policy), not a writer or reader, not another push proxy. Its port
+is also the address people push to (`localhost:PORT`), so it must not stand for another registry on the nodes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from meshreg.config import names
+from meshreg.config.model import PushProxy, Registry
+from meshreg.config.reader import Reader
+from meshreg.config.registries import read_port, read_prefixes, read_resources
+
+_D = PushProxy(namespace="", repositories=())
+_KEYS = {"enabled": True, "repositories": None, "port": None, "namespace": None, "resources": None}
+_ROLE_BINDING_HINT = "the Role there lets its holders port-forward to every pod in it"
+
+
+def read(r: Reader, spec: dict, registries: tuple[Registry, ...], *, namespace: str, several: bool,
+         node_proxy: bool) -> tuple[Registry, ...]:
+    """The registries with their push proxies read from spec.pushProxy or spec.registries[].pushProxy."""
+    raws = [entry.get("pushProxy") for entry in spec["registries"]] if several else [spec["pushProxy"]]
+    paths = [("spec", "registries", i) if several else ("spec",) for i in range(len(registries))]
+    out = []
+    for reg, raw, base in zip(registries, raws, paths):
+        default = f"{namespace}-push-{reg.name}" if several else f"{namespace}-push"
+        proxy = _read_one(r, raw, base, reg=reg, default_namespace=default, namespace=namespace)
+        out.append(replace(reg, push_proxy=proxy))
+    _check_together(r, out, paths, node_proxy=node_proxy)
+    return tuple(out)
+
+
+def _read_one(r: Reader, raw: object, base: tuple, *, reg: Registry, default_namespace: str,
+              namespace: str) -> PushProxy | None:
+    if raw is None:
+        return None
+    path = base + ("pushProxy",)
+    m = r.mapping(raw, path, _KEYS)
+    if not r.boolean(m["enabled"], path + ("enabled",)):
+        return None
+    if reg.role == "mirror":
+        r.fail(path, "a mirror is a read-only cache of its upstream: nobody writes it, so it has no push proxy")
+    if m["repositories"] is None:
+        r.fail(path, "missing required key 'repositories': the repository prefixes people may push to through "
+                     "the push proxy, e.g. [\"dev/\"] (or [\"*\"] for every repository)")
+    proxy = PushProxy(
+        namespace=_namespace(r, m["namespace"], path, default=default_namespace, registry_namespace=namespace),
+        repositories=read_prefixes(r, m["repositories"], path),
+        port=reg.port if m["port"] is None else read_port(r, m["port"], path + ("port",)),
+        resources=read_resources(r, m["resources"], path + ("resources",), _D.resources))
+    if reg.role == "readonly" and reg.publisher != proxy.identity:
+        r.fail(path, f"registry {reg.name} is readonly: only its publisher writes it. To load images through the "
+                     f"push proxy, make the push proxy its publisher (publisher: {proxy.identity})")
+    for j, writer in enumerate(reg.writers):
+        if writer.service_account == proxy.identity:
+            r.fail(base + ("writers", j, "serviceAccount"), f"{proxy.identity!r} is the push proxy: what it may "
+                   "write is pushProxy.repositories, not a writers entry")
+    return proxy
+
+
+def _namespace(r: Reader, value: object, path: tuple, *, default: str, registry_namespace: str) -> str:
+    if value is None:
+        if not names.is_label(default):
+            r.fail(path, f"the default namespace {default!r} is not a valid name (at most 63 characters); "
+                         "set pushProxy.namespace")
+        return default
+    where = path + ("namespace",)
+    namespace = r.string(value, where, names.check_label)
+    if namespace in names.RESERVED_NAMESPACES:
+        r.fail(where, f"{namespace!r} is reserved for the cluster or Istio; the push proxy needs a namespace "
+                      "of its own")
+    if namespace == registry_namespace:
+        r.fail(where, f"{namespace!r} is the registry's namespace: the push proxy needs a namespace of its own, "
+                      f"because {_ROLE_BINDING_HINT} (a port-forward to the registry bypasses every policy)")
+    return namespace
+
+
+def _check_together(r: Reader, registries: list[Registry], paths: list[tuple], *, node_proxy: bool) -> None:
+    """Namespaces and ports unique among push proxies; no port that stands for another registry on the nodes;
+    no writer, reader or publisher living in a push proxy's namespace."""
+    seen_ns: dict[str, str] = {}
+    seen_port: dict[int, str] = {}
+    for reg, base in zip(registries, paths):
+        proxy = reg.push_proxy
+        if proxy is None:
+            continue
+        path = base + ("pushProxy",)
+        if proxy.namespace in seen_ns:
+            r.fail(path + ("namespace",), f"{proxy.namespace!r} is already the push-proxy namespace of registry "
+                                          f"{seen_ns[proxy.namespace]}; {_ROLE_BINDING_HINT}, so each needs its own")
+        if proxy.port in seen_port:
+            r.fail(path + ("port",), f"{proxy.port} is already the push-proxy port of registry "
+                                     f"{seen_port[proxy.port]}")
+        others = [o for o in registries if o is not reg and o.port == proxy.port]
+        if node_proxy and others:
+            r.fail(path + ("port",), f"{proxy.port} is the node-proxy port of registry {others[0].name}: "
+                                     f"localhost:{proxy.port} would name another registry on the nodes")
+        seen_ns[proxy.namespace], seen_port[proxy.port] = reg.name, reg.name
+        _check_alone(r, registries, proxy, path)
+
+
+def _check_alone(r: Reader, registries: list[Registry], proxy: PushProxy, path: tuple) -> None:
+    for reg in registries:
+        identities = [w.service_account for w in reg.writers] + list(reg.readers) + [reg.publisher or ""]
+        for identity in identities:
+            if identity.split("/")[0] == proxy.namespace and identity != proxy.identity:
+                r.fail(path, f"namespace {proxy.namespace!r} also holds {identity} (of registry {reg.name}); the "
+                             f"push proxy needs a namespace of its own, because {_ROLE_BINDING_HINT}")

@@ -1,0 +1,129 @@
+"""The push proxy: an Istio gateway in a namespace of its own that people reach with `meshreg connect`
+(a port-forward, so Kubernetes RBAC on `pods/portforward` there decides who), and that writes the registry's
+`pushProxy.repositories` over mTLS as its own identity.
+
+It listens on its pod's loopback only (Gateway `bind: 127.0.0.1`): a port-forward arrives there, while other pods
+reaching the pod IP or the Service find nothing listening. It passes reads and uploads, never DELETE.
+"""
+
+from __future__ import annotations
+
+from meshreg.config import PUSH_PROXY, REGISTRY_PORT, Config, Registry
+from meshreg.render.labels import COMPONENT, INSTANCE, NAME, REGISTRY, common, metadata
+
+LABEL = "meshreg.dev/push-proxy"  # Gateway selectors match pods in every namespace: name the push proxy's own
+ROLE = "meshreg-connect"
+BIND = "127.0.0.1"
+METHODS = ["GET", "HEAD", "PATCH", "POST", "PUT"]  # a push and a pull; no DELETE
+
+
+def pods(cfg: Config, reg: Registry) -> dict:
+    """Selector labels of a push proxy's pods (immutable once deployed)."""
+    return {INSTANCE: cfg.name, NAME: PUSH_PROXY, LABEL: reg.push_proxy.namespace}
+
+
+def selector(cfg: Config, reg: Registry) -> str:
+    """The same labels as a label selector, for listing the pods."""
+    return ",".join(f"{k}={v}" for k, v in sorted(pods(cfg, reg).items()))
+
+
+def _meta(cfg: Config, reg: Registry, name: str) -> dict:
+    return metadata(cfg, name, namespace=reg.push_proxy.namespace, extra={COMPONENT: PUSH_PROXY, REGISTRY: reg.name})
+
+
+def port_name(reg: Registry) -> str:
+    return f"http-{reg.push_proxy.port}"
+
+
+def namespace(cfg: Config, reg: Registry) -> dict:
+    injection = {"istio.io/rev": cfg.istio_revision} if cfg.istio_revision else {"istio-injection": "enabled"}
+    # No hostPort, nothing privileged: a gateway pod meets the baseline Pod Security level.
+    security = {"pod-security.kubernetes.io/enforce": "baseline"}
+    extra = {COMPONENT: PUSH_PROXY, REGISTRY: reg.name, **injection, **security}
+    return {"apiVersion": "v1", "kind": "Namespace",
+            "metadata": metadata(cfg, reg.push_proxy.namespace, namespace=None, extra=extra)}
+
+
+def service_account(cfg: Config, reg: Registry) -> dict:
+    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(cfg, reg, PUSH_PROXY),
+            "automountServiceAccountToken": False}
+
+
+def role(cfg: Config, reg: Registry) -> dict:
+    """What `meshreg connect` needs in the push proxy's namespace, and nothing anywhere else.
+
+    `pods/portforward` needs `create` for SPDY (kubectl) and, since Kubernetes 1.35, for WebSockets too;
+    before 1.35 a WebSocket port-forward (the Python client's) was authorized as `get`.
+    """
+    rules = [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
+             {"apiGroups": [""], "resources": ["pods/portforward"], "verbs": ["create", "get"]},
+             # kubectl port-forward deploy/push-proxy (or svc/push-proxy) resolves the pod from these.
+             {"apiGroups": [""], "resources": ["services"], "verbs": ["get"]},
+             {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get"]}]
+    return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": _meta(cfg, reg, ROLE),
+            "rules": rules}
+
+
+def _pod_labels(cfg: Config, reg: Registry) -> dict:
+    revision = {"istio.io/rev": cfg.istio_revision} if cfg.istio_revision else {}
+    return {**common(cfg), **pods(cfg, reg), COMPONENT: PUSH_PROXY, "sidecar.istio.io/inject": "true", **revision}
+
+
+def deployment(cfg: Config, reg: Registry) -> dict:
+    proxy = reg.push_proxy
+    container = {"name": "istio-proxy", "image": "auto",  # filled in by Istio's gateway injection template
+                 "ports": [{"name": port_name(reg), "containerPort": proxy.port, "protocol": "TCP"}],
+                 "resources": proxy.resources.as_dict()}
+    template = {
+        "metadata": {"labels": _pod_labels(cfg, reg),
+                     "annotations": {"inject.istio.io/templates": "gateway",
+                                     "kubectl.kubernetes.io/default-container": "istio-proxy"}},
+        "spec": {"serviceAccountName": PUSH_PROXY, "terminationGracePeriodSeconds": 30,
+                 "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+                 "containers": [container]},
+    }
+    # maxUnavailable 0: a rollout starts the new pod before stopping the old one, so `connect` always finds one.
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": _meta(cfg, reg, PUSH_PROXY),
+            "spec": {"replicas": 1, "revisionHistoryLimit": 3, "selector": {"matchLabels": pods(cfg, reg)},
+                     "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+                     "template": template}}
+
+
+def service(cfg: Config, reg: Registry) -> dict:
+    """Istio makes a gateway's Envoy listen on the targetPort of the Service selecting it: PORT -> PORT."""
+    port = reg.push_proxy.port
+    return {"apiVersion": "v1", "kind": "Service", "metadata": _meta(cfg, reg, PUSH_PROXY),
+            "spec": {"type": "ClusterIP", "selector": pods(cfg, reg),
+                     "ports": [{"name": port_name(reg), "port": port, "targetPort": port, "protocol": "TCP",
+                                "appProtocol": "http"}]}}
+
+
+def gateway(cfg: Config, reg: Registry) -> dict:
+    # bind: the listener is on the pod's loopback, where a port-forward arrives; "./*": only this namespace's routes.
+    server = {"port": {"number": reg.push_proxy.port, "name": port_name(reg), "protocol": "HTTP"},
+              "bind": BIND, "hosts": ["./*"]}
+    return {"apiVersion": "networking.istio.io/v1", "kind": "Gateway", "metadata": _meta(cfg, reg, PUSH_PROXY),
+            "spec": {"selector": pods(cfg, reg), "servers": [server]}}
+
+
+def virtual_service(cfg: Config, reg: Registry) -> dict:
+    # No `timeout`: Istio then sets none, and layer uploads take as long as they need (its CRD rejects 0s).
+    route = {"name": reg.name, "route": [{"destination": {"host": cfg.service_host(reg).rsplit(":", 1)[0],
+                                                          "port": {"number": REGISTRY_PORT}}}]}
+    return {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+            "metadata": _meta(cfg, reg, PUSH_PROXY),
+            "spec": {"hosts": ["*"], "gateways": [PUSH_PROXY], "exportTo": ["."], "http": [route]}}
+
+
+def allow(cfg: Config, reg: Registry) -> dict:
+    """What may pass through: the registry API's reads and uploads, no DELETE. The registry decides the scope."""
+    rule = {"to": [{"operation": {"methods": list(METHODS), "paths": ["/v2/*"]}}]}
+    return {"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy",
+            "metadata": _meta(cfg, reg, f"{PUSH_PROXY}-allow"),
+            "spec": {"selector": {"matchLabels": pods(cfg, reg)}, "action": "ALLOW", "rules": [rule]}}
+
+
+def objects(cfg: Config, reg: Registry) -> list[dict]:
+    """Every object of a registry's push proxy, all in its own namespace."""
+    return [namespace(cfg, reg), service_account(cfg, reg), role(cfg, reg), service(cfg, reg),
+            deployment(cfg, reg), allow(cfg, reg), gateway(cfg, reg), virtual_service(cfg, reg)]
