@@ -92,7 +92,7 @@ def diagnose(*, cluster, namespace: str, workloads) -> list[str]:
         selector = ((workload or {}).get("spec", {}).get("selector") or {}).get("matchLabels") or {}
         pods = cluster.list("v1", "Pod", namespace=namespace,
                             label_selector=",".join(f"{k}={v}" for k, v in sorted(selector.items())))
-        found = [c for pod in pods for c in _pod_causes(pod)]
+        found = [c for pod in pods for c in pod_causes(pod)]
         if not pods:  # nothing was created: the controller says why (PodSecurity, quota, ...)
             found = [f"{kind} {name}: {e.get('message', '').strip()}" for e in events
                      if e.get("involvedObject", {}).get("name", "").startswith(name)
@@ -112,7 +112,7 @@ def _pvc_causes(cluster, namespace, events) -> list[str]:
     return out
 
 
-def _pod_causes(pod: dict) -> list[str]:
+def pod_causes(pod: dict) -> list[str]:
     name = pod["metadata"]["name"]
     spec, status = pod.get("spec") or {}, pod.get("status") or {}
     out = []

@@ -25,7 +25,8 @@ HOSTING = {"apiVersion": "v1", "kind": "ConfigMap",
 
 
 class FakeApiServer(ThreadingHTTPServer):
-    """Records every request; answers from `routes` {(METHOD, path): (status, body)}, else like an empty cluster."""
+    """Records every request; answers from `routes` {(METHOD, path): (status, body[, [(header, value)]])}, else
+    like an empty cluster. A str body is sent as text/plain."""
 
     def __init__(self):
         super().__init__(("127.0.0.1", 0), _Handler)
@@ -42,15 +43,20 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length).decode() if length else ""
         self.server.requests.append({"method": self.command, "path": url.path, "query": parse_qs(url.query),
                                      "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body})
-        status, answer = self.server.routes.get((self.command, url.path)) or self._default(url.path, body)
-        data = json.dumps(answer).encode()
+        status, answer, *more = self.server.routes.get((self.command, url.path)) or self._default(url.path, body)
+        text = isinstance(answer, str)  # a plain-text body (pod logs), else JSON
+        data = answer.encode() if text else json.dumps(answer).encode()
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", "text/plain" if text else "application/json")
         self.send_header("Content-Length", str(len(data)))
+        for name, value in (more[0] if more else []):  # extra headers, e.g. several Warning headers
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(data)
 
     def _default(self, path, body):
+        if self.command == "POST" and path.endswith("/selfsubjectaccessreviews"):
+            return 201, {**json.loads(body), "status": {"allowed": True}}
         if self.command == "PATCH":  # server-side apply of a new object: the server answers with the object
             obj = json.loads(body)
             obj["metadata"]["resourceVersion"] = "1"
@@ -246,13 +252,27 @@ def test_no_kubeconfig_outside_a_pod_is_a_one_line_error(tmp_path, monkeypatch):
 
 
 def istio_cluster(api):
-    """Routes that make the tiny server look like a cluster with Istio and its sidecar injector."""
+    """Routes that make the tiny server look like a cluster with Istio (CRDs, injector, istiod) and a default
+    StorageClass."""
     for group, names in (("security.istio.io/v1", ["authorizationpolicies", "peerauthentications"]),
                          ("networking.istio.io/v1", ["gateways", "virtualservices"])):
         api.routes[("GET", f"/apis/{group}")] = (200, {"resources": [{"name": n} for n in names]})
     api.routes[("GET", "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations")] = (200, {"items": [
         {"metadata": {"name": "istio-sidecar-injector"}, "webhooks": [{"name": "w", "namespaceSelector": {
             "matchLabels": {"istio-injection": "enabled"}}}]}]})
+    api.routes[("GET", "/apis/apps/v1/deployments")] = (200, {"items": [
+        {"metadata": {"name": "istiod", "namespace": "istio-system", "labels": {"app": "istiod"}},
+         "spec": {"template": {"spec": {"containers": [{"name": "discovery", "image": "istio/pilot:1.30.3"}]}}},
+         "status": {"availableReplicas": 1}}]})
+    api.routes[("GET", "/apis/storage.k8s.io/v1/storageclasses")] = (200, {"items": [
+        {"metadata": {"name": "standard", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+         "provisioner": "rancher.io/local-path"}]})
+
+
+def writes(api) -> list:
+    """Requests that change something: not reads, dry runs, or access reviews (a POST that only asks)."""
+    return [r for r in api.requests if r["method"] != "GET" and "dryRun" not in r["query"]
+            and not r["path"].endswith("/selfsubjectaccessreviews")]
 
 
 def run_cli(api, tmp_path, monkeypatch, *args):
@@ -271,14 +291,14 @@ def test_up_dry_run_sends_only_dry_run_patches_in_dependency_order(api, tmp_path
     patches = [r for r in api.requests if r["method"] == "PATCH"]
     assert patches[0]["path"] == "/api/v1/namespaces/meshreg"
     assert all(r["query"]["dryRun"] == ["All"] for r in patches)
-    assert not [r for r in api.requests if r["method"] in ("DELETE", "POST", "PUT")]
+    assert [r for r in writes(api) if r["method"] != "PATCH"] == []
 
 
 def test_up_applies_every_object_with_server_side_apply(api, tmp_path, monkeypatch):
     istio_cluster(api)
     result = run_cli(api, tmp_path, monkeypatch, "up", "--no-wait")
     assert result.exit_code == 0, result.output
-    paths = [r["path"] for r in api.requests if r["method"] == "PATCH"]
+    paths = [r["path"] for r in api.requests if r["method"] == "PATCH" and "dryRun" not in r["query"]]
     assert "/apis/apps/v1/namespaces/meshreg/deployments/registry" in paths
     assert paths[-1] == "/api/v1/namespaces/kube-public/configmaps/local-registry-hosting"
     assert len(paths) == 17
@@ -288,4 +308,4 @@ def test_up_against_a_cluster_without_istio_stops_after_discovery(api, tmp_path,
     result = run_cli(api, tmp_path, monkeypatch, "up")
     assert result.exit_code == 1
     assert "Istio is not installed on http://127.0.0.1" in result.output
-    assert [r for r in api.requests if r["method"] != "GET"] == []
+    assert writes(api) == []
