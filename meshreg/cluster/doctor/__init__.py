@@ -80,6 +80,12 @@ def exit_code(results) -> int:
     return 1 if failed(results) else 0
 
 
+def some(items, limit: int = 4) -> str:
+    """The first few of a long list, and how many more."""
+    items = list(items)
+    return "; ".join(items[:limit]) + (f"; and {len(items) - limit} more" if len(items) > limit else "")
+
+
 def counts(results) -> dict:
     return {s: sum(1 for r in results if r.status == s) for s in (OK, WARN, FAIL)}
 

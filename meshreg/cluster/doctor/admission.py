@@ -19,7 +19,7 @@ class Finding:
     """What the server said about one object in a dry run: a refusal (error) or a warning."""
 
     obj: str
-    refused: bool
+    kind: str  # refused | warning | conflict
     message: str
 
 
@@ -29,8 +29,8 @@ def _name(obj: dict) -> str:
 
 
 def dry_run(*, cluster, manifests) -> tuple[list[Finding], list[str]]:
-    """Dry-run apply every object in order: (what the server refused or warned about, objects not checked because
-    their namespace does not exist yet)."""
+    """Dry-run apply every object in order: (what the server refused, warned about or found owned by another field
+    manager, objects not checked because their namespace does not exist yet)."""
     findings, unchecked = [], []
     namespaces = {o["metadata"]["name"] for o in manifests if o["kind"] == "Namespace"}
     missing = {ns for ns in namespaces if cluster.get("v1", "Namespace", ns) is None}
@@ -43,23 +43,31 @@ def dry_run(*, cluster, manifests) -> tuple[list[Finding], list[str]]:
             try:
                 cluster.apply(obj, dry_run=True, warnings=warnings)
             except ConflictError as e:  # not admission: up stops there unless --force-conflicts; ask again forced
-                findings.append(Finding(_name(obj), False, f"{e}"))
+                findings.append(Finding(_name(obj), "conflict", str(e)))
                 cluster.apply(obj, dry_run=True, force=True, warnings=warnings)
         except ClusterError as e:
-            findings.append(Finding(_name(obj), True, str(e)))
-        findings += [Finding(_name(obj), False, w) for w in warnings]
+            findings.append(Finding(_name(obj), "refused", str(e)))
+        findings += [Finding(_name(obj), "warning", w) for w in warnings]
     return findings, unchecked
+
+
+FIXES = {
+    "refused": "change what admission objects to (or the policy that refuses it), then run doctor again",
+    "warning": "pods of this workload may be refused when they are created; fix the cause the warning names",
+    "conflict": "another field manager changed it: up stops there unless --force-conflicts takes the fields back",
+}
+
+
+def _result(f: Finding):
+    make = fail if f.kind == "refused" else warn
+    text = f.message if f.message.startswith(f"{f.kind}:") else f"{f.kind}: {f.message}"
+    return make(CHECK, f"{f.obj}: {text}", FIXES[f.kind])
 
 
 def check(facts) -> list:
     manifests = facts.manifests
     findings, unchecked = dry_run(cluster=facts.cluster, manifests=manifests)
-    out = [fail(CHECK, f"{f.obj}: refused: {f.message}", "change what admission objects to (or the policy that "
-                                                          "refuses it), then run doctor again")
-           for f in findings if f.refused]
-    out += [warn(CHECK, f"{f.obj}: warning: {f.message}", "pods of this workload may be refused when they are "
-                                                          "created; fix the cause the warning names")
-            for f in findings if not f.refused]
+    out = [_result(f) for f in findings]
     strangers = foreign(manifests, read_live(manifests, facts.cluster))
     if strangers:
         out.append(warn(CHECK, f"not managed by meshreg: {', '.join(strangers)}",

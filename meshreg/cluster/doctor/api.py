@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from meshreg.cluster.apply import PRUNABLE
 from meshreg.cluster.client import KINDS, resource_name
-from meshreg.cluster.doctor import fail, ok, warn
+from meshreg.cluster.doctor import fail, ok, some, warn
 from meshreg.cluster.doctor.facts import version_tuple
 from meshreg.errors import ClusterError
 
@@ -70,8 +70,8 @@ def permissions(facts) -> list:
             denied.setdefault((resource_name(api_version, kind), namespace), []).append(verb)
     if not denied:
         return [ok(CHECK, f"you may do what up and down need ({len(asks)} access reviews allowed)")]
-    text = "; ".join(f"{', '.join(verbs)} {resource}" + (f" in {ns}" if ns else "")
-                     for (resource, ns), verbs in sorted(denied.items(), key=str))
+    text = some(f"{', '.join(verbs)} {resource}" + (f" in {ns}" if ns else "")
+                for (resource, ns), verbs in sorted(denied.items(), key=str))
     return [fail(CHECK, f"you may not: {text}",
                  "ask a cluster admin for these permissions (kubectl auth can-i VERB RESOURCE -n NAMESPACE "
                  "shows each), or use a context that has them")]

@@ -125,8 +125,8 @@ class Facts:
                 for o in self.manifests if o["kind"] in ("Deployment", "DaemonSet")}
 
     def control_plane(self) -> tuple[str, dict | None]:
-        """(revision, istiod Deployment or None) that injects the registry's pods; from the injector that selects
-        them, else from spec.istioRevision."""
+        """(revision, istiod Deployment or None: absent or not readable) that injects the registry's pods; from the
+        injector that selects them, else from spec.istioRevision."""
         def read():
             revision = self.cfg.istio_revision or DEFAULT_REVISION
             try:
@@ -134,7 +134,10 @@ class Facts:
                 revision = found[0].revision if found else revision
             except ClusterError:
                 pass
-            istiod = next((d for d in self.istiods if revision_of(d) == revision), None)
+            try:
+                istiod = next((d for d in self.istiods if revision_of(d) == revision), None)
+            except ClusterError:  # not allowed to look: the checks that need istiod say so themselves
+                istiod = None
             return revision, istiod
         return self._once("control-plane", read)
 

@@ -34,6 +34,7 @@ def crds(facts):
 
 def control_plane(facts) -> list:
     try:
+        facts.istiods
         revision, istiod = facts.control_plane()
     except ClusterError as e:
         return [warn(CHECK, f"could not look for istiod: {e}", "check that istiod runs: kubectl get deploy -A "

@@ -3,7 +3,7 @@ and anything else already holding the node proxy's hostPort on a node."""
 
 from __future__ import annotations
 
-from meshreg.cluster.doctor import could_not, fail, ok, warn
+from meshreg.cluster.doctor import could_not, fail, ok, some, warn
 from meshreg.cluster.doctor.facts import version_tuple
 from meshreg.errors import ClusterError
 from meshreg.render.labels import node_proxy_pods
@@ -79,7 +79,7 @@ def host_ports(facts, nodes: list) -> list:
             if port in wanted and host_ip in ("", "0.0.0.0", cfg.node_proxy.host_ip):
                 taken.append(f"{port} on {spec['nodeName']} by pod {meta.get('namespace')}/{meta['name']}")
     if taken:
-        return [fail(CHECK, f"the node proxy's hostPort is taken: {'; '.join(sorted(taken))}",
+        return [fail(CHECK, f"the node proxy's hostPort is taken: {some(sorted(taken))}",
                      "choose free ports (nodeProxy.port / registries[].port) or move those pods; a node whose port "
                      "is taken gets no node proxy and cannot pull from localhost")]
     return [ok(CHECK, f"hostPort {', '.join(map(str, sorted(wanted)))} is free on {cfg.node_proxy.host_ip} "

@@ -45,12 +45,7 @@ def writer(facts, identity: str, registries: list):
                     f"create it: kubectl -n {ns} create serviceaccount {sa}")
     pods = _pods(facts.cluster, ns, sa)
     if pods:
-        with_sidecar = [p for p in pods if has_sidecar(p)]
-        if with_sidecar:
-            return ok(CHECK, f"{label}: {len(with_sidecar)} of {len(pods)} running pods have the sidecar")
-        return fail(CHECK, f"{label}: none of its {len(pods)} running pods has an istio-proxy sidecar, so they "
-                           "have no mesh identity and cannot push",
-                    f"label namespace {ns} for injection ({_injection_label(facts.cfg)}) and restart the pods")
+        return _running(facts.cfg, label, ns, pods)
     labels = (namespace["metadata"].get("labels") or {})
     try:
         injectors = facts.injectors(labels, None)
@@ -63,6 +58,16 @@ def writer(facts, identity: str, registries: list):
     return fail(CHECK, f"{label}: namespace {ns} is not injected, so its pods get no sidecar unless they opt in",
                 f"kubectl label namespace {ns} {_injection_label(facts.cfg)} (or label the writer's pods "
                 "sidecar.istio.io/inject=true)")
+
+
+def _running(cfg, label: str, ns: str, pods: list):
+    """Pods already running as the writer tell more than the namespace labels: do they carry the sidecar?"""
+    with_sidecar = [p for p in pods if has_sidecar(p)]
+    if with_sidecar:
+        return ok(CHECK, f"{label}: {len(with_sidecar)} of {len(pods)} running pods have the sidecar")
+    return fail(CHECK, f"{label}: none of its {len(pods)} running pods has an istio-proxy sidecar, so they have no "
+                       "mesh identity and cannot push",
+                f"label namespace {ns} for injection ({_injection_label(cfg)}) and restart the pods")
 
 
 def _injection_label(cfg) -> str:
