@@ -20,6 +20,7 @@ LAZY_COMMANDS = {
     "status": "meshreg.cli.deploy:status",
     "policy": "meshreg.cli.policy:policy",
     "doctor": "meshreg.cli.doctor:doctor",
+    "verify": "meshreg.cli.doctor:verify",
 }
 
 

@@ -1,8 +1,9 @@
-"""`meshreg doctor`: read-only checks of the cluster meshreg deploys to."""
+"""`meshreg doctor` (read-only checks of the cluster) and `meshreg verify` (an end-to-end self-test in it)."""
 
 from __future__ import annotations
 
 import json
+import signal
 
 import click
 
@@ -12,6 +13,7 @@ from meshreg.cli.options import cluster_options, config_option
 from meshreg.cluster import client as clusters
 from meshreg.cluster import doctor as doctoring
 from meshreg.cluster.doctor.facts import Facts
+from meshreg.errors import UsageError
 
 output_option = click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text",
                              show_default=True, help="Output format.")
@@ -52,3 +54,88 @@ def doctor(ctx, config_path, kubeconfig, context, output, checks):
         click.echo(doctoring.text(results, header=header))
     ctx.exit(doctoring.exit_code(results))
 
+
+def _identity(value: str | None) -> str | None:
+    from meshreg.config.names import check_identity
+
+    if value is None:
+        return None
+    problem = check_identity(value)
+    if problem:
+        raise UsageError(f"--as {value}: {problem}")
+    return value
+
+
+@click.command()
+@config_option
+@cluster_options
+@output_option
+@click.option("--as", "as_identity", metavar="NS/SA", default=None,
+              help="The writer whose identity pushes [default: each registry's first unscoped writer].")
+@click.option("--image", default=None, metavar="IMAGE",
+              help="Probe image with sh and curl, for airgapped clusters [default: docker.io/curlimages/curl].")
+@click.option("--node", metavar="NAME", default=None,
+              help="Node for the node-proxy and kubelet probes [default: a Ready node running the node proxy].")
+@click.option("--timeout", type=click.FloatRange(min=10), default=180, show_default=True, metavar="SECONDS",
+              help="How long to wait for each phase of probes.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress line.")
+@click.pass_context
+def verify(ctx, config_path, kubeconfig, context, output, as_identity, image, node, timeout, quiet):
+    """Prove the deployment works: short-lived probe pods push and pull through the mesh as a writer, a writer
+    outside its prefixes, a bystander and a pod with no sidecar; a hostNetwork probe uses the node proxy on a node;
+    the kubelet pulls the pushed image from localhost. Prints expectation / observed / verdict, removes every probe
+    (also on Ctrl-C), and exits 0 only if every expectation held.
+
+    \b
+    Examples:
+      meshreg verify
+      meshreg verify --as builds/kaniko --node worker-2
+      meshreg verify --image registry.internal/tools/curl:8.11.1 -o json
+    """
+    from meshreg.cluster import verify as verifying
+    from meshreg.cluster.verify import objects
+    from meshreg.cluster.wait import Progress
+
+    cfg, _, cluster = _prepare(config_path, kubeconfig, context)
+    as_identity = _identity(as_identity)
+    if as_identity and not any(w.service_account == as_identity for r in cfg.registries for w in cfg.writers_of(r)):
+        raise UsageError(f"--as {as_identity}: not a writer of any registry in {cfg.source} (meshreg policy list)")
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        report = verifying.run(cluster=cluster, cfg=cfg, image=image or objects.DEFAULT_IMAGE,
+                               as_identity=as_identity, node=node, timeout=timeout,
+                               progress=Progress(quiet=quiet or output == "json"))
+    except verifying.Interrupted as e:
+        for note in e.report.notes:
+            click.echo(f"meshreg: {note}", err=True)
+        click.echo("meshreg: interrupted", err=True)
+        ctx.exit(130)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    click.echo(json.dumps(_as_json(cluster, report), indent=2) if output == "json" else
+               table(report, several=len(cfg.registries) > 1))
+    ctx.exit(0 if report.ok else 1)
+
+
+def _as_json(cluster, report) -> dict:
+    return {"server": cluster.server, "run": report.run, "node": report.node,
+            "expectations": [v.as_dict() for v in report.verdicts], "notes": report.notes, "ok": report.ok}
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def table(report, *, several: bool) -> str:
+    """EXPECTATION / OBSERVED / VERDICT, then what was cleaned up or left behind."""
+    rows = [(("[" + v.registry + "] " if several else "") + f"{v.expectation} → {v.expected}", v.observed, v.verdict)
+            for v in report.verdicts]
+    width = max([len(r[0]) for r in rows] + [len("EXPECTATION")])
+    seen = min(max([len(r[1]) for r in rows] + [len("OBSERVED")]), 72)  # a long diagnosis pushes its verdict out
+    lines = [f"{'EXPECTATION':<{width}}  {'OBSERVED':<{seen}}  VERDICT"]
+    lines += [f"{e:<{width}}  {o:<{seen}}  {v}" for e, o, v in rows]
+    held = sum(1 for v in report.verdicts if v.verdict != "FAIL")
+    lines.append(f"{held} of {len(report.verdicts)} expectations held (probes on node {report.node}, run "
+                 f"{report.run})")
+    lines += [f"note: {n}" for n in report.notes]
+    return "\n".join(lines)
