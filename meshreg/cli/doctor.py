@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import textwrap
 
 import click
 
@@ -15,6 +16,7 @@ from meshreg.cluster import doctor as doctoring
 from meshreg.cluster.doctor.facts import Facts
 from meshreg.errors import UsageError
 
+OBSERVED_WIDTH = 60
 output_option = click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text",
                              show_default=True, help="Output format.")
 
@@ -127,13 +129,17 @@ def _interrupt(signum, frame):
 
 
 def table(report, *, several: bool) -> str:
-    """EXPECTATION / OBSERVED / VERDICT, then what was cleaned up or left behind."""
+    """EXPECTATION / OBSERVED / VERDICT (long observations wrapped in their column), then what was cleaned up or
+    left behind."""
     rows = [(("[" + v.registry + "] " if several else "") + f"{v.expectation} → {v.expected}", v.observed, v.verdict)
             for v in report.verdicts]
     width = max([len(r[0]) for r in rows] + [len("EXPECTATION")])
-    seen = min(max([len(r[1]) for r in rows] + [len("OBSERVED")]), 72)  # a long diagnosis pushes its verdict out
+    seen = min(max([len(r[1]) for r in rows] + [len("OBSERVED")]), OBSERVED_WIDTH)
     lines = [f"{'EXPECTATION':<{width}}  {'OBSERVED':<{seen}}  VERDICT"]
-    lines += [f"{e:<{width}}  {o:<{seen}}  {v}" for e, o, v in rows]
+    for expectation, observed, verdict in rows:
+        parts = textwrap.wrap(observed, seen, break_on_hyphens=False) or [""]
+        lines.append(f"{expectation:<{width}}  {parts[0]:<{seen}}  {verdict}")
+        lines += [f"{'':<{width}}  {part}" for part in parts[1:]]
     held = sum(1 for v in report.verdicts if v.verdict != "FAIL")
     lines.append(f"{held} of {len(report.verdicts)} expectations held (probes on node {report.node}, run "
                  f"{report.run})")
