@@ -246,3 +246,12 @@ def test_deployed_fails_on_drift_and_on_a_registry_without_its_sidecar():
     assert failed[1].startswith("registry registry not ready (1/1, 0 of 1 pods with the sidecar): pod registry-1: "
                                 "no istio-proxy sidecar was injected")
     assert "Gateway node-proxy has no server reached through Service node-proxy on port(s) 5000" in failed
+
+
+def test_another_instances_published_address_does_not_make_this_one_look_deployed():
+    fake = cluster_with_istio()
+    deployed(fake)
+    text = ("apiVersion: meshreg.dev/v1alpha1\nkind: MeshRegistry\nmetadata: {name: other}\n"
+            "spec: {namespace: other}\n")
+    [result] = check(fake, "deployed", text)
+    assert (result.status, result.message) == ("WARN", "meshreg (other) is not deployed on https://fake.invalid:6443")

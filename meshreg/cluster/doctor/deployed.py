@@ -4,7 +4,7 @@ sidecar, and the node proxy's Gateway has a server on each registry port, reache
 from __future__ import annotations
 
 from meshreg.cluster import status as statuses
-from meshreg.cluster.doctor import fail, ok, warn
+from meshreg.cluster.doctor import fail, ok, some, warn
 from meshreg.cluster.wait import diagnose
 from meshreg.render.labels import node_proxy_pods
 
@@ -15,8 +15,8 @@ def check(facts) -> list:
     cfg = facts.cfg
     report = statuses.report(cluster=facts.cluster, cfg=cfg, manifests=facts.manifests)
     objects = report["objects"]
-    missing = [o for o in objects if o["state"] == "missing"]
-    if len(missing) == len(objects):
+    # kube-public is shared with other instances: only the instance's own namespace says whether it is deployed
+    if all(o["state"] == "missing" for o in objects if o["namespace"] == cfg.namespace):
         return [warn(CHECK, f"meshreg ({cfg.name}) is not deployed on {facts.cluster.server}",
                      "meshreg up, then meshreg doctor and meshreg verify")]
     out = [_objects(objects)]
@@ -35,8 +35,8 @@ def _objects(objects):
     bad = [o for o in objects if o["state"] != "present"]
     if not bad:
         return ok(CHECK, f"all {len(objects)} objects present and as rendered")
-    text = "; ".join(f"{_name(o)} {o['state']}" + (f" ({', '.join(o['fields'])})" if o.get("fields") else "")
-                     for o in bad)
+    text = some(f"{_name(o)} {o['state']}" + (f" ({', '.join(o['fields'])})" if o.get("fields") else "")
+                for o in bad)
     return fail(CHECK, text, "meshreg up puts them back as rendered (meshreg status lists the fields)")
 
 
