@@ -100,7 +100,8 @@ def test_a_writer_probe_without_a_sidecar_says_the_namespace_was_not_injected():
     report = run_verify(fake, cfg)
     writer = report.verdicts[0]
     assert writer.verdict == "FAIL"
-    assert writer.observed == "layer: no HTTP answer (curl: (56) Recv failure: Connection reset by peer)"
+    assert writer.observed == ("layer: no HTTP answer (curl: (56) Recv failure: Connection reset by peer); no "
+                               "istio-proxy sidecar was injected into the probe pod (is namespace builds injected?)")
 
 
 def test_a_no_sidecar_probe_that_got_a_sidecar_proves_nothing():

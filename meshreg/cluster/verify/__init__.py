@@ -48,6 +48,7 @@ class Run:
     session: Session
     report: Report
     results: dict = field(default_factory=dict)  # expectation id -> the probe's result line
+    context: dict = field(default_factory=dict)  # probe name -> what explains its failures (no sidecar, ...)
     verdicts: dict = field(default_factory=dict)  # expectation id -> Verdict
     launched: set = field(default_factory=set)
 
@@ -159,8 +160,8 @@ def _read(r: Run, probe_name: str, ns: str, job_name: str, problem: str | None) 
     if pod is None:
         return problem or f"probe Job {ns}/{job_name} created no pod"
     if probe.sidecar and not has_sidecar(pod):
-        problem = (problem + "; " if problem else "") + (f"no istio-proxy sidecar was injected into the probe pod "
-                                                         f"(is namespace {ns} injected?)")
+        r.context[probe_name] = f"no istio-proxy sidecar was injected into the probe pod (is namespace {ns} injected?)"
+        problem = (problem + "; " if problem else "") + r.context[probe_name]
     if not probe.sidecar and has_sidecar(pod):
         return "the probe pod got an istio-proxy sidecar although it asked for none: this proves nothing"
     try:
@@ -185,7 +186,11 @@ def _judge(r: Run, exp, problems: dict, node: str | None):
         return verdict(exp, FAIL, exp.blocked)
     if exp.probe == KUBELET:
         return _kubelet(r, exp, node)
-    return judge(exp, r.results.get(exp.id), missing=problems.get(exp.probe) or "the probe did not run")
+    found = judge(exp, r.results.get(exp.id), missing=problems.get(exp.probe) or "the probe did not run")
+    why = r.context.get(exp.probe)
+    if found.verdict == FAIL and why and why not in found.observed:
+        return verdict(exp, FAIL, f"{found.observed}; {why}")
+    return found
 
 
 def _kubelet(r: Run, exp, node: str | None):
