@@ -12,7 +12,8 @@ PLURALS = {plural for plural, _ in clusters.KINDS.values()}
 
 
 class FakeApiServer(ThreadingHTTPServer):
-    """Records every request; answers from `routes` {(METHOD, path): (status, body)}, else like an empty cluster."""
+    """Records every request; answers from `routes` {(METHOD, path): (status, body[, [(header, value)]])}, else
+    like an empty cluster. A str body is sent as text/plain."""
 
     def __init__(self):
         super().__init__(("127.0.0.1", 0), _Handler)
@@ -29,16 +30,20 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length).decode() if length else ""
         self.server.requests.append({"method": self.command, "path": url.path, "query": parse_qs(url.query),
                                      "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body})
-        status, answer = self.server.routes.get((self.command, url.path)) or self._default(url.path, body)
-        text = isinstance(answer, str)  # a container log is plain text
+        status, answer, *more = self.server.routes.get((self.command, url.path)) or self._default(url.path, body)
+        text = isinstance(answer, str)  # a plain-text body (pod logs), else JSON
         data = answer.encode() if text else json.dumps(answer).encode()
         self.send_response(status)
         self.send_header("Content-Type", "text/plain" if text else "application/json")
         self.send_header("Content-Length", str(len(data)))
+        for name, value in (more[0] if more else []):  # extra headers, e.g. several Warning headers
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(data)
 
     def _default(self, path, body):
+        if self.command == "POST" and path.endswith("/selfsubjectaccessreviews"):
+            return 201, {**json.loads(body), "status": {"allowed": True}}
         if self.command == "PATCH":  # server-side apply of a new object: the server answers with the object
             obj = json.loads(body)
             obj["metadata"]["resourceVersion"] = "1"
@@ -63,3 +68,15 @@ def write_kubeconfig(path, server_url, *, context="dev"):
         "contexts": [{"name": context, "context": {"cluster": "c", "user": "u"}}],
     }))
     return str(path)
+
+
+def only(api, method):
+    found = [r for r in api.requests if r["method"] == method]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def writes(api) -> list:
+    """Requests that change something: not reads, dry runs, or access reviews (a POST that only asks)."""
+    return [r for r in api.requests if r["method"] != "GET" and "dryRun" not in r["query"]
+            and not r["path"].endswith("/selfsubjectaccessreviews")]

@@ -25,6 +25,21 @@ INJECTOR = {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWe
                 "matchExpressions": [{"key": "istio-injection", "operator": "In", "values": ["enabled"]}]}}]}
 CRD_GROUPS = ("istio.io", "gateway.networking.k8s.io")  # groups that exist only where their CRDs are installed
 NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+# istiod for the default revision and its mesh config, as istioctl installs them (with Istio's CRDs).
+ISTIOD = {"apiVersion": "apps/v1", "kind": "Deployment",
+          "metadata": {"name": "istiod", "namespace": "istio-system",
+                       "labels": {"app": "istiod", "istio.io/rev": "default"}},
+          "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "istiod"}}, "template": {
+              "metadata": {"labels": {"app": "istiod"}},
+              "spec": {"containers": [{"name": "discovery", "image": "docker.io/istio/pilot:1.30.3"}]}}},
+          "status": {"replicas": 1, "readyReplicas": 1, "availableReplicas": 1}}
+# A default StorageClass, as kind, k3s and managed clusters have one.
+STANDARD = {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+            "metadata": {"name": "standard", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+            "provisioner": "rancher.io/local-path", "volumeBindingMode": "WaitForFirstConsumer"}
+MESH = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "istio", "namespace": "istio-system"},
+        "data": {"mesh": "defaultConfig:\n  discoveryAddress: istiod.istio-system.svc:15012\n"
+                         "rootNamespace: istio-system\ntrustDomain: cluster.local\n"}}
 
 
 def _leaves(value, prefix=()):
@@ -78,9 +93,17 @@ class FakeCluster:
         self.failures: dict[tuple, ClusterError] = {}  # (verb, kind, name) -> error to raise
         self.on_apply = []  # callables(obj) run after a persisted apply: play a controller
         self.logs: dict[tuple, str] = {}  # (namespace, pod, container, previous) -> the log text the kubelet keeps
+        self.on_create = []  # callables(cluster, obj) run after a create: play a controller
+        self.allowed = lambda attributes: True  # SelfSubjectAccessReview: resourceAttributes -> allowed
+        self.pod_logs: dict = {}  # (namespace, pod) -> the current log of its one container
+        self.warnings: dict = {}  # kind -> Warning header texts the server returns when it is applied
         self._rv = itertools.count(1000)
         for ns in ("default", "kube-system", "kube-public", "istio-system"):  # what every cluster has
             self.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+        self.put(STANDARD)
+        if "security.istio.io/v1" in self.served_groups:  # a cluster with Istio: its control plane too
+            self.put(ISTIOD)
+            self.put(MESH)
 
     # --- reads
     def version(self) -> dict:
@@ -97,7 +120,8 @@ class FakeCluster:
         return copy.deepcopy(obj)
 
     def list(self, api_version, kind, *, namespace=None, label_selector=None, field_selector=None):
-        self.requests.append(("list", (api_version, kind, namespace), {"labelSelector": label_selector}))
+        self.requests.append(("list", (api_version, kind, namespace), {"labelSelector": label_selector,
+                                                                       "fieldSelector": field_selector}))
         self._maybe_fail("list", kind, "")
         if api_version.partition("/")[0].endswith(CRD_GROUPS) and KINDS[(api_version, kind)][0] not in \
                 self.served(api_version):  # the server answers 404 for a resource no CRD serves
@@ -108,18 +132,48 @@ class FakeCluster:
         for (av, k, ns, _), obj in sorted(self.objects.items(), key=lambda i: str(i[0])):
             labels = obj["metadata"].get("labels") or {}
             if (av, k) == (api_version, kind) and (namespace is None or ns == namespace) \
-                    and all(labels.get(a) == b for a, b in wanted.items()):
+                    and all(labels.get(a) == b for a, b in wanted.items()) and _fields_match(obj, field_selector):
                 out.append(copy.deepcopy(obj))
         return out
 
-    def log(self, pod, *, namespace, container, previous=False, tail=40):
+    def log(self, pod, *, namespace, container=None, previous=False, tail=None, limit_bytes=None):
+        """The kubelet's log: from `logs` or `pod_logs`; None for a pod that does not exist; a ClusterError (the
+        kubelet cannot be reached) for one whose log the test did not set."""
         self.requests.append(("log", (namespace, pod, container), {"previous": previous}))
         self._maybe_fail("get", "pods/log", pod)
         text = self.logs.get((namespace, pod, container, previous))
-        return None if text is None else "".join(text.splitlines(keepends=True)[-tail:])
+        if text is None and not previous:
+            text = self.pod_logs.get((namespace, pod))
+        if text is None:
+            if ("v1", "Pod", namespace, pod) not in self.objects:
+                return None
+            raise ClusterError(f'get pods/log in namespace {namespace} failed: Get "https://10.0.0.1:10250/'
+                               f'containerLogs/{namespace}/{pod}/{container}": dial tcp 10.0.0.1:10250: connect: '
+                               "connection refused")
+        lines = text.splitlines(keepends=True)
+        text = "".join(lines[-tail:]) if tail else text
+        return text[:limit_bytes] if limit_bytes else text
+
+    def create(self, obj, *, field_manager="meshreg"):
+        if obj["kind"] == "SelfSubjectAccessReview":
+            self.requests.append(("create", ("authorization.k8s.io/v1", obj["kind"], None, None), obj["spec"]))
+            self._maybe_fail("create", obj["kind"], "")
+            return {**obj, "status": {"allowed": bool(self.allowed(obj["spec"]["resourceAttributes"]))}}
+        key = self._key_of(obj)
+        self.requests.append(("create", key, {"manager": field_manager}))
+        self._maybe_fail("create", obj["kind"], obj["metadata"]["name"])
+        self._validate(obj, key)
+        if key in self.objects:
+            raise ClusterError(f'conflict: {KINDS[key[:2]][0]} "{key[3]}" already exists')
+        obj = copy.deepcopy(obj)
+        obj["metadata"]["uid"] = f"uid-{next(self._rv)}"
+        created = self.put(obj)
+        for hook in self.on_create:
+            hook(self, created)
+        return copy.deepcopy(self.objects[key])
 
     # --- writes
-    def apply(self, obj, *, dry_run=False, force=False, field_manager="meshreg"):
+    def apply(self, obj, *, dry_run=False, force=False, field_manager="meshreg", warnings=None):
         key = self._key_of(obj)
         self.requests.append(("apply", key, {"dry_run": dry_run, "force": force, "manager": field_manager}))
         self._maybe_fail("patch", obj["kind"], obj["metadata"]["name"])
@@ -136,6 +190,8 @@ class FakeCluster:
         for path, value in applied:
             _assign(merged, path, value)
             owners[path] = field_manager
+        if warnings is not None:
+            warnings += self.warnings.get(obj["kind"], [])
         result = self._finish(live, merged)
         if not dry_run and result is not live:
             self.objects[key], self.owners[key] = result, owners
@@ -150,11 +206,21 @@ class FakeCluster:
         if key not in self.objects:
             return False
         if not dry_run:
-            del self.objects[key]
+            gone = self.objects.pop(key)
             if kind == "Namespace":  # the namespace controller deletes its contents
                 for k in [k for k in self.objects if k[2] == name]:
                     del self.objects[k]
+            self._collect(gone["metadata"].get("uid"))
         return True
+
+    def _collect(self, uid):
+        """The garbage collector: dependents (ownerReferences) of a deleted object go too, and theirs."""
+        if not uid:
+            return
+        for k, obj in list(self.objects.items()):
+            if k in self.objects and any(o.get("uid") == uid for o in obj["metadata"].get("ownerReferences") or []):
+                del self.objects[k]
+                self._collect(obj["metadata"].get("uid"))
 
     # --- test helpers (not part of Cluster)
     def put(self, obj):
@@ -205,6 +271,21 @@ class FakeCluster:
     def _key(api_version, kind, namespace, name):
         _, namespaced = KINDS[(api_version, kind)]
         return (api_version, kind, namespace if namespaced else None, name)
+
+
+def _fields_match(obj, selector) -> bool:
+    """A field selector (`a.b=c`, `a.b!=c`, comma-separated, all must hold) on an object's dotted fields."""
+    for term in (selector or "").split(","):
+        if not term:
+            continue
+        negate = "!=" in term
+        path, _, want = term.partition("!=" if negate else "=")
+        value = obj
+        for part in path.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if (str(value if value is not None else "") == want) == negate:
+            return False
+    return True
 
 
 def ready_controller(cluster, obj):

@@ -20,6 +20,8 @@ LAZY_COMMANDS = {
     "status": "meshreg.cli.deploy:status",
     "policy": "meshreg.cli.policy:policy",
     "connect": "meshreg.cli.connect:connect",
+    "doctor": "meshreg.cli.doctor:doctor",
+    "verify": "meshreg.cli.doctor:verify",
 }
 
 

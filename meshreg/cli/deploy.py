@@ -64,7 +64,9 @@ def _push_proxy_namespaces(cfg) -> list[str]:
                                             "does not manage (otherwise they are reported and left alone).")
 @click.option("--force-conflicts", is_flag=True, help="Take over fields another field manager owns.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress line.")
-def up(config_path, kubeconfig, context, dry_run, no_wait, timeout, adopt, force_conflicts, quiet):
+@click.option("--skip-checks", is_flag=True, help="Do not run the preflight checks (meshreg doctor's FAIL-level "
+                                                  "checks) before applying.")
+def up(config_path, kubeconfig, context, dry_run, no_wait, timeout, adopt, force_conflicts, quiet, skip_checks):
     """Deploy (or update) the registry, node proxy and policies to the cluster, then prune what the config no
     longer renders and wait for the rollout.
 
@@ -72,11 +74,11 @@ def up(config_path, kubeconfig, context, dry_run, no_wait, timeout, adopt, force
     Examples:
       meshreg up
       meshreg up --dry-run            # what would change, changing nothing
+      meshreg up --skip-checks        # no preflight (see meshreg doctor)
       meshreg up -c prod.yaml --context prod --timeout 600
     """
     cfg, objects, cluster = _prepare(config_path, kubeconfig, context)
-    for warning in preflight.preflight(cluster=cluster, manifests=objects) + \
-            ambient.preflight(cluster=cluster, manifests=objects):
+    for warning in [] if skip_checks else preflight.preflight(cluster=cluster, cfg=cfg, manifests=objects):
         _say(f"warning: {warning}")
     pushproxies.check_alone(cluster=cluster, instance=cfg.name, namespaces=_push_proxy_namespaces(cfg))
     if dry_run:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from meshreg.cluster.preflight import matches
 from meshreg.cluster.wait import rollout
 from meshreg.errors import ClusterError
 
@@ -42,16 +41,8 @@ def checks(*, cluster, manifests) -> list[Check]:
     out = [_gateway_api(cluster)]
     if out[0].ok:
         out.append(_waypoint_class(cluster))
-    return out + [_ztunnel(cluster), *_node_proxy_injection(cluster, manifests)]
-
-
-def preflight(*, cluster, manifests) -> list[str]:
-    """Raise ClusterError (one line) for the first unmet requirement; warnings for what could not be checked."""
-    found = checks(cluster=cluster, manifests=manifests)
-    failed = [c for c in found if c.ok is False]
-    if failed:
-        raise ClusterError(f"ambient mode: {failed[0].detail}")
-    return [f"ambient mode: {c.detail}" for c in found if c.ok is None]
+    # The gateway pods' injection (node proxy, push proxies) is doctor's istio check, as in sidecar mode.
+    return out + [_ztunnel(cluster)]
 
 
 def _gateway_api(cluster) -> Check:
@@ -90,32 +81,6 @@ def _is_ztunnel(daemon_set: dict) -> bool:
     """Istio's charts label ztunnel's pods app=ztunnel (istio-cni recognises ztunnel by that label)."""
     template = (daemon_set.get("spec") or {}).get("template") or {}
     return ((template.get("metadata") or {}).get("labels") or {}).get("app") == "ztunnel"
-
-
-def _node_proxy_injection(cluster, manifests) -> list[Check]:
-    """The node proxy is an injected gateway in ambient mode too: some injector must select its pods."""
-    namespaces = {o["metadata"]["name"]: (o["metadata"].get("labels") or {}) for o in manifests
-                  if o["kind"] == "Namespace"}
-    proxies = [o for o in manifests if o["kind"] == "DaemonSet"]
-    if not proxies:
-        return []
-    try:
-        hooks = cluster.list("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration")
-    except ClusterError as e:
-        return [Check("node-proxy-injection", None, f"could not check the node proxy's injection ({e})")]
-    out = []
-    for ds in proxies:
-        ns_labels = namespaces.get(ds["metadata"]["namespace"], {})
-        pod_labels = ds["spec"]["template"]["metadata"].get("labels") or {}
-        if any(matches(w.get("namespaceSelector"), ns_labels) and matches(w.get("objectSelector"), pod_labels)
-               for h in hooks if "sidecar-injector" in h["metadata"]["name"] for w in h.get("webhooks") or []):
-            out.append(Check("node-proxy-injection", True, f"an Istio injector selects the {ds['metadata']['name']} "
-                                                            "pods"))
-        else:
-            out.append(Check("node-proxy-injection", False, f"no Istio injector selects the {ds['metadata']['name']} "
-                             "pods (sidecar.istio.io/inject=true), so the gateway would never start; install istiod "
-                             "with its injector (for a revision: istioctl install --revision REV)"))
-    return out
 
 
 def status(*, cluster, namespace: str, manifests) -> dict | None:

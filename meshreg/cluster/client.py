@@ -41,7 +41,15 @@ KINDS = {
     ("gateway.networking.k8s.io/v1", "GatewayClass"): ("gatewayclasses", False),
     ("discovery.k8s.io/v1", "EndpointSlice"): ("endpointslices", True),
     ("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration"): ("mutatingwebhookconfigurations", False),
+    # doctor and verify
+    ("v1", "PersistentVolume"): ("persistentvolumes", False),
+    ("batch/v1", "Job"): ("jobs", True),
+    ("storage.k8s.io/v1", "StorageClass"): ("storageclasses", False),
     ("rbac.authorization.k8s.io/v1", "Role"): ("roles", True),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"): ("rolebindings", True),
+    ("rbac.authorization.k8s.io/v1", "ClusterRole"): ("clusterroles", False),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): ("clusterrolebindings", False),
+    ("authorization.k8s.io/v1", "SelfSubjectAccessReview"): ("selfsubjectaccessreviews", False),
 }
 
 
@@ -111,8 +119,9 @@ class Cluster:
         return items
 
     def apply(self, obj: dict, *, dry_run: bool = False, force: bool = False,
-              field_manager: str = FIELD_MANAGER) -> dict:
-        """Server-side apply of `obj`; returns the object as the server now has it (or would, with dry_run)."""
+              field_manager: str = FIELD_MANAGER, warnings: list | None = None) -> dict:
+        """Server-side apply of `obj`; returns the object as the server now has it (or would, with dry_run).
+        The server's warnings (admission, deprecations) are appended to `warnings` when given."""
         meta = obj["metadata"]
         api_version, kind = obj["apiVersion"], obj["kind"]
         path = object_path(api_version, kind, namespace=meta.get("namespace"), name=meta["name"])
@@ -121,8 +130,17 @@ class Cluster:
             query.append(("force", "true"))
         if dry_run:
             query.append(("dryRun", "All"))
-        return self._call("PATCH", path, query=query, body=obj, content_type=APPLY_PATCH,
+        return self._call("PATCH", path, query=query, body=obj, content_type=APPLY_PATCH, warnings=warnings,
                           what=("patch", resource_name(api_version, kind), meta.get("namespace")))
+
+    def create(self, obj: dict, *, field_manager: str = FIELD_MANAGER) -> dict:
+        """POST a new object (or a review such as SelfSubjectAccessReview); returns what the server answered."""
+        meta = obj.get("metadata") or {}
+        api_version, kind = obj["apiVersion"], obj["kind"]
+        path = object_path(api_version, kind, namespace=meta.get("namespace"))
+        return self._call("POST", path, query=[("fieldManager", field_manager)], body=obj,
+                          content_type="application/json",
+                          what=("create", resource_name(api_version, kind), meta.get("namespace")))
 
     def delete(self, api_version: str, kind: str, name: str, *, namespace: str | None = None,
                propagation: str = "Background", dry_run: bool = False) -> bool:
@@ -134,28 +152,34 @@ class Cluster:
                           what=("delete", resource_name(api_version, kind), namespace), missing_ok=True)
         return gone is not None
 
-    def log(self, pod: str, *, namespace: str, container: str, previous: bool = False, tail: int = 40) -> str | None:
-        """The last `tail` lines a container wrote (of its previous run with `previous`); None when there is none."""
+    def log(self, pod: str, *, namespace: str, container: str | None = None, previous: bool = False,
+            tail: int | None = None, limit_bytes: int | None = None) -> str | None:
+        """What a container wrote (of its previous run with `previous`; the last `tail` lines, at most `limit_bytes`
+        bytes); None when there is no such container run."""
         path = object_path("v1", "Pod", namespace=namespace, name=pod) + "/log"
-        query = [("container", container), ("tailLines", str(tail))] + ([("previous", "true")] if previous else [])
+        query = [(k, str(v)) for k, v in (("container", container), ("tailLines", tail), ("limitBytes", limit_bytes))
+                 if v is not None] + ([("previous", "true")] if previous else [])
         # The log is plain text, but the API server answers `Accept: text/plain` with 406: ask for anything.
-        status, raw = self._send("GET", path, query=query, body=None, content_type=None, accept="*/*")
+        status, raw, _ = self._exchange("GET", path, query=query, body=None, content_type=None, accept="*/*")
         if status in (400, 404):  # 400: no such (previous) container run to read
             return None
         if status >= 300:
-            raise _translate(status, _decode(raw), what=("get", "pods/log", namespace))
+            raise _translate(status, _json(raw), what=("get", "pods/log", namespace))
         return raw.decode("utf-8", "replace")
 
-    def _call(self, method, path, *, what, query=(), body=None, content_type=None, missing_ok=False):
-        status, raw = self._send(method, path, query=list(query), body=body, content_type=content_type)
-        data = _decode(raw)
+    def _call(self, method, path, *, what, query=(), body=None, content_type=None, missing_ok=False, warnings=None):
+        status, raw, headers = self._exchange(method, path, query=list(query), body=body, content_type=content_type)
+        data = _json(raw)
+        if warnings is not None:
+            warnings.extend(_warnings(headers))
         if status == 404 and missing_ok:
             return None
         if status >= 300:
             raise _translate(status, data, what=what)
         return data
 
-    def _send(self, method, path, *, query, body, content_type, accept="application/json"):
+    def _exchange(self, method, path, *, query, body, content_type, accept="application/json"):
+        """(status, body bytes, headers) of one request; ClusterError when the server cannot be reached."""
         headers = {"Accept": accept}
         if content_type:
             headers["Content-Type"] = content_type
@@ -168,14 +192,24 @@ class Cluster:
             raw = response.read()
         except Exception as e:  # urllib3, ssl, auth plugins: all mean "could not talk to the server"
             raise ClusterError(f"cannot reach the Kubernetes API server at {self.server}: {_reason(e)}") from e
-        return response.status, raw
+        return response.status, raw or b"", response.headers
 
 
-def _decode(raw: bytes) -> dict:
+def _json(raw: bytes) -> dict:
     try:
         return json.loads(raw or b"{}")
     except ValueError:
         return {"message": raw[:200].decode("utf-8", "replace").strip()}
+
+
+def _warnings(headers) -> list[str]:
+    """The texts of `Warning: 299 - "text"` response headers (admission and deprecation warnings)."""
+    values = headers.getlist("Warning") if hasattr(headers, "getlist") else [headers.get("Warning") or ""]
+    out = []
+    for value in values:  # one header per warning; a comma-joined header holds several
+        for match in re.finditer(r'\d{3}\s+\S+\s+"((?:[^"\\]|\\.)*)"', value or ""):
+            out.append(re.sub(r'\\(.)', r"\1", match.group(1)))
+    return out
 
 
 def connect(*, kubeconfig: str | None = None, context: str | None = None) -> Cluster:

@@ -108,7 +108,8 @@ def crash_causes(cluster, pod: dict) -> list[str]:
     out = []
     for container, previous in crashes.crashing(pod):
         try:
-            log = cluster.log(meta["name"], namespace=meta.get("namespace"), container=container, previous=previous)
+            log = cluster.log(meta["name"], namespace=meta.get("namespace"), container=container, previous=previous,
+                              tail=40)
         except ClusterError:  # no right to read logs: the status line above already says it crashes
             continue
         why = crashes.explain(log or "")

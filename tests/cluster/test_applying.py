@@ -1,4 +1,4 @@
-"""meshreg.cluster.apply and meshreg.cluster.preflight on the fake cluster: order, outcomes, ownership, preflight."""
+"""meshreg.cluster.apply on the fake cluster: order, outcomes, ownership (preflight: tests/cluster/test_doctor*)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import pytest
 
 from fakes import FakeCluster
 from meshreg.cluster import apply as applying
-from meshreg.cluster import preflight
 from meshreg.errors import ClusterError
 
 LABELS = {"app.kubernetes.io/managed-by": "meshreg", "app.kubernetes.io/instance": "meshreg"}
@@ -78,38 +77,6 @@ def test_down_leaves_a_same_named_object_it_does_not_manage():
     [outcome] = applying.remove(manifests=[obj("Service", "registry", namespace="default")], cluster=fake)
     assert outcome.action.startswith("left alone")
     assert fake.get("v1", "Service", "registry", namespace="default") is not None
-
-
-def injector(name, selector):
-    return {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
-            "metadata": {"name": name}, "webhooks": [{"name": "w", "namespaceSelector": selector}]}
-
-
-def test_preflight_accepts_a_revision_injector_for_a_revision_labelled_namespace():
-    fake = FakeCluster()
-    fake.put(injector("istio-sidecar-injector-1-22", {"matchExpressions": [
-        {"key": "istio.io/rev", "operator": "In", "values": ["1-22"]},
-        {"key": "istio-injection", "operator": "DoesNotExist"}]}))
-    ns = obj("Namespace", "meshreg", namespace=None)
-    ns["metadata"]["labels"]["istio.io/rev"] = "1-22"
-    assert preflight.preflight(cluster=fake, manifests=[ns]) == []
-
-
-def test_preflight_rejects_when_only_another_revision_has_an_injector():
-    fake = FakeCluster()
-    fake.put(injector("istio-revision-tag-default", {"matchLabels": {"istio.io/rev": "default"}}))
-    ns = obj("Namespace", "meshreg", namespace=None)
-    ns["metadata"]["labels"]["istio.io/rev"] = "1-22"
-    with pytest.raises(ClusterError, match="no Istio sidecar injector matches namespace meshreg"):
-        preflight.preflight(cluster=fake, manifests=[ns])
-
-
-def test_preflight_warns_and_goes_on_when_webhooks_cannot_be_read():
-    fake = FakeCluster()
-    fake.failures[("list", "MutatingWebhookConfiguration", "*")] = ClusterError(
-        "forbidden: cannot list mutatingwebhookconfigurations.admissionregistration.k8s.io")
-    [warning] = preflight.preflight(cluster=fake, manifests=[NAMESPACE])
-    assert "could not check sidecar injection (forbidden" in warning
 
 
 def test_drift_ignores_fields_the_server_adds_and_canonical_quantities():

@@ -116,13 +116,14 @@ def test_a_second_up_leaves_the_objects_istiod_made_for_the_waypoint(fake):
      "no ztunnel DaemonSet (pods labelled app=ztunnel) in the cluster"),
     (lambda f: f.objects.pop(("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration", None,
                               "istio-sidecar-injector")),
-     "no Istio injector selects the node-proxy pods"),
+     "istio: no Istio sidecar injector matches namespace meshreg for DaemonSet node-proxy"),
 ])
 def test_up_refuses_an_unmet_ambient_requirement_in_one_line_and_writes_nothing(fake, change, message):
     change(fake)
     result = run("up", "-q")
     assert result.exit_code == 1
-    assert result.output.startswith("meshreg: error: ambient mode: ") and message in result.output
+    assert result.output.startswith("meshreg: error: preflight found 1 problem(s), nothing was applied: ")
+    assert message in result.output
     assert result.output.count("\n") == 1 and writes(fake) == []
 
 
@@ -137,7 +138,7 @@ def test_a_user_who_cannot_list_daemon_sets_cluster_wide_gets_a_warning_and_up_g
     monkeypatch.setattr(fake, "list", list_)
     result = run("up", "-q")
     assert result.exit_code == 0, result.output
-    assert "warning: ambient mode: could not look for ztunnel (forbidden: cannot list daemonsets.apps)" in \
+    assert "warning: ambient: could not check: could not look for ztunnel (forbidden: cannot list daemonsets.apps)" in \
         result.output
 
 

@@ -162,6 +162,7 @@ def test_up_without_a_matching_sidecar_injector_stops_before_any_write(fake):
                       "istio-sidecar-injector")]
     result = run("up", "-q")
     assert result.exit_code == 1 and "no Istio sidecar injector matches namespace meshreg" in result.output
+    assert "Deployment registry, DaemonSet node-proxy" in result.output
     assert writes(fake) == []
 
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from apiserver import PLURALS, write_kubeconfig
+from apiserver import PLURALS, only, write_kubeconfig, writes
 from meshreg.cluster import apply as applying
 from meshreg.cluster import client as clusters
 from meshreg.errors import ClusterError, UsageError
@@ -19,12 +19,6 @@ POLICY = {"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy",
           "metadata": {"name": "registry-deny-writes", "namespace": "meshreg"}, "spec": {"action": "DENY"}}
 HOSTING = {"apiVersion": "v1", "kind": "ConfigMap",
            "metadata": {"name": "local-registry-hosting", "namespace": "kube-public"}, "data": {}}
-
-
-def only(api, method):
-    found = [r for r in api.requests if r["method"] == method]
-    assert len(found) == 1, found
-    return found[0]
 
 
 def test_apply_patches_the_deployment_path_with_the_apply_patch_content_type(api, cluster):
@@ -184,13 +178,21 @@ def test_no_kubeconfig_outside_a_pod_is_a_one_line_error(tmp_path, monkeypatch):
 
 
 def istio_cluster(api):
-    """Routes that make the tiny server look like a cluster with Istio and its sidecar injector."""
+    """Routes that make the tiny server look like a cluster with Istio (CRDs, injector, istiod) and a default
+    StorageClass."""
     for group, names in (("security.istio.io/v1", ["authorizationpolicies", "peerauthentications"]),
                          ("networking.istio.io/v1", ["gateways", "virtualservices"])):
         api.routes[("GET", f"/apis/{group}")] = (200, {"resources": [{"name": n} for n in names]})
     api.routes[("GET", "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations")] = (200, {"items": [
         {"metadata": {"name": "istio-sidecar-injector"}, "webhooks": [{"name": "w", "namespaceSelector": {
             "matchLabels": {"istio-injection": "enabled"}}}]}]})
+    api.routes[("GET", "/apis/apps/v1/deployments")] = (200, {"items": [
+        {"metadata": {"name": "istiod", "namespace": "istio-system", "labels": {"app": "istiod"}},
+         "spec": {"template": {"spec": {"containers": [{"name": "discovery", "image": "istio/pilot:1.30.3"}]}}},
+         "status": {"availableReplicas": 1}}]})
+    api.routes[("GET", "/apis/storage.k8s.io/v1/storageclasses")] = (200, {"items": [
+        {"metadata": {"name": "standard", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+         "provisioner": "rancher.io/local-path"}]})
 
 
 def run_cli(api, tmp_path, monkeypatch, *args):
@@ -209,14 +211,14 @@ def test_up_dry_run_sends_only_dry_run_patches_in_dependency_order(api, tmp_path
     patches = [r for r in api.requests if r["method"] == "PATCH"]
     assert patches[0]["path"] == "/api/v1/namespaces/meshreg"
     assert all(r["query"]["dryRun"] == ["All"] for r in patches)
-    assert not [r for r in api.requests if r["method"] in ("DELETE", "POST", "PUT")]
+    assert [r for r in writes(api) if r["method"] != "PATCH"] == []
 
 
 def test_up_applies_every_object_with_server_side_apply(api, tmp_path, monkeypatch):
     istio_cluster(api)
     result = run_cli(api, tmp_path, monkeypatch, "up", "--no-wait")
     assert result.exit_code == 0, result.output
-    paths = [r["path"] for r in api.requests if r["method"] == "PATCH"]
+    paths = [r["path"] for r in api.requests if r["method"] == "PATCH" and "dryRun" not in r["query"]]
     assert "/apis/apps/v1/namespaces/meshreg/deployments/registry" in paths
     assert paths[-1] == "/api/v1/namespaces/kube-public/configmaps/local-registry-hosting"
     assert len(paths) == 17
@@ -226,13 +228,13 @@ def test_up_against_a_cluster_without_istio_stops_after_discovery(api, tmp_path,
     result = run_cli(api, tmp_path, monkeypatch, "up")
     assert result.exit_code == 1
     assert "Istio is not installed on http://127.0.0.1" in result.output
-    assert [r for r in api.requests if r["method"] != "GET"] == []
+    assert writes(api) == []
 
 
 def test_a_previous_container_log_is_read_as_text_from_the_pod_log_path(api, cluster):
     path = "/api/v1/namespaces/gitpod-registry/pods/mirror-0/log"
     api.routes[("GET", path)] = (200, 'panic: Get "http://x/v2/": EOF\n')
-    text = cluster.log("mirror-0", namespace="gitpod-registry", container="registry", previous=True)
+    text = cluster.log("mirror-0", namespace="gitpod-registry", container="registry", previous=True, tail=40)
     assert text == 'panic: Get "http://x/v2/": EOF\n'
     [request] = [r for r in api.requests if r["path"] == path]
     assert request["query"] == {"container": ["registry"], "tailLines": ["40"], "previous": ["true"]}

@@ -1,11 +1,9 @@
-"""The requests the ambient preflight sends with the real kubernetes client, on the tiny local API server."""
+"""The requests the ambient checks send with the real kubernetes client, on the tiny local API server."""
 
 from __future__ import annotations
 
-import pytest
 
 from meshreg.cluster import ambient
-from meshreg.errors import ClusterError
 
 WAYPOINT = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
             "metadata": {"name": "waypoint", "namespace": "meshreg"}, "spec": {"gatewayClassName": "istio-waypoint"}}
@@ -19,17 +17,17 @@ def test_preflight_reads_discovery_the_cluster_scoped_gateway_class_and_daemon_s
     api.routes[("GET", "/apis/apps/v1/daemonsets")] = (200, {"items": [{"metadata": {
         "name": "ztunnel", "namespace": "istio-system"}, "spec": {"template": {"metadata": {"labels": {
             "app": "ztunnel"}}}}}]})
-    assert ambient.preflight(cluster=cluster, manifests=[WAYPOINT]) == []
+    assert all(c.ok for c in ambient.checks(cluster=cluster, manifests=[WAYPOINT]))
     assert [r["path"] for r in api.requests] == [DISCOVERY, CLASS, "/apis/apps/v1/daemonsets"]
 
 
 def test_a_missing_gateway_class_is_the_servers_404_read_as_absent(api, cluster):
     api.routes[("GET", DISCOVERY)] = (200, {"resources": [{"name": "gateways"}]})
-    with pytest.raises(ClusterError, match="there is no GatewayClass istio-waypoint"):
-        ambient.preflight(cluster=cluster, manifests=[WAYPOINT])
+    failed = [c for c in ambient.checks(cluster=cluster, manifests=[WAYPOINT]) if c.ok is False]
+    assert "there is no GatewayClass istio-waypoint" in failed[0].detail
 
 
 def test_without_the_gateway_api_discovery_answers_404_and_the_class_is_not_asked_for(api, cluster):
-    with pytest.raises(ClusterError, match="does not serve the Gateway API"):
-        ambient.preflight(cluster=cluster, manifests=[WAYPOINT])
+    failed = [c for c in ambient.checks(cluster=cluster, manifests=[WAYPOINT]) if c.ok is False]
+    assert "does not serve the Gateway API" in failed[0].detail
     assert CLASS not in [r["path"] for r in api.requests]

@@ -1,0 +1,66 @@
+"""Check 8: each registry's volume can bind: its PVC is bound already, or the configured StorageClass exists, or a
+default one does (or, with none, an unclaimed volume without a class fits); and the class's binding mode."""
+
+from __future__ import annotations
+
+from kubernetes.utils import parse_quantity
+
+from meshreg.cluster.doctor import fail, ok
+
+CHECK = "storage"
+DEFAULT = "storageclass.kubernetes.io/is-default-class"
+
+
+def check(facts) -> list:
+    cfg = facts.cfg
+    return [volume(facts, reg) for reg in cfg.registries]
+
+
+def volume(facts, reg):
+    cluster, ns = facts.cluster, facts.cfg.namespace
+    claim = f"{reg.name}-data"
+    pvc = cluster.get("v1", "PersistentVolumeClaim", claim, namespace=ns)
+    if pvc is not None and (pvc.get("status") or {}).get("phase") == "Bound":
+        cls = (pvc.get("spec") or {}).get("storageClassName") or "no class"
+        return ok(CHECK, f"PVC {ns}/{claim} is bound to {pvc['spec'].get('volumeName')} ({cls})")
+    wanted = reg.storage.storage_class_name
+    if wanted == "":
+        return _static(cluster, claim, reg, "storageClassName is \"\"")
+    classes = cluster.list("storage.k8s.io/v1", "StorageClass")
+    if wanted:
+        found = next((c for c in classes if c["metadata"]["name"] == wanted), None)
+        if found is None:
+            known = ", ".join(sorted(c["metadata"]["name"] for c in classes)) or "none"
+            return fail(CHECK, f"StorageClass {wanted} (registry {reg.name}) does not exist (classes: {known})",
+                        "set storage.storageClassName to an existing class, or null for the default one")
+        return ok(CHECK, f"{claim}: StorageClass {wanted} exists ({_mode(found)})")
+    defaults = sorted((c for c in classes if (c["metadata"].get("annotations") or {}).get(DEFAULT) == "true"),
+                      key=lambda c: c["metadata"].get("creationTimestamp") or "")
+    if not defaults:
+        return _static(cluster, claim, reg, "no default StorageClass")
+    chosen = defaults[-1]  # with several defaults, Kubernetes uses the newest
+    several = f" (newest of {len(defaults)} defaults)" if len(defaults) > 1 else ""
+    return ok(CHECK, f"{claim}: default StorageClass {chosen['metadata']['name']}{several} ({_mode(chosen)})")
+
+
+def _mode(cls: dict) -> str:
+    mode = cls.get("volumeBindingMode") or "Immediate"
+    when = "binds when the registry pod is scheduled" if mode == "WaitForFirstConsumer" else "binds at once"
+    return f"{cls.get('provisioner', '?')}, {mode}: {when}"
+
+
+def _static(cluster, claim: str, reg, why: str):
+    """Without a class, the claim binds only to an Available volume without a class that is large enough."""
+    size = parse_quantity(reg.storage.size)
+    fits = [pv for pv in cluster.list("v1", "PersistentVolume")
+            if (pv.get("status") or {}).get("phase") == "Available"
+            and not (pv.get("spec") or {}).get("storageClassName")
+            and "ReadWriteOnce" in (pv["spec"].get("accessModes") or [])
+            and parse_quantity((pv["spec"].get("capacity") or {}).get("storage", "0")) >= size]
+    if fits:
+        return ok(CHECK, f"{claim}: {why}; {len(fits)} unclaimed volume(s) without a class fit "
+                         f"{reg.storage.size}")
+    return fail(CHECK, f"{claim}: {why} and no Available ReadWriteOnce volume without a class of at least "
+                       f"{reg.storage.size}: the claim would stay Pending",
+                "install a provisioner with a default StorageClass, or set storage.storageClassName, or create "
+                "a matching PersistentVolume")

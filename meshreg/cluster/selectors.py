@@ -1,0 +1,17 @@
+"""Kubernetes label selectors, matched as the API server matches them."""
+
+from __future__ import annotations
+
+
+def matches(selector: dict | None, labels: dict) -> bool:
+    """Kubernetes label-selector semantics (matchLabels and matchExpressions); an empty selector matches all."""
+    selector = selector or {}
+    if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
+        return False
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
+        ok = {"In": key in labels and labels[key] in values, "NotIn": labels.get(key) not in values,
+              "Exists": key in labels, "DoesNotExist": key not in labels}.get(op, False)
+        if not ok:
+            return False
+    return True
