@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from meshreg.config import names
 from meshreg.config.model import API_VERSION, KIND, Config, LocalRegistryHosting, NodeProxy
+from meshreg.config.ingress import read_ingress
 from meshreg.config.reader import REQUIRED, Reader
 from meshreg.config.registries import read_entries, read_resources, read_single
 
 _NP = NodeProxy()
 _SPEC_KEYS = {"namespace": "meshreg", "trustDomain": "cluster.local", "istioRevision": None, "registry": None,
-              "nodeProxy": {}, "readers": None, "writers": None, "registries": None, "localRegistryHosting": {}}
+              "nodeProxy": {}, "readers": None, "writers": None, "registries": None, "localRegistryHosting": {},
+              "ingress": None}
 
 
 def read_config(r: Reader, data: object, name: str) -> Config:
@@ -37,9 +39,12 @@ def read_config(r: Reader, data: object, name: str) -> Config:
                         {"host": None, "help": LocalRegistryHosting.help})
     default = next(x for x in registries if x.default)
     _check_node_proxy_writes_nothing(r, spec, registries, several)
+    namespace = r.string(spec["namespace"], p + ("namespace",), _check_namespace)
+    ingress = None if spec["ingress"] is None else \
+        read_ingress(r, spec["ingress"], p + ("ingress",), registries=registries, namespace=namespace)
     return Config(
         name=r.string(meta["name"], ("metadata", "name"), names.check_label),
-        namespace=r.string(spec["namespace"], p + ("namespace",), _check_namespace),
+        namespace=namespace,
         trust_domain=r.string(spec["trustDomain"], p + ("trustDomain",), names.check_trust_domain),
         istio_revision=r.string(spec["istioRevision"], p + ("istioRevision",), names.check_label, nullable=True),
         registries=registries,
@@ -51,6 +56,7 @@ def read_config(r: Reader, data: object, name: str) -> Config:
             host=r.string(hosting["host"], p + ("localRegistryHosting", "host"), _check_host, nullable=True),
             help=r.string(hosting["help"], p + ("localRegistryHosting", "help"))),
         source=name,
+        ingress=ingress,
     )
 
 
