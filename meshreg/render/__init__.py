@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from meshreg.config import Config
-from meshreg.render import hosting, nodeproxy, policies, registry
+from meshreg.render import hosting, ingress, nodeproxy, policies, registry
 
 
 def render(cfg: Config) -> list[dict]:
@@ -29,6 +29,7 @@ def render(cfg: Config) -> list[dict]:
         *[p for reg in regs for p in policies.registry_policies(cfg, reg)],
         *([nodeproxy.allow_reads(cfg), nodeproxy.gateway(cfg), nodeproxy.virtual_service(cfg)] if np else []),
         *[registry.service_entry(cfg, reg) for reg in regs if reg.mirror],
+        *ingress.objects(cfg),
         hosting.config_map(cfg),
         *([hosting.index_config_map(cfg)] if several else []),
     ]
@@ -46,4 +47,4 @@ def notices(cfg: Config, *, writers: bool = True) -> list[str]:
         if cfg.node_proxy.enabled and "*" not in reg.readers:
             out.append(f"{label}readers are restricted, but the node proxy serves reads to anything on a node "
                        "(and to pods that can reach its pod IP): keep confidential images in a separate registry.")
-    return out
+    return out + ingress.notices(cfg)
