@@ -9,6 +9,7 @@ import re
 
 from meshreg.config import names
 from meshreg.errors import UsageError
+from meshreg.policy.ingress import caller, is_ingress_identity
 from meshreg.policy.normalize import Rejected, normalize
 from meshreg.policy.rules import (PRINCIPAL, Decision, NotEvaluable, Request, Workload, at_workload,
                                   peer_authentication, policies)
@@ -22,8 +23,9 @@ _METHOD = re.compile(r"[A-Z][A-Z-]*")
 
 
 def evaluate(objects: list[dict], *, identity: str, method: str, path: str,
-             trust_domain: str | None = None, registry: str = REGISTRY[1]) -> Decision:
-    """Whether `identity` (NS/SA, node-proxy or anonymous) may send METHOD PATH to the registry named `registry`."""
+             trust_domain: str | None = None, registry: str = REGISTRY[1], ingress=None) -> Decision:
+    """Whether `identity` (NS/SA, node-proxy or anonymous; client:NAME or external through `ingress`, the
+    config's spec.ingress) may send METHOD PATH to the registry named `registry`."""
     check_request(identity=identity, method=method, path=path)
     try:
         normalized = normalize(path)
@@ -34,16 +36,19 @@ def evaluate(objects: list[dict], *, identity: str, method: str, path: str,
         return _anonymous(objects, registry, method, normalized)
     if identity == "node-proxy":
         return _via_node_proxy(objects, registry, method, normalized, trust_domain)
+    if is_ingress_identity(identity):
+        return _via_ingress(objects, registry, method, normalized, caller(ingress, identity), ingress,
+                            trust_domain or infer_trust_domain(objects))
     principal = principal_of(identity, trust_domain or infer_trust_domain(objects))
     return at_workload(objects, registry, _request(registry, principal, method, normalized))
 
 
 def check_request(*, identity: str, method: str, path: str) -> None:
     """Raise UsageError (one line) for an identity, method or path the evaluator cannot take."""
-    if identity not in ("anonymous", "node-proxy"):
+    if identity not in ("anonymous", "node-proxy") and not is_ingress_identity(identity):
         problem = names.check_identity(identity)
         if problem:
-            raise UsageError(f"--as: {problem}, node-proxy or anonymous")
+            raise UsageError(f"--as: {problem}, node-proxy, anonymous, client:NAME or external")
     if not _METHOD.fullmatch(method):
         raise UsageError(f"{method!r} is not an HTTP method (an uppercase token such as GET, HEAD, POST, PUT)")
     if not path.startswith("/"):
@@ -107,3 +112,17 @@ def _via_node_proxy(objects, registry, method, path, trust_domain) -> Decision:
     second = at_workload(objects, registry, _request(registry, principal, method, path))
     return Decision(second.decision, second.policy, second.rule,
                     f"at the node proxy: {first.reason}; then at the registry as {principal}: {second.reason}")
+
+
+def _via_ingress(objects, registry, method, path, who, ingress, trust_domain) -> Decision:
+    """At the ingress gateway as the caller (certificate, token or neither), then at the registry as the gateway."""
+    gw = ingress.gateway
+    gateway = Workload("Deployment", "ingress gateway", gw.namespace, dict(gw.selector), gw.service_account, gw.port)
+    first = at_workload(objects, gateway, Request(who.principal, method, path, ingress.address, gw.port, who.claims))
+    if not first.allowed:
+        return Decision("DENY", first.policy, first.rule, f"at the ingress gateway as {who.label}: {first.reason}")
+    principal = principal_of(gw.identity, trust_domain)
+    second = at_workload(objects, registry, _request(registry, principal, method, path))
+    return Decision(second.decision, second.policy, second.rule,
+                    f"at the ingress gateway as {who.label}: {first.reason}; then at the registry as {principal}: "
+                    f"{second.reason}")
