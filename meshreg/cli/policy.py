@@ -171,6 +171,23 @@ def list_(config_path, registry, output):
     np = data["nodeProxy"]
     click.echo(f"node proxy: reads only, on {np['hostIP']}:{np['port']} as {np['principal']}" if np["enabled"]
                else "node proxy: disabled")
+    if "ingress" in data:
+        _print_ingress(data["ingress"])
+
+
+def _scope(prefixes) -> str:
+    return "every repository" if prefixes == ["*"] else ", ".join(prefixes)
+
+
+def _print_ingress(ing: dict) -> None:
+    gw = ing["gateway"]
+    click.echo(f"ingress {ing['host']}: through the gateway {gw['namespace']}/{gw['serviceAccount']}, which the "
+               "registry lets write the clients' prefixes" + ("" if ing["clients"] else "; no clients, nobody passes"))
+    for c in ing["clients"]:
+        who = c.get("principal") or c["requestPrincipal"] + "".join(
+            f", {k} in [{', '.join(v)}]" for k, v in c.get("claims", {}).items())
+        click.echo(f"  {c['name']:20} {c['method']:4} writes {_scope(c['repositories'])}; reads "
+                   f"{_scope(c['readRepositories'])}{'  +DELETE' if c['delete'] else ''}  ({who})")
 
 
 def _listing(cfg, reg) -> dict:
@@ -184,14 +201,24 @@ def _listing(cfg, reg) -> dict:
         "readers": [{"reader": r, "principal": "*" if r == "*" else cfg.principal(r)} for r in reg.readers],
         "nodeProxy": {"enabled": cfg.node_proxy.enabled, "port": reg.port,
                       "hostIP": cfg.node_proxy.host_ip, "principal": cfg.principal(cfg.node_proxy_identity)},
+        **_ingress_listing(cfg, reg),
     }
+
+
+def _ingress_listing(cfg, reg) -> dict:
+    from meshreg.policy.ingress import listing
+
+    if cfg.ingress is None or cfg.ingress.registry != reg.name:
+        return {}
+    return {"ingress": listing(cfg.ingress, gateway_principal=cfg.principal(cfg.ingress.gateway.identity))}
 
 
 @policy.command(context_settings={"ignore_unknown_options": False})
 @config_option
 @registry_option
 @click.option("--as", "identity", required=True, metavar="IDENTITY",
-              help="NS/SA (a mesh workload), node-proxy (a pull from a node), or anonymous (plain text).")
+              help="NS/SA (a mesh workload), node-proxy (a pull from a node), anonymous (plain text), "
+                   "client:NAME (a client of spec.ingress) or external (through the ingress without credentials).")
 @click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.argument("what", metavar="METHOD PATH | push REPO[:TAG] | pull REPO[:TAG]", nargs=2)
 @click.pass_context
@@ -201,6 +228,9 @@ def check(ctx, config_path, registry, identity, output, what):
     \b
     Says ALLOW or DENY for every request, and which policy and rule decided. `push` checks every request a
     push makes (blob HEAD, upload POST/PATCH/PUT, manifest HEAD/PUT); `pull` the requests of a pull.
+    A client of the ingress is checked at the gateway (as its certificate's principal, or as a valid token
+    with its subject and claims), then at the registry as the gateway; whether a certificate is revoked or a
+    token valid is decided before any policy, by the gateway's TLS and JWT checks.
     Paths are normalized as Istio does by default (%2F stays encoded, `..` is resolved, the query is ignored).
 
     \b
@@ -210,6 +240,7 @@ def check(ctx, config_path, registry, identity, output, what):
       meshreg policy check --as apps/web POST /v2/team-a/app/blobs/uploads/
       meshreg policy check --as anonymous GET /v2/ -o json
       meshreg policy check --registry service-images --as gitpod/airgap-loader push gitpod/server:1.0
+      meshreg policy check --as client:github-ci push acme/app:v1     # through the ingress gateway
 
     \b
     Exit codes: 0 every request allowed, 3 at least one denied, 2 bad input.
@@ -223,8 +254,8 @@ def check(ctx, config_path, registry, identity, output, what):
     reg = cfg.get_registry(registry)
     requests = registry_requests(*what)
     objects = rendering.render(cfg)
-    results = [(m, p, evaluating.evaluate(objects, identity=identity, method=m, path=p,
-                                          trust_domain=cfg.trust_domain, registry=reg.name)) for m, p in requests]
+    results = [(m, p, evaluating.evaluate(objects, identity=identity, method=m, path=p, trust_domain=cfg.trust_domain,
+                                          registry=reg.name, ingress=cfg.ingress)) for m, p in requests]
     allowed = all(d.allowed for _, _, d in results)
     if output == "json":
         click.echo(json.dumps({"decision": "ALLOW" if allowed else "DENY", "identity": identity, "requests": [
