@@ -19,6 +19,7 @@ from meshreg.render.labels import COMPONENT, metadata
 from meshreg.render.policies import READ, WRITE, repository_paths
 
 CLAIM = "request.auth.claims[{}]"
+CHALLENGE_BODY = '{"errors":[{"code":"UNAUTHORIZED","message":"send a client certificate or a bearer token"}]}'
 
 
 def name(cfg: Config) -> str:
@@ -55,8 +56,22 @@ def virtual_service(cfg: Config) -> dict:
     reg = cfg.get_registry(cfg.ingress.registry)
     route = {"name": reg.name, "route": [{"destination": {"host": cfg.service_host(reg).rsplit(":", 1)[0],
                                                           "port": {"number": REGISTRY_PORT}}}]}
+    routes = [challenge(cfg.ingress), route] if _clients(cfg.ingress, "jwt") else [route]
     return {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": _meta(cfg),
-            "spec": {"hosts": [cfg.ingress.host], "gateways": [name(cfg)], "exportTo": ["."], "http": [route]}}
+            "spec": {"hosts": [cfg.ingress.host], "gateways": [name(cfg)], "exportTo": ["."], "http": routes}}
+
+
+def challenge(ing: Ingress) -> dict:
+    """The registry's ping (`GET /v2/`) without a client certificate or a valid token answers 401 with a Bearer
+    challenge: registry clients (containers/image: skopeo, podman, buildah) send a token they were given only
+    after such a challenge. The gateway sets x-forwarded-client-cert only for a verified client certificate, and
+    the claims of a verified token count from jwt_authn on (Istio clears the route cache on gateways)."""
+    return {"name": "token-challenge",
+            "match": [{"uri": {"exact": "/v2/"},
+                       "withoutHeaders": {"x-forwarded-client-cert": {}, "@request.auth.claims.iss": {"regex": ".+"}}}],
+            "directResponse": {"status": 401, "body": {"string": CHALLENGE_BODY}},
+            "headers": {"response": {"set": {
+                "www-authenticate": f'Bearer realm="https://{ing.address}/v2/",service="{ing.address}"'}}}}
 
 
 def ca_secret(cfg: Config) -> dict:
@@ -111,16 +126,19 @@ def _rule(ing: Ingress, source: dict | None, operation: dict, when: list) -> dic
     return {**rule, "when": when} if when else rule
 
 
-def _unauthenticated(ing: Ingress) -> dict:
-    """Neither a client's certificate nor a client's token: denied (with no clients, everything is)."""
+def _unauthenticated(ing: Ingress) -> list[dict]:
+    """Neither a client's certificate nor a client's token: denied (with no clients, everything is), except the
+    registry's ping (GET or HEAD exactly /v2/) when token clients need its 401 challenge; the ping reveals nothing."""
     source = {}
     principals = sorted(ing.principal(c) for c in _clients(ing, "mtls"))
     requests = sorted({identity(ing, c)[0]["requestPrincipals"][0] for c in _clients(ing, "jwt")})
     if principals:
         source["notPrincipals"] = principals
-    if requests:
-        source["notRequestPrincipals"] = requests
-    return _rule(ing, source or None, {}, [])
+    if not requests:
+        return [_rule(ing, source or None, {}, [])]
+    source["notRequestPrincipals"] = requests
+    return [_rule(ing, source, {"notPaths": ["/v2/"]}, []),
+            _rule(ing, source, {"paths": ["/v2/"], "notMethods": list(READ)}, [])]
 
 
 def _unknown_subjects(ing: Ingress) -> list[dict]:
@@ -175,14 +193,16 @@ def _policy(cfg: Config, suffix: str, action: str, rules: list) -> dict:
 
 def deny(cfg: Config) -> dict:
     ing = cfg.ingress
-    rules = [_unauthenticated(ing), *_unknown_subjects(ing)]
+    rules = [*_unauthenticated(ing), *_unknown_subjects(ing)]
     for client in ing.clients:
         rules += _denials(ing, client)
     return _policy(cfg, "-deny", "DENY", rules)
 
 
 def allow(cfg: Config) -> dict:
-    return _policy(cfg, "-allow", "ALLOW", [_allowance(cfg.ingress, c) for c in cfg.ingress.clients])
+    ing = cfg.ingress
+    ping = [_rule(ing, None, {"paths": ["/v2/"], "methods": list(READ)}, [])] if _clients(ing, "jwt") else []
+    return _policy(cfg, "-allow", "ALLOW", ping + [_allowance(ing, c) for c in ing.clients])
 
 
 def objects(cfg: Config) -> list[dict]:

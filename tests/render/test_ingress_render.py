@@ -57,9 +57,24 @@ def test_the_gateway_asks_for_certificates_only_as_the_clients_need(tmp_path, me
 def test_the_virtual_service_routes_the_host_to_the_registry_with_no_timeout(cfg):
     vs = _ingress_objects(cfg)[("VirtualService", "meshreg-dev-ingress")]["spec"]
     assert vs["hosts"] == [HOST] and vs["gateways"] == ["meshreg-dev-ingress"] and vs["exportTo"] == ["."]
-    [route] = vs["http"]
-    assert "timeout" not in route
+    route = vs["http"][-1]
+    assert "timeout" not in route and "match" not in route
     assert route["route"] == [{"destination": {"host": "registry.meshreg.svc.cluster.local", "port": {"number": 5000}}}]
+
+
+def test_token_clients_get_a_bearer_challenge_at_the_ping_without_credentials(cfg):
+    challenge = _ingress_objects(cfg)[("VirtualService", "meshreg-dev-ingress")]["spec"]["http"][0]
+    assert challenge["match"] == [{"uri": {"exact": "/v2/"}, "withoutHeaders": {
+        "x-forwarded-client-cert": {}, "@request.auth.claims.iss": {"regex": ".+"}}}]
+    assert challenge["directResponse"]["status"] == 401
+    assert challenge["headers"]["response"]["set"]["www-authenticate"].startswith(f'Bearer realm="https://{HOST}/')
+
+
+def test_without_token_clients_there_is_no_challenge_and_no_ping_exception(tmp_path):
+    objs = _ingress_objects(load(tmp_path, ingress_text(clients="      - {name: c, method: mtls, repositories: [x/]}\n")))
+    assert [r["name"] for r in objs[("VirtualService", "meshreg-dev-ingress")]["spec"]["http"]] == ["registry"]
+    first = objs[("AuthorizationPolicy", "meshreg-dev-ingress-deny")]["spec"]["rules"][0]
+    assert first["to"] == [{"operation": {"hosts": [HOST, f"{HOST}:*"]}}]
 
 
 def test_the_request_authentication_lists_each_issuer_with_its_keys_and_audiences(cfg):
@@ -81,11 +96,16 @@ def test_a_shared_gateway_gets_no_allow_policy_and_a_dedicated_one_does(tmp_path
     dedicated = _ingress_objects(load(tmp_path / "b", ingress_text(clients=CLIENTS, extra=DEDICATED)))
     assert ("AuthorizationPolicy", "meshreg-dev-ingress-allow") not in shared
     allow = dedicated[("AuthorizationPolicy", "meshreg-dev-ingress-allow")]["spec"]
-    assert allow["action"] == "ALLOW" and len(allow["rules"]) == 4
+    assert allow["action"] == "ALLOW" and len(allow["rules"]) == 5  # the ping (for the token challenge), each client
+    assert allow["rules"][0] == {"to": [{"operation": {"hosts": [HOST, f"{HOST}:*"], "paths": ["/v2/"],
+                                                       "methods": ["GET", "HEAD"]}}]}
 
 
-def test_unauthenticated_requests_are_denied_by_the_first_rule(cfg):
-    first = _ingress_objects(cfg)[("AuthorizationPolicy", "meshreg-dev-ingress-deny")]["spec"]["rules"][0]
+def test_unauthenticated_requests_are_denied_but_the_ping_by_the_first_rules(cfg):
+    first, second = _ingress_objects(cfg)[("AuthorizationPolicy", "meshreg-dev-ingress-deny")]["spec"]["rules"][:2]
+    assert first["from"] == second["from"]
+    assert first["to"][0]["operation"]["notPaths"] == ["/v2/"]
+    assert second["to"][0]["operation"] == {"hosts": [HOST, f"{HOST}:*"], "paths": ["/v2/"], "notMethods": ["GET", "HEAD"]}
     assert first["from"] == [{"source": {
         "notPrincipals": [f"{HOST}/client/loader", f"{HOST}/client/team-a-ci"],
         "notRequestPrincipals": [f"{ISSUER}/ci-bot", f"{GITHUB}/*"]}}]

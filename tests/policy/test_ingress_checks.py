@@ -51,7 +51,10 @@ CASES = [  # identity, method, path, allowed
     ("client:app-ci", "PUT", "/v2/acme/lib/manifests/v1", False),
     ("client:app-ci", "GET", "/v2/acme/lib/manifests/v1", True),
     ("client:app-ci", "GET", "/v2/images/x/manifests/v1", False),
-    ("external", "GET", "/v2/", False),
+    ("external", "GET", "/v2/", True),  # the ping passes the policies; the route answers the token challenge
+    ("external", "HEAD", "/v2/", True),
+    ("external", "POST", "/v2/", False),
+    ("external", "GET", "/v2/_catalog", False),
     ("external", "POST", "/v2/images/app/blobs/uploads/", False),
 ]
 
