@@ -52,3 +52,35 @@ def nodelete_lab(real_parts, tmp_path_factory):
 def image(tmp_path_factory) -> images.Image:
     """A small image, new content every session (so no registry or skopeo cache already knows its blobs)."""
     return images.build(tmp_path_factory.mktemp("image") / "layout", layer_sizes=(2048, 8192))
+
+
+def _ingress_setup(lab) -> None:
+    """Certificates as `meshreg certs` issues them: loader's, and rotated's after a rotation (the first one revoked)."""
+    lab.certs = {"loader": lab.issue("loader"), "revoked": lab.issue("rotated", out=lab.root / "revoked")}
+    lab.meshreg("certs", "revoke", "rotated")
+    lab.certs["rotated"] = lab.issue("rotated")
+
+
+def _ingress_lab(tmp_path_factory, *, dedicated: bool):
+    from lab.ingress import IngressLab
+
+    from ingress_cases import config_text
+
+    lab = IngressLab(config_text(dedicated=dedicated), tmp_path_factory.mktemp("ingress"), setup=_ingress_setup)
+    try:
+        yield lab
+    finally:
+        lab.close()
+
+
+@pytest.fixture(scope="session")
+def ingress_lab(real_parts, tmp_path_factory):
+    """spec.ingress with certificate and token clients, behind an ingress Envoy (OPTIONAL_MUTUAL, jwt_authn) on a
+    shared gateway: DENY rules only."""
+    yield from _ingress_lab(tmp_path_factory, dedicated=False)
+
+
+@pytest.fixture(scope="session")
+def dedicated_ingress_lab(real_parts, tmp_path_factory):
+    """The same clients on a dedicated gateway: the DENY rules and an ALLOW policy."""
+    yield from _ingress_lab(tmp_path_factory, dedicated=True)

@@ -35,13 +35,13 @@ def _cert(ident: Identity) -> dict:
     return {"certificate_chain": {"filename": str(ident.cert)}, "private_key": {"filename": str(ident.key)}}
 
 
-def _hcm(name: str, *, cluster: str, route_timeout: str, filters: list[dict]) -> dict:
+def _hcm(name: str, *, cluster: str, route_timeout: str, filters: list[dict], domains=("*",)) -> dict:
     return {"name": "envoy.filters.network.http_connection_manager", "typed_config": {
         "@type": HCM, "stat_prefix": name, "codec_type": "AUTO",
         "normalize_path": True, "merge_slashes": False, "path_with_escaped_slashes_action": "KEEP_UNCHANGED",
         # Istio never trusts a client's XFCC: it replaces it with what it saw on the connection.
         "forward_client_cert_details": "SANITIZE_SET", "set_current_client_cert_details": {"uri": True},
-        "route_config": {"name": name, "virtual_hosts": [{"name": name, "domains": ["*"], "routes": [
+        "route_config": {"name": name, "virtual_hosts": [{"name": name, "domains": list(domains), "routes": [
             {"match": {"prefix": "/"}, "route": {"cluster": cluster, "timeout": route_timeout}}]}]},
         "http_filters": [*filters, {"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER}}]}}
 
@@ -89,9 +89,9 @@ def registry_cluster(port: int, tuning: Tuning) -> dict:
     return _cluster("registry", port, tuning, h2=False)  # the sidecar speaks plain HTTP/1.1 to its app
 
 
-def sidecar_cluster(*, port: int, client: Identity, registry_uri: str, tuning: Tuning) -> dict:
-    """The node proxy's upstream: the sidecar over mTLS with the node proxy's own certificate."""
-    cluster = _cluster("sidecar", port, tuning, h2=tuning.upstream_h2)
+def sidecar_cluster(*, port: int, client: Identity, registry_uri: str, tuning: Tuning, name: str = "sidecar") -> dict:
+    """A gateway's upstream: the registry's sidecar over mTLS with the gateway's own certificate."""
+    cluster = _cluster(name, port, tuning, h2=tuning.upstream_h2)
     tls_context = {"tls_certificates": [_cert(client)],
                    "alpn_protocols": ["h2"] if tuning.upstream_h2 else ["http/1.1"],
                    "validation_context": {"trusted_ca": {"filename": str(client.ca)},

@@ -126,6 +126,7 @@ class Lab:
                 route_timeout=self._node_proxy_route(), tuning=self.tuning))
             clusters.append(envoy.sidecar_cluster(port=self.sidecar_port, client=self.node_proxy_identity,
                                                   registry_uri=self.registry_identity.uri, tuning=self.tuning))
+        self._more_envoy(listeners, clusters)
         path = self.root / "envoy.json"
         path.write_text(json.dumps(envoy.bootstrap(admin_port=admin, listeners=listeners, clusters=clusters), indent=1))
         argv = [envoy_binary(), "-c", str(path), "--disable-hot-restart", "--log-level", "warn"]
@@ -134,6 +135,9 @@ class Lab:
         server = Server(argv, log=self.root / "envoy.log")
         self.servers.append(server)
         server.wait_http(f"http://127.0.0.1:{admin}/ready")
+
+    def _more_envoy(self, listeners: list[dict], clusters: list[dict]) -> None:
+        """Where a lab with more gateways (tests/e2e/lab/ingress.py) adds its listeners and clusters."""
 
     @property
     def sidecar(self) -> str:
