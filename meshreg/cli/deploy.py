@@ -12,6 +12,7 @@ from meshreg import render as rendering
 from meshreg.cli.options import cluster_options, config_option
 from meshreg.cluster import apply as applying
 from meshreg.cluster import client as clusters
+from meshreg.cluster import ingress
 from meshreg.cluster import preflight
 from meshreg.cluster import status as statuses
 from meshreg.cluster import wait as waiting
@@ -65,11 +66,12 @@ def up(config_path, kubeconfig, context, dry_run, no_wait, timeout, adopt, force
     cfg, objects, cluster = _prepare(config_path, kubeconfig, context)
     for warning in preflight.preflight(cluster=cluster, manifests=objects):
         _say(f"warning: {warning}")
+    recorded = ingress.recorded_namespace(cluster, cfg.namespace)  # before apply overwrites it
     if dry_run:
         click.echo(f"server dry run on {cluster.server}; nothing is changed")
     outcomes = applying.apply(manifests=objects, cluster=cluster, dry_run=dry_run, force_conflicts=force_conflicts,
                               adopt=adopt, on_outcome=_print_outcome)
-    pruned = _prune(cfg, objects, cluster, dry_run=dry_run, applied=len(outcomes))
+    pruned = _prune(cfg, objects, cluster, dry_run=dry_run, applied=len(outcomes), recorded=recorded)
     click.echo(_summary(outcomes + pruned, dry_run=dry_run))
     if dry_run:
         return
@@ -84,11 +86,13 @@ def up(config_path, kubeconfig, context, dry_run, no_wait, timeout, adopt, force
         _say(line)
 
 
-def _prune(cfg, objects, cluster, *, dry_run, applied):
+def _prune(cfg, objects, cluster, *, dry_run, applied, recorded=()):
     try:
         return applying.prune(manifests=objects, cluster=cluster, selector=labels.instance_selector(cfg),
                               namespaces=[cfg.namespace, HOSTING_NAMESPACE], dry_run=dry_run,
-                              on_outcome=_print_outcome)
+                              on_outcome=_print_outcome) + \
+            ingress.prune_ingress(cfg=cfg, manifests=objects, cluster=cluster, recorded=recorded, dry_run=dry_run,
+                                  selector=labels.instance_selector(cfg), on_outcome=_print_outcome)
     except ClusterError as e:
         raise ClusterError(f"{e} (all {applied} objects were applied; pruning stopped there)") from e
 

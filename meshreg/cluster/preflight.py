@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from meshreg.cluster import ingress
 from meshreg.errors import ClusterError
 
 ISTIO_RESOURCES = {"security.istio.io/v1": ("authorizationpolicies", "peerauthentications"),
@@ -18,7 +19,7 @@ def preflight(*, cluster, manifests) -> list[str]:
         raise ClusterError(f"Istio is not installed on {cluster.server} (missing CRDs: {', '.join(missing)}); "
                            "install it first, e.g. `istioctl install`")
     namespaces = [o for o in manifests if o["kind"] == "Namespace"]
-    warnings = []
+    warnings = ingress.preflight(cluster=cluster, manifests=manifests)
     for ns in namespaces:
         try:
             hooks = cluster.list("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration")

@@ -19,6 +19,8 @@ from meshreg.render.labels import COMPONENT, metadata
 from meshreg.render.policies import READ, WRITE, repository_paths
 
 CLAIM = "request.auth.claims[{}]"
+# On meshreg's Namespace: where the ingress objects are, so `up` prunes them there after spec.ingress changes.
+NAMESPACE_ANNOTATION = "meshreg.dev/ingress-namespace"
 CHALLENGE_BODY = '{"errors":[{"code":"UNAUTHORIZED","message":"send a client certificate or a bearer token"}]}'
 
 
@@ -89,8 +91,10 @@ def ca_secret(cfg: Config) -> dict:
 
 
 def request_authentication(cfg: Config) -> dict:
+    """One jwtRule per issuer a client uses (an unused issuer would only refuse tokens for nothing)."""
+    used = {c.issuer for c in _clients(cfg.ingress, "jwt")}
     rules = []
-    for issuer in cfg.ingress.issuers:
+    for issuer in (i for i in cfg.ingress.issuers if i.issuer in used):
         rule = {"issuer": issuer.issuer, "audiences": list(issuer.audiences)}
         rule.update({"jwks": issuer.jwks} if issuer.jwks else {"jwksUri": issuer.jwks_uri})
         rules.append(rule)
@@ -211,7 +215,7 @@ def objects(cfg: Config) -> list[dict]:
     if ing is None:
         return []
     return [*([ca_secret(cfg)] if _clients(ing, "mtls") else []),
-            *([request_authentication(cfg)] if ing.issuers else []),
+            *([request_authentication(cfg)] if _clients(ing, "jwt") else []),
             deny(cfg), *([allow(cfg)] if ing.gateway.dedicated else []),
             gateway(cfg), virtual_service(cfg)]
 
@@ -223,7 +227,7 @@ def notices(cfg: Config) -> list[str]:
     out = []
     if not ing.clients:
         out.append(f"ingress {ing.host}: no clients, so every request to it is denied; add spec.ingress.clients")
-    if ing.issuers and not ing.gateway.dedicated:
+    if _clients(ing, "jwt") and not ing.gateway.dedicated:
         out.append(f"ingress: the RequestAuthentication applies to every host on the gateway pods "
                    f"({_labels(ing)} in {ing.gateway.namespace}): a request to any of them with a bearer token "
                    "that is not a valid JWT of a listed issuer is refused with 401; see docs/ingress.md")

@@ -7,6 +7,7 @@ import hashlib
 import yaml
 
 from meshreg.config import REGISTRY_PORT, Config, Registry
+from meshreg.render.ingress import NAMESPACE_ANNOTATION
 from meshreg.render.labels import COMPONENT, REGISTRY, common, metadata, registry_pods
 
 DATA_DIR = "/var/lib/registry"
@@ -23,9 +24,10 @@ def namespace(cfg: Config) -> dict:
     injection = {"istio.io/rev": cfg.istio_revision} if cfg.istio_revision else {"istio-injection": "enabled"}
     # Baseline Pod Security forbids hostPort, which the node proxy needs.
     security = {"pod-security.kubernetes.io/enforce": "privileged"} if cfg.node_proxy.enabled else {}
+    ingress = {NAMESPACE_ANNOTATION: cfg.ingress.gateway.namespace} if cfg.ingress else {}
     return {"apiVersion": "v1", "kind": "Namespace",
             "metadata": metadata(cfg, cfg.namespace, namespace=None, extra={**injection, **security},
-                                 annotations=KEEP_ANNOTATIONS)}
+                                 annotations={**KEEP_ANNOTATIONS, **ingress})}
 
 
 def service_account(cfg: Config, name: str) -> dict:

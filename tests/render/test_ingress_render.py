@@ -162,3 +162,9 @@ def test_ingress_objects_pass_their_crd_schemas_with_every_cel_rule_evaluated(tm
     assert [e for r in results for e in r.errors] == []
     assert [s for r in results for s in r.skipped] == []
     assert {o["kind"] for o in objects} >= {"Gateway", "VirtualService", "RequestAuthentication", "AuthorizationPolicy"}
+
+
+def test_an_issuer_no_client_uses_is_left_out_of_the_request_authentication(tmp_path):
+    clients = f"      - {{name: bot, method: jwt, issuer: {ISSUER}, subject: s, repositories: [b/]}}\n"
+    ra = _ingress_objects(load(tmp_path, ingress_text(clients=clients)))[("RequestAuthentication", "meshreg-dev-ingress")]
+    assert [r["issuer"] for r in ra["spec"]["jwtRules"]] == [ISSUER]
