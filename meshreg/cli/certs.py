@@ -80,7 +80,8 @@ def init(config_path, days):
     Examples:
       meshreg certs issue airgap-loader
       meshreg certs issue ci --days 30 -o ./certs.d --server-ca corp-root.pem
-      skopeo copy --dest-cert-dir ingress-ca/clients/ci/registry.example.com oci:img docker://registry.example.com/ci/app
+      skopeo copy --dest-cert-dir ingress-ca/clients/ci/registry.example.com \
+          oci:img docker://registry.example.com/ci/app
 
     """ + EXIT_CODES)
 @click.argument("name")

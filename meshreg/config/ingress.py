@@ -139,7 +139,8 @@ def _read_client(r: Reader, value: object, p: tuple, *, issuers, registry: Regis
         read_prefixes(r, m["readRepositories"], p + ("readRepositories",))
     delete = r.boolean(m["delete"], p + ("delete",))
     if delete and not registry.delete_enabled:
-        r.fail(p + ("delete",), f"grants DELETE but registry {registry.name!r} has deleteEnabled false; enable it first")
+        r.fail(p + ("delete",),
+               f"grants DELETE but registry {registry.name!r} has deleteEnabled false; enable it first")
     client = Client(name=name, method=method, repositories=repositories, read_repositories=read, delete=delete)
     if method == "mtls":
         for key in _JWT_ONLY:

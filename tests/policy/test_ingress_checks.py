@@ -83,7 +83,8 @@ def test_the_registry_refuses_the_gateway_outside_its_clients_prefixes(setups):
     cfg, objects = setups["shared"]
     gateway = "istio-system/istio-ingressgateway-service-account"
     for repo, allowed in (("bots/x", True), ("builds/x", False), ("other/x", False)):
-        d = evaluate(objects, identity=gateway, method="POST", path=f"/v2/{repo}/blobs/uploads/", trust_domain=cfg.trust_domain)
+        d = evaluate(objects, identity=gateway, method="POST", path=f"/v2/{repo}/blobs/uploads/",
+                     trust_domain=cfg.trust_domain)
         assert d.allowed is allowed, d.reason
 
 

@@ -17,7 +17,8 @@ DEDICATED = "    gateway: {dedicated: true}\n"
 
 
 def _ingress_objects(cfg) -> dict:
-    return {(o["kind"], o["metadata"]["name"]): o for o in render(cfg) if o["metadata"].get("namespace") == "istio-system"}
+    return {(o["kind"], o["metadata"]["name"]): o for o in render(cfg)
+            if o["metadata"].get("namespace") == "istio-system"}
 
 
 @pytest.fixture
@@ -45,8 +46,9 @@ def test_the_ca_secret_holds_the_ca_certificate_and_crl_and_no_key(cfg):
 @pytest.mark.parametrize("methods, mode", [(("mtls",), "MUTUAL"), (("jwt",), "SIMPLE"),
                                            (("mtls", "jwt"), "OPTIONAL_MUTUAL")])
 def test_the_gateway_asks_for_certificates_only_as_the_clients_need(tmp_path, methods, mode):
-    clients = "".join(f"      - {{name: c-{m}, method: {m}, {'subject: s, issuer: ' + ISSUER + ', ' if m == 'jwt' else ''}"
-                      f"repositories: [x/]}}\n" for m in methods)
+    token = f"subject: s, issuer: {ISSUER}, "
+    clients = "".join(f"      - {{name: c-{m}, method: {m}, {token if m == 'jwt' else ''}repositories: [x/]}}\n"
+                      for m in methods)
     objs = _ingress_objects(load(tmp_path, ingress_text(clients=clients)))
     [server] = objs[("Gateway", "meshreg-dev-ingress")]["spec"]["servers"]
     assert server["tls"] == {"mode": mode, "credentialName": "registry-tls", "minProtocolVersion": "TLSV1_2"}
@@ -71,7 +73,8 @@ def test_token_clients_get_a_bearer_challenge_at_the_ping_without_credentials(cf
 
 
 def test_without_token_clients_there_is_no_challenge_and_no_ping_exception(tmp_path):
-    objs = _ingress_objects(load(tmp_path, ingress_text(clients="      - {name: c, method: mtls, repositories: [x/]}\n")))
+    clients = "      - {name: c, method: mtls, repositories: [x/]}\n"
+    objs = _ingress_objects(load(tmp_path, ingress_text(clients=clients)))
     assert [r["name"] for r in objs[("VirtualService", "meshreg-dev-ingress")]["spec"]["http"]] == ["registry"]
     first = objs[("AuthorizationPolicy", "meshreg-dev-ingress-deny")]["spec"]["rules"][0]
     assert first["to"] == [{"operation": {"hosts": [HOST, f"{HOST}:*"]}}]
@@ -105,7 +108,8 @@ def test_unauthenticated_requests_are_denied_but_the_ping_by_the_first_rules(cfg
     first, second = _ingress_objects(cfg)[("AuthorizationPolicy", "meshreg-dev-ingress-deny")]["spec"]["rules"][:2]
     assert first["from"] == second["from"]
     assert first["to"][0]["operation"]["notPaths"] == ["/v2/"]
-    assert second["to"][0]["operation"] == {"hosts": [HOST, f"{HOST}:*"], "paths": ["/v2/"], "notMethods": ["GET", "HEAD"]}
+    assert second["to"][0]["operation"] == {"hosts": [HOST, f"{HOST}:*"], "paths": ["/v2/"],
+                                            "notMethods": ["GET", "HEAD"]}
     assert first["from"] == [{"source": {
         "notPrincipals": [f"{HOST}/client/loader", f"{HOST}/client/team-a-ci"],
         "notRequestPrincipals": [f"{ISSUER}/ci-bot", f"{GITHUB}/*"]}}]
@@ -166,5 +170,6 @@ def test_ingress_objects_pass_their_crd_schemas_with_every_cel_rule_evaluated(tm
 
 def test_an_issuer_no_client_uses_is_left_out_of_the_request_authentication(tmp_path):
     clients = f"      - {{name: bot, method: jwt, issuer: {ISSUER}, subject: s, repositories: [b/]}}\n"
-    ra = _ingress_objects(load(tmp_path, ingress_text(clients=clients)))[("RequestAuthentication", "meshreg-dev-ingress")]
+    objs = _ingress_objects(load(tmp_path, ingress_text(clients=clients)))
+    ra = objs[("RequestAuthentication", "meshreg-dev-ingress")]
     assert [r["issuer"] for r in ra["spec"]["jwtRules"]] == [ISSUER]
