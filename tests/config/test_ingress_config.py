@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from configs import minimal
 from ingress_configs import CLIENTS, GATEWAY, GITHUB, HOST, ISSUER, ingress_text, jwks, load, signing_key
 from meshreg import config
 from meshreg.errors import ConfigError
@@ -67,11 +68,7 @@ def test_without_a_ca_the_config_loads_and_holds_no_ca_yet(tmp_path):
 
 
 def test_the_ingress_serves_the_registry_it_names(tmp_path):
-    text = f"""\
-apiVersion: meshreg.dev/v1alpha1
-kind: MeshRegistry
-metadata: {{name: dev}}
-spec:
+    text = minimal(f"""\
   registries:
     - {{name: images, port: 5000, default: true}}
     - {{name: services, port: 5001, role: readonly, publisher: ops/loader}}
@@ -80,7 +77,7 @@ spec:
     registry: services
     credentialName: tls
     clients: [{{name: loader, method: mtls, repositories: [gitpod/]}}]
-"""
+""")
     cfg = load(tmp_path, text)
     images, services = cfg.registries
     assert [w.service_account for w in cfg.writers_of(services)] == [
@@ -172,15 +169,11 @@ def test_the_gateway_cannot_also_be_a_writer(tmp_path, spec, expected):
 
 
 def test_a_mirror_is_never_served_by_the_ingress(tmp_path):
-    text = f"""\
-apiVersion: meshreg.dev/v1alpha1
-kind: MeshRegistry
-metadata: {{name: dev}}
-spec:
+    text = minimal(f"""\
   registries:
     - {{name: cache, port: 5000, role: mirror, mirror: {{upstream: https://ghcr.io}}}}
   ingress: {{host: {HOST}, credentialName: tls, clients: []}}
-"""
+""")
     with pytest.raises(ConfigError, match="spec.ingress.registry: 'cache' is a mirror"):
         load(tmp_path, text)
 

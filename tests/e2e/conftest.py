@@ -61,12 +61,13 @@ def _ingress_setup(lab) -> None:
     lab.certs["rotated"] = lab.issue("rotated")
 
 
-def _ingress_lab(tmp_path_factory, *, dedicated: bool):
+def _ingress_lab(tmp_path_factory, *, dedicated: bool, tokens: bool = True):
     from lab.ingress import IngressLab
 
     from ingress_cases import config_text
 
-    lab = IngressLab(config_text(dedicated=dedicated), tmp_path_factory.mktemp("ingress"), setup=_ingress_setup)
+    lab = IngressLab(config_text(dedicated=dedicated, tokens=tokens), tmp_path_factory.mktemp("ingress"),
+                     setup=_ingress_setup)
     try:
         yield lab
     finally:
@@ -84,3 +85,9 @@ def ingress_lab(real_parts, tmp_path_factory):
 def dedicated_ingress_lab(real_parts, tmp_path_factory):
     """The same clients on a dedicated gateway: the DENY rules and an ALLOW policy."""
     yield from _ingress_lab(tmp_path_factory, dedicated=True)
+
+
+@pytest.fixture(scope="session")
+def mutual_ingress_lab(real_parts, tmp_path_factory):
+    """Certificate clients only: the Gateway server is MUTUAL, with no JWT filter and no token challenge."""
+    yield from _ingress_lab(tmp_path_factory, dedicated=False, tokens=False)

@@ -6,13 +6,15 @@ from __future__ import annotations
 import base64
 import functools
 import json
+import re
 import ssl
+import subprocess
 import time
 from dataclasses import dataclass
 
 import httpx
 
-from lab.clients import raw_request
+from lab.clients import manifest_digest, raw_request
 
 ISSUER = "https://issuer.lab.example"
 AUDIENCE = "registry.lab.example"
@@ -29,8 +31,9 @@ def key(kid: str = "lab-1"):
     return ECKey.generate_key("P-256", parameters={"kid": kid})
 
 
-def config_text(*, dedicated: bool = False) -> str:
-    """The shared-gateway config (DENY rules only), or with `dedicated` the one that adds the ALLOW policy."""
+def config_text(*, dedicated: bool = False, tokens: bool = True) -> str:
+    """The shared-gateway config (DENY rules only), or with `dedicated` the one that adds the ALLOW policy;
+    without `tokens`, only the certificate clients (a MUTUAL Gateway server)."""
     jwks = json.dumps({"keys": [key().as_dict(private=False)]})
     return f"""\
 apiVersion: meshreg.dev/v1alpha1
@@ -59,6 +62,10 @@ spec:
       - name: rotated
         method: mtls
         repositories: [rotated/]
+""" + (TOKEN_CLIENTS if tokens else "")
+
+
+TOKEN_CLIENTS = """\
       - name: ci
         method: jwt
         subject: ci-bot
@@ -66,14 +73,14 @@ spec:
       - name: gh
         method: jwt
         subject: "repo:acme/app:ref:refs/heads/*"
-        claims: {{repository_owner: acme}}
+        claims: {repository_owner: acme}
         repositories: [acme/app/]
         readRepositories: [acme/]
 """
 
 
-def token(sub: str = "ci-bot", *, iss: str = ISSUER, aud: str = AUDIENCE, lifetime: int = 600, signer=None,
-          **claims) -> str:
+def token(sub: str = "ci-bot", *, iss: str = ISSUER, aud: str = AUDIENCE, lifetime: int = 600,
+          signer=None, **claims) -> str:
     """A JWT signed with the issuer's key (or `signer`), valid for `lifetime` seconds (negative: expired)."""
     from joserfc import jwt
 
@@ -169,3 +176,27 @@ def client(lab, who: str) -> httpx.Client:
 def send(lab, case: IngressCase) -> httpx.Response:
     with client(lab, case.who) as c:
         return raw_request(c, case.method, case.path)
+
+
+def push(lab, image, repo: str, *, cert_dir=None, bearer: str | None = None) -> subprocess.CompletedProcess:
+    """skopeo copy to the ingress, verifying the server with its CA, with a client certificate and/or a token."""
+    argv = ["skopeo", "--insecure-policy", "copy", "--preserve-digests", "--retry-times", "0",
+            "--dest-tls-verify=true", "--dest-cert-dir", str(cert_dir or lab.server_ca_dir)]
+    if bearer:
+        argv += ["--dest-registry-token", bearer]
+    return subprocess.run([*argv, image.ref, f"docker://{lab.ingress}/{repo}:v1"], capture_output=True, text=True,
+                          timeout=120)
+
+
+def pushed(lab, image, repo, **how) -> None:
+    result = push(lab, image, repo, **how)
+    assert result.returncode == 0, result.stderr
+    assert manifest_digest(lab.direct, repo, "v1") == image.digest
+
+
+def refused(lab, image, repo, status: int, **how) -> str:
+    result = push(lab, image, repo, **how)
+    assert result.returncode != 0 and repo not in lab.repositories()
+    if status:
+        assert re.search(rf"(StatusCode: |\b){status}\b", result.stderr), result.stderr
+    return result.stderr

@@ -3,47 +3,13 @@ inside its prefixes only; revoked, foreign and mesh certificates and bad tokens 
 
 from __future__ import annotations
 
-import re
 import ssl
-import subprocess
 
 import httpx
 import pytest
 
-from ingress_cases import AUDIENCE, GITHUB_SUB, ISSUER, client, github, key, token, unsigned
-from lab.clients import manifest_digest
-
-
-def push(lab, image, repo: str, *, cert_dir=None, bearer: str | None = None) -> subprocess.CompletedProcess:
-    """skopeo copy to the ingress, verifying the server with its CA, with a client certificate and/or a token."""
-    argv = ["skopeo", "--insecure-policy", "copy", "--preserve-digests", "--retry-times", "0",
-            "--dest-tls-verify=true", "--dest-cert-dir", str(cert_dir or lab.server_ca_dir)]
-    if bearer:
-        argv += ["--dest-registry-token", bearer]
-    return subprocess.run([*argv, image.ref, f"docker://{lab.ingress}/{repo}:v1"], capture_output=True, text=True,
-                          timeout=120)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def server_ca_dir(ingress_lab, tmp_path_factory):
-    """A cert dir with only the server's CA (ca.crt), for clients that bring a token or nothing."""
-    directory = tmp_path_factory.mktemp("server-ca")
-    (directory / "ca.crt").write_bytes(ingress_lab.public.ca_file.read_bytes())
-    ingress_lab.server_ca_dir = directory
-
-
-def pushed(lab, image, repo, **how) -> None:
-    result = push(lab, image, repo, **how)
-    assert result.returncode == 0, result.stderr
-    assert manifest_digest(lab.direct, repo, "v1") == image.digest
-
-
-def refused(lab, image, repo, status: int, **how) -> str:
-    result = push(lab, image, repo, **how)
-    assert result.returncode != 0 and repo not in lab.repositories()
-    if status:
-        assert re.search(rf"(StatusCode: |\b){status}\b", result.stderr), result.stderr
-    return result.stderr
+from ingress_cases import (AUDIENCE, GITHUB_SUB, ISSUER, client, github, key, pushed, refused, token,
+                           unsigned)
 
 
 def test_a_certificate_client_pushes_inside_its_prefix(ingress_lab, image):

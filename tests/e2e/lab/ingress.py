@@ -117,6 +117,10 @@ class IngressLab(Lab):
         # The CA of the gateway's server certificate: neither the mesh CA nor the client CA.
         self.public = Authority(root / "pki-public", "public")
         self.server = self.public.issue("spiffe://public/server", label="ingress-server", server=True)
+        # A cert dir with only the server's CA (ca.crt), for clients that bring a token or nothing.
+        self.server_ca_dir = root / "server-ca"
+        self.server_ca_dir.mkdir()
+        (self.server_ca_dir / "ca.crt").write_bytes(self.public.ca_file.read_bytes())
         if setup:
             setup(self)
         super().__init__(config_text, root)
