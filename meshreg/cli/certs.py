@@ -107,11 +107,15 @@ def issue(name, config_path, days, out, server_ca, force):
     ca_bundle = certsd.read_server_ca(server_ca) if server_ca else None
     authority.refuse_existing(name, force=force)  # every refusal comes before anything is written
     certsd.check_free(root, ing.address, force=force, spent=authority.spent)
+    previous = authority.valid(name)
     issued, cert, key = authority.issue(name, uri=client_uri(ing.host, name), days=days, force=force)
     written = certsd.write(root, ing.address, cert=cert, key=key, server_ca=ca_bundle)
     click.echo(f"issued {client_uri(ing.host, name)}: serial {issued.serial}, valid until {issued.not_after}")
     for path in written:
         click.echo(f"  wrote {path}{' (0600)' if path.name == certsd.KEY else ''}")
+    for old in previous:
+        click.echo(f"note: the previous certificate (serial {old.serial}) stays valid until {old.not_after}; "
+                   f"meshreg certs revoke {name} --serial {old.serial} revokes it", err=True)
     click.echo(f"use: skopeo copy --dest-cert-dir {certsd.directory(root, ing.address)} ... "
                f"docker://{ing.address}/REPO; docker and containerd: copy that directory to "
                f"/etc/docker/certs.d/{ing.address}/ or /etc/containerd/certs.d/{ing.address}/", err=True)

