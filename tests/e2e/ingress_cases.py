@@ -7,6 +7,7 @@ import base64
 import functools
 import json
 import re
+import socket
 import ssl
 import subprocess
 import time
@@ -105,8 +106,8 @@ def github() -> str:
 @dataclass(frozen=True)
 class IngressCase:
     """`who`: cert:NAME (its certificate from `meshreg certs issue`), token:NAME (a valid token of that client), or
-    none. `denied`: True must be 403, False must not be, None either. `outside`: a repository that must not exist afterwards.
-    `status`: the exact answer where it matters (the 401 token challenge)."""
+    none. `denied`: True must be 403, False must not be, None either. `outside`: a repository that must not exist
+    afterwards. `status`: the exact answer where it matters (the 401 token challenge)."""
 
     name: str
     who: str
@@ -203,3 +204,21 @@ def refused(lab, image, repo, status: int, **how) -> str:
     if status:
         assert re.search(rf"(StatusCode: |\b){status}\b", result.stderr), result.stderr
     return result.stderr
+
+
+def handshake_alert(lab, cert_dir) -> str:
+    """The TLS alert the gateway ends the handshake with when the certificate in `cert_dir` is presented, or "".
+
+    TLS 1.2, so the server's verdict on the client certificate arrives within the handshake (with TLS 1.3 it comes
+    after, and a client may see a reset instead). The certificate is presented whatever CA names the server asks
+    for: Go clients such as skopeo send only one the server's list of acceptable CAs names, or none."""
+    ctx = ssl.create_default_context(cafile=str(lab.public.ca_file))
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(str(cert_dir / "client.cert"), str(cert_dir / "client.key"))
+    host, port = lab.ingress.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as raw:
+        try:
+            with ctx.wrap_socket(raw, server_hostname=host):
+                return ""
+        except ssl.SSLError as e:
+            return e.reason or str(e)

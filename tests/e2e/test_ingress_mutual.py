@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from ingress_cases import CASES, client, pushed, refused, send
+from ingress_cases import CASES, client, handshake_alert, pushed, refused, send
 
 CERT_CASES = [c for c in CASES if c.who.startswith("cert:")]
 
@@ -22,8 +22,8 @@ def test_a_certificate_client_pushes_inside_its_prefix_and_not_outside(mutual_in
 
 
 def test_the_revoked_certificate_fails_the_handshake(mutual_ingress_lab, image):
-    stderr = refused(mutual_ingress_lab, image, "rotated/old", 0, cert_dir=mutual_ingress_lab.certs["revoked"])
-    assert "revoked certificate" in stderr
+    assert handshake_alert(mutual_ingress_lab, mutual_ingress_lab.certs["revoked"]) == "SSLV3_ALERT_CERTIFICATE_REVOKED"
+    refused(mutual_ingress_lab, image, "rotated/old", 0, cert_dir=mutual_ingress_lab.certs["revoked"])
 
 
 @pytest.mark.parametrize("case", CERT_CASES, ids=[c.name for c in CERT_CASES])
