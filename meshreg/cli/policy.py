@@ -190,6 +190,18 @@ def _print_ingress(ing: dict) -> None:
                    f"{_scope(c['readRepositories'])}{'  +DELETE' if c['delete'] else ''}  ({who})")
 
 
+def _served_registry(cfg, identity: str, registry: str | None) -> str | None:
+    """Through the ingress, the registry it serves (the one --registry may only confirm)."""
+    from meshreg.errors import UsageError
+    from meshreg.policy.ingress import is_ingress_identity
+
+    if not is_ingress_identity(identity) or cfg.ingress is None:
+        return registry
+    if registry not in (None, cfg.ingress.registry):
+        raise UsageError(f"--registry {registry}: the ingress serves registry {cfg.ingress.registry!r} only")
+    return cfg.ingress.registry
+
+
 def _listing(cfg, reg) -> dict:
     return {
         "trustDomain": cfg.trust_domain,
@@ -251,7 +263,7 @@ def check(ctx, config_path, registry, identity, output, what):
     from meshreg.policy.requests import registry_requests
 
     cfg = config.load(config_path)
-    reg = cfg.get_registry(registry)
+    reg = cfg.get_registry(_served_registry(cfg, identity, registry))
     requests = registry_requests(*what)
     objects = rendering.render(cfg)
     results = [(m, p, evaluating.evaluate(objects, identity=identity, method=m, path=p, trust_domain=cfg.trust_domain,

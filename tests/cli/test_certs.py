@@ -138,3 +138,23 @@ def test_policy_list_shows_the_ingress_clients(conf):
 def test_policy_check_through_the_ingress_exits_as_documented(conf, identity, what, code):
     run("certs", "init", conf=conf)
     assert run("policy", "check", "--as", identity, "push", what, conf=conf).exit_code == code
+
+
+def test_policy_check_through_the_ingress_goes_to_the_registry_it_serves(tmp_path):
+    from configs import minimal
+
+    conf = tmp_path / "meshreg.yaml"
+    conf.write_text(minimal(f"""\
+  registries:
+    - {{name: images, port: 5000, default: true}}
+    - {{name: services, port: 5001, role: readonly}}
+  ingress:
+    host: {HOST}
+    registry: services
+    credentialName: tls
+    clients: [{{name: airgap, method: mtls, repositories: [gitpod/]}}]
+"""))
+    run("certs", "init", conf=conf)
+    assert run("policy", "check", "--as", "client:airgap", "push", "gitpod/server", conf=conf).exit_code == 0
+    wrong = run("policy", "check", "--registry", "images", "--as", "client:airgap", "push", "gitpod/x", conf=conf)
+    assert wrong.exit_code == 2 and "the ingress serves registry 'services' only" in wrong.output

@@ -145,3 +145,28 @@ def test_a_rule_with_claims_matches_only_a_token_that_has_them():
     assert match_rule(rule, req({"iss": ISSUER, "sub": "a/b"}), where="r")[0]
     assert not match_rule(rule, req({"iss": ISSUER, "sub": "a/c"}), where="r")[0]
     assert not match_rule(rule, req(None), where="r")[0]
+
+
+def test_a_readonly_registrys_ingress_clients_publish_beside_its_publisher(tmp_path):
+    from configs import minimal
+
+    text = minimal(f"""\
+  registries:
+    - {{name: images, port: 5000, default: true, writers: [{{serviceAccount: builds/kaniko}}]}}
+    - {{name: services, port: 5001, role: readonly, publisher: ops/loader}}
+  ingress:
+    host: registry.example.com
+    registry: services
+    credentialName: tls
+    clients: [{{name: airgap, method: mtls, repositories: [gitpod/]}}]
+""")
+    cfg = load(tmp_path, text)
+    objects = render(cfg)
+
+    def decide(identity, repo, registry="services"):
+        return evaluate(objects, identity=identity, method="PUT", path=f"/v2/{repo}/manifests/v1", registry=registry,
+                        trust_domain=cfg.trust_domain, ingress=cfg.ingress).allowed
+
+    assert decide("client:airgap", "gitpod/server") and decide("ops/loader", "anything/x")
+    assert not decide("client:airgap", "other/x")
+    assert not decide("istio-system/istio-ingressgateway-service-account", "gitpod/server", registry="images")
