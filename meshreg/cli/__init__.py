@@ -22,6 +22,7 @@ LAZY_COMMANDS = {
     "connect": "meshreg.cli.connect:connect",
     "doctor": "meshreg.cli.doctor:doctor",
     "verify": "meshreg.cli.doctor:verify",
+    "certs": "meshreg.cli.certs:certs",
 }
 
 

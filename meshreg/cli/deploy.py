@@ -13,6 +13,7 @@ from meshreg.cli.options import cluster_options, config_option
 from meshreg.cluster import ambient
 from meshreg.cluster import apply as applying
 from meshreg.cluster import client as clusters
+from meshreg.cluster import ingress
 from meshreg.cluster import preflight
 from meshreg.cluster import pushproxy as pushproxies
 from meshreg.cluster import runtimeconfig
@@ -81,11 +82,12 @@ def up(config_path, kubeconfig, context, dry_run, no_wait, timeout, adopt, force
     for warning in [] if skip_checks else preflight.preflight(cluster=cluster, cfg=cfg, manifests=objects):
         _say(f"warning: {warning}")
     pushproxies.check_alone(cluster=cluster, instance=cfg.name, namespaces=_push_proxy_namespaces(cfg))
+    recorded = ingress.recorded_namespace(cluster, cfg.namespace)  # before apply overwrites it
     if dry_run:
         click.echo(f"server dry run on {cluster.server}; nothing is changed")
     outcomes = applying.apply(manifests=objects, cluster=cluster, dry_run=dry_run, force_conflicts=force_conflicts,
                               adopt=adopt, on_outcome=_print_outcome)
-    pruned = _prune(cfg, objects, cluster, dry_run=dry_run, applied=len(outcomes))
+    pruned = _prune(cfg, objects, cluster, dry_run=dry_run, applied=len(outcomes), recorded=recorded)
     click.echo(_summary(outcomes + pruned, dry_run=dry_run))
     if dry_run:
         return
@@ -112,11 +114,13 @@ def _waypoint_note(cluster, cfg, objects) -> str:
     return f"; Gateway {waypoint['name']} is not programmed by istiod: {waypoint['message']}"
 
 
-def _prune(cfg, objects, cluster, *, dry_run, applied):
+def _prune(cfg, objects, cluster, *, dry_run, applied, recorded=()):
     try:
         return applying.prune(manifests=objects, cluster=cluster, selector=labels.instance_selector(cfg),
                               namespaces=_instance_namespaces(cfg, objects, cluster), dry_run=dry_run,
-                              on_outcome=_print_outcome)
+                              on_outcome=_print_outcome) + \
+            ingress.prune_ingress(cfg=cfg, manifests=objects, cluster=cluster, recorded=recorded, dry_run=dry_run,
+                                  selector=labels.instance_selector(cfg), on_outcome=_print_outcome)
     except ClusterError as e:
         raise ClusterError(f"{e} (all {applied} objects were applied; pruning stopped there)") from e
 
@@ -161,6 +165,9 @@ def _addresses(cfg) -> str:
             flag = "" if reg.default else f" --registry {reg.name}"
             lines.append(f"push (from a laptop):      meshreg connect{flag}, then localhost:{reg.push_proxy.port} "
                          f"(RBAC: Role meshreg-connect in namespace {reg.push_proxy.namespace})")
+        if cfg.ingress and cfg.ingress.registry == reg.name:
+            clients = ", ".join(c.name for c in cfg.ingress.clients) or "none"
+            lines.append(f"push (ingress clients):    {cfg.ingress.address} (clients: {clients})")
     return "\n".join(lines)
 
 

@@ -177,6 +177,8 @@ def list_(config_path, registry, output):
         click.echo(f"waypoint: enforces the above for in-mesh clients; the registry pods admit only "
                    f"{data['waypoint']['principal']} (mesh: ambient)")
     _echo_push_proxy(data["pushProxy"])
+    if "ingress" in data:
+        _print_ingress(data["ingress"])
 
 
 def _echo_push_proxy(pp: dict | None) -> None:
@@ -187,6 +189,33 @@ def _echo_push_proxy(pp: dict | None) -> None:
                f"in namespace {pp['namespace']} (Role {pp['role']})")
     click.echo(f"  grant:   {pp['grant']}")
     click.echo(f"  connect: meshreg connect{pp['connect']}  (listens on localhost:{pp['port']})")
+
+
+def _scope(prefixes) -> str:
+    return "every repository" if prefixes == ["*"] else ", ".join(prefixes)
+
+
+def _print_ingress(ing: dict) -> None:
+    gw = ing["gateway"]
+    click.echo(f"ingress {ing['host']}: through the gateway {gw['namespace']}/{gw['serviceAccount']}, which the "
+               "registry lets write the clients' prefixes" + ("" if ing["clients"] else "; no clients, nobody passes"))
+    for c in ing["clients"]:
+        who = c.get("principal") or c["requestPrincipal"] + "".join(
+            f", {k} in [{', '.join(v)}]" for k, v in c.get("claims", {}).items())
+        click.echo(f"  {c['name']:20} {c['method']:4} writes {_scope(c['repositories'])}; reads "
+                   f"{_scope(c['readRepositories'])}{'  +DELETE' if c['delete'] else ''}  ({who})")
+
+
+def _served_registry(cfg, identity: str, registry: str | None) -> str | None:
+    """Through the ingress, the registry it serves (the one --registry may only confirm)."""
+    from meshreg.errors import UsageError
+    from meshreg.policy.ingress import is_ingress_identity
+
+    if not is_ingress_identity(identity) or cfg.ingress is None:
+        return registry
+    if registry not in (None, cfg.ingress.registry):
+        raise UsageError(f"--registry {registry}: the ingress serves registry {cfg.ingress.registry!r} only")
+    return cfg.ingress.registry
 
 
 def _listing(cfg, reg) -> dict:
@@ -205,6 +234,7 @@ def _listing(cfg, reg) -> dict:
         **({"waypoint": {"name": WAYPOINT, "principal": cfg.principal(f"{cfg.namespace}/{WAYPOINT}")}}
            if cfg.mesh == "ambient" else {}),
         "pushProxy": _push_proxy_listing(cfg, reg),
+        **_ingress_listing(cfg, reg),
     }
 
 
@@ -221,12 +251,21 @@ def _push_proxy_listing(cfg, reg) -> dict | None:
             "connect": "" if reg.default else f" --registry {reg.name}"}
 
 
+def _ingress_listing(cfg, reg) -> dict:
+    from meshreg.policy.ingress import listing
+
+    if cfg.ingress is None or cfg.ingress.registry != reg.name:
+        return {}
+    return {"ingress": listing(cfg.ingress, gateway_principal=cfg.principal(cfg.ingress.gateway.identity))}
+
+
 @policy.command(context_settings={"ignore_unknown_options": False})
 @config_option
 @registry_option
 @click.option("--as", "identity", required=True, metavar="IDENTITY",
               help="NS/SA (a mesh workload), node-proxy (a pull from a node), push-proxy (a push through "
-                   "`meshreg connect`), or anonymous (plain text).")
+                   "`meshreg connect`), anonymous (plain text), client:NAME (a client of spec.ingress) or external "
+                   "(through the ingress without credentials).")
 @click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--skip-waypoint", is_flag=True,
               help="Ambient mode: a client that does not go through the waypoint (it dials the pod IP, or has a "
@@ -239,6 +278,9 @@ def check(ctx, config_path, registry, identity, output, skip_waypoint, what):
     \b
     Says ALLOW or DENY for every request, and which policy and rule decided. `push` checks every request a
     push makes (blob HEAD, upload POST/PATCH/PUT, manifest HEAD/PUT); `pull` the requests of a pull.
+    A client of the ingress is checked at the gateway (as its certificate's principal, or as a valid token
+    with its subject and claims), then at the registry as the gateway; whether a certificate is revoked or a
+    token valid is decided before any policy, by the gateway's TLS and JWT checks.
     Paths are normalized as Istio does by default (%2F stays encoded, `..` is resolved, the query is ignored).
 
     \b
@@ -249,6 +291,7 @@ def check(ctx, config_path, registry, identity, output, skip_waypoint, what):
       meshreg policy check --as apps/web POST /v2/team-a/app/blobs/uploads/
       meshreg policy check --as anonymous GET /v2/ -o json
       meshreg policy check --registry service-images --as gitpod/airgap-loader push gitpod/server:1.0
+      meshreg policy check --as client:github-ci push acme/app:v1     # through the ingress gateway
       meshreg policy check --skip-waypoint --as ci/builder push team-a/app   # ambient: DENY at ztunnel
 
     \b
@@ -264,11 +307,12 @@ def check(ctx, config_path, registry, identity, output, skip_waypoint, what):
     from meshreg.policy.requests import registry_requests
 
     cfg = config.load(config_path)
-    reg = cfg.get_registry(registry)
+    reg = cfg.get_registry(_served_registry(cfg, identity, registry))
     requests = registry_requests(*what)
     objects = rendering.render(cfg)
     results = [(m, p, evaluating.evaluate(objects, identity=identity, method=m, path=p, trust_domain=cfg.trust_domain,
-                                          registry=reg.name, skip_waypoint=skip_waypoint)) for m, p in requests]
+                                          registry=reg.name, skip_waypoint=skip_waypoint, ingress=cfg.ingress))
+               for m, p in requests]
     allowed = all(d.allowed for _, _, d in results)
     if output == "json":
         click.echo(json.dumps({"decision": "ALLOW" if allowed else "DENY", "identity": identity, "requests": [

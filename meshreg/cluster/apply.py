@@ -24,6 +24,10 @@ PRUNABLE = [("v1", "ServiceAccount"), ("v1", "ConfigMap"), ("v1", "Service"), ("
             ("rbac.authorization.k8s.io/v1", "Role")]
 # CRDs a cluster may lack (the Gateway API, for ambient mode's waypoint): pruned only where the server serves them.
 OPTIONAL = ("gateway.networking.k8s.io/v1",)
+# The ingress (spec.ingress): its CA Secret first, its RequestAuthentication before policies. Its kinds are pruned
+# only in the gateway's namespace (cluster/ingress.py), so nobody without an ingress needs to list Secrets.
+ORDER.insert(ORDER.index("ConfigMap") + 1, "Secret")
+ORDER.insert(ORDER.index("AuthorizationPolicy"), "RequestAuthentication")
 KEEP = ("PersistentVolumeClaim", "Namespace")  # what `down` keeps unless --purge
 FOREGROUND = ("Deployment", "DaemonSet")  # the workload stays visible until its pods are gone
 VOLATILE = ("managedFields", "resourceVersion", "generation", "creationTimestamp", "uid")
@@ -153,11 +157,12 @@ def _progress_note(outcomes, failed, dry_run) -> str:
     return f"failed at {_outcome(failed, '')}; {verb} before the failure: {done}"
 
 
-def prune(*, manifests, cluster, selector: str, namespaces, dry_run=False, on_outcome=None) -> list[Outcome]:
+def prune(*, manifests, cluster, selector: str, namespaces, dry_run=False, on_outcome=None,
+          kinds=None) -> list[Outcome]:
     """Delete objects labelled for this instance that the render no longer has (never the PVC or the Namespace)."""
     keep = {key_of(o) for o in manifests}
     outcomes = []
-    for api_version, kind in reversed(PRUNABLE):
+    for api_version, kind in reversed(kinds or PRUNABLE):
         if api_version in OPTIONAL and KINDS[(api_version, kind)][0] not in cluster.served(api_version):
             continue
         for namespace in namespaces:

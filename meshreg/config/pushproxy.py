@@ -49,7 +49,7 @@ def _read_one(r: Reader, raw: object, base: tuple, *, reg: Registry, default_nam
                      "the push proxy, e.g. [\"dev/\"] (or [\"*\"] for every repository)")
     proxy = PushProxy(
         namespace=_namespace(r, m["namespace"], path, default=default_namespace, registry_namespace=namespace),
-        repositories=read_prefixes(r, m["repositories"], path),
+        repositories=read_prefixes(r, m["repositories"], path + ("repositories",)),
         port=reg.port if m["port"] is None else read_port(r, m["port"], path + ("port",)),
         resources=read_resources(r, m["resources"], path + ("resources",), _D.resources))
     if reg.role == "readonly" and reg.publisher != proxy.identity:

@@ -136,19 +136,21 @@ def _read_writers(r: Reader, value: object, path: tuple, delete_enabled: bool, s
         delete = r.boolean(m["delete"], p + ("delete",))
         if delete and not delete_enabled:
             r.fail(p + ("delete",), f"grants DELETE but {switch} is false; enable it first")
-        writers.append(Writer(service_account=sa, repositories=read_prefixes(r, m["repositories"], p), delete=delete))
+        repositories = read_prefixes(r, m["repositories"], p + ("repositories",))
+        writers.append(Writer(service_account=sa, repositories=repositories, delete=delete))
     return tuple(writers)
 
 
-def read_prefixes(r: Reader, value: object, p: tuple) -> tuple[str, ...]:
-    repos = r.strings(value, p + ("repositories",), names.check_repository_prefix)
+def read_prefixes(r: Reader, value: object, path: tuple) -> tuple[str, ...]:
+    """A non-empty list of repository prefixes ("*" alone, or names), normalized to end in "/"."""
+    repos = r.strings(value, path, names.check_repository_prefix)
     if not repos:
-        r.fail(p + ("repositories",), "empty: list \"*\" for every repository, or repository prefixes")
+        r.fail(path, "empty: list \"*\" for every repository, or repository prefixes")
     if "*" in repos and len(repos) > 1:
-        r.fail(p + ("repositories",), "'*' already covers every repository; list it alone")
+        r.fail(path, "'*' already covers every repository; list it alone")
     normalized = sorted({names.normalize_prefix(x) for x in repos})
     if len(normalized) != len(repos):
-        r.fail(p + ("repositories",), "lists the same prefix twice (team-a and team-a/ are the same)")
+        r.fail(path, "lists the same prefix twice (team-a and team-a/ are the same)")
     return tuple(normalized)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from meshreg.config import mesh, names, pushproxy
 from meshreg.config.model import API_VERSION, KIND, Config, LocalRegistryHosting, NodeProxy
+from meshreg.config.ingress import read_ingress
 from meshreg.config.reader import REQUIRED, Reader
 from meshreg.config.registries import read_entries, read_resources, read_single
 from meshreg.config.runtimeconfig import read_runtime_config
@@ -11,7 +12,7 @@ from meshreg.config.runtimeconfig import read_runtime_config
 _NP = NodeProxy()
 _SPEC_KEYS = {"namespace": "meshreg", "trustDomain": "cluster.local", "istioRevision": None, "registry": None,
               "nodeProxy": {}, "readers": None, "writers": None, "registries": None, "localRegistryHosting": {},
-              "mesh": mesh.MESHES[0], "pushProxy": None}
+              "mesh": mesh.MESHES[0], "pushProxy": None, "ingress": None}
 
 
 def read_config(r: Reader, data: object, name: str) -> Config:
@@ -44,6 +45,8 @@ def read_config(r: Reader, data: object, name: str) -> Config:
     proxy = r.boolean(np["enabled"], p + ("nodeProxy", "enabled"))
     namespace = r.string(spec["namespace"], p + ("namespace",), _check_namespace)
     registries = pushproxy.read(r, spec, registries, namespace=namespace, several=several, node_proxy=proxy)
+    ingress = None if spec["ingress"] is None else \
+        read_ingress(r, spec["ingress"], p + ("ingress",), registries=registries, namespace=namespace)
     return Config(
         name=r.string(meta["name"], ("metadata", "name"), names.check_label),
         namespace=namespace,
@@ -61,6 +64,7 @@ def read_config(r: Reader, data: object, name: str) -> Config:
             host=r.string(hosting["host"], p + ("localRegistryHosting", "host"), _check_host, nullable=True),
             help=r.string(hosting["help"], p + ("localRegistryHosting", "help"))),
         source=name,
+        ingress=ingress,
     )
 
 

@@ -12,6 +12,7 @@ import re
 from meshreg.config import names
 from meshreg.errors import UsageError
 from meshreg.policy import ambient
+from meshreg.policy.ingress import caller, is_ingress_identity
 from meshreg.policy.normalize import Rejected, normalize
 from meshreg.policy.rules import (PRINCIPAL, Decision, NotEvaluable, Request, Workload, at_workload,
                                   peer_authentication, policies, principal_of)
@@ -28,9 +29,11 @@ _METHOD = re.compile(r"[A-Z][A-Z-]*")
 
 
 def evaluate(objects: list[dict], *, identity: str, method: str, path: str,
-             trust_domain: str | None = None, registry: str = REGISTRY[1], skip_waypoint: bool = False) -> Decision:
-    """Whether `identity` (NS/SA, node-proxy, push-proxy or anonymous) may send METHOD PATH to the registry named
-    `registry`; `skip_waypoint` (ambient mode only): the client does not go through the registry's waypoint."""
+             trust_domain: str | None = None, registry: str = REGISTRY[1], skip_waypoint: bool = False,
+             ingress=None) -> Decision:
+    """Whether `identity` (NS/SA, node-proxy, push-proxy or anonymous; client:NAME or external through `ingress`,
+    the config's spec.ingress) may send METHOD PATH to the registry named `registry`; `skip_waypoint` (ambient mode
+    only): the client does not go through the registry's waypoint."""
     check_request(identity=identity, method=method, path=path)
     try:
         normalized = normalize(path)
@@ -38,7 +41,8 @@ def evaluate(objects: list[dict], *, identity: str, method: str, path: str,
         return Decision("DENY", None, None, str(e))
     name, registry = registry, find_workload(objects, (REGISTRY[0], registry))
     if ambient.enrolled(objects, registry):
-        return _ambient(objects, registry, identity, method, normalized, trust_domain, skip_waypoint, name=name)
+        return _ambient(objects, registry, identity, method, normalized, trust_domain, skip_waypoint, name=name,
+                        ingress=ingress)
     if skip_waypoint:
         raise UsageError("--skip-waypoint: there is no waypoint in sidecar mode (spec.mesh: sidecar); the registry's "
                          "sidecar decides every request")
@@ -54,16 +58,22 @@ def evaluate(objects: list[dict], *, identity: str, method: str, path: str,
         if proxy is None:
             return Decision("DENY", None, None, f"registry {name} has no push proxy (pushProxy is not enabled)")
         return _via_proxy(objects, registry, proxy, "push proxy", method, normalized, trust_domain)
+    if is_ingress_identity(identity):
+        return _via_ingress(objects, registry, method, normalized, caller(ingress, identity), ingress,
+                            trust_domain or infer_trust_domain(objects))
     principal = principal_of(identity, trust_domain or infer_trust_domain(objects))
     return at_workload(objects, registry, _request(registry, principal, method, normalized))
 
 
-def _ambient(objects, registry, identity, method, path, trust_domain, skip_waypoint, *, name) -> Decision:
+def _ambient(objects, registry, identity, method, path, trust_domain, skip_waypoint, *, name, ingress) -> Decision:
     if identity in ("node-proxy", "push-proxy") and skip_waypoint:
         raise UsageError(f"--skip-waypoint: the {identity.replace('-', ' ')}'s path follows its labels "
                          "(istio.io/ingress-use-waypoint "
                          "on the registry Service); check an NS/SA identity instead")
     trust_domain = trust_domain or infer_trust_domain(objects)
+    if is_ingress_identity(identity):  # the ingress gateway reaches the registry through the waypoint
+        return _via_ingress(objects, registry, method, path, caller(ingress, identity), ingress, trust_domain,
+                            ambient_mode=True)
     if identity == "push-proxy":
         proxy = find_workload(objects, PUSH_PROXY, registry=name)
         if proxy is None:
@@ -78,10 +88,10 @@ def _ambient(objects, registry, identity, method, path, trust_domain, skip_waypo
 
 def check_request(*, identity: str, method: str, path: str) -> None:
     """Raise UsageError (one line) for an identity, method or path the evaluator cannot take."""
-    if identity not in _PROXIES:
+    if identity not in _PROXIES and not is_ingress_identity(identity):
         problem = names.check_identity(identity)
         if problem:
-            raise UsageError(f"--as: {problem}, node-proxy, push-proxy or anonymous")
+            raise UsageError(f"--as: {problem}, node-proxy, push-proxy, anonymous, client:NAME or external")
     if not _METHOD.fullmatch(method):
         raise UsageError(f"{method!r} is not an HTTP method (an uppercase token such as GET, HEAD, POST, PUT)")
     if not path.startswith("/"):
@@ -142,3 +152,20 @@ def _via_proxy(objects, registry, proxy: Workload, what: str, method, path, trus
     second = at_workload(objects, registry, _request(registry, principal, method, path))
     return Decision(second.decision, second.policy, second.rule,
                     f"at the {what}: {first.reason}; then at the registry as {principal}: {second.reason}")
+
+
+def _via_ingress(objects, registry, method, path, who, ingress, trust_domain, *, ambient_mode=False) -> Decision:
+    """At the ingress gateway as the caller (certificate, token or neither), then at the registry as the gateway
+    (in ambient mode: through the registry's waypoint and ztunnel)."""
+    gw = ingress.gateway
+    gateway = Workload("Deployment", "ingress gateway", gw.namespace, dict(gw.selector), gw.service_account, gw.port)
+    first = at_workload(objects, gateway, Request(who.principal, method, path, ingress.address, gw.port, who.claims))
+    if not first.allowed:
+        return Decision("DENY", first.policy, first.rule, f"at the ingress gateway as {who.label}: {first.reason}")
+    principal = principal_of(gw.identity, trust_domain)
+    second = ambient.evaluate(objects, registry, client=principal, method=method, path=path,
+                              trust_domain=trust_domain) if ambient_mode else \
+        at_workload(objects, registry, _request(registry, principal, method, path))
+    return Decision(second.decision, second.policy, second.rule,
+                    f"at the ingress gateway as {who.label}: {first.reason}; then at the registry as {principal}: "
+                    f"{second.reason}", second.hop)

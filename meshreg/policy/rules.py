@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass
 
 from meshreg.errors import MeshregError
+from meshreg.policy import claims
+from meshreg.policy.strings import istio_match as _string_match
 
 ROOT_NAMESPACE = "istio-system"  # Istio's default root namespace: policies there without a selector apply mesh-wide
 PRINCIPAL = re.compile(r"([^/]+)/ns/([^/]+)/sa/([^/]+)")
@@ -21,7 +23,7 @@ _OPERATION_FIELDS = ("hosts", "notHosts", "ports", "notPorts", "methods", "notMe
 
 
 class NotEvaluable(MeshregError):
-    """A policy depends on something only the cluster knows (an external authorizer, IPs, JWTs, headers)."""
+    """A policy depends on something only the cluster knows (an external authorizer, IPs, headers)."""
 
     exit_code = 1
 
@@ -48,6 +50,7 @@ class Request:
     path: str  # normalized, without the query
     host: str
     port: int
+    claims: dict | None = None  # the payload of a JWT the RequestAuthentication accepted; None: no token
 
 
 @dataclass(frozen=True)
@@ -154,8 +157,14 @@ def match_rule(rule: dict, request: Request, *, where: str) -> tuple[bool, str]:
         if hit is None:
             return False, " / ".join(why for _, why in results)
         parts.append(hit)
-    if rule.get("when"):
-        raise NotEvaluable(f"{where} has `when` conditions, which cannot be evaluated offline")
+    for condition in rule.get("when") or []:
+        if not claims.evaluable(condition):
+            raise NotEvaluable(f"{where} has a `when` condition on {condition.get('key')}, which cannot be "
+                               "evaluated offline")
+        ok, fact = claims.match_condition(condition, request.claims)
+        if not ok:
+            return False, fact
+        parts.append(fact)
     return True, " and ".join(parts) or "the rule has no conditions"
 
 
@@ -180,13 +189,15 @@ def _match_clause(clause: dict, request: Request, *, where: str) -> tuple[bool, 
 def _match_field(field: str, values: list, request: Request, *, where: str) -> tuple[bool, str]:
     negative = field.startswith("not")
     base = field[3].lower() + field[4:] if negative else field
+    if base == "requestPrincipals":
+        return claims.match_request_principals(values, request.claims, negative=negative, field=field)
     label, value = _attribute(base, request)
     if base == "paths" and any("{" in v for v in values):
         raise NotEvaluable(f"{where} uses path templates ({{*}}, {{**}}), which are not evaluated offline")
     found = value is not None and any(_string_match(v, value, ignore_case=base == "hosts") for v in values)
     if base == "hosts" and value and not found:  # a Host header may carry the port or not
         found = any(_string_match(v, value.rsplit(":", 1)[0], ignore_case=True) for v in values)
-    shown = value if value is not None else "none (plain text has no peer identity)"
+    shown = value if value is not None else "none (no peer certificate)"
     listed = f"{field} [{', '.join(map(str, values))}]"
     if negative:
         return (not found, f"{label} {shown} {'is' if found else 'is not'} in {listed}")
@@ -198,21 +209,9 @@ def _attribute(base: str, request: Request) -> tuple[str, str | None]:
     return {
         "principals": ("principal", request.principal),
         "namespaces": ("source namespace", peer.group(2) if peer else None),
-        "requestPrincipals": ("request principal (JWT)", None),
         "hosts": ("host", request.host),
         "ports": ("port", str(request.port)),
         "methods": ("method", request.method),
         "paths": ("path", request.path),
     }[base]
 
-
-def _string_match(pattern: str, value: str, *, ignore_case: bool = False) -> bool:
-    """Istio's string match: exact, `prefix*`, `*suffix`, or `*` (any non-empty value)."""
-    pattern, value = (str(pattern).lower(), value.lower()) if ignore_case else (str(pattern), value)
-    if pattern == "*":
-        return value != ""
-    if pattern.endswith("*"):
-        return value.startswith(pattern[:-1])
-    if pattern.startswith("*"):
-        return value.endswith(pattern[1:])
-    return value == pattern

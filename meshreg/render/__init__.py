@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from meshreg.config import Config
-from meshreg.render import ambient, hosting, mirror, nodeproxy, policies, pushproxy, registry, runtimeconfig
+from meshreg.render import ambient, hosting, ingress, mirror, nodeproxy, policies, pushproxy, registry, runtimeconfig
 
 
 def render(cfg: Config) -> list[dict]:
@@ -35,6 +35,7 @@ def render(cfg: Config) -> list[dict]:
         *[o for reg in regs if reg.mirror for o in mirror.objects(cfg, reg)],
         *([ambient.waypoint(cfg)] if mesh else []),
         *[o for reg in regs if reg.push_proxy for o in pushproxy.objects(cfg, reg)],
+        *ingress.objects(cfg),
         hosting.config_map(cfg),
         *([hosting.index_config_map(cfg)] if several else []),
     ]
@@ -52,4 +53,4 @@ def notices(cfg: Config, *, writers: bool = True) -> list[str]:
         if cfg.node_proxy.enabled and "*" not in reg.readers:
             out.append(f"{label}readers are restricted, but the node proxy serves reads to anything on a node "
                        "(and to pods that can reach its pod IP): keep confidential images in a separate registry.")
-    return out + ambient.notices(cfg)
+    return out + ambient.notices(cfg) + ingress.notices(cfg)

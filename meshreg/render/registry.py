@@ -9,6 +9,7 @@ import yaml
 from meshreg.config import REGISTRY_PORT, Config, Registry
 from meshreg.render import ambient
 from meshreg.render.mirror import remote_url
+from meshreg.render.ingress import NAMESPACE_ANNOTATION
 from meshreg.render.labels import COMPONENT, REGISTRY, common, metadata, registry_pods
 
 DATA_DIR = "/var/lib/registry"
@@ -29,9 +30,10 @@ def namespace(cfg: Config) -> dict:
         injection = ambient.namespace_labels(cfg)
     # Baseline Pod Security forbids hostPort, which the node proxy needs.
     security = {"pod-security.kubernetes.io/enforce": "privileged"} if cfg.node_proxy.enabled else {}
+    ingress = {NAMESPACE_ANNOTATION: cfg.ingress.gateway.namespace} if cfg.ingress else {}
     return {"apiVersion": "v1", "kind": "Namespace",
             "metadata": metadata(cfg, cfg.namespace, namespace=None, extra={**injection, **security},
-                                 annotations=KEEP_ANNOTATIONS)}
+                                 annotations={**KEEP_ANNOTATIONS, **ingress})}
 
 
 def service_account(cfg: Config, name: str) -> dict:

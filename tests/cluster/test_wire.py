@@ -265,3 +265,25 @@ def test_the_runtime_config_report_reads_its_daemonset_and_lists_nodes_cluster_w
         "/apis/apps/v1/namespaces/meshreg/daemonsets/node-proxy-runtime-config", "/api/v1/nodes"]
     assert report["ready"] is False  # 404: not deployed
     assert report["runtimes"][0]["node"] == "a" and report["runtimes"][0]["needed"] is True
+
+
+def test_the_ingress_kinds_are_applied_at_their_paths_in_the_gateway_namespace(api, cluster):
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "registry-tls-cacert",
+                                                                 "namespace": "istio-system"}, "data": {}}
+    authn = {"apiVersion": "security.istio.io/v1", "kind": "RequestAuthentication",
+             "metadata": {"name": "meshreg-dev-ingress", "namespace": "istio-system"}, "spec": {}}
+    cluster.apply(secret)
+    cluster.apply(authn)
+    assert [r["path"] for r in api.requests if r["method"] == "PATCH"] == [
+        "/api/v1/namespaces/istio-system/secrets/registry-tls-cacert",
+        "/apis/security.istio.io/v1/namespaces/istio-system/requestauthentications/meshreg-dev-ingress"]
+
+
+def test_ingress_pruning_lists_secrets_only_in_the_gateway_namespace(api, cluster):
+    from meshreg.cluster.ingress import KINDS
+
+    applying.prune(manifests=[], cluster=cluster, selector="app.kubernetes.io/instance=dev", kinds=KINDS,
+                   namespaces=["istio-system"])
+    listed = [r["path"] for r in api.requests if r["method"] == "GET"]
+    assert "/api/v1/namespaces/istio-system/secrets" in listed and all("/istio-system/" in p for p in listed)
+    assert all(r["query"]["labelSelector"] == ["app.kubernetes.io/instance=dev"] for r in api.requests)

@@ -82,3 +82,42 @@ def policy_check():
         return decision
 
     return check
+
+
+def _ingress_setup(lab) -> None:
+    """Certificates as `meshreg certs` issues them: loader's, and rotated's after a rotation (the first one revoked)."""
+    lab.certs = {"loader": lab.issue("loader"), "revoked": lab.issue("rotated", out=lab.root / "revoked")}
+    lab.meshreg("certs", "revoke", "rotated")
+    lab.certs["rotated"] = lab.issue("rotated")
+
+
+def _ingress_lab(tmp_path_factory, *, dedicated: bool, tokens: bool = True):
+    from lab.ingress import IngressLab
+
+    from ingress_cases import config_text
+
+    lab = IngressLab(config_text(dedicated=dedicated, tokens=tokens), tmp_path_factory.mktemp("ingress"),
+                     setup=_ingress_setup)
+    try:
+        yield lab
+    finally:
+        lab.close()
+
+
+@pytest.fixture(scope="session")
+def ingress_lab(real_parts, tmp_path_factory):
+    """spec.ingress with certificate and token clients, behind an ingress Envoy (OPTIONAL_MUTUAL, jwt_authn) on a
+    shared gateway: DENY rules only."""
+    yield from _ingress_lab(tmp_path_factory, dedicated=False)
+
+
+@pytest.fixture(scope="session")
+def dedicated_ingress_lab(real_parts, tmp_path_factory):
+    """The same clients on a dedicated gateway: the DENY rules and an ALLOW policy."""
+    yield from _ingress_lab(tmp_path_factory, dedicated=True)
+
+
+@pytest.fixture(scope="session")
+def mutual_ingress_lab(real_parts, tmp_path_factory):
+    """Certificate clients only: the Gateway server is MUTUAL, with no JWT filter and no token challenge."""
+    yield from _ingress_lab(tmp_path_factory, dedicated=False, tokens=False)

@@ -32,7 +32,11 @@ def test_a_writer_name_signed_by_another_ca_cannot_push(lab, image):
     result = skopeo_copy(image.ref, f"docker://{lab.sidecar}/builds/forged:v1",
                          dest_ident=lab.foreign_ca_identity(WRITER))
     assert result.returncode != 0
-    assert "remote error: tls:" in result.stderr, result.stderr  # the sidecar ended the handshake
+    # The sidecar ends the handshake: skopeo reads its alert, or, where TLS 1.3 lets the client write before it
+    # reads the alert, finds the connection gone (broken pipe, reset). Either way no HTTP answer came back.
+    assert any(s in result.stderr for s in ("remote error: tls:", "broken pipe", "connection reset by peer")), \
+        result.stderr
+    assert "StatusCode" not in result.stderr and "status code" not in result.stderr
     assert "builds/forged" not in lab.repositories()
 
 

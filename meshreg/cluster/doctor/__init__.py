@@ -14,10 +14,10 @@ from meshreg.errors import ClusterError
 
 OK, WARN, FAIL = "OK", "WARN", "FAIL"
 # check group -> module; the order is the order of the lines
-GROUPS = {"api": "api", "istio": "istio", "ambient": "ambient", "trust-domain": "trustdomain", "writers": "writers",
-          "policies": "policies", "nodes": "nodes", "admission": "admission", "storage": "storage",
-          "bypass": "access", "deployed": "deployed"}
-PREFLIGHT = ("api", "istio", "ambient", "trust-domain", "writers", "nodes", "admission", "storage")
+GROUPS = {"api": "api", "istio": "istio", "ambient": "ambient", "ingress": "ingress", "trust-domain": "trustdomain",
+          "writers": "writers", "policies": "policies", "nodes": "nodes", "admission": "admission",
+          "storage": "storage", "bypass": "access", "deployed": "deployed"}
+PREFLIGHT = ("api", "istio", "ambient", "ingress", "trust-domain", "writers", "nodes", "admission", "storage")
 
 
 @dataclass(frozen=True)

@@ -35,13 +35,13 @@ def _cert(ident: Identity) -> dict:
     return {"certificate_chain": {"filename": str(ident.cert)}, "private_key": {"filename": str(ident.key)}}
 
 
-def _hcm(name: str, *, cluster: str, route_timeout: str, filters: list[dict]) -> dict:
+def _hcm(name: str, *, cluster: str, route_timeout: str, filters: list[dict], domains=("*",)) -> dict:
     return {"name": "envoy.filters.network.http_connection_manager", "typed_config": {
         "@type": HCM, "stat_prefix": name, "codec_type": "AUTO",
         "normalize_path": True, "merge_slashes": False, "path_with_escaped_slashes_action": "KEEP_UNCHANGED",
         # Istio never trusts a client's XFCC: it replaces it with what it saw on the connection.
         "forward_client_cert_details": "SANITIZE_SET", "set_current_client_cert_details": {"uri": True},
-        "route_config": {"name": name, "virtual_hosts": [{"name": name, "domains": ["*"], "routes": [
+        "route_config": {"name": name, "virtual_hosts": [{"name": name, "domains": list(domains), "routes": [
             {"match": {"prefix": "/"}, "route": {"cluster": cluster, "timeout": route_timeout}}]}]},
         "http_filters": [*filters, {"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER}}]}}
 

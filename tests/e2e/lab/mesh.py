@@ -131,6 +131,7 @@ class Lab:
             listener, cluster = pushproxy.listener_and_cluster(self, self.cfg.registry)
             listeners.append(listener)
             clusters.append(cluster)
+        self._more_envoy(listeners, clusters)
         path = self.root / "envoy.json"
         path.write_text(json.dumps(envoy.bootstrap(admin_port=admin, listeners=listeners, clusters=clusters), indent=1))
         argv = [envoy_binary(), "-c", str(path), "--disable-hot-restart", "--log-level", "warn"]
@@ -139,6 +140,9 @@ class Lab:
         server = Server(argv, log=self.root / "envoy.log")
         self.servers.append(server)
         server.wait_http(f"http://127.0.0.1:{admin}/ready")
+
+    def _more_envoy(self, listeners: list[dict], clusters: list[dict]) -> None:
+        """Where a lab with more gateways (tests/e2e/lab/ingress.py) adds its listeners and clusters."""
 
     @property
     def sidecar(self) -> str:

@@ -8,25 +8,79 @@ An independent second reading of Istio's semantics (it does not use meshreg's ev
   fields inside a source/operation are ANDed, values inside a field are ORed, notX fields are negated;
 - principals match the authenticated peer's URI SAN with the `spiffe://` prefix Istio strips put back;
   `*` means any authenticated principal, `x*` is a prefix, `*x` a suffix;
-- methods match the `:method` header, paths the (normalized) path without its query.
+- methods match the `:method` header, paths the (normalized) path without its query, hosts the `:authority`
+  header ignoring case;
+- request principals (Istio 1.22+) are split at the last '/' into an issuer and a subject, each matched against the
+  JWT payload the jwt_authn filter keeps in its metadata (`payload.iss`, `payload.sub`); `when` conditions on
+  `request.auth.claims[...]` match the payload claim as a string or as a list holding a match, and go with the
+  principals of the rule.
 Any field this lab does not translate raises, so a policy meshreg renders never silently loses a condition.
 """
 
 from __future__ import annotations
 
+import re
+
 RBAC = "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC"
-_SOURCE_FIELDS = {"principals", "notPrincipals"}
-_OPERATION_FIELDS = {"methods", "notMethods", "paths", "notPaths"}
+JWT_FILTER = "envoy.filters.http.jwt_authn"
+_SOURCE_FIELDS = {"principals", "notPrincipals", "requestPrincipals", "notRequestPrincipals"}
+_OPERATION_FIELDS = {"methods", "notMethods", "paths", "notPaths", "hosts", "notHosts"}
 
 
-def _string_match(value: str, *, prefix: str = "") -> dict:
+def _string_match(value: str, *, prefix: str = "", ignore_case: bool = False) -> dict:
+    case = {"ignore_case": True} if ignore_case else {}
     if value == "*":
         return {"safe_regex": {"regex": ".+"}}
     if value.endswith("*"):
-        return {"prefix": prefix + value[:-1]}
+        return {"prefix": prefix + value[:-1], **case}
     if value.startswith("*"):
-        return {"suffix": value[1:]}
-    return {"exact": prefix + value}
+        return {"suffix": value[1:], **case}
+    return {"exact": prefix + value, **case}
+
+
+def _payload(claims: list[str], value: dict) -> dict:
+    """A principal matching the JWT payload jwt_authn keeps at metadata[envoy.filters.http.jwt_authn].payload."""
+    path = [{"key": "payload"}, *({"key": c} for c in claims)]
+    return {"metadata": {"filter": JWT_FILTER, "path": path, "value": value}}
+
+
+def _request_principal(value: str) -> dict:
+    idx = value.rfind("/")
+    iss, sub = (value[:idx], value[idx + 1:]) if idx >= 0 else (value, "")
+    anything = {"safe_regex": {"regex": ".+"}}
+    if value == "*":
+        match_iss, match_sub = anything, anything
+    elif value.startswith("*"):
+        match_iss = (anything if iss == "*" else {"suffix": iss[1:]}) if idx >= 0 else anything
+        match_sub = {"exact": sub} if idx >= 0 else {"suffix": value[1:]}
+    elif value.endswith("*"):
+        match_iss = {"exact": iss} if idx >= 0 else {"prefix": value[:-1]}
+        match_sub = (anything if sub == "*" else {"prefix": sub[:-1]}) if idx >= 0 else anything
+    else:
+        match_iss, match_sub = {"exact": iss}, {"exact": sub}
+    return {"and_ids": {"ids": [_payload(["iss"], {"string_match": match_iss}),
+                                _payload(["sub"], {"string_match": match_sub})]}}
+
+
+def _claims(values: list[str], key: str) -> dict:
+    names = re.findall(r"\[([^\[\]]+)\]", key.removeprefix("request.auth.claims"))
+    if not key.startswith("request.auth.claims[") or not names:
+        raise NotImplementedError(f"lab RBAC translator does not handle when key {key}")
+    one = [{"string_match": _string_match(v)} for v in values]
+    value = one[0] if len(one) == 1 else {"or_match": {"value_matchers": one}}
+    return _payload(names, {"or_match": {"value_matchers": [{"list_match": {"one_of": value}}, value]}})
+
+
+def _when(condition: dict) -> list[dict]:
+    unknown = set(condition) - {"key", "values", "notValues"}
+    if unknown:
+        raise NotImplementedError(f"lab RBAC translator does not handle {sorted(unknown)} in when")
+    out = []
+    if condition.get("values"):
+        out.append(_claims(condition["values"], condition["key"]))
+    if condition.get("notValues"):
+        out.append({"not_id": _claims(condition["notValues"], condition["key"])})
+    return out
 
 
 def _any_of(matchers: list[dict], key: str) -> dict:
@@ -35,6 +89,12 @@ def _any_of(matchers: list[dict], key: str) -> dict:
 
 def _principal(value: str) -> dict:
     return {"authenticated": {"principal_name": _string_match(value, prefix="spiffe://")}}
+
+
+def _host(value: str) -> dict:
+    if value == "*":
+        return {"header": {"name": ":authority", "present_match": True}}
+    return {"header": {"name": ":authority", "string_match": _string_match(value, ignore_case=True)}}
 
 
 def _method(value: str) -> dict:
@@ -60,20 +120,23 @@ def _fields(spec: dict, allowed: set, translate: dict, *, all_key: str, any_key:
 
 
 def _source(source: dict) -> dict:
-    return _fields(source, _SOURCE_FIELDS, {"principals": _principal},
+    return _fields(source, _SOURCE_FIELDS, {"principals": _principal, "requestPrincipals": _request_principal},
                    all_key="and_ids", any_key="or_ids", neg="not_id")
 
 
 def _operation(operation: dict) -> dict:
-    return _fields(operation, _OPERATION_FIELDS, {"methods": _method, "paths": _path},
+    return _fields(operation, _OPERATION_FIELDS, {"methods": _method, "paths": _path, "hosts": _host},
                    all_key="and_rules", any_key="or_rules", neg="not_rule")
 
 
 def rule_policy(rule: dict) -> dict:
     """One Istio rule as one Envoy RBAC policy."""
-    if set(rule) - {"from", "to"}:
+    if set(rule) - {"from", "to", "when"}:
         raise NotImplementedError(f"lab RBAC translator does not handle rule keys {sorted(set(rule) - {'from', 'to'})}")
     principals = [_source(f["source"]) for f in rule.get("from", [])] or [{"any": True}]
+    whens = [p for c in rule.get("when", []) for p in _when(c)]
+    if whens:  # Istio adds the conditions to every source of the rule
+        principals = [{"and_ids": {"ids": [p, *whens]}} for p in principals]
     permissions = [_operation(t["operation"]) for t in rule.get("to", [])] or [{"any": True}]
     return {"permissions": [_any_of(permissions, "or_rules")], "principals": [_any_of(principals, "or_ids")]}
 

@@ -1,0 +1,197 @@
+"""`meshreg certs`: the ingress's client CA (init), client certificates (issue, list) and their revocation."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+
+import click
+
+from meshreg.cli.options import cluster_options, config_option
+from meshreg.errors import UsageError
+
+EXIT_CODES = """\b
+Exit codes: 0 done, 2 bad input (nothing written)."""
+
+
+@click.group()
+def certs():
+    """Client certificates for writers outside the cluster (spec.ingress clients with method: mtls).
+
+    \b
+    The CA lives in the directory spec.ingress.clientCA names (default ingress-ca, next to the config):
+    its key (0600) never leaves that directory; its certificate and revocation list are rendered into the
+    gateway's <credentialName>-cacert Secret, so `meshreg up` (or render) publishes them.
+
+    \b
+    Examples:
+      meshreg certs init
+      meshreg certs issue airgap-loader --server-ca corp-root.pem
+      meshreg certs list
+      meshreg certs revoke airgap-loader --apply
+    """
+
+
+def _ingress(config_path):
+    from meshreg import config
+
+    cfg = config.load(config_path)
+    if cfg.ingress is None:
+        raise UsageError(f"{cfg.source}: no spec.ingress: add one first (host, credentialName, clients; "
+                         "see docs/ingress.md)")
+    return cfg, cfg.ingress
+
+
+@certs.command(help="""Create the client CA in spec.ingress.clientCA (refuses to overwrite one).
+
+    \b
+    Writes ca.crt, ca.key (0600, never printed), ca.crl (empty) and index.json, with a .gitignore that keeps
+    the key and issued client keys out of Git. ca.crt and ca.crl are public: commit them if you render in CI.
+
+    \b
+    Examples:
+      meshreg certs init
+      meshreg certs init -c prod.yaml --days 3650
+
+    """ + EXIT_CODES)
+@config_option
+@click.option("--days", type=click.IntRange(1, 36500), default=1825, show_default=True,
+              help="How long the CA is valid (its CRL stays valid as long).")
+def init(config_path, days):
+    from meshreg.pki.authority import Authority
+
+    cfg, ing = _ingress(config_path)
+    authority = Authority.create(ing.client_ca, domain=ing.host, days=days)
+    click.echo(f"created the client CA for {ing.host} in {ing.client_ca} (valid until "
+               f"{authority.cert.not_valid_after_utc.date()}); the key is {authority.directory / 'ca.key'} (0600)")
+    click.echo("next: meshreg certs issue NAME for each mtls client, then meshreg up", err=True)
+
+
+@certs.command(help="""Issue a client certificate for NAME, an mtls client of spec.ingress.
+
+    \b
+    The certificate names the client by its URI SAN spiffe://<host>/client/<NAME>, which Istio shows to
+    AuthorizationPolicies as principal <host>/client/<NAME>. Files go to DIR/<host>/ (docker's certs.d layout):
+    client.cert, client.key (0600) and, with --server-ca, ca.crt: the CA of the registry's *server*
+    certificate, for clients that do not already trust it. The key is never printed.
+
+    \b
+    Examples:
+      meshreg certs issue airgap-loader
+      meshreg certs issue ci --days 30 -o ./certs.d --server-ca corp-root.pem
+      skopeo copy --dest-cert-dir ingress-ca/clients/ci/registry.example.com \
+          oci:img docker://registry.example.com/ci/app
+
+    """ + EXIT_CODES)
+@click.argument("name")
+@config_option
+@click.option("--days", type=click.IntRange(1, 3650), default=90, show_default=True,
+              help="How long the certificate is valid (never past the CA).")
+@click.option("-o", "--output", "out", metavar="DIR", default=None,
+              help="A certs.d directory to write into [default: <clientCA>/clients/NAME].")
+@click.option("--server-ca", metavar="FILE", default=None, help="The server certificate's CA, written as ca.crt.")
+@click.option("--force", is_flag=True, help="Issue even if NAME has a valid certificate; overwrite files in DIR.")
+def issue(name, config_path, days, out, server_ca, force):
+    from meshreg.pki import certsd
+    from meshreg.pki.authority import Authority, client_uri
+
+    cfg, ing = _ingress(config_path)
+    client = ing.client(name)
+    if client is None or client.method != "mtls":
+        mtls = ", ".join(c.name for c in ing.clients if c.method == "mtls") or "none"
+        raise UsageError(f"{name!r} is not an mtls client of spec.ingress in {cfg.source} (mtls clients: {mtls}); "
+                         "a certificate for a name the policies do not list would open nothing")
+    root = out or os.path.join(ing.client_ca, "clients", name)
+    authority = Authority.open(ing.client_ca)
+    ca_bundle = certsd.read_server_ca(server_ca) if server_ca else None
+    authority.refuse_existing(name, force=force)  # every refusal comes before anything is written
+    certsd.check_free(root, ing.address, force=force, spent=authority.spent)
+    previous = authority.valid(name)
+    issued, cert, key = authority.issue(name, uri=client_uri(ing.host, name), days=days, force=force)
+    written = certsd.write(root, ing.address, cert=cert, key=key, server_ca=ca_bundle)
+    click.echo(f"issued {client_uri(ing.host, name)}: serial {issued.serial}, valid until {issued.not_after}")
+    for path in written:
+        click.echo(f"  wrote {path}{' (0600)' if path.name == certsd.KEY else ''}")
+    for old in previous:
+        click.echo(f"note: the previous certificate (serial {old.serial}) stays valid until {old.not_after}; "
+                   f"meshreg certs revoke {name} --serial {old.serial} revokes it", err=True)
+    click.echo(f"use: skopeo copy --dest-cert-dir {certsd.directory(root, ing.address)} ... "
+               f"docker://{ing.address}/REPO; docker and containerd: copy that directory to "
+               f"/etc/docker/certs.d/{ing.address}/ or /etc/containerd/certs.d/{ing.address}/", err=True)
+
+
+@certs.command("list")
+@config_option
+@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def list_(config_path, output):
+    """Every certificate the CA issued (valid, expired or revoked), and mtls clients without a valid one.
+
+    \b
+    Examples:
+      meshreg certs list
+      meshreg certs list -o json | jq '.certificates[] | select(.status == "valid")'
+    """
+    from meshreg.pki.authority import Authority
+
+    cfg, ing = _ingress(config_path)
+    authority = Authority.open(ing.client_ca)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    rows = [{**i.__dict__, "status": i.status(now), "configured": ing.client(i.name) is not None}
+            for i in authority.issued]
+    missing = [c.name for c in ing.clients if c.method == "mtls" and not authority.valid(c.name)]
+    if output == "json":
+        click.echo(json.dumps({"ca": str(authority.directory), "crlNumber": authority.crl_number,
+                               "certificates": rows, "withoutCertificate": missing}, indent=2))
+        return
+    click.echo(f"client CA {authority.directory} for {ing.host}; CRL number {authority.crl_number}")
+    for row in rows:
+        note = "" if row["configured"] else "  (not a client in the config)"
+        click.echo(f"  {row['name']:24} {row['status']:8} serial {row['serial']:34} until {row['not_after']}{note}")
+    for name in missing:
+        click.echo(f"  {name:24} no valid certificate: meshreg certs issue {name}")
+
+
+@certs.command(help="""Revoke NAME's certificates (or the one with --serial) and re-sign the CRL.
+
+    \b
+    The gateway refuses revoked certificates once the new CRL reaches it: `meshreg up`, or --apply here,
+    updates the <credentialName>-cacert Secret (Istio 1.19+ reads its ca.crl). To take away a client for
+    good, also remove it from spec.ingress.clients: its name then opens nothing, whatever certificate it holds.
+
+    \b
+    Examples:
+      meshreg certs revoke ci
+      meshreg certs revoke ci --serial 3f2a... --apply --context prod
+
+    """ + EXIT_CODES)
+@click.argument("name")
+@click.option("--serial", metavar="HEX", default=None, help="Only this certificate (see `meshreg certs list`).")
+@config_option
+@click.option("--apply", "apply", is_flag=True, help="Then server-side apply the CA Secret with the new CRL.")
+@cluster_options
+def revoke(name, serial, config_path, apply, kubeconfig, context):
+    from meshreg.pki.authority import Authority
+
+    if context and not apply:
+        raise click.UsageError("--context only makes sense with --apply")
+    cfg, ing = _ingress(config_path)
+    revoked = Authority.open(ing.client_ca).revoke(name, serial=serial)
+    for item in revoked:
+        click.echo(f"revoked {item.name}: serial {item.serial} (was valid until {item.not_after})")
+    if apply:
+        _apply_ca_secret(config_path, kubeconfig=kubeconfig, context=context)
+    else:
+        click.echo("next: meshreg up (or meshreg certs revoke --apply) to publish the new CRL", err=True)
+
+
+def _apply_ca_secret(config_path, *, kubeconfig, context) -> None:
+    """Server-side apply only the gateway's CA Secret, rendered from the directory just updated."""
+    from meshreg import config
+    from meshreg.cluster import apply as applying
+    from meshreg.cluster import client as cluster
+    from meshreg.render import ingress
+
+    secret = ingress.ca_secret(config.load(config_path))
+    for outcome in applying.apply(manifests=[secret], cluster=cluster.connect(kubeconfig=kubeconfig, context=context)):
+        click.echo(f"  {outcome.action}: {outcome}")

@@ -1,0 +1,256 @@
+"""Reads `spec.ingress`: writers outside the cluster, through an Istio ingress gateway, each a client with a
+certificate (mtls) or tokens of one issuer (jwt), and the repositories it may write and read."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from urllib.parse import urlsplit
+
+from meshreg.config import names
+from meshreg.config.model import INGRESS_METHODS, Client, Ingress, IngressGateway, Issuer, Registry
+from meshreg.config.reader import REQUIRED, Reader
+from meshreg.config.registries import read_prefixes
+from meshreg.pki.authority import public_material
+
+_GW = IngressGateway()
+_KEYS = {"host": REQUIRED, "registry": None, "credentialName": REQUIRED, "clientCA": "ingress-ca", "gateway": {},
+         "issuers": [], "clients": []}
+_GATEWAY_KEYS = {"namespace": _GW.namespace, "selector": dict(_GW.selector), "serviceAccount": _GW.service_account,
+                 "port": _GW.port, "dedicated": _GW.dedicated}
+_CLIENT_KEYS = {"name": REQUIRED, "method": REQUIRED, "repositories": REQUIRED, "readRepositories": None,
+                "delete": False, "issuer": None, "subject": None, "claims": None}
+_JWT_ONLY = ("issuer", "subject", "claims")
+_CLAIM = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+_RESERVED_CLAIMS = {"iss": "issuer", "sub": "subject", "aud": "the issuer's audiences"}
+_PRIVATE_JWK = {"d", "p", "q", "dp", "dq", "qi", "oth"}
+
+
+def read_ingress(r: Reader, value: object, path: tuple, *, registries: tuple[Registry, ...], namespace: str) -> Ingress:
+    m = r.mapping(value, path, _KEYS)
+    registry = _read_registry(r, m["registry"], path + ("registry",), registries)
+    gateway = _read_gateway(r, m["gateway"], path + ("gateway",))
+    _check_gateway_identity(r, gateway, registry, namespace, path + ("gateway", "serviceAccount"))
+    issuers = _read_issuers(r, m["issuers"], path + ("issuers",))
+    clients = _read_clients(r, m["clients"], path + ("clients",), issuers=issuers, registry=registry)
+    ca_dir = r.string(m["clientCA"], path + ("clientCA",), lambda v: None if v.strip() else "empty: name a directory")
+    resolved = os.path.join(os.path.dirname(r.source.name), ca_dir)
+    material = public_material(resolved)
+    return Ingress(
+        host=r.string(m["host"], path + ("host",), _check_host), registry=registry.name,
+        credential_name=r.string(m["credentialName"], path + ("credentialName",), names.check_subdomain),
+        client_ca=resolved, gateway=gateway, issuers=issuers, clients=clients,
+        ca_pem=material[0] if material else None, crl_pem=material[1] if material else None)
+
+
+def _read_registry(r: Reader, value: object, path: tuple, registries) -> Registry:
+    """The registry named (default: the default one); never a mirror."""
+    name = next(reg.name for reg in registries if reg.default) if value is None else r.string(value, path)
+    reg = next((x for x in registries if x.name == name), None)
+    if reg is None:
+        r.fail(path, f"no registry named {name!r} (registries: {', '.join(x.name for x in registries)})")
+    if reg.role == "mirror":
+        r.fail(path, f"{name!r} is a mirror: nobody writes a pull-through cache, from outside either")
+    return reg
+
+
+def _read_gateway(r: Reader, value: object, path: tuple) -> IngressGateway:
+    m = r.mapping(value, path, _GATEWAY_KEYS)
+    selector = r.mapping(m["selector"], path + ("selector",), _any_keys(m["selector"]))
+    if not selector:
+        r.fail(path + ("selector",), "empty: name the labels of the gateway's pods (e.g. istio: ingressgateway)")
+    for key, label in selector.items():
+        r.string(key, path + ("selector", key), _check_label_key)
+        r.string(label, path + ("selector", key), _check_label_value)
+    return IngressGateway(
+        namespace=r.string(m["namespace"], path + ("namespace",), names.check_label), selector=dict(selector),
+        service_account=r.string(m["serviceAccount"], path + ("serviceAccount",), names.check_subdomain),
+        port=_read_gateway_port(r, m["port"], path + ("port",)),
+        dedicated=r.boolean(m["dedicated"], path + ("dedicated",)))
+
+
+def _check_gateway_identity(r: Reader, gateway: IngressGateway, registry: Registry, namespace: str, path) -> None:
+    """The gateway writes for its clients only: it must not also be the node proxy, a writer or the publisher."""
+    identity = gateway.identity
+    if identity == f"{namespace}/node-proxy":
+        r.fail(path, f"{identity!r} is the node proxy, which serves unauthenticated reads")
+    for j, writer in enumerate(registry.writers):
+        if writer.service_account == identity:
+            r.fail(path, f"{identity!r} is also writers[{j}] of registry {registry.name!r}; what the gateway may "
+                         "write follows from its clients, so remove it there")
+    if registry.publisher == identity:
+        r.fail(path, f"{identity!r} is also the publisher of registry {registry.name!r}; clients of the ingress "
+                     "publish through it, so name another publisher")
+
+
+def _read_gateway_port(r: Reader, value: object, path: tuple) -> int:
+    port = r.integer(value, path, low=1, high=65535)
+    if port in names.ISTIO_RESERVED_PORTS:
+        r.fail(path, f"{port} is a port the Istio proxy keeps for itself")
+    return port
+
+
+def _read_issuers(r: Reader, value: object, path: tuple) -> tuple[Issuer, ...]:
+    if not isinstance(value, list):
+        r.fail(path, "expected a list of issuers ({issuer: ..., audiences: [...], jwksUri: https://...})")
+    out: list[Issuer] = []
+    for i, item in enumerate(value):
+        p = path + (i,)
+        m = r.mapping(item, p, {"issuer": REQUIRED, "audiences": REQUIRED, "jwks": None, "jwksUri": None})
+        issuer = r.string(m["issuer"], p + ("issuer",), _check_token_text)
+        if any(x.issuer == issuer for x in out):
+            r.fail(p + ("issuer",), f"{issuer!r} is listed twice")
+        audiences = r.strings(m["audiences"], p + ("audiences",), _check_token_text)
+        if not audiences:
+            r.fail(p + ("audiences",), "empty: name the audience tokens for this registry carry (a token minted "
+                                       "for another service must not push here)")
+        if (m["jwks"] is None) == (m["jwksUri"] is None):
+            r.fail(p, "set exactly one of jwks (the key set, inline) or jwksUri (where istiod fetches it)")
+        out.append(Issuer(issuer=issuer, audiences=tuple(audiences),
+                          jwks=r.string(m["jwks"], p + ("jwks",), check_jwks, nullable=True),
+                          jwks_uri=r.string(m["jwksUri"], p + ("jwksUri",), _check_jwks_uri, nullable=True)))
+    return tuple(out)
+
+
+def _read_clients(r: Reader, value: object, path: tuple, *, issuers, registry: Registry) -> tuple[Client, ...]:
+    if not isinstance(value, list):
+        r.fail(path, "expected a list of clients ({name: ..., method: mtls|jwt, repositories: [...]})")
+    clients: list[Client] = []
+    for i, item in enumerate(value):
+        client = _read_client(r, item, path + (i,), issuers=issuers, registry=registry)
+        for j, other in enumerate(clients):
+            if other.name == client.name:
+                r.fail(path + (i, "name"), f"{client.name!r} is already the name of clients[{j}]")
+            if client.method == "jwt" and (other.issuer, other.subject) == (client.issuer, client.subject):
+                r.fail(path + (i, "subject"), f"clients[{j}] already has issuer {client.issuer!r} and subject "
+                                              f"{client.subject!r}: a token must name one client")
+        clients.append(client)
+    return tuple(clients)
+
+
+def _read_client(r: Reader, value: object, p: tuple, *, issuers, registry: Registry) -> Client:
+    m = r.mapping(value, p, _CLIENT_KEYS)
+    name = r.string(m["name"], p + ("name",), names.check_label)
+    method = r.string(m["method"], p + ("method",), lambda v: None if v in INGRESS_METHODS else
+                      f"{v!r} is not an authentication method (expected one of: {', '.join(INGRESS_METHODS)})")
+    repositories = read_prefixes(r, m["repositories"], p + ("repositories",))
+    read = repositories if m["readRepositories"] is None else \
+        read_prefixes(r, m["readRepositories"], p + ("readRepositories",))
+    delete = r.boolean(m["delete"], p + ("delete",))
+    if delete and not registry.delete_enabled:
+        r.fail(p + ("delete",),
+               f"grants DELETE but registry {registry.name!r} has deleteEnabled false; enable it first")
+    client = Client(name=name, method=method, repositories=repositories, read_repositories=read, delete=delete)
+    if method == "mtls":
+        for key in _JWT_ONLY:
+            if m[key] is not None:
+                r.fail(p + (key,), f"only a jwt client has {key} (this one presents a client certificate)")
+        return client
+    return _read_jwt(r, m, p, client, issuers)
+
+
+def _read_jwt(r: Reader, m: dict, p: tuple, client: Client, issuers) -> Client:
+    if not issuers:
+        r.fail(p + ("method",), "a jwt client needs an issuer: list it under spec.ingress.issuers")
+    known = [i.issuer for i in issuers]
+    issuer = r.string(m["issuer"], p + ("issuer",), nullable=True)
+    if issuer is None and len(known) > 1:
+        r.fail(p, f"missing required key 'issuer' (several issuers: {', '.join(known)})")
+    if issuer is not None and issuer not in known:
+        r.fail(p + ("issuer",), f"{issuer!r} is not in spec.ingress.issuers ({', '.join(known)})")
+    if m["subject"] is None:
+        r.fail(p, "missing required key 'subject' (the `sub` claim of this client's tokens)")
+    subject = r.string(m["subject"], p + ("subject",), _check_pattern)
+    claims = r.mapping(m["claims"], p + ("claims",), _any_keys(m["claims"]))
+    read = []
+    for key, values in claims.items():
+        r.string(key, p + ("claims", key), _check_claim_name)
+        values = [values] if isinstance(values, str) else values
+        listed = r.strings(values, p + ("claims", key), _check_pattern)
+        if not listed:
+            r.fail(p + ("claims", key), "empty: list the values this claim may take")
+        read.append((key, tuple(listed)))
+    return Client(**{**client.__dict__, "issuer": issuer or known[0], "subject": subject,
+                     "claims": tuple(sorted(read))})
+
+
+def _any_keys(value: object) -> dict:
+    """Accept whatever keys a user-named mapping has (each is checked after)."""
+    return {k: None for k in value} if isinstance(value, dict) else {}
+
+
+def _check_host(value: str) -> str | None:
+    if not names.is_subdomain(value) or ":" in value:
+        return f"{value!r} is not a DNS name (lowercase, e.g. registry.example.com; no scheme, port or wildcard)"
+    return None
+
+
+def _check_label_key(value: str) -> str | None:
+    prefix, _, name = value.rpartition("/")
+    if (prefix and not names.is_subdomain(prefix)) or not re.fullmatch(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?",
+                                                                      name):
+        return f"{value!r} is not a label key (e.g. istio or app.kubernetes.io/name)"
+    return None
+
+
+def _check_label_value(value: str) -> str | None:
+    if not re.fullmatch(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?", value):
+        return f"{value!r} is not a label value (letters, digits, '-', '_', '.'; at most 63; no wildcards)"
+    return None
+
+
+def _check_token_text(value: str) -> str | None:
+    if not value or any(c.isspace() for c in value):
+        return f"{value!r} must be non-empty and without spaces"
+    return None
+
+
+def _check_pattern(value: str) -> str | None:
+    """A subject or claim value as Istio matches it: exact, `prefix*`, `*suffix`, or `*` (any non-empty value)."""
+    problem = _check_token_text(value)
+    if problem or value == "*" or "*" not in value[1:-1] and value.count("*") <= 1:
+        return problem
+    return f"{value!r}: '*' may only stand alone or at one end (exact, prefix*, *suffix), as Istio matches it"
+
+
+def _check_claim_name(value: str) -> str | None:
+    if value in _RESERVED_CLAIMS:
+        return f"{value!r} is matched by the client's {_RESERVED_CLAIMS[value]}, not under claims"
+    if not _CLAIM.fullmatch(value):
+        return f"{value!r} is not a claim name meshreg matches (letters, digits, '_', '.', ':', '-'; no nesting)"
+    return None
+
+
+def _check_jwks_uri(value: str) -> str | None:
+    parts = urlsplit(value)
+    if parts.scheme != "https" or not parts.hostname:
+        return f"{value!r} is not an https:// URL (keys fetched over plain HTTP could be swapped on the way)"
+    return None
+
+
+def check_jwks(text: str) -> str | None:
+    """None if `text` is a JWKS of public asymmetric keys that parse, else what is wrong."""
+    from joserfc.errors import JoseError
+    from joserfc.jwk import KeySet
+
+    try:
+        data = json.loads(text)
+    except ValueError as e:
+        return f"is not JSON ({e})"
+    if not isinstance(data, dict) or not isinstance(data.get("keys"), list) or not data["keys"]:
+        return 'is not a JWKS (expected {"keys": [...]} with at least one key)'
+    for i, key in enumerate(data["keys"]):
+        if not isinstance(key, dict):
+            return f"keys[{i}] is not a JWK (a JSON object)"
+        if key.get("kty") == "oct":
+            return (f"keys[{i}] is a symmetric (oct) key: whoever reads the RequestAuthentication could sign "
+                    "tokens; use the issuer's public RSA, EC or OKP key")
+        private = sorted(_PRIVATE_JWK & set(key))
+        if private:
+            return f"keys[{i}] holds private key parameters ({', '.join(private)}): publish only the public key"
+        try:
+            KeySet.import_key_set({"keys": [key]})
+        except (JoseError, ValueError, TypeError) as e:
+            return f"keys[{i}] does not parse as a JWK ({e})"
+    return None

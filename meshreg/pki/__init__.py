@@ -1,0 +1,1 @@
+"""The ingress client CA: a small certificate authority in a local directory, for writers outside the cluster."""
