@@ -5,6 +5,7 @@ from __future__ import annotations
 from meshreg.config import names
 from meshreg.config.model import API_VERSION, KIND, Config, LocalRegistryHosting, NodeProxy
 from meshreg.config.reader import REQUIRED, Reader
+from meshreg.config.lifecycle import check_reserved
 from meshreg.config.registries import read_entries, read_resources, read_single
 
 _NP = NodeProxy()
@@ -65,6 +66,8 @@ def _check_node_proxy_writes_nothing(r: Reader, spec: dict, registries, several:
                        f"{proxy!r} is the node proxy, which serves unauthenticated reads: it can never be a writer")
         if reg.publisher == proxy:
             r.fail(base + ("publisher",), f"{proxy!r} is the node proxy: it can never publish")
+        if reg.retention:
+            check_reserved(r, reg, base, f"{spec['namespace']}/{reg.name}-gc")
 
 
 def _check_namespace(value: str) -> str | None:
