@@ -11,13 +11,16 @@ INSTANCE = "app.kubernetes.io/instance"
 
 # Dependency order: what others refer to first. Deleting goes the other way.
 ORDER = ["Namespace", "ServiceAccount", "ConfigMap", "PersistentVolumeClaim", "Service", "Deployment", "DaemonSet",
-         "PeerAuthentication", "AuthorizationPolicy", "Gateway", "VirtualService", "ServiceEntry"]
+         "PeerAuthentication", "AuthorizationPolicy", "Gateway", "VirtualService", "ServiceEntry",
+         "PodDisruptionBudget", "Role", "RoleBinding", "CronJob"]
 # Every kind meshreg may have rendered, so a kind the config no longer renders is still pruned.
 # The PVC and the Namespace are absent on purpose: pruning must never delete registry data.
 PRUNABLE = [("v1", "ServiceAccount"), ("v1", "ConfigMap"), ("v1", "Service"), ("apps/v1", "Deployment"),
             ("apps/v1", "DaemonSet"), ("security.istio.io/v1", "PeerAuthentication"),
             ("security.istio.io/v1", "AuthorizationPolicy"), ("networking.istio.io/v1", "Gateway"),
-            ("networking.istio.io/v1", "VirtualService"), ("networking.istio.io/v1", "ServiceEntry")]
+            ("networking.istio.io/v1", "VirtualService"), ("networking.istio.io/v1", "ServiceEntry"),
+            ("policy/v1", "PodDisruptionBudget"), ("rbac.authorization.k8s.io/v1", "Role"),
+            ("rbac.authorization.k8s.io/v1", "RoleBinding"), ("batch/v1", "CronJob")]
 KEEP = ("PersistentVolumeClaim", "Namespace")  # what `down` keeps unless --purge
 FOREGROUND = ("Deployment", "DaemonSet")  # the workload stays visible until its pods are gone
 VOLATILE = ("managedFields", "resourceVersion", "generation", "creationTimestamp", "uid")

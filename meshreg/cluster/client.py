@@ -38,6 +38,12 @@ KINDS = {
     ("networking.istio.io/v1", "ServiceEntry"): ("serviceentries", True),
     ("discovery.k8s.io/v1", "EndpointSlice"): ("endpointslices", True),
     ("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration"): ("mutatingwebhookconfigurations", False),
+    ("v1", "Secret"): ("secrets", True),
+    ("rbac.authorization.k8s.io/v1", "Role"): ("roles", True),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"): ("rolebindings", True),
+    ("batch/v1", "CronJob"): ("cronjobs", True),
+    ("batch/v1", "Job"): ("jobs", True),
+    ("policy/v1", "PodDisruptionBudget"): ("poddisruptionbudgets", True),
 }
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from meshreg.config import Config
-from meshreg.render import hosting, nodeproxy, policies, registry
+from meshreg.render import hosting, lifecycle, nodeproxy, policies, registry
 
 
 def render(cfg: Config) -> list[dict]:
@@ -20,7 +20,7 @@ def render(cfg: Config) -> list[dict]:
         *[registry.service_account(cfg, reg.name) for reg in regs],
         *([registry.service_account(cfg, nodeproxy.NAME)] if np else []),
         *each(registry.config_map),
-        *each(registry.persistent_volume_claim),
+        *[registry.persistent_volume_claim(cfg, reg) for reg in regs if not reg.storage.s3],
         *each(registry.service),
         *([nodeproxy.service(cfg)] if np else []),
         *each(registry.deployment),
@@ -29,6 +29,9 @@ def render(cfg: Config) -> list[dict]:
         *[p for reg in regs for p in policies.registry_policies(cfg, reg)],
         *([nodeproxy.allow_reads(cfg), nodeproxy.gateway(cfg), nodeproxy.virtual_service(cfg)] if np else []),
         *[registry.service_entry(cfg, reg) for reg in regs if reg.mirror],
+        *[registry.disruption_budget(cfg, reg) for reg in regs if reg.replicas > 1],
+        *[registry.storage_entry(cfg, reg) for reg in regs if reg.storage.s3 and not reg.storage.s3.in_cluster],
+        *[o for reg in regs if reg.gc for o in lifecycle.objects(cfg, reg)],
         hosting.config_map(cfg),
         *([hosting.index_config_map(cfg)] if several else []),
     ]

@@ -7,6 +7,7 @@ import hashlib
 import yaml
 
 from meshreg.config import REGISTRY_PORT, Config, Registry
+from meshreg.render import objectstorage
 from meshreg.render.labels import COMPONENT, REGISTRY, common, metadata, registry_pods
 
 DATA_DIR = "/var/lib/registry"
@@ -57,6 +58,9 @@ def distribution_config(cfg: Config, reg: Registry) -> dict:
     if reg.mirror:
         # Credentials come from the Secret through REGISTRY_PROXY_USERNAME/PASSWORD, never from this file.
         out["proxy"] = {"remoteurl": reg.mirror.upstream}
+    if reg.storage.s3:
+        del out["storage"]["filesystem"]
+        out["storage"] = {**objectstorage.storage_section(reg), **out["storage"]}
     return out
 
 
@@ -103,7 +107,7 @@ def _credentials(reg: Registry) -> list:
 
 
 def _container(reg: Registry) -> dict:
-    env = _credentials(reg)
+    env = _credentials(reg) + (objectstorage.env(reg) if reg.storage.s3 else [])
     return {
         "name": "registry",
         "image": reg.image,
@@ -119,7 +123,7 @@ def _container(reg: Registry) -> dict:
             "runAsGroup": RUN_AS, "runAsNonRoot": True, "runAsUser": RUN_AS,
         },
         "volumeMounts": [
-            {"name": "data", "mountPath": DATA_DIR},
+            *([] if reg.storage.s3 else [{"name": "data", "mountPath": DATA_DIR}]),
             {"name": "config", "mountPath": "/etc/docker/registry", "readOnly": True},
             {"name": "tmp", "mountPath": "/tmp"},
         ],
@@ -150,17 +154,20 @@ def deployment(cfg: Config, reg: Registry) -> dict:
                                 "seccompProfile": {"type": "RuntimeDefault"}},
             "containers": [_container(reg)],
             "volumes": [
-                {"name": "data", "persistentVolumeClaim": {"claimName": f"{reg.name}-data"}},
+                *([] if reg.storage.s3 else
+                  [{"name": "data", "persistentVolumeClaim": {"claimName": f"{reg.name}-data"}}]),
                 {"name": "config", "configMap": {"name": f"{reg.name}-config"}},
                 {"name": "tmp", "emptyDir": {}},
             ],
         },
     }
+    # ReadWriteOnce volume: the old pod must let go before the new one mounts it.
+    strategy = objectstorage.rolling_update() if reg.storage.s3 else {"type": "Recreate"}
+    if reg.storage.s3:
+        template["spec"]["affinity"] = objectstorage.spread(registry_pods(cfg, reg))
     return {"apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": _meta(cfg, reg, reg.name),
-            "spec": {"replicas": 1, "revisionHistoryLimit": 3,
-                     # ReadWriteOnce volume: the old pod must let go before the new one mounts it.
-                     "strategy": {"type": "Recreate"},
+            "spec": {"replicas": reg.replicas, "revisionHistoryLimit": 3, "strategy": strategy,
                      "selector": {"matchLabels": registry_pods(cfg, reg)}, "template": template}}
 
 
@@ -179,3 +186,12 @@ def service_entry(cfg: Config, reg: Registry) -> dict:
             "spec": {"hosts": sorted({mirror.host, *mirror.extra_hosts}), "exportTo": ["."],
                      "location": "MESH_EXTERNAL", "resolution": "DNS",
                      "ports": [{"number": mirror.port, "name": protocol.lower(), "protocol": protocol}]}}
+
+
+def disruption_budget(cfg: Config, reg: Registry) -> dict:
+    """With several replicas, a drain takes them down one at a time."""
+    return objectstorage.disruption_budget(_meta(cfg, reg, reg.name), registry_pods(cfg, reg))
+
+
+def storage_entry(cfg: Config, reg: Registry) -> dict:
+    return objectstorage.service_entry(reg, _meta(cfg, reg, f"{reg.name}-s3"))

@@ -8,7 +8,7 @@ import functools
 import pytest
 from kubernetes_validate import utils as kv_utils
 
-from configs import SEVERAL_WRITERS
+from configs import LIFECYCLE, SEVERAL_WRITERS
 from meshreg import config
 from meshreg.render import render
 from validation import (MISSING_SCHEMAS, SCHEMAS, check_crd_object, describe, is_custom, kubernetes_versions,
@@ -22,6 +22,7 @@ CONFIGS = {
         SEVERAL_WRITERS + "  nodeProxy:\n    enabled: true\n    port: 5001\n", name="several-writers.yaml"),
     "no-node-proxy": lambda: config.from_text(
         SEVERAL_WRITERS + "  nodeProxy:\n    enabled: false\n", name="no-node-proxy.yaml"),
+    "lifecycle": lambda: config.from_text(LIFECYCLE, name="lifecycle.yaml"),
 }
 VERSIONS = kubernetes_versions()
 
