@@ -100,10 +100,12 @@ class Client:
                 return None
 
     def blob_size(self, repository: str, digest: str) -> int | None:
-        with self._send("HEAD", f"/v2/{repository}/blobs/{digest}") as response:
-            if response.status != 200:
-                return None
-            return int(response.headers.get("Content-Length") or 0)
+        """The size of a blob (layers and configs), or of a manifest (also stored as a blob), in a repository."""
+        for kind, headers in (("blobs", {}), ("manifests", {"Accept": MANIFESTS})):
+            with self._send("HEAD", f"/v2/{repository}/{kind}/{digest}", headers) as response:
+                if response.status == 200:
+                    return int(response.headers.get("Content-Length") or 0)
+        return None
 
     def delete_manifest(self, repository: str, digest: str) -> bool:
         """DELETE a manifest by digest (distribution also removes every tag pointing at it); False if gone."""
