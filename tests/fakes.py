@@ -76,6 +76,8 @@ class FakeCluster:
         self.requests: list[tuple] = []  # (verb, key or kind, options) for assertions on what was sent
         self.failures: dict[tuple, ClusterError] = {}  # (verb, kind, name) -> error to raise
         self.on_apply = []  # callables(obj) run after a persisted apply: play a controller
+        self.logs: dict[tuple, str] = {}  # (namespace, pod, container) -> log text
+        self.summaries: dict[str, dict] = {}  # node -> the kubelet's stats summary
         self._rv = itertools.count(1000)
         for ns in ("default", "kube-system", "kube-public", "istio-system"):  # what every cluster has
             self.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
@@ -105,6 +107,17 @@ class FakeCluster:
                     and all(labels.get(a) == b for a, b in wanted.items()):
                 out.append(copy.deepcopy(obj))
         return out
+
+    def read_log(self, namespace, pod, *, container, tail_lines=2000):
+        self.requests.append(("log", ("v1", "Pod", namespace, pod), {"container": container}))
+        self._maybe_fail("log", "Pod", pod)
+        if ("v1", "Pod", namespace, pod) not in self.objects:
+            return None
+        return self.logs.get((namespace, pod, container), "")
+
+    def node_summary(self, node):
+        self.requests.append(("summary", node, {}))
+        return copy.deepcopy(self.summaries.get(node))
 
     # --- writes
     def apply(self, obj, *, dry_run=False, force=False, field_manager="meshreg"):

@@ -19,6 +19,7 @@ LAZY_COMMANDS = {
     "down": "meshreg.cli.deploy:down",
     "status": "meshreg.cli.deploy:status",
     "policy": "meshreg.cli.policy:policy",
+    "gc": "meshreg.cli.gc:gc",
 }
 
 

@@ -136,6 +136,30 @@ class Cluster:
                           what=("delete", resource_name(api_version, kind), namespace), missing_ok=True)
         return gone is not None
 
+    def read_log(self, namespace: str, pod: str, *, container: str, tail_lines: int = 2000) -> str | None:
+        """A container's log (GET pods/log, plain text); None when the pod or its log is gone."""
+        path = object_path("v1", "Pod", namespace=namespace, name=pod) + "/log"
+        query = [("container", container), ("tailLines", str(tail_lines))]
+        status, raw = self._send_raw("GET", path, query=query, accept="text/plain")
+        if status == 404:
+            return None
+        if status >= 300:
+            try:
+                data = json.loads(raw or b"{}")
+            except ValueError:
+                data = {"message": raw[:200].decode("utf-8", "replace").strip()}
+            raise _translate(status, data, what=("get", "pods/log", namespace))
+        return raw.decode("utf-8", "replace")
+
+    def node_summary(self, node: str) -> dict | None:
+        """The kubelet's stats summary through the API server's node proxy (volume usage); None if unavailable."""
+        path = object_path("v1", "Node", name=node) + "/proxy/stats/summary"
+        status, raw = self._send_raw("GET", path, query=[], accept="application/json")
+        try:
+            return json.loads(raw) if status == 200 else None
+        except ValueError:
+            return None
+
     def _call(self, method, path, *, what, query=(), body=None, content_type=None, missing_ok=False):
         status, data = self._send(method, path, query=list(query), body=body, content_type=content_type)
         if status == 404 and missing_ok:
@@ -144,8 +168,8 @@ class Cluster:
             raise _translate(status, data, what=what)
         return data
 
-    def _send(self, method, path, *, query, body, content_type):
-        headers = {"Accept": "application/json"}
+    def _send_raw(self, method, path, *, query, body=None, content_type=None, accept="application/json"):
+        headers = {"Accept": accept}
         if content_type:
             headers["Content-Type"] = content_type
         try:
@@ -154,13 +178,16 @@ class Cluster:
                 auth_settings=["BearerToken"])
             response = self.api_client.call_api(method, url, header_params=headers, body=body,
                                                 _request_timeout=TIMEOUT)
-            raw = response.read()
+            return response.status, response.read()
         except Exception as e:  # urllib3, ssl, auth plugins: all mean "could not talk to the server"
             raise ClusterError(f"cannot reach the Kubernetes API server at {self.server}: {_reason(e)}") from e
+
+    def _send(self, method, path, *, query, body, content_type):
+        status, raw = self._send_raw(method, path, query=query, body=body, content_type=content_type)
         try:
-            return response.status, json.loads(raw or b"{}")
+            return status, json.loads(raw or b"{}")
         except ValueError:
-            return response.status, {"message": raw[:200].decode("utf-8", "replace").strip()}
+            return status, {"message": raw[:200].decode("utf-8", "replace").strip()}
 
 
 def connect(*, kubeconfig: str | None = None, context: str | None = None) -> Cluster:
