@@ -46,15 +46,16 @@ def _hcm(name: str, *, cluster: str, route_timeout: str, filters: list[dict]) ->
         "http_filters": [*filters, {"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER}}]}}
 
 
-def sidecar_listener(*, port: int, server: Identity, trust_domain: str, rbac: list[dict], tuning: Tuning) -> dict:
+def sidecar_listener(*, port: int, server: Identity, trust_domain: str, rbac: list[dict], tuning: Tuning,
+                     cluster: str = "registry", name: str = "sidecar") -> dict:
     tls = {"@type": DOWNSTREAM_TLS, "require_client_certificate": True, "common_tls_context": {
         "tls_certificates": [_cert(server)], "alpn_protocols": ["h2", "http/1.1"],
         # Istio's trust-domain validation: peers from another trust domain fail the handshake.
         "validation_context": {"trusted_ca": {"filename": str(server.ca)}, "match_typed_subject_alt_names": [
             {"san_type": "URI", "matcher": {"prefix": f"spiffe://{trust_domain}/"}}]}}}
-    listener = {"name": "sidecar", "address": _address(port), "filter_chains": [{
+    listener = {"name": name, "address": _address(port), "filter_chains": [{
         "transport_socket": {"name": "envoy.transport_sockets.tls", "typed_config": tls},
-        "filters": [_hcm("sidecar", cluster="registry", route_timeout="0s", filters=rbac)]}]}
+        "filters": [_hcm(name, cluster=cluster, route_timeout="0s", filters=rbac)]}]}
     if tuning.buffer_bytes:
         listener["per_connection_buffer_limit_bytes"] = tuning.buffer_bytes
     return listener
