@@ -92,15 +92,16 @@ def gc(ctx, config_path, kubeconfig, context, registry, dry_run, timeout, output
     progress = waiting.Progress(quiet=quiet)
     state = gcs.finished(gcs.follow(cluster=cluster, namespace=cfg.namespace, name=name, timeout=timeout,
                                     progress=progress))
-    result = gcs.result(cluster=cluster, namespace=cfg.namespace, job_name=name)
+    result, why = gcs.result(cluster=cluster, namespace=cfg.namespace, job_name=name)
     if state == "Complete" and not dry_run:  # the registry's last restart, writable again
         waiting.wait(cluster=cluster, namespace=cfg.namespace, workloads=[("apps/v1", "Deployment", reg.name)],
                      timeout=600, progress=progress)
     if output == "json":
-        click.echo(json.dumps({"job": name, "state": state, "result": result}, indent=2))
+        click.echo(json.dumps({"job": name, "state": state, "result": result,
+                               **({"resultError": why} if result is None else {})}, indent=2))
     elif result is None:
-        click.echo(f"Job {name}: {state}; its result is not in the pod log here "
-                   f"(kubectl -n {cfg.namespace} logs job/{name} -c gc)")
+        click.echo(f"Job {name}: {state}; its result cannot be read ({why}); "
+                   f"try kubectl -n {cfg.namespace} logs job/{name} -c gc")
     else:
         click.echo("\n".join(describe(result)))
     if state != "Complete" or result is None or result.get("error"):

@@ -140,7 +140,8 @@ class Cluster:
         """A container's log (GET pods/log, plain text); None when the pod or its log is gone."""
         path = object_path("v1", "Pod", namespace=namespace, name=pod) + "/log"
         query = [("container", container), ("tailLines", str(tail_lines))]
-        status, raw = self._send_raw("GET", path, query=query, accept="text/plain")
+        # The API server negotiates pods/log like any resource: text/plain alone is refused (seen on 1.36).
+        status, raw = self._send_raw("GET", path, query=query, accept="*/*")
         if status == 404:
             return None
         if status >= 300:

@@ -78,15 +78,21 @@ def pods_of(cluster, namespace: str, job_name: str) -> list[dict]:
     return []
 
 
-def result(*, cluster, namespace: str, job_name: str) -> dict | None:
-    """The coordinator's result line from the Job's newest pod; None when no pod log has one."""
+def result(*, cluster, namespace: str, job_name: str) -> tuple[dict | None, str]:
+    """The coordinator's result line from the Job's newest pod that has one, or None and why not."""
     pods = sorted(pods_of(cluster, namespace, job_name), key=lambda p: p["metadata"].get("creationTimestamp", ""))
+    why = "no pod of the Job is left"
     for pod in reversed(pods):
-        text = cluster.read_log(namespace, pod["metadata"]["name"], container=CONTAINER)
+        try:
+            text = cluster.read_log(namespace, pod["metadata"]["name"], container=CONTAINER)
+        except ClusterError as e:  # e.g. no kubelet answers for the node
+            why = str(e)
+            continue
         found = parse_result(text or "")
         if found is not None:
-            return found
-    return None
+            return found, ""
+        why = "the log has no result line" if text is not None else "the pod's log is gone"
+    return None, why
 
 
 def parse_result(text: str) -> dict | None:

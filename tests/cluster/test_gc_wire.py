@@ -93,11 +93,12 @@ def test_the_result_is_read_from_the_gc_containers_log_as_plain_text(api, cluste
     api.routes[("GET", f"/api/v1/namespaces/{NS}/pods")] = json_route(pods)
     api.routes[("GET", f"/api/v1/namespaces/{NS}/pods/images-gc-manual-1-abcde/log")] = (
         200, "text/plain", LOG.encode())
-    assert gcs.result(cluster=cluster, namespace=NS, job_name="images-gc-manual-1") == {
-        "blobs": {"count": 2, "bytes": 10, "unknownSize": 0}}
+    assert gcs.result(cluster=cluster, namespace=NS, job_name="images-gc-manual-1") == (
+        {"blobs": {"count": 2, "bytes": 10, "unknownSize": 0}}, "")
     [listing, log] = [r for r in api.requests if r["method"] == "GET"]
     assert listing["query"]["labelSelector"] == ["batch.kubernetes.io/job-name=images-gc-manual-1"]
     assert log["query"] == {"container": ["gc"], "tailLines": ["2000"]}
+    assert log["headers"]["accept"] == "*/*"  # a 1.36 API server refuses Accept: text/plain for pods/log
     assert log["headers"]["authorization"] == "Bearer t"
 
 
@@ -124,3 +125,12 @@ def test_no_kubelet_behind_the_node_proxy_means_unknown_usage(api, cluster):
     api.routes[("GET", f"/api/v1/namespaces/{NS}/pods")] = json_route(
         {"items": [{"metadata": {"name": "reg-1"}, "spec": {"nodeName": "node-a"}}]})
     assert gcs.volume_usage(cluster=cluster, namespace=NS, claim="images-data", selector="x=y") is None
+
+
+def test_a_log_no_kubelet_can_serve_leaves_the_result_unknown_with_the_reason(api, cluster):
+    pods = {"kind": "PodList", "items": [{"metadata": {"name": "j-1", "namespace": NS}}]}
+    api.routes[("GET", f"/api/v1/namespaces/{NS}/pods")] = json_route(pods)
+    api.routes[("GET", f"/api/v1/namespaces/{NS}/pods/j-1/log")] = (500, "application/json", json.dumps(
+        {"kind": "Status", "code": 500, "message": "dial tcp 10.0.0.1:10250: connect: connection refused"}).encode())
+    result, why = gcs.result(cluster=cluster, namespace=NS, job_name="j")
+    assert result is None and "connection refused" in why
