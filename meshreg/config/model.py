@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -48,6 +49,15 @@ class S3:
     def port(self) -> int:
         parts = urlsplit(self.endpoint or "https://x")
         return parts.port or (443 if parts.scheme == "https" else 80)
+
+    @property
+    def by_address(self) -> bool:
+        """The endpoint names an IP address rather than a host."""
+        try:
+            ipaddress.ip_address(self.host)
+        except ValueError:
+            return False
+        return True
 
     @property
     def in_cluster(self) -> bool:

@@ -12,8 +12,6 @@ S3 and the pull would leave the mesh; without it the registry streams blobs, whi
 
 from __future__ import annotations
 
-import ipaddress
-
 from meshreg.config import Registry
 
 SECRET_KEYS = {"REGISTRY_STORAGE_S3_ACCESSKEY": "accessKey", "REGISTRY_STORAGE_S3_SECRETKEY": "secretKey",
@@ -64,14 +62,6 @@ def service_entry(reg: Registry, meta: dict) -> dict:
                   "ports": [{"number": s3.port, "name": protocol.lower(), "protocol": protocol}]}
     if not s3.endpoint:  # AWS: virtual-hosted-style bucket host, and the regional endpoint
         spec["hosts"] = sorted({s3.host, f"s3.{s3.region}.amazonaws.com"})
-    elif _is_ip(s3.host):  # hosts must be names: name it, and match the address
+    elif s3.by_address:  # hosts must be names: name it, and match the address
         spec.update(hosts=[f"{reg.name}-s3.storage.internal"], addresses=[f"{s3.host}/32"], resolution="NONE")
     return {"apiVersion": "networking.istio.io/v1", "kind": "ServiceEntry", "metadata": meta, "spec": spec}
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True

@@ -4,15 +4,12 @@ the Job from the CronJob, the pod log (plain text, not JSON), and the kubelet's 
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from meshreg.cluster import client as clusters
 from meshreg.cluster import gc as gcs
 from meshreg.errors import ClusterError
+from test_wire import api, cluster  # noqa: F401 (the tiny API server and a client connected to it)
 
 NS = "registry"
 CRON = {"apiVersion": "batch/v1", "kind": "CronJob",
@@ -22,57 +19,8 @@ CRON = {"apiVersion": "batch/v1", "kind": "CronJob",
 LOG = "retention: nothing\nMESHREG-GC-RESULT {\"blobs\": {\"count\": 2, \"bytes\": 10, \"unknownSize\": 0}}\n"
 
 
-class Server(ThreadingHTTPServer):
-    def __init__(self):
-        super().__init__(("127.0.0.1", 0), Handler)
-        self.requests = []
-        self.routes = {}  # (METHOD, path) -> (status, content type, bytes)
-
-
-class Handler(BaseHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-    def _answer(self):
-        url = urlsplit(self.path)
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length).decode() if length else ""
-        self.server.requests.append({"method": self.command, "path": url.path, "query": parse_qs(url.query),
-                                     "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body})
-        status, kind, data = self.server.routes.get((self.command, url.path)) or (
-            (201, "application/json", body.encode()) if self.command == "PATCH" else
-            (404, "application/json", json.dumps({"kind": "Status", "code": 404, "message": "not found"}).encode()))
-        self.send_response(status)
-        self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    do_GET = do_PATCH = _answer
-
-
-@pytest.fixture
-def api():
-    server = Server()
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
-    yield server
-    server.shutdown()
-    server.server_close()
-
-
-@pytest.fixture
-def cluster(api, tmp_path):
-    path = tmp_path / "kubeconfig"
-    path.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "c",
-        "clusters": [{"name": "c", "cluster": {"server": f"http://127.0.0.1:{api.server_address[1]}"}}],
-        "users": [{"name": "u", "user": {"token": "t"}}],
-        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}]}))
-    return clusters.connect(kubeconfig=str(path))
-
-
 def json_route(obj) -> tuple:
-    return 200, "application/json", json.dumps(obj).encode()
+    return 200, obj
 
 
 def test_the_job_is_created_by_server_side_apply_at_the_jobs_path_owned_by_the_cronjob(api, cluster):
@@ -81,31 +29,33 @@ def test_the_job_is_created_by_server_side_apply_at_the_jobs_path_owned_by_the_c
     [patch] = [r for r in api.requests if r["method"] == "PATCH"]
     assert patch["path"] == f"/apis/batch/v1/namespaces/{NS}/jobs/images-gc-manual-1700000000"
     assert patch["headers"]["content-type"] == "application/apply-patch+yaml"
-    assert patch["query"] == {"fieldManager": ["meshreg"]}
+    assert patch["query"] == {"fieldManager": ["meshreg"]} and log_free(api)
     sent = json.loads(patch["body"])
     assert sent["metadata"]["ownerReferences"][0] == {"apiVersion": "batch/v1", "kind": "CronJob",
                                                       "name": "images-gc", "uid": "cron-uid", "controller": True}
     assert sent["spec"] == CRON["spec"]["jobTemplate"]["spec"] and job["metadata"]["name"] == sent["metadata"]["name"]
 
 
+def log_free(api) -> bool:
+    return not [r for r in api.requests if r["path"].endswith("/log")]
+
+
 def test_the_result_is_read_from_the_gc_containers_log_as_plain_text(api, cluster):
     pods = {"kind": "PodList", "items": [{"metadata": {"name": "images-gc-manual-1-abcde", "namespace": NS}}]}
     api.routes[("GET", f"/api/v1/namespaces/{NS}/pods")] = json_route(pods)
-    api.routes[("GET", f"/api/v1/namespaces/{NS}/pods/images-gc-manual-1-abcde/log")] = (
-        200, "text/plain", LOG.encode())
+    api.routes[("GET", f"/api/v1/namespaces/{NS}/pods/images-gc-manual-1-abcde/log")] = (200, LOG.encode())
     assert gcs.result(cluster=cluster, namespace=NS, job_name="images-gc-manual-1") == (
         {"blobs": {"count": 2, "bytes": 10, "unknownSize": 0}}, "")
     [listing, log] = [r for r in api.requests if r["method"] == "GET"]
     assert listing["query"]["labelSelector"] == ["batch.kubernetes.io/job-name=images-gc-manual-1"]
     assert log["query"] == {"container": ["gc"], "tailLines": ["2000"]}
     assert log["headers"]["accept"] == "*/*"  # a 1.36 API server refuses Accept: text/plain for pods/log
-    assert log["headers"]["authorization"] == "Bearer t"
+    assert log["headers"]["authorization"] == "Bearer secret-token"
 
 
 def test_a_log_the_server_cannot_give_is_a_one_line_error(api, cluster):
     api.routes[("GET", f"/api/v1/namespaces/{NS}/pods/p/log")] = (
-        400, "application/json", json.dumps({"kind": "Status", "code": 400, "message":
-                                             'container "gc" in pod "p" is waiting to start'}).encode())
+        400, {"kind": "Status", "code": 400, "message": 'container "gc" in pod "p" is waiting to start'})
     with pytest.raises(ClusterError, match='container "gc" in pod "p" is waiting to start'):
         cluster.read_log(NS, "p", container="gc")
     assert cluster.read_log(NS, "gone", container="gc") is None  # 404
@@ -130,7 +80,7 @@ def test_no_kubelet_behind_the_node_proxy_means_unknown_usage(api, cluster):
 def test_a_log_no_kubelet_can_serve_leaves_the_result_unknown_with_the_reason(api, cluster):
     pods = {"kind": "PodList", "items": [{"metadata": {"name": "j-1", "namespace": NS}}]}
     api.routes[("GET", f"/api/v1/namespaces/{NS}/pods")] = json_route(pods)
-    api.routes[("GET", f"/api/v1/namespaces/{NS}/pods/j-1/log")] = (500, "application/json", json.dumps(
-        {"kind": "Status", "code": 500, "message": "dial tcp 10.0.0.1:10250: connect: connection refused"}).encode())
+    api.routes[("GET", f"/api/v1/namespaces/{NS}/pods/j-1/log")] = (
+        500, {"kind": "Status", "code": 500, "message": "dial tcp 10.0.0.1:10250: connect: connection refused"})
     result, why = gcs.result(cluster=cluster, namespace=NS, job_name="j")
     assert result is None and "connection refused" in why

@@ -43,9 +43,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.requests.append({"method": self.command, "path": url.path, "query": parse_qs(url.query),
                                      "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body})
         status, answer = self.server.routes.get((self.command, url.path)) or self._default(url.path, body)
-        data = json.dumps(answer).encode()
+        raw = isinstance(answer, bytes)  # a log, say: sent as it is
+        data = answer if raw else json.dumps(answer).encode()
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", "text/plain" if raw else "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
