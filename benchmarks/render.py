@@ -1,4 +1,5 @@
-"""Times `meshreg render` end to end (a fresh process, as a user runs it) for the default and a large config.
+"""Times `meshreg render` end to end (a fresh process, as a user runs it) for the default and a large config, and
+reports the largest rendered object at 1,000, 10,000 and 50,000 writers (policies are split to stay under 512 KiB).
 
 Run: python benchmarks/render.py
 """
@@ -53,6 +54,22 @@ def main() -> None:
             step = f", +{(len(out) - previous[1]) / (n - previous[0]):.0f} bytes per added writer" if previous else ""
             print(f"policy growth: {n:>5} writers -> {len(out):>8} bytes{step}")
             previous = (n, len(out))
+        largest_objects()
+
+
+def largest_objects() -> None:
+    """The largest object (compact JSON, as sent to the API server) and the policy count, per writer count."""
+    from meshreg import config, render
+    from meshreg.render import policysize
+
+    print(f"{'writers':>8}{'render s':>10}{'policies':>10}{'largest object':>16}  (limit {policysize.MAX_OBJECT_BYTES})")
+    for n in (1000, 10_000, 50_000):
+        cfg = config.from_text(large_config(writers=n), name="large.yaml")
+        start = time.perf_counter()
+        objects = render.render(cfg)
+        seconds = time.perf_counter() - start
+        policies = [o for o in objects if o["kind"] == "AuthorizationPolicy"]
+        print(f"{n:>8}{seconds:>10.2f}{len(policies):>10}{max(policysize.size(o) for o in objects):>16}")
 
 
 if __name__ == "__main__":

@@ -31,8 +31,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.requests.append({"method": self.command, "path": url.path, "query": parse_qs(url.query),
                                      "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body})
         status, answer, *more = self.server.routes.get((self.command, url.path)) or self._default(url.path, body)
-        text = isinstance(answer, str)  # a plain-text body (pod logs), else JSON
-        data = answer.encode() if text else json.dumps(answer).encode()
+        text = isinstance(answer, (str, bytes))  # a plain-text body (pod logs), else JSON
+        data = (answer.encode() if isinstance(answer, str) else answer) if text else json.dumps(answer).encode()
         self.send_response(status)
         self.send_header("Content-Type", "text/plain" if text else "application/json")
         self.send_header("Content-Length", str(len(data)))

@@ -92,11 +92,13 @@ class FakeCluster:
         self.requests: list[tuple] = []  # (verb, key or kind, options) for assertions on what was sent
         self.failures: dict[tuple, ClusterError] = {}  # (verb, kind, name) -> error to raise
         self.on_apply = []  # callables(obj) run after a persisted apply: play a controller
-        self.logs: dict[tuple, str] = {}  # (namespace, pod, container, previous) -> the log text the kubelet keeps
+        # (namespace, pod, container[, previous]) -> the log text the kubelet keeps
+        self.logs: dict[tuple, str] = {}
         self.on_create = []  # callables(cluster, obj) run after a create: play a controller
         self.allowed = lambda attributes: True  # SelfSubjectAccessReview: resourceAttributes -> allowed
         self.pod_logs: dict = {}  # (namespace, pod) -> the current log of its one container
         self.warnings: dict = {}  # kind -> Warning header texts the server returns when it is applied
+        self.summaries: dict[str, dict] = {}  # node -> the kubelet's stats summary
         self._rv = itertools.count(1000)
         for ns in ("default", "kube-system", "kube-public", "istio-system"):  # what every cluster has
             self.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
@@ -143,7 +145,7 @@ class FakeCluster:
         self._maybe_fail("get", "pods/log", pod)
         text = self.logs.get((namespace, pod, container, previous))
         if text is None and not previous:
-            text = self.pod_logs.get((namespace, pod))
+            text = self.logs.get((namespace, pod, container), self.pod_logs.get((namespace, pod)))
         if text is None:
             if ("v1", "Pod", namespace, pod) not in self.objects:
                 return None
@@ -171,6 +173,10 @@ class FakeCluster:
         for hook in self.on_create:
             hook(self, created)
         return copy.deepcopy(self.objects[key])
+
+    def node_summary(self, node):
+        self.requests.append(("summary", node, {}))
+        return copy.deepcopy(self.summaries.get(node))
 
     # --- writes
     def apply(self, obj, *, dry_run=False, force=False, field_manager="meshreg", warnings=None):

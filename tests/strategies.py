@@ -15,31 +15,42 @@ PREFIXES = ["team-a/", "team-ab/", "team-a/app/", "b/", "shared/base/"]
 WRITES = ["POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 TRICKS = ["/v2/{r}/blobs/uploads/", "/v2/{r}/manifests/x", "/v2/x/../{r}/blobs/uploads/",
           "/v2/{e}/blobs/uploads/", "/v2//{r}/manifests/x", "/v2/{r}/%2e%2e/{r}/manifests/x"]
-identities = st.builds(lambda ns, sa: f"{ns}/{sa}", st.sampled_from(NAMES), st.sampled_from(NAMES))
+GC = "meshreg/registry-gc"  # the retention identity when the config has retention rules
+identities = st.one_of(st.builds(lambda ns, sa: f"{ns}/{sa}", st.sampled_from(NAMES), st.sampled_from(NAMES)),
+                       st.just(GC))
+writer_ids = st.builds(lambda ns, sa: f"{ns}/{sa}", st.sampled_from(NAMES), st.sampled_from(NAMES))
+prefix_lists = st.lists(st.sampled_from(PREFIXES), min_size=1, max_size=2, unique=True).map(lambda p: tuple(sorted(p)))
+FAST = settings(max_examples=60, deadline=None,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 
 
 @st.composite
 def configs(draw):
-    ids = draw(st.lists(identities, unique=True, max_size=4))
+    ids = draw(st.lists(writer_ids, unique=True, max_size=4))
     writers = tuple(Writer(service_account=i, delete=draw(st.booleans()),
-                           repositories=draw(st.one_of(st.just(("*",)), st.lists(
-                               st.sampled_from(PREFIXES), min_size=1, max_size=2, unique=True).map(
-                               lambda p: tuple(sorted(p)))))) for i in ids)
-    readers = draw(st.one_of(st.just(("*",)), st.lists(identities, unique=True, max_size=3).map(tuple)))
-    return make(draw(st.sampled_from(["cluster.local", "example.org"])), readers, writers)
+                           repositories=draw(st.one_of(st.just(("*",)), prefix_lists))) for i in ids)
+    readers = draw(st.one_of(st.just(("*",)), st.lists(writer_ids, unique=True, max_size=3).map(tuple)))
+    retention = draw(st.one_of(st.none(), st.just(("*",)), prefix_lists))
+    return make(draw(st.sampled_from(["cluster.local", "example.org"])), readers, writers, retention)
 
 
-def make(trust_domain, readers, writers):
-    """A config through the public YAML interface (JSON is YAML)."""
-    spec = {"trustDomain": trust_domain, "readers": list(readers), "registry": {"deleteEnabled": True},
+def make(trust_domain, readers, writers, retention=None):
+    """A config through the public YAML interface (JSON is YAML); `retention`: prefixes with a retention rule."""
+    registry: dict = {"deleteEnabled": True}
+    if retention:
+        registry["gc"] = {"schedule": "0 3 * * 0"}
+        registry["retention"] = {"rules": [{"repositories": list(retention), "keepNewest": 3}]}
+    spec = {"trustDomain": trust_domain, "readers": list(readers), "registry": registry,
             "writers": [{"serviceAccount": w.service_account, "repositories": list(w.repositories),
                          "delete": w.delete} for w in writers]}
     doc = {"apiVersion": "meshreg.dev/v1alpha1", "kind": "MeshRegistry", "metadata": {"name": "t"}, "spec": spec}
     return config.from_text(json.dumps(doc), name="random.yaml")
 
 
+def writers(cfg):
+    """Who the policies let write: the writers and, with retention rules, the DELETE-only retention identity."""
+    return cfg.writers_of(cfg.registry)
+
+
 def covers(writer: Writer, repo: str) -> bool:
     return not writer.scoped or any((repo + "/").startswith(p) for p in writer.repositories)
-
-
-FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

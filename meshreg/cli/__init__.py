@@ -23,6 +23,7 @@ LAZY_COMMANDS = {
     "doctor": "meshreg.cli.doctor:doctor",
     "verify": "meshreg.cli.doctor:verify",
     "certs": "meshreg.cli.certs:certs",
+    "gc": "meshreg.cli.gc:gc",
 }
 
 

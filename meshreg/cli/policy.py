@@ -165,7 +165,8 @@ def list_(config_path, registry, output):
         scope = "every repository" if w["repositories"] == ["*"] else ", ".join(w["repositories"])
         proxy = "  [push proxy]" if data["pushProxy"] and w["serviceAccount"] == data["pushProxy"]["serviceAccount"] \
             else ""
-        click.echo(f"  {w['serviceAccount']:30} {scope}{'  +DELETE' if w['delete'] else ''}  ({w['principal']}){proxy}")
+        grant = "  DELETE only (retention)" if not w["push"] else ("  +DELETE" if w["delete"] else "")
+        click.echo(f"  {w['serviceAccount']:30} {scope}{grant}  ({w['principal']}){proxy}")
     click.echo("readers:")
     for r in data["readers"]:
         shown = "every mesh identity" if r["reader"] == "*" else r["reader"]
@@ -226,7 +227,7 @@ def _listing(cfg, reg) -> dict:
         "registry": {"name": reg.name, "role": reg.role, "default": reg.default, "publisher": reg.publisher},
         # A readonly registry's publisher is listed as its one writer: that is what the policies enforce.
         "writers": [{"serviceAccount": w.service_account, "repositories": list(w.repositories),
-                     "delete": w.delete, "principal": cfg.principal(w.service_account)}
+                     "delete": w.delete, "push": w.push, "principal": cfg.principal(w.service_account)}
                     for w in cfg.writers_of(reg)],
         "readers": [{"reader": r, "principal": "*" if r == "*" else cfg.principal(r)} for r in reg.readers],
         "nodeProxy": {"enabled": cfg.node_proxy.enabled, "port": reg.port,

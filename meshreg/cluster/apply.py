@@ -11,9 +11,9 @@ MANAGED_BY = "app.kubernetes.io/managed-by"
 INSTANCE = "app.kubernetes.io/instance"
 
 # Dependency order: what others refer to first. Deleting goes the other way.
-ORDER = ["Namespace", "ServiceAccount", "Role", "ConfigMap", "PersistentVolumeClaim", "Service", "Deployment",
-         "DaemonSet", "PeerAuthentication", "AuthorizationPolicy", "Gateway", "VirtualService", "ServiceEntry",
-         "DestinationRule"]
+ORDER = ["Namespace", "ServiceAccount", "Role", "RoleBinding", "ConfigMap", "PersistentVolumeClaim", "Service",
+         "Deployment", "DaemonSet", "PeerAuthentication", "AuthorizationPolicy", "Gateway", "VirtualService",
+         "ServiceEntry", "DestinationRule", "PodDisruptionBudget", "CronJob"]
 # Every kind meshreg may have rendered, so a kind the config no longer renders is still pruned.
 # The PVC and the Namespace are absent on purpose: pruning must never delete registry data.
 PRUNABLE = [("v1", "ServiceAccount"), ("v1", "ConfigMap"), ("v1", "Service"), ("apps/v1", "Deployment"),
@@ -21,7 +21,8 @@ PRUNABLE = [("v1", "ServiceAccount"), ("v1", "ConfigMap"), ("v1", "Service"), ("
             ("security.istio.io/v1", "AuthorizationPolicy"), ("networking.istio.io/v1", "Gateway"),
             ("networking.istio.io/v1", "VirtualService"), ("networking.istio.io/v1", "ServiceEntry"),
             ("networking.istio.io/v1", "DestinationRule"), ("gateway.networking.k8s.io/v1", "Gateway"),
-            ("rbac.authorization.k8s.io/v1", "Role")]
+            ("policy/v1", "PodDisruptionBudget"), ("rbac.authorization.k8s.io/v1", "Role"),
+            ("rbac.authorization.k8s.io/v1", "RoleBinding"), ("batch/v1", "CronJob")]
 # CRDs a cluster may lack (the Gateway API, for ambient mode's waypoint): pruned only where the server serves them.
 OPTIONAL = ("gateway.networking.k8s.io/v1",)
 # The ingress (spec.ingress): its CA Secret first, its RequestAuthentication before policies. Its kinds are pruned

@@ -43,9 +43,12 @@ KINDS = {
     ("gateway.networking.k8s.io/v1", "GatewayClass"): ("gatewayclasses", False),
     ("discovery.k8s.io/v1", "EndpointSlice"): ("endpointslices", True),
     ("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration"): ("mutatingwebhookconfigurations", False),
-    # doctor and verify
+    # doctor, verify, gc, push proxy, ingress
     ("v1", "PersistentVolume"): ("persistentvolumes", False),
+    ("v1", "Secret"): ("secrets", True),
     ("batch/v1", "Job"): ("jobs", True),
+    ("batch/v1", "CronJob"): ("cronjobs", True),
+    ("policy/v1", "PodDisruptionBudget"): ("poddisruptionbudgets", True),
     ("storage.k8s.io/v1", "StorageClass"): ("storageclasses", False),
     ("rbac.authorization.k8s.io/v1", "Role"): ("roles", True),
     ("rbac.authorization.k8s.io/v1", "RoleBinding"): ("rolebindings", True),
@@ -157,17 +160,26 @@ class Cluster:
     def log(self, pod: str, *, namespace: str, container: str | None = None, previous: bool = False,
             tail: int | None = None, limit_bytes: int | None = None) -> str | None:
         """What a container wrote (of its previous run with `previous`; the last `tail` lines, at most `limit_bytes`
-        bytes); None when there is no such container run."""
+        bytes); None when the pod is gone."""
         path = object_path("v1", "Pod", namespace=namespace, name=pod) + "/log"
         query = [(k, str(v)) for k, v in (("container", container), ("tailLines", tail), ("limitBytes", limit_bytes))
                  if v is not None] + ([("previous", "true")] if previous else [])
         # The log is plain text, but the API server answers `Accept: text/plain` with 406: ask for anything.
         status, raw, _ = self._exchange("GET", path, query=query, body=None, content_type=None, accept="*/*")
-        if status in (400, 404):  # 400: no such (previous) container run to read
+        if status == 404:  # the pod is gone (400 names what is missing: a container not started, no previous run)
             return None
         if status >= 300:
             raise _translate(status, _json(raw), what=("get", "pods/log", namespace))
         return raw.decode("utf-8", "replace")
+
+    def node_summary(self, node: str) -> dict | None:
+        """The kubelet's stats summary through the API server's node proxy (volume usage); None if unavailable."""
+        path = object_path("v1", "Node", name=node) + "/proxy/stats/summary"
+        status, raw, _ = self._exchange("GET", path, query=[], body=None, content_type=None)
+        try:
+            return json.loads(raw) if status == 200 else None
+        except ValueError:
+            return None
 
     def _call(self, method, path, *, what, query=(), body=None, content_type=None, missing_ok=False, warnings=None):
         status, raw, headers = self._exchange(method, path, query=list(query), body=body, content_type=content_type)

@@ -6,6 +6,7 @@ import yaml
 
 from meshreg.cluster import ambient
 from meshreg.cluster import runtimeconfig
+from meshreg.cluster import gc as gcs
 from meshreg.cluster.apply import key_of, ordered, read_live
 from meshreg.errors import ClusterError
 from meshreg.cluster.wait import crash_causes, pod_causes, rollout
@@ -92,7 +93,25 @@ def _registry(cluster, cfg, reg, addresses) -> dict:
     return {"name": reg.name, "role": reg.role, "default": reg.default, "ready": done, "replicas": text,
             "pods": len(pods), "withSidecar": with_sidecar, **mesh, "mtls": _mtls(cluster, cfg, reg.name),
             "writers": [w.service_account for w in cfg.writers_of(reg)],
-            "endpoints": _ready_endpoints(cluster, cfg, reg.name), "addresses": addresses, "problems": problems}
+            "endpoints": _ready_endpoints(cluster, cfg, reg.name), "addresses": addresses, "problems": problems,
+            **_lifecycle(cluster, cfg, reg)}
+
+
+def _lifecycle(cluster, cfg, reg) -> dict:
+    """The gc CronJob's last run, and the volume's usage where the kubelet's stats reach the API."""
+    selector = _selector({"spec": {"selector": {"matchLabels": {
+        "app.kubernetes.io/instance": cfg.name, "app.kubernetes.io/name": "registry", "meshreg.dev/registry": reg.name}}}})
+    out: dict = {"storage": "s3" if reg.storage.s3 else "volume"}
+    if reg.gc:
+        out["gc"] = gcs.last_run(cluster=cluster, namespace=cfg.namespace, cron_name=f"{reg.name}-gc",
+                                 selector=f"meshreg.dev/registry={reg.name},app.kubernetes.io/component=gc")
+    if not reg.storage.s3:
+        try:
+            out["volume"] = gcs.volume_usage(cluster=cluster, namespace=cfg.namespace, claim=f"{reg.name}-data",
+                                             selector=selector)
+        except ClusterError:
+            out["volume"] = None
+    return out
 
 
 def _selector(obj) -> str:
@@ -212,6 +231,27 @@ def _registry_lines(reg: dict, *, several: bool) -> list[str]:
         f"{pad}in-cluster path: Service endpoints {endpoints}",
         *(f"{pad}problem: {p}" for p in reg["problems"]),
         f"{pad}writers: " + (", ".join(reg["writers"]) or nobody),
+        *_lifecycle_lines(reg, pad),
         f"{pad}published: " + ("missing" if not addr else
                               ", ".join(f"{k}={v}" for k, v in addr.items() if k not in ("help", "role", "default"))),
     ]
+
+
+def _gib(n) -> str:
+    return f"{n / (1 << 30):.1f} GiB"
+
+
+def _lifecycle_lines(reg: dict, pad: str) -> list[str]:
+    lines = []
+    gc = reg.get("gc")
+    if gc is not None:
+        job = gc.get("lastJob")
+        last = f"last Job {job['name']} {job['state']}" + (f" ({job['completed']})" if job.get("completed") else "") \
+            if job else "never run"
+        lines.append(f"{pad}gc: " + (f"{gc['schedule']}; {last}" if gc["deployed"] else "CronJob missing"))
+    if reg.get("storage") == "volume":
+        volume = reg.get("volume")
+        lines.append(f"{pad}volume: " + (f"{_gib(volume['usedBytes'])} used of {_gib(volume['capacityBytes'])}"
+                                         if volume and volume.get("usedBytes") is not None
+                                         else "usage unknown (the kubelet's stats are not reachable through the API)"))
+    return lines

@@ -22,6 +22,9 @@ MINIMUM_REASON = ("istio.io/ingress-use-waypoint, which sends the node proxy's t
 SIDECAR_ONLY_MIRROR = ("a mirror reaches its upstream through its own sidecar, which answers while the upstream is "
                        "down (distribution 2.8 panics at start-up on a refused connection); mesh: ambient has no "
                        "sidecars: serve mirrors from a meshreg instance with mesh: sidecar")
+SIDECAR_ONLY_GC = ("the gc job deletes through the mesh from a pod with a sidecar, and drains that sidecar with "
+                   "pilot-agent's quit endpoint; mesh: ambient has no sidecars, and a sidecar client would skip the "
+                   "waypoint: run gc and retention from a meshreg instance with mesh: sidecar")
 # Revision names that spell an Istio version, as Istio's upgrade guides name them: 1-24, 1-24-1, istio-1-24-1.
 _VERSIONED_REVISION = re.compile(r"(?:istio-)?1-(\d+)(?:-\d+)*")
 
@@ -47,3 +50,6 @@ def check_ambient(r: Reader, spec: dict, *, registries, several: bool) -> None:
                    "and ServiceAccount): name the registry otherwise")
         if reg.role == "mirror":
             r.fail(p + ("registries", i, "role"), SIDECAR_ONLY_MIRROR)
+        if reg.gc or reg.retention:
+            where = p + (("registries", i) if several else ("registry",)) + ("gc" if reg.gc else "retention",)
+            r.fail(where, SIDECAR_ONLY_GC)

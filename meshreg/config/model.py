@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from meshreg.errors import ConfigError
+from meshreg.gcjob.retention import Retention
 
 API_VERSION = "meshreg.dev/v1alpha1"
 KIND = "MeshRegistry"
@@ -29,9 +31,57 @@ class Resources:
 
 
 @dataclass(frozen=True)
+class S3:
+    """Object storage through distribution's S3 driver; credentials come from `credentials_secret`, never the file."""
+
+    bucket: str
+    region: str
+    credentials_secret: str  # a Secret with keys accessKey, secretKey and httpSecret
+    endpoint: str | None = None  # None: AWS itself
+    root_directory: str | None = None
+    redirect: bool = False  # let clients download blobs from presigned S3 URLs instead of through the registry
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.endpoint).hostname if self.endpoint else f"{self.bucket}.s3.{self.region}.amazonaws.com"
+
+    @property
+    def port(self) -> int:
+        parts = urlsplit(self.endpoint or "https://x")
+        return parts.port or (443 if parts.scheme == "https" else 80)
+
+    @property
+    def by_address(self) -> bool:
+        """The endpoint names an IP address rather than a host."""
+        try:
+            ipaddress.ip_address(self.host)
+        except ValueError:
+            return False
+        return True
+
+    @property
+    def in_cluster(self) -> bool:
+        """An endpoint that is a Service of this cluster (no ServiceEntry needed)."""
+        labels = self.host.split(".")
+        return "svc" in labels[1:]  # name.namespace.svc[.cluster.local]
+
+
+@dataclass(frozen=True)
 class Storage:
     size: str = "10Gi"
     storage_class_name: str | None = None
+    s3: S3 | None = None  # object storage instead of a PersistentVolumeClaim
+
+
+@dataclass(frozen=True)
+class GC:
+    """Garbage collection (and retention, when the registry has rules) run by a CronJob."""
+
+    schedule: str
+    time_zone: str | None = None
+    delete_untagged: bool = False
+    image: str = "docker.io/library/python:3.13-alpine"  # runs meshreg's retention and coordination (stdlib only)
+    timeout: int = 3600  # seconds: the Job's activeDeadlineSeconds
 
 
 @dataclass(frozen=True)
@@ -41,6 +91,7 @@ class Writer:
     service_account: str
     repositories: tuple[str, ...] = ("*",)
     delete: bool = False
+    push: bool = True  # False: may only DELETE (meshreg's retention identity)
 
     @property
     def scoped(self) -> bool:
@@ -105,6 +156,9 @@ class Registry:
     publisher: str | None = None  # readonly only: the one identity that loads images
     mirror: Mirror | None = None
     push_proxy: PushProxy | None = None  # None: no push proxy (not configured, or enabled: false)
+    replicas: int = 1  # more than one only with object storage
+    gc: GC | None = None
+    retention: Retention | None = None
 
     @property
     def effective_writers(self) -> tuple[Writer, ...]:
@@ -283,7 +337,16 @@ class Config:
             proxy = registry.push_proxy.writer
             writers = tuple(w for w in writers if w.service_account != proxy.service_account) + (proxy,)
         gateway = self.ingress.writer if self.ingress and self.ingress.registry == registry.name else None
-        return writers + ((gateway,) if gateway else ())
+        if gateway:
+            writers += (gateway,)
+        if registry.retention:  # the retention job deletes manifests through the mesh: DELETE only, in its rules
+            writers += (Writer(self.gc_identity(registry), repositories=registry.retention.prefixes, delete=True,
+                               push=False),)
+        return writers
+
+    def gc_identity(self, registry: Registry) -> str:
+        """The ServiceAccount of a registry's gc CronJob, as NS/SA."""
+        return f"{self.namespace}/{registry.name}-gc"
 
 
 DEFAULT = Config()

@@ -5,12 +5,13 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
-from meshreg.config import names
-from meshreg.config.model import ROLES, Mirror, Registry, Resources, Storage, Writer
+from meshreg.config import lifecycle, names, storage
+from meshreg.config.model import ROLES, Mirror, Registry, Resources, Writer
 from meshreg.config.reader import REQUIRED, Reader
 
 _D = Registry()
-_REGISTRY_KEYS = {"image": _D.image, "storage": {}, "deleteEnabled": False, "resources": None}
+_REGISTRY_KEYS = {"image": _D.image, "storage": {}, "deleteEnabled": False, "resources": None, "replicas": 1,
+                  "gc": None, "retention": None}
 _ENTRY_KEYS = {"name": REQUIRED, "role": "images", "default": False, "port": REQUIRED, **_REGISTRY_KEYS,
                "readers": ["*"], "writers": [], "publisher": None, "mirror": None, "pushProxy": None}
 _RESERVED_NAMES = ("node-proxy", "local-registry-hosting", "push-proxy")
@@ -22,11 +23,13 @@ def read_single(r: Reader, spec: dict, port: object, p: tuple) -> Registry:
     port = read_port(r, port, p + ("nodeProxy", "port"))
     delete_enabled = r.boolean(m["deleteEnabled"], p + ("registry", "deleteEnabled"))
     readers = spec["readers"] if spec["readers"] is not None else ["*"]
-    return Registry(
+    reg = Registry(
         **_read_storage_and_image(r, m, p + ("registry",)), port=port, delete_enabled=delete_enabled,
         readers=_read_readers(r, readers, p + ("readers",)),
         writers=_read_writers(r, spec["writers"], p + ("writers",), delete_enabled, "spec.registry.deleteEnabled"),
     )
+    lifecycle.check_lifecycle(r, reg, p + ("registry",), delete_switch="spec.registry.deleteEnabled")
+    return reg
 
 
 def read_entries(r: Reader, value: object, path: tuple) -> tuple[Registry, ...]:
@@ -45,6 +48,11 @@ def read_entries(r: Reader, value: object, path: tuple) -> tuple[Registry, ...]:
         if entry.name in upstream_names:
             r.fail(path + (i, "name"), f"{entry.name!r} names the Service through which spec.registries"
                    f"[{upstream_names[entry.name]}] reaches its upstream; pick another name")
+    taken = {e.name: i for i, e in enumerate(entries)}
+    for i, entry in enumerate(entries):
+        if entry.gc and f"{entry.name}-gc" in taken:
+            r.fail(path + (taken[f"{entry.name}-gc"], "name"), f"{entry.name}-gc names the gc objects of "
+                   f"spec.registries[{i}]; pick another name")
     defaults = [i for i, e in enumerate(entries) if e.default]
     if len(defaults) != 1:
         where = path + (defaults[1], "default") if defaults else path
@@ -71,13 +79,15 @@ def _read_entry(r: Reader, value: object, p: tuple, *, implicit_default: bool) -
                else f"mirror settings belong to role: mirror (this registry is {role})")
     if role == "mirror" and delete_enabled:
         r.fail(p + ("deleteEnabled",), "a mirror is a cache of its upstream: deleteEnabled must be false")
-    return Registry(
+    reg = Registry(
         name=name, role=role, default=r.boolean(m["default"], p + ("default",)) or implicit_default,
         port=read_port(r, m["port"], p + ("port",)), **_read_storage_and_image(r, m, p),
         delete_enabled=delete_enabled, readers=_read_readers(r, m["readers"], p + ("readers",)),
         writers=writers, publisher=publisher,
         mirror=_read_mirror(r, m["mirror"], p + ("mirror",)) if role == "mirror" else None,
     )
+    lifecycle.check_lifecycle(r, reg, p, delete_switch="deleteEnabled")
+    return reg
 
 
 def _read_mirror(r: Reader, value: object, path: tuple) -> Mirror:
@@ -91,17 +101,13 @@ def _read_mirror(r: Reader, value: object, path: tuple) -> Mirror:
 
 
 def _read_storage_and_image(r: Reader, m: dict, path: tuple) -> dict:
-    storage = r.mapping(m["storage"], path + ("storage",),
-                        {"size": _D.storage.size, "storageClassName": _D.storage.storage_class_name})
-    storage_class = storage["storageClassName"]
-    if storage_class != "":  # "" asks for no class (static binding)
-        r.string(storage_class, path + ("storage", "storageClassName"), names.check_subdomain, nullable=True)
-    size = r.string(storage["size"], path + ("storage", "size"), names.check_quantity)
-    if float(re.match(r"[\d.]+", size).group()) <= 0:
-        r.fail(path + ("storage", "size"), f"{size!r} must be larger than zero")
-    return {"image": r.string(m["image"], path + ("image",), names.check_image),
-            "storage": Storage(size=size, storage_class_name=storage_class),
-            "resources": read_resources(r, m["resources"], path + ("resources",), _D.resources)}
+    """The settings every registry shape shares: image, storage, replicas, resources, gc and retention."""
+    where = storage.read_storage(r, m["storage"], path + ("storage",))
+    return {"image": r.string(m["image"], path + ("image",), names.check_image), "storage": where,
+            "replicas": storage.read_replicas(r, m["replicas"], path + ("replicas",), where),
+            "resources": read_resources(r, m["resources"], path + ("resources",), _D.resources),
+            "gc": lifecycle.read_gc(r, m["gc"], path + ("gc",)),
+            "retention": lifecycle.read_retention(r, m["retention"], path + ("retention",))}
 
 
 def read_port(r: Reader, value: object, path: tuple) -> int:

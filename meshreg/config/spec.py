@@ -6,6 +6,7 @@ from meshreg.config import mesh, names, pushproxy
 from meshreg.config.model import API_VERSION, KIND, Config, LocalRegistryHosting, NodeProxy
 from meshreg.config.ingress import read_ingress
 from meshreg.config.reader import REQUIRED, Reader
+from meshreg.config.lifecycle import check_reserved
 from meshreg.config.registries import read_entries, read_resources, read_single
 from meshreg.config.runtimeconfig import read_runtime_config
 
@@ -41,6 +42,7 @@ def read_config(r: Reader, data: object, name: str) -> Config:
     default = next(x for x in registries if x.default)
     _check_never_writes(r, registries, several=several, identity=f"{spec['namespace']}/node-proxy",
                         role="the node proxy", why=", which serves unauthenticated reads")
+    _check_gc_identities(r, spec, registries, several=several)
     mode = _read_mesh(r, spec, registries=registries, several=several)
     proxy = r.boolean(np["enabled"], p + ("nodeProxy", "enabled"))
     namespace = r.string(spec["namespace"], p + ("namespace",), _check_namespace)
@@ -88,6 +90,14 @@ def _check_never_writes(r: Reader, registries, *, several: bool, identity: str, 
                        f"{identity!r} is {role}{why}: it can never be a writer")
         if reg.publisher == identity:
             r.fail(base + ("publisher",), f"{identity!r} is {role}: it can never publish")
+
+
+def _check_gc_identities(r: Reader, spec: dict, registries, *, several: bool) -> None:
+    """A retention job's identity deletes on meshreg's behalf: it can be nobody's writer or publisher."""
+    for i, reg in enumerate(registries):
+        if reg.retention:
+            base = ("spec", "registries", i) if several else ("spec",)
+            check_reserved(r, reg, base, f"{spec['namespace']}/{reg.name}-gc")
 
 
 def _check_namespace(value: str) -> str | None:

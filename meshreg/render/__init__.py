@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from meshreg.config import Config
-from meshreg.render import ambient, hosting, ingress, mirror, nodeproxy, policies, pushproxy, registry, runtimeconfig
+from meshreg.render import (ambient, hosting, ingress, lifecycle, mirror, nodeproxy, policies, pushproxy, registry,
+                            runtimeconfig)
 
 
 def render(cfg: Config) -> list[dict]:
@@ -21,7 +22,7 @@ def render(cfg: Config) -> list[dict]:
         *[registry.service_account(cfg, reg.name) for reg in regs],
         *([registry.service_account(cfg, nodeproxy.NAME)] if np else []),
         *each(registry.config_map),
-        *each(registry.persistent_volume_claim),
+        *[registry.persistent_volume_claim(cfg, reg) for reg in regs if not reg.storage.s3],
         *each(registry.service),
         *[mirror.service(cfg, reg) for reg in regs if reg.mirror],
         *([nodeproxy.service(cfg)] if np else []),
@@ -36,6 +37,9 @@ def render(cfg: Config) -> list[dict]:
         *([ambient.waypoint(cfg)] if mesh else []),
         *[o for reg in regs if reg.push_proxy for o in pushproxy.objects(cfg, reg)],
         *ingress.objects(cfg),
+        *[registry.disruption_budget(cfg, reg) for reg in regs if reg.replicas > 1],
+        *[registry.storage_entry(cfg, reg) for reg in regs if reg.storage.s3 and not reg.storage.s3.in_cluster],
+        *[o for reg in regs if reg.gc for o in lifecycle.objects(cfg, reg)],
         hosting.config_map(cfg),
         *([hosting.index_config_map(cfg)] if several else []),
     ]

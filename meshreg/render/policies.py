@@ -9,7 +9,7 @@ therefore a DENY of writes *outside* the allowed paths (`notPaths`), which an en
 from __future__ import annotations
 
 from meshreg.config import Config, Registry, Writer
-from meshreg.render import ambient
+from meshreg.render import ambient, policysize
 from meshreg.render.labels import COMPONENT, REGISTRY, metadata, registry_pods
 
 READ = ["GET", "HEAD"]
@@ -47,7 +47,7 @@ def _groups(writers, key) -> dict:
     return dict(sorted(groups.items()))
 
 
-def deny_writes(cfg: Config, reg: Registry) -> dict:
+def deny_write_rules(cfg: Config, reg: Registry) -> list[dict]:
     writers = cfg.writers_of(reg)
     principals = [cfg.principal(w.service_account) for w in writers]
     everyone_else: dict = {"to": [{"operation": {"notMethods": list(READ)}}]}
@@ -62,33 +62,49 @@ def deny_writes(cfg: Config, reg: Registry) -> dict:
     if no_delete:
         # Everything but reads and the upload/manifest methods: DELETE, and any method Envoy does not know.
         rules.append({"from": _from(no_delete), "to": [{"operation": {"notMethods": READ + WRITE}}]})
-    return _policy(cfg, reg, "deny-writes", "DENY", rules)
+    delete_only = [cfg.principal(w.service_account) for w in writers if not w.push]
+    if delete_only:
+        # An identity that may only delete (meshreg's retention): no uploads, no manifests, no unknown methods.
+        rules.append({"from": _from(delete_only), "to": [{"operation": {"notMethods": READ + ["DELETE"]}}]})
+    return rules
 
 
-def allow_reads(cfg: Config, reg: Registry) -> dict:
+def read_rules(cfg: Config, reg: Registry) -> list[dict]:
     if "*" in reg.readers:
         principals = ["*"]  # any authenticated mesh identity, the node proxy included
     else:
         principals = [cfg.principal(r) for r in reg.readers]  # "team-a/*" -> <td>/ns/team-a/sa/*
         principals.append(cfg.principal(cfg.node_proxy_identity))
-    return _policy(cfg, reg, "allow-reads", "ALLOW",
-                   [{"from": _from(set(principals)), "to": [{"operation": {"methods": list(READ)}}]}])
+    return [{"from": _from(set(principals)), "to": [{"operation": {"methods": list(READ)}}]}]
 
 
 def _write_methods(writer: Writer) -> list[str]:
+    if not writer.push:
+        return ["DELETE"]
     return sorted(WRITE + ["DELETE"]) if writer.delete else list(WRITE)
 
 
-def allow_writes(cfg: Config, reg: Registry) -> dict:
+def write_rules(cfg: Config, reg: Registry) -> list[dict]:
     rules = []
-    for (prefixes, _), group in _groups(cfg.writers_of(reg), lambda w: (w.repositories, w.delete)).items():
+    for (prefixes, *_), group in _groups(cfg.writers_of(reg),
+                                         lambda w: (w.repositories, w.delete, not w.push)).items():
         write: dict = {"methods": _write_methods(group[0])}
         if prefixes != ("*",):
             write["paths"] = repository_paths(prefixes)
         rules.append({"from": _from(cfg.principal(w.service_account) for w in group),
                       "to": [{"operation": {"methods": list(READ)}}, {"operation": write}]})
-    return _policy(cfg, reg, "allow-writes", "ALLOW", rules)
+    return rules
 
 
-def registry_policies(cfg: Config, reg: Registry) -> list[dict]:
-    return [deny_writes(cfg, reg), allow_reads(cfg, reg), allow_writes(cfg, reg)]
+def registry_policies(cfg: Config, reg: Registry, *, max_bytes: int = policysize.MAX_OBJECT_BYTES) -> list[dict]:
+    """The registry's policies; each kind of rule packed into as many objects as its size needs
+    (`<name>-deny-writes`, then `<name>-deny-writes-2`, ...)."""
+    out = []
+    for suffix, action, rules in (("deny-writes", "DENY", deny_write_rules(cfg, reg)),
+                                  ("allow-reads", "ALLOW", read_rules(cfg, reg)),
+                                  ("allow-writes", "ALLOW", write_rules(cfg, reg))):
+        def wrap(chunk, index, suffix=suffix, action=action):
+            return _policy(cfg, reg, suffix + (f"-{index + 1}" if index else ""), action, chunk)
+        out += policysize.pack(rules, wrap=wrap, max_bytes=max_bytes,
+                               what=f"{cfg.source}: registry {reg.name}")
+    return out

@@ -7,9 +7,9 @@ import hashlib
 import yaml
 
 from meshreg.config import REGISTRY_PORT, Config, Registry
-from meshreg.render import ambient
-from meshreg.render.mirror import remote_url
+from meshreg.render import ambient, objectstorage
 from meshreg.render.ingress import NAMESPACE_ANNOTATION
+from meshreg.render.mirror import remote_url
 from meshreg.render.labels import COMPONENT, REGISTRY, common, metadata, registry_pods
 
 DATA_DIR = "/var/lib/registry"
@@ -66,6 +66,9 @@ def distribution_config(cfg: Config, reg: Registry) -> dict:
         # Credentials come from the Secret through REGISTRY_PROXY_USERNAME/PASSWORD, never from this file. The
         # upstream is reached through the sidecar (render/mirror.py), so that start-up never sees a dead connection.
         out["proxy"] = {"remoteurl": remote_url(cfg, reg)}
+    if reg.storage.s3:
+        del out["storage"]["filesystem"]
+        out["storage"] = {**objectstorage.storage_section(reg), **out["storage"]}
     return out
 
 
@@ -115,7 +118,7 @@ def _credentials(reg: Registry) -> list:
 
 
 def _container(reg: Registry) -> dict:
-    env = _credentials(reg)
+    env = _credentials(reg) + (objectstorage.env(reg) if reg.storage.s3 else [])
     return {
         "name": "registry",
         "image": reg.image,
@@ -131,7 +134,7 @@ def _container(reg: Registry) -> dict:
             "runAsGroup": RUN_AS, "runAsNonRoot": True, "runAsUser": RUN_AS,
         },
         "volumeMounts": [
-            {"name": "data", "mountPath": DATA_DIR},
+            *([] if reg.storage.s3 else [{"name": "data", "mountPath": DATA_DIR}]),
             {"name": "config", "mountPath": "/etc/docker/registry", "readOnly": True},
             {"name": "tmp", "mountPath": "/tmp"},
         ],
@@ -170,17 +173,20 @@ def deployment(cfg: Config, reg: Registry) -> dict:
                                 "seccompProfile": {"type": "RuntimeDefault"}},
             "containers": [_container(reg)],
             "volumes": [
-                {"name": "data", "persistentVolumeClaim": {"claimName": f"{reg.name}-data"}},
+                *([] if reg.storage.s3 else
+                  [{"name": "data", "persistentVolumeClaim": {"claimName": f"{reg.name}-data"}}]),
                 {"name": "config", "configMap": {"name": f"{reg.name}-config"}},
                 {"name": "tmp", "emptyDir": {}},
             ],
         },
     }
+    # ReadWriteOnce volume: the old pod must let go before the new one mounts it.
+    strategy = objectstorage.rolling_update() if reg.storage.s3 else {"type": "Recreate"}
+    if reg.storage.s3:
+        template["spec"]["affinity"] = objectstorage.spread(registry_pods(cfg, reg))
     return {"apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": _meta(cfg, reg, reg.name),
-            "spec": {"replicas": 1, "revisionHistoryLimit": 3,
-                     # ReadWriteOnce volume: the old pod must let go before the new one mounts it.
-                     "strategy": {"type": "Recreate"},
+            "spec": {"replicas": reg.replicas, "revisionHistoryLimit": 3, "strategy": strategy,
                      "selector": {"matchLabels": registry_pods(cfg, reg)}, "template": template}}
 
 
@@ -188,3 +194,12 @@ def peer_authentication(cfg: Config, reg: Registry) -> dict:
     return {"apiVersion": "security.istio.io/v1", "kind": "PeerAuthentication",
             "metadata": _meta(cfg, reg, reg.name),
             "spec": {"selector": {"matchLabels": registry_pods(cfg, reg)}, "mtls": {"mode": "STRICT"}}}
+
+
+def disruption_budget(cfg: Config, reg: Registry) -> dict:
+    """With several replicas, a drain takes them down one at a time."""
+    return objectstorage.disruption_budget(_meta(cfg, reg, reg.name), registry_pods(cfg, reg))
+
+
+def storage_entry(cfg: Config, reg: Registry) -> dict:
+    return objectstorage.service_entry(reg, _meta(cfg, reg, f"{reg.name}-s3"))

@@ -241,11 +241,13 @@ def test_a_previous_container_log_is_read_as_text_from_the_pod_log_path(api, clu
     assert request["headers"]["accept"] == "*/*"  # a real API server answers text/plain with 406
 
 
-def test_a_log_with_no_previous_run_is_none_and_a_denied_one_is_a_cluster_error(api, cluster):
+def test_a_log_with_no_previous_run_or_denied_is_a_cluster_error_and_a_gone_pod_is_none(api, cluster):
     path = "/api/v1/namespaces/ns/pods/p/log"
     api.routes[("GET", path)] = (400, {"kind": "Status", "code": 400, "reason": "BadRequest",
                                       "message": 'previous terminated container "registry" in pod "p" not found'})
-    assert cluster.log("p", namespace="ns", container="registry", previous=True) is None
+    with pytest.raises(ClusterError, match='previous terminated container "registry" in pod "p" not found'):
+        cluster.log("p", namespace="ns", container="registry", previous=True)
+    assert cluster.log("gone", namespace="ns", container="registry") is None
     api.routes[("GET", path)] = (403, {"kind": "Status", "code": 403, "reason": "Forbidden",
                                       "message": 'pods "p" is forbidden: User "dev" cannot get resource "pods/log"'})
     with pytest.raises(ClusterError, match="forbidden"):

@@ -8,7 +8,7 @@ import functools
 import pytest
 from kubernetes_validate import utils as kv_utils
 
-from configs import AMBIENT, SEVERAL_WRITERS
+from configs import AMBIENT, LIFECYCLE, SEVERAL_WRITERS
 from meshreg import config
 from meshreg.render import render
 from validation import (MISSING_SCHEMAS, SCHEMAS, check_crd_object, describe, is_custom, kubernetes_versions,
@@ -23,6 +23,7 @@ CONFIGS = {
     "no-node-proxy": lambda: config.from_text(
         SEVERAL_WRITERS + "  nodeProxy:\n    enabled: false\n", name="no-node-proxy.yaml"),
     "ambient": lambda: config.from_text(AMBIENT, name="ambient.yaml"),
+    "lifecycle": lambda: config.from_text(LIFECYCLE, name="lifecycle.yaml"),
 }
 VERSIONS = kubernetes_versions()
 

@@ -58,8 +58,9 @@ def _layer(size: int) -> tuple[bytes, str]:
     return gzip.compress(tar_bytes, compresslevel=0, mtime=0), "sha256:" + hashlib.sha256(tar_bytes).hexdigest()
 
 
-def build(layout: Path, *, layer_sizes: tuple[int, ...] = (4096,)) -> Image:
-    """Write an OCI layout at `layout` with one image tagged `latest`; content differs on every call."""
+def build(layout: Path, *, layer_sizes: tuple[int, ...] = (4096,), created: str | None = None) -> Image:
+    """Write an OCI layout at `layout` with one image tagged `latest`; content differs on every call.
+    `created`: the config's build time (RFC 3339), which retention reads."""
     (layout / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
     layers, diff_ids = [], []
     for size in layer_sizes:
@@ -67,7 +68,7 @@ def build(layout: Path, *, layer_sizes: tuple[int, ...] = (4096,)) -> Image:
         layers.append(_blob(layout, gz, LAYER))
         diff_ids.append(diff_id)
     config = {"architecture": ARCHITECTURE, "os": "linux", "config": {},
-              "rootfs": {"type": "layers", "diff_ids": diff_ids}}
+              "rootfs": {"type": "layers", "diff_ids": diff_ids}, **({"created": created} if created else {})}
     manifest = json.dumps({"schemaVersion": 2, "mediaType": MANIFEST,
                            "config": _blob(layout, json.dumps(config).encode(), CONFIG),
                            "layers": layers}, indent=2).encode()

@@ -1,0 +1,137 @@
+"""`meshreg gc` and the gc part of `status`: run a registry's gc CronJob now, follow the Job, read its result
+from the coordinator's log, and find the last run and the volume's usage."""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+
+from meshreg.errors import ClusterError, UsageError
+
+RESULT = "MESHREG-GC-RESULT "  # the line meshreg.gcjob.run prints
+CONTAINER = "gc"
+JOB_NAME = ("batch.kubernetes.io/job-name", "job-name")  # pod labels naming their Job (new, then old)
+
+
+def job_from(cron: dict, *, dry_run: bool, now: float) -> dict:
+    """A Job from the CronJob's template, as `kubectl create job --from=cronjob/NAME` makes it."""
+    meta = cron["metadata"]
+    template = copy.deepcopy(cron["spec"]["jobTemplate"])
+    if dry_run:
+        for container in template["spec"]["template"]["spec"]["containers"]:
+            if container["name"] == CONTAINER:
+                container.setdefault("env", []).append({"name": "MESHREG_GC_DRY_RUN", "value": "true"})
+    labels = (template.get("metadata") or {}).get("labels") or {}
+    return {"apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": f"{meta['name']}-{'dry-run' if dry_run else 'manual'}-{int(now)}",
+                         "namespace": meta["namespace"], "labels": labels,
+                         "annotations": {"cronjob.kubernetes.io/instantiate": "manual"},
+                         "ownerReferences": [{"apiVersion": "batch/v1", "kind": "CronJob", "name": meta["name"],
+                                              "uid": meta["uid"], "controller": True}]},
+            "spec": template["spec"]}
+
+
+def start(*, cluster, namespace: str, cron_name: str, dry_run: bool, now=time.time) -> dict:
+    """Create the Job now; UsageError when the CronJob is not deployed."""
+    cron = cluster.get("batch/v1", "CronJob", cron_name, namespace=namespace)
+    if cron is None:
+        raise UsageError(f"CronJob {namespace}/{cron_name} is not on {cluster.server}: run meshreg up first")
+    return cluster.apply(job_from(cron, dry_run=dry_run, now=now()))
+
+
+def finished(job: dict) -> str | None:
+    """'Complete' or 'Failed' once the Job is done, else None."""
+    for cond in (job.get("status") or {}).get("conditions") or []:
+        if cond.get("type") in ("Complete", "Failed") and cond.get("status") == "True":
+            return cond["type"]
+    return None
+
+
+def follow(*, cluster, namespace: str, name: str, timeout: float, progress, interval: float = 2.0,
+           clock=time.monotonic, sleep=time.sleep) -> dict:
+    """Poll the Job until it completes or fails; ClusterError on timeout. The final Job."""
+    start_time = clock()
+    while True:
+        job = cluster.get("batch/v1", "Job", name, namespace=namespace)
+        if job is None:
+            raise ClusterError(f"Job {namespace}/{name} disappeared while running")
+        state = finished(job)
+        status = job.get("status") or {}
+        progress.update(f"Job {name}: {state or ('running' if status.get('active') else 'starting')} "
+                        f"({clock() - start_time:.0f}s)")
+        if state:
+            progress.done()
+            return job
+        if clock() - start_time >= timeout:
+            progress.done()
+            raise ClusterError(f"Job {namespace}/{name} did not finish in {timeout:.0f}s; it keeps running: "
+                               f"kubectl -n {namespace} logs job/{name} -c {CONTAINER} -f")
+        sleep(interval)
+
+
+def pods_of(cluster, namespace: str, job_name: str) -> list[dict]:
+    for label in JOB_NAME:
+        pods = cluster.list("v1", "Pod", namespace=namespace, label_selector=f"{label}={job_name}")
+        if pods:
+            return pods
+    return []
+
+
+def result(*, cluster, namespace: str, job_name: str) -> tuple[dict | None, str]:
+    """The coordinator's result line from the Job's newest pod that has one, or None and why not."""
+    pods = sorted(pods_of(cluster, namespace, job_name), key=lambda p: p["metadata"].get("creationTimestamp", ""))
+    why = "no pod of the Job is left"
+    for pod in reversed(pods):
+        try:
+            text = cluster.log(pod["metadata"]["name"], namespace=namespace, container=CONTAINER, tail=2000)
+        except ClusterError as e:  # e.g. no kubelet answers for the node
+            why = str(e)
+            continue
+        found = parse_result(text or "")
+        if found is not None:
+            return found, ""
+        why = "the log has no result line" if text is not None else "the pod's log is gone"
+    return None, why
+
+
+def parse_result(text: str) -> dict | None:
+    lines = [line for line in text.splitlines() if line.startswith(RESULT)]
+    if not lines:
+        return None
+    try:
+        return json.loads(lines[-1][len(RESULT):])
+    except ValueError:
+        return None
+
+
+def last_run(*, cluster, namespace: str, cron_name: str, selector: str) -> dict:
+    """The CronJob's last schedule and success, and the newest of its Jobs (scheduled or manual) with its state."""
+    cron = cluster.get("batch/v1", "CronJob", cron_name, namespace=namespace)
+    if cron is None:
+        return {"deployed": False}
+    status = cron.get("status") or {}
+    jobs = [j for j in cluster.list("batch/v1", "Job", namespace=namespace, label_selector=selector)
+            if any(o.get("name") == cron_name for o in j["metadata"].get("ownerReferences") or [])]
+    out = {"deployed": True, "schedule": cron["spec"].get("schedule"), "lastSchedule": status.get("lastScheduleTime"),
+           "lastSuccess": status.get("lastSuccessfulTime"), "lastJob": None}
+    if jobs:
+        job = max(jobs, key=lambda j: j["metadata"].get("creationTimestamp", ""))
+        out["lastJob"] = {"name": job["metadata"]["name"], "state": finished(job) or "Running",
+                          "started": (job.get("status") or {}).get("startTime"),
+                          "completed": (job.get("status") or {}).get("completionTime")}
+    return out
+
+
+def volume_usage(*, cluster, namespace: str, claim: str, selector: str) -> dict | None:
+    """usedBytes and capacityBytes of `claim` as the kubelet of the registry pod's node reports them."""
+    for pod in cluster.list("v1", "Pod", namespace=namespace, label_selector=selector):
+        node = (pod.get("spec") or {}).get("nodeName")
+        summary = cluster.node_summary(node) if node else None
+        for entry in (summary or {}).get("pods") or []:
+            if entry.get("podRef", {}).get("name") != pod["metadata"]["name"]:
+                continue
+            for volume in entry.get("volume") or []:
+                if (volume.get("pvcRef") or {}).get("name") == claim:
+                    return {"usedBytes": volume.get("usedBytes"), "capacityBytes": volume.get("capacityBytes")}
+    return None

@@ -1,0 +1,97 @@
+"""What a registry holds, read through its API: each repository's tags, the manifests they point at, which
+manifests an index lists, when each image was built, and the size of every blob seen on the way."""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass, field
+
+from .registry import Client, Manifest
+from .retention import Tag
+
+CREATED = "org.opencontainers.image.created"
+
+
+@dataclass
+class Repository:
+    name: str
+    tags: list[Tag] = field(default_factory=list)
+    children: dict[str, list[str]] = field(default_factory=dict)  # index digest -> digests it lists
+
+
+@dataclass
+class Inventory:
+    repositories: dict[str, Repository] = field(default_factory=dict)
+    sizes: dict[str, int] = field(default_factory=dict)  # digest -> bytes, for manifests and blobs
+    holders: dict[str, set[str]] = field(default_factory=dict)  # digest -> repositories that reference it
+    parts: dict[str, list[str]] = field(default_factory=dict)  # manifest digest -> its config and layer digests
+
+    def note(self, repository: str, digest: str, size: int) -> None:
+        self.sizes[digest] = size
+        self.holders.setdefault(digest, set()).add(repository)
+
+
+def parse_time(value) -> float | None:
+    """An RFC 3339 time (as image configs carry it) as seconds since the epoch; None when absent, odd or 1970."""
+    if not isinstance(value, str) or not value:
+        return None
+    text = value.strip().replace("Z", "+00:00").replace("z", "+00:00")
+    if "." in text:  # Python before 3.11 takes at most microseconds
+        head, _, rest = text.partition(".")
+        digits = "".join(c for c in rest if c.isdigit())
+        text = f"{head}.{digits[:6]}{rest[len(digits):]}"
+    try:
+        moment = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.timezone.utc)
+    # Reproducible builds (kaniko --reproducible, ko, Bazel) stamp the epoch: that says nothing about age.
+    return moment.timestamp() if moment.timestamp() > 0 else None
+
+
+class Reader:
+    """Reads repositories once each, caching manifests and image times by digest."""
+
+    def __init__(self, client: Client):
+        self.client = client
+        self.inventory = Inventory()
+        self._created: dict[str, float | None] = {}
+
+    def read(self, names: list[str] | None = None) -> Inventory:
+        for name in names if names is not None else self.client.repositories():
+            self.inventory.repositories[name] = self.repository(name)
+        return self.inventory
+
+    def repository(self, name: str) -> Repository:
+        repo = Repository(name)
+        for tag in self.client.tags(name):
+            manifest = self.client.manifest(name, tag)
+            if manifest is None:  # deleted since the tag list was read
+                continue
+            repo.tags.append(Tag(tag, manifest.digest, self._time(name, manifest, repo)))
+        return repo
+
+    def _time(self, repo_name: str, manifest: Manifest, repo: Repository) -> float | None:
+        """When the image was built: the manifest's annotation, its config's `created`, or an index's newest."""
+        if manifest.digest in self._created:
+            return self._created[manifest.digest]
+        self.inventory.note(repo_name, manifest.digest, manifest.size)
+        when = parse_time((manifest.body.get("annotations") or {}).get(CREATED))
+        for blob in manifest.blobs:
+            self.inventory.note(repo_name, blob["digest"], int(blob.get("size", 0)))
+        self.inventory.parts[manifest.digest] = [b["digest"] for b in manifest.blobs]
+        if manifest.children:
+            repo.children[manifest.digest] = [c["digest"] for c in manifest.children]
+            times = []
+            for child in manifest.children:
+                found = self.client.manifest(repo_name, child["digest"])
+                if found is not None:
+                    times.append(self._time(repo_name, found, repo))
+            known = [t for t in times if t is not None]
+            when = when if when is not None else (max(known) if known else None)
+        elif when is None and manifest.body.get("config"):
+            config = self.client.blob_json(repo_name, manifest.body["config"]["digest"]) or {}
+            when = parse_time(config.get("created"))
+        self._created[manifest.digest] = when
+        return when

@@ -1,0 +1,138 @@
+"""The gc Job's coordinator: retention through the registry API, the registry made read-only, distribution's
+garbage-collect in the other container, the registry made writable again, and one result line for `meshreg gc`.
+
+Order matters. Retention deletes while the registry still accepts writes (DELETE is a write). garbage-collect is
+unsafe while anything can write: a blob uploaded between its mark and sweep phases would be swept while a
+manifest comes to point at it. So it runs only once every registry pod was restarted read-only; the restart also
+empties each pod's in-memory blob cache, which would otherwise still answer for swept blobs. Whatever fails, the
+registry is made writable again before the Job ends.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import kube
+from .collect import GcError, collect
+from .inventory import Inventory, Reader
+from .registry import Client, RegistryError
+from .retention import Retention, select
+
+RESULT = "MESHREG-GC-RESULT "
+
+
+@dataclass(frozen=True)
+class Settings:
+    registry: str  # the registry's URL (its Service; the sidecar adds mTLS)
+    namespace: str
+    deployment: str
+    retention: Retention | None
+    delete_untagged: bool
+    pin: bool  # a ReadWriteOnce volume: keep registry pods on this Job's node while read-only
+    dry_run: bool
+    shared: Path
+    kube_url: str | None
+    node: str | None
+    sidecar: str | None
+    timeout: float
+
+    @classmethod
+    def load(cls, env) -> "Settings":
+        with open(env.get("MESHREG_GC_PLAN", "/etc/meshreg-gc/plan.json"), encoding="utf-8") as f:
+            plan = json.load(f)
+        return cls(registry=env.get("MESHREG_GC_REGISTRY") or plan["registry"], namespace=plan["namespace"],
+                   deployment=plan["deployment"],
+                   retention=Retention.from_json(plan["retention"]) if plan.get("retention") else None,
+                   delete_untagged=plan["deleteUntagged"], pin=plan["storage"] == "filesystem",
+                   dry_run=env.get("MESHREG_GC_DRY_RUN", "") == "true",
+                   shared=Path(env.get("MESHREG_GC_SHARED", "/run/meshreg-gc")), kube_url=env.get("MESHREG_GC_KUBE"),
+                   node=env.get("NODE_NAME") or None,
+                   sidecar=env.get("MESHREG_GC_SIDECAR", "http://127.0.0.1:15020/quitquitquit") or None,
+                   timeout=float(plan.get("rolloutTimeout", 600)))
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+def main(env=None, now=time.time) -> int:
+    s = Settings.load(os.environ if env is None else env)
+    result: dict = {"dryRun": s.dry_run, "deployment": f"{s.namespace}/{s.deployment}", "retention": []}
+    client, api, status = Client(s.registry), None, 0
+    try:
+        inventory = retain(s, client, result, now=now()) if s.retention else Reader(client).read()
+        if not s.dry_run:
+            api = kube.Api(s.kube_url)
+            _switch(s, api, read_only=True)
+            result["readOnly"] = "on"
+        collect(s, client, inventory, result)
+    except (RegistryError, kube.KubeError, GcError, OSError) as e:
+        result["error"] = str(e)
+        (s.shared / "abort").touch()
+        status = 1
+    finally:
+        if api is not None and result.get("readOnly"):
+            status = _restore(s, api, result) or status
+        say(RESULT + json.dumps(result, sort_keys=True))
+        _stop_sidecar(s)
+    return status
+
+
+def _switch(s: Settings, api, *, read_only: bool) -> None:
+    say(f"registry {s.namespace}/{s.deployment}: {'read-only' if read_only else 'writable again'}")
+    kube.switch(api, namespace=s.namespace, name=s.deployment, read_only=read_only, node=s.node if s.pin else None)
+    if read_only or not s.pin:  # with a volume the new pod may only start once this Job lets go of it
+        kube.wait(api, namespace=s.namespace, name=s.deployment, timeout=s.timeout, say=say)
+
+
+def _restore(s: Settings, api, result: dict) -> int:
+    try:
+        _switch(s, api, read_only=False)
+        result["readOnly"] = "restored"
+        return 0
+    except kube.KubeError as e:
+        result["readOnly"] = "stuck"
+        result["error"] = f"{result.get('error', '') + '; ' if result.get('error') else ''}" \
+                          f"could not make the registry writable again: {e}"
+        return 1
+
+
+def _stop_sidecar(s: Settings) -> None:
+    """Let Istio's sidecar exit so the Job can complete (harmless where sidecars are native)."""
+    if not s.sidecar:
+        return
+    try:
+        urllib.request.urlopen(urllib.request.Request(s.sidecar, method="POST"), timeout=5).close()
+    except OSError:
+        pass
+
+
+def retain(s: Settings, client: Client, result: dict, *, now: float) -> Inventory:
+    """Apply the retention rules to every repository; returns what was read before deleting."""
+    inventory = Reader(client).read()
+    for name, repo in sorted(inventory.repositories.items()):
+        plan = select(s.retention, name, repo.tags, children=repo.children, now=now)
+        if not plan.delete_manifests:
+            continue
+        known = {t.name for t in repo.tags}
+        deleted = [d for d in plan.delete_manifests
+                   if s.dry_run or (not _newly_tagged(client, name, known, d) and client.delete_manifest(name, d))]
+        say(f"retention: {name}: {'would delete' if s.dry_run else 'deleted'} {', '.join(plan.delete_tags) or '-'}"
+            f" ({len(deleted)} manifests)")
+        result["retention"].append({"repository": name, "tags": list(plan.delete_tags), "manifests": deleted})
+    return inventory
+
+
+def _newly_tagged(client: Client, repository: str, known: set[str], digest: str) -> bool:
+    """Whether a tag pushed since the repository was read points at `digest` (then it is not deleted)."""
+    for tag in set(client.tags(repository)) - known:
+        manifest = client.manifest(repository, tag)
+        if manifest is not None and manifest.digest == digest:
+            say(f"retention: {repository}: keeping {digest}, tagged {tag} meanwhile")
+            return True
+    return False

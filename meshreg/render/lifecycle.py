@@ -1,0 +1,154 @@
+"""A registry's gc CronJob: retention through the mesh, then distribution's garbage-collect while no registry pod
+accepts writes, and everything the Job needs (its account, the right to switch the registry read-only, its code).
+
+The Job's pod has two containers. `gc` (a plain Python image) runs meshreg's own code from meshreg/gcjob, shipped
+in a ConfigMap byte for byte: retention, the read-only switch, and the result line `meshreg gc` reads.
+`garbage-collect` (the registry's image) runs distribution's garbage-collect when `gc` says so (see collect.sh).
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+
+from meshreg.config import REGISTRY_PORT, Config, Registry
+from meshreg.render import objectstorage
+from meshreg.render.labels import COMPONENT, INSTANCE, NAME, REGISTRY, common, metadata, registry_pods
+from meshreg.render.registry import DATA_DIR, RUN_AS
+
+MODULES = ("__init__.py", "__main__.py", "collect.py", "inventory.py", "kube.py", "registry.py", "retention.py",
+           "run.py")
+CODE_DIR = "/opt/meshreg"  # the package is mounted as meshreg_gc here
+SHARED_DIR = "/run/meshreg-gc"
+CONTAINER = "gc"  # the coordinator, whose log carries the result line
+
+
+def gc_name(reg: Registry) -> str:
+    return f"{reg.name}-gc"
+
+
+def _meta(cfg: Config, reg: Registry, **kwargs) -> dict:
+    return metadata(cfg, gc_name(reg), extra={COMPONENT: "gc", REGISTRY: reg.name}, **kwargs)
+
+
+def gc_pods(cfg: Config, reg: Registry) -> dict:
+    """Labels of a registry's gc pods (never the registry's own: its Service and policies must not select them)."""
+    return {INSTANCE: cfg.name, NAME: "registry-gc", REGISTRY: reg.name}
+
+
+def objects(cfg: Config, reg: Registry) -> list[dict]:
+    return [service_account(cfg, reg), role(cfg, reg), role_binding(cfg, reg), config_map(cfg, reg),
+            cron_job(cfg, reg)]
+
+
+def service_account(cfg: Config, reg: Registry) -> dict:
+    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(cfg, reg),
+            "automountServiceAccountToken": False}
+
+
+def role(cfg: Config, reg: Registry) -> dict:
+    """Just enough to switch this one registry read-only and back, and watch it roll out."""
+    return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": _meta(cfg, reg),
+            "rules": [{"apiGroups": ["apps"], "resources": ["deployments"], "resourceNames": [reg.name],
+                       "verbs": ["get", "patch"]}]}
+
+
+def role_binding(cfg: Config, reg: Registry) -> dict:
+    return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": _meta(cfg, reg),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": gc_name(reg)},
+            "subjects": [{"kind": "ServiceAccount", "name": gc_name(reg), "namespace": cfg.namespace}]}
+
+
+def plan(cfg: Config, reg: Registry) -> dict:
+    """What the Job's code reads: where the registry is and what to do."""
+    return {"registry": f"http://{reg.name}.{cfg.namespace}.svc.cluster.local:{REGISTRY_PORT}",
+            "namespace": cfg.namespace, "deployment": reg.name,
+            "retention": reg.retention.as_json() if reg.retention else None,
+            "deleteUntagged": reg.gc.delete_untagged, "storage": "s3" if reg.storage.s3 else "filesystem",
+            "rolloutTimeout": max(60, reg.gc.timeout // 3)}
+
+
+def code() -> dict[str, str]:
+    """The gc Job's code, as shipped: every module of meshreg.gcjob and the garbage-collect script."""
+    package = resources.files("meshreg.gcjob")
+    return {name: package.joinpath(name).read_text(encoding="utf-8") for name in (*MODULES, "collect.sh")}
+
+
+def config_map(cfg: Config, reg: Registry) -> dict:
+    data = {**code(), "plan.json": json.dumps(plan(cfg, reg), indent=2, sort_keys=True) + "\n"}
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta(cfg, reg), "data": data}
+
+
+def _security() -> dict:
+    return {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}, "readOnlyRootFilesystem": True,
+            "runAsGroup": RUN_AS, "runAsNonRoot": True, "runAsUser": RUN_AS}
+
+
+def _mounts(*extra: dict) -> list[dict]:
+    return [{"name": "code", "mountPath": CODE_DIR, "readOnly": True}, {"name": "shared", "mountPath": SHARED_DIR},
+            *extra]
+
+
+def coordinator(reg: Registry) -> dict:
+    return {"name": CONTAINER, "image": reg.gc.image, "imagePullPolicy": "IfNotPresent",
+            "command": ["python", "-m", "meshreg_gc"], "workingDir": CODE_DIR,
+            "env": [{"name": "MESHREG_GC_PLAN", "value": f"{CODE_DIR}/plan.json"},
+                    {"name": "MESHREG_GC_SHARED", "value": SHARED_DIR},
+                    {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"},
+                    {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}],
+            "resources": {"requests": {"cpu": "20m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
+            "securityContext": _security(), "volumeMounts": _mounts()}
+
+
+def collector(reg: Registry) -> dict:
+    """distribution's garbage-collect, with the registry's config and storage."""
+    mounts = [{"name": "config", "mountPath": "/etc/docker/registry", "readOnly": True}]
+    if not reg.storage.s3:
+        mounts.append({"name": "data", "mountPath": DATA_DIR})
+    out = {"name": "garbage-collect", "image": reg.image, "imagePullPolicy": "IfNotPresent",
+           "command": ["sh", f"{CODE_DIR}/collect.sh"],
+           "env": [{"name": "MESHREG_GC_SHARED", "value": SHARED_DIR}],
+           "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "1Gi"}},
+           "securityContext": _security(), "volumeMounts": _mounts(*mounts)}
+    if reg.storage.s3:
+        out["env"] += [e for e in objectstorage.env(reg) if e["name"] != "REGISTRY_HTTP_SECRET"]
+    return out
+
+
+def _volumes(reg: Registry) -> list[dict]:
+    items = [{"key": m, "path": f"meshreg_gc/{m}"} for m in MODULES] + [
+        {"key": k, "path": k} for k in ("collect.sh", "plan.json")]
+    out = [{"name": "code", "configMap": {"name": gc_name(reg), "items": items}},
+           {"name": "config", "configMap": {"name": f"{reg.name}-config"}},
+           {"name": "shared", "emptyDir": {}}]
+    if not reg.storage.s3:
+        out.append({"name": "data", "persistentVolumeClaim": {"claimName": f"{reg.name}-data"}})
+    return out
+
+
+def pod_template(cfg: Config, reg: Registry) -> dict:
+    revision = {"istio.io/rev": cfg.istio_revision} if cfg.istio_revision else {}
+    spec: dict = {
+        "serviceAccountName": gc_name(reg), "automountServiceAccountToken": True, "restartPolicy": "Never",
+        "enableServiceLinks": False,
+        "securityContext": {"fsGroup": RUN_AS, "seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [coordinator(reg), collector(reg)], "volumes": _volumes(reg)}
+    if not reg.storage.s3:  # the ReadWriteOnce volume is attached where the registry runs: go there
+        spec["affinity"] = {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{
+            "labelSelector": {"matchLabels": registry_pods(cfg, reg)}, "topologyKey": "kubernetes.io/hostname"}]}}
+    return {"metadata": {"labels": {**common(cfg), COMPONENT: "gc", **gc_pods(cfg, reg),
+                                    "sidecar.istio.io/inject": "true", **revision},
+                         "annotations": {"kubectl.kubernetes.io/default-container": CONTAINER,
+                                         "proxy.istio.io/config": '{"holdApplicationUntilProxyStarts": true}'}},
+            "spec": spec}
+
+
+def cron_job(cfg: Config, reg: Registry) -> dict:
+    spec: dict = {"schedule": reg.gc.schedule, "concurrencyPolicy": "Forbid", "startingDeadlineSeconds": 3600,
+                  "successfulJobsHistoryLimit": 3, "failedJobsHistoryLimit": 3,
+                  "jobTemplate": {"metadata": {"labels": {**common(cfg), COMPONENT: "gc", REGISTRY: reg.name}},
+                                  "spec": {"backoffLimit": 0, "activeDeadlineSeconds": reg.gc.timeout,
+                                           "template": pod_template(cfg, reg)}}}
+    if reg.gc.time_zone:
+        spec["timeZone"] = reg.gc.time_zone
+    return {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": _meta(cfg, reg), "spec": spec}

@@ -1,0 +1,216 @@
+"""Runs a registry's rendered gc CronJob on the lab the way Kubernetes would run its pod.
+
+- the ConfigMap volumes are written out item by item, and every mount path in the containers' commands and
+  environment is mapped to its directory here (the registry's data directory for the claim);
+- `registry` is distribution's binary (Debian calls it docker-registry);
+- the gc container reaches the registry through an outbound Envoy that carries its requests over mTLS with the
+  gc ServiceAccount's certificate, as its sidecar would;
+- the Kubernetes API is a stand-in for the registry's Deployment: a server-side apply of the registry container's
+  environment restarts the lab's registry with that environment, as a rollout would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from . import envoy
+from .processes import Server, envoy_binary, free_port
+
+RESULT = "MESHREG-GC-RESULT "
+NODE = "lab-node-1"
+
+
+def _one(objects, kind, name):
+    [found] = [o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name]
+    return found
+
+
+class Deployment(ThreadingHTTPServer):
+    """The registry's Deployment behind a tiny API: GET shows it rolled out, an apply restarts the registry."""
+
+    def __init__(self, lab, name: str):
+        super().__init__(("127.0.0.1", 0), _DeploymentHandler)
+        self.lab, self.name = lab, name
+        self.obj = json.loads(json.dumps(_one(lab.objects, "Deployment", name)))
+        self.obj["metadata"]["generation"] = 1
+        self.applied: list[dict] = []  # every apply body, with its query
+        self.env: dict[str, str] = {}
+        self.quits = 0
+        self.lock = threading.Lock()
+        threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def status(self) -> dict:
+        n = self.obj["spec"].get("replicas", 1)
+        gen = self.obj["metadata"]["generation"]
+        return {**self.obj, "status": {"observedGeneration": gen, "replicas": n, "updatedReplicas": n,
+                                       "availableReplicas": n, "readyReplicas": n}}
+
+    def apply(self, body: dict, query: dict) -> dict:
+        with self.lock:
+            self.applied.append({"body": body, "query": query})
+            [container] = body["spec"]["template"]["spec"]["containers"]
+            assert container["name"] == "registry", container
+            self.env = {e["name"]: e["value"] for e in container.get("env", [])}
+            self.obj["metadata"]["generation"] += 1
+            restart_registry(self.lab, self.env)
+            return self.status()
+
+    def close(self) -> None:
+        self.shutdown()
+        self.server_close()
+
+
+class _DeploymentHandler(BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def _reply(self, status: int, body: dict) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        self._reply(200, self.server.status())
+
+    def do_POST(self):  # the sidecar's /quitquitquit
+        self.server.quits += 1
+        self._reply(200, {})
+
+    def do_PATCH(self):
+        url = urlsplit(self.path)
+        expected = f"/apis/apps/v1/namespaces/{self.server.lab.cfg.namespace}/deployments/{self.server.name}"
+        if url.path != expected or self.headers["Content-Type"] != "application/apply-patch+yaml":
+            self._reply(400, {"message": f"unexpected {self.command} {self.path} {self.headers['Content-Type']}"})
+            return
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self._reply(200, self.server.apply(body, dict(p.split("=", 1) for p in url.query.split("&"))))
+
+
+def restart_registry(lab, extra_env: dict) -> None:
+    """Stop the lab's registry and start it again on the same port with `extra_env` (a new pod)."""
+    old = lab.servers[0]
+    old.stop()
+    env = {"REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY": str(lab.storage),
+           "REGISTRY_HTTP_ADDR": f"127.0.0.1:{lab.registry_port}", **extra_env}
+    argv = ["docker-registry", "serve", str(lab.root / "registry" / "config.yml")]
+    server = Server(argv, log=lab.root / f"registry-{len(lab.servers)}-{os.getpid()}.log", env=env)
+    lab.servers[0] = server
+    server.wait_http(f"http://{lab.direct}/v2/")
+
+
+def outbound(lab, identity: str) -> tuple[Server, str]:
+    """An Envoy taking plain HTTP and forwarding it over mTLS as `identity` (a client's sidecar)."""
+    port, admin = free_port(), free_port()
+    cfg = envoy.bootstrap(admin_port=admin, listeners=[envoy.node_proxy_listener(
+        port=port, rbac=[], route_timeout="0s", tuning=lab.tuning)], clusters=[envoy.sidecar_cluster(
+            port=lab.sidecar_port, client=lab.identity(identity), registry_uri=lab.registry_identity.uri,
+            tuning=lab.tuning)])
+    path = lab.root / f"outbound-{identity.replace('/', '.')}.json"
+    path.write_text(json.dumps(cfg))
+    server = Server([envoy_binary(), "-c", str(path), "--disable-hot-restart", "--log-level", "warn"],
+                    log=path.with_suffix(".log"))
+    server.wait_http(f"http://127.0.0.1:{admin}/ready")
+    return server, f"http://127.0.0.1:{port}"
+
+
+@dataclass
+class JobRun:
+    result: dict
+    logs: dict[str, str]
+    codes: dict[str, int]
+    applied: list[dict] = field(default_factory=list)
+
+
+class GcJob:
+    """The rendered CronJob of registry `name`, runnable again and again on `lab`."""
+
+    def __init__(self, lab, name: str = "registry"):
+        self.lab = lab
+        self.cron = _one(lab.objects, "CronJob", f"{name}-gc")
+        self.pod = self.cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+        self.deployment = Deployment(lab, name)
+        self.proxy, self.registry_url = outbound(lab, lab.cfg.gc_identity(lab.cfg.get_registry(name)))
+        self.bin = lab.root / "bin"
+        self.bin.mkdir(exist_ok=True)
+        if not (self.bin / "registry").exists():
+            (self.bin / "registry").symlink_to(shutil.which("docker-registry"))
+        self.runs = 0
+
+    def _volumes(self, root: Path) -> dict[str, Path]:
+        """Volume name -> local directory, with ConfigMap items written out as Kubernetes mounts them."""
+        out = {}
+        for volume in self.pod["volumes"]:
+            where = root / volume["name"]
+            if "configMap" in volume:
+                data = _one(self.lab.objects, "ConfigMap", volume["configMap"]["name"])["data"]
+                items = volume["configMap"].get("items") or [{"key": k, "path": k} for k in data]
+                for item in items:
+                    (where / item["path"]).parent.mkdir(parents=True, exist_ok=True)
+                    (where / item["path"]).write_text(data[item["key"]])
+            elif "persistentVolumeClaim" in volume:
+                where = self.lab.storage
+            where.mkdir(parents=True, exist_ok=True)
+            out[volume["name"]] = where
+        return out
+
+    def _process(self, container: dict, mounts: dict[str, Path], extra: dict) -> tuple[list[str], dict, str | None]:
+        paths = {m["mountPath"]: str(mounts[m["name"]]) for m in container["volumeMounts"]}
+
+        def local(value: str) -> str:
+            for mount, here in sorted(paths.items(), key=lambda p: -len(p[0])):
+                if value == mount or value.startswith(mount + "/"):
+                    return here + value[len(mount):]
+            return value
+
+        env = {"PATH": f"{self.bin}:{os.environ['PATH']}", "HOME": str(self.lab.root)}
+        for e in container.get("env", []):
+            if "value" in e:
+                env[e["name"]] = local(e["value"])
+            elif e["valueFrom"].get("fieldRef", {}).get("fieldPath") == "spec.nodeName":
+                env[e["name"]] = NODE
+        argv = [sys.executable if a == "python" else local(a) for a in container["command"]]
+        cwd = local(container["workingDir"]) if container.get("workingDir") else None
+        return argv, {**env, **extra.get(container["name"], {})}, cwd
+
+    def run(self, *, dry_run: bool = False, timeout: float = 300) -> JobRun:
+        """Both containers of one Job pod, to completion; the coordinator's result line parsed."""
+        self.runs += 1
+        root = self.lab.root / f"gc-run-{self.runs}"
+        mounts = self._volumes(root)
+        config = str(mounts["config"] / "config.yml")
+        extra = {"gc": {"MESHREG_GC_REGISTRY": self.registry_url, "MESHREG_GC_KUBE": self.deployment.url,
+                        "MESHREG_GC_SIDECAR": self.deployment.url + "/quitquitquit",
+                        **({"MESHREG_GC_DRY_RUN": "true"} if dry_run else {})},
+                 "garbage-collect": {"MESHREG_GC_REGISTRY_CONFIG": config,
+                                     "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY": str(self.lab.storage)}}
+        before = len(self.deployment.applied)
+        procs = {}
+        for container in self.pod["containers"]:
+            argv, env, cwd = self._process(container, mounts, extra)
+            procs[container["name"]] = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.PIPE,
+                                                        stderr=subprocess.STDOUT, text=True)
+        logs = {name: p.communicate(timeout=timeout)[0] for name, p in procs.items()}
+        codes = {name: p.returncode for name, p in procs.items()}
+        lines = [line for line in logs["gc"].splitlines() if line.startswith(RESULT)]
+        assert len(lines) == 1, logs
+        return JobRun(json.loads(lines[0][len(RESULT):]), logs, codes, self.deployment.applied[before:])
+
+    def close(self) -> None:
+        self.deployment.close()
+        self.proxy.stop()
