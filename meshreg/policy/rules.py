@@ -81,9 +81,12 @@ def selects(policy: dict, workload: Workload) -> bool:
     if spec.get("targetRef") or spec.get("targetRefs"):
         return False  # attached to a Gateway/Service/waypoint, not to a sidecar selected by labels
     wanted = (spec.get("selector") or {}).get("matchLabels") or {}
+    labelled = all(workload.labels.get(k) == v for k, v in wanted.items())
     if ns == ROOT_NAMESPACE and ns != workload.namespace:
-        return not wanted
-    return ns == workload.namespace and all(workload.labels.get(k) == v for k, v in wanted.items())
+        # An AuthorizationPolicy in the root namespace applies mesh-wide, to the pods its selector picks in every
+        # namespace; a PeerAuthentication there only without a selector (the mesh-wide default).
+        return labelled if policy.get("kind") == "AuthorizationPolicy" else not wanted
+    return ns == workload.namespace and labelled
 
 
 def peer_authentication(objects, workload: Workload | None) -> tuple[str, str] | None:

@@ -102,3 +102,24 @@ def test_get_on_exec_counts_because_websocket_upgrades_are_gets():
     fake.put(binding("viewers", "viewer-exec", [user("dave")], namespace="meshreg"))
     [result] = check(fake, "bypass")
     assert result.status == "WARN" and result.message.startswith("User dave may exec in namespace meshreg")
+
+
+PUSH_PROXY = "apiVersion: meshreg.dev/v1alpha1\nkind: MeshRegistry\nmetadata: {name: dev}\nspec:\n" \
+             "  pushProxy: {repositories: [dev/]}\n"
+
+
+def test_doctor_names_who_may_push_through_the_push_proxy_and_nobody_from_the_registry_namespace():
+    fake = cluster_with_istio()
+    kubernetes_defaults(fake)
+    fake.put({"apiVersion": RBAC, "kind": "Role", "metadata": {"name": "meshreg-connect", "namespace": "meshreg-push"},
+              "rules": [{"apiGroups": [""], "resources": ["pods/portforward"], "verbs": ["create", "get"]}]})
+    before = check(fake, "bypass", PUSH_PROXY)
+    assert before[-1].message.startswith("only cluster admins (Group system:masters) may push through the push proxy "
+                                         "of registry registry (namespace meshreg-push, repositories dev/); grant "
+                                         "others with kubectl -n meshreg-push create rolebinding")
+    fake.put(binding("alice-push", "meshreg-connect", [user("alice")], namespace="meshreg-push", role_kind="Role"))
+    after = check(fake, "bypass", PUSH_PROXY)
+    assert after[-1].status == "OK" and after[-1].message == (
+        "User alice may push through the push proxy of registry registry (namespace meshreg-push, repositories "
+        "dev/) (RoleBinding meshreg-push/alice-push -> Role meshreg-connect)")
+    assert after[0].message.startswith("only cluster admins")  # the Role gives nothing in the registry's namespace

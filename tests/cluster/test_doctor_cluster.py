@@ -67,11 +67,17 @@ def test_a_deny_policy_for_the_whole_registry_namespace_and_a_second_peer_authen
 
 @pytest.mark.parametrize("runtime, status", [
     ("containerd://1.6.8", "WARN"), ("containerd://1.6.9", "OK"), ("containerd://1.6.20", "OK"),
-    ("containerd://1.7.0", "WARN"), ("containerd://1.7.15", "WARN"), ("containerd://1.7.16", "OK"),
-    ("containerd://1.7.23-k3s2", "OK"), ("containerd://2.0.0", "OK"), ("cri-o://1.30.4", "WARN"),
-    ("docker://24.0.7", "OK"), ("rkt://1.0", "WARN"), ("containerd://", "WARN")])
-def test_runtime_judgement(runtime, status):
+    ("containerd://1.6.25", "WARN"), ("containerd://1.7.0", "OK"), ("containerd://1.7.15", "WARN"),
+    ("containerd://1.7.16", "OK"), ("containerd://1.7.23-k3s2", "OK"), ("containerd://2.0.0", "OK"),
+    ("cri-o://1.30.4", "WARN"), ("docker://24.0.7", "OK"), ("rkt://1.0", "WARN"), ("containerd://", "WARN")])
+def test_runtime_judgement_follows_meshreg_runtimes(runtime, status):
     assert judge_runtime(runtime)[0] == status
+
+
+def test_a_runtime_that_needs_set_up_is_ok_where_meshregs_runtime_config_writes_its_files():
+    status, why = judge_runtime("cri-o://1.30.4", configured=("crio",))
+    assert status == "OK" and why.endswith("spec.nodeProxy.runtimeConfig.crio configures it")
+    assert judge_runtime("cri-o://1.30.4", configured=("containerd",))[0] == "WARN"
 
 
 def node(name, runtime):

@@ -82,3 +82,14 @@ def test_ambient_refuses_a_mirror_which_needs_its_own_sidecar():
     message = error_of(text)
     assert message.startswith("meshreg.yaml:8: spec.registries[1].role: a mirror reaches its upstream through its "
                               "own sidecar")
+
+
+def test_ambient_refuses_gc_and_retention_whose_job_needs_a_sidecar():
+    gc = minimal("  mesh: ambient\n  registry:\n    deleteEnabled: true\n    gc: {schedule: '0 3 * * 0'}\n")
+    assert error_of(gc).startswith("meshreg.yaml:8: spec.registry.gc: the gc job deletes through the mesh from a pod "
+                                   "with a sidecar")
+    several = minimal(SEVERAL % ("service", "ci/loader")).replace(
+        "role: readonly, publisher: ci/loader",
+        "role: readonly, publisher: ci/loader, deleteEnabled: true, gc: {schedule: '@daily'}, "
+        "retention: {rules: [{keepNewest: 3}]}")
+    assert error_of(several).startswith("meshreg.yaml:8: spec.registries[1].gc: the gc job deletes through the mesh")

@@ -53,6 +53,15 @@ def test_a_namespace_wide_allow_policy_without_selector_applies():
     assert decide(objects(policy("ns-wide", "ALLOW", [], labels=None))).decision == "DENY"
 
 
+def test_a_root_namespace_policy_with_a_selector_applies_to_matching_pods_in_every_namespace():
+    deny = [{"to": [{"operation": {"methods": ["GET"]}}]}]
+    matching = decide(objects(policy("mesh-deny", "DENY", deny, namespace="istio-system")))
+    assert (matching.decision, matching.policy) == ("DENY", "mesh-deny")
+    other = decide(objects(policy("mesh-deny", "DENY", deny, namespace="istio-system", labels={"app": "web"})))
+    assert other.decision == "ALLOW"
+    assert decide(objects(policy("mesh-wide", "DENY", deny, namespace="istio-system", labels=None))).decision == "DENY"
+
+
 def test_a_rule_with_no_conditions_matches_every_request():
     d = decide(objects(policy("allow-all", "ALLOW", [{}])), method="DELETE")
     assert (d.decision, d.policy, d.rule) == ("ALLOW", "allow-all", 0)

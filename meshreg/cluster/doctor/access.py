@@ -104,6 +104,10 @@ def who_can(cluster, *, namespace: str, requests) -> tuple[list[Grant], list[str
 
 
 def check(facts) -> list:
+    return _bypass(facts) + [_push_proxy(facts, reg) for reg in facts.cfg.registries if reg.push_proxy]
+
+
+def _bypass(facts) -> list:
     ns = facts.cfg.namespace
     grants, admins = who_can(facts.cluster, namespace=ns, requests=list(BYPASS))
     if not grants:
@@ -116,6 +120,19 @@ def check(facts) -> list:
                         f"({_via(found)})",
                  "if that is not intended, remove the binding or narrow the role; the registry itself has no "
                  "other authentication") for subject, found in sorted(by_subject.items())]
+
+
+def _push_proxy(facts, reg):
+    """Who may push through a registry's push proxy: whoever may port-forward in its namespace (meshreg connect)."""
+    ns = reg.push_proxy.namespace
+    grants, admins = who_can(facts.cluster, namespace=ns, requests=[("create", "", "pods/portforward"),
+                                                                     ("get", "", "pods/portforward")])
+    holders = sorted({g.subject for g in grants})
+    where = f"the push proxy of registry {reg.name} (namespace {ns}, repositories {', '.join(reg.push_proxy.repositories)})"
+    if not holders:
+        return ok(CHECK, f"only cluster admins ({_few(admins)}) may push through {where}; grant others with "
+                         f"kubectl -n {ns} create rolebinding NAME --role=meshreg-connect --user=USER")
+    return ok(CHECK, f"{', '.join(holders)} may push through {where} ({_via(grants)})")
 
 
 def _actions(grants) -> str:

@@ -4,31 +4,23 @@ and anything else already holding the node proxy's hostPort on a node."""
 from __future__ import annotations
 
 from meshreg.cluster.doctor import could_not, fail, ok, some, warn
-from meshreg.cluster.doctor.facts import version_tuple
+from meshreg.runtimes import DOCS, judge
 from meshreg.errors import ClusterError
 from meshreg.render.labels import node_proxy_pods
 
 CHECK = "nodes"
-SETUP = "docs/doctor-and-verify.md#node-runtimes"  # what to configure on such nodes
+SETUP = DOCS  # what to configure on such nodes
 
 
-def judge_runtime(runtime: str) -> tuple[str, str]:
-    """(OK|WARN, why) for a `status.nodeInfo.containerRuntimeVersion` such as `containerd://1.6.20`."""
-    name, _, version = runtime.partition("://")
-    v = version_tuple(version)
-    if name == "containerd" and v:
-        if v >= (1, 7, 16) or (1, 6, 9) <= v < (1, 7):
-            return "OK", "plain HTTP to localhost by default, config_path set or not"
-        if v >= (1, 7):
-            return "WARN", ("some 1.7 set-ups try HTTPS on localhost with no HTTP fallback before 1.7.16 "
-                            "(containerd issue 10014)")
-        return "WARN", ("before 1.6.9, a runtime with config_path set (AKS, EKS, RKE2, k3s, ...) does not treat "
-                        "localhost as plain HTTP")
-    if name == "docker":
-        return "OK", "Docker Engine (cri-dockerd) treats 127.0.0.0/8 as an insecure registry by default"
-    if name == "cri-o":
-        return "WARN", "CRI-O pulls from localhost over HTTPS unless a registries.conf.d entry marks it insecure"
-    return "WARN", "unknown runtime: cannot tell whether it pulls from localhost over plain HTTP"
+def judge_runtime(runtime: str, *, configured: tuple[str, ...] = ()) -> tuple[str, str]:
+    """(OK|WARN, why) for a `status.nodeInfo.containerRuntimeVersion` such as `containerd://1.6.20`, as
+    meshreg.runtimes judges it; `configured`: the runtimes meshreg's runtime config writes files for."""
+    found = judge(runtime)
+    if found.needed is False:
+        return "OK", found.reason
+    if found.needed and found.setting in configured:
+        return "OK", f"{found.reason}; spec.nodeProxy.runtimeConfig.{found.setting} configures it"
+    return "WARN", found.reason
 
 
 def check(facts) -> list:
@@ -52,14 +44,16 @@ def runtimes(cfg, nodes: list) -> list:
         return [warn(CHECK, "no nodes found", "the kubelet pulls nothing until nodes join the cluster")]
     ports = ", ".join(f"localhost:{r.port}" for r in sorted(cfg.registries, key=lambda r: r.port))
     out = []
+    configured = tuple(runtime for runtime, _ in cfg.node_proxy.runtime_config.directories)
     for runtime, names in sorted(groups.items()):
-        status, why = judge_runtime(runtime)
+        status, why = judge_runtime(runtime, configured=configured)
         where = f"{runtime} on {len(names)} node(s) ({_few(names)})"
         if status == "OK":
             out.append(ok(CHECK, f"{where}: {why}"))
         else:
             out.append(warn(CHECK, f"{where}: {why}",
-                            f"configure those nodes for plain HTTP to {ports} (see {SETUP}), then meshreg verify"))
+                            f"configure those nodes for plain HTTP to {ports}: spec.nodeProxy.runtimeConfig does it "
+                            f"(see {SETUP}), then meshreg verify"))
     return out
 
 
