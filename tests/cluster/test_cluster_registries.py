@@ -7,8 +7,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-import meshreg.cluster.client
-from fakes import INJECTOR, FakeCluster, ready_controller
+from fakes import connected
 from meshreg.cli import main
 from paths import ROOT
 
@@ -20,11 +19,7 @@ SINGLE = SPLIT.split("    - name: service-images")[0]
 @pytest.fixture
 def fake(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
-    cluster = FakeCluster()
-    cluster.put(INJECTOR)
-    cluster.on_apply.append(ready_controller)
-    monkeypatch.setattr(meshreg.cluster.client, "connect", lambda **kw: cluster)
-    return cluster
+    return connected(monkeypatch)
 
 
 def run(*args):

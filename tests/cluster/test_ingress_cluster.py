@@ -6,8 +6,7 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-import meshreg.cluster.client
-from fakes import INJECTOR, FakeCluster, ready_controller
+from fakes import connected
 from ingress_configs import CLIENTS, ingress_text, load
 from meshreg.cli import main
 
@@ -23,11 +22,7 @@ INGRESS_OBJECTS = [("Secret", "registry-tls-cacert"), ("RequestAuthentication", 
 @pytest.fixture
 def fake(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
-    cluster = FakeCluster()
-    cluster.put(INJECTOR)
-    cluster.on_apply.append(ready_controller)
-    monkeypatch.setattr(meshreg.cluster.client, "connect", lambda **kw: cluster)
-    return cluster
+    return connected(monkeypatch)
 
 
 @pytest.fixture
