@@ -8,7 +8,7 @@ import threading
 
 import click
 
-from meshreg.cli.options import cluster_options, config_option
+from meshreg.cli.options import cluster_options, config_option, interruptible
 from meshreg.errors import ConfigError
 
 
@@ -43,6 +43,7 @@ def connect(config_path, registry, port, address, kubeconfig, context):
     from meshreg.cluster import client as clusters
     from meshreg.cluster import portforward
 
+    interruptible()
     cfg = config.load(config_path)
     reg = cfg.get_registry(registry)
     target = _target(cfg, reg)

@@ -10,7 +10,7 @@ import click
 
 from meshreg import config
 from meshreg import render as rendering
-from meshreg.cli.options import cluster_options, config_option
+from meshreg.cli.options import cluster_options, config_option, interruptible
 from meshreg.cluster import client as clusters
 from meshreg.cluster import doctor as doctoring
 from meshreg.cluster.doctor.facts import Facts
@@ -102,6 +102,7 @@ def verify(ctx, config_path, kubeconfig, context, output, as_identity, image, no
     as_identity = _identity(as_identity)
     if as_identity and not any(w.service_account == as_identity for r in cfg.registries for w in cfg.writers_of(r)):
         raise UsageError(f"--as {as_identity}: not a writer of any registry in {cfg.source} (meshreg policy list)")
+    interruptible()
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         report = verifying.run(cluster=cluster, cfg=cfg, image=image or objects.DEFAULT_IMAGE,

@@ -19,3 +19,11 @@ def cluster_options(func):
     func = click.option("--kubeconfig", metavar="PATH", default=None,
                         help="Kubeconfig file(s) [default: $KUBECONFIG, then ~/.kube/config, then in-cluster].")(func)
     return func
+
+
+def interruptible() -> None:
+    """Ctrl-C (SIGINT) stops the command even when a shell started it with SIGINT ignored (as a background job):
+    long-running commands that clean up after themselves call this first."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)

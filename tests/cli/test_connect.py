@@ -104,9 +104,11 @@ def start(tmp_path, api_url: str, port: int) -> subprocess.Popen:
     (tmp_path / "meshreg.yaml").write_text(CONFIG)
     kc = kubeconfig(tmp_path / "kubeconfig", api_url)
     env = {k: v for k, v in os.environ.items() if not k.startswith("MESHREG_")}
+    # Started as a shell starts a background job, with SIGINT ignored: Ctrl-C must stop it all the same.
     proc = subprocess.Popen([sys.executable, "-m", "meshreg", "connect", "-c", str(tmp_path / "meshreg.yaml"),
                              "--kubeconfig", kc, "--port", str(port)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+                            stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     lines = [proc.stdout.readline() for _ in range(6)]
     assert lines[0].startswith(f"forwarding localhost:{port} -> pod meshreg-push/push-proxy-1:5000"), lines
     assert lines[2].strip() == f"skaffold: skaffold dev --default-repo=localhost:{port}/dev   (or: skaffold " \
