@@ -131,13 +131,15 @@ def _mtls(cluster, cfg, name: str) -> dict:
 def _published(cluster, cfg) -> dict:
     """Registry name -> its live published addresses: the KEP-1755 map for the default, the index for all."""
     out = {}
-    if len(cfg.registries) > 1:
+    publish = cfg.local_registry_hosting.publish  # False: local-registry-hosting is another instance's
+    if len(cfg.registries) > 1 or not publish:
         index = cluster.get("v1", "ConfigMap", f"meshreg-{cfg.name}-registries", namespace=HOSTING[0])
         for name, text in ((index or {}).get("data") or {}).items():
             out[name] = _parse(text, f"{name} in kube-public/meshreg-{cfg.name}-registries")
-    live = cluster.get("v1", "ConfigMap", HOSTING[1], namespace=HOSTING[0])
-    text = ((live or {}).get("data") or {}).get("localRegistryHosting.v1")
-    out[cfg.registry.name] = _parse(text, "localRegistryHosting.v1") if text else None
+    if publish:
+        live = cluster.get("v1", "ConfigMap", HOSTING[1], namespace=HOSTING[0])
+        text = ((live or {}).get("data") or {}).get("localRegistryHosting.v1")
+        out[cfg.registry.name] = _parse(text, "localRegistryHosting.v1") if text else None
     return out
 
 

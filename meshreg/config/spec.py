@@ -34,7 +34,7 @@ def read_config(r: Reader, data: object, name: str) -> Config:
     else:
         registries = (read_single(r, spec, 5000 if np["port"] is None else np["port"], p),)
     hosting = r.mapping(spec["localRegistryHosting"], p + ("localRegistryHosting",),
-                        {"host": None, "help": LocalRegistryHosting.help})
+                        {"host": None, "help": LocalRegistryHosting.help, "publish": True})
     default = next(x for x in registries if x.default)
     _check_node_proxy_writes_nothing(r, spec, registries, several)
     return Config(
@@ -49,7 +49,8 @@ def read_config(r: Reader, data: object, name: str) -> Config:
             resources=read_resources(r, np["resources"], p + ("nodeProxy", "resources"), _NP.resources)),
         local_registry_hosting=LocalRegistryHosting(
             host=r.string(hosting["host"], p + ("localRegistryHosting", "host"), _check_host, nullable=True),
-            help=r.string(hosting["help"], p + ("localRegistryHosting", "help"))),
+            help=r.string(hosting["help"], p + ("localRegistryHosting", "help")),
+            publish=r.boolean(hosting["publish"], p + ("localRegistryHosting", "publish"))),
         source=name,
     )
 

@@ -11,6 +11,7 @@ def render(cfg: Config) -> list[dict]:
     regs = sorted(cfg.registries, key=lambda r: (not r.default, r.name))  # the default first, then by name
     np = cfg.node_proxy.enabled
     several = len(regs) > 1
+    publish = cfg.local_registry_hosting.publish  # False: another instance publishes the cluster's one
 
     def each(make) -> list[dict]:
         return [make(cfg, reg) for reg in regs]
@@ -29,8 +30,8 @@ def render(cfg: Config) -> list[dict]:
         *[p for reg in regs for p in policies.registry_policies(cfg, reg)],
         *([nodeproxy.allow_reads(cfg), nodeproxy.gateway(cfg), nodeproxy.virtual_service(cfg)] if np else []),
         *[registry.service_entry(cfg, reg) for reg in regs if reg.mirror],
-        hosting.config_map(cfg),
-        *([hosting.index_config_map(cfg)] if several else []),
+        *([hosting.config_map(cfg)] if publish else []),
+        *([hosting.index_config_map(cfg)] if several or not publish else []),
     ]
 
 
