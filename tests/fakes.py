@@ -2,7 +2,11 @@
 
 resourceVersion bumps only on a real change; get/delete of a missing object is None/False (404); server-side apply
 tracks which field manager owns which leaf field and raises ConflictError (409) when another manager owns a field
-whose value would change, unless force; dry-run computes the result without persisting; names are validated (422).
+whose value would change, unless force; dry-run computes the result without persisting, after validation and
+admission, which run on a dry run exactly as on a real request: names (422), the namespace existing (404) and not
+being deleted (403), a claim's resize rules (422 from validation, then 403 from the PersistentVolumeClaimResize
+plugin), and any `admission` hooks a test adds (e.g. `quota`). Errors are built from Status bodies like the real
+server's and translated by meshreg's own `errors.translate`, so a refusal reads the same as on the wire.
 """
 
 from __future__ import annotations
@@ -10,8 +14,12 @@ from __future__ import annotations
 import copy
 import itertools
 import re
+import threading
 
-from meshreg.cluster.client import KINDS, ConflictError
+from kubernetes.utils.quantity import parse_quantity
+
+from meshreg.cluster.client import KINDS, describe
+from meshreg.cluster.errors import translate
 from meshreg.errors import ClusterError
 
 ISTIO_GROUPS = {
@@ -76,6 +84,9 @@ class FakeCluster:
         self.requests: list[tuple] = []  # (verb, key or kind, options) for assertions on what was sent
         self.failures: dict[tuple, ClusterError] = {}  # (verb, kind, name) -> error to raise
         self.on_apply = []  # callables(obj) run after a persisted apply: play a controller
+        self.admission = [_pvc_resize]  # callables(cluster, obj, live) run on every apply, dry run or not
+        self.warnings: list[str] = []
+        self._lock = threading.RLock()  # meshreg sends requests from several threads
         self._rv = itertools.count(1000)
         for ns in ("default", "kube-system", "kube-public", "istio-system"):  # what every cluster has
             self.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
@@ -89,12 +100,20 @@ class FakeCluster:
         return set(self.served_groups.get(api_version, set()))
 
     def get(self, api_version, kind, name, *, namespace=None):
+        with self._lock:
+            return self._get(api_version, kind, name, namespace=namespace)
+
+    def _get(self, api_version, kind, name, *, namespace):
         self.requests.append(("get", (api_version, kind, namespace, name), {}))
         self._maybe_fail("get", kind, name)
         obj = self.objects.get(self._key(api_version, kind, namespace, name))
         return copy.deepcopy(obj)
 
     def list(self, api_version, kind, *, namespace=None, label_selector=None, field_selector=None):
+        with self._lock:
+            return self._list(api_version, kind, namespace=namespace, label_selector=label_selector)
+
+    def _list(self, api_version, kind, *, namespace, label_selector):
         self.requests.append(("list", (api_version, kind, namespace), {"labelSelector": label_selector}))
         self._maybe_fail("list", kind, "")
         wanted = dict(p.split("=", 1) for p in label_selector.split(",")) if label_selector else {}
@@ -108,15 +127,22 @@ class FakeCluster:
 
     # --- writes
     def apply(self, obj, *, dry_run=False, force=False, field_manager="meshreg"):
+        with self._lock:
+            return self._apply(obj, dry_run=dry_run, force=force, field_manager=field_manager)
+
+    def _apply(self, obj, *, dry_run, force, field_manager):
         key = self._key_of(obj)
         self.requests.append(("apply", key, {"dry_run": dry_run, "force": force, "manager": field_manager}))
         self._maybe_fail("patch", obj["kind"], obj["metadata"]["name"])
-        self._validate(obj, key)
         live = self.objects.get(key)
+        self._validate(obj, key, live)
+        for admit in self.admission:
+            admit(self, obj, copy.deepcopy(live))
         owners = dict(self.owners.get(key, {}))
         merged = copy.deepcopy(live) if live else {}
         applied = [(p, v) for p, v in _leaves(obj) if p not in _SERVER_OWNED]
-        self._check_conflicts(live, owners, applied, field_manager=field_manager, force=force)
+        self._check_conflicts(live, owners, applied, field_manager=field_manager, force=force,
+                              subject=describe(key[1], key[3], key[2]))
         for path, manager in list(owners.items()):  # fields this manager stopped applying are removed
             if manager == field_manager and path not in dict(applied):
                 _remove(merged, path)
@@ -132,6 +158,11 @@ class FakeCluster:
         return copy.deepcopy(result if result is not None else live)
 
     def delete(self, api_version, kind, name, *, namespace=None, propagation="Background", dry_run=False):
+        with self._lock:
+            return self._delete(api_version, kind, name, namespace=namespace, propagation=propagation,
+                                dry_run=dry_run)
+
+    def _delete(self, api_version, kind, name, *, namespace, propagation, dry_run):
         key = self._key(api_version, kind, namespace, name)
         self.requests.append(("delete", key, {"propagation": propagation, "dry_run": dry_run}))
         self._maybe_fail("delete", kind, name)
@@ -162,23 +193,34 @@ class FakeCluster:
             merged["metadata"]["generation"] = (live or {}).get("metadata", {}).get("generation", 0) + 1
         return merged
 
-    def _check_conflicts(self, live, owners, applied, *, field_manager, force):
+    def _check_conflicts(self, live, owners, applied, *, field_manager, force, subject):
         if live is None or force:
             return
         clashes = [(p, owners[p]) for p, v in applied
                    if p in owners and owners[p] != field_manager and _lookup(live, p) != v]
         if clashes:
-            managers = sorted({m for _, m in clashes})
-            fields = ", ".join("." + ".".join(p) for p, _ in clashes)
-            raise ConflictError(f"conflict: fields {fields} are owned by {', '.join(managers)}; "
-                                "rerun with --force-conflicts to take them over", managers)
+            fields = "\n".join(f"- .{'.'.join(p)}" for p, _ in clashes)
+            raise refusal(409, subject, f"Apply failed with {len(clashes)} conflicts: conflicts with "
+                          f'"{clashes[0][1]}":\n{fields}', causes=[{
+                              "reason": "FieldManagerConflict", "message": f'conflict with "{m}"',
+                              "field": "." + ".".join(p)} for p, m in clashes])
 
-    def _validate(self, obj, key):
-        name = obj["metadata"].get("name", "")
+    def _validate(self, obj, key, live):
+        name, subject = obj["metadata"].get("name", ""), describe(obj["kind"], key[3], key[2])
         if not NAME.match(name) or len(name) > 253:
-            raise ClusterError(f'invalid: {obj["kind"]} "{name}" is invalid: metadata.name: Invalid value')
-        if key[2] and ("v1", "Namespace", None, key[2]) not in self.objects:
-            raise ClusterError(f'patch {obj["kind"]} failed: namespaces "{key[2]}" not found')
+            raise refusal(422, subject, f'{obj["kind"]} "{name}" is invalid: metadata.name: Invalid value: "{name}"',
+                          causes=[{"reason": "FieldValueInvalid", "field": "metadata.name",
+                                   "message": f'Invalid value: "{name}": a lowercase RFC 1123 subdomain must '
+                                              "consist of lower case alphanumeric characters, '-' or '.'"}])
+        namespace = self.objects.get(("v1", "Namespace", None, key[2])) if key[2] else {}
+        if namespace is None:
+            raise refusal(404, subject, f'namespaces "{key[2]}" not found', reason="NotFound",
+                          details={"name": key[2], "kind": "namespaces"})
+        if live is None and namespace.get("metadata", {}).get("deletionTimestamp"):
+            raise refusal(403, subject, f'{_plural(obj)} "{name}" is forbidden: unable to create new content in '
+                          f"namespace {key[2]} because it is being terminated", causes=[{
+                              "reason": "NamespaceTerminating", "field": "metadata.namespace",
+                              "message": f"namespace {key[2]} is being terminated"}])
 
     def _maybe_fail(self, verb, kind, name):
         error = self.failures.get((verb, kind, name)) or self.failures.get((verb, kind, "*"))
@@ -196,7 +238,8 @@ class FakeCluster:
 
 
 def ready_controller(cluster, obj):
-    """Play the Deployment and DaemonSet controllers: every rollout completes at once on `nodes` nodes."""
+    """Play the Deployment and DaemonSet controllers: every rollout completes at once on `nodes` nodes, with Running
+    pods made from the template, injected by Istio's sidecar injector unless `cluster.inject` is False."""
     if obj["kind"] not in ("Deployment", "DaemonSet"):
         return
     live = cluster.objects[cluster._key_of(obj)]
@@ -210,3 +253,97 @@ def ready_controller(cluster, obj):
         n = getattr(cluster, "nodes", 2)
         live["status"] = {"observedGeneration": gen, "desiredNumberScheduled": n, "currentNumberScheduled": n,
                           "updatedNumberScheduled": n, "numberReady": n, "numberAvailable": n}
+    _replace_pods(cluster, live, n)
+
+
+def _replace_pods(cluster, workload, n):
+    namespace, name = workload["metadata"]["namespace"], workload["metadata"]["name"]
+    selector = workload["spec"]["selector"]["matchLabels"].items()
+    for key in [k for k, pod in cluster.objects.items() if k[1] == "Pod" and k[2] == namespace
+                and selector <= (pod["metadata"].get("labels") or {}).items()]:
+        del cluster.objects[key]
+    template = workload["spec"]["template"]
+    for i in range(n):
+        spec = copy.deepcopy(template["spec"])
+        if getattr(cluster, "inject", True):
+            _inject(spec, template["metadata"])
+        cluster.put({"apiVersion": "v1", "kind": "Pod", "status": {"phase": "Running"}, "spec": spec, "metadata": {
+            "name": f"{name}-{workload['metadata'].get('generation', 1)}-{i}", "namespace": namespace,
+            "labels": dict(template["metadata"].get("labels") or {})}})
+
+
+def _inject(spec, meta):
+    """What Istio's injector does to a pod: a gateway's `image: auto` filled in, else an istio-proxy sidecar."""
+    if (meta.get("annotations") or {}).get("inject.istio.io/templates") == "gateway":
+        for container in spec["containers"]:
+            if container["name"] == "istio-proxy" and container.get("image") == "auto":
+                container["image"] = "docker.io/istio/proxyv2:1.30.3"
+    else:
+        spec["containers"].append({"name": "istio-proxy", "image": "docker.io/istio/proxyv2:1.30.3"})
+
+
+def _plural(obj):
+    return KINDS[(obj["apiVersion"], obj["kind"])][0]
+
+
+def refusal(code, subject, message, *, reason=None, causes=None, details=None):
+    """The error meshreg raises for a Status body shaped like the API server's (see tests/cluster/lab_statuses.json)."""
+    reason = reason or {403: "Forbidden", 404: "NotFound", 409: "Conflict", 422: "Invalid"}.get(code, "")
+    details = dict(details or {})
+    if causes:
+        details["causes"] = causes
+    body = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message,
+            "reason": reason, "code": code, **({"details": details} if details else {})}
+    return translate(code, body, subject=subject)
+
+
+def _size(pvc):
+    return ((pvc.get("spec") or {}).get("resources") or {}).get("requests", {}).get("storage")
+
+
+def _pvc_resize(cluster, obj, live):
+    """A claim's update rules on API server 1.36: validation first (spec immutable unless bound; no shrink below
+    status.capacity), then the PersistentVolumeClaimResize admission plugin (the class must allow expansion)."""
+    if obj["kind"] != "PersistentVolumeClaim" or live is None:
+        return
+    subject, name = describe(obj["kind"], obj["metadata"]["name"], obj["metadata"].get("namespace")), \
+        obj["metadata"]["name"]
+    want, has = _size(obj), _size(live)
+    wanted_class = (obj.get("spec") or {}).get("storageClassName")
+    live_class = live["spec"].get("storageClassName")
+    bound = (live.get("status") or {}).get("phase") == "Bound"
+    resized = want is not None and parse_quantity(want) != parse_quantity(has)
+    if (wanted_class is not None and wanted_class != live_class) or (resized and not bound):
+        raise refusal(422, subject, f'PersistentVolumeClaim "{name}" is invalid: spec: Forbidden: spec is immutable '
+                      "after creation except resources.requests and volumeAttributesClassName for bound claims",
+                      causes=[{"reason": "FieldValueForbidden", "field": "spec", "message": "Forbidden: spec is "
+                               "immutable after creation except resources.requests and volumeAttributesClassName "
+                               "for bound claims"}])
+    if not resized:
+        return
+    capacity = (live.get("status") or {}).get("capacity", {}).get("storage", has)
+    if parse_quantity(want) < parse_quantity(capacity):
+        raise refusal(422, subject, f'PersistentVolumeClaim "{name}" is invalid: spec.resources.requests.storage: '
+                      "Forbidden: field can not be less than status.capacity", causes=[{
+                          "reason": "FieldValueForbidden", "field": "spec.resources.requests.storage",
+                          "message": "Forbidden: field can not be less than status.capacity"}])
+    storage_class = cluster.objects.get(("storage.k8s.io/v1", "StorageClass", None, live_class or ""))
+    if parse_quantity(want) > parse_quantity(has) and not (storage_class or {}).get("allowVolumeExpansion"):
+        raise refusal(403, subject, f'persistentvolumeclaims "{name}" is forbidden: only dynamically provisioned pvc '
+                      "can be resized and the storageclass that provisions the pvc must support resize")
+
+
+def quota(namespace, *, name="q", **hard):
+    """An admission hook playing a ResourceQuota on object counts (`persistentvolumeclaims=1`): like the real one, a
+    dry run is checked against what exists now and consumes nothing, so two new claims pass one at a time."""
+    def admit(cluster, obj, live):
+        plural = _plural(obj)
+        if live is not None or obj["metadata"].get("namespace") != namespace or plural not in hard:
+            return
+        used = sum(1 for k in cluster.objects if k[2] == namespace and KINDS.get(k[:2], ("",))[0] == plural)
+        if used + 1 > int(hard[plural]):
+            raise refusal(403, describe(obj["kind"], obj["metadata"]["name"], namespace),
+                          f'{plural} "{obj["metadata"]["name"]}" is forbidden: exceeded quota: {name}, requested: '
+                          f"{plural}=1, used: {plural}={used}, limited: {plural}={hard[plural]}",
+                          details={"name": obj["metadata"]["name"], "kind": plural})
+    return admit

@@ -12,11 +12,12 @@ from meshreg import render as rendering
 from meshreg.cli.options import cluster_options, config_option
 from meshreg.cluster import apply as applying
 from meshreg.cluster import client as clusters
-from meshreg.cluster import preflight
+from meshreg.cluster import enforcement, parallel, preflight
+from meshreg.cluster import live as lives
+from meshreg.cluster import remove as removing
 from meshreg.cluster import status as statuses
 from meshreg.cluster import wait as waiting
 from meshreg.errors import ClusterError, UsageError
-from meshreg.render import labels
 
 HOSTING_NAMESPACE = "kube-public"
 
@@ -49,12 +50,16 @@ def _workloads(cfg) -> list[tuple]:
 @click.option("--timeout", type=click.FloatRange(min=1), default=300, show_default=True, metavar="SECONDS",
               help="How long to wait for the rollout.")
 @click.option("--adopt", is_flag=True, help="Take over existing objects with meshreg's names that meshreg "
-                                            "does not manage (otherwise they are reported and left alone).")
+                                            "does not manage (otherwise they are reported and left alone); never "
+                                            "another meshreg instance's.")
 @click.option("--force-conflicts", is_flag=True, help="Take over fields another field manager owns.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress line.")
 def up(config_path, kubeconfig, context, dry_run, no_wait, timeout, adopt, force_conflicts, quiet):
-    """Deploy (or update) the registry, node proxy and policies to the cluster, then prune what the config no
-    longer renders and wait for the rollout.
+    """Deploy (or update) the registry, node proxy and policies to the cluster, prune what the config no longer
+    renders, and wait until the rollout is done and Istio enforces the policies on every pod.
+
+    Nothing changes unless the API server accepts every object in a server-side dry run first (admission, quota,
+    webhooks, schemas); every refusal is reported at once, each naming its object.
 
     \b
     Examples:
@@ -63,34 +68,79 @@ def up(config_path, kubeconfig, context, dry_run, no_wait, timeout, adopt, force
       meshreg up -c prod.yaml --context prod --timeout 600
     """
     cfg, objects, cluster = _prepare(config_path, kubeconfig, context)
-    for warning in preflight.preflight(cluster=cluster, manifests=objects):
-        _say(f"warning: {warning}")
+    scope = {cfg.namespace: applying.PRUNABLE, HOSTING_NAMESPACE: applying.PUBLISHED}
+    live = _checks_and_live(cluster, objects, scope)
     if dry_run:
         click.echo(f"server dry run on {cluster.server}; nothing is changed")
-    outcomes = applying.apply(manifests=objects, cluster=cluster, dry_run=dry_run, force_conflicts=force_conflicts,
-                              adopt=adopt, on_outcome=_print_outcome)
-    pruned = _prune(cfg, objects, cluster, dry_run=dry_run, applied=len(outcomes))
-    click.echo(_summary(outcomes + pruned, dry_run=dry_run))
-    if dry_run:
-        return
-    if not no_wait:
-        try:
-            waiting.wait(cluster=cluster, namespace=cfg.namespace, workloads=_workloads(cfg), timeout=timeout,
-                         progress=waiting.Progress(quiet=quiet))
-        except ClusterError as e:
-            raise ClusterError(f"{e} (all {len(outcomes)} objects were applied)") from e
-    click.echo(_addresses(cfg))
-    for line in rendering.notices(cfg, writers=False):  # the addresses above already name the writers
-        _say(line)
-
-
-def _prune(cfg, objects, cluster, *, dry_run, applied):
     try:
-        return applying.prune(manifests=objects, cluster=cluster, selector=labels.instance_selector(cfg),
-                              namespaces=[cfg.namespace, HOSTING_NAMESPACE], dry_run=dry_run,
-                              on_outcome=_print_outcome)
+        outcomes = applying.apply(manifests=objects, cluster=cluster, live=live, prune=scope, dry_run=dry_run,
+                                  force_conflicts=force_conflicts, adopt=adopt, on_outcome=_print_outcome)
+    except applying.NotOwned as e:
+        raise ClusterError(_ownership_advice(e, cfg)) from e
+    finally:
+        for warning in dict.fromkeys(cluster.warnings):  # the server's own warnings (Pod Security, deprecations)
+            _say(f"warning: {warning}")
+    click.echo(_summary(outcomes, dry_run=dry_run))
+    _notes(outcomes, cfg)
+    if not dry_run:
+        _verify(cfg, objects, cluster, applied=len(outcomes), no_wait=no_wait, timeout=timeout, quiet=quiet)
+        click.echo(_addresses(cfg))
+        for line in rendering.notices(cfg, writers=False):  # the addresses above already name the writers
+            _say(line)
+
+
+def _checks_and_live(cluster, objects, scope):
+    """The checks before any write and the read of what exists, sent together: neither depends on the other."""
+    tasks = [lambda: preflight.preflight(cluster=cluster, manifests=objects),
+             lambda: lives.read(manifests=objects, cluster=cluster, scope=scope)]
+    (_, warnings, failed), (_, live, unread) = parallel.each(lambda task: task(), tasks)
+    if failed:
+        raise failed
+    for warning in warnings:
+        _say(f"warning: {warning}")
+    if unread:
+        raise unread
+    return live
+
+
+def _ownership_advice(e: applying.NotOwned, cfg) -> str:
+    """The refusal, and what to do when the owner is another meshreg instance."""
+    hosting = f"ConfigMap {HOSTING_NAMESPACE}/local-registry-hosting"
+    theirs = [o for objs in e.others.values() for o in objs]
+    advice = []
+    if hosting in theirs:
+        advice.append("only one instance can publish kube-public/local-registry-hosting: set "
+                      "spec.localRegistryHosting.publish: false in this config (its addresses are then published "
+                      f"in {HOSTING_NAMESPACE}/meshreg-{cfg.name}-registries)")
+    if [o for o in theirs if o != hosting]:
+        advice.append("two instances cannot share objects: give this one its own spec.namespace and node-proxy port")
+    if theirs:
+        advice.append("--adopt never takes objects from another instance; see docs/operations.md")
+    return "; ".join([str(e), *advice])
+
+
+def _notes(outcomes, cfg) -> None:
+    for outcome in outcomes:
+        if outcome.note:
+            _say(outcome.note)
+    unchecked = [o for o in outcomes if not o.checked]
+    if unchecked:
+        _say(f"{len(unchecked)} objects were not checked by the server: namespace {cfg.namespace} does not exist "
+             "yet, so admission, quota and webhooks cannot run on them in a dry run (meshreg up creates the "
+             "namespace first and checks them before it changes anything else)")
+
+
+def _verify(cfg, objects, cluster, *, applied, no_wait, timeout, quiet) -> None:
+    """Wait for the rollout, then make sure Istio enforces on every pod: no success without enforcement."""
+    if no_wait:
+        _say("not waiting for the rollout, so sidecar injection is not verified; meshreg status checks it")
+        return
+    try:
+        waiting.wait(cluster=cluster, namespace=cfg.namespace, workloads=_workloads(cfg), timeout=timeout,
+                     progress=waiting.Progress(quiet=quiet))
+        enforcement.check(cluster=cluster, manifests=objects)
     except ClusterError as e:
-        raise ClusterError(f"{e} (all {applied} objects were applied; pruning stopped there)") from e
+        raise ClusterError(f"{e} (all {applied} objects were applied)") from e
 
 
 def _print_outcome(outcome) -> None:
@@ -140,7 +190,7 @@ def down(config_path, kubeconfig, context, purge, yes):
             raise UsageError("--purge deletes the registry's images; add --yes to confirm (no terminal to ask on)")
         click.confirm(f"Delete PersistentVolumeClaim {cfg.namespace}/registry-data (every image) and namespace "
                       f"{cfg.namespace} on {cluster.server}?", abort=True, err=True)
-    outcomes = applying.remove(manifests=objects, cluster=cluster, purge=purge, on_outcome=_print_outcome)
+    outcomes = removing.remove(manifests=objects, cluster=cluster, purge=purge, on_outcome=_print_outcome)
     click.echo(_summary(outcomes, dry_run=False))
 
 

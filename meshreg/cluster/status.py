@@ -5,6 +5,7 @@ from __future__ import annotations
 import yaml
 
 from meshreg.cluster.apply import key_of, ordered, read_live
+from meshreg.cluster.enforcement import has_sidecar
 from meshreg.errors import ClusterError
 from meshreg.cluster.wait import rollout
 
@@ -73,7 +74,7 @@ def _registry(cluster, cfg, reg, addresses) -> dict:
     done, text = rollout(deployment)
     pods = cluster.list("v1", "Pod", namespace=cfg.namespace, label_selector=_selector(deployment)) \
         if _selector(deployment) else []
-    with_sidecar = sum(1 for p in pods if "istio-proxy" in _containers(p))
+    with_sidecar = sum(1 for p in pods if has_sidecar(p))
     return {"name": reg.name, "role": reg.role, "default": reg.default, "ready": done, "replicas": text,
             "pods": len(pods), "withSidecar": with_sidecar, "mtls": _mtls(cluster, cfg, reg.name),
             "writers": [w.service_account for w in cfg.writers_of(reg)],
@@ -94,11 +95,6 @@ def _ready_endpoints(cluster, cfg, service: str) -> int:
         return -1
     return sum(1 for s in slices for e in (s.get("endpoints") or [])
                if (e.get("conditions") or {}).get("ready", True))
-
-
-def _containers(pod) -> list[str]:
-    spec = pod.get("spec") or {}
-    return [c.get("name") for c in (spec.get("containers") or []) + (spec.get("initContainers") or [])]
 
 
 def _node_proxy(cluster, cfg) -> dict:

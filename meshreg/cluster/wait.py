@@ -6,6 +6,7 @@ import os
 import sys
 import time
 
+from meshreg.cluster.enforcement import has_sidecar
 from meshreg.errors import ClusterError
 
 PULL_FAILURES = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
@@ -114,10 +115,9 @@ def _pvc_causes(cluster, namespace, events) -> list[str]:
 
 def _pod_causes(pod: dict) -> list[str]:
     name = pod["metadata"]["name"]
-    spec, status = pod.get("spec") or {}, pod.get("status") or {}
+    status = pod.get("status") or {}
     out = []
-    containers = [c.get("name") for c in (spec.get("containers") or []) + (spec.get("initContainers") or [])]
-    if "istio-proxy" not in containers:
+    if not has_sidecar(pod):
         out.append(f"pod {name}: no istio-proxy sidecar was injected (check the namespace's injection label "
                    "and that istiod is running)")
     for cond in status.get("conditions") or []:
