@@ -83,16 +83,21 @@ class Cluster:
         self.api_client = api_client
         self.server = server
         self.warnings: list[str] = []
+        self._served: dict[str, set[str]] = {}
 
     def version(self) -> dict:
         """GET /version: proves the server answers and the credentials work."""
         return self._call("GET", "/version", subject="reading the server version")
 
     def served(self, api_version: str) -> set[str]:
-        """Resource names the server serves in a group version (empty when the group is not installed)."""
-        path = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
-        body = self._call("GET", path, subject=f"reading API group {api_version}", missing_ok=True)
-        return {r["name"] for r in (body or {}).get("resources", []) if "/" not in r.get("name", "")}
+        """Resource names the server serves in a group version (empty when the group is not installed); read once
+        per connection, as discovery does not change while a command runs."""
+        if api_version not in self._served:
+            path = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+            body = self._call("GET", path, subject=f"reading API group {api_version}", missing_ok=True)
+            self._served[api_version] = {r["name"] for r in (body or {}).get("resources", [])
+                                         if "/" not in r.get("name", "")}
+        return set(self._served[api_version])
 
     def get(self, api_version: str, kind: str, name: str, *, namespace: str | None = None) -> dict | None:
         """The live object, or None when it does not exist."""

@@ -363,3 +363,10 @@ def test_up_succeeds_when_the_registry_pod_has_the_sidecar_and_the_gateway_was_i
     result = run_cli(api, tmp_path, monkeypatch, "up", "-q")
     assert result.exit_code == 0, result.output
     assert "push (in-cluster writers): registry.meshreg.svc.cluster.local:5000" in result.output
+
+
+def test_discovery_of_a_group_is_read_once_per_connection(api, cluster):
+    istio_cluster(api)
+    assert cluster.served("security.istio.io/v1") == cluster.served("security.istio.io/v1") == {
+        "authorizationpolicies", "peerauthentications"}
+    assert only(api, "GET")["path"] == "/apis/security.istio.io/v1"
