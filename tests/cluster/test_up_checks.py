@@ -257,3 +257,13 @@ def test_status_of_an_instance_that_does_not_publish_reads_its_own_addresses(fak
     result = run("status", "-c", str(tmp_path / "m.yaml"))
     assert "published: host=localhost:5001, hostFromContainerRuntime=localhost:5001, " \
            "hostFromClusterNetwork=registry.registry-beta.svc.cluster.local:5000" in result.output
+
+
+def test_a_namespace_being_deleted_is_said_once(fake):
+    run("up", "-q")
+    fake.objects[("v1", "Namespace", None, "meshreg")]["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    fake.requests.clear()
+    result = run("up", "-q")
+    assert error(result) == ("meshreg: error: Namespace meshreg is being deleted; wait until it is gone (kubectl get "
+                             "namespace meshreg), then run meshreg up again; nothing was changed")
+    assert writes(fake) == []
