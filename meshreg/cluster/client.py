@@ -90,8 +90,8 @@ class Cluster:
         return self._call("GET", "/version", subject="reading the server version")
 
     def served(self, api_version: str) -> set[str]:
-        """Resource names the server serves in a group version (empty when the group is not installed); read once
-        per connection, as discovery does not change while a command runs."""
+        """Resource names the server serves in a group version (empty when the group is not installed); read once,
+        as discovery does not change while a command runs."""
         if api_version not in self._served:
             path = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
             body = self._call("GET", path, subject=f"reading API group {api_version}", missing_ok=True)
@@ -143,7 +143,7 @@ class Cluster:
 
     def _call(self, method, path, *, subject, query=(), body=None, content_type=None, missing_ok=False):
         status, data, warnings = self._send(method, path, query=list(query), body=body, content_type=content_type)
-        self.warnings += [f"{subject}: {warning_text(w)}" for w in warnings]
+        self.warnings.extend(f"{subject}: {warning_text(w)}" for w in warnings)
         if status == 404 and missing_ok:
             return None
         if status >= 300:

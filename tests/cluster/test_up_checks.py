@@ -4,11 +4,9 @@ without Istio enforcing on every pod, and two instances side by side."""
 from __future__ import annotations
 
 import pytest
-from click.testing import CliRunner
 
-import meshreg.cluster.client
-from fakes import INJECTOR, FakeCluster, quota, ready_controller
-from meshreg.cli import main
+from fakes import quota
+from test_up_down_status import fake, run, writes  # noqa: F401 (fake is a fixture)
 
 SPLIT = """\
 apiVersion: meshreg.dev/v1alpha1
@@ -21,27 +19,9 @@ spec:
 """
 
 
-@pytest.fixture
-def fake(monkeypatch, tmp_path):
-    monkeypatch.chdir(tmp_path)
-    cluster = FakeCluster()
-    cluster.put(INJECTOR)
-    cluster.on_apply.append(ready_controller)
-    monkeypatch.setattr(meshreg.cluster.client, "connect", lambda **kw: cluster)
-    return cluster
-
-
-def run(*args):
-    return CliRunner().invoke(main, list(args))
-
-
 def up(tmp_path, config: str, *args):
     (tmp_path / "m.yaml").write_text(config)
     return run("up", "-q", "-c", str(tmp_path / "m.yaml"), *args)
-
-
-def writes(fake):
-    return [r for r in fake.requests if r[0] in ("apply", "delete") and not r[2].get("dry_run")]
 
 
 def error(result) -> str:
