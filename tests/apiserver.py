@@ -12,8 +12,11 @@ PLURALS = {plural for plural, _ in clusters.KINDS.values()}
 
 
 class FakeApiServer(ThreadingHTTPServer):
-    """Records every request; answers from `routes` {(METHOD, path): (status, body[, [(header, value)]])}, else
-    like an empty cluster. A str body is sent as text/plain."""
+    """Records every request; answers from `routes` {(METHOD, path): (status, body[, [(header, value)]])}, or a
+    callable taking the recorded request and returning that, else like an empty cluster. A str or bytes body is sent
+    as text/plain."""
+
+    request_queue_size = 64  # meshreg connects many times at once; a full backlog drops SYNs (1 s retries)
 
     def __init__(self):
         super().__init__(("127.0.0.1", 0), _Handler)
@@ -28,9 +31,11 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length).decode() if length else ""
-        self.server.requests.append({"method": self.command, "path": url.path, "query": parse_qs(url.query),
-                                     "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body})
-        status, answer, *more = self.server.routes.get((self.command, url.path)) or self._default(url.path, body)
+        request = {"method": self.command, "path": url.path, "query": parse_qs(url.query),
+                   "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body}
+        self.server.requests.append(request)
+        route = self.server.routes.get((self.command, url.path))
+        status, answer, *more = (route(request) if callable(route) else route) or self._default(url.path, body)
         text = isinstance(answer, (str, bytes))  # a plain-text body (pod logs), else JSON
         data = (answer.encode() if isinstance(answer, str) else answer) if text else json.dumps(answer).encode()
         self.send_response(status)
@@ -44,6 +49,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _default(self, path, body):
         if self.command == "POST" and path.endswith("/selfsubjectaccessreviews"):
             return 201, {**json.loads(body), "status": {"allowed": True}}
+        if self.command == "POST" and path.endswith("/selfsubjectrulesreviews"):  # as for a cluster admin
+            return 201, {**json.loads(body), "status": {"incomplete": False, "resourceRules": [
+                {"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}]}}
         if self.command == "PATCH":  # server-side apply of a new object: the server answers with the object
             obj = json.loads(body)
             obj["metadata"]["resourceVersion"] = "1"
@@ -77,6 +85,33 @@ def only(api, method):
 
 
 def writes(api) -> list:
-    """Requests that change something: not reads, dry runs, or access reviews (a POST that only asks)."""
+    """Requests that change something: not reads, dry runs, or access and rules reviews (POSTs that only ask)."""
     return [r for r in api.requests if r["method"] != "GET" and "dryRun" not in r["query"]
-            and not r["path"].endswith("/selfsubjectaccessreviews")]
+            and not r["path"].endswith(("/selfsubjectaccessreviews", "/selfsubjectrulesreviews"))]
+
+
+def istio_cluster(api):
+    """Routes that make the tiny server look like a cluster with Istio (CRDs, injector, istiod) and a default
+    StorageClass."""
+    for group, names in (("security.istio.io/v1", ["authorizationpolicies", "peerauthentications"]),
+                         ("networking.istio.io/v1", ["gateways", "virtualservices"])):
+        api.routes[("GET", f"/apis/{group}")] = (200, {"resources": [{"name": n} for n in names]})
+    api.routes[("GET", "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations")] = (200, {"items": [
+        {"metadata": {"name": "istio-sidecar-injector"}, "webhooks": [{"name": "w", "namespaceSelector": {
+            "matchLabels": {"istio-injection": "enabled"}}}]}]})
+    api.routes[("GET", "/apis/apps/v1/deployments")] = (200, {"items": [
+        {"metadata": {"name": "istiod", "namespace": "istio-system", "labels": {"app": "istiod"}},
+         "spec": {"template": {"spec": {"containers": [{"name": "discovery", "image": "istio/pilot:1.30.3"}]}}},
+         "status": {"availableReplicas": 1}}]})
+    api.routes[("GET", "/apis/storage.k8s.io/v1/storageclasses")] = (200, {"items": [
+        {"metadata": {"name": "standard", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+         "provisioner": "rancher.io/local-path"}]})
+
+
+def run_cli(api, tmp_path, monkeypatch, *args):
+    from click.testing import CliRunner
+    from meshreg.cli import main  # imported here: the server itself needs nothing from meshreg
+
+    monkeypatch.chdir(tmp_path)
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", f"http://127.0.0.1:{api.server_address[1]}")
+    return CliRunner().invoke(main, [*args, "--kubeconfig", kubeconfig])

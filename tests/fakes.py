@@ -2,7 +2,11 @@
 
 resourceVersion bumps only on a real change; get/delete of a missing object is None/False (404); server-side apply
 tracks which field manager owns which leaf field and raises ConflictError (409) when another manager owns a field
-whose value would change, unless force; dry-run computes the result without persisting; names are validated (422).
+whose value would change, unless force; dry-run computes the result without persisting, after validation and
+admission, which run on a dry run exactly as on a real request: names (422), the namespace existing (404) and not
+being deleted (403), a claim's resize rules (422 from validation, then 403 from the PersistentVolumeClaimResize
+plugin), and any `admission` hooks a test adds (e.g. `quota`). Errors are built from Status bodies like the real
+server's and translated by meshreg's own `errors.translate`, so a refusal reads the same as on the wire.
 """
 
 from __future__ import annotations
@@ -10,8 +14,12 @@ from __future__ import annotations
 import copy
 import itertools
 import re
+import threading
 
-from meshreg.cluster.client import KINDS, ConflictError
+from kubernetes.utils.quantity import parse_quantity
+
+from meshreg.cluster.client import KINDS, describe
+from meshreg.cluster.errors import translate
 from meshreg.errors import ClusterError
 
 ISTIO_GROUPS = {
@@ -96,9 +104,15 @@ class FakeCluster:
         self.logs: dict[tuple, str] = {}
         self.on_create = []  # callables(cluster, obj) run after a create: play a controller
         self.allowed = lambda attributes: True  # SelfSubjectAccessReview: resourceAttributes -> allowed
+        # SelfSubjectRulesReview: namespace -> resourceRules; a namespace not here answers "incomplete" with no
+        # rules, as a webhook authorizer does, so every question falls back to `allowed`
+        self.rules: dict = {}
         self.pod_logs: dict = {}  # (namespace, pod) -> the current log of its one container
-        self.warnings: dict = {}  # kind -> Warning header texts the server returns when it is applied
+        self.warn_on: dict = {}  # kind -> Warning header texts the server returns when one is applied
         self.summaries: dict[str, dict] = {}  # node -> the kubelet's stats summary
+        self.admission = [_pvc_resize]  # callables(cluster, obj, live) run on every apply, dry run or not
+        self.warnings: list[str] = []  # as Cluster.warnings: "<object>: <text>" for every Warning header seen
+        self._lock = threading.RLock()  # meshreg sends requests from several threads
         self._rv = itertools.count(1000)
         for ns in ("default", "kube-system", "kube-public", "istio-system"):  # what every cluster has
             self.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
@@ -116,12 +130,21 @@ class FakeCluster:
         return set(self.served_groups.get(api_version, set()))
 
     def get(self, api_version, kind, name, *, namespace=None):
+        with self._lock:
+            return self._get(api_version, kind, name, namespace=namespace)
+
+    def _get(self, api_version, kind, name, *, namespace):
         self.requests.append(("get", (api_version, kind, namespace, name), {}))
         self._maybe_fail("get", kind, name)
         obj = self.objects.get(self._key(api_version, kind, namespace, name))
         return copy.deepcopy(obj)
 
     def list(self, api_version, kind, *, namespace=None, label_selector=None, field_selector=None):
+        with self._lock:
+            return self._list(api_version, kind, namespace=namespace, label_selector=label_selector,
+                              field_selector=field_selector)
+
+    def _list(self, api_version, kind, *, namespace, label_selector, field_selector):
         self.requests.append(("list", (api_version, kind, namespace), {"labelSelector": label_selector,
                                                                        "fieldSelector": field_selector}))
         self._maybe_fail("list", kind, "")
@@ -161,10 +184,16 @@ class FakeCluster:
             self.requests.append(("create", ("authorization.k8s.io/v1", obj["kind"], None, None), obj["spec"]))
             self._maybe_fail("create", obj["kind"], "")
             return {**obj, "status": {"allowed": bool(self.allowed(obj["spec"]["resourceAttributes"]))}}
+        if obj["kind"] == "SelfSubjectRulesReview":
+            namespace = obj["spec"]["namespace"]
+            self.requests.append(("create", ("authorization.k8s.io/v1", obj["kind"], None, None), obj["spec"]))
+            self._maybe_fail("create", obj["kind"], namespace)
+            rules = self.rules.get(namespace)
+            return {**obj, "status": {"resourceRules": copy.deepcopy(rules or []), "incomplete": rules is None}}
         key = self._key_of(obj)
         self.requests.append(("create", key, {"manager": field_manager}))
         self._maybe_fail("create", obj["kind"], obj["metadata"]["name"])
-        self._validate(obj, key)
+        self._validate(obj, key, self.objects.get(key))
         if key in self.objects:
             raise ClusterError(f'conflict: {KINDS[key[:2]][0]} "{key[3]}" already exists')
         obj = copy.deepcopy(obj)
@@ -180,15 +209,22 @@ class FakeCluster:
 
     # --- writes
     def apply(self, obj, *, dry_run=False, force=False, field_manager="meshreg", warnings=None):
+        with self._lock:
+            return self._apply(obj, dry_run=dry_run, force=force, field_manager=field_manager, warnings=warnings)
+
+    def _apply(self, obj, *, dry_run, force, field_manager, warnings):
         key = self._key_of(obj)
         self.requests.append(("apply", key, {"dry_run": dry_run, "force": force, "manager": field_manager}))
         self._maybe_fail("patch", obj["kind"], obj["metadata"]["name"])
-        self._validate(obj, key)
         live = self.objects.get(key)
+        self._validate(obj, key, live)
+        for admit in self.admission:
+            admit(self, obj, copy.deepcopy(live))
         owners = dict(self.owners.get(key, {}))
         merged = copy.deepcopy(live) if live else {}
         applied = [(p, v) for p, v in _leaves(obj) if p not in _SERVER_OWNED]
-        self._check_conflicts(live, owners, applied, field_manager=field_manager, force=force)
+        self._check_conflicts(live, owners, applied, field_manager=field_manager, force=force,
+                              subject=describe(key[1], key[3], key[2]))
         for path, manager in list(owners.items()):  # fields this manager stopped applying are removed
             if manager == field_manager and path not in dict(applied):
                 _remove(merged, path)
@@ -196,8 +232,10 @@ class FakeCluster:
         for path, value in applied:
             _assign(merged, path, value)
             owners[path] = field_manager
+        found = self.warn_on.get(obj["kind"], [])
+        self.warnings += [f"{describe(key[1], key[3], key[2])}: {w}" for w in found]
         if warnings is not None:
-            warnings += self.warnings.get(obj["kind"], [])
+            warnings += found
         result = self._finish(live, merged)
         if not dry_run and result is not live:
             self.objects[key], self.owners[key] = result, owners
@@ -206,6 +244,11 @@ class FakeCluster:
         return copy.deepcopy(result if result is not None else live)
 
     def delete(self, api_version, kind, name, *, namespace=None, propagation="Background", dry_run=False):
+        with self._lock:
+            return self._delete(api_version, kind, name, namespace=namespace, propagation=propagation,
+                                dry_run=dry_run)
+
+    def _delete(self, api_version, kind, name, *, namespace, propagation, dry_run):
         key = self._key(api_version, kind, namespace, name)
         self.requests.append(("delete", key, {"propagation": propagation, "dry_run": dry_run}))
         self._maybe_fail("delete", kind, name)
@@ -246,23 +289,34 @@ class FakeCluster:
             merged["metadata"]["generation"] = (live or {}).get("metadata", {}).get("generation", 0) + 1
         return merged
 
-    def _check_conflicts(self, live, owners, applied, *, field_manager, force):
+    def _check_conflicts(self, live, owners, applied, *, field_manager, force, subject):
         if live is None or force:
             return
         clashes = [(p, owners[p]) for p, v in applied
                    if p in owners and owners[p] != field_manager and _lookup(live, p) != v]
         if clashes:
-            managers = sorted({m for _, m in clashes})
-            fields = ", ".join("." + ".".join(p) for p, _ in clashes)
-            raise ConflictError(f"conflict: fields {fields} are owned by {', '.join(managers)}; "
-                                "rerun with --force-conflicts to take them over", managers)
+            fields = "\n".join(f"- .{'.'.join(p)}" for p, _ in clashes)
+            raise refusal(409, subject, f"Apply failed with {len(clashes)} conflicts: conflicts with "
+                          f'"{clashes[0][1]}":\n{fields}', causes=[{
+                              "reason": "FieldManagerConflict", "message": f'conflict with "{m}"',
+                              "field": "." + ".".join(p)} for p, m in clashes])
 
-    def _validate(self, obj, key):
-        name = obj["metadata"].get("name", "")
+    def _validate(self, obj, key, live):
+        name, subject = obj["metadata"].get("name", ""), describe(obj["kind"], key[3], key[2])
         if not NAME.match(name) or len(name) > 253:
-            raise ClusterError(f'invalid: {obj["kind"]} "{name}" is invalid: metadata.name: Invalid value')
-        if key[2] and ("v1", "Namespace", None, key[2]) not in self.objects:
-            raise ClusterError(f'patch {obj["kind"]} failed: namespaces "{key[2]}" not found')
+            raise refusal(422, subject, f'{obj["kind"]} "{name}" is invalid: metadata.name: Invalid value: "{name}"',
+                          causes=[{"reason": "FieldValueInvalid", "field": "metadata.name",
+                                   "message": f'Invalid value: "{name}": a lowercase RFC 1123 subdomain must '
+                                              "consist of lower case alphanumeric characters, '-' or '.'"}])
+        namespace = self.objects.get(("v1", "Namespace", None, key[2])) if key[2] else {}
+        if namespace is None:
+            raise refusal(404, subject, f'namespaces "{key[2]}" not found', reason="NotFound",
+                          details={"name": key[2], "kind": "namespaces"})
+        if live is None and namespace.get("metadata", {}).get("deletionTimestamp"):
+            raise refusal(403, subject, f'{_plural(obj)} "{name}" is forbidden: unable to create new content in '
+                          f"namespace {key[2]} because it is being terminated", causes=[{
+                              "reason": "NamespaceTerminating", "field": "metadata.namespace",
+                              "message": f"namespace {key[2]} is being terminated"}])
 
     def _maybe_fail(self, verb, kind, name):
         error = self.failures.get((verb, kind, name)) or self.failures.get((verb, kind, "*"))
@@ -295,7 +349,8 @@ def _fields_match(obj, selector) -> bool:
 
 
 def ready_controller(cluster, obj):
-    """Play the Deployment and DaemonSet controllers: every rollout completes at once on `nodes` nodes."""
+    """Play the Deployment and DaemonSet controllers: every rollout completes at once on `nodes` nodes, with Running
+    pods made from the template, injected by Istio's sidecar injector unless `cluster.inject` is False."""
     if obj["kind"] not in ("Deployment", "DaemonSet"):
         return
     live = cluster.objects[cluster._key_of(obj)]
@@ -309,6 +364,111 @@ def ready_controller(cluster, obj):
         n = getattr(cluster, "nodes", 2)
         live["status"] = {"observedGeneration": gen, "desiredNumberScheduled": n, "currentNumberScheduled": n,
                           "updatedNumberScheduled": n, "numberReady": n, "numberAvailable": n}
+    _replace_pods(cluster, live, n)
+
+
+def _replace_pods(cluster, workload, n):
+    namespace, name = workload["metadata"]["namespace"], workload["metadata"]["name"]
+    selector = workload["spec"]["selector"]["matchLabels"].items()
+    for key in [k for k, pod in cluster.objects.items() if k[1] == "Pod" and k[2] == namespace
+                and selector <= (pod["metadata"].get("labels") or {}).items()]:
+        del cluster.objects[key]
+    template = workload["spec"]["template"]
+    labels = dict(template["metadata"].get("labels") or {})
+    injected = getattr(cluster, "inject", True) and labels.get("sidecar.istio.io/inject") != "false"
+    ns_labels = (cluster.objects.get(("v1", "Namespace", None, namespace)) or {}).get("metadata", {}).get(
+        "labels") or {}
+    ztunnel = any(k[1] == "DaemonSet" and ((o["spec"].get("template") or {}).get("metadata") or {}).get(
+        "labels", {}).get("app") == "ztunnel" for k, o in cluster.objects.items())
+    # istio-cni hands a pod without a sidecar in an ambient namespace to ztunnel, and says so on the pod
+    captured = not injected and ztunnel and ns_labels.get("istio.io/dataplane-mode") == "ambient"
+    for i in range(n):
+        spec = copy.deepcopy(template["spec"])
+        if injected:
+            _inject(spec, template["metadata"])
+        cluster.put({"apiVersion": "v1", "kind": "Pod", "status": {"phase": "Running"}, "spec": spec, "metadata": {
+            "name": f"{name}-{workload['metadata'].get('generation', 1)}-{i}", "namespace": namespace,
+            "labels": labels, "ownerReferences": [{"apiVersion": workload["apiVersion"], "kind": workload["kind"],
+                                                   "name": name, "uid": workload["metadata"].get("uid")}],
+            **({"annotations": {"ambient.istio.io/redirection": "enabled"}} if captured else {})}})
+
+
+def _inject(spec, meta):
+    """What Istio's injector does to a pod (not one labelled sidecar.istio.io/inject=false): a gateway's
+    `image: auto` filled in, else an istio-proxy sidecar."""
+    if (meta.get("annotations") or {}).get("inject.istio.io/templates") == "gateway":
+        for container in spec["containers"]:
+            if container["name"] == "istio-proxy" and container.get("image") == "auto":
+                container["image"] = "docker.io/istio/proxyv2:1.30.3"
+    else:
+        spec["containers"].append({"name": "istio-proxy", "image": "docker.io/istio/proxyv2:1.30.3"})
+
+
+def _plural(obj):
+    return KINDS[(obj["apiVersion"], obj["kind"])][0]
+
+
+def refusal(code, subject, message, *, reason=None, causes=None, details=None):
+    """The error meshreg raises for a Status body shaped like the API server's (see tests/cluster/lab_statuses.json)."""
+    reason = reason or {403: "Forbidden", 404: "NotFound", 409: "Conflict", 422: "Invalid"}.get(code, "")
+    details = dict(details or {})
+    if causes:
+        details["causes"] = causes
+    body = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message,
+            "reason": reason, "code": code, **({"details": details} if details else {})}
+    return translate(code, body, subject=subject)
+
+
+def _size(pvc):
+    return ((pvc.get("spec") or {}).get("resources") or {}).get("requests", {}).get("storage")
+
+
+def _pvc_resize(cluster, obj, live):
+    """A claim's update rules on API server 1.36: validation first (spec immutable unless bound; no shrink below
+    status.capacity), then the PersistentVolumeClaimResize admission plugin (the class must allow expansion)."""
+    if obj["kind"] != "PersistentVolumeClaim" or live is None:
+        return
+    subject, name = describe(obj["kind"], obj["metadata"]["name"], obj["metadata"].get("namespace")), \
+        obj["metadata"]["name"]
+    want, has = _size(obj), _size(live)
+    wanted_class = (obj.get("spec") or {}).get("storageClassName")
+    live_class = live["spec"].get("storageClassName")
+    bound = (live.get("status") or {}).get("phase") == "Bound"
+    resized = want is not None and parse_quantity(want) != parse_quantity(has)
+    if (wanted_class is not None and wanted_class != live_class) or (resized and not bound):
+        raise refusal(422, subject, f'PersistentVolumeClaim "{name}" is invalid: spec: Forbidden: spec is immutable '
+                      "after creation except resources.requests and volumeAttributesClassName for bound claims",
+                      causes=[{"reason": "FieldValueForbidden", "field": "spec", "message": "Forbidden: spec is "
+                               "immutable after creation except resources.requests and volumeAttributesClassName "
+                               "for bound claims"}])
+    if not resized:
+        return
+    capacity = (live.get("status") or {}).get("capacity", {}).get("storage", has)
+    if parse_quantity(want) < parse_quantity(capacity):
+        raise refusal(422, subject, f'PersistentVolumeClaim "{name}" is invalid: spec.resources.requests.storage: '
+                      "Forbidden: field can not be less than status.capacity", causes=[{
+                          "reason": "FieldValueForbidden", "field": "spec.resources.requests.storage",
+                          "message": "Forbidden: field can not be less than status.capacity"}])
+    storage_class = cluster.objects.get(("storage.k8s.io/v1", "StorageClass", None, live_class or ""))
+    if parse_quantity(want) > parse_quantity(has) and not (storage_class or {}).get("allowVolumeExpansion"):
+        raise refusal(403, subject, f'persistentvolumeclaims "{name}" is forbidden: only dynamically provisioned pvc '
+                      "can be resized and the storageclass that provisions the pvc must support resize")
+
+
+def quota(namespace, *, name="q", **hard):
+    """An admission hook playing a ResourceQuota on object counts (`persistentvolumeclaims=1`): like the real one, a
+    dry run is checked against what exists now and consumes nothing, so two new claims pass one at a time."""
+    def admit(cluster, obj, live):
+        plural = _plural(obj)
+        if live is not None or obj["metadata"].get("namespace") != namespace or plural not in hard:
+            return
+        used = sum(1 for k in cluster.objects if k[2] == namespace and KINDS.get(k[:2], ("",))[0] == plural)
+        if used + 1 > int(hard[plural]):
+            raise refusal(403, describe(obj["kind"], obj["metadata"]["name"], namespace),
+                          f'{plural} "{obj["metadata"]["name"]}" is forbidden: exceeded quota: {name}, requested: '
+                          f"{plural}=1, used: {plural}={used}, limited: {plural}={hard[plural]}",
+                          details={"name": obj["metadata"]["name"], "kind": plural})
+    return admit
 
 
 def connected(monkeypatch) -> FakeCluster:
@@ -321,3 +481,8 @@ def connected(monkeypatch) -> FakeCluster:
     cluster.on_apply.append(ready_controller)
     monkeypatch.setattr(meshreg.cluster.client, "connect", lambda **kw: cluster)
     return cluster
+
+
+def writes(cluster: FakeCluster) -> list:
+    """The requests that changed something (applies and deletes that were not dry runs)."""
+    return [r for r in cluster.requests if r[0] in ("apply", "delete") and not r[2].get("dry_run")]

@@ -10,20 +10,18 @@ import click
 from meshreg import config
 from meshreg import render as rendering
 from meshreg.cli.options import cluster_options, config_option
-from meshreg.cluster import ambient
+from meshreg.cluster import ambient, enforcement, parallel, preflight, runtimeconfig
 from meshreg.cluster import apply as applying
 from meshreg.cluster import client as clusters
-from meshreg.cluster import ingress
-from meshreg.cluster import preflight
+from meshreg.cluster import live as lives
 from meshreg.cluster import pushproxy as pushproxies
-from meshreg.cluster import runtimeconfig
+from meshreg.cluster import remove as removing
+from meshreg.cluster import scope as scopes
 from meshreg.cluster import status as statuses
 from meshreg.cluster import wait as waiting
 from meshreg.config.mesh import WAYPOINT
 from meshreg.errors import ClusterError, UsageError
-from meshreg.render import labels
 
-HOSTING_NAMESPACE = "kube-public"
 
 
 def _prepare(config_path, kubeconfig, context):
@@ -62,14 +60,18 @@ def _push_proxy_namespaces(cfg) -> list[str]:
 @click.option("--timeout", type=click.FloatRange(min=1), default=300, show_default=True, metavar="SECONDS",
               help="How long to wait for the rollout.")
 @click.option("--adopt", is_flag=True, help="Take over existing objects with meshreg's names that meshreg "
-                                            "does not manage (otherwise they are reported and left alone).")
+                                            "does not manage (otherwise they are reported and left alone); never "
+                                            "another meshreg instance's.")
 @click.option("--force-conflicts", is_flag=True, help="Take over fields another field manager owns.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress line.")
 @click.option("--skip-checks", is_flag=True, help="Do not run the preflight checks (meshreg doctor's FAIL-level "
                                                   "checks) before applying.")
 def up(config_path, kubeconfig, context, dry_run, no_wait, timeout, adopt, force_conflicts, quiet, skip_checks):
-    """Deploy (or update) the registry, node proxy and policies to the cluster, then prune what the config no
-    longer renders and wait for the rollout.
+    """Deploy (or update) the registry, node proxy and policies to the cluster, prune what the config no longer
+    renders, and wait until the rollout is done and Istio enforces the policies on every pod.
+
+    Nothing changes unless the API server accepts every object in a server-side dry run first (admission, quota,
+    webhooks, schemas); every refusal is reported at once, each naming its object.
 
     \b
     Examples:
@@ -79,31 +81,86 @@ def up(config_path, kubeconfig, context, dry_run, no_wait, timeout, adopt, force
       meshreg up -c prod.yaml --context prod --timeout 600
     """
     cfg, objects, cluster = _prepare(config_path, kubeconfig, context)
-    for warning in [] if skip_checks else preflight.preflight(cluster=cluster, cfg=cfg, manifests=objects):
-        _say(f"warning: {warning}")
+    scope, live = _checks_and_live(cluster, cfg, objects, skip_checks=skip_checks)
     pushproxies.check_alone(cluster=cluster, instance=cfg.name, namespaces=_push_proxy_namespaces(cfg))
-    recorded = ingress.recorded_namespace(cluster, cfg.namespace)  # before apply overwrites it
     if dry_run:
         click.echo(f"server dry run on {cluster.server}; nothing is changed")
-    outcomes = applying.apply(manifests=objects, cluster=cluster, dry_run=dry_run, force_conflicts=force_conflicts,
-                              adopt=adopt, on_outcome=_print_outcome)
-    pruned = _prune(cfg, objects, cluster, dry_run=dry_run, applied=len(outcomes), recorded=recorded)
-    click.echo(_summary(outcomes + pruned, dry_run=dry_run))
-    if dry_run:
+    try:
+        outcomes = applying.apply(manifests=objects, cluster=cluster, live=live, prune=scope, dry_run=dry_run,
+                                  force_conflicts=force_conflicts, adopt=adopt, on_outcome=_print_outcome)
+    except applying.NotOwned as e:
+        raise ClusterError(_ownership_advice(e, cfg)) from e
+    finally:
+        for warning in dict.fromkeys(cluster.warnings):  # the server's own warnings (Pod Security, deprecations)
+            _say(f"warning: {warning}")
+    click.echo(_summary(outcomes, dry_run=dry_run))
+    _notes(outcomes, cfg)
+    if not dry_run:
+        _verify(cfg, objects, cluster, applied=len(outcomes), no_wait=no_wait, timeout=timeout, quiet=quiet)
+        click.echo(_addresses(cfg))
+        for line in rendering.notices(cfg, writers=False):  # the addresses above already name the writers
+            _say(line)
+
+
+def _checks_and_live(cluster, cfg, objects, *, skip_checks):
+    """The checks before any write, and the read of what exists (and of where to prune), sent together: neither
+    depends on the other. Returns the prune scope and what exists."""
+    def read():
+        scope = scopes.live(cluster, cfg, objects)
+        return scope, lives.read(manifests=objects, cluster=cluster, scope=scope)
+
+    tasks = [lambda: [] if skip_checks else preflight.preflight(cluster=cluster, cfg=cfg, manifests=objects), read]
+    (_, warnings, failed), (_, found, unread) = parallel.each(lambda task: task(), tasks)
+    if failed:
+        raise failed
+    for warning in warnings:
+        _say(f"warning: {warning}")
+    if unread:
+        raise unread
+    return found
+
+
+def _ownership_advice(e: applying.NotOwned, cfg) -> str:
+    """The refusal, and what to do when the owner is another meshreg instance."""
+    hosting = f"ConfigMap {scopes.HOSTING_NAMESPACE}/local-registry-hosting"
+    theirs = [o for objs in e.others.values() for o in objs]
+    advice = []
+    if hosting in theirs:
+        advice.append("only one instance can publish kube-public/local-registry-hosting: set "
+                      "spec.localRegistryHosting.publish: false in this config (its addresses are then published "
+                      f"in {scopes.HOSTING_NAMESPACE}/meshreg-{cfg.name}-registries)")
+    if [o for o in theirs if o != hosting]:
+        advice.append("two instances cannot share objects: give this one its own spec.namespace and node-proxy port")
+    if theirs:
+        advice.append("--adopt never takes objects from another instance; see docs/operations.md")
+    return "; ".join([str(e), *advice])
+
+
+def _notes(outcomes, cfg) -> None:
+    for outcome in outcomes:
+        if outcome.note:
+            _say(outcome.note)
+    unchecked = [o for o in outcomes if not o.checked]
+    if unchecked:
+        _say(f"{len(unchecked)} objects were not checked by the server: namespace {cfg.namespace} does not exist "
+             "yet, so admission, quota and webhooks cannot run on them in a dry run (meshreg up creates the "
+             "namespace first and checks them before it changes anything else)")
+
+
+def _verify(cfg, objects, cluster, *, applied, no_wait, timeout, quiet) -> None:
+    """Wait for the rollout, then make sure Istio enforces on every pod: no success without enforcement."""
+    if no_wait:
+        _say("not waiting for the rollout, so sidecar injection is not verified; meshreg status checks it")
         return
-    if not no_wait:
-        try:
-            waiting.wait(cluster=cluster, namespace=cfg.namespace, workloads=_workloads(cfg), timeout=timeout,
-                         progress=waiting.Progress(quiet=quiet))
-            for namespace in _push_proxy_namespaces(cfg):
-                waiting.wait(cluster=cluster, namespace=namespace, workloads=[("apps/v1", "Deployment", "push-proxy")],
-                             timeout=timeout, progress=waiting.Progress(quiet=quiet))
-        except ClusterError as e:
-            raise ClusterError(f"{e}{_waypoint_note(cluster, cfg, objects)} (all {len(outcomes)} objects were "
-                               "applied)") from e
-    click.echo(_addresses(cfg))
-    for line in rendering.notices(cfg, writers=False):  # the addresses above already name the writers
-        _say(line)
+    try:
+        waiting.wait(cluster=cluster, namespace=cfg.namespace, workloads=_workloads(cfg), timeout=timeout,
+                     progress=waiting.Progress(quiet=quiet))
+        for namespace in _push_proxy_namespaces(cfg):
+            waiting.wait(cluster=cluster, namespace=namespace, workloads=[("apps/v1", "Deployment", "push-proxy")],
+                         timeout=timeout, progress=waiting.Progress(quiet=quiet))
+        enforcement.check(cluster=cluster, manifests=objects)
+    except ClusterError as e:
+        raise ClusterError(f"{e}{_waypoint_note(cluster, cfg, objects)} (all {applied} objects were applied)") from e
 
 
 def _waypoint_note(cluster, cfg, objects) -> str:
@@ -112,29 +169,6 @@ def _waypoint_note(cluster, cfg, objects) -> str:
     if waypoint is None or waypoint["programmed"]:
         return ""
     return f"; Gateway {waypoint['name']} is not programmed by istiod: {waypoint['message']}"
-
-
-def _prune(cfg, objects, cluster, *, dry_run, applied, recorded=()):
-    try:
-        return applying.prune(manifests=objects, cluster=cluster, selector=labels.instance_selector(cfg),
-                              namespaces=_instance_namespaces(cfg, objects, cluster), dry_run=dry_run,
-                              on_outcome=_print_outcome) + \
-            ingress.prune_ingress(cfg=cfg, manifests=objects, cluster=cluster, recorded=recorded, dry_run=dry_run,
-                                  selector=labels.instance_selector(cfg), on_outcome=_print_outcome)
-    except ClusterError as e:
-        raise ClusterError(f"{e} (all {applied} objects were applied; pruning stopped there)") from e
-
-
-def _instance_namespaces(cfg, objects, cluster) -> list[str]:
-    """Where this instance's objects may be: the rendered namespaces, kube-public, and every push-proxy namespace
-    labelled for this instance (a push proxy that was disabled or moved left its objects there)."""
-    rendered = [o["metadata"]["name"] for o in objects if o["kind"] == "Namespace"]
-    selector = f"{labels.instance_selector(cfg)},{labels.COMPONENT}=push-proxy"
-    try:
-        live = [n["metadata"]["name"] for n in cluster.list("v1", "Namespace", label_selector=selector)]
-    except ClusterError:  # no cluster-wide read of namespaces: the rendered ones are all we can prune
-        live = []
-    return [cfg.namespace, *sorted(set(rendered + live) - {cfg.namespace}), HOSTING_NAMESPACE]
 
 
 def _print_outcome(outcome) -> None:
@@ -192,7 +226,7 @@ def down(config_path, kubeconfig, context, purge, yes):
         namespaces = ", ".join([cfg.namespace, *_push_proxy_namespaces(cfg)])
         click.confirm(f"Delete PersistentVolumeClaim {cfg.namespace}/registry-data (every image) and namespace(s) "
                       f"{namespaces} on {cluster.server}?", abort=True, err=True)
-    outcomes = applying.remove(manifests=objects, cluster=cluster, purge=purge, on_outcome=_print_outcome)
+    outcomes = removing.remove(manifests=objects, cluster=cluster, purge=purge, on_outcome=_print_outcome)
     note = runtimeconfig.after_down(cluster=cluster, cfg=cfg, outcomes=outcomes)
     if note:
         _say(note)

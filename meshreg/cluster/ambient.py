@@ -17,7 +17,6 @@ GATEWAY_API = "gateway.networking.k8s.io/v1"
 WAYPOINT_CLASS = "istio-waypoint"
 GATEWAY_API_INSTALL = ("install the Gateway API CRDs first (standard channel, "
                        "https://gateway-api.sigs.k8s.io/guides/#installing-gateway-api)")
-CAPTURED = "ambient.istio.io/redirection"  # istio-cni's annotation on a pod ztunnel captures: "enabled"
 
 
 @dataclass(frozen=True)
@@ -97,8 +96,3 @@ def status(*, cluster, namespace: str, manifests) -> dict | None:
     return {"name": name, "programmed": programmed.get("status") == "True",
             "message": programmed.get("message") or programmed.get("reason") or "not reported yet",
             "ready": done, "replicas": text}
-
-
-def captured(pod: dict) -> bool:
-    """Whether istio-cni handed the pod to ztunnel (the in-mesh state of an ambient pod)."""
-    return (pod["metadata"].get("annotations") or {}).get(CAPTURED) == "enabled"

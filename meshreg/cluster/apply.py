@@ -1,20 +1,31 @@
-"""Apply, prune and remove meshreg's objects: ordering, ownership checks, server-side apply and dry-run outcomes."""
+"""Apply, prune and remove meshreg's objects: a server-side dry run of the whole render first, then the changes.
+
+`up` reads what exists (one LIST per kind), refuses objects another owner holds, sends every object (and every prune
+deletion) as a server-side dry run, and changes nothing unless the API server accepts them all: admission, quota,
+schemas and CEL rules run on a dry run as on a real request. Only then does it apply what the dry run says would
+change, in three waves sent concurrently (Namespaces; what workloads use and the policies that guard them; workloads
+and the published addresses), and prune. An object the dry run shows unchanged is not sent again, as Flux does.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import replace
 
-from meshreg.cluster.client import KINDS
+from meshreg.cluster import live as lives
+from meshreg.cluster import parallel, storage
+from meshreg.cluster.client import FIELD_MANAGER, KINDS
+from meshreg.cluster.live import INSTANCE, MANAGED_BY, instance_of, key_of
+from meshreg.cluster.outcomes import NotOwned, Outcome, Plan, Refusal, Refused, outcome, refusal
 from meshreg.errors import ClusterError
 
-MANAGED_BY = "app.kubernetes.io/managed-by"
-INSTANCE = "app.kubernetes.io/instance"
+__all__ = ["INSTANCE", "MANAGED_BY", "OPTIONAL", "ORDER", "PRUNABLE", "PUBLISHED", "NotOwned", "Outcome", "Plan",
+           "Refusal", "Refused", "apply", "check", "key_of", "ordered", "owned", "plan", "read_live", "served"]
 
 # Dependency order: what others refer to first. Deleting goes the other way.
-ORDER = ["Namespace", "ServiceAccount", "Role", "RoleBinding", "ConfigMap", "PersistentVolumeClaim", "Service",
-         "Deployment", "DaemonSet", "PeerAuthentication", "AuthorizationPolicy", "Gateway", "VirtualService",
-         "ServiceEntry", "DestinationRule", "PodDisruptionBudget", "CronJob"]
-# Every kind meshreg may have rendered, so a kind the config no longer renders is still pruned.
+ORDER = ["Namespace", "ServiceAccount", "Role", "RoleBinding", "ConfigMap", "Secret", "PersistentVolumeClaim",
+         "Service", "Deployment", "DaemonSet", "PeerAuthentication", "RequestAuthentication", "AuthorizationPolicy",
+         "Gateway", "VirtualService", "ServiceEntry", "DestinationRule", "PodDisruptionBudget", "CronJob"]
+# Every kind meshreg may have rendered in its namespace, so a kind the config no longer renders is still pruned.
 # The PVC and the Namespace are absent on purpose: pruning must never delete registry data.
 PRUNABLE = [("v1", "ServiceAccount"), ("v1", "ConfigMap"), ("v1", "Service"), ("apps/v1", "Deployment"),
             ("apps/v1", "DaemonSet"), ("security.istio.io/v1", "PeerAuthentication"),
@@ -25,38 +36,19 @@ PRUNABLE = [("v1", "ServiceAccount"), ("v1", "ConfigMap"), ("v1", "Service"), ("
             ("rbac.authorization.k8s.io/v1", "RoleBinding"), ("batch/v1", "CronJob")]
 # CRDs a cluster may lack (the Gateway API, for ambient mode's waypoint): pruned only where the server serves them.
 OPTIONAL = ("gateway.networking.k8s.io/v1",)
-# The ingress (spec.ingress): its CA Secret first, its RequestAuthentication before policies. Its kinds are pruned
-# only in the gateway's namespace (cluster/ingress.py), so nobody without an ingress needs to list Secrets.
-ORDER.insert(ORDER.index("ConfigMap") + 1, "Secret")
-ORDER.insert(ORDER.index("AuthorizationPolicy"), "RequestAuthentication")
+# The kinds meshreg places outside its namespace (kube-public: the published addresses), pruned there.
+PUBLISHED = [("v1", "ConfigMap")]
+# Applied in the last wave, once what they use exists and the policies that guard them are in place.
+WORKLOADS = ("Deployment", "DaemonSet")
 KEEP = ("PersistentVolumeClaim", "Namespace")  # what `down` keeps unless --purge
 FOREGROUND = ("Deployment", "DaemonSet")  # the workload stays visible until its pods are gone
 VOLATILE = ("managedFields", "resourceVersion", "generation", "creationTimestamp", "uid")
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """What happened (or would happen) to one object: created, changed, unchanged, pruned, deleted, absent, kept."""
-
-    kind: str
-    namespace: str | None
-    name: str
-    action: str
-    api_version: str = ""
-    obj: dict = field(default=None, compare=False, repr=False)
-
-    @property
-    def key(self) -> tuple:
-        return (self.api_version, self.kind, self.namespace, self.name)
-
-    def __str__(self) -> str:
-        where = f"{self.namespace}/" if self.namespace else ""
-        return f"{self.kind} {where}{self.name}"
-
-
-def key_of(obj: dict) -> tuple:
-    meta = obj["metadata"]
-    return (obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"])
+def served(cluster, kinds) -> list[tuple]:
+    """`kinds` [(apiVersion, kind)] without the optional ones the server does not serve (nothing of them to prune)."""
+    return [(av, kind) for av, kind in kinds
+            if av not in OPTIONAL or KINDS[(av, kind)][0] in cluster.served(av)]
 
 
 def ordered(manifests) -> list[dict]:
@@ -77,73 +69,90 @@ def owned(live: dict, instance: str | None) -> bool:
     return labels.get(MANAGED_BY) == "meshreg" and labels.get(INSTANCE) == instance
 
 
-def _outcome(obj: dict, action: str) -> Outcome:
-    api_version, kind, namespace, name = key_of(obj)
-    return Outcome(kind=kind, namespace=namespace, name=name, action=action, api_version=api_version, obj=obj)
+def render_instance(manifests) -> str | None:
+    """The instance the rendered objects belong to (each carries it in its labels)."""
+    return next((o["metadata"].get("labels", {}).get(INSTANCE) for o in manifests), None)
 
 
-def foreign(objs, lives: dict) -> list[str]:
-    """Objects that exist with meshreg's names but are not this instance's, described for a message."""
-    out = []
+def check_ownership(objs, live, *, adopt: bool) -> None:
+    """Refuse objects with meshreg's names held by another meshreg instance (always: --adopt never takes them) or
+    by nobody meshreg knows (unless adopt)."""
+    instance = render_instance(objs)
+    others, unmanaged = {}, []
     for obj in objs:
-        live = lives.get(key_of(obj))
-        if live is not None and not owned(live, obj["metadata"].get("labels", {}).get(INSTANCE)):
-            manager = (live["metadata"].get("labels") or {}).get(MANAGED_BY)
-            out.append(f"{_outcome(obj, '')}" + (f" (managed-by={manager})" if manager else ""))
-    return out
+        current = live.of(obj)
+        if current is None or owned(current, instance):
+            continue
+        who = instance_of(current)
+        if who is not None:
+            others.setdefault(who, []).append(str(outcome(obj, "")))
+        elif not adopt:
+            manager = (current["metadata"].get("labels") or {}).get(MANAGED_BY)
+            unmanaged.append(f"{outcome(obj, '')}" + (f" (managed-by={manager})" if manager else ""))
+    if others or unmanaged:
+        raise NotOwned(others=others, unmanaged=unmanaged)
 
 
 def read_live(objs, cluster) -> dict:
-    """The live version of each object (None where absent), keyed by key_of."""
-    return {key_of(o): cluster.get(o["apiVersion"], o["kind"], o["metadata"]["name"],
-                                   namespace=o["metadata"].get("namespace")) for o in objs}
+    """The live version of each object (None where absent), keyed by key_of: one LIST per kind and namespace."""
+    live = lives.read(manifests=objs, cluster=cluster)
+    return {key_of(o): live.of(o) for o in objs}
 
 
-def apply(*, manifests, cluster, dry_run=False, force_conflicts=False, adopt=False, on_outcome=None) -> list[Outcome]:
-    """Server-side apply every manifest in order; refuses (before any write) to take over objects it does not own."""
-    objs = ordered(manifests)
-    lives = read_live(objs, cluster)
-    strangers = foreign(objs, lives)
-    if strangers and not adopt:
-        raise ClusterError(f"not managed by meshreg, left alone: {', '.join(strangers)}; "
-                           "nothing was applied (rerun with --adopt to take them over)")
-    outcomes: list[Outcome] = []
+def check(*, manifests, cluster, live=None, force_conflicts=False) -> list[Refusal]:
+    """Every refusal of a server-side dry run of the whole render, each naming its object and the server's reason
+    (RBAC, admission, quota, webhooks, schemas and CEL rules all run); changes nothing. Objects in a rendered
+    namespace that does not exist yet cannot be checked by the server and are not refusals."""
+    return plan(manifests=manifests, cluster=cluster, live=live, force_conflicts=force_conflicts).refusals
+
+
+def plan(*, manifests, cluster, live=None, force_conflicts=False, deletions=(), created=()) -> Plan:
+    """Dry-run every object (and every deletion in `deletions`) at once. Namespaces named in `created` were just
+    created for this check and are left out; objects in a rendered Namespace that does not exist are unchecked."""
+    objs = [o for o in ordered(manifests) if not (o["kind"] == "Namespace" and o["metadata"]["name"] in created)]
+    live = live or lives.read(manifests=objs, cluster=cluster)
+    absent = {o["metadata"]["name"] for o in objs if o["kind"] == "Namespace" and live.of(o) is None}
+    changes = {key_of(c.obj): c for c in storage.review(manifests=objs, live=live, cluster=cluster)}
+    checked = [o for o in objs if o["metadata"].get("namespace") not in absent]
+    results = {key_of(o): (result, error) for o, result, error in
+               parallel.each(lambda o: cluster.apply(o, dry_run=True, force=force_conflicts), checked)}
+    out = Plan()
     for obj in objs:
-        live = lives[key_of(obj)]
-        try:
-            outcome = _apply_one(obj, live=live, cluster=cluster, dry_run=dry_run, force=force_conflicts,
-                                 new_namespaces=_created_namespaces(outcomes))
-        except ClusterError as e:
-            raise _noted(e, _progress_note(outcomes, obj, dry_run)) from e
-        outcomes.append(outcome)
-        if on_outcome:
-            on_outcome(outcome)
-    return outcomes
+        if key_of(obj) not in results:
+            out.unchecked.append(outcome(obj, "created", checked=False))
+            out.outcomes.append(out.unchecked[-1])
+            continue
+        (result, error), change = results[key_of(obj)], changes.get(key_of(obj))
+        if change and change.refusal:
+            error = ClusterError(change.refusal + (f" (the API server says: {error})" if error else ""))
+        if error is not None:
+            out.refusals.append(refusal(obj, error))
+        else:
+            out.outcomes.append(outcome(obj, _action(result, live.of(obj)), note=change and change.note))
+            out.versions[key_of(obj)] = result["metadata"].get("resourceVersion")
+    for obj, _, error in parallel.each(lambda o: delete(cluster, o, dry_run=True), list(deletions)):
+        if error is not None:
+            out.refusals.append(refusal(obj, error))
+        else:
+            out.outcomes.append(outcome(obj, "would prune"))
+    return out
 
 
-def _noted(error: ClusterError, note: str) -> ClusterError:
-    """The same error (type and attributes kept) with a note appended to its one line."""
-    noted = type(error)(f"{error}; {note}")
-    noted.__dict__.update(error.__dict__)
-    return noted
+def _action(result: dict, current: dict | None) -> str:
+    if current is None:
+        return "created"
+    return "unchanged" if _same(result, current) else "changed"
 
 
-def _created_namespaces(outcomes) -> set:
-    return {o.name for o in outcomes if o.kind == "Namespace" and o.action == "created"}
+def _same(result: dict, current: dict | None) -> bool:
+    """A dry run that changes nothing answers with the live object itself; compare what meshreg applies and its
+    own field ownership (a controller's status write in between is not a change)."""
+    return current is not None and comparable(result) == comparable(current) and _ours(result) == _ours(current)
 
 
-def _apply_one(obj, *, live, cluster, dry_run, force, new_namespaces) -> Outcome:
-    if dry_run and obj["metadata"].get("namespace") in new_namespaces:
-        # The server cannot dry-run into a namespace that does not exist yet; it would be created.
-        return _outcome(obj, "created")
-    result = cluster.apply(obj, dry_run=dry_run, force=force)
-    if live is None:
-        return _outcome(obj, "created")
-    # A no-op apply keeps the resourceVersion; comparing content as well keeps a controller's status write
-    # (between our read and our apply) from reading as a change, and is the only test a dry run allows.
-    same_version = not dry_run and result["metadata"].get("resourceVersion") == live["metadata"].get("resourceVersion")
-    same = same_version or comparable(result) == comparable(live)
-    return _outcome(obj, "unchanged" if same else "changed")
+def _ours(obj: dict) -> list:
+    return [e for e in obj.get("metadata", {}).get("managedFields") or []
+            if e.get("manager") == FIELD_MANAGER and e.get("operation") == "Apply"]
 
 
 def comparable(obj: dict) -> dict:
@@ -152,56 +161,125 @@ def comparable(obj: dict) -> dict:
     return {**{k: v for k, v in obj.items() if k != "status"}, "metadata": meta}
 
 
-def _progress_note(outcomes, failed, dry_run) -> str:
-    verb = "checked" if dry_run else "applied"
-    done = ", ".join(f"{o} ({o.action})" for o in outcomes) or "none"
-    return f"failed at {_outcome(failed, '')}; {verb} before the failure: {done}"
+def apply(*, manifests, cluster, dry_run=False, force_conflicts=False, adopt=False, prune=None, live=None,
+          on_outcome=None) -> list[Outcome]:
+    """Check the whole render (and the prune of what it no longer has, for `prune` {namespace: [(apiVersion,
+    kind)]}) with a server-side dry run, then apply and prune; raises Refused, changing nothing, when anything is
+    refused, and NotOwned before any request that writes when another owner holds one of the objects."""
+    objs = ordered(manifests)
+    live = live or lives.read(manifests=objs, cluster=cluster, scope=prune)
+    check_ownership(objs, live, adopt=adopt)
+    _check_not_deleted(objs, live)
+    strays = _strays(objs, live, prune)
+    created = [] if dry_run else _create_namespaces(objs, live, cluster=cluster, force=force_conflicts)
+    checked = plan(manifests=objs, cluster=cluster, live=live, force_conflicts=force_conflicts, deletions=strays,
+                   created=[o.name for o in created])
+    if checked.refusals:
+        raise Refused(checked.refusals, rolled_back=_roll_back(created, cluster))
+    emit(created, on_outcome)
+    if dry_run:
+        emit(checked.outcomes, on_outcome)
+        return checked.outcomes
+    namespaces = {o["metadata"]["name"] for o in objs if o["kind"] == "Namespace"}
+    done = _apply_waves(checked, created=created, namespaces=namespaces, cluster=cluster, force=force_conflicts,
+                        on_outcome=on_outcome)
+    return done + _prune(strays, cluster=cluster, on_outcome=on_outcome, applied=len(done))
 
 
-def prune(*, manifests, cluster, selector: str, namespaces, dry_run=False, on_outcome=None,
-          kinds=None) -> list[Outcome]:
-    """Delete objects labelled for this instance that the render no longer has (never the PVC or the Namespace)."""
-    keep = {key_of(o) for o in manifests}
-    outcomes = []
-    for api_version, kind in reversed(kinds or PRUNABLE):
-        if api_version in OPTIONAL and KINDS[(api_version, kind)][0] not in cluster.served(api_version):
-            continue
-        for namespace in namespaces:
-            for live in cluster.list(api_version, kind, namespace=namespace, label_selector=selector):
-                live = {**live, "apiVersion": api_version, "kind": kind}
-                # Kept: what the render has, and what a controller made from it (Istio copies the waypoint
-                # Gateway's labels onto the Deployment, Service and ServiceAccount it owns).
-                if key_of(live) in keep or live["metadata"].get("ownerReferences"):
-                    continue
-                _delete(cluster, live, dry_run=dry_run)
-                outcomes.append(_outcome(live, "would prune" if dry_run else "pruned"))
-                if on_outcome:
-                    on_outcome(outcomes[-1])
-    return outcomes
-
-
-def remove(*, manifests, cluster, purge=False, on_outcome=None) -> list[Outcome]:
-    """Delete meshreg's objects in reverse order; keeps the PVC and its Namespace unless purge. 404 is fine."""
-    outcomes = []
-    objs = list(reversed(ordered(manifests)))
-    lives = read_live(objs, cluster)
+def _check_not_deleted(objs, live) -> None:
+    """A Namespace being deleted refuses new content: say so once, rather than once per object."""
     for obj in objs:
-        live = lives[key_of(obj)]
-        if obj["kind"] in KEEP and not purge:
-            action = "kept" if live is not None else "absent"
-        elif live is None:
-            action = "absent"
-        elif not owned(live, obj["metadata"].get("labels", {}).get(INSTANCE)):
-            action = "left alone (not managed by meshreg)"
-        else:
-            action = "deleted" if _delete(cluster, obj) else "absent"
-        outcomes.append(_outcome(obj, action))
+        current = live.of(obj) if obj["kind"] == "Namespace" else None
+        if current and current["metadata"].get("deletionTimestamp"):
+            name = obj["metadata"]["name"]
+            raise ClusterError(f"Namespace {name} is being deleted; wait until it is gone (kubectl get namespace "
+                               f"{name}), then run meshreg up again; nothing was changed")
+
+
+def _strays(objs, live, scope) -> list[dict]:
+    """What prune deletes, workloads first, in a stable order."""
+    if not scope:
+        return []
+    found = sorted(live.strays(manifests=objs, instance=render_instance(objs), scope=scope), key=lambda o: str(key_of(o)))
+    return list(reversed(ordered(found)))
+
+
+def emit(outcomes, on_outcome) -> None:
+    """Report outcomes, in order, to the caller's callback (the CLI prints one line each)."""
+    for done in outcomes:
         if on_outcome:
-            on_outcome(outcomes[-1])
-    return outcomes
+            on_outcome(done)
 
 
-def _delete(cluster, obj, *, dry_run=False) -> bool:
+def _create_namespaces(objs, live, *, cluster, force) -> list[Outcome]:
+    """Create the rendered Namespaces that do not exist yet, so the server can dry-run what goes into them."""
+    missing = [o for o in objs if o["kind"] == "Namespace" and live.of(o) is None]
+    parallel.values(lambda o: cluster.apply(o, force=force), missing)
+    return [outcome(o, "created") for o in missing]
+
+
+def _roll_back(created, cluster) -> list[Outcome]:
+    """Delete the Namespaces created for a check that failed (they hold nothing of meshreg's yet)."""
+    for namespace, _, error in parallel.each(lambda o: delete(cluster, o.obj), created):
+        if error is not None:
+            raise ClusterError(f"{namespace} was created for the check and could not be deleted again: {error}") \
+                from error
+    return created
+
+
+def wave(kind: str, namespace: str | None, namespaces: set) -> int:
+    """0: Namespaces; 1: what workloads use and the policies that guard them; 2: workloads, and the objects
+    published outside the rendered namespaces (addresses are published once what they point to exists)."""
+    if kind == "Namespace":
+        return 0
+    outside = namespace is not None and bool(namespaces) and namespace not in namespaces
+    return 2 if kind in WORKLOADS or outside else 1
+
+
+def _apply_waves(checked: Plan, *, created, namespaces, cluster, force, on_outcome) -> list[Outcome]:
+    """Apply what the dry run says would change, a wave at a time, each wave at once; stop after a wave with a
+    refusal and say what was applied."""
+    def send(planned: Outcome) -> Outcome:
+        if planned.action == "unchanged":
+            return planned
+        result = cluster.apply(planned.obj, force=force)
+        # A controller wrote between the read and the dry run: the apply then writes nothing, and says so.
+        same = planned.action == "changed" and result["metadata"].get("resourceVersion") == checked.versions.get(
+            planned.key)
+        return replace(planned, action="unchanged") if same else planned
+
+    done = list(created)
+    for step in (0, 1, 2):
+        results = parallel.each(send, [o for o in checked.outcomes if wave(o.kind, o.namespace, namespaces) == step])
+        ok = [applied for _, applied, error in results if error is None]
+        emit(ok, on_outcome)
+        done += ok
+        failed = [error for _, _, error in results if error is not None]
+        if failed:
+            raise _apply_failed(failed, done, checked.outcomes)
+    return done
+
+
+def _apply_failed(failed, done, planned) -> ClusterError:
+    applied = ", ".join(f"{o} ({o.action})" for o in done if o.action != "unchanged") or "nothing"
+    refused = {getattr(e, "subject", None) for e in failed}
+    left = [str(o) for o in planned if o.key not in {d.key for d in done} and str(o) not in refused]
+    return ClusterError("; ".join(map(str, failed)) + "; refused on the real apply, after the dry run had passed; "
+                        f"applied before: {applied}" + (f"; not applied: {', '.join(left)}" if left else ""))
+
+
+def _prune(strays, *, cluster, on_outcome, applied) -> list[Outcome]:
+    """Delete what this instance applied before and no longer renders (never a PVC or a Namespace)."""
+    results = parallel.each(lambda o: delete(cluster, o), strays)
+    out = [outcome(o, "pruned") for o, _, error in results if error is None]
+    emit(out, on_outcome)
+    failed = [str(error) for _, _, error in results if error is not None]
+    if failed:
+        raise ClusterError(f"{'; '.join(failed)} (all {applied} objects were applied; pruning stopped there)")
+    return out
+
+
+def delete(cluster, obj, *, dry_run=False) -> bool:
     api_version, kind, namespace, name = key_of(obj)
     policy = "Foreground" if kind in FOREGROUND else "Background"
     return cluster.delete(api_version, kind, name, namespace=namespace, propagation=policy, dry_run=dry_run)

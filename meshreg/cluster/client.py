@@ -13,7 +13,11 @@ import os
 import re
 from urllib.parse import quote
 
+from meshreg.cluster import parallel
+from meshreg.cluster.errors import ConflictError, translate, warning_texts
 from meshreg.errors import ClusterError, UsageError
+
+__all__ = ["KINDS", "Cluster", "ConflictError", "connect", "object_path", "resource_name"]
 
 FIELD_MANAGER = "meshreg"
 APPLY_PATCH = "application/apply-patch+yaml"
@@ -45,7 +49,6 @@ KINDS = {
     ("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration"): ("mutatingwebhookconfigurations", False),
     # doctor, verify, gc, push proxy, ingress
     ("v1", "PersistentVolume"): ("persistentvolumes", False),
-    ("v1", "Secret"): ("secrets", True),
     ("batch/v1", "Job"): ("jobs", True),
     ("batch/v1", "CronJob"): ("cronjobs", True),
     ("policy/v1", "PodDisruptionBudget"): ("poddisruptionbudgets", True),
@@ -55,15 +58,8 @@ KINDS = {
     ("rbac.authorization.k8s.io/v1", "ClusterRole"): ("clusterroles", False),
     ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): ("clusterrolebindings", False),
     ("authorization.k8s.io/v1", "SelfSubjectAccessReview"): ("selfsubjectaccessreviews", False),
+    ("authorization.k8s.io/v1", "SelfSubjectRulesReview"): ("selfsubjectrulesreviews", False),
 }
-
-
-class ConflictError(ClusterError):
-    """Server-side apply found fields owned by another field manager."""
-
-    def __init__(self, message: str, managers=()):
-        super().__init__(message)
-        self.managers = list(managers)
 
 
 def resource_name(api_version: str, kind: str) -> str:
@@ -89,34 +85,48 @@ def object_path(api_version: str, kind: str, *, namespace: str | None = None, na
     return f"{prefix}{ns}/{plural}{tail}"
 
 
+def describe(kind: str, name: str, namespace: str | None = None) -> str:
+    """`Deployment meshreg/registry`, `Namespace meshreg`: how meshreg names an object in every message."""
+    return f"{kind} {namespace + '/' if namespace else ''}{name}"
+
+
 class Cluster:
-    """A connection to one API server; every method raises ClusterError (one line), never a client exception."""
+    """A connection to one API server; every method raises ClusterError (one line), never a client exception.
+    Safe to call from several threads at once. Warnings the server sends (Pod Security, deprecations) are kept in
+    `warnings`, each prefixed with the object it is about."""
 
     def __init__(self, api_client, *, server: str):
         self.api_client = api_client
         self.server = server
+        self.warnings: list[str] = []
+        self._served: dict[str, set[str]] = {}
 
     def version(self) -> dict:
         """GET /version: proves the server answers and the credentials work."""
-        return self._call("GET", "/version", what=("get", "the server version", None))
+        return self._call("GET", "/version", subject="reading the server version")
 
     def served(self, api_version: str) -> set[str]:
-        """Resource names the server serves in a group version (empty when the group is not installed)."""
-        path = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
-        body = self._call("GET", path, what=("get", f"API group {api_version}", None), missing_ok=True)
-        return {r["name"] for r in (body or {}).get("resources", []) if "/" not in r.get("name", "")}
+        """Resource names the server serves in a group version (empty when the group is not installed); read once,
+        as discovery does not change while a command runs."""
+        if api_version not in self._served:
+            path = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+            body = self._call("GET", path, subject=f"reading API group {api_version}", missing_ok=True)
+            self._served[api_version] = {r["name"] for r in (body or {}).get("resources", [])
+                                         if "/" not in r.get("name", "")}
+        return set(self._served[api_version])
 
     def get(self, api_version: str, kind: str, name: str, *, namespace: str | None = None) -> dict | None:
         """The live object, or None when it does not exist."""
         path = object_path(api_version, kind, namespace=namespace, name=name)
-        return self._call("GET", path, what=("get", resource_name(api_version, kind), namespace), missing_ok=True)
+        return self._call("GET", path, subject=f"reading {describe(kind, name, namespace)}", missing_ok=True)
 
     def list(self, api_version: str, kind: str, *, namespace: str | None = None,
              label_selector: str | None = None, field_selector: str | None = None) -> list[dict]:
         """Objects of a kind in a namespace (or cluster-wide), optionally filtered by selectors."""
         query = [(k, v) for k, v in (("labelSelector", label_selector), ("fieldSelector", field_selector)) if v]
         path = object_path(api_version, kind, namespace=namespace)
-        body = self._call("GET", path, query=query, what=("list", resource_name(api_version, kind), namespace))
+        where = f" in namespace {namespace}" if namespace else ""
+        body = self._call("GET", path, query=query, subject=f"listing {resource_name(api_version, kind)}{where}")
         items = body.get("items") or []
         for item in items:  # list items carry neither apiVersion nor kind
             item.setdefault("apiVersion", api_version)
@@ -126,7 +136,7 @@ class Cluster:
     def apply(self, obj: dict, *, dry_run: bool = False, force: bool = False,
               field_manager: str = FIELD_MANAGER, warnings: list | None = None) -> dict:
         """Server-side apply of `obj`; returns the object as the server now has it (or would, with dry_run).
-        The server's warnings (admission, deprecations) are appended to `warnings` when given."""
+        The server's warnings for it (admission, deprecations) are also appended to `warnings` when given."""
         meta = obj["metadata"]
         api_version, kind = obj["apiVersion"], obj["kind"]
         path = object_path(api_version, kind, namespace=meta.get("namespace"), name=meta["name"])
@@ -136,7 +146,7 @@ class Cluster:
         if dry_run:
             query.append(("dryRun", "All"))
         return self._call("PATCH", path, query=query, body=obj, content_type=APPLY_PATCH, warnings=warnings,
-                          what=("patch", resource_name(api_version, kind), meta.get("namespace")))
+                          subject=describe(kind, meta["name"], meta.get("namespace")))
 
     def create(self, obj: dict, *, field_manager: str = FIELD_MANAGER) -> dict:
         """POST a new object (or a review such as SelfSubjectAccessReview); returns what the server answered."""
@@ -145,7 +155,7 @@ class Cluster:
         path = object_path(api_version, kind, namespace=meta.get("namespace"))
         return self._call("POST", path, query=[("fieldManager", field_manager)], body=obj,
                           content_type="application/json",
-                          what=("create", resource_name(api_version, kind), meta.get("namespace")))
+                          subject=f"creating {describe(kind, meta.get('name') or kind, meta.get('namespace'))}")
 
     def delete(self, api_version: str, kind: str, name: str, *, namespace: str | None = None,
                propagation: str = "Background", dry_run: bool = False) -> bool:
@@ -154,7 +164,7 @@ class Cluster:
         query = [("dryRun", "All")] if dry_run else []
         body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation}
         gone = self._call("DELETE", path, query=query, body=body, content_type="application/json",
-                          what=("delete", resource_name(api_version, kind), namespace), missing_ok=True)
+                          subject=f"deleting {describe(kind, name, namespace)}", missing_ok=True)
         return gone is not None
 
     def log(self, pod: str, *, namespace: str, container: str | None = None, previous: bool = False,
@@ -169,7 +179,7 @@ class Cluster:
         if status == 404:  # the pod is gone (400 names what is missing: a container not started, no previous run)
             return None
         if status >= 300:
-            raise _translate(status, _json(raw), what=("get", "pods/log", namespace))
+            raise translate(status, _json(raw), subject=f"reading the log of {describe('Pod', pod, namespace)}")
         return raw.decode("utf-8", "replace")
 
     def node_summary(self, node: str) -> dict | None:
@@ -181,15 +191,19 @@ class Cluster:
         except ValueError:
             return None
 
-    def _call(self, method, path, *, what, query=(), body=None, content_type=None, missing_ok=False, warnings=None):
+    def _call(self, method, path, *, subject, query=(), body=None, content_type=None, missing_ok=False,
+              warnings: list | None = None):
         status, raw, headers = self._exchange(method, path, query=list(query), body=body, content_type=content_type)
         data = _json(raw)
+        found = [text for w in (headers.getlist("Warning") if hasattr(headers, "getlist") else [])
+                 for text in warning_texts(w)]
+        self.warnings.extend(f"{subject}: {w}" for w in found)
         if warnings is not None:
-            warnings.extend(_warnings(headers))
+            warnings.extend(found)
         if status == 404 and missing_ok:
             return None
         if status >= 300:
-            raise _translate(status, data, what=what)
+            raise translate(status, data, subject=subject)
         return data
 
     def _exchange(self, method, path, *, query, body, content_type, accept="application/json"):
@@ -216,16 +230,6 @@ def _json(raw: bytes) -> dict:
         return {"message": raw[:200].decode("utf-8", "replace").strip()}
 
 
-def _warnings(headers) -> list[str]:
-    """The texts of `Warning: 299 - "text"` response headers (admission and deprecation warnings)."""
-    values = headers.getlist("Warning") if hasattr(headers, "getlist") else [headers.get("Warning") or ""]
-    out = []
-    for value in values:  # one header per warning; a comma-joined header holds several
-        for match in re.finditer(r'\d{3}\s+\S+\s+"((?:[^"\\]|\\.)*)"', value or ""):
-            out.append(re.sub(r'\\(.)', r"\1", match.group(1)))
-    return out
-
-
 def connect(*, kubeconfig: str | None = None, context: str | None = None) -> Cluster:
     """A Cluster for the kubeconfig context (or in-cluster config); fails before any request on bad input."""
     from kubernetes import client, config
@@ -246,6 +250,8 @@ def connect(*, kubeconfig: str | None = None, context: str | None = None) -> Clu
                              "pass --kubeconfig PATH")
     except config.ConfigException as e:
         raise UsageError(f"kubeconfig {os.pathsep.join(files) or '(in-cluster)'}: {_reason(e)}") from e
+    # Enough pooled connections for the requests meshreg sends at once, so none is opened and then discarded.
+    configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize or 0, 2 * parallel.WORKERS)
     return Cluster(client.ApiClient(configuration), server=configuration.host)
 
 
@@ -291,25 +297,3 @@ def _reason(e: BaseException) -> str:
     text = str(inner if isinstance(inner, BaseException) else e)
     text = re.sub(r"<urllib3[^>]*>:?\s*", "", text)
     return " ".join(text.split())[:300] or type(e).__name__
-
-
-def _translate(status: int, data: dict, *, what) -> ClusterError:
-    """An API error Status as one line meshreg can print."""
-    verb, resource, namespace = what
-    where = f" in namespace {namespace}" if namespace else ""
-    message = data.get("message") or data.get("reason") or f"HTTP {status}"
-    if status == 401:
-        return ClusterError(f"unauthorized: the server rejected the credentials ({message})")
-    if status == 403:
-        return ClusterError(f"forbidden: cannot {verb} {resource}{where}")
-    if status == 409:
-        causes = (data.get("details") or {}).get("causes") or []
-        managers = sorted({m for c in causes for m in re.findall(r'conflict with "([^"]+)"', c.get("message", ""))})
-        fields = ", ".join(c["field"] for c in causes if c.get("field"))
-        if managers:
-            return ConflictError(f"conflict: {resource} fields {fields} are owned by {', '.join(managers)}; "
-                                 "rerun with --force-conflicts to take them over", managers)
-        return ClusterError(f"conflict: {message}")
-    if status == 422:
-        return ClusterError(f"invalid: {message}")
-    return ClusterError(f"{verb} {resource}{where} failed: {message}")

@@ -1,10 +1,9 @@
 """The ingress on a cluster: checks before `up` writes anything (the gateway's namespace and pods, the server
-certificate's Secret, the RequestAuthentication CRD), and pruning its objects in the gateway's namespace, the one
+certificate's Secret, the RequestAuthentication CRD), and where to prune its objects: the gateway's namespace, the one
 configured and the one the previous `up` recorded on meshreg's Namespace (so removing spec.ingress prunes it too)."""
 
 from __future__ import annotations
 
-from meshreg.cluster.apply import prune
 from meshreg.errors import ClusterError
 from meshreg.render.ingress import NAMESPACE_ANNOTATION
 
@@ -19,15 +18,6 @@ def recorded_namespace(cluster, namespace: str) -> list[str]:
     live = cluster.get("v1", "Namespace", namespace)
     value = ((live or {}).get("metadata", {}).get("annotations") or {}).get(NAMESPACE_ANNOTATION)
     return [value] if value else []
-
-
-def prune_ingress(*, cfg, manifests, cluster, recorded, selector: str, dry_run=False, on_outcome=None) -> list:
-    """Prune ingress objects this config no longer renders, in the configured and the recorded gateway namespace."""
-    namespaces = sorted(set(recorded) | ({cfg.ingress.gateway.namespace} if cfg.ingress else set()))
-    if not namespaces:
-        return []
-    return prune(manifests=manifests, cluster=cluster, selector=selector, namespaces=namespaces, dry_run=dry_run,
-                 on_outcome=on_outcome, kinds=KINDS)
 
 
 def preflight(*, cluster, manifests) -> list[str]:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import yaml
 
 from meshreg.cluster import ambient
+from meshreg.cluster import enforcement
 from meshreg.cluster import runtimeconfig
 from meshreg.cluster import gc as gcs
 from meshreg.cluster.apply import key_of, ordered, read_live
+from meshreg.cluster.enforcement import has_sidecar
 from meshreg.errors import ClusterError
 from meshreg.cluster.wait import crash_causes, pod_causes, rollout
 
@@ -86,10 +88,10 @@ def _registry(cluster, cfg, reg, addresses) -> dict:
     done, text = rollout(deployment)
     pods = cluster.list("v1", "Pod", namespace=cfg.namespace, label_selector=_selector(deployment)) \
         if _selector(deployment) else []
-    with_sidecar = sum(1 for p in pods if "istio-proxy" in _containers(p))
+    with_sidecar = sum(1 for p in pods if has_sidecar(p))
     # Why it is not ready, from the pods (and the last log lines of crashing containers): read only when needed.
     problems = [] if done else list(dict.fromkeys(c for p in pods for c in pod_causes(p) + crash_causes(cluster, p)))
-    mesh = {"inAmbient": sum(1 for p in pods if ambient.captured(p))} if cfg.mesh == "ambient" else {}
+    mesh = {"inAmbient": sum(1 for p in pods if enforcement.captured(p))} if cfg.mesh == "ambient" else {}
     return {"name": reg.name, "role": reg.role, "default": reg.default, "ready": done, "replicas": text,
             "pods": len(pods), "withSidecar": with_sidecar, **mesh, "mtls": _mtls(cluster, cfg, reg.name),
             "writers": [w.service_account for w in cfg.writers_of(reg)],
@@ -130,11 +132,6 @@ def _ready_endpoints(cluster, cfg, service: str) -> int:
                if (e.get("conditions") or {}).get("ready", True))
 
 
-def _containers(pod) -> list[str]:
-    spec = pod.get("spec") or {}
-    return [c.get("name") for c in (spec.get("containers") or []) + (spec.get("initContainers") or [])]
-
-
 def _node_proxy(cluster, cfg) -> dict:
     if not cfg.node_proxy.enabled:
         return {"enabled": False, "ready": True, "nodes": "disabled"}
@@ -172,13 +169,15 @@ def _mtls(cluster, cfg, name: str) -> dict:
 def _published(cluster, cfg) -> dict:
     """Registry name -> its live published addresses: the KEP-1755 map for the default, the index for all."""
     out = {}
-    if len(cfg.registries) > 1:
+    publish = cfg.local_registry_hosting.publish  # False: local-registry-hosting is another instance's
+    if len(cfg.registries) > 1 or not publish:
         index = cluster.get("v1", "ConfigMap", f"meshreg-{cfg.name}-registries", namespace=HOSTING[0])
         for name, text in ((index or {}).get("data") or {}).items():
             out[name] = _parse(text, f"{name} in kube-public/meshreg-{cfg.name}-registries")
-    live = cluster.get("v1", "ConfigMap", HOSTING[1], namespace=HOSTING[0])
-    text = ((live or {}).get("data") or {}).get("localRegistryHosting.v1")
-    out[cfg.registry.name] = _parse(text, "localRegistryHosting.v1") if text else None
+    if publish:
+        live = cluster.get("v1", "ConfigMap", HOSTING[1], namespace=HOSTING[0])
+        text = ((live or {}).get("data") or {}).get("localRegistryHosting.v1")
+        out[cfg.registry.name] = _parse(text, "localRegistryHosting.v1") if text else None
     return out
 
 

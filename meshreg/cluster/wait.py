@@ -7,6 +7,7 @@ import sys
 import time
 
 from meshreg.cluster import crashes
+from meshreg.cluster.enforcement import has_sidecar
 from meshreg.errors import ClusterError
 
 PULL_FAILURES = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
@@ -131,11 +132,10 @@ def _pvc_causes(cluster, namespace, events) -> list[str]:
 
 def pod_causes(pod: dict) -> list[str]:
     name = pod["metadata"]["name"]
-    spec, status = pod.get("spec") or {}, pod.get("status") or {}
+    status = pod.get("status") or {}
     out = []
-    containers = [c.get("name") for c in (spec.get("containers") or []) + (spec.get("initContainers") or [])]
     wants_sidecar = ((pod["metadata"].get("labels") or {}).get("sidecar.istio.io/inject") != "false")  # ambient
-    if "istio-proxy" not in containers and wants_sidecar:
+    if not has_sidecar(pod) and wants_sidecar:
         out.append(f"pod {name}: no istio-proxy sidecar was injected (check the namespace's injection label "
                    "and that istiod is running)")
     for cond in status.get("conditions") or []:

@@ -12,7 +12,7 @@ from meshreg.config import names
 from meshreg.config.model import INGRESS_METHODS, Client, Ingress, IngressGateway, Issuer, Registry
 from meshreg.config.reader import REQUIRED, Reader
 from meshreg.config.registries import read_prefixes
-from meshreg.pki.authority import public_material
+from meshreg.pki.material import public_material
 
 _GW = IngressGateway()
 _KEYS = {"host": REQUIRED, "registry": None, "credentialName": REQUIRED, "clientCA": "ingress-ca", "gateway": {},

@@ -197,6 +197,9 @@ class NodeProxy:
 @dataclass(frozen=True)
 class LocalRegistryHosting:
     host: str | None = None  # None: localhost:<nodeProxy.port>
+    # False: leave kube-public/local-registry-hosting (one per cluster) to another instance; this one's addresses are
+    # still published in kube-public/meshreg-<name>-registries.
+    publish: bool = True
     help: str = ("Push from in-cluster writers to hostFromClusterNetwork; pull in pod specs from "
                  "hostFromContainerRuntime. Run `meshreg status` for details.")
 

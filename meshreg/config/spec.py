@@ -38,7 +38,7 @@ def read_config(r: Reader, data: object, name: str) -> Config:
     else:
         registries = (read_single(r, spec, 5000 if np["port"] is None else np["port"], p),)
     hosting = r.mapping(spec["localRegistryHosting"], p + ("localRegistryHosting",),
-                        {"host": None, "help": LocalRegistryHosting.help})
+                        {"host": None, "help": LocalRegistryHosting.help, "publish": True})
     default = next(x for x in registries if x.default)
     _check_never_writes(r, registries, several=several, identity=f"{spec['namespace']}/node-proxy",
                         role="the node proxy", why=", which serves unauthenticated reads")
@@ -64,7 +64,8 @@ def read_config(r: Reader, data: object, name: str) -> Config:
                                                node_proxy=proxy)),
         local_registry_hosting=LocalRegistryHosting(
             host=r.string(hosting["host"], p + ("localRegistryHosting", "host"), _check_host, nullable=True),
-            help=r.string(hosting["help"], p + ("localRegistryHosting", "help"))),
+            help=r.string(hosting["help"], p + ("localRegistryHosting", "help")),
+            publish=r.boolean(hosting["publish"], p + ("localRegistryHosting", "publish"))),
         source=name,
         ingress=ingress,
     )

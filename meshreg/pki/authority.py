@@ -26,8 +26,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from meshreg.errors import UsageError
+from meshreg.pki.material import CA_CERT, CA_CRL, CA_KEY, INDEX
 
-CA_CERT, CA_KEY, CA_CRL, INDEX = "ca.crt", "ca.key", "ca.crl", "index.json"
 IGNORED = "ca.key\nclients/\n"
 _UTC = datetime.timezone.utc
 
@@ -213,11 +213,3 @@ class Authority:
     def _save_index(self) -> None:
         index = {"crlNumber": self.crl_number, "issued": [asdict(i) for i in self.issued]}
         write_file(self.directory / INDEX, (json.dumps(index, indent=2) + "\n").encode())
-
-
-def public_material(directory: Path) -> tuple[str, str] | None:
-    """The CA certificate and CRL as PEM text, or None when `directory` holds no CA yet."""
-    try:
-        return (Path(directory) / CA_CERT).read_text(), (Path(directory) / CA_CRL).read_text()
-    except FileNotFoundError:
-        return None

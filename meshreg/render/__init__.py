@@ -13,6 +13,7 @@ def render(cfg: Config) -> list[dict]:
     np = cfg.node_proxy.enabled
     several = len(regs) > 1
     mesh = ambient.is_ambient(cfg)
+    publish = cfg.local_registry_hosting.publish  # False: another instance publishes the cluster's one
 
     def each(make) -> list[dict]:
         return [make(cfg, reg) for reg in regs]
@@ -40,8 +41,8 @@ def render(cfg: Config) -> list[dict]:
         *[registry.disruption_budget(cfg, reg) for reg in regs if reg.replicas > 1],
         *[registry.storage_entry(cfg, reg) for reg in regs if reg.storage.s3 and not reg.storage.s3.in_cluster],
         *[o for reg in regs if reg.gc for o in lifecycle.objects(cfg, reg)],
-        hosting.config_map(cfg),
-        *([hosting.index_config_map(cfg)] if several else []),
+        *([hosting.config_map(cfg)] if publish else []),
+        *([hosting.index_config_map(cfg)] if several or not publish else []),
     ]
 
 

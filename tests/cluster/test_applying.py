@@ -6,6 +6,7 @@ import pytest
 
 from fakes import FakeCluster
 from meshreg.cluster import apply as applying
+from meshreg.cluster import remove as removing
 from meshreg.errors import ClusterError
 
 LABELS = {"app.kubernetes.io/managed-by": "meshreg", "app.kubernetes.io/instance": "meshreg"}
@@ -60,21 +61,41 @@ def test_an_object_of_another_instance_is_foreign():
     other = obj("Namespace", "meshreg", namespace=None)
     other["metadata"]["labels"]["app.kubernetes.io/instance"] = "other"
     fake.put(other)
-    with pytest.raises(ClusterError, match="not managed by meshreg, left alone: Namespace meshreg"):
+    with pytest.raises(ClusterError, match="^owned by meshreg instance other, left alone: Namespace meshreg; "
+                                           "nothing was applied$"):
         applying.apply(manifests=[NAMESPACE], cluster=fake)
+    assert [r for r in fake.requests if r[0] != "get"] == []
 
 
-def test_prune_never_lists_pvcs_or_namespaces():
+def test_prune_deletes_what_the_render_dropped_but_never_a_pvc_or_another_instances_object():
     fake = FakeCluster()
-    applying.prune(manifests=[], cluster=fake, selector="a=b", namespaces=["meshreg"])
-    listed = {r[1][1] for r in fake.requests if r[0] == "list"}
-    assert "PersistentVolumeClaim" not in listed and "Namespace" not in listed and "Deployment" in listed
+    applying.apply(manifests=[NAMESPACE, POLICY, obj("PersistentVolumeClaim", "old-data"), obj("Service", "old")],
+                   cluster=fake)
+    theirs = obj("Service", "theirs")
+    theirs["metadata"]["labels"]["app.kubernetes.io/instance"] = "other"
+    fake.put(theirs)
+    outcomes = applying.apply(manifests=[NAMESPACE, POLICY], cluster=fake,
+                              prune={"meshreg": applying.served(fake, applying.PRUNABLE)})
+    assert [(o.action, str(o)) for o in outcomes if o.action == "pruned"] == [("pruned", "Service meshreg/old")]
+    assert fake.get("v1", "PersistentVolumeClaim", "old-data", namespace="meshreg") is not None
+    assert fake.get("v1", "Service", "theirs", namespace="meshreg") is not None
+
+
+def test_one_list_per_kind_and_namespace_serves_ownership_and_prune():
+    fake = FakeCluster()
+    applying.apply(manifests=[NAMESPACE, POLICY], cluster=fake)
+    fake.requests.clear()
+    kinds = applying.served(fake, applying.PRUNABLE)
+    assert ("gateway.networking.k8s.io/v1", "Gateway") not in kinds  # the fake serves no Gateway API
+    applying.apply(manifests=[NAMESPACE, POLICY], cluster=fake, prune={"meshreg": kinds})
+    reads = [(r[0], r[1][1]) for r in fake.requests if r[0] in ("get", "list")]
+    assert sorted(reads) == sorted([("get", "Namespace")] + [("list", kind) for _, kind in kinds])
 
 
 def test_down_leaves_a_same_named_object_it_does_not_manage():
     fake = FakeCluster()
     fake.put({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "registry", "namespace": "default"}})
-    [outcome] = applying.remove(manifests=[obj("Service", "registry", namespace="default")], cluster=fake)
+    [outcome] = removing.remove(manifests=[obj("Service", "registry", namespace="default")], cluster=fake)
     assert outcome.action.startswith("left alone")
     assert fake.get("v1", "Service", "registry", namespace="default") is not None
 
@@ -101,8 +122,37 @@ def test_fields_meshreg_stops_applying_are_removed_and_bump_the_version():
     assert fake.get("v1", "ConfigMap", "c", namespace="meshreg")["data"] == {"a": "1"}
 
 
-def test_an_invalid_name_is_rejected_with_the_servers_message_and_what_was_applied():
+def test_an_invalid_name_is_refused_by_the_dry_run_and_the_namespace_created_for_it_is_deleted_again():
     fake = FakeCluster()
-    with pytest.raises(ClusterError, match=r"invalid: .*Invalid value; failed at ConfigMap meshreg/Bad; "
-                                           r"applied before the failure: Namespace meshreg \(created\)"):
-        applying.apply(manifests=[NAMESPACE, obj("ConfigMap", "Bad")], cluster=fake)
+    with pytest.raises(applying.Refused, match=r'^ConfigMap meshreg/Bad: invalid: metadata.name: Invalid value: "Bad"'
+                                               r".*; nothing was changed; Namespace meshreg was created for the check "
+                                               r"and is deleted again$"):
+        applying.apply(manifests=[NAMESPACE, obj("ConfigMap", "Bad"), POLICY], cluster=fake)
+    assert fake.get("v1", "Namespace", "meshreg") is None
+    real = [r for r in fake.requests if r[0] == "apply" and not r[2]["dry_run"]]
+    assert [r[1][1] for r in real] == ["Namespace"]  # created for the check, and only that
+
+
+def test_check_reports_every_refusal_at_once_and_changes_nothing():
+    fake = FakeCluster()
+    applying.apply(manifests=[NAMESPACE], cluster=fake)
+    before = {k: v["metadata"]["resourceVersion"] for k, v in fake.objects.items()}
+    refusals = applying.check(manifests=[NAMESPACE, obj("ConfigMap", "Bad"), POLICY, obj("Service", "Also_bad")],
+                              cluster=fake)
+    assert [str(r).split(":")[0] for r in refusals] == ["ConfigMap meshreg/Bad", "Service meshreg/Also_bad"]
+    assert {k: v["metadata"]["resourceVersion"] for k, v in fake.objects.items()} == before
+
+
+def test_check_leaves_out_objects_of_a_namespace_that_does_not_exist_yet():
+    fake = FakeCluster()
+    assert applying.check(manifests=[NAMESPACE, POLICY], cluster=fake) == []
+    assert [r[1][1] for r in fake.requests if r[0] == "apply"] == ["Namespace"]
+
+
+def test_an_unchanged_object_is_not_sent_again_after_its_dry_run():
+    fake = FakeCluster()
+    applying.apply(manifests=[NAMESPACE, POLICY], cluster=fake)
+    fake.requests.clear()
+    outcomes = applying.apply(manifests=[NAMESPACE, POLICY], cluster=fake)
+    assert [o.action for o in outcomes] == ["unchanged", "unchanged"]
+    assert [r for r in fake.requests if r[0] == "apply" and not r[2]["dry_run"]] == []

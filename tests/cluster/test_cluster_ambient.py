@@ -75,13 +75,11 @@ def run(*args):
     return CliRunner().invoke(main, list(args))
 
 
-def capture_registry_pods(fake, *, enabled=True):
-    """Pods as the ReplicaSet controller makes them, annotated by istio-cni once ztunnel captures them."""
-    template = fake.get("apps/v1", "Deployment", "registry", namespace="meshreg")["spec"]["template"]
-    annotations = {ambient.CAPTURED: "enabled"} if enabled else {}
-    fake.put({"apiVersion": "v1", "kind": "Pod", "metadata": {
-        "name": "registry-abc", "namespace": "meshreg", "labels": template["metadata"]["labels"],
-        "annotations": annotations}, "spec": {"containers": [{"name": "registry"}]}, "status": {}})
+def release_registry_pods(fake):
+    """What the registry pods look like when istio-cni did not hand them to ztunnel: no redirection annotation."""
+    for key, pod in fake.objects.items():
+        if key[1] == "Pod" and key[2] == "meshreg" and pod["metadata"]["name"].startswith("registry-"):
+            pod["metadata"].pop("annotations", None)
 
 
 def writes(fake):
@@ -152,11 +150,10 @@ def test_a_sidecar_render_runs_no_ambient_check(fake, tmp_path):
 
 
 def test_status_is_healthy_when_ztunnel_captures_the_registry_pods_and_the_waypoint_is_programmed(fake):
-    run("up", "-q")
-    capture_registry_pods(fake)
+    run("up", "-q")  # the fake's istio-cni annotates the registry's pods: ztunnel captured them
     result = run("status")
     assert result.exit_code == 0, result.output
-    assert "1 of 1 pods captured by ztunnel" in result.output
+    assert "registry: ready (1/1), 1 of 1 pods captured by ztunnel" in result.output
     assert "waypoint waypoint: programmed (Resource programmed" in result.output
     report = json.loads(run("status", "-o", "json").output)
     assert report["waypoint"]["programmed"] and report["registry"]["inAmbient"] == 1
@@ -164,9 +161,9 @@ def test_status_is_healthy_when_ztunnel_captures_the_registry_pods_and_the_waypo
 
 def test_status_is_not_healthy_when_the_registry_pods_are_not_captured(fake):
     run("up", "-q")
-    capture_registry_pods(fake, enabled=False)
+    release_registry_pods(fake)
     result = run("status")
-    assert result.exit_code == 1 and "0 of 1 pods captured by ztunnel" in result.output
+    assert result.exit_code == 1 and "registry: ready (1/1), 0 of 1 pods captured by ztunnel" in result.output
 
 
 def test_up_times_out_saying_istiod_did_not_program_the_waypoint(fake):
@@ -191,3 +188,13 @@ def test_down_deletes_the_waypoint_gateway(fake):
     run("up", "-q")
     result = run("down")
     assert result.exit_code == 0 and "deleted     Gateway meshreg/waypoint" in result.output
+
+
+def test_up_fails_when_ztunnel_did_not_capture_the_registry_pods_and_says_what_to_fix(fake):
+    fake.on_apply.append(lambda cluster, obj: release_registry_pods(cluster))
+    result = run("up", "-q")
+    assert result.exit_code == 1
+    line = result.output.strip().splitlines()[-1]
+    assert "registry pod meshreg/registry-1-0 is not captured by ztunnel" in line
+    assert "Fix ambient capture (the namespace needs istio.io/dataplane-mode=ambient" in line
+    assert "sidecar injection" not in line and line.endswith("(all 19 objects were applied)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from doctor_helpers import WRITERS, check, cluster_with_istio, lines, pod
-from fakes import ready_controller
+from fakes import ready_controller, refusal
 from meshreg.cluster import apply as applying
 from meshreg.cluster.doctor.nodes import judge_runtime
 from meshreg.config import DEFAULT
@@ -138,14 +138,15 @@ def test_admission_reports_refusals_and_warnings_against_the_object_they_name():
     fake = cluster_with_istio()
     deployed(fake)
     fake.requests.clear()
-    fake.warnings["DaemonSet"] = ['would violate PodSecurity "restricted:latest": hostPort (container '
+    fake.warn_on["DaemonSet"] = ['would violate PodSecurity "restricted:latest": hostPort (container '
                                   '"istio-proxy" uses hostPort 5000)']
-    fake.failures[("patch", "Deployment", "registry")] = ClusterError(
-        "invalid: admission webhook \"validate.kyverno.svc\" denied the request: images must come from corp.io")
+    fake.failures[("patch", "Deployment", "registry")] = refusal(
+        400, "Deployment meshreg/registry", 'admission webhook "validate.kyverno.svc" denied the request: images '
+                                            "must come from corp.io", reason="BadRequest")
     results = check(fake, "admission")
     assert [(r.status, r.message) for r in results] == [
-        ("FAIL", 'Deployment meshreg/registry: refused: invalid: admission webhook "validate.kyverno.svc" denied '
-                 "the request: images must come from corp.io"),
+        ("FAIL", 'Deployment meshreg/registry: refused by admission webhook "validate.kyverno.svc": images must '
+                 "come from corp.io"),
         ("WARN", 'DaemonSet meshreg/node-proxy: warning: would violate PodSecurity "restricted:latest": hostPort '
                  '(container "istio-proxy" uses hostPort 5000)')]
     assert all(r[2]["dry_run"] for r in fake.requests if r[0] == "apply" and r[1][1] == "DaemonSet")
@@ -229,16 +230,12 @@ def test_deployed_warns_before_up_and_is_healthy_after_it():
     [before] = check(fake, "deployed")
     assert before.status == "WARN" and before.message == ("meshreg (meshreg) is not deployed on "
                                                           "https://fake.invalid:6443")
-    deployed(fake)
-    for name, labels in (("registry-1", REGISTRY_PODS), ("np-1", {"app.kubernetes.io/instance": "meshreg",
-                                                                  "app.kubernetes.io/name": "node-proxy",
-                                                                  "meshreg.dev/node-proxy": "meshreg"})):
-        fake.put(pod("meshreg", name, labels=labels, spec={"containers": [{"name": "istio-proxy"}]}))
+    deployed(fake)  # the fake's controllers start the pods, and its injector gives them their proxies
     assert [(r.status, r.message) for r in check(fake, "deployed")] == [
         ("OK", "all 17 objects present and as rendered"),
         ("OK", "registry registry ready (1/1), every pod with the istio-proxy sidecar"),
         ("OK", "node proxy ready (2/2 nodes)"),
-        ("OK", "Gateway node-proxy serves port(s) 5000 on 1 node-proxy pod(s)")]
+        ("OK", "Gateway node-proxy serves port(s) 5000 on 2 node-proxy pod(s)")]
 
 
 def test_deployed_fails_on_drift_and_on_a_registry_without_its_sidecar():
@@ -246,10 +243,11 @@ def test_deployed_fails_on_drift_and_on_a_registry_without_its_sidecar():
     deployed(fake)
     fake.objects[("networking.istio.io/v1", "Gateway", "meshreg", "node-proxy")]["spec"]["servers"][0]["port"][
         "number"] = 5001
-    fake.put(pod("meshreg", "registry-1", labels=REGISTRY_PODS, spec={"containers": [{"name": "registry"}]}))
+    registry_pod = fake.objects[("v1", "Pod", "meshreg", "registry-1-0")]
+    registry_pod["spec"]["containers"] = [c for c in registry_pod["spec"]["containers"] if c["name"] != "istio-proxy"]
     failed = lines(check(fake, "deployed"), "FAIL")
     assert failed[0] == "Gateway meshreg/node-proxy drifted (.spec.servers[0].port.number)"
-    assert failed[1].startswith("registry registry not ready (1/1, 0 of 1 pods with the sidecar): pod registry-1: "
+    assert failed[1].startswith("registry registry not ready (1/1, 0 of 1 pods with the sidecar): pod registry-1-0: "
                                 "no istio-proxy sidecar was injected")
     assert "Gateway node-proxy has no server reached through Service node-proxy on port(s) 5000" in failed
 
@@ -261,3 +259,25 @@ def test_another_instances_published_address_does_not_make_this_one_look_deploye
             "spec: {namespace: other}\n")
     [result] = check(fake, "deployed", text)
     assert (result.status, result.message) == ("WARN", "meshreg (other) is not deployed on https://fake.invalid:6443")
+
+
+def test_a_pending_claim_is_judged_by_its_own_class_not_by_the_config():
+    fake = cluster_with_istio()  # the default class is standard, WaitForFirstConsumer
+    deployed(fake)
+    claim = fake.objects[("v1", "PersistentVolumeClaim", "meshreg", "registry-data")]
+    claim["status"] = {"phase": "Pending"}
+    claim["spec"]["storageClassName"] = "standard"
+    assert [(r.status, r.message) for r in check(fake, "storage")] == [(
+        "OK", "PVC meshreg/registry-data is not bound yet: StorageClass standard (rancher.io/local-path, "
+              "WaitForFirstConsumer: binds when the registry pod is scheduled)")]
+    fake.put(storage_class("fast", mode="Immediate"))
+    claim["spec"]["storageClassName"] = "fast"
+    [result] = check(fake, "storage")
+    assert (result.status, result.message) == (
+        "WARN", "PVC meshreg/registry-data is not bound although StorageClass fast binds at once (csi.example, "
+                "Immediate: binds at once)")
+    assert result.fix.startswith("kubectl -n meshreg describe pvc registry-data")
+    claim["spec"]["storageClassName"] = "gone"
+    [result] = check(fake, "storage")
+    assert result.status == "FAIL" and result.message == (
+        "PVC meshreg/registry-data is not bound and its StorageClass gone does not exist: it stays Pending")

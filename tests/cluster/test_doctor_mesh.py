@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from doctor_helpers import WRITERS, check, cluster_with_istio, lines, namespace, pod, service_account
+import pytest
+
+from doctor_helpers import WRITERS, check, cluster_with_istio, facts, lines, namespace, pod, service_account
 from fakes import FakeCluster, ISTIOD
 from meshreg.cluster import doctor
 from meshreg.errors import ClusterError
@@ -11,7 +13,7 @@ from meshreg.errors import ClusterError
 def test_api_reports_the_server_version():
     [version, access] = check(cluster_with_istio(), "api")
     assert (version.status, version.message) == ("OK", "Kubernetes v1.31.0 at https://fake.invalid:6443")
-    assert access.status == "OK" and "access reviews allowed" in access.message
+    assert access.status == "OK" and "permissions checked" in access.message
 
 
 def test_api_fails_naming_each_verb_and_resource_the_caller_may_not_use():
@@ -24,15 +26,64 @@ def test_api_fails_naming_each_verb_and_resource_the_caller_may_not_use():
     assert "delete services in meshreg" in access.message and "kubectl auth can-i" in access.fix
 
 
-def test_api_asks_one_access_review_per_verb_resource_and_namespace():
-    fake = cluster_with_istio()
+def test_api_asks_one_access_review_per_verb_resource_and_namespace_where_rules_are_incomplete():
+    fake = cluster_with_istio()  # the fake's rules reviews answer "incomplete", as a webhook authorizer does
     check(fake, "api")
-    asked = [r[2]["resourceAttributes"] for r in fake.requests if r[0] == "create"]
+    asked = [r[2]["resourceAttributes"] for r in fake.requests if r[0] == "create" and "resourceAttributes" in r[2]]
     assert {"verb": "create", "group": "apps", "resource": "deployments", "namespace": "meshreg"} in asked
     assert {"verb": "patch", "group": "", "resource": "namespaces"} in asked  # cluster-scoped: no namespace
     assert {"verb": "list", "group": "networking.istio.io", "resource": "serviceentries",
-            "namespace": "kube-public"} in asked  # prune looks there for every kind it may have rendered
+            "namespace": "meshreg"} in asked  # prune looks for every kind it may have rendered
+    assert {(a["resource"], a["verb"]) for a in asked if a.get("namespace") == "kube-public"} == {
+        ("configmaps", verb) for verb in ("create", "delete", "get", "list", "patch")}  # the published addresses
+    assert not [a for a in asked if a["group"] == "gateway.networking.k8s.io"]  # not served, not rendered
     assert len(asked) == len({tuple(sorted(a.items())) for a in asked})
+
+
+def rules_reviewed(fake):
+    return sorted(r[2]["namespace"] for r in fake.requests if r[0] == "create" and "namespace" in r[2]
+                  and "resourceAttributes" not in r[2])
+
+
+def access_reviewed(fake):
+    return [r[2]["resourceAttributes"] for r in fake.requests if r[0] == "create" and "resourceAttributes" in r[2]]
+
+
+def test_complete_rules_answer_every_namespaced_question_and_only_namespaces_are_asked_one_by_one():
+    fake = cluster_with_istio()
+    admin = [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}]
+    fake.rules = {"meshreg": admin, "kube-public": admin}
+    [_, access] = check(fake, "api")
+    assert access.status == "OK"
+    assert rules_reviewed(fake) == ["kube-public", "meshreg"]
+    assert {a["resource"] for a in access_reviewed(fake)} == {"namespaces"}
+
+
+def test_complete_rules_that_lack_a_kind_fail_without_asking_again():
+    fake = cluster_with_istio()
+    admin = [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}]
+    every_group_but_apps = [{"verbs": ["*"], "apiGroups": ["", "security.istio.io", "networking.istio.io",
+                                                           "rbac.authorization.k8s.io", "batch", "policy"],
+                             "resources": ["*"]},
+                            {"verbs": ["*"], "apiGroups": ["apps"], "resources": ["deployments"]},
+                            {"verbs": ["*"], "apiGroups": ["apps"], "resources": ["daemonsets"],
+                             "resourceNames": ["node-proxy"]}]
+    fake.rules = {"meshreg": every_group_but_apps, "kube-public": admin}
+    fake.allowed = lambda a: pytest.fail(f"asked again: {a}") if a.get("namespace") else True
+    [_, access] = check(fake, "api")
+    assert access.status == "FAIL"
+    # a rule limited to resourceNames does not grant the kind
+    assert access.message == "you may not: create, delete, get, list, patch daemonsets.apps in meshreg"
+
+
+def test_incomplete_rules_grant_what_they_list_and_access_reviews_settle_the_rest():
+    fake = cluster_with_istio()
+    fake.rules = {"meshreg": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}]}  # kube-public: incomplete
+    fake.allowed = lambda a: a["verb"] != "delete"
+    [_, access] = check(fake, "api")
+    assert access.status == "FAIL" and access.message == "you may not: delete configmaps in kube-public"
+    assert "in meshreg" not in access.message
+    assert {a.get("namespace") for a in access_reviewed(fake)} == {"kube-public", None}
 
 
 def test_an_unreachable_server_is_exit_code_two():
@@ -193,3 +244,28 @@ def test_a_writer_namespace_the_caller_may_not_read_is_a_warning_for_that_writer
     assert builds.status == "WARN" and builds.message == "could not check: builds/kaniko: forbidden: cannot get " \
                                                          "namespaces"
     assert team_a.message == "team-a/builder: namespace team-a does not exist yet"
+
+
+def test_all_groups_run_at_once_yet_each_shared_fact_is_read_once_and_lines_keep_their_order():
+    import threading
+    import time
+    fake = cluster_with_istio()
+    started = threading.Event()
+    real_list, real_version = fake.list, fake.version
+
+    def slow_list(api_version, kind, **kw):
+        started.set()
+        if kind == "MutatingWebhookConfiguration":  # the first reader is slow: the others must wait for its answer
+            time.sleep(0.2)
+        return real_list(api_version, kind, **kw)
+
+    def version():
+        assert started.wait(5), "the check groups waited for the server version"
+        return real_version()
+    fake.list, fake.version = slow_list, version
+    results = doctor.run(facts=facts(fake), groups=["istio", "trust-domain", "writers", "policies"])
+    webhook_reads = [r for r in fake.requests if r[0] == "list" and r[1][1] == "MutatingWebhookConfiguration"]
+    assert len(webhook_reads) == 1
+    order = [r.check for r in results]
+    assert order == sorted(order, key=list(doctor.GROUPS).index) and set(order) == {
+        "istio", "trust-domain", "writers", "policies"}

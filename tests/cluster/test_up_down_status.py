@@ -10,8 +10,8 @@ from click.testing import CliRunner
 import meshreg.cluster.client
 from meshreg.cli import main
 from meshreg.cluster.client import ConflictError
-from meshreg.errors import ClusterError
-from fakes import INJECTOR, FakeCluster, ready_controller
+import fakes
+from fakes import FakeCluster, refusal
 
 WRITER_CONFIG = """\
 apiVersion: meshreg.dev/v1alpha1
@@ -28,11 +28,7 @@ NO_PROXY_CONFIG = WRITER_CONFIG + "  nodeProxy: {enabled: false}\n"
 def fake(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)  # no ./meshreg.yaml: the built-in default config
     monkeypatch.delenv("NO_COLOR", raising=False)
-    cluster = FakeCluster()
-    cluster.put(INJECTOR)
-    cluster.on_apply.append(ready_controller)
-    monkeypatch.setattr(meshreg.cluster.client, "connect", lambda **kw: cluster)
-    return cluster
+    return fakes.connected(monkeypatch)
 
 
 def registry_pod(fake, *, spec, status=None):
@@ -48,7 +44,7 @@ def run(*args):
 
 
 def writes(fake):
-    return [r for r in fake.requests if r[0] in ("apply", "delete") and not r[2].get("dry_run")]
+    return fakes.writes(fake)
 
 
 def test_up_creates_every_rendered_object_and_prints_the_addresses(fake):
@@ -134,19 +130,24 @@ def test_conflict_with_another_manager_is_reported_and_force_overrides_it(fake):
                 "spec": {"replicas": 3}}, field_manager="kubectl-edit", force=True)
     result = run("up", "-q")
     assert result.exit_code == 1
-    assert "owned by kubectl-edit" in result.output
+    assert "Deployment meshreg/registry: conflict: fields .spec.replicas are owned by kubectl-edit" in result.output
     assert run("up", "-q", "--force-conflicts").exit_code == 0
     assert fake.get("apps/v1", "Deployment", "registry", namespace="meshreg")["spec"]["replicas"] == 1
 
 
-def test_a_failure_mid_apply_names_the_objects_already_applied(fake):
-    fake.failures[("patch", "Deployment", "registry")] = ClusterError("forbidden: cannot patch deployments.apps "
-                                                                      "in namespace meshreg")
-    result = run("up", "-q")
+def test_a_refusal_in_the_dry_run_changes_nothing_and_names_the_object(fake, tmp_path):
+    run("up", "-q")
+    fake.failures[("patch", "Deployment", "registry")] = refusal(
+        403, "Deployment meshreg/registry", 'deployments.apps "registry" is forbidden: User "dev" cannot patch '
+        'resource "deployments" in API group "apps" in the namespace "meshreg"')
+    (tmp_path / "m.yaml").write_text(WRITER_CONFIG)  # a change: the policies would be applied
+    fake.requests.clear()
+    result = run("up", "-q", "-c", str(tmp_path / "m.yaml"))
     assert result.exit_code == 1
-    line = result.output.strip().splitlines()[-1]
-    assert line.startswith("meshreg: error: forbidden: cannot patch deployments.apps in namespace meshreg;")
-    assert "failed at Deployment meshreg/registry" in line and "Service meshreg/node-proxy (created)" in line
+    assert result.output.strip().splitlines()[-1] == (
+        'meshreg: error: Deployment meshreg/registry: not permitted (RBAC): User "dev" cannot patch resource '
+        '"deployments" in API group "apps" in the namespace "meshreg"; nothing was changed')
+    assert writes(fake) == []
 
 
 def test_up_without_istio_crds_stops_before_any_write_with_an_install_hint(fake):
@@ -227,7 +228,8 @@ def test_down_purge_yes_deletes_the_pvc_and_the_namespace(fake):
 
 def test_status_after_up_is_healthy_when_pods_carry_the_sidecar(fake):
     run("up", "-q")
-    registry_pod(fake, spec={"containers": [{"name": "registry"}], "initContainers": [{"name": "istio-proxy"}]})
+    registry_pod(fake, spec={"containers": [{"name": "registry"}],
+                             "initContainers": [{"name": "istio-proxy", "restartPolicy": "Always"}]})
     result = run("status", "-o", "json")
     report = json.loads(result.output)
     assert result.exit_code == 0, result.output

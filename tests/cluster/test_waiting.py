@@ -52,7 +52,8 @@ def test_a_pod_without_istio_proxy_is_diagnosed_as_not_injected():
 
 
 def test_a_native_sidecar_in_init_containers_counts_as_injected():
-    fake = cluster_with(({"containers": [{"name": "registry"}], "initContainers": [{"name": "istio-proxy"}]}, {}))
+    fake = cluster_with(({"containers": [{"name": "registry"}], "initContainers": [{"name": "istio-proxy",
+                                                                                   "restartPolicy": "Always"}]}, {}))
     assert causes(fake) == []
 
 

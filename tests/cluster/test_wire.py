@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from apiserver import PLURALS, only, write_kubeconfig, writes
+from apiserver import istio_cluster, only, run_cli, write_kubeconfig, writes
 from meshreg.cluster import apply as applying
 from meshreg.cluster import client as clusters
 from meshreg.errors import ClusterError, UsageError
@@ -60,23 +60,25 @@ def test_hosting_configmap_is_read_from_kube_public(api, cluster):
     assert only(api, "GET")["path"] == "/api/v1/namespaces/kube-public/configmaps/local-registry-hosting"
 
 
-def test_prune_lists_with_the_instance_label_selector(api, cluster):
-    selector = "app.kubernetes.io/managed-by=meshreg,app.kubernetes.io/instance=meshreg"
-    api.routes[("GET", "/apis/apps/v1/namespaces/meshreg/deployments")] = (200, {"items": [DEPLOYMENT]})
-    applying.prune(manifests=[], cluster=cluster, selector=selector, namespaces=["meshreg"])
-    lists = [r for r in api.requests if r["method"] == "GET" and r["path"].rsplit("/", 1)[-1] in PLURALS]
-    assert lists and all(r["query"]["labelSelector"] == [selector] for r in lists)
-    assert only(api, "DELETE")["path"] == "/apis/apps/v1/namespaces/meshreg/deployments/registry"
-
-
-def test_prune_asks_discovery_before_listing_gateway_api_gateways(api, cluster):
-    applying.prune(manifests=[], cluster=cluster, selector="a=b", namespaces=["meshreg"])
-    paths = [r["path"] for r in api.requests if r["method"] == "GET"]
-    assert "/apis/gateway.networking.k8s.io/v1" in paths  # 404 here: a cluster without the Gateway API
-    assert not any(p.endswith("/gateways") and "gateway.networking.k8s.io" in p for p in paths)
-    api.routes[("GET", "/apis/gateway.networking.k8s.io/v1")] = (200, {"resources": [{"name": "gateways"}]})
-    applying.prune(manifests=[], cluster=cluster, selector="a=b", namespaces=["meshreg"])
-    assert "/apis/gateway.networking.k8s.io/v1/namespaces/meshreg/gateways" in [r["path"] for r in api.requests]
+def test_prune_reads_one_list_per_kind_and_deletes_only_this_instances_strays(api, cluster):
+    theirs = {**DEPLOYMENT, "metadata": {**DEPLOYMENT["metadata"], "name": "theirs", "labels": {
+        "app.kubernetes.io/managed-by": "meshreg", "app.kubernetes.io/instance": "other"}}}
+    api.routes[("GET", "/apis/apps/v1/namespaces/meshreg/deployments")] = (200, {"items": [DEPLOYMENT, theirs]})
+    applying.apply(manifests=[], cluster=cluster, prune={"meshreg": applying.PRUNABLE})  # nothing rendered: no
+    assert [r for r in api.requests if r["method"] == "DELETE"] == []                    # instance, nothing pruned
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "meshreg", "labels": DEPLOYMENT[
+        "metadata"]["labels"]}}
+    api.routes[("GET", "/api/v1/namespaces/meshreg")] = (200, namespace)
+    api.requests.clear()
+    applying.apply(manifests=[namespace], cluster=cluster, prune={"meshreg": applying.PRUNABLE})
+    lists = [r["path"] for r in api.requests if r["method"] == "GET" and r["path"] != "/api/v1/namespaces/meshreg"]
+    assert sorted(lists) == sorted(clusters.object_path(av, kind, namespace="meshreg")
+                                   for av, kind in applying.PRUNABLE)
+    assert all(r["query"] == {} for r in api.requests if r["method"] == "GET")  # no selector: the same list
+    deletes = [r for r in api.requests if r["method"] == "DELETE"]              # answers "whose is this?" too
+    assert [(r["path"], r["query"].get("dryRun")) for r in deletes] == [
+        ("/apis/apps/v1/namespaces/meshreg/deployments/registry", ["All"]),
+        ("/apis/apps/v1/namespaces/meshreg/deployments/registry", None)]
 
 
 def test_delete_sends_the_propagation_policy_in_delete_options(api, cluster):
@@ -101,13 +103,6 @@ def test_conflict_names_the_other_field_manager(api, cluster):
         cluster.apply(DEPLOYMENT)
     assert e.value.managers == ["kubectl-edit"]
     assert ".spec.replicas" in str(e.value) and "--force-conflicts" in str(e.value)
-
-
-def test_forbidden_names_the_verb_resource_and_namespace(api, cluster):
-    api.routes[("PATCH", "/apis/apps/v1/namespaces/meshreg/deployments/registry")] = (403, {
-        "kind": "Status", "reason": "Forbidden", "code": 403, "message": "deployments.apps is forbidden"})
-    with pytest.raises(ClusterError, match="^forbidden: cannot patch deployments.apps in namespace meshreg$"):
-        cluster.apply(DEPLOYMENT)
 
 
 def test_invalid_object_reports_the_servers_own_message(api, cluster):
@@ -177,51 +172,39 @@ def test_no_kubeconfig_outside_a_pod_is_a_one_line_error(tmp_path, monkeypatch):
         clusters.connect()
 
 
-def istio_cluster(api):
-    """Routes that make the tiny server look like a cluster with Istio (CRDs, injector, istiod) and a default
-    StorageClass."""
-    for group, names in (("security.istio.io/v1", ["authorizationpolicies", "peerauthentications"]),
-                         ("networking.istio.io/v1", ["gateways", "virtualservices"])):
-        api.routes[("GET", f"/apis/{group}")] = (200, {"resources": [{"name": n} for n in names]})
-    api.routes[("GET", "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations")] = (200, {"items": [
-        {"metadata": {"name": "istio-sidecar-injector"}, "webhooks": [{"name": "w", "namespaceSelector": {
-            "matchLabels": {"istio-injection": "enabled"}}}]}]})
-    api.routes[("GET", "/apis/apps/v1/deployments")] = (200, {"items": [
-        {"metadata": {"name": "istiod", "namespace": "istio-system", "labels": {"app": "istiod"}},
-         "spec": {"template": {"spec": {"containers": [{"name": "discovery", "image": "istio/pilot:1.30.3"}]}}},
-         "status": {"availableReplicas": 1}}]})
-    api.routes[("GET", "/apis/storage.k8s.io/v1/storageclasses")] = (200, {"items": [
-        {"metadata": {"name": "standard", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
-         "provisioner": "rancher.io/local-path"}]})
-
-
-def run_cli(api, tmp_path, monkeypatch, *args):
-    from click.testing import CliRunner
-    from meshreg.cli import main
-
-    monkeypatch.chdir(tmp_path)
-    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", f"http://127.0.0.1:{api.server_address[1]}")
-    return CliRunner().invoke(main, [*args, "--kubeconfig", kubeconfig])
-
-
-def test_up_dry_run_sends_only_dry_run_patches_in_dependency_order(api, tmp_path, monkeypatch):
+def test_up_dry_run_sends_only_dry_run_patches_and_prints_in_dependency_order(api, tmp_path, monkeypatch):
     istio_cluster(api)
     result = run_cli(api, tmp_path, monkeypatch, "up", "--dry-run")
     assert result.exit_code == 0, result.output
     patches = [r for r in api.requests if r["method"] == "PATCH"]
-    assert patches[0]["path"] == "/api/v1/namespaces/meshreg"
+    assert sorted(r["path"] for r in patches) == ["/api/v1/namespaces/kube-public/configmaps/local-registry-hosting",
+                                                  "/api/v1/namespaces/meshreg"]  # the rest has no namespace yet
     assert all(r["query"]["dryRun"] == ["All"] for r in patches)
     assert [r for r in writes(api) if r["method"] != "PATCH"] == []
+    lines = [line.split()[-1] for line in result.output.splitlines() if line.startswith("created ")]
+    assert lines[0] == "meshreg" and lines[-1] == "kube-public/local-registry-hosting" and len(lines) == 17
 
 
-def test_up_applies_every_object_with_server_side_apply(api, tmp_path, monkeypatch):
+def test_up_applies_every_object_with_server_side_apply_after_its_dry_run(api, tmp_path, monkeypatch):
     istio_cluster(api)
     result = run_cli(api, tmp_path, monkeypatch, "up", "--no-wait")
     assert result.exit_code == 0, result.output
-    paths = [r["path"] for r in api.requests if r["method"] == "PATCH" and "dryRun" not in r["query"]]
-    assert "/apis/apps/v1/namespaces/meshreg/deployments/registry" in paths
-    assert paths[-1] == "/api/v1/namespaces/kube-public/configmaps/local-registry-hosting"
-    assert len(paths) == 17
+    patches = [r for r in api.requests if r["method"] == "PATCH"]
+    real = [r["path"] for r in patches if "dryRun" not in r["query"]]
+    checked = [r["path"] for r in patches if r["query"].get("dryRun") == ["All"]]
+    assert len(real) == 17 and sorted(checked) == sorted(real[1:])  # the new Namespace is created, not dry-run
+    assert real[0] == "/api/v1/namespaces/meshreg" and patches[0]["path"] == real[0]
+    assert patches.index(next(r for r in patches if "dryRun" not in r["query"] and r is not patches[0])) > \
+        max(patches.index(r) for r in patches if "dryRun" in r["query"])  # nothing else before every check
+
+
+def test_up_applies_policies_before_workloads_and_publishes_last(api, tmp_path, monkeypatch):
+    istio_cluster(api)
+    assert run_cli(api, tmp_path, monkeypatch, "up", "--no-wait").exit_code == 0
+    real = [r["path"] for r in api.requests if r["method"] == "PATCH" and "dryRun" not in r["query"]]
+    last_of_wave_1 = max(i for i, p in enumerate(real) if "authorizationpolicies" in p or "serviceaccounts" in p)
+    assert real.index("/apis/apps/v1/namespaces/meshreg/deployments/registry") > last_of_wave_1
+    assert real.index("/api/v1/namespaces/kube-public/configmaps/local-registry-hosting") > last_of_wave_1
 
 
 def test_up_against_a_cluster_without_istio_stops_after_discovery(api, tmp_path, monkeypatch):
@@ -229,6 +212,60 @@ def test_up_against_a_cluster_without_istio_stops_after_discovery(api, tmp_path,
     assert result.exit_code == 1
     assert "Istio is not installed on http://127.0.0.1" in result.output
     assert writes(api) == []
+
+
+def rolled_out(api, pods_by_selector):
+    """Routes for a finished rollout of the default render whose pods are `pods_by_selector` {selector: [pod]}."""
+    api.routes[("GET", "/apis/apps/v1/namespaces/meshreg/deployments/registry")] = (200, {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "registry", "generation": 1},
+        "spec": {"replicas": 1}, "status": {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1,
+                                            "availableReplicas": 1}})
+    api.routes[("GET", "/apis/apps/v1/namespaces/meshreg/daemonsets/node-proxy")] = (200, {
+        "apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "node-proxy", "generation": 1},
+        "status": {"observedGeneration": 1, "desiredNumberScheduled": 1, "updatedNumberScheduled": 1,
+                   "numberReady": 1}})
+    api.routes[("GET", "/api/v1/namespaces/meshreg/pods")] = lambda request: (200, {"items": [
+        p for selector, pods in pods_by_selector.items() if request["query"]["labelSelector"] == [selector]
+        for p in pods]})
+
+
+def pod(name, *containers):
+    return {"metadata": {"name": name, "namespace": "meshreg"}, "status": {"phase": "Running"},
+            "spec": {"containers": [{"name": n, "image": image} for n, image in containers]}}
+
+
+REGISTRY_PODS = ("app.kubernetes.io/instance=meshreg,app.kubernetes.io/name=registry,"
+                 "meshreg.dev/registry=registry")
+PROXY_PODS = "app.kubernetes.io/instance=meshreg,app.kubernetes.io/name=node-proxy,meshreg.dev/node-proxy=meshreg"
+
+
+def test_up_fails_when_a_registry_pod_came_up_without_the_sidecar(api, tmp_path, monkeypatch):
+    istio_cluster(api)
+    rolled_out(api, {REGISTRY_PODS: [pod("registry-7c9d-x2x", ("registry", "registry:2.8.3"))],
+                     PROXY_PODS: [pod("node-proxy-abcde", ("istio-proxy", "docker.io/istio/proxyv2:1.30.3"))]})
+    result = run_cli(api, tmp_path, monkeypatch, "up", "-q")
+    assert result.exit_code == 1
+    assert result.output.splitlines()[-1].startswith(
+        "meshreg: error: not enforced: registry pod meshreg/registry-7c9d-x2x has no istio-proxy sidecar, so nothing "
+        "enforces mTLS or the AuthorizationPolicies there: any pod can push. Fix sidecar injection")
+    assert "kubectl -n meshreg rollout restart deployment/registry (all 17 objects were applied)" in result.output
+
+
+def test_up_succeeds_when_the_registry_pod_has_the_sidecar_and_the_gateway_was_injected(api, tmp_path, monkeypatch):
+    istio_cluster(api)
+    rolled_out(api, {REGISTRY_PODS: [pod("registry-7c9d-x2x", ("registry", "registry:2.8.3"),
+                                         ("istio-proxy", "docker.io/istio/proxyv2:1.30.3"))],
+                     PROXY_PODS: [pod("node-proxy-abcde", ("istio-proxy", "docker.io/istio/proxyv2:1.30.3"))]})
+    result = run_cli(api, tmp_path, monkeypatch, "up", "-q")
+    assert result.exit_code == 0, result.output
+    assert "push (in-cluster writers): registry.meshreg.svc.cluster.local:5000" in result.output
+
+
+def test_discovery_of_a_group_is_read_once_per_connection(api, cluster):
+    istio_cluster(api)
+    assert cluster.served("security.istio.io/v1") == cluster.served("security.istio.io/v1") == {
+        "authorizationpolicies", "peerauthentications"}
+    assert only(api, "GET")["path"] == "/apis/security.istio.io/v1"
 
 
 def test_a_previous_container_log_is_read_as_text_from_the_pod_log_path(api, cluster):
@@ -250,7 +287,7 @@ def test_a_log_with_no_previous_run_or_denied_is_a_cluster_error_and_a_gone_pod_
     assert cluster.log("gone", namespace="ns", container="registry") is None
     api.routes[("GET", path)] = (403, {"kind": "Status", "code": 403, "reason": "Forbidden",
                                       "message": 'pods "p" is forbidden: User "dev" cannot get resource "pods/log"'})
-    with pytest.raises(ClusterError, match="forbidden"):
+    with pytest.raises(ClusterError, match=r"^reading the log of Pod ns/p: not permitted \(RBAC\)"):
         cluster.log("p", namespace="ns", container="registry")
 
 
@@ -282,10 +319,18 @@ def test_the_ingress_kinds_are_applied_at_their_paths_in_the_gateway_namespace(a
 
 
 def test_ingress_pruning_lists_secrets_only_in_the_gateway_namespace(api, cluster):
+    from meshreg.cluster import live as lives
     from meshreg.cluster.ingress import KINDS
 
-    applying.prune(manifests=[], cluster=cluster, selector="app.kubernetes.io/instance=dev", kinds=KINDS,
-                   namespaces=["istio-system"])
+    lives.read(manifests=[], cluster=cluster, scope={"istio-system": KINDS})
     listed = [r["path"] for r in api.requests if r["method"] == "GET"]
     assert "/api/v1/namespaces/istio-system/secrets" in listed and all("/istio-system/" in p for p in listed)
-    assert all(r["query"]["labelSelector"] == ["app.kubernetes.io/instance=dev"] for r in api.requests)
+
+
+def test_prune_asks_discovery_before_listing_gateway_api_gateways(api, cluster, tmp_path):
+    kinds = applying.served(cluster, applying.PRUNABLE)
+    assert "/apis/gateway.networking.k8s.io/v1" in [r["path"] for r in api.requests]  # 404: no Gateway API
+    assert ("gateway.networking.k8s.io/v1", "Gateway") not in kinds
+    api.routes[("GET", "/apis/gateway.networking.k8s.io/v1")] = (200, {"resources": [{"name": "gateways"}]})
+    fresh = clusters.connect(kubeconfig=write_kubeconfig(tmp_path / "k2", f"http://127.0.0.1:{api.server_address[1]}"))
+    assert ("gateway.networking.k8s.io/v1", "Gateway") in applying.served(fresh, applying.PRUNABLE)

@@ -13,7 +13,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from meshreg.errors import UsageError
 from meshreg.pki import certsd
-from meshreg.pki.authority import Authority, client_uri, public_material
+from meshreg.pki.authority import Authority, client_uri
+from meshreg.pki.material import public_material
 
 DOMAIN = "registry.example.com"
 URI = client_uri(DOMAIN, "ci")

@@ -1,82 +1,50 @@
-"""Check 7: a server-side dry run (`dryRun=All`) of the whole render, so admission (Pod Security, validating
-webhooks such as Gatekeeper or Kyverno, ValidatingAdmissionPolicies) refuses or warns now, against the object it
-names, rather than halfway through `up`."""
+"""Check 7: a server-side dry run (`dryRun=All`) of the whole render, the same one `up` sends before it changes
+anything (meshreg.cluster.apply.plan), so admission (Pod Security, validating webhooks such as Gatekeeper or Kyverno,
+ValidatingAdmissionPolicies, quota) refuses or warns now, against the object it names, rather than during `up`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from meshreg.cluster.apply import foreign, ordered, read_live
-from meshreg.cluster.client import ConflictError
+from meshreg.cluster import apply as applying
+from meshreg.cluster import live as lives
 from meshreg.cluster.doctor import fail, ok, warn
-from meshreg.errors import ClusterError
+from meshreg.cluster.errors import ConflictError
 
 CHECK = "admission"
-
-
-@dataclass(frozen=True)
-class Finding:
-    """What the server said about one object in a dry run: a refusal (error) or a warning."""
-
-    obj: str
-    kind: str  # refused | warning | conflict
-    message: str
-
-
-def _name(obj: dict) -> str:
-    ns = obj["metadata"].get("namespace")
-    return f"{obj['kind']} {ns + '/' if ns else ''}{obj['metadata']['name']}"
-
-
-def dry_run(*, cluster, manifests) -> tuple[list[Finding], list[str]]:
-    """Dry-run apply every object in order: (what the server refused, warned about or found owned by another field
-    manager, objects not checked because their namespace does not exist yet)."""
-    findings, unchecked = [], []
-    namespaces = {o["metadata"]["name"] for o in manifests if o["kind"] == "Namespace"}
-    missing = {ns for ns in namespaces if cluster.get("v1", "Namespace", ns) is None}
-    for obj in ordered(manifests):
-        if obj["metadata"].get("namespace") in missing:
-            unchecked.append(_name(obj))
-            continue
-        warnings: list[str] = []
-        try:
-            try:
-                cluster.apply(obj, dry_run=True, warnings=warnings)
-            except ConflictError as e:  # not admission: up stops there unless --force-conflicts; ask again forced
-                findings.append(Finding(_name(obj), "conflict", str(e)))
-                cluster.apply(obj, dry_run=True, force=True, warnings=warnings)
-        except ClusterError as e:
-            findings.append(Finding(_name(obj), "refused", str(e)))
-        findings += [Finding(_name(obj), "warning", w) for w in warnings]
-    return findings, unchecked
-
-
 FIXES = {
     "refused": "change what admission objects to (or the policy that refuses it), then run doctor again",
     "warning": "pods of this workload may be refused when they are created; fix the cause the warning names",
     "conflict": "another field manager changed it: up stops there unless --force-conflicts takes the fields back",
+    "owner": "up leaves them alone and stops; --adopt takes over objects meshreg does not manage, never another "
+             "instance's (give this one its own namespace, or spec.localRegistryHosting.publish: false)",
 }
 
 
-def _result(f: Finding):
-    make = fail if f.kind == "refused" else warn
-    text = f.message if f.message.startswith(f"{f.kind}:") else f"{f.kind}: {f.message}"
-    return make(CHECK, f"{f.obj}: {text}", FIXES[f.kind])
-
-
 def check(facts) -> list:
-    manifests = facts.manifests
-    findings, unchecked = dry_run(cluster=facts.cluster, manifests=manifests)
-    out = [_result(f) for f in findings]
-    strangers = foreign(manifests, read_live(manifests, facts.cluster))
-    if strangers:
-        out.append(warn(CHECK, f"not managed by meshreg: {', '.join(strangers)}",
-                        "up leaves them alone and stops; rerun up with --adopt to take them over"))
-    checked = len(manifests) - len(unchecked)
-    if unchecked:
-        out.append(warn(CHECK, f"{len(unchecked)} of {len(manifests)} objects not dry-run: namespace "
+    cluster, manifests = facts.cluster, facts.manifests
+    live = lives.read(manifests=manifests, cluster=cluster)
+    out = []
+    try:
+        applying.check_ownership(applying.ordered(manifests), live, adopt=False)
+    except applying.NotOwned as e:
+        out.append(warn(CHECK, str(e).removesuffix("; nothing was applied"), FIXES["owner"]))
+    seen = len(cluster.warnings)
+    planned = applying.plan(manifests=manifests, cluster=cluster, live=live)
+    for refused in planned.refusals:
+        conflict = isinstance(refused.error, ConflictError)
+        out.append((warn if conflict else fail)(CHECK, str(refused), FIXES["conflict" if conflict else "refused"]))
+    out += [warn(CHECK, _warning(w), FIXES["warning"]) for w in dict.fromkeys(cluster.warnings[seen:])]
+    if planned.unchecked:
+        out.append(warn(CHECK, f"{len(planned.unchecked)} of {len(manifests)} objects not dry-run: namespace "
                                f"{facts.cfg.namespace} does not exist yet, and a server-side dry run needs it",
-                        "up creates the namespace first; run doctor again after up to dry-run them too"))
-    if not findings:
+                        "up creates the namespace first and checks them before it changes anything else; run "
+                        "doctor again after up to dry-run them too"))
+    if not planned.refusals and len(cluster.warnings) == seen:
+        checked = len(manifests) - len(planned.unchecked)
         out.insert(0, ok(CHECK, f"server-side dry run of {checked} objects: no refusal, no warning"))
     return out
+
+
+def _warning(text: str) -> str:
+    """`Kind ns/name: warning: text` from the client's `Kind ns/name: text`."""
+    subject, sep, rest = text.partition(": ")
+    return f"{subject}: warning: {rest}" if sep else f"warning: {text}"

@@ -1,11 +1,14 @@
-"""Check 1: the API server answers, its Kubernetes version, and whether the caller may do what `up` needs
-(one SelfSubjectAccessReview per resource, namespace and verb)."""
+"""Check 1: the API server answers, its Kubernetes version, and whether the caller may do what `up` needs.
+
+One SelfSubjectRulesReview per namespace (what `kubectl auth can-i --list` reads) answers most of it in a single
+round trip; a SelfSubjectAccessReview per verb answers the rest: cluster-scoped kinds, and what the rules do not grant
+where the authorizer says its list is incomplete (a webhook authorizer cannot list its rules)."""
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
-from meshreg.cluster.apply import PRUNABLE
+from meshreg.cluster import parallel
+from meshreg.cluster import scope as scopes
+from meshreg.cluster.apply import PRUNABLE, served
 from meshreg.cluster.client import KINDS, resource_name
 from meshreg.cluster.doctor import fail, ok, some, warn
 from meshreg.cluster.doctor.facts import version_tuple
@@ -13,7 +16,6 @@ from meshreg.errors import ClusterError
 
 CHECK = "api"
 MINIMUM = (1, 25)  # Pod Security admission (the namespace label meshreg sets for the node proxy) is GA since 1.25
-HOSTING_NAMESPACE = "kube-public"
 
 
 def check(facts) -> list:
@@ -25,16 +27,16 @@ def check(facts) -> list:
     return out + permissions(facts)
 
 
-def needed(cfg, manifests) -> dict:
-    """(apiVersion, kind, namespace) -> the verbs `up` and `down` use on it."""
+def needed(cfg, manifests, prunable=PRUNABLE) -> dict:
+    """(apiVersion, kind, namespace) -> the verbs `up` and `down` use on it (`prunable`: the kinds prune lists)."""
     out: dict = {}
     for obj in manifests:
         key = (obj["apiVersion"], obj["kind"], obj["metadata"].get("namespace"))
         out.setdefault(key, set()).update({"get", "create", "patch"})
         if obj["kind"] not in ("Namespace", "PersistentVolumeClaim"):
             out[key].add("delete")
-    for namespace in (cfg.namespace, HOSTING_NAMESPACE):  # prune lists every kind it may have rendered
-        for api_version, kind in PRUNABLE:
+    for namespace, kinds in scopes.offline(cfg, manifests, prunable).items():  # prune lists what it may have rendered
+        for api_version, kind in kinds:
             out.setdefault((api_version, kind, namespace), set()).update({"list", "delete"})
     return out
 
@@ -50,26 +52,57 @@ def review(cluster, *, verb: str, api_version: str, kind: str, namespace: str | 
     return bool((answer.get("status") or {}).get("allowed"))
 
 
-def permissions(facts) -> list:
-    asks = [(verb, key) for key, verbs in sorted(needed(facts.cfg, facts.manifests).items(), key=str)
-            for verb in sorted(verbs)]
+def rules(cluster, namespace: str) -> tuple[list[dict], bool]:
+    """The caller's resource rules in `namespace` (RoleBindings there and ClusterRoleBindings), and whether the
+    authorizer listed them all."""
+    answer = cluster.create({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectRulesReview",
+                             "spec": {"namespace": namespace}})
+    status = answer.get("status") or {}
+    return status.get("resourceRules") or [], bool(status.get("incomplete"))
 
-    def ask(item):
+
+def grants(rules: list[dict], *, verb: str, group: str, resource: str) -> bool:
+    """Whether one of `rules` lets the caller `verb` every object of the resource (a rule limited to
+    resourceNames does not)."""
+    return any((verb in r.get("verbs", ()) or "*" in r.get("verbs", ()))
+               and (group in r.get("apiGroups", ()) or "*" in r.get("apiGroups", ()))
+               and (resource in r.get("resources", ()) or "*" in r.get("resources", ()))
+               and not r.get("resourceNames") for r in rules)
+
+
+def answers(cluster, asks) -> list[bool]:
+    """Whether each (verb, (apiVersion, kind, namespace)) is allowed, in order."""
+    namespaces = sorted({ns for _, (av, kind, ns) in asks if ns and KINDS[(av, kind)][1]})
+    reviews = dict(zip(namespaces, parallel.values(lambda ns: rules(cluster, ns), namespaces)))
+
+    def settle(item):
         verb, (api_version, kind, namespace) = item
-        return review(facts.cluster, verb=verb, api_version=api_version, kind=kind, namespace=namespace)
+        plural, namespaced = KINDS[(api_version, kind)]
+        if namespaced and namespace:
+            granted, incomplete = reviews[namespace]
+            if grants(granted, verb=verb, group=api_version.rpartition("/")[0], resource=plural):
+                return True
+            if not incomplete:
+                return False
+        return review(cluster, verb=verb, api_version=api_version, kind=kind, namespace=namespace)
+    return parallel.values(settle, asks)
 
+
+def permissions(facts) -> list:
     try:
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            answers = list(pool.map(ask, asks))
+        prunable = served(facts, PRUNABLE)
+        asks = [(verb, key) for key, verbs in sorted(needed(facts.cfg, facts.manifests, prunable).items(), key=str)
+                for verb in sorted(verbs)]
+        allowed = answers(facts.cluster, asks)
     except ClusterError as e:
         return [warn(CHECK, f"could not check permissions: {e}",
                      "`up` will report any permission it lacks as it applies")]
     denied: dict = {}
-    for (verb, (api_version, kind, namespace)), allowed in zip(asks, answers):
-        if not allowed:
+    for (verb, (api_version, kind, namespace)), yes in zip(asks, allowed):
+        if not yes:
             denied.setdefault((resource_name(api_version, kind), namespace), []).append(verb)
     if not denied:
-        return [ok(CHECK, f"you may do what up and down need ({len(asks)} access reviews allowed)")]
+        return [ok(CHECK, f"you may do what up and down need ({len(asks)} permissions checked)")]
     text = some(f"{', '.join(verbs)} {resource}" + (f" in {ns}" if ns else "")
                 for (resource, ns), verbs in sorted(denied.items(), key=str))
     return [fail(CHECK, f"you may not: {text}",

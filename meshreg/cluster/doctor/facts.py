@@ -4,6 +4,7 @@ webhooks and control planes, mesh config. A read that failed fails the same way 
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass, field
 
 import yaml
@@ -14,13 +15,6 @@ from meshreg.errors import ClusterError
 INJECTOR_NAMES = ("istio-sidecar-injector", "istio-revision-tag-")
 DEFAULT_REVISION = "default"
 REV = "istio.io/rev"
-
-
-def has_sidecar(pod: dict) -> bool:
-    """Whether a pod carries Istio's proxy, as a container or as a native sidecar (an init container)."""
-    spec = pod.get("spec") or {}
-    return any(c.get("name") == "istio-proxy" for c in (spec.get("containers") or []) +
-               (spec.get("initContainers") or []))
 
 
 def revision_of(obj: dict) -> str:
@@ -40,19 +34,25 @@ class Injector:
 
 @dataclass
 class Facts:
-    """The cluster as doctor sees it, for one config and its render."""
+    """The cluster as doctor sees it, for one config and its render. Check groups run at once: a fact asked for by
+    several is read by the first, and the others wait for its answer."""
 
     cluster: object
     cfg: object
     manifests: list
     _cache: dict = field(default_factory=dict)
+    _locks: dict = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def _once(self, key, read):
-        if key not in self._cache:
-            try:
-                self._cache[key] = (True, read())
-            except ClusterError as e:
-                self._cache[key] = (False, e)
+        with self._lock:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            if key not in self._cache:
+                try:
+                    self._cache[key] = (True, read())
+                except ClusterError as e:
+                    self._cache[key] = (False, e)
         done, value = self._cache[key]
         if not done:
             raise value

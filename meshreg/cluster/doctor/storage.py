@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from kubernetes.utils import parse_quantity
 
-from meshreg.cluster.doctor import fail, ok
+from meshreg.cluster.doctor import fail, ok, warn
 
 CHECK = "storage"
 DEFAULT = "storageclass.kubernetes.io/is-default-class"
@@ -23,6 +23,8 @@ def volume(facts, reg):
     if pvc is not None and (pvc.get("status") or {}).get("phase") == "Bound":
         cls = (pvc.get("spec") or {}).get("storageClassName") or "no class"
         return ok(CHECK, f"PVC {ns}/{claim} is bound to {pvc['spec'].get('volumeName')} ({cls})")
+    if pvc is not None and (pvc.get("spec") or {}).get("storageClassName") is not None:
+        return _pending(cluster, pvc, reg)  # without a class yet, a default one is still assigned when it appears
     wanted = reg.storage.storage_class_name
     if wanted == "":
         return _static(cluster, claim, reg, "storageClassName is \"\"")
@@ -41,6 +43,24 @@ def volume(facts, reg):
     chosen = defaults[-1]  # with several defaults, Kubernetes uses the newest
     several = f" (newest of {len(defaults)} defaults)" if len(defaults) > 1 else ""
     return ok(CHECK, f"{claim}: default StorageClass {chosen['metadata']['name']}{several} ({_mode(chosen)})")
+
+
+def _pending(cluster, pvc: dict, reg):
+    """A claim that exists but is not bound and has its class set: that class decides (it never changes)."""
+    name = f"{pvc['metadata']['namespace']}/{pvc['metadata']['name']}"
+    wanted = pvc["spec"]["storageClassName"]
+    if not wanted:
+        return _static(cluster, pvc["metadata"]["name"], reg, f"PVC {name} is not bound and asks for no class")
+    found = next((c for c in cluster.list("storage.k8s.io/v1", "StorageClass") if c["metadata"]["name"] == wanted),
+                 None)
+    if found is None:
+        return fail(CHECK, f"PVC {name} is not bound and its StorageClass {wanted} does not exist: it stays Pending",
+                    f"create StorageClass {wanted}, or delete the claim (it holds no images yet) and run up again")
+    if (found.get("volumeBindingMode") or "Immediate") == "WaitForFirstConsumer":
+        return ok(CHECK, f"PVC {name} is not bound yet: StorageClass {wanted} ({_mode(found)})")
+    return warn(CHECK, f"PVC {name} is not bound although StorageClass {wanted} binds at once ({_mode(found)})",
+                f"kubectl -n {pvc['metadata']['namespace']} describe pvc {pvc['metadata']['name']} shows why "
+                f"(provisioner {found.get('provisioner', '?')})")
 
 
 def _mode(cls: dict) -> str:

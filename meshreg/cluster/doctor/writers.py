@@ -4,7 +4,7 @@ without a sidecar a writer has no mesh identity and cannot push. Ones that do no
 from __future__ import annotations
 
 from meshreg.cluster.doctor import could_not, fail, ok, warn
-from meshreg.cluster.doctor.facts import has_sidecar
+from meshreg.cluster.enforcement import has_sidecar
 from meshreg.errors import ClusterError
 
 CHECK = "writers"

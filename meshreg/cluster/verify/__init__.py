@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
-from meshreg.cluster.doctor.facts import has_sidecar
+from meshreg.cluster.enforcement import has_sidecar
 from meshreg.cluster.verify import objects
 from meshreg.cluster.verify.plan import BYSTANDER, KUBELET, Planner
 from meshreg.cluster.verify.results import FAIL, PASS, SKIP, judge, parse, verdict

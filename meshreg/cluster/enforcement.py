@@ -1,0 +1,108 @@
+"""Whether Istio enforces anything on what `up` deployed: a registry pod without the istio-proxy sidecar takes
+plaintext from any pod (no mTLS, no AuthorizationPolicy), and a node-proxy pod the injector skipped has no proxy at
+all. `up` reports success only when every registry pod carries the sidecar and every node-proxy pod was injected."""
+
+from __future__ import annotations
+
+from meshreg.cluster import parallel
+from meshreg.errors import ClusterError
+
+SIDECAR = "istio-proxy"
+DATAPLANE_MODE = "istio.io/dataplane-mode"
+REGISTRY_LABEL = "meshreg.dev/registry"
+SHOWN = 3  # pods named per problem; the count says how many more
+INJECTION_FIX = ("Fix sidecar injection (the namespace's istio-injection or istio.io/rev label must match a running "
+                 "istiod's injector, and no sidecar.istio.io/inject: \"false\" on the pods)")
+AMBIENT_FIX = ("Fix ambient capture (the namespace needs istio.io/dataplane-mode=ambient, and istio-cni and ztunnel "
+               "must run on the pods' nodes)")
+CAPTURED = "ambient.istio.io/redirection"  # istio-cni's annotation on a pod ztunnel captures: "enabled"
+
+
+def captured(pod: dict) -> bool:
+    """Whether istio-cni handed the pod to ztunnel (the in-mesh state of an ambient pod)."""
+    return (pod["metadata"].get("annotations") or {}).get(CAPTURED) == "enabled"
+
+
+def has_sidecar(pod: dict) -> bool:
+    """The pod carries Istio's proxy: an `istio-proxy` container, or a native sidecar (an init container with
+    restartPolicy: Always, as Istio injects with ENABLE_NATIVE_SIDECARS)."""
+    spec = pod.get("spec") or {}
+    return any(c.get("name") == SIDECAR for c in spec.get("containers") or []) or any(
+        c.get("name") == SIDECAR and c.get("restartPolicy") == "Always" for c in spec.get("initContainers") or [])
+
+
+def gateway_injected(pod: dict) -> bool:
+    """The injector filled in the gateway: its `istio-proxy` container no longer has the placeholder image `auto`."""
+    return any(c.get("name") == SIDECAR and c.get("image") not in (None, "", "auto")
+               for c in (pod.get("spec") or {}).get("containers") or [])
+
+
+def _selector(workload: dict) -> str:
+    labels = ((workload.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+    return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+
+
+def _is_gateway(workload: dict) -> bool:
+    template = ((workload.get("spec") or {}).get("template") or {}).get("metadata") or {}
+    return (template.get("annotations") or {}).get("inject.istio.io/templates") == "gateway"
+
+
+def _enforced_by(workload: dict, ambient_namespaces: set) -> str | None:
+    """What must enforce on the workload's pods: its gateway proxy, its sidecar, ztunnel (an ambient registry), or
+    nothing (kept out of the mesh on purpose, as the runtime config's pods)."""
+    if _is_gateway(workload):
+        return "gateway"
+    labels = (((workload.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("labels") or {}
+    if labels.get("sidecar.istio.io/inject") != "false":
+        return "sidecar"
+    in_ambient = workload["metadata"].get("namespace") in ambient_namespaces
+    return "ztunnel" if in_ambient and REGISTRY_LABEL in labels else None
+
+
+def _running(pod: dict) -> bool:
+    return not pod["metadata"].get("deletionTimestamp") and (pod.get("status") or {}).get("phase") not in (
+        "Succeeded", "Failed")
+
+
+def check(*, cluster, manifests) -> None:
+    """Raise ClusterError, saying why and what to do, unless every pod of the rendered Deployments carries the
+    sidecar and every pod of the rendered gateway DaemonSets was injected."""
+    ambient_namespaces = {o["metadata"]["name"] for o in manifests if o["kind"] == "Namespace" and
+                          (o["metadata"].get("labels") or {}).get(DATAPLANE_MODE) == "ambient"}
+    workloads = [o for o in manifests if o["kind"] in ("Deployment", "DaemonSet")
+                 and _enforced_by(o, ambient_namespaces) is not None]
+    pods = parallel.values(lambda w: cluster.list("v1", "Pod", namespace=w["metadata"]["namespace"],
+                                                  label_selector=_selector(w)), workloads)
+    problems, restart, by = [], [], set()
+    for workload, found in zip(workloads, pods):
+        found = [p for p in found if _running(p)]
+        enforced = _enforced_by(workload, ambient_namespaces)
+        gateway = enforced == "gateway"
+        bad = [p for p in found if not {"gateway": gateway_injected, "sidecar": has_sidecar,
+                                       "ztunnel": captured}[enforced](p)]
+        if bad:
+            problems.append(_problem(workload, bad, gateway=gateway, ambient=enforced == "ztunnel"))
+            restart.append(f"{workload['kind'].lower()}/{workload['metadata']['name']}")
+            by.add(enforced)
+    if problems:
+        namespace = workloads[0]["metadata"]["namespace"]
+        fixes = ([INJECTION_FIX] if by & {"sidecar", "gateway"} else []) + ([AMBIENT_FIX] if "ztunnel" in by else [])
+        raise ClusterError("not enforced: " + "; ".join(problems) + ". " + " and ".join(fixes) + ", then restart "
+                           f"the pods: kubectl -n {namespace} rollout restart {' '.join(restart)}")
+
+
+def _problem(workload: dict, bad: list, *, gateway: bool, ambient: bool = False) -> str:
+    names = ", ".join(f"{p['metadata']['namespace']}/{p['metadata']['name']}" for p in bad[:SHOWN])
+    more = f" and {len(bad) - SHOWN} more" if len(bad) > SHOWN else ""
+    name = workload["metadata"]["name"]
+    if ambient:
+        return (f"{name} pod{'s' if len(bad) > 1 else ''} {names}{more} {'are' if len(bad) > 1 else 'is'} not "
+                f"captured by ztunnel ({CAPTURED} is not enabled), so nothing enforces mTLS or the AuthorizationPolicies "
+                "there")
+    if gateway:
+        return (f"{name} pod{'s' if len(bad) > 1 else ''} {names}{more} {'were' if len(bad) > 1 else 'was'} "
+                "not injected as an Istio gateway "
+                f"(istio-proxy still has the placeholder image auto), so no proxy serves the node-local port")
+    return (f"{name} pod{'s' if len(bad) > 1 else ''} {names}{more} "
+            f"{'have' if len(bad) > 1 else 'has'} no istio-proxy sidecar, so nothing enforces mTLS or the "
+            "AuthorizationPolicies there: any pod can push")

@@ -1,0 +1,80 @@
+"""What the cluster holds now for a render: one LIST per kind and namespace, sent at once, answering both "whose is
+this object?" (the ownership check) and "what did this instance apply that it no longer renders?" (prune)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from meshreg.cluster import client as clusters
+from meshreg.cluster import parallel
+from meshreg.cluster.errors import NotFound
+
+MANAGED_BY = "app.kubernetes.io/managed-by"
+INSTANCE = "app.kubernetes.io/instance"
+
+
+def key_of(obj: dict) -> tuple:
+    """(apiVersion, kind, namespace, name); cluster-scoped kinds have no namespace, whatever the object says."""
+    meta = obj["metadata"]
+    namespaced = clusters.KINDS.get((obj["apiVersion"], obj["kind"]), ("", True))[1]
+    return (obj["apiVersion"], obj["kind"], meta.get("namespace") if namespaced else None, meta["name"])
+
+
+def instance_of(obj: dict) -> str | None:
+    """The meshreg instance an object belongs to: its instance label when meshreg manages it, else None."""
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    return labels.get(INSTANCE) if labels.get(MANAGED_BY) == "meshreg" else None
+
+
+@dataclass
+class Live:
+    """Live objects keyed by key_of: every object of the kinds and namespaces read, plus the rendered
+    cluster-scoped objects (read by name; listing every Namespace of a cluster is not needed)."""
+
+    objects: dict = field(default_factory=dict)
+
+    def of(self, obj: dict) -> dict | None:
+        """The live version of a rendered object, or None when it does not exist."""
+        return self.objects.get(key_of(obj))
+
+    def strays(self, *, manifests, instance: str, scope: dict) -> list[dict]:
+        """Objects of this instance, of a kind and namespace in `scope` ({namespace: [(apiVersion, kind)]}),
+        that the render no longer has: what prune deletes."""
+        if instance is None:  # nothing rendered carries an instance: nothing can be this instance's
+            return []
+        keep = {key_of(o) for o in manifests}
+        wanted = {(av, kind, ns) for ns, kinds in scope.items() for av, kind in kinds}
+        # Not what a controller made from a rendered object: istiod copies the waypoint Gateway's labels onto the
+        # Deployment, Service and ServiceAccount it owns, and the garbage collector removes those with it.
+        return [obj for key, obj in self.objects.items()
+                if key[:3] in wanted and key not in keep and instance_of(obj) == instance
+                and not obj["metadata"].get("ownerReferences")]
+
+
+def read(*, manifests, cluster, scope: dict | None = None) -> Live:
+    """The live state of every rendered object and of everything `scope` names, with one request per kind and
+    namespace (a GET by name for cluster-scoped objects), all sent at once. A kind the server does not serve
+    reads as empty: the dry run then names the object and what is missing."""
+    collections = {}
+    for obj in manifests:
+        key = key_of(obj)
+        collections[key[:3] if key[2] else key] = None
+    for namespace, kinds in (scope or {}).items():
+        for api_version, kind in kinds:
+            collections[(api_version, kind, namespace)] = None
+    live = Live()
+    for objs in parallel.values(lambda c: _read_one(cluster, c), list(collections)):
+        live.objects.update((key_of(o), o) for o in objs)
+    return live
+
+
+def _read_one(cluster, collection: tuple) -> list[dict]:
+    if len(collection) == 4:  # a cluster-scoped object, by name
+        api_version, kind, _, name = collection
+        found = cluster.get(api_version, kind, name)
+        return [{**found, "apiVersion": api_version, "kind": kind}] if found else []
+    api_version, kind, namespace = collection
+    try:
+        return cluster.list(api_version, kind, namespace=namespace)
+    except NotFound:
+        return []
