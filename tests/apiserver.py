@@ -84,9 +84,19 @@ def only(api, method):
     return found[0]
 
 
+def dry_run(request) -> bool:
+    """A dry run: `dryRun=All` in the query (apply), or in the DeleteOptions body (delete)."""
+    if "dryRun" in request["query"]:
+        return True
+    try:
+        return "dryRun" in json.loads(request.get("body") or "{}")
+    except (ValueError, TypeError):
+        return False
+
+
 def writes(api) -> list:
     """Requests that change something: not reads, dry runs, or access and rules reviews (POSTs that only ask)."""
-    return [r for r in api.requests if r["method"] != "GET" and "dryRun" not in r["query"]
+    return [r for r in api.requests if r["method"] != "GET" and not dry_run(r)
             and not r["path"].endswith(("/selfsubjectaccessreviews", "/selfsubjectrulesreviews"))]
 
 

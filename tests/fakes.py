@@ -217,6 +217,9 @@ class FakeCluster:
         self.requests.append(("apply", key, {"dry_run": dry_run, "force": force, "manager": field_manager}))
         self._maybe_fail("patch", obj["kind"], obj["metadata"]["name"])
         live = self.objects.get(key)
+        if obj["metadata"].get("managedFields") is not None:  # as the API server answers an apply patch that has them
+            raise refusal(400, describe(key[1], key[3], key[2]), "metadata.managedFields must be nil",
+                          reason="BadRequest")
         self._validate(obj, key, live)
         for admit in self.admission:
             admit(self, obj, copy.deepcopy(live))

@@ -249,14 +249,15 @@ def _apply_waves(checked: Plan, *, created, namespaces, cluster, force, on_outco
         return replace(planned, action="unchanged") if same else planned
 
     done = list(created)
+    applying = [o for o in checked.outcomes if o.action != "would prune"]  # prune deletes those, after the waves
     for step in (0, 1, 2):
-        results = parallel.each(send, [o for o in checked.outcomes if wave(o.kind, o.namespace, namespaces) == step])
+        results = parallel.each(send, [o for o in applying if wave(o.kind, o.namespace, namespaces) == step])
         ok = [applied for _, applied, error in results if error is None]
         emit(ok, on_outcome)
         done += ok
         failed = [error for _, _, error in results if error is not None]
         if failed:
-            raise _apply_failed(failed, done, checked.outcomes)
+            raise _apply_failed(failed, done, applying)
     return done
 
 

@@ -161,9 +161,10 @@ class Cluster:
                propagation: str = "Background", dry_run: bool = False) -> bool:
         """Delete an object; False when it was already gone (404 is success here)."""
         path = object_path(api_version, kind, namespace=namespace, name=name)
-        query = [("dryRun", "All")] if dry_run else []
         body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation}
-        gone = self._call("DELETE", path, query=query, body=body, content_type="application/json",
+        if dry_run:  # in the body: with a body, the API server reads DeleteOptions from it and ignores the query
+            body["dryRun"] = ["All"]
+        gone = self._call("DELETE", path, body=body, content_type="application/json",
                           subject=f"deleting {describe(kind, name, namespace)}", missing_ok=True)
         return gone is not None
 

@@ -61,8 +61,10 @@ def test_up_refuses_a_push_proxy_namespace_that_runs_other_pods_before_applying_
 
 def test_disabling_the_push_proxy_prunes_its_objects_from_its_namespace(fake, tmp_path):
     assert run(tmp_path, WITH, "up", "-q").exit_code == 0
+    fake.requests.clear()
     result = run(tmp_path, WITHOUT, "up", "-q")
     assert result.exit_code == 0, result.output
+    assert not [r for r in fake.requests if r[0] == "apply" and r[1][2] == PUSH_NS]  # pruned, never applied
     assert "pruned      Deployment meshreg-push/push-proxy" in result.output
     assert "pruned      Role meshreg-push/meshreg-connect" in result.output
     assert not [k for k in fake.objects if k[2] == PUSH_NS]
