@@ -12,8 +12,7 @@ from meshreg.cluster import apply as applying
 from meshreg.cluster import ingress, parallel
 from meshreg.errors import ClusterError
 from meshreg.render import labels
-
-HOSTING_NAMESPACE = "kube-public"
+from meshreg.render.hosting import NAMESPACE as HOSTING_NAMESPACE
 
 
 def rendered(cfg, objects, kinds=applying.PRUNABLE, *, also=()) -> dict:

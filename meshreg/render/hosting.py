@@ -9,6 +9,7 @@ from meshreg.config import Config, LocalRegistryHosting, Registry
 from meshreg.render.labels import metadata
 
 INDEX_LABEL = "meshreg.dev/local-registry-hosting"
+NAMESPACE = "kube-public"  # where KEP-1755 puts it, and meshreg its per-instance index
 
 
 def addresses(cfg: Config, reg: Registry | None = None) -> dict:
@@ -36,7 +37,7 @@ def _text(fields: dict) -> str:
 
 def config_map(cfg: Config) -> dict:
     return {"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": metadata(cfg, "local-registry-hosting", namespace="kube-public"),
+            "metadata": metadata(cfg, "local-registry-hosting", namespace=NAMESPACE),
             "data": {"localRegistryHosting.v1": _text(addresses(cfg))}}
 
 
@@ -45,6 +46,6 @@ def index_config_map(cfg: Config) -> dict:
     data = {reg.name: _text({**addresses(cfg, reg), "role": reg.role, "default": reg.default})
             for reg in cfg.registries}
     return {"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": metadata(cfg, f"meshreg-{cfg.name}-registries", namespace="kube-public",
+            "metadata": metadata(cfg, f"meshreg-{cfg.name}-registries", namespace=NAMESPACE,
                                  extra={INDEX_LABEL: "v1"}),
             "data": dict(sorted(data.items()))}

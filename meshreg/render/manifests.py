@@ -6,6 +6,8 @@ import os
 
 import yaml
 
+from meshreg.render import hosting
+
 try:
     from yaml import CSafeDumper as _Dumper
 except ImportError:  # pragma: no cover
@@ -40,7 +42,7 @@ def file_name(index: int, obj: dict) -> str:
     meta = obj["metadata"]
     ns = meta.get("namespace")
     kind = obj["kind"].lower()
-    prefix = f"{ns}-" if ns in ("kube-public",) else ""
+    prefix = f"{ns}-" if ns == hosting.NAMESPACE else ""
     return f"{index:02d}-{kind}-{prefix}{meta['name']}.yaml"
 
 
