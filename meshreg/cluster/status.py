@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import yaml
 
-from meshreg.cluster import ambient
-from meshreg.cluster import enforcement
-from meshreg.cluster import runtimeconfig
+from meshreg.cluster import ambient, enforcement, runtimeconfig
 from meshreg.cluster import gc as gcs
 from meshreg.cluster.apply import key_of, ordered, read_live
 from meshreg.cluster.enforcement import has_sidecar
-from meshreg.errors import ClusterError
 from meshreg.cluster.wait import crash_causes, pod_causes, rollout
+from meshreg.errors import ClusterError
+from meshreg.render import hosting
 
-HOSTING = ("kube-public", "local-registry-hosting")
+HOSTING = (hosting.NAMESPACE, "local-registry-hosting")
 
 
 def drifted(rendered, live) -> list[str]:
@@ -74,13 +73,25 @@ def healthy(r: dict) -> bool:
     """Every object present and as rendered, registry pods ready with a sidecar (in ambient mode: captured by
     ztunnel, and the waypoint programmed and ready), node proxy ready everywhere."""
     proxy, waypoint = r["nodeProxy"], r.get("waypoint")
-    meshed = "inAmbient" if waypoint else "withSidecar"
     return (all(o["state"] == "present" for o in r["objects"])
-            and all(reg["ready"] and reg["pods"] > 0 and reg[meshed] == reg["pods"] for reg in r["registries"])
+            and all(registry_healthy(reg) for reg in r["registries"])
             and (not proxy["enabled"] or proxy["ready"])
             and (not r["runtimeConfig"]["enabled"] or r["runtimeConfig"]["ready"])
             and (not waypoint or (waypoint["programmed"] and waypoint["ready"]))
             and all(p["ready"] for p in r.get("pushProxies", [])))
+
+
+def meshed(reg: dict) -> tuple[int, str]:
+    """How many of a registry entry's pods are in the mesh, and how: with the sidecar, or in ambient mode (where
+    the entry has `inAmbient`) captured by ztunnel."""
+    if "inAmbient" in reg:
+        return reg["inAmbient"], "captured by ztunnel"
+    return reg["withSidecar"], "with the istio-proxy sidecar"
+
+
+def registry_healthy(reg: dict) -> bool:
+    """A registry entry of the report: ready, with pods, every one of them in the mesh."""
+    return reg["ready"] and reg["pods"] > 0 and meshed(reg)[0] == reg["pods"]
 
 
 def _registry(cluster, cfg, reg, addresses) -> dict:

@@ -198,3 +198,15 @@ def test_up_fails_when_ztunnel_did_not_capture_the_registry_pods_and_says_what_t
     assert "registry pod meshreg/registry-1-0 is not captured by ztunnel" in line
     assert "Fix ambient capture (the namespace needs istio.io/dataplane-mode=ambient" in line
     assert "sidecar injection" not in line and line.endswith("(all 19 objects were applied)")
+
+
+def test_doctor_judges_ambient_registry_pods_by_ztunnel_capture_as_status_does(fake):
+    assert run("up", "-q").exit_code == 0
+    result = run("doctor", "--check", "deployed")
+    assert result.exit_code == 0, result.output
+    assert "registry registry ready (1/1), every pod captured by ztunnel" in result.output
+    release_registry_pods(fake)
+    result = run("doctor", "--check", "deployed")
+    assert result.exit_code == 1 and "registry registry not ready (1/1, 0 of 1 pods captured by ztunnel)" in \
+        result.output
+    assert run("status").exit_code == 1

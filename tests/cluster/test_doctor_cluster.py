@@ -281,3 +281,16 @@ def test_a_pending_claim_is_judged_by_its_own_class_not_by_the_config():
     [result] = check(fake, "storage")
     assert result.status == "FAIL" and result.message == (
         "PVC meshreg/registry-data is not bound and its StorageClass gone does not exist: it stays Pending")
+
+
+def test_registries_on_object_storage_have_no_volume_to_check():
+    from configs import LIFECYCLE
+    fake = cluster_with_istio()
+    del fake.objects[("storage.k8s.io/v1", "StorageClass", None, "standard")]  # S3 needs no class
+    [result] = check(fake, "storage", LIFECYCLE)  # three of its four registries are on S3
+    assert result.status == "FAIL" and result.message.startswith("workspace-images-data: no default StorageClass")
+    only_s3 = ("apiVersion: meshreg.dev/v1alpha1\nkind: MeshRegistry\nmetadata: {name: dev}\nspec:\n"
+               "  writers: [{serviceAccount: builds/kaniko}]\n  registry:\n    storage:\n"
+               "      s3: {bucket: images, region: eu-central-1, credentialsSecret: images-s3}\n")
+    assert [(r.status, r.message) for r in check(fake, "storage", only_s3)] == [
+        ("OK", "no PersistentVolumeClaim to bind: every registry stores its images in object storage")]

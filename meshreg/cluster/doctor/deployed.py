@@ -41,13 +41,14 @@ def _objects(objects):
 
 
 def _registry(facts, reg: dict):
-    name = f"registry {reg['name']}"
-    if reg["ready"] and reg["pods"] and reg["withSidecar"] == reg["pods"]:
-        return ok(CHECK, f"{name} ready ({reg['replicas']}), every pod with the istio-proxy sidecar")
+    name, (inside, how) = f"registry {reg['name']}", statuses.meshed(reg)
+    if statuses.registry_healthy(reg):
+        return ok(CHECK, f"{name} ready ({reg['replicas']}), every pod {how}")
     causes = diagnose(cluster=facts.cluster, namespace=facts.cfg.namespace,
                       workloads=[("apps/v1", "Deployment", reg["name"])])
-    return fail(CHECK, f"{name} not ready ({reg['replicas']}, {reg['withSidecar']} of {reg['pods']} pods with the "
-                       f"sidecar)" + (f": {'; '.join(causes)}" if causes else ""),
+    short = how.replace("the istio-proxy sidecar", "the sidecar")
+    return fail(CHECK, f"{name} not ready ({reg['replicas']}, {inside} of {reg['pods']} pods {short})"
+                       + (f": {'; '.join(causes)}" if causes else ""),
                 f"kubectl -n {facts.cfg.namespace} describe deployment {reg['name']}")
 
 

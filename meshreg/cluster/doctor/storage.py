@@ -1,5 +1,6 @@
 """Check 8: each registry's volume can bind: its PVC is bound already, or the configured StorageClass exists, or a
-default one does (or, with none, an unclaimed volume without a class fits); and the class's binding mode."""
+default one does (or, with none, an unclaimed volume without a class fits); and the class's binding mode. A registry
+on object storage has no volume to check."""
 
 from __future__ import annotations
 
@@ -12,8 +13,11 @@ DEFAULT = "storageclass.kubernetes.io/is-default-class"
 
 
 def check(facts) -> list:
-    cfg = facts.cfg
-    return [volume(facts, reg) for reg in cfg.registries]
+    claims = {o["metadata"]["name"] for o in facts.manifests if o["kind"] == "PersistentVolumeClaim"}
+    on_volumes = [reg for reg in facts.cfg.registries if f"{reg.name}-data" in claims]
+    if not on_volumes:
+        return [ok(CHECK, "no PersistentVolumeClaim to bind: every registry stores its images in object storage")]
+    return [volume(facts, reg) for reg in on_volumes]
 
 
 def volume(facts, reg):
