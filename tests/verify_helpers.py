@@ -11,6 +11,7 @@ from fakes import FakeCluster, INJECTOR, ready_controller
 from meshreg.cluster import apply as applying
 from meshreg.config import from_text
 from meshreg.render import render
+from meshreg.render.labels import node_proxy_pods
 
 CONFIG = """\
 apiVersion: meshreg.dev/v1alpha1
@@ -136,7 +137,7 @@ def deployed_cluster(text: str = CONFIG, **runtime):
             "conditions": [{"type": "Ready", "status": "True"}],
             "nodeInfo": {"operatingSystem": "linux", "architecture": "arm64"}}})
     fake.put({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "node-proxy-b", "namespace": "meshreg",
-                                                              "labels": {"meshreg.dev/node-proxy": "meshreg"}},
+                                                              "labels": node_proxy_pods(cfg)},
               "spec": {"nodeName": "node-b", "containers": [{"name": "istio-proxy"}]}})
     probes = ProbeRuntime(mesh_decides(cfg), **runtime)
     fake.on_create.append(probes)

@@ -19,7 +19,7 @@ from meshreg.cluster.outcomes import NotOwned, Outcome, Plan, Refusal, Refused, 
 from meshreg.errors import ClusterError
 
 __all__ = ["INSTANCE", "MANAGED_BY", "OPTIONAL", "ORDER", "PRUNABLE", "PUBLISHED", "NotOwned", "Outcome", "Plan",
-           "Refusal", "Refused", "apply", "check", "key_of", "ordered", "owned", "plan", "read_live", "served"]
+           "Refusal", "Refused", "apply", "check", "key_of", "ordered", "owned", "plan", "served"]
 
 # Dependency order: what others refer to first. Deleting goes the other way.
 ORDER = ["Namespace", "ServiceAccount", "Role", "RoleBinding", "ConfigMap", "Secret", "PersistentVolumeClaim",
@@ -91,12 +91,6 @@ def check_ownership(objs, live, *, adopt: bool) -> None:
             unmanaged.append(f"{outcome(obj, '')}" + (f" (managed-by={manager})" if manager else ""))
     if others or unmanaged:
         raise NotOwned(others=others, unmanaged=unmanaged)
-
-
-def read_live(objs, cluster) -> dict:
-    """The live version of each object (None where absent), keyed by key_of: one LIST per kind and namespace."""
-    live = lives.read(manifests=objs, cluster=cluster)
-    return {key_of(o): live.of(o) for o in objs}
 
 
 def check(*, manifests, cluster, live=None, force_conflicts=False) -> list[Refusal]:

@@ -4,7 +4,7 @@ all. `up` reports success only when every registry pod carries the sidecar and e
 
 from __future__ import annotations
 
-from meshreg.cluster import parallel
+from meshreg.cluster import parallel, selectors
 from meshreg.errors import ClusterError
 
 SIDECAR = "istio-proxy"
@@ -37,11 +37,6 @@ def gateway_injected(pod: dict) -> bool:
                for c in (pod.get("spec") or {}).get("containers") or [])
 
 
-def _selector(workload: dict) -> str:
-    labels = ((workload.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
-    return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
-
-
 def _is_gateway(workload: dict) -> bool:
     template = ((workload.get("spec") or {}).get("template") or {}).get("metadata") or {}
     return (template.get("annotations") or {}).get("inject.istio.io/templates") == "gateway"
@@ -72,7 +67,7 @@ def check(*, cluster, manifests) -> None:
     workloads = [o for o in manifests if o["kind"] in ("Deployment", "DaemonSet")
                  and _enforced_by(o, ambient_namespaces) is not None]
     pods = parallel.values(lambda w: cluster.list("v1", "Pod", namespace=w["metadata"]["namespace"],
-                                                  label_selector=_selector(w)), workloads)
+                                                  label_selector=selectors.of(w)), workloads)
     problems, restart, by = [], [], set()
     for workload, found in zip(workloads, pods):
         found = [p for p in found if _running(p)]

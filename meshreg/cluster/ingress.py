@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from meshreg.errors import ClusterError
 from meshreg.render.ingress import NAMESPACE_ANNOTATION
+from meshreg.render.labels import selector as selector_text
 
 # In apply order; pruning goes the other way (the route first, the CA Secret last).
 KINDS = [("v1", "Secret"), ("security.istio.io/v1", "RequestAuthentication"),
@@ -39,7 +40,7 @@ def preflight(*, cluster, manifests) -> list[str]:
 def _check_gateway(cluster, gateway: dict) -> list[str]:
     ns = gateway["metadata"]["namespace"]
     selector = gateway["spec"]["selector"]
-    labels = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
+    labels = selector_text(selector)
     if _get(cluster, "Namespace", ns) is None:
         raise ClusterError(f"namespace {ns} does not exist (spec.ingress.gateway.namespace: the namespace of the "
                            "ingress gateway's pods); install the gateway there, or name its namespace")

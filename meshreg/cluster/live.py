@@ -3,6 +3,7 @@ this object?" (the ownership check) and "what did this instance apply that it no
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 from meshreg.cluster import client as clusters
@@ -32,6 +33,7 @@ class Live:
     cluster-scoped objects (read by name; listing every Namespace of a cluster is not needed)."""
 
     objects: dict = field(default_factory=dict)
+    listed: set = field(default_factory=set)  # the (apiVersion, kind, namespace) collections read whole
 
     def of(self, obj: dict) -> dict | None:
         """The live version of a rendered object, or None when it does not exist."""
@@ -62,10 +64,41 @@ def read(*, manifests, cluster, scope: dict | None = None) -> Live:
     for namespace, kinds in (scope or {}).items():
         for api_version, kind in kinds:
             collections[(api_version, kind, namespace)] = None
-    live = Live()
+    live = Live(listed={c for c in collections if len(c) == 3})
     for objs in parallel.values(lambda c: _read_one(cluster, c), list(collections)):
         live.objects.update((key_of(o), o) for o in objs)
     return live
+
+
+class Snapshot:
+    """A cluster whose reads are each sent once per command: a GET, or a LIST without selectors, in a collection
+    `live` read whole is answered from it; any other read is sent once and remembered. Everything else (writes,
+    logs) goes to the cluster. For reports that look at the same objects from several sides."""
+
+    def __init__(self, cluster, live: Live | None = None):
+        self._cluster, self._live, self._seen = cluster, live or Live(), {}
+
+    def __getattr__(self, name):
+        return getattr(self._cluster, name)
+
+    def get(self, api_version: str, kind: str, name: str, *, namespace: str | None = None) -> dict | None:
+        if (api_version, kind, namespace) in self._live.listed:
+            return copy.deepcopy(self._live.objects.get((api_version, kind, namespace, name)))
+        return self._once(("get", api_version, kind, name, namespace),
+                          lambda: self._cluster.get(api_version, kind, name, namespace=namespace))
+
+    def list(self, api_version: str, kind: str, *, namespace: str | None = None, label_selector: str | None = None,
+             field_selector: str | None = None) -> list[dict]:
+        collection = (api_version, kind, namespace)
+        if collection in self._live.listed and not label_selector and not field_selector:
+            return [copy.deepcopy(o) for k, o in self._live.objects.items() if k[:3] == collection]
+        return self._once(("list", *collection, label_selector, field_selector), lambda: self._cluster.list(
+            api_version, kind, namespace=namespace, label_selector=label_selector, field_selector=field_selector))
+
+    def _once(self, key, read):
+        if key not in self._seen:
+            self._seen[key] = read()
+        return copy.deepcopy(self._seen[key])
 
 
 def _read_one(cluster, collection: tuple) -> list[dict]:

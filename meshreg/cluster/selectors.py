@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from meshreg.render.labels import selector as text
+
 
 def matches(selector: dict | None, labels: dict) -> bool:
     """Kubernetes label-selector semantics (matchLabels and matchExpressions); an empty selector matches all."""
@@ -15,3 +17,9 @@ def matches(selector: dict | None, labels: dict) -> bool:
         if not ok:
             return False
     return True
+
+
+def of(obj: dict | None, default: dict | None = None) -> str:
+    """A workload's (or Job's) matchLabels as a label selector for listing its pods; `default` where it has none."""
+    labels = (((obj or {}).get("spec") or {}).get("selector") or {}).get("matchLabels") or default or {}
+    return text(labels)

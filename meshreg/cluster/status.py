@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import yaml
 
-from meshreg.cluster import ambient, enforcement, runtimeconfig
+from meshreg.cluster import ambient, enforcement, runtimeconfig, selectors
 from meshreg.cluster import gc as gcs
-from meshreg.cluster.apply import key_of, ordered, read_live
+from meshreg.cluster import live as lives
+from meshreg.cluster.apply import ordered
 from meshreg.cluster.enforcement import has_sidecar
 from meshreg.cluster.wait import crash_causes, pod_causes, rollout
 from meshreg.errors import ClusterError
-from meshreg.render import hosting
+from meshreg.render import hosting, labels, lifecycle
 
 HOSTING = (hosting.NAMESPACE, "local-registry-hosting")
 
@@ -41,18 +42,21 @@ def _same_scalar(rendered, live) -> bool:
         return False
 
 
-def report(*, cluster, cfg, manifests) -> dict:
-    """Everything `status` prints, as data (also the -o json shape)."""
+def report(*, cluster, cfg, manifests, live=None) -> dict:
+    """Everything `status` prints, as data (also the -o json shape). `live`: what lives.read found, if read already;
+    every object is read once, whichever part of the report looks at it."""
     objs = ordered(manifests)
-    lives = read_live(objs, cluster)
+    live = live or lives.read(manifests=objs, cluster=cluster)
+    cluster = lives.Snapshot(cluster, live)
     objects = []
     for obj in objs:
-        live = lives[key_of(obj)]
-        state = "missing" if live is None else ("drifted" if drifted(obj, live) else "present")
+        found = live.of(obj)
+        fields = drifted(obj, found) if found is not None else []
         entry = {"kind": obj["kind"], "namespace": obj["metadata"].get("namespace"),
-                 "name": obj["metadata"]["name"], "state": state}
-        if state == "drifted":
-            entry["fields"] = drifted(obj, live)[:5]
+                 "name": obj["metadata"]["name"], "state": "missing" if found is None else
+                 ("drifted" if fields else "present")}
+        if fields:
+            entry["fields"] = fields[:5]
         objects.append(entry)
     published = _published(cluster, cfg)
     registries = [_registry(cluster, cfg, reg, published.get(reg.name)) for reg in cfg.registries]
@@ -97,8 +101,8 @@ def registry_healthy(reg: dict) -> bool:
 def _registry(cluster, cfg, reg, addresses) -> dict:
     deployment = cluster.get("apps/v1", "Deployment", reg.name, namespace=cfg.namespace)
     done, text = rollout(deployment)
-    pods = cluster.list("v1", "Pod", namespace=cfg.namespace, label_selector=_selector(deployment)) \
-        if _selector(deployment) else []
+    pods = cluster.list("v1", "Pod", namespace=cfg.namespace, label_selector=selectors.of(deployment)) \
+        if selectors.of(deployment) else []
     with_sidecar = sum(1 for p in pods if has_sidecar(p))
     # Why it is not ready, from the pods (and the last log lines of crashing containers): read only when needed.
     problems = [] if done else list(dict.fromkeys(c for p in pods for c in pod_causes(p) + crash_causes(cluster, p)))
@@ -112,24 +116,17 @@ def _registry(cluster, cfg, reg, addresses) -> dict:
 
 def _lifecycle(cluster, cfg, reg) -> dict:
     """The gc CronJob's last run, and the volume's usage where the kubelet's stats reach the API."""
-    selector = _selector({"spec": {"selector": {"matchLabels": {
-        "app.kubernetes.io/instance": cfg.name, "app.kubernetes.io/name": "registry", "meshreg.dev/registry": reg.name}}}})
     out: dict = {"storage": "s3" if reg.storage.s3 else "volume"}
     if reg.gc:
-        out["gc"] = gcs.last_run(cluster=cluster, namespace=cfg.namespace, cron_name=f"{reg.name}-gc",
-                                 selector=f"meshreg.dev/registry={reg.name},app.kubernetes.io/component=gc")
+        out["gc"] = gcs.last_run(cluster=cluster, namespace=cfg.namespace, cron_name=lifecycle.gc_name(reg),
+                                 selector=labels.selector({labels.REGISTRY: reg.name, labels.COMPONENT: "gc"}))
     if not reg.storage.s3:
         try:
             out["volume"] = gcs.volume_usage(cluster=cluster, namespace=cfg.namespace, claim=f"{reg.name}-data",
-                                             selector=selector)
+                                             selector=labels.selector(labels.registry_pods(cfg, reg)))
         except ClusterError:
             out["volume"] = None
     return out
-
-
-def _selector(obj) -> str:
-    labels = (((obj or {}).get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
-    return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
 
 
 def _ready_endpoints(cluster, cfg, service: str) -> int:

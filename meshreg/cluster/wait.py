@@ -6,7 +6,7 @@ import os
 import sys
 import time
 
-from meshreg.cluster import crashes
+from meshreg.cluster import crashes, selectors
 from meshreg.cluster.enforcement import has_sidecar
 from meshreg.errors import ClusterError
 
@@ -91,9 +91,7 @@ def diagnose(*, cluster, namespace: str, workloads) -> list[str]:
     causes = _pvc_causes(cluster, namespace, events)
     for api_version, kind, name in workloads:
         workload = cluster.get(api_version, kind, name, namespace=namespace)
-        selector = ((workload or {}).get("spec", {}).get("selector") or {}).get("matchLabels") or {}
-        pods = cluster.list("v1", "Pod", namespace=namespace,
-                            label_selector=",".join(f"{k}={v}" for k, v in sorted(selector.items())))
+        pods = cluster.list("v1", "Pod", namespace=namespace, label_selector=selectors.of(workload))
         found = [c for pod in pods for c in pod_causes(pod) + crash_causes(cluster, pod)]
         if not pods:  # nothing was created: the controller says why (PodSecurity, quota, ...)
             found = [f"{kind} {name}: {e.get('message', '').strip()}" for e in events

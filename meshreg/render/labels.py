@@ -16,6 +16,11 @@ def common(cfg) -> dict:
     return {INSTANCE: cfg.name, MANAGED_BY: "meshreg", PART_OF: "meshreg"}
 
 
+def selector(labels: dict) -> str:
+    """`a=b,c=d`: a label selector matching every label in `labels`, in a stable order."""
+    return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+
+
 def instance_selector(cfg) -> str:
     """A label selector for every object of this instance."""
     return f"{MANAGED_BY}=meshreg,{INSTANCE}={cfg.name}"

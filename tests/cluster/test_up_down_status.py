@@ -237,6 +237,16 @@ def test_status_after_up_is_healthy_when_pods_carry_the_sidecar(fake):
     assert report["registry"]["addresses"]["hostFromContainerRuntime"] == "localhost:5000"
 
 
+def test_status_reads_each_thing_once_and_objects_only_through_their_kinds_lists(fake):
+    run("up", "-q")
+    fake.requests.clear()
+    assert run("status").exit_code == 0
+    reads = [(r[0], r[1], tuple(sorted(r[2].items()))) for r in fake.requests if r[0] in ("get", "list")]
+    assert len(reads) == len(set(reads))
+    # the Deployment, DaemonSet, PeerAuthentication and published ConfigMap come from the LIST of their kind
+    assert [r[1] for r in reads if r[0] == "get"] == [("v1", "Namespace", None, "meshreg")]  # cluster-scoped
+
+
 def test_status_reports_drift_and_exits_one(fake):
     run("up", "-q")
     live = fake.objects[("apps/v1", "Deployment", "meshreg", "registry")]

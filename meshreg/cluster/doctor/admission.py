@@ -5,7 +5,6 @@ ValidatingAdmissionPolicies, quota) refuses or warns now, against the object it 
 from __future__ import annotations
 
 from meshreg.cluster import apply as applying
-from meshreg.cluster import live as lives
 from meshreg.cluster.doctor import fail, ok, warn
 from meshreg.cluster.errors import ConflictError
 
@@ -21,7 +20,7 @@ FIXES = {
 
 def check(facts) -> list:
     cluster, manifests = facts.cluster, facts.manifests
-    live = lives.read(manifests=manifests, cluster=cluster)
+    live = facts.live()
     out = []
     try:
         applying.check_ownership(applying.ordered(manifests), live, adopt=False)

@@ -3,17 +3,18 @@ sidecar, and the node proxy's Gateway has a server on each registry port, reache
 
 from __future__ import annotations
 
+from meshreg.cluster import live as lives
 from meshreg.cluster import status as statuses
 from meshreg.cluster.doctor import fail, ok, some, warn
 from meshreg.cluster.wait import diagnose
-from meshreg.render.labels import node_proxy_pods
+from meshreg.render import labels
 
 CHECK = "deployed"
 
 
 def check(facts) -> list:
     cfg = facts.cfg
-    report = statuses.report(cluster=facts.cluster, cfg=cfg, manifests=facts.manifests)
+    report = statuses.report(cluster=facts.cluster, cfg=cfg, manifests=facts.manifests, live=facts.live())
     objects = report["objects"]
     # kube-public is shared with other instances: only the instance's own namespace says whether it is deployed
     if all(o["state"] == "missing" for o in objects if o["namespace"] == cfg.namespace):
@@ -53,7 +54,7 @@ def _registry(facts, reg: dict):
 
 
 def _node_proxy(facts, proxy: dict) -> list:
-    cfg, cluster = facts.cfg, facts.cluster
+    cfg, cluster = facts.cfg, lives.Snapshot(facts.cluster, facts.live())
     out = []
     if proxy["ready"]:
         out.append(ok(CHECK, f"node proxy ready ({proxy['nodes']})"))
@@ -66,7 +67,7 @@ def _node_proxy(facts, proxy: dict) -> list:
     service = cluster.get("v1", "Service", "node-proxy", namespace=cfg.namespace) or {}
     served = {s.get("port", {}).get("number") for s in (gateway.get("spec") or {}).get("servers") or []}
     targets = {p.get("port"): p.get("targetPort") for p in (service.get("spec") or {}).get("ports") or []}
-    selector = ",".join(f"{k}={v}" for k, v in sorted(node_proxy_pods(cfg).items()))
+    selector = labels.selector(labels.node_proxy_pods(cfg))
     pods = cluster.list("v1", "Pod", namespace=cfg.namespace, label_selector=selector)
     wrong = [r.port for r in cfg.registries if r.port not in served or targets.get(r.port) != r.port]
     if wrong or not pods:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
+from meshreg.cluster import live as lives
 from meshreg.cluster.selectors import matches
 from meshreg.errors import ClusterError
 
@@ -61,6 +62,10 @@ class Facts:
     @property
     def version(self) -> dict:
         return self._once("version", self.cluster.version)
+
+    def live(self):
+        """What exists of the render (meshreg.cluster.live.Live): one LIST per kind and namespace."""
+        return self._once("live", lambda: lives.read(manifests=self.manifests, cluster=self.cluster))
 
     def served(self, api_version: str) -> set:
         return self._once(("served", api_version), lambda: self.cluster.served(api_version))

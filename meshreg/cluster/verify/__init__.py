@@ -20,6 +20,7 @@ from meshreg.cluster.verify.results import FAIL, PASS, SKIP, judge, parse, verdi
 from meshreg.cluster.verify.session import Session, job_pod, signals_deferred, sweep, wait_jobs, wait_pull
 from meshreg.cluster.wait import rollout
 from meshreg.errors import ClusterError
+from meshreg.render import labels
 
 
 @dataclass
@@ -73,7 +74,7 @@ def pick_node(cluster, cfg, wanted: str | None) -> tuple[str, tuple]:
                                              for c in (nodes[n].get("status") or {}).get("conditions") or [])]
     proxied = set()
     if cfg.node_proxy.enabled:
-        selector = f"meshreg.dev/node-proxy={cfg.namespace}"
+        selector = labels.selector(labels.node_proxy_pods(cfg))
         proxied = {p["spec"].get("nodeName") for p in cluster.list("v1", "Pod", namespace=cfg.namespace,
                                                                    label_selector=selector)}
     name = wanted or next((n for n in ready if n in proxied), ready[0] if ready else None)

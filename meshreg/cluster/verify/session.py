@@ -9,10 +9,12 @@ import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 
+from meshreg.cluster import selectors
 from meshreg.cluster.verify import objects
 from meshreg.cluster.verify.results import judge_pull, verdict, FAIL
 from meshreg.cluster.wait import diagnose, pod_causes
 from meshreg.errors import ClusterError
+from meshreg.render import labels
 
 FIELD_MANAGER = "meshreg-verify"
 
@@ -74,7 +76,7 @@ def sweep(cluster, *, now: datetime | None = None) -> list[str]:
     """Delete temporary namespaces of earlier runs that were interrupted too hard to clean up, once expired."""
     now = now or datetime.now(timezone.utc)
     notes = []
-    selector = ",".join(f"{k}={v}" for k, v in objects.MANAGED_BY.items())
+    selector = labels.selector(objects.MANAGED_BY)
     for ns in cluster.list("v1", "Namespace", label_selector=selector):
         expires = (ns["metadata"].get("annotations") or {}).get(objects.EXPIRES, "")
         try:
@@ -126,9 +128,7 @@ def wait_jobs(session, jobs: dict, *, timeout: float, progress, sidecars: dict) 
 def job_pod(cluster, namespace: str, name: str) -> dict | None:
     """The one pod of a probe Job (backoffLimit 0), found through the Job's own selector."""
     job = cluster.get("batch/v1", "Job", name, namespace=namespace) or {}
-    labels = ((job.get("spec") or {}).get("selector") or {}).get("matchLabels") or {"job-name": name}
-    pods = cluster.list("v1", "Pod", namespace=namespace,
-                        label_selector=",".join(f"{k}={v}" for k, v in sorted(labels.items())))
+    pods = cluster.list("v1", "Pod", namespace=namespace, label_selector=selectors.of(job, {"job-name": name}))
     return pods[-1] if pods else None
 
 
