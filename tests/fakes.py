@@ -208,11 +208,11 @@ class FakeCluster:
         return copy.deepcopy(self.summaries.get(node))
 
     # --- writes
-    def apply(self, obj, *, dry_run=False, force=False, field_manager="meshreg", warnings=None):
+    def apply(self, obj, *, dry_run=False, force=False, field_manager="meshreg"):
         with self._lock:
-            return self._apply(obj, dry_run=dry_run, force=force, field_manager=field_manager, warnings=warnings)
+            return self._apply(obj, dry_run=dry_run, force=force, field_manager=field_manager)
 
-    def _apply(self, obj, *, dry_run, force, field_manager, warnings):
+    def _apply(self, obj, *, dry_run, force, field_manager):
         key = self._key_of(obj)
         self.requests.append(("apply", key, {"dry_run": dry_run, "force": force, "manager": field_manager}))
         self._maybe_fail("patch", obj["kind"], obj["metadata"]["name"])
@@ -237,8 +237,6 @@ class FakeCluster:
             owners[path] = field_manager
         found = self.warn_on.get(obj["kind"], [])
         self.warnings += [f"{describe(key[1], key[3], key[2])}: {w}" for w in found]
-        if warnings is not None:
-            warnings += found
         result = self._finish(live, merged)
         if not dry_run and result is not live:
             self.objects[key], self.owners[key] = result, owners

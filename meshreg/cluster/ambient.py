@@ -1,9 +1,9 @@
-"""What ambient mode needs from a cluster, checked before `up` writes anything (and by `doctor`), and the ambient
-part of `status`: the Gateway API, Istio's istio-waypoint GatewayClass, ztunnel on the nodes, an injector for the
-node proxy; then whether the waypoint is programmed and the registry pods are captured by ztunnel.
+"""What ambient mode needs from a cluster, checked before `up` writes anything (doctor's `ambient` group, part of
+up's preflight), and the ambient part of `status`: the Gateway API, Istio's istio-waypoint GatewayClass, ztunnel on
+the nodes, an injector for the node proxy; then whether the waypoint is programmed.
 
-`preflight(cluster=..., manifests=...)` and `checks(...)` take the rendered manifests, so they say nothing (and send
-no request) for a sidecar-mode render.
+`checks(...)` and `status(...)` take the rendered manifests, so they say nothing (and send no request) for a
+sidecar-mode render.
 """
 
 from __future__ import annotations

@@ -14,12 +14,13 @@ from dataclasses import replace
 from meshreg.cluster import live as lives
 from meshreg.cluster import parallel, storage
 from meshreg.cluster.client import FIELD_MANAGER, KINDS
-from meshreg.cluster.live import INSTANCE, MANAGED_BY, instance_of, key_of
-from meshreg.cluster.outcomes import NotOwned, Outcome, Plan, Refusal, Refused, outcome, refusal
+from meshreg.cluster.live import instance_of, key_of
+from meshreg.cluster.outcomes import NotOwned, Outcome, Plan, Refusal, Refused, named, outcome
 from meshreg.errors import ClusterError
+from meshreg.render.labels import INSTANCE, MANAGED_BY
 
-__all__ = ["INSTANCE", "MANAGED_BY", "OPTIONAL", "ORDER", "PRUNABLE", "PUBLISHED", "NotOwned", "Outcome", "Plan",
-           "Refusal", "Refused", "apply", "check", "key_of", "ordered", "owned", "plan", "served"]
+__all__ = ["OPTIONAL", "ORDER", "PRUNABLE", "PUBLISHED", "NotOwned", "Outcome", "Plan", "Refusal", "Refused", "apply",
+           "key_of", "ordered", "plan", "served"]
 
 # Dependency order: what others refer to first. Deleting goes the other way.
 ORDER = ["Namespace", "ServiceAccount", "Role", "RoleBinding", "ConfigMap", "Secret", "PersistentVolumeClaim",
@@ -51,22 +52,22 @@ def served(cluster, kinds) -> list[tuple]:
             if av not in OPTIONAL or KINDS[(av, kind)][0] in cluster.served(av)]
 
 
+def namespaces_of(manifests) -> set[str]:
+    """The Namespaces the render has."""
+    return {o["metadata"]["name"] for o in manifests if o["kind"] == "Namespace"}
+
+
+def _outside(namespace: str | None, namespaces: set) -> bool:
+    """In a namespace the render does not have (the published kube-public ConfigMaps)."""
+    return bool(namespaces) and namespace is not None and namespace not in namespaces
+
+
 def ordered(manifests) -> list[dict]:
     """Manifests in dependency order (stable); objects outside the rendered namespaces (the published
     kube-public ConfigMap) come last, so addresses are published once what they point to exists."""
-    own = {o["metadata"]["name"] for o in manifests if o["kind"] == "Namespace"}
-
-    def rank(o):
-        ns = o["metadata"].get("namespace")
-        return (bool(own) and ns is not None and ns not in own,
-                ORDER.index(o["kind"]) if o["kind"] in ORDER else len(ORDER))
-    return sorted(manifests, key=rank)
-
-
-def owned(live: dict, instance: str | None) -> bool:
-    """True when the live object carries meshreg's managed-by label and this instance's label."""
-    labels = live.get("metadata", {}).get("labels") or {}
-    return labels.get(MANAGED_BY) == "meshreg" and labels.get(INSTANCE) == instance
+    own = namespaces_of(manifests)
+    return sorted(manifests, key=lambda o: (_outside(o["metadata"].get("namespace"), own),
+                                            ORDER.index(o["kind"]) if o["kind"] in ORDER else len(ORDER)))
 
 
 def render_instance(manifests) -> str | None:
@@ -81,23 +82,17 @@ def check_ownership(objs, live, *, adopt: bool) -> None:
     others, unmanaged = {}, []
     for obj in objs:
         current = live.of(obj)
-        if current is None or owned(current, instance):
+        who = instance_of(current) if current is not None else instance
+        if who == instance:
             continue
-        who = instance_of(current)
+        name = named(obj)
         if who is not None:
-            others.setdefault(who, []).append(str(outcome(obj, "")))
+            others.setdefault(who, []).append(name)
         elif not adopt:
             manager = (current["metadata"].get("labels") or {}).get(MANAGED_BY)
-            unmanaged.append(f"{outcome(obj, '')}" + (f" (managed-by={manager})" if manager else ""))
+            unmanaged.append(name + (f" (managed-by={manager})" if manager else ""))
     if others or unmanaged:
         raise NotOwned(others=others, unmanaged=unmanaged)
-
-
-def check(*, manifests, cluster, live=None, force_conflicts=False) -> list[Refusal]:
-    """Every refusal of a server-side dry run of the whole render, each naming its object and the server's reason
-    (RBAC, admission, quota, webhooks, schemas and CEL rules all run); changes nothing. Objects in a rendered
-    namespace that does not exist yet cannot be checked by the server and are not refusals."""
-    return plan(manifests=manifests, cluster=cluster, live=live, force_conflicts=force_conflicts).refusals
 
 
 def plan(*, manifests, cluster, live=None, force_conflicts=False, deletions=(), created=()) -> Plan:
@@ -113,20 +108,19 @@ def plan(*, manifests, cluster, live=None, force_conflicts=False, deletions=(), 
     out = Plan()
     for obj in objs:
         if key_of(obj) not in results:
-            out.unchecked.append(outcome(obj, "created", checked=False))
-            out.outcomes.append(out.unchecked[-1])
+            out.outcomes.append(outcome(obj, "created", checked=False))
             continue
         (result, error), change = results[key_of(obj)], changes.get(key_of(obj))
         if change and change.refusal:
             error = ClusterError(change.refusal + (f" (the API server says: {error})" if error else ""))
         if error is not None:
-            out.refusals.append(refusal(obj, error))
+            out.refusals.append(Refusal(error))
         else:
             out.outcomes.append(outcome(obj, _action(result, live.of(obj)), note=change and change.note))
             out.versions[key_of(obj)] = result["metadata"].get("resourceVersion")
     for obj, _, error in parallel.each(lambda o: delete(cluster, o, dry_run=True), list(deletions)):
         if error is not None:
-            out.refusals.append(refusal(obj, error))
+            out.refusals.append(Refusal(error))
         else:
             out.outcomes.append(outcome(obj, "would prune"))
     return out
@@ -174,7 +168,7 @@ def apply(*, manifests, cluster, dry_run=False, force_conflicts=False, adopt=Fal
     if dry_run:
         emit(checked.outcomes, on_outcome)
         return checked.outcomes
-    namespaces = {o["metadata"]["name"] for o in objs if o["kind"] == "Namespace"}
+    namespaces = namespaces_of(objs)
     done = _apply_waves(checked, created=created, namespaces=namespaces, cluster=cluster, force=force_conflicts,
                         on_outcome=on_outcome)
     return done + _prune(strays, cluster=cluster, on_outcome=on_outcome, applied=len(done))
@@ -226,8 +220,7 @@ def wave(kind: str, namespace: str | None, namespaces: set) -> int:
     published outside the rendered namespaces (addresses are published once what they point to exists)."""
     if kind == "Namespace":
         return 0
-    outside = namespace is not None and bool(namespaces) and namespace not in namespaces
-    return 2 if kind in WORKLOADS or outside else 1
+    return 2 if kind in WORKLOADS or _outside(namespace, namespaces) else 1
 
 
 def _apply_waves(checked: Plan, *, created, namespaces, cluster, force, on_outcome) -> list[Outcome]:

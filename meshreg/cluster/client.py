@@ -134,9 +134,8 @@ class Cluster:
         return items
 
     def apply(self, obj: dict, *, dry_run: bool = False, force: bool = False,
-              field_manager: str = FIELD_MANAGER, warnings: list | None = None) -> dict:
-        """Server-side apply of `obj`; returns the object as the server now has it (or would, with dry_run).
-        The server's warnings for it (admission, deprecations) are also appended to `warnings` when given."""
+              field_manager: str = FIELD_MANAGER) -> dict:
+        """Server-side apply of `obj`; returns the object as the server now has it (or would, with dry_run)."""
         meta = obj["metadata"]
         api_version, kind = obj["apiVersion"], obj["kind"]
         path = object_path(api_version, kind, namespace=meta.get("namespace"), name=meta["name"])
@@ -145,7 +144,7 @@ class Cluster:
             query.append(("force", "true"))
         if dry_run:
             query.append(("dryRun", "All"))
-        return self._call("PATCH", path, query=query, body=obj, content_type=APPLY_PATCH, warnings=warnings,
+        return self._call("PATCH", path, query=query, body=obj, content_type=APPLY_PATCH,
                           subject=describe(kind, meta["name"], meta.get("namespace")))
 
     def create(self, obj: dict, *, field_manager: str = FIELD_MANAGER) -> dict:
@@ -192,15 +191,12 @@ class Cluster:
         except ValueError:
             return None
 
-    def _call(self, method, path, *, subject, query=(), body=None, content_type=None, missing_ok=False,
-              warnings: list | None = None):
+    def _call(self, method, path, *, subject, query=(), body=None, content_type=None, missing_ok=False):
         status, raw, headers = self._exchange(method, path, query=list(query), body=body, content_type=content_type)
         data = _json(raw)
         found = [text for w in (headers.getlist("Warning") if hasattr(headers, "getlist") else [])
                  for text in warning_texts(w)]
         self.warnings.extend(f"{subject}: {w}" for w in found)
-        if warnings is not None:
-            warnings.extend(found)
         if status == 404 and missing_ok:
             return None
         if status >= 300:

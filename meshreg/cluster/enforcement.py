@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from meshreg.cluster import parallel, selectors
 from meshreg.errors import ClusterError
+from meshreg.render.labels import REGISTRY
 
 SIDECAR = "istio-proxy"
 DATAPLANE_MODE = "istio.io/dataplane-mode"
-REGISTRY_LABEL = "meshreg.dev/registry"
 SHOWN = 3  # pods named per problem; the count says how many more
 INJECTION_FIX = ("Fix sidecar injection (the namespace's istio-injection or istio.io/rev label must match a running "
                  "istiod's injector, and no sidecar.istio.io/inject: \"false\" on the pods)")
@@ -51,7 +51,7 @@ def _enforced_by(workload: dict, ambient_namespaces: set) -> str | None:
     if labels.get("sidecar.istio.io/inject") != "false":
         return "sidecar"
     in_ambient = workload["metadata"].get("namespace") in ambient_namespaces
-    return "ztunnel" if in_ambient and REGISTRY_LABEL in labels else None
+    return "ztunnel" if in_ambient and REGISTRY in labels else None
 
 
 def _running(pod: dict) -> bool:

@@ -150,14 +150,8 @@ def _missing(status: dict, reason: str) -> str:
     return f"not found: {reason}"
 
 
-def warning_text(header: str) -> str:
-    """The text of an HTTP `Warning: 299 - "text"` header the API server sends (deprecations, Pod Security)."""
-    m = re.match(r'^\d{3} \S+ "((?:[^"\\]|\\.)*)"', header.strip())
-    return one_line(re.sub(r"\\(.)", r"\1", m[1]) if m else header)
-
-
 def warning_texts(header: str) -> list[str]:
-    """Every warning in one `Warning` header: the server sends one header per warning, but a proxy may join several
-    into one, comma-separated."""
+    """Every warning in one HTTP `Warning: 299 - "text"` header the API server sends (deprecations, Pod Security):
+    one header per warning, but a proxy may join several into one, comma-separated."""
     found = [one_line(re.sub(r"\\(.)", r"\1", m[1])) for m in re.finditer(r'\d{3}\s+\S+\s+"((?:[^"\\]|\\.)*)"', header)]
-    return found or [warning_text(header)]
+    return found or [one_line(header)]

@@ -9,9 +9,8 @@ from dataclasses import dataclass, field
 from meshreg.cluster import client as clusters
 from meshreg.cluster import parallel
 from meshreg.cluster.errors import NotFound
+from meshreg.render.labels import INSTANCE, MANAGED_BY
 
-MANAGED_BY = "app.kubernetes.io/managed-by"
-INSTANCE = "app.kubernetes.io/instance"
 
 
 def key_of(obj: dict) -> tuple:

@@ -34,9 +34,6 @@ class Outcome:
 class Refusal:
     """An object the API server (or meshreg, for a storage change) refuses; `error` names the object and says why."""
 
-    kind: str
-    namespace: str | None
-    name: str
     error: ClusterError
 
     def __str__(self) -> str:
@@ -49,8 +46,12 @@ class Plan:
 
     outcomes: list = field(default_factory=list)
     refusals: list = field(default_factory=list)
-    unchecked: list = field(default_factory=list)  # objects in a namespace that does not exist yet
     versions: dict = field(default_factory=dict)  # Outcome.key -> resourceVersion the dry run answered with
+
+    @property
+    def unchecked(self) -> list:
+        """Objects in a namespace that does not exist yet: the server could not dry-run them."""
+        return [o for o in self.outcomes if not o.checked]
 
 
 class Refused(ClusterError):
@@ -96,6 +97,7 @@ def outcome(obj: dict, action: str, **extra) -> Outcome:
                    **extra)
 
 
-def refusal(obj: dict, error: ClusterError) -> Refusal:
+def named(obj: dict) -> str:
+    """`Deployment meshreg/registry`: a rendered object as every message names it."""
     _, kind, namespace, name = key_of(obj)
-    return Refusal(kind=kind, namespace=namespace, name=name, error=error)
+    return describe(kind, name, namespace)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from meshreg.cluster import live as lives
 from meshreg.cluster import parallel
-from meshreg.cluster.apply import KEEP, delete, emit, ordered, owned, render_instance, wave
+from meshreg.cluster.apply import KEEP, delete, emit, namespaces_of, ordered, render_instance, wave
 from meshreg.cluster.live import instance_of, key_of
-from meshreg.cluster.outcomes import Outcome, outcome
+from meshreg.cluster.outcomes import Outcome, named, outcome
 from meshreg.errors import ClusterError
 
 
@@ -15,14 +15,14 @@ def remove(*, manifests, cluster, purge=False, on_outcome=None) -> list[Outcome]
     objs = list(reversed(ordered(manifests)))
     live = lives.read(manifests=objs, cluster=cluster)
     instance = render_instance(objs)
-    namespaces = {o["metadata"]["name"] for o in objs if o["kind"] == "Namespace"}
+    namespaces = namespaces_of(objs)
     actions = {key_of(o): _keep(o, live.of(o), instance=instance, purge=purge) for o in objs}
     for step in (2, 1, 0):  # workloads and published objects, then what they used, then the Namespace
         batch = [o for o in objs if actions[key_of(o)] is None and wave(o["kind"], key_of(o)[2], namespaces) == step]
         for obj, gone, error in parallel.each(lambda o: delete(cluster, o), batch):
             if error is not None:
                 raise ClusterError(f"{error}; deleted before the failure: " + (", ".join(
-                    str(outcome(o, "")) for o in objs if actions[key_of(o)] == "deleted") or "nothing"))
+                    named(o) for o in objs if actions[key_of(o)] == "deleted") or "nothing"))
             actions[key_of(obj)] = "deleted" if gone else "absent"
     outcomes = [outcome(o, actions[key_of(o)]) for o in objs]
     emit(outcomes, on_outcome)
@@ -35,7 +35,7 @@ def _keep(obj, current, *, instance, purge) -> str | None:
         return "absent"
     if obj["kind"] in KEEP and not purge:
         return "kept"
-    if not owned(current, instance):
-        who = instance_of(current)
+    who = instance_of(current)
+    if who != instance:
         return f"left alone (owned by meshreg instance {who})" if who else "left alone (not managed by meshreg)"
     return None

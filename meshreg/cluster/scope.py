@@ -17,8 +17,8 @@ from meshreg.render.hosting import NAMESPACE as HOSTING_NAMESPACE
 
 def rendered(cfg, objects, kinds=applying.PRUNABLE, *, also=()) -> dict:
     """The scope the render implies, with `also` (more namespaces for every kind)."""
-    namespaces = [o["metadata"]["name"] for o in objects if o["kind"] == "Namespace"]
-    scope = {ns: list(kinds) for ns in [cfg.namespace, *sorted(set(namespaces) | set(also) - {cfg.namespace})]}
+    namespaces = applying.namespaces_of(objects) | set(also)
+    scope = {ns: list(kinds) for ns in [cfg.namespace, *sorted(namespaces - {cfg.namespace})]}
     scope[HOSTING_NAMESPACE] = list(applying.PUBLISHED)
     return scope
 

@@ -133,19 +133,20 @@ def test_an_invalid_name_is_refused_by_the_dry_run_and_the_namespace_created_for
     assert [r[1][1] for r in real] == ["Namespace"]  # created for the check, and only that
 
 
-def test_check_reports_every_refusal_at_once_and_changes_nothing():
+def test_the_plan_reports_every_refusal_at_once_and_changes_nothing():
     fake = FakeCluster()
     applying.apply(manifests=[NAMESPACE], cluster=fake)
     before = {k: v["metadata"]["resourceVersion"] for k, v in fake.objects.items()}
-    refusals = applying.check(manifests=[NAMESPACE, obj("ConfigMap", "Bad"), POLICY, obj("Service", "Also_bad")],
-                              cluster=fake)
+    refusals = applying.plan(manifests=[NAMESPACE, obj("ConfigMap", "Bad"), POLICY, obj("Service", "Also_bad")],
+                             cluster=fake).refusals
     assert [str(r).split(":")[0] for r in refusals] == ["ConfigMap meshreg/Bad", "Service meshreg/Also_bad"]
     assert {k: v["metadata"]["resourceVersion"] for k, v in fake.objects.items()} == before
 
 
-def test_check_leaves_out_objects_of_a_namespace_that_does_not_exist_yet():
+def test_the_plan_leaves_out_objects_of_a_namespace_that_does_not_exist_yet():
     fake = FakeCluster()
-    assert applying.check(manifests=[NAMESPACE, POLICY], cluster=fake) == []
+    planned = applying.plan(manifests=[NAMESPACE, POLICY], cluster=fake)
+    assert planned.refusals == [] and [str(o) for o in planned.unchecked] == ["AuthorizationPolicy meshreg/registry-allow-writes"]
     assert [r[1][1] for r in fake.requests if r[0] == "apply"] == ["Namespace"]
 
 

@@ -66,7 +66,7 @@ def test_a_dry_run_apply_collects_every_warning_header(api, cluster):
     api.routes[("PATCH", path)] = (200, obj, [
         ("Warning", '299 - "would violate PodSecurity \\"restricted:latest\\": hostPort (container \\"x\\")"'),
         ("Warning", '299 - "spec.template.spec.containers[0].ports[0]: duplicate port definition"')])
-    warnings = []
-    cluster.apply(obj, dry_run=True, warnings=warnings)
-    assert warnings == ['would violate PodSecurity "restricted:latest": hostPort (container "x")',
-                        "spec.template.spec.containers[0].ports[0]: duplicate port definition"]
+    cluster.apply(obj, dry_run=True)
+    assert cluster.warnings == [
+        'DaemonSet meshreg/node-proxy: would violate PodSecurity "restricted:latest": hostPort (container "x")',
+        "DaemonSet meshreg/node-proxy: spec.template.spec.containers[0].ports[0]: duplicate port definition"]
