@@ -11,6 +11,7 @@ from meshreg.cluster import scope as scopes
 from meshreg.cluster.apply import PRUNABLE, served
 from meshreg.cluster.client import KINDS, resource_name
 from meshreg.cluster.doctor import fail, ok, some, warn
+from meshreg.cluster.doctor.access import allows
 from meshreg.cluster.doctor.facts import version_tuple
 from meshreg.errors import ClusterError
 
@@ -64,10 +65,7 @@ def rules(cluster, namespace: str) -> tuple[list[dict], bool]:
 def grants(rules: list[dict], *, verb: str, group: str, resource: str) -> bool:
     """Whether one of `rules` lets the caller `verb` every object of the resource (a rule limited to
     resourceNames does not)."""
-    return any((verb in r.get("verbs", ()) or "*" in r.get("verbs", ()))
-               and (group in r.get("apiGroups", ()) or "*" in r.get("apiGroups", ()))
-               and (resource in r.get("resources", ()) or "*" in r.get("resources", ()))
-               and not r.get("resourceNames") for r in rules)
+    return any(matched and not names for matched, names in (allows(r, verb, group, resource) for r in rules))
 
 
 def answers(cluster, asks) -> list[bool]:

@@ -67,6 +67,12 @@ class Facts:
         """What exists of the render (meshreg.cluster.live.Live): one LIST per kind and namespace."""
         return self._once("live", lambda: lives.read(manifests=self.manifests, cluster=self.cluster))
 
+    def storage_classes(self) -> list[dict]:
+        return self._once("storage-classes", lambda: self.cluster.list("storage.k8s.io/v1", "StorageClass"))
+
+    def volumes(self) -> list[dict]:
+        return self._once("volumes", lambda: self.cluster.list("v1", "PersistentVolume"))
+
     def served(self, api_version: str) -> set:
         return self._once(("served", api_version), lambda: self.cluster.served(api_version))
 

@@ -4,6 +4,7 @@ and anything else already holding the node proxy's hostPort on a node."""
 from __future__ import annotations
 
 from meshreg.cluster.doctor import could_not, fail, ok, some, warn
+from meshreg.cluster.selectors import matches
 from meshreg.runtimes import DOCS, judge
 from meshreg.errors import ClusterError
 from meshreg.render.labels import node_proxy_pods
@@ -67,7 +68,7 @@ def host_ports(facts, nodes: list) -> list:
         meta, spec = pod["metadata"], pod.get("spec") or {}
         labels = meta.get("labels") or {}
         if not spec.get("nodeName") or (meta.get("namespace") == cfg.namespace
-                                        and all(labels.get(k) == v for k, v in mine.items())):
+                                        and matches({"matchLabels": mine}, labels)):
             continue
         for port, host_ip in _host_ports(spec):
             if port in wanted and host_ip in ("", "0.0.0.0", cfg.node_proxy.host_ip):

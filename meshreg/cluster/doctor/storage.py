@@ -28,11 +28,11 @@ def volume(facts, reg):
         cls = (pvc.get("spec") or {}).get("storageClassName") or "no class"
         return ok(CHECK, f"PVC {ns}/{claim} is bound to {pvc['spec'].get('volumeName')} ({cls})")
     if pvc is not None and (pvc.get("spec") or {}).get("storageClassName") is not None:
-        return _pending(cluster, pvc, reg)  # without a class yet, a default one is still assigned when it appears
+        return _pending(facts, pvc, reg)  # without a class yet, a default one is still assigned when it appears
     wanted = reg.storage.storage_class_name
     if wanted == "":
-        return _static(cluster, claim, reg, "storageClassName is \"\"")
-    classes = cluster.list("storage.k8s.io/v1", "StorageClass")
+        return _static(facts, claim, reg, "storageClassName is \"\"")
+    classes = facts.storage_classes()
     if wanted:
         found = next((c for c in classes if c["metadata"]["name"] == wanted), None)
         if found is None:
@@ -43,19 +43,19 @@ def volume(facts, reg):
     defaults = sorted((c for c in classes if (c["metadata"].get("annotations") or {}).get(DEFAULT) == "true"),
                       key=lambda c: c["metadata"].get("creationTimestamp") or "")
     if not defaults:
-        return _static(cluster, claim, reg, "no default StorageClass")
+        return _static(facts, claim, reg, "no default StorageClass")
     chosen = defaults[-1]  # with several defaults, Kubernetes uses the newest
     several = f" (newest of {len(defaults)} defaults)" if len(defaults) > 1 else ""
     return ok(CHECK, f"{claim}: default StorageClass {chosen['metadata']['name']}{several} ({_mode(chosen)})")
 
 
-def _pending(cluster, pvc: dict, reg):
+def _pending(facts, pvc: dict, reg):
     """A claim that exists but is not bound and has its class set: that class decides (it never changes)."""
     name = f"{pvc['metadata']['namespace']}/{pvc['metadata']['name']}"
     wanted = pvc["spec"]["storageClassName"]
     if not wanted:
-        return _static(cluster, pvc["metadata"]["name"], reg, f"PVC {name} is not bound and asks for no class")
-    found = next((c for c in cluster.list("storage.k8s.io/v1", "StorageClass") if c["metadata"]["name"] == wanted),
+        return _static(facts, pvc["metadata"]["name"], reg, f"PVC {name} is not bound and asks for no class")
+    found = next((c for c in facts.storage_classes() if c["metadata"]["name"] == wanted),
                  None)
     if found is None:
         return fail(CHECK, f"PVC {name} is not bound and its StorageClass {wanted} does not exist: it stays Pending",
@@ -73,10 +73,10 @@ def _mode(cls: dict) -> str:
     return f"{cls.get('provisioner', '?')}, {mode}: {when}"
 
 
-def _static(cluster, claim: str, reg, why: str):
+def _static(facts, claim: str, reg, why: str):
     """Without a class, the claim binds only to an Available volume without a class that is large enough."""
     size = parse_quantity(reg.storage.size)
-    fits = [pv for pv in cluster.list("v1", "PersistentVolume")
+    fits = [pv for pv in facts.volumes()
             if (pv.get("status") or {}).get("phase") == "Available"
             and not (pv.get("spec") or {}).get("storageClassName")
             and "ReadWriteOnce" in (pv["spec"].get("accessModes") or [])

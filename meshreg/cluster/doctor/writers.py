@@ -35,7 +35,7 @@ def check(facts) -> list:
 def writer(facts, identity: str, registries: list):
     ns, sa = identity.split("/")
     label = identity + (f" (writes {', '.join(registries)})" if len(facts.cfg.registries) > 1 else "")
-    namespace = facts.cluster.get("v1", "Namespace", ns)
+    namespace = facts.namespace(ns)
     if namespace is None:
         return warn(CHECK, f"{label}: namespace {ns} does not exist yet",
                     f"create it injected: kubectl create namespace {ns} && kubectl label namespace {ns} "

@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 
+from meshreg.cluster.wait import PULL_FAILURES
+
 PREFIX = "meshreg-probe "
 PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
 RESET = (52, 56)  # curl: empty reply, connection reset: what STRICT mTLS does to plain text
-PULL_FAILURES = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
 
 
 @dataclass(frozen=True)
