@@ -179,9 +179,9 @@ def _published(cluster, cfg) -> dict:
     out = {}
     publish = cfg.local_registry_hosting.publish  # False: local-registry-hosting is another instance's
     if len(cfg.registries) > 1 or not publish:
-        index = cluster.get("v1", "ConfigMap", f"meshreg-{cfg.name}-registries", namespace=HOSTING[0])
+        index = cluster.get("v1", "ConfigMap", hosting.index_name(cfg), namespace=HOSTING[0])
         for name, text in ((index or {}).get("data") or {}).items():
-            out[name] = _parse(text, f"{name} in kube-public/meshreg-{cfg.name}-registries")
+            out[name] = _parse(text, f"{name} in {HOSTING[0]}/{hosting.index_name(cfg)}")
     if publish:
         live = cluster.get("v1", "ConfigMap", HOSTING[1], namespace=HOSTING[0])
         text = ((live or {}).get("data") or {}).get("localRegistryHosting.v1")

@@ -41,11 +41,16 @@ def config_map(cfg: Config) -> dict:
             "data": {"localRegistryHosting.v1": _text(addresses(cfg))}}
 
 
+def index_name(cfg: Config) -> str:
+    """The ConfigMap (in NAMESPACE) with every registry's addresses."""
+    return f"meshreg-{cfg.name}-registries"
+
+
 def index_config_map(cfg: Config) -> dict:
     """Every registry's addresses, one key per registry, with its role and whether it is the default."""
     data = {reg.name: _text({**addresses(cfg, reg), "role": reg.role, "default": reg.default})
             for reg in cfg.registries}
     return {"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": metadata(cfg, f"meshreg-{cfg.name}-registries", namespace=NAMESPACE,
+            "metadata": metadata(cfg, index_name(cfg), namespace=NAMESPACE,
                                  extra={INDEX_LABEL: "v1"}),
             "data": dict(sorted(data.items()))}

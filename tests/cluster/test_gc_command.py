@@ -129,3 +129,9 @@ def test_job_names_stay_within_63_characters():
     cron = {"metadata": {"name": "x" * 40 + "-gc", "namespace": NS, "uid": "u"},
             "spec": {"jobTemplate": {"spec": {"template": {"spec": {"containers": []}}}}}}
     assert len(gcs.job_from(cron, dry_run=True, now=2_000_000_000)["metadata"]["name"]) <= 63
+
+
+def test_meshreg_reads_the_result_line_the_coordinator_prints():
+    from meshreg.cluster import gc
+    from meshreg.gcjob import run as coordinator
+    assert gc.RESULT == coordinator.RESULT
