@@ -10,7 +10,7 @@ import click
 
 from meshreg import __version__
 from meshreg.errors import MeshregError
-from meshreg.cli.options import config_option
+from meshreg.cli.options import config_option, say
 
 # Commands that talk to a cluster live in their own modules and are imported only when used,
 # so `meshreg render` never pays for importing the Kubernetes client.
@@ -41,7 +41,7 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except MeshregError as e:
-            click.echo(f"meshreg: error: {e}", err=True)
+            say(f"error: {e}")
             ctx.exit(e.exit_code)
         except BrokenPipeError:  # `meshreg render | head`
             sys.stderr.close()
@@ -113,4 +113,4 @@ def render(config_path, out):
         written = manifests.write_dir(objects, out, header)
         click.echo(f"wrote {len(written)} files to {out}", err=True)
     for line in rendering.notices(cfg):
-        click.echo(f"meshreg: {line}", err=True)
+        say(line)

@@ -8,7 +8,7 @@ import os
 
 import click
 
-from meshreg.cli.options import cluster_options, config_option
+from meshreg.cli.options import apply_only, cluster_options, config_option, only_with_apply, output_option
 from meshreg.errors import UsageError
 
 EXIT_CODES = """\b
@@ -123,7 +123,7 @@ def issue(name, config_path, days, out, server_ca, force):
 
 @certs.command("list")
 @config_option
-@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@output_option()
 def list_(config_path, output):
     """Every certificate the CA issued (valid, expired or revoked), and mtls clients without a valid one.
 
@@ -173,25 +173,20 @@ def list_(config_path, output):
 def revoke(name, serial, config_path, apply, kubeconfig, context):
     from meshreg.pki.authority import Authority
 
-    if context and not apply:
-        raise click.UsageError("--context only makes sense with --apply")
+    only_with_apply(apply=apply, context=context)
     cfg, ing = _ingress(config_path)
     revoked = Authority.open(ing.client_ca).revoke(name, serial=serial)
     for item in revoked:
         click.echo(f"revoked {item.name}: serial {item.serial} (was valid until {item.not_after})")
     if apply:
-        _apply_ca_secret(config_path, kubeconfig=kubeconfig, context=context)
+        apply_only([_ca_secret(config_path)], kubeconfig=kubeconfig, context=context)
     else:
         click.echo("next: meshreg up (or meshreg certs revoke --apply) to publish the new CRL", err=True)
 
 
-def _apply_ca_secret(config_path, *, kubeconfig, context) -> None:
-    """Server-side apply only the gateway's CA Secret, rendered from the directory just updated."""
+def _ca_secret(config_path) -> dict:
+    """The gateway's CA Secret, rendered from the directory just updated (the config is read again for its CRL)."""
     from meshreg import config
-    from meshreg.cluster import apply as applying
-    from meshreg.cluster import client as cluster
     from meshreg.render import ingress
 
-    secret = ingress.ca_secret(config.load(config_path))
-    for outcome in applying.apply(manifests=[secret], cluster=cluster.connect(kubeconfig=kubeconfig, context=context)):
-        click.echo(f"  {outcome.action}: {outcome}")
+    return ingress.ca_secret(config.load(config_path))

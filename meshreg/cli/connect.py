@@ -8,14 +8,13 @@ import threading
 
 import click
 
-from meshreg.cli.options import cluster_options, config_option, interruptible
+from meshreg.cli.options import cluster_options, config_option, interruptible, registry_option, say
 from meshreg.errors import ConfigError
 
 
 @click.command()
 @config_option
-@click.option("--registry", metavar="NAME", default=None,
-              help="Which registry, with spec.registries [default: the default registry].")
+@registry_option
 @click.option("--port", type=click.IntRange(1, 65535), default=None, metavar="PORT",
               help="Local port [default: the push proxy's port, the one published as local-registry-hosting].")
 @click.option("--address", default="127.0.0.1", show_default=True, metavar="IP",
@@ -51,7 +50,7 @@ def connect(config_path, registry, port, address, kubeconfig, context):
     listener = portforward.listen(address, port or target.port)
     try:  # from here on Ctrl-C, even while starting, stops cleanly with exit 0
         cluster = clusters.connect(kubeconfig=kubeconfig, context=context)
-        forwarder = portforward.Forwarder(cluster=cluster, target=target, listener=listener, say=_say)
+        forwarder = portforward.Forwarder(cluster=cluster, target=target, listener=listener, say=say)
         pod = forwarder.start()
         local = f"{'localhost' if address in ('127.0.0.1', '::1') else address}:{listener.getsockname()[1]}"
         click.echo(_banner(cfg, reg, target, local=local, pod=pod))
@@ -81,7 +80,7 @@ def _address(value: str) -> str:
     except ValueError:
         raise click.BadParameter(f"{value!r} is not an IP address", param_hint="--address") from None
     if not ip.is_loopback:
-        _say(f"warning: listening on {value}: anyone who can reach this machine there can push as the push proxy")
+        say(f"warning: listening on {value}: anyone who can reach this machine there can push as the push proxy")
     return value
 
 
@@ -109,7 +108,3 @@ def _serve(forwarder) -> None:
     finally:
         signal.signal(signal.SIGTERM, previous)
         forwarder.close()
-
-
-def _say(line: str) -> None:
-    click.echo(f"meshreg: {line}", err=True)

@@ -7,12 +7,10 @@ import sys
 
 import click
 
-from meshreg import config
 from meshreg import render as rendering
-from meshreg.cli.options import cluster_options, config_option
+from meshreg.cli.options import cluster_options, config_option, output_option, prepare, say
 from meshreg.cluster import ambient, enforcement, parallel, preflight, runtimeconfig
 from meshreg.cluster import apply as applying
-from meshreg.cluster import client as clusters
 from meshreg.cluster import live as lives
 from meshreg.cluster import pushproxy as pushproxies
 from meshreg.cluster import remove as removing
@@ -21,19 +19,7 @@ from meshreg.cluster import status as statuses
 from meshreg.cluster import wait as waiting
 from meshreg.config.mesh import WAYPOINT
 from meshreg.errors import ClusterError, UsageError
-
-
-
-def _prepare(config_path, kubeconfig, context):
-    """Config, render and connection, in that order: bad input fails before any request."""
-    cfg = config.load(config_path)
-    objects = rendering.render(cfg)
-    cluster = clusters.connect(kubeconfig=kubeconfig, context=context)  # looked up now, so tests can swap it
-    return cfg, objects, cluster
-
-
-def _say(line: str) -> None:
-    click.echo(f"meshreg: {line}", err=True)
+from meshreg.render import hosting
 
 
 def _workloads(cfg) -> list[tuple]:
@@ -80,7 +66,7 @@ def up(config_path, kubeconfig, context, dry_run, no_wait, timeout, adopt, force
       meshreg up --skip-checks        # no preflight (see meshreg doctor)
       meshreg up -c prod.yaml --context prod --timeout 600
     """
-    cfg, objects, cluster = _prepare(config_path, kubeconfig, context)
+    cfg, objects, cluster = prepare(config_path, kubeconfig, context)
     scope, live = _checks_and_live(cluster, cfg, objects, skip_checks=skip_checks)
     pushproxies.check_alone(cluster=cluster, instance=cfg.name, namespaces=_push_proxy_namespaces(cfg))
     if dry_run:
@@ -92,14 +78,14 @@ def up(config_path, kubeconfig, context, dry_run, no_wait, timeout, adopt, force
         raise ClusterError(_ownership_advice(e, cfg)) from e
     finally:
         for warning in dict.fromkeys(cluster.warnings):  # the server's own warnings (Pod Security, deprecations)
-            _say(f"warning: {warning}")
+            say(f"warning: {warning}")
     click.echo(_summary(outcomes, dry_run=dry_run))
     _notes(outcomes, cfg)
     if not dry_run:
         _verify(cfg, objects, cluster, applied=len(outcomes), no_wait=no_wait, timeout=timeout, quiet=quiet)
         click.echo(_addresses(cfg))
         for line in rendering.notices(cfg, writers=False):  # the addresses above already name the writers
-            _say(line)
+            say(line)
 
 
 def _checks_and_live(cluster, cfg, objects, *, skip_checks):
@@ -114,7 +100,7 @@ def _checks_and_live(cluster, cfg, objects, *, skip_checks):
     if failed:
         raise failed
     for warning in warnings:
-        _say(f"warning: {warning}")
+        say(f"warning: {warning}")
     if unread:
         raise unread
     return found
@@ -122,14 +108,14 @@ def _checks_and_live(cluster, cfg, objects, *, skip_checks):
 
 def _ownership_advice(e: applying.NotOwned, cfg) -> str:
     """The refusal, and what to do when the owner is another meshreg instance."""
-    hosting = f"ConfigMap {scopes.HOSTING_NAMESPACE}/local-registry-hosting"
+    published = f"ConfigMap {scopes.HOSTING_NAMESPACE}/local-registry-hosting"
     theirs = [o for objs in e.others.values() for o in objs]
     advice = []
-    if hosting in theirs:
+    if published in theirs:
         advice.append("only one instance can publish kube-public/local-registry-hosting: set "
                       "spec.localRegistryHosting.publish: false in this config (its addresses are then published "
-                      f"in {scopes.HOSTING_NAMESPACE}/meshreg-{cfg.name}-registries)")
-    if [o for o in theirs if o != hosting]:
+                      f"in {scopes.HOSTING_NAMESPACE}/{hosting.index_name(cfg)})")
+    if [o for o in theirs if o != published]:
         advice.append("two instances cannot share objects: give this one its own spec.namespace and node-proxy port")
     if theirs:
         advice.append("--adopt never takes objects from another instance; see docs/operations.md")
@@ -139,18 +125,18 @@ def _ownership_advice(e: applying.NotOwned, cfg) -> str:
 def _notes(outcomes, cfg) -> None:
     for outcome in outcomes:
         if outcome.note:
-            _say(outcome.note)
+            say(outcome.note)
     unchecked = [o for o in outcomes if not o.checked]
     if unchecked:
-        _say(f"{len(unchecked)} objects were not checked by the server: namespace {cfg.namespace} does not exist "
-             "yet, so admission, quota and webhooks cannot run on them in a dry run (meshreg up creates the "
-             "namespace first and checks them before it changes anything else)")
+        say(f"{len(unchecked)} objects were not checked by the server: namespace {cfg.namespace} does not exist "
+            "yet, so admission, quota and webhooks cannot run on them in a dry run (meshreg up creates the "
+            "namespace first and checks them before it changes anything else)")
 
 
 def _verify(cfg, objects, cluster, *, applied, no_wait, timeout, quiet) -> None:
     """Wait for the rollout, then make sure Istio enforces on every pod: no success without enforcement."""
     if no_wait:
-        _say("not waiting for the rollout, so sidecar injection is not verified; meshreg status checks it")
+        say("not waiting for the rollout, so sidecar injection is not verified; meshreg status checks it")
         return
     try:
         waiting.wait(cluster=cluster, namespace=cfg.namespace, workloads=_workloads(cfg), timeout=timeout,
@@ -219,7 +205,7 @@ def down(config_path, kubeconfig, context, purge, yes):
       meshreg down
       meshreg down --purge --yes      # everything, images included
     """
-    cfg, objects, cluster = _prepare(config_path, kubeconfig, context)
+    cfg, objects, cluster = prepare(config_path, kubeconfig, context)
     if purge and not yes:
         if not sys.stdin.isatty():
             raise UsageError("--purge deletes the registry's images; add --yes to confirm (no terminal to ask on)")
@@ -229,15 +215,14 @@ def down(config_path, kubeconfig, context, purge, yes):
     outcomes = removing.remove(manifests=objects, cluster=cluster, purge=purge, on_outcome=_print_outcome)
     note = runtimeconfig.after_down(cluster=cluster, cfg=cfg, outcomes=outcomes)
     if note:
-        _say(note)
+        say(note)
     click.echo(_summary(outcomes, dry_run=False))
 
 
 @click.command()
 @config_option
 @cluster_options
-@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True,
-              help="Output format.")
+@output_option("Output format.")
 @click.pass_context
 def status(ctx, config_path, kubeconfig, context, output):
     """Show each object (present, missing or drifted from the config), readiness, mTLS mode, writers and the
@@ -248,7 +233,7 @@ def status(ctx, config_path, kubeconfig, context, output):
       meshreg status
       meshreg status -o json | jq .registry
     """
-    cfg, objects, cluster = _prepare(config_path, kubeconfig, context)
+    cfg, objects, cluster = prepare(config_path, kubeconfig, context)
     report = statuses.report(cluster=cluster, cfg=cfg, manifests=objects)
     click.echo(json.dumps(report, indent=2) if output == "json" else statuses.text(report))
     ctx.exit(0 if report["healthy"] else 1)

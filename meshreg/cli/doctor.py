@@ -8,29 +8,18 @@ import textwrap
 
 import click
 
-from meshreg import config
-from meshreg import render as rendering
-from meshreg.cli.options import cluster_options, config_option, interruptible
-from meshreg.cluster import client as clusters
+from meshreg.cli.options import cluster_options, config_option, interruptible, output_option, prepare, say
 from meshreg.cluster import doctor as doctoring
 from meshreg.cluster.doctor.facts import Facts
 from meshreg.errors import UsageError
 
 OBSERVED_WIDTH = 60
-output_option = click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text",
-                             show_default=True, help="Output format.")
-
-
-def _prepare(config_path, kubeconfig, context):
-    cfg = config.load(config_path)
-    objects = rendering.render(cfg)
-    return cfg, objects, clusters.connect(kubeconfig=kubeconfig, context=context)
 
 
 @click.command()
 @config_option
 @cluster_options
-@output_option
+@output_option("Output format.")
 @click.option("--check", "checks", multiple=True, type=click.Choice(list(doctoring.GROUPS)), metavar="NAME",
               help=f"Run only these checks (repeatable): {', '.join(doctoring.GROUPS)}.")
 @click.pass_context
@@ -45,7 +34,7 @@ def doctor(ctx, config_path, kubeconfig, context, output, checks):
       meshreg doctor --check nodes --check bypass
       meshreg doctor -o json | jq '.results[] | select(.status != "OK")'
     """
-    cfg, objects, cluster = _prepare(config_path, kubeconfig, context)
+    cfg, objects, cluster = prepare(config_path, kubeconfig, context)
     results = doctoring.run(facts=Facts(cluster, cfg, objects), groups=checks or None)
     if output == "json":
         click.echo(json.dumps({"server": cluster.server, "config": cfg.source, "results":
@@ -71,7 +60,7 @@ def _identity(value: str | None) -> str | None:
 @click.command()
 @config_option
 @cluster_options
-@output_option
+@output_option("Output format.")
 @click.option("--as", "as_identity", metavar="NS/SA", default=None,
               help="The writer whose identity pushes [default: each registry's first unscoped writer].")
 @click.option("--image", default=None, metavar="IMAGE",
@@ -98,7 +87,7 @@ def verify(ctx, config_path, kubeconfig, context, output, as_identity, image, no
     from meshreg.cluster.verify import objects
     from meshreg.cluster.wait import Progress
 
-    cfg, _, cluster = _prepare(config_path, kubeconfig, context)
+    cfg, _, cluster = prepare(config_path, kubeconfig, context)
     as_identity = _identity(as_identity)
     if as_identity and not any(w.service_account == as_identity for r in cfg.registries for w in cfg.writers_of(r)):
         raise UsageError(f"--as {as_identity}: not a writer of any registry in {cfg.source} (meshreg policy list)")
@@ -110,8 +99,8 @@ def verify(ctx, config_path, kubeconfig, context, output, as_identity, image, no
                                progress=Progress(quiet=quiet or output == "json"))
     except verifying.Interrupted as e:
         for note in e.report.notes:
-            click.echo(f"meshreg: {note}", err=True)
-        click.echo("meshreg: interrupted", err=True)
+            say(note)
+        say("interrupted")
         ctx.exit(130)
     finally:
         signal.signal(signal.SIGTERM, previous)

@@ -6,8 +6,7 @@ import json
 
 import click
 
-from meshreg.cli.options import cluster_options, config_option
-from meshreg.cli.policy import registry_option
+from meshreg.cli.options import cluster_options, config_option, output_option, registry_option, say
 from meshreg.errors import ClusterError, UsageError
 
 
@@ -55,7 +54,7 @@ def describe(result: dict) -> list[str]:
                                               "garbage-collect would reclaim (the registry stays writable).")
 @click.option("--timeout", type=click.FloatRange(min=1), default=3600, show_default=True, metavar="SECONDS",
               help="How long to follow the Job.")
-@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@output_option()
 @click.option("-q", "--quiet", is_flag=True, help="No progress line.")
 @click.pass_context
 def gc(ctx, config_path, kubeconfig, context, registry, dry_run, timeout, output, quiet):
@@ -88,7 +87,7 @@ def gc(ctx, config_path, kubeconfig, context, registry, dry_run, timeout, output
     cluster = clusters.connect(kubeconfig=kubeconfig, context=context)
     job = gcs.start(cluster=cluster, namespace=cfg.namespace, cron_name=gc_name(reg), dry_run=dry_run)
     name = job["metadata"]["name"]
-    click.echo(f"meshreg: created Job {cfg.namespace}/{name} from CronJob {gc_name(reg)}", err=True)
+    say(f"created Job {cfg.namespace}/{name} from CronJob {gc_name(reg)}")
     progress = waiting.Progress(quiet=quiet)
     state = gcs.finished(gcs.follow(cluster=cluster, namespace=cfg.namespace, name=name, timeout=timeout,
                                     progress=progress))

@@ -1,4 +1,7 @@
-"""Options shared by several commands, each defined once."""
+"""Options and steps shared by several commands, each defined once.
+
+Nothing here imports the cluster part at import time: `meshreg render` loads this module too.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,16 @@ config_option = click.option(
     "-c", "--config", "config_path", metavar="FILE", default=None, envvar="MESHREG_CONFIG",
     help="Config file [default: ./meshreg.yaml if present, else the built-in default].",
 )
+
+registry_option = click.option(
+    "--registry", "registry", metavar="NAME", default=None,
+    help="Which registry, with spec.registries [default: the default registry].")
+
+
+def output_option(help: str | None = None):
+    """-o/--output text|json; `help` as each command's --help has always shown it (some show none)."""
+    return click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True,
+                        help=help)
 
 
 def cluster_options(func):
@@ -19,6 +32,39 @@ def cluster_options(func):
     func = click.option("--kubeconfig", metavar="PATH", default=None,
                         help="Kubeconfig file(s) [default: $KUBECONFIG, then ~/.kube/config, then in-cluster].")(func)
     return func
+
+
+def say(line: str) -> None:
+    """A line from meshreg itself (a note, a warning, progress) on stderr, so stdout stays the command's output."""
+    click.echo(f"meshreg: {line}", err=True)
+
+
+def prepare(config_path, kubeconfig, context):
+    """Config, render and connection, in that order: bad input fails before any request."""
+    from meshreg import config
+    from meshreg import render as rendering
+    from meshreg.cluster import client as clusters
+
+    cfg = config.load(config_path)
+    objects = rendering.render(cfg)
+    cluster = clusters.connect(kubeconfig=kubeconfig, context=context)  # looked up now, so tests can swap it
+    return cfg, objects, cluster
+
+
+def only_with_apply(*, apply: bool, context: str | None) -> None:
+    """For commands that edit files and apply with --apply: checked before they change anything."""
+    if context and not apply:
+        raise click.UsageError("--context only makes sense with --apply")
+
+
+def apply_only(manifests: list[dict], *, kubeconfig, context) -> None:
+    """Server-side apply just these manifests (what a command has just changed), one line per object."""
+    from meshreg.cluster import apply as applying
+    from meshreg.cluster import client as clusters
+
+    cluster = clusters.connect(kubeconfig=kubeconfig, context=context)
+    for outcome in applying.apply(manifests=manifests, cluster=cluster):
+        click.echo(f"  {outcome.action}: {outcome}")
 
 
 def interruptible() -> None:

@@ -7,7 +7,8 @@ import os
 
 import click
 
-from meshreg.cli.options import cluster_options, config_option
+from meshreg.cli.options import (apply_only, cluster_options, config_option, only_with_apply, output_option,
+                                 registry_option)
 from meshreg.errors import ConfigError
 
 EXIT_CODES = """\b
@@ -45,11 +46,6 @@ def _describe(writer) -> str:
     return f"writes {scope}; DELETE {'granted' if writer.delete else 'not granted'}"
 
 
-registry_option = click.option(
-    "--registry", "registry", metavar="NAME", default=None,
-    help="Which registry, with spec.registries [default: the default registry].")
-
-
 def _edit(action, *, config_path, identity, repositories, delete, registry, apply, kubeconfig, context):
     from meshreg.config import editing
 
@@ -65,23 +61,17 @@ def _edit(action, *, config_path, identity, repositories, delete, registry, appl
     if edit.note:
         click.echo(f"  note:   {edit.note}")
     if apply:
-        _apply_policies(path, kubeconfig=kubeconfig, context=context)
+        apply_only(_policies(path), kubeconfig=kubeconfig, context=context)
     else:
         click.echo("next: meshreg up (or meshreg render) to deploy the new policies", err=True)
 
 
-def _apply_policies(path: str, *, kubeconfig, context) -> None:
-    """Server-side apply only the AuthorizationPolicies rendered from the edited file."""
+def _policies(path: str) -> list[dict]:
+    """Only the AuthorizationPolicies, rendered from the edited file."""
     from meshreg import config
     from meshreg import render as rendering
-    from meshreg.cluster import apply as applying
-    from meshreg.cluster import client as cluster
 
-    cfg = config.load(path)
-    manifests = [o for o in rendering.render(cfg) if o["kind"] == "AuthorizationPolicy"]
-    outcomes = applying.apply(manifests=manifests, cluster=cluster.connect(kubeconfig=kubeconfig, context=context))
-    for outcome in outcomes:
-        click.echo(f"  {outcome.action}: {outcome}")
+    return [o for o in rendering.render(config.load(path)) if o["kind"] == "AuthorizationPolicy"]
 
 
 def _edit_command(name: str, action_name: str, help_text: str):
@@ -97,8 +87,7 @@ def _edit_command(name: str, action_name: str, help_text: str):
     def command(identity, repositories, delete, registry, config_path, apply, kubeconfig, context):
         from meshreg.config import editing
 
-        if context and not apply:
-            raise click.UsageError("--context only makes sense with --apply")
+        only_with_apply(apply=apply, context=context)
         _edit(getattr(editing, action_name), config_path=config_path, identity=identity,
               repositories=repositories, delete=delete, registry=registry, apply=apply, kubeconfig=kubeconfig,
               context=context)
@@ -137,7 +126,7 @@ revoke = _edit_command("revoke", "revoke", """Remove a writer, some of its prefi
 @policy.command("list")
 @config_option
 @registry_option
-@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@output_option()
 def list_(config_path, registry, output):
     """Show the writers with their scopes and DELETE grants, the readers, the node proxy, the push proxy (its
     scope, namespace and Role), and the principals (trust domain applied) the policies name.
@@ -162,7 +151,7 @@ def list_(config_path, registry, output):
                    "(--registry NAME)")
     click.echo("writers:" if data["writers"] else "writers: none (nobody can push)")
     for w in data["writers"]:
-        scope = "every repository" if w["repositories"] == ["*"] else ", ".join(w["repositories"])
+        scope = _scope(w["repositories"])
         proxy = "  [push proxy]" if data["pushProxy"] and w["serviceAccount"] == data["pushProxy"]["serviceAccount"] \
             else ""
         grant = "  DELETE only (retention)" if not w["push"] else ("  +DELETE" if w["delete"] else "")
@@ -267,7 +256,7 @@ def _ingress_listing(cfg, reg) -> dict:
               help="NS/SA (a mesh workload), node-proxy (a pull from a node), push-proxy (a push through "
                    "`meshreg connect`), anonymous (plain text), client:NAME (a client of spec.ingress) or external "
                    "(through the ingress without credentials).")
-@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@output_option()
 @click.option("--skip-waypoint", is_flag=True,
               help="Ambient mode: a client that does not go through the waypoint (it dials the pod IP, or has a "
                    "sidecar); ztunnel alone decides.")

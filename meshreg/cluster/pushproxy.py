@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from meshreg.cluster.errors import PermissionDenied
+from meshreg.config import PUSH_PROXY
 from meshreg.errors import ClusterError
-
-INSTANCE = "app.kubernetes.io/instance"
-NAME = "app.kubernetes.io/name"
-PUSH_PROXY = "push-proxy"
+from meshreg.render.labels import INSTANCE, NAME
 
 
 @dataclass(frozen=True)
@@ -70,7 +69,8 @@ def ready_pod(*, cluster, target: Target) -> str:
 
 
 def forbidden_hint(error: ClusterError, target: Target) -> str:
-    if not str(error).startswith("forbidden"):
+    """Which Role to ask for, when RBAC refused a request about the push proxy's pods; "" for any other error."""
+    if not isinstance(error, PermissionDenied):
         return ""
     return (f" (pushing through the push proxy needs the Role {target.role} in namespace {target.namespace}; "
             f"an admin grants it with: kubectl -n {target.namespace} create rolebinding NAME "

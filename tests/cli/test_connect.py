@@ -13,9 +13,11 @@ import threading
 import pytest
 from click.testing import CliRunner
 
+from apiserver import write_kubeconfig
 from configs import minimal
-from fakes import FakeCluster
-from kubeforward import KubeForward, kubeconfig, pod
+from fakes import FakeCluster, refusal
+from kubeforward import KubeForward, pod
+from lab.processes import free_port
 from meshreg.cli import main
 from meshreg.cluster.pushproxy import Target, ready_pod
 from meshreg.errors import ClusterError
@@ -43,15 +45,9 @@ def api():
     target.server_close()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def invoke(tmp_path, api_url: str, *args, config: str = CONFIG):
     (tmp_path / "meshreg.yaml").write_text(config)
-    kc = kubeconfig(tmp_path / "kubeconfig", api_url)
+    kc = write_kubeconfig(tmp_path / "kubeconfig", api_url)
     return CliRunner().invoke(main, ["connect", "-c", str(tmp_path / "meshreg.yaml"), "--kubeconfig", kc, *args])
 
 
@@ -91,18 +87,22 @@ def test_a_bad_address_is_a_usage_error(api, tmp_path):
 
 def test_forbidden_to_list_pods_says_which_role_to_ask_for():
     cluster = FakeCluster()
-    cluster.failures[("list", "Pod", "*")] = ClusterError("forbidden: cannot list pods in namespace meshreg-push")
+    cluster.failures[("list", "Pod", "*")] = refusal(
+        403, "listing pods in namespace meshreg-push", 'pods is forbidden: User "dev" cannot list resource "pods" '
+        'in API group "" in the namespace "meshreg-push"')
     target = Target(registry="registry", namespace="meshreg-push", selector="a=b", port=5000, role="meshreg-connect")
-    with pytest.raises(ClusterError, match=r"^forbidden: cannot list pods in namespace meshreg-push \(pushing "
-                                           r"through the push proxy needs the Role meshreg-connect in namespace "
-                                           r"meshreg-push; an admin grants it with: kubectl -n meshreg-push create "
-                                           r"rolebinding NAME --role=meshreg-connect --user=YOU\)$"):
+    with pytest.raises(ClusterError, match=r'^listing pods in namespace meshreg-push: not permitted \(RBAC\): User '
+                                           r'"dev" cannot list resource "pods" in API group "" in the namespace '
+                                           r'"meshreg-push" \(pushing through the push proxy needs the Role '
+                                           r"meshreg-connect in namespace meshreg-push; an admin grants it with: "
+                                           r"kubectl -n meshreg-push create rolebinding NAME --role=meshreg-connect "
+                                           r"--user=YOU\)$"):
         ready_pod(cluster=cluster, target=target)
 
 
 def start(tmp_path, api_url: str, port: int) -> subprocess.Popen:
     (tmp_path / "meshreg.yaml").write_text(CONFIG)
-    kc = kubeconfig(tmp_path / "kubeconfig", api_url)
+    kc = write_kubeconfig(tmp_path / "kubeconfig", api_url)
     env = {k: v for k, v in os.environ.items() if not k.startswith("MESHREG_")}
     # Started as a shell starts a background job, with SIGINT ignored: Ctrl-C must stop it all the same.
     proc = subprocess.Popen([sys.executable, "-m", "meshreg", "connect", "-c", str(tmp_path / "meshreg.yaml"),
