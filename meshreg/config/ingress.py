@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 from meshreg.config import names
 from meshreg.config.model import INGRESS_METHODS, Client, Ingress, IngressGateway, Issuer, Registry
 from meshreg.config.reader import REQUIRED, Reader
-from meshreg.config.registries import read_prefixes
+from meshreg.config.registries import read_labels, read_prefixes
 from meshreg.pki.material import public_material
 
 _GW = IngressGateway()
@@ -60,9 +60,8 @@ def _read_gateway(r: Reader, value: object, path: tuple) -> IngressGateway:
     selector = r.mapping(m["selector"], path + ("selector",), _any_keys(m["selector"]))
     if not selector:
         r.fail(path + ("selector",), "empty: name the labels of the gateway's pods (e.g. istio: ingressgateway)")
-    for key, label in selector.items():
-        r.string(key, path + ("selector", key), _check_label_key)
-        r.string(label, path + ("selector", key), _check_label_value)
+    read_labels(r, selector, path + ("selector",), expected_key="e.g. istio or app.kubernetes.io/name",
+                expected_value="letters, digits, '-', '_', '.'; at most 63; no wildcards")
     return IngressGateway(
         namespace=r.string(m["namespace"], path + ("namespace",), names.check_label), selector=dict(selector),
         service_account=r.string(m["serviceAccount"], path + ("serviceAccount",), names.check_subdomain),
@@ -183,20 +182,6 @@ def _any_keys(value: object) -> dict:
 def _check_host(value: str) -> str | None:
     if not names.is_subdomain(value) or ":" in value:
         return f"{value!r} is not a DNS name (lowercase, e.g. registry.example.com; no scheme, port or wildcard)"
-    return None
-
-
-def _check_label_key(value: str) -> str | None:
-    prefix, _, name = value.rpartition("/")
-    if (prefix and not names.is_subdomain(prefix)) or not re.fullmatch(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?",
-                                                                      name):
-        return f"{value!r} is not a label key (e.g. istio or app.kubernetes.io/name)"
-    return None
-
-
-def _check_label_value(value: str) -> str | None:
-    if not re.fullmatch(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?", value):
-        return f"{value!r} is not a label value (letters, digits, '-', '_', '.'; at most 63; no wildcards)"
     return None
 
 

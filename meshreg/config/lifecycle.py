@@ -76,16 +76,6 @@ def check_lifecycle(r: Reader, reg: Registry, path: tuple, *, delete_switch: str
                                       f"{delete_switch}: true (writers still need delete: true to delete)")
 
 
-def check_reserved(r: Reader, reg: Registry, path: tuple, gc_identity: str) -> None:
-    """The gc identity is meshreg's own: nobody lists it as a writer or publisher."""
-    for j, writer in enumerate(reg.writers):
-        if writer.service_account == gc_identity:
-            r.fail(path + ("writers", j, "serviceAccount"), f"{gc_identity!r} is meshreg's retention identity "
-                                                             "(DELETE only, as the retention rules say)")
-    if reg.publisher == gc_identity:
-        r.fail(path + ("publisher",), f"{gc_identity!r} is meshreg's retention identity")
-
-
 def check_schedule(value: str) -> str | None:
     from croniter import croniter
 

@@ -323,10 +323,13 @@ class Config:
         known = ", ".join(r.name for r in self.registries)
         raise ConfigError(f"{self.source}: no registry named {name!r} (registries: {known})")
 
+    def service_name(self, registry: Registry | None = None) -> str:
+        """A registry's Service as a cluster DNS name (how an Istio route names its destination)."""
+        return f"{(registry or self.registry).name}.{self.namespace}.svc.cluster.local"
+
     def service_host(self, registry: Registry | None = None) -> str:
         """Where pods in the cluster reach a registry: its Service, port 5000."""
-        name = (registry or self.registry).name
-        return f"{name}.{self.namespace}.svc.cluster.local:{REGISTRY_PORT}"
+        return f"{self.service_name(registry)}:{REGISTRY_PORT}"
 
     @property
     def node_proxy_identity(self) -> str:

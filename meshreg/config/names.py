@@ -13,6 +13,7 @@ _REPOSITORY = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
 _QUANTITY = re.compile(r"(?:\d+(?:\.\d*)?|\.\d+)(?:Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E)?")
 _TAG = re.compile(r"[\w][\w.-]{0,127}")
 _IMAGE = re.compile(r"[a-z0-9][a-z0-9._\-/:]*[a-z0-9](?::[\w][\w.-]{0,127})?(?:@sha256:[0-9a-f]{64})?")
+_LABEL_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")  # a label value, or a key after its prefix
 
 # Namespaces of the cluster and of Istio, never one of meshreg's own.
 RESERVED_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease", "istio-system")
@@ -41,6 +42,22 @@ def check_subdomain(value: str) -> str | None:
     if is_subdomain(value):
         return None
     return f"{value!r} is not a valid name (lowercase RFC 1123 subdomain: a-z, 0-9, '-' and '.')"
+
+
+def check_label_key(value: str, *, expected: str) -> str | None:
+    """None if `value` is a Kubernetes label key (an optional DNS prefix and '/', then a name), else what is wrong;
+    `expected` closes the message (each field explains it in its own words)."""
+    prefix, _, name = value.rpartition("/")
+    if (prefix and not is_subdomain(prefix)) or not _LABEL_NAME.fullmatch(name):
+        return f"{value!r} is not a label key ({expected})"
+    return None
+
+
+def check_label_value(value: str, *, expected: str) -> str | None:
+    """None if `value` is a Kubernetes label value (empty, or a name of at most 63 characters), else what is wrong."""
+    if value and not _LABEL_NAME.fullmatch(value):
+        return f"{value!r} is not a label value ({expected})"
+    return None
 
 
 def check_identity(value: str, *, allow_wildcard: bool = False) -> str | None:

@@ -13,7 +13,7 @@ from dataclasses import replace
 from meshreg.config import names
 from meshreg.config.model import PushProxy, Registry
 from meshreg.config.reader import Reader
-from meshreg.config.registries import read_port, read_prefixes, read_resources
+from meshreg.config.registries import read_port, read_prefixes, read_resources, refuse_identity
 
 _D = PushProxy(namespace="", repositories=())
 _KEYS = {"enabled": True, "repositories": None, "port": None, "namespace": None, "resources": None}
@@ -55,10 +55,9 @@ def _read_one(r: Reader, raw: object, base: tuple, *, reg: Registry, default_nam
     if reg.role == "readonly" and reg.publisher != proxy.identity:
         r.fail(path, f"registry {reg.name} is readonly: only its publisher writes it. To load images through the "
                      f"push proxy, make the push proxy its publisher (publisher: {proxy.identity})")
-    for j, writer in enumerate(reg.writers):
-        if writer.service_account == proxy.identity:
-            r.fail(base + ("writers", j, "serviceAccount"), f"{proxy.identity!r} is the push proxy: what it may "
-                   "write is pushProxy.repositories, not a writers entry")
+    # It may be a readonly registry's publisher (see above), never a writer.
+    refuse_identity(r, reg, base, proxy.identity, as_writer=f"{proxy.identity!r} is the push proxy: what it may "
+                    "write is pushProxy.repositories, not a writers entry")
     return proxy
 
 

@@ -172,6 +172,24 @@ def read_resources(r: Reader, value: object, path: tuple, default: Resources) ->
     return Resources(**out)
 
 
+def refuse_identity(r: Reader, reg: Registry, base: tuple, identity: str, *, as_writer: str,
+                    as_publisher: str | None = None) -> None:
+    """`identity` is one meshreg deploys and scopes itself: fail at the entry of `reg` (at `base`) that lists it as a
+    writer (message `as_writer`) or as the publisher (message `as_publisher`; None: it may publish)."""
+    for j, writer in enumerate(reg.writers):
+        if writer.service_account == identity:
+            r.fail(base + ("writers", j, "serviceAccount"), as_writer)
+    if as_publisher is not None and reg.publisher == identity:
+        r.fail(base + ("publisher",), as_publisher)
+
+
+def read_labels(r: Reader, labels: dict, path: tuple, *, expected_key: str, expected_value: str) -> None:
+    """Each KEY: VALUE of `labels` (a mapping read at `path`) must be a label; `expected_*` close the messages."""
+    for key, label in labels.items():
+        r.string(key, path + (key,), lambda v: names.check_label_key(v, expected=expected_key))
+        r.string(label, path + (key,), lambda v: names.check_label_value(v, expected=expected_value))
+
+
 def _check_registry_name(value: str) -> str | None:
     if value.startswith(_RESERVED_NAMES):
         return f"{value!r} is reserved for meshreg's own objects; pick another name"

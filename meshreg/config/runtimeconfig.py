@@ -8,7 +8,7 @@ import re
 from meshreg.config import names
 from meshreg.config.model import RUNTIMES, RuntimeConfig
 from meshreg.config.reader import Reader
-from meshreg.config.registries import read_resources
+from meshreg.config.registries import read_labels, read_resources
 
 _D = RuntimeConfig()
 # Each runtime: the key naming its directory, and that directory's usual place on a node.
@@ -16,7 +16,6 @@ DIRECTORY_KEYS = {"containerd": ("configPath", "/etc/containerd/certs.d"),
                   "crio": ("registriesDir", "/etc/containers/registries.conf.d")}
 _KEYS = {"containerd": {}, "crio": {}, "image": _D.image, "resources": None, "nodeSelector": {}}
 _PATH = re.compile(r"/[A-Za-z0-9._@+=,:/-]+")
-_LABEL_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
 
 
 def read_runtime_config(r: Reader, value: object, path: tuple, *, node_proxy: bool) -> RuntimeConfig:
@@ -67,20 +66,7 @@ def _check_apart(r: Reader, directories: list, path: tuple) -> None:
 def _read_node_selector(r: Reader, value: object, path: tuple) -> tuple[tuple[str, str], ...]:
     if not isinstance(value, dict):
         r.fail(path, "expected a mapping of node labels (e.g. {kubernetes.io/os: linux})")
-    for key, label in value.items():
-        r.string(key, path + (key,), _check_label_key)
-        r.string(label, path + (key,), _check_label_value)
+    read_labels(r, value, path,
+                expected_key="an optional DNS prefix and '/', then a name of at most 63 characters",
+                expected_value="at most 63 letters, digits, '-', '_' or '.'")
     return tuple(sorted(value.items()))
-
-
-def _check_label_key(value: str) -> str | None:
-    prefix, _, name = value.rpartition("/")
-    if (prefix and not names.is_subdomain(prefix)) or not _LABEL_NAME.fullmatch(name):
-        return f"{value!r} is not a label key (an optional DNS prefix and '/', then a name of at most 63 characters)"
-    return None
-
-
-def _check_label_value(value: str) -> str | None:
-    if value and not _LABEL_NAME.fullmatch(value):
-        return f"{value!r} is not a label value (at most 63 letters, digits, '-', '_' or '.')"
-    return None

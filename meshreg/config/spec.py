@@ -6,8 +6,7 @@ from meshreg.config import mesh, names, pushproxy
 from meshreg.config.model import API_VERSION, KIND, Config, LocalRegistryHosting, NodeProxy
 from meshreg.config.ingress import read_ingress
 from meshreg.config.reader import REQUIRED, Reader
-from meshreg.config.lifecycle import check_reserved
-from meshreg.config.registries import read_entries, read_resources, read_single
+from meshreg.config.registries import read_entries, read_resources, read_single, refuse_identity
 from meshreg.config.runtimeconfig import read_runtime_config
 
 _NP = NodeProxy()
@@ -85,12 +84,8 @@ def _check_never_writes(r: Reader, registries, *, several: bool, identity: str, 
     """An identity meshreg deploys to forward others' requests must never be a writer or a publisher."""
     for i, reg in enumerate(registries):
         base = ("spec", "registries", i) if several else ("spec",)
-        for j, writer in enumerate(reg.writers):
-            if writer.service_account == identity:
-                r.fail(base + ("writers", j, "serviceAccount"),
-                       f"{identity!r} is {role}{why}: it can never be a writer")
-        if reg.publisher == identity:
-            r.fail(base + ("publisher",), f"{identity!r} is {role}: it can never publish")
+        refuse_identity(r, reg, base, identity, as_writer=f"{identity!r} is {role}{why}: it can never be a writer",
+                        as_publisher=f"{identity!r} is {role}: it can never publish")
 
 
 def _check_gc_identities(r: Reader, spec: dict, registries, *, several: bool) -> None:
@@ -98,7 +93,10 @@ def _check_gc_identities(r: Reader, spec: dict, registries, *, several: bool) ->
     for i, reg in enumerate(registries):
         if reg.retention:
             base = ("spec", "registries", i) if several else ("spec",)
-            check_reserved(r, reg, base, f"{spec['namespace']}/{reg.name}-gc")
+            gc = f"{spec['namespace']}/{reg.name}-gc"
+            reserved = f"{gc!r} is meshreg's retention identity"
+            refuse_identity(r, reg, base, gc, as_writer=f"{reserved} (DELETE only, as the retention rules say)",
+                            as_publisher=reserved)
 
 
 def _check_namespace(value: str) -> str | None:

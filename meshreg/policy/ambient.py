@@ -47,8 +47,8 @@ def evaluate(objects: list[dict], registry: Workload, *, client: str | None, met
     `node_proxy` (a push proxy is such a gateway too; `gateway_hop` names it)."""
     service = _find(objects, "v1", "Service", registry.name, registry.namespace)
     gateway = waypoint_of(objects, service)
-    request = Request(client, method, path, f"{registry.name}.{registry.namespace}.svc.cluster.local:"
-                                            f"{_service_port(service, registry)}", _service_port(service, registry))
+    port = _service_port(service, registry)
+    request = Request(client, method, path, f"{registry.name}.{registry.namespace}.svc.cluster.local:{port}", port)
     if client == "node-proxy":
         return _via_gateway(objects, registry, service, gateway, request, node_proxy, trust_domain, gateway_hop)
     if client is None or skip_waypoint or gateway is None:

@@ -54,10 +54,9 @@ def evaluate(objects: list[dict], *, identity: str, method: str, path: str,
             return Decision("DENY", None, None, "there is no node proxy (spec.nodeProxy.enabled is false)")
         return _via_proxy(objects, registry, proxy, "node proxy", method, normalized, trust_domain)
     if identity == "push-proxy":
-        proxy = find_workload(objects, PUSH_PROXY, registry=name)
-        if proxy is None:
-            return Decision("DENY", None, None, f"registry {name} has no push proxy (pushProxy is not enabled)")
-        return _via_proxy(objects, registry, proxy, "push proxy", method, normalized, trust_domain)
+        proxy = _push_proxy(objects, name)
+        return proxy if isinstance(proxy, Decision) else \
+            _via_proxy(objects, registry, proxy, "push proxy", method, normalized, trust_domain)
     if is_ingress_identity(identity):
         return _via_ingress(objects, registry, method, normalized, caller(ingress, identity), ingress,
                             trust_domain or infer_trust_domain(objects))
@@ -75,15 +74,22 @@ def _ambient(objects, registry, identity, method, path, trust_domain, skip_waypo
         return _via_ingress(objects, registry, method, path, caller(ingress, identity), ingress, trust_domain,
                             ambient_mode=True)
     if identity == "push-proxy":
-        proxy = find_workload(objects, PUSH_PROXY, registry=name)
-        if proxy is None:
-            return Decision("DENY", None, None, f"registry {name} has no push proxy (pushProxy is not enabled)")
-        return ambient.evaluate(objects, registry, client="node-proxy", method=method, path=path,
-                                trust_domain=trust_domain, node_proxy=proxy, gateway_hop="push proxy")
+        proxy = _push_proxy(objects, name)
+        return proxy if isinstance(proxy, Decision) else \
+            ambient.evaluate(objects, registry, client="node-proxy", method=method, path=path,
+                             trust_domain=trust_domain, node_proxy=proxy, gateway_hop="push proxy")
     client = None if identity == "anonymous" else "node-proxy" if identity == "node-proxy" else \
         principal_of(identity, trust_domain)
     return ambient.evaluate(objects, registry, client=client, method=method, path=path, trust_domain=trust_domain,
                             skip_waypoint=skip_waypoint, node_proxy=find_workload(objects, NODE_PROXY))
+
+
+def _push_proxy(objects: list[dict], name: str) -> Workload | Decision:
+    """Registry `name`'s push proxy, or the DENY for a registry without one (sidecar and ambient mode alike)."""
+    proxy = find_workload(objects, PUSH_PROXY, registry=name)
+    if proxy is None:
+        return Decision("DENY", None, None, f"registry {name} has no push proxy (pushProxy is not enabled)")
+    return proxy
 
 
 def check_request(*, identity: str, method: str, path: str) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from meshreg.config import Config, Registry
 from meshreg.config.mesh import WAYPOINT
-from meshreg.render.labels import COMPONENT, REGISTRY, metadata, registry_pods
+from meshreg.render.labels import COMPONENT, INJECT, REGISTRY, metadata, registry_pods, revision
 
 DATAPLANE_MODE = "istio.io/dataplane-mode"
 USE_WAYPOINT = "istio.io/use-waypoint"
@@ -38,7 +38,7 @@ def namespace_labels(cfg: Config) -> dict:
 def registry_pod_labels(cfg: Config) -> dict:
     """An explicit no: a sidecar (from a cluster-wide injection default) would take the pod out of ztunnel's
     capture, and with it the L4 policy that keeps everyone but the waypoint away."""
-    return {"sidecar.istio.io/inject": "false"}
+    return {INJECT: "false"}
 
 
 def service_labels(cfg: Config) -> dict:
@@ -58,8 +58,7 @@ def waypoint_principal(cfg: Config) -> str:
 def waypoint(cfg: Config) -> dict:
     """The waypoint, for Services only (`waypoint-for: service`); `istio.io/rev` picks the control plane that
     deploys and programs it."""
-    revision = {"istio.io/rev": cfg.istio_revision} if cfg.istio_revision else {}
-    meta = metadata(cfg, WAYPOINT, extra={COMPONENT: WAYPOINT, WAYPOINT_FOR: "service", **revision})
+    meta = metadata(cfg, WAYPOINT, extra={COMPONENT: WAYPOINT, WAYPOINT_FOR: "service", **revision(cfg)})
     return {"apiVersion": GATEWAY_API, "kind": "Gateway", "metadata": meta,
             "spec": {"gatewayClassName": WAYPOINT_CLASS,
                      "listeners": [{"name": "mesh", "port": HBONE_PORT, "protocol": "HBONE"}]}}

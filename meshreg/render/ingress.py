@@ -15,7 +15,7 @@ import base64
 from meshreg.config import REGISTRY_PORT, Config
 from meshreg.config.model import Client, Ingress
 from meshreg.errors import ConfigError
-from meshreg.render.labels import COMPONENT, metadata
+from meshreg.render.labels import COMPONENT, metadata, selector
 from meshreg.render.policies import READ, WRITE, repository_paths
 
 CLAIM = "request.auth.claims[{}]"
@@ -56,7 +56,7 @@ def gateway(cfg: Config) -> dict:
 def virtual_service(cfg: Config) -> dict:
     # No `timeout`: Istio then sets none, so long layer uploads are never cut (its CRD rejects 0s).
     reg = cfg.get_registry(cfg.ingress.registry)
-    route = {"name": reg.name, "route": [{"destination": {"host": cfg.service_host(reg).rsplit(":", 1)[0],
+    route = {"name": reg.name, "route": [{"destination": {"host": cfg.service_name(reg),
                                                           "port": {"number": REGISTRY_PORT}}}]}
     routes = [challenge(cfg.ingress), route] if _clients(cfg.ingress, "jwt") else [route]
     return {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": _meta(cfg),
@@ -229,10 +229,6 @@ def notices(cfg: Config) -> list[str]:
         out.append(f"ingress {ing.host}: no clients, so every request to it is denied; add spec.ingress.clients")
     if _clients(ing, "jwt") and not ing.gateway.dedicated:
         out.append(f"ingress: the RequestAuthentication applies to every host on the gateway pods "
-                   f"({_labels(ing)} in {ing.gateway.namespace}): a request to any of them with a bearer token "
-                   "that is not a valid JWT of a listed issuer is refused with 401; see docs/ingress.md")
+                   f"({selector(ing.gateway.selector)} in {ing.gateway.namespace}): a request to any of them with a "
+                   "bearer token that is not a valid JWT of a listed issuer is refused with 401; see docs/ingress.md")
     return out
-
-
-def _labels(ing: Ingress) -> str:
-    return ",".join(f"{k}={v}" for k, v in sorted(ing.gateway.selector.items()))

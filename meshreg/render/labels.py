@@ -1,4 +1,4 @@
-"""The labels that mark meshreg's objects, and the selectors built from them."""
+"""The labels that mark meshreg's objects, the selectors built from them, and Istio's injection labels."""
 
 from __future__ import annotations
 
@@ -9,6 +9,25 @@ NAME = "app.kubernetes.io/name"
 COMPONENT = "app.kubernetes.io/component"
 # Gateway selectors match pods in every namespace, so the node proxy carries a label naming its own namespace.
 NODE_PROXY = "meshreg.dev/node-proxy"
+
+# Istio's own labels: the control plane (revision) that injects and programs a pod, and whether it gets a sidecar.
+REVISION = "istio.io/rev"
+INJECT = "sidecar.istio.io/inject"
+
+
+def revision(cfg) -> dict:
+    """`istio.io/rev` when the config names an Istio revision, else nothing (the default control plane)."""
+    return {REVISION: cfg.istio_revision} if cfg.istio_revision else {}
+
+
+def namespace_injection(cfg) -> dict:
+    """Namespace labels that turn on sidecar injection, by the revision's control plane or the default one."""
+    return revision(cfg) or {"istio-injection": "enabled"}
+
+
+def sidecar(cfg) -> dict:
+    """Pod labels that ask for a sidecar, from the revision's control plane if there is one."""
+    return {INJECT: "true", **revision(cfg)}
 
 
 def common(cfg) -> dict:

@@ -11,13 +11,13 @@ from __future__ import annotations
 import json
 from importlib import resources
 
-from meshreg.config import REGISTRY_PORT, Config, Registry
+from meshreg.config import Config, Registry
 from meshreg.render import objectstorage
-from meshreg.render.labels import COMPONENT, INSTANCE, NAME, REGISTRY, common, metadata, registry_pods
+from meshreg.render.labels import COMPONENT, INSTANCE, NAME, REGISTRY, common, metadata, registry_pods, sidecar
 from meshreg.render.registry import DATA_DIR, RUN_AS
 
-MODULES = ("__init__.py", "__main__.py", "collect.py", "inventory.py", "kube.py", "registry.py", "retention.py",
-           "run.py")
+# Every module of meshreg.gcjob, so that a module added there is shipped too.
+MODULES = tuple(sorted(p.name for p in resources.files("meshreg.gcjob").iterdir() if p.name.endswith(".py")))
 CODE_DIR = "/opt/meshreg"  # the package is mounted as meshreg_gc here
 SHARED_DIR = "/run/meshreg-gc"
 CONTAINER = "gc"  # the coordinator, whose log carries the result line
@@ -61,7 +61,7 @@ def role_binding(cfg: Config, reg: Registry) -> dict:
 
 def plan(cfg: Config, reg: Registry) -> dict:
     """What the Job's code reads: where the registry is and what to do."""
-    return {"registry": f"http://{reg.name}.{cfg.namespace}.svc.cluster.local:{REGISTRY_PORT}",
+    return {"registry": f"http://{cfg.service_host(reg)}",
             "namespace": cfg.namespace, "deployment": reg.name,
             "retention": reg.retention.as_json() if reg.retention else None,
             "deleteUntagged": reg.gc.delete_untagged, "storage": "s3" if reg.storage.s3 else "filesystem",
@@ -127,7 +127,6 @@ def _volumes(reg: Registry) -> list[dict]:
 
 
 def pod_template(cfg: Config, reg: Registry) -> dict:
-    revision = {"istio.io/rev": cfg.istio_revision} if cfg.istio_revision else {}
     spec: dict = {
         "serviceAccountName": gc_name(reg), "automountServiceAccountToken": True, "restartPolicy": "Never",
         "enableServiceLinks": False,
@@ -136,8 +135,7 @@ def pod_template(cfg: Config, reg: Registry) -> dict:
     if not reg.storage.s3:  # the ReadWriteOnce volume is attached where the registry runs: go there
         spec["affinity"] = {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{
             "labelSelector": {"matchLabels": registry_pods(cfg, reg)}, "topologyKey": "kubernetes.io/hostname"}]}}
-    return {"metadata": {"labels": {**common(cfg), COMPONENT: "gc", **gc_pods(cfg, reg),
-                                    "sidecar.istio.io/inject": "true", **revision},
+    return {"metadata": {"labels": {**common(cfg), COMPONENT: "gc", **gc_pods(cfg, reg), **sidecar(cfg)},
                          "annotations": {"kubectl.kubernetes.io/default-container": CONTAINER,
                                          "proxy.istio.io/config": '{"holdApplicationUntilProxyStarts": true}'}},
             "spec": spec}

@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 from meshreg.config import REGISTRY_PORT, Config
-from meshreg.render.labels import COMPONENT, common, metadata, node_proxy_pods
+from meshreg.render.labels import COMPONENT, common, metadata, node_proxy_pods, sidecar
 
 NAME = "node-proxy"
 
 
 def _pod_labels(cfg: Config) -> dict:
-    revision = {"istio.io/rev": cfg.istio_revision} if cfg.istio_revision else {}
-    return {**common(cfg), **node_proxy_pods(cfg), COMPONENT: NAME,
-            "sidecar.istio.io/inject": "true", **revision}
+    return {**common(cfg), **node_proxy_pods(cfg), COMPONENT: NAME, **sidecar(cfg)}
 
 
 def port_name(port: int) -> str:
     return f"http-{port}"
 
 
-def _ports(cfg: Config) -> list[int]:
+def ports(cfg: Config) -> list[int]:
+    """The ports the node proxy serves on each node: one per registry, in order."""
     return sorted(r.port for r in cfg.registries)
 
 
@@ -29,7 +28,7 @@ def daemon_set(cfg: Config) -> dict:
         "image": "auto",  # filled in by Istio's gateway injection template
         # hostIP keeps the port on the node's loopback: only the node itself (its kubelet and runtime) reaches it.
         "ports": [{"name": port_name(p), "containerPort": p, "hostPort": p, "hostIP": np.host_ip, "protocol": "TCP"}
-                  for p in _ports(cfg)],
+                  for p in ports(cfg)],
         "resources": np.resources.as_dict(),
     }
     template = {
@@ -55,13 +54,13 @@ def service(cfg: Config) -> dict:
     return {"apiVersion": "v1", "kind": "Service", "metadata": metadata(cfg, NAME),
             "spec": {"type": "ClusterIP", "selector": node_proxy_pods(cfg),
                      "ports": [{"name": port_name(p), "port": p, "targetPort": p, "protocol": "TCP",
-                                "appProtocol": "http"} for p in _ports(cfg)]}}
+                                "appProtocol": "http"} for p in ports(cfg)]}}
 
 
 def gateway(cfg: Config) -> dict:
     # "./*": only VirtualServices from this namespace may bind to the node proxy.
     servers = [{"port": {"number": p, "name": port_name(p), "protocol": "HTTP"}, "hosts": ["./*"]}
-               for p in _ports(cfg)]
+               for p in ports(cfg)]
     return {"apiVersion": "networking.istio.io/v1", "kind": "Gateway", "metadata": metadata(cfg, NAME),
             "spec": {"selector": node_proxy_pods(cfg), "servers": servers}}
 
@@ -69,7 +68,7 @@ def gateway(cfg: Config) -> dict:
 def virtual_service(cfg: Config) -> dict:
     # No `timeout`: Istio then sets none, and layer pulls can take as long as they need (its CRD rejects 0s).
     routes = [{"name": reg.name, "match": [{"port": reg.port}],
-               "route": [{"destination": {"host": cfg.service_host(reg).rsplit(":", 1)[0],
+               "route": [{"destination": {"host": cfg.service_name(reg),
                                           "port": {"number": REGISTRY_PORT}}}]}
               for reg in sorted(cfg.registries, key=lambda r: r.port)]
     return {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": metadata(cfg, NAME),

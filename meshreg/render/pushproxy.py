@@ -9,7 +9,9 @@ reaching the pod IP or the Service find nothing listening. It passes reads and u
 from __future__ import annotations
 
 from meshreg.config import PUSH_PROXY, REGISTRY_PORT, Config, Registry
-from meshreg.render.labels import COMPONENT, INSTANCE, NAME, REGISTRY, common, metadata
+from meshreg.render.labels import (COMPONENT, INSTANCE, NAME, REGISTRY, common, metadata, namespace_injection,
+                                   selector as selector_text, sidecar)
+from meshreg.render.nodeproxy import port_name
 
 LABEL = "meshreg.dev/push-proxy"  # Gateway selectors match pods in every namespace: name the push proxy's own
 ROLE = "meshreg-connect"
@@ -24,22 +26,17 @@ def pods(cfg: Config, reg: Registry) -> dict:
 
 def selector(cfg: Config, reg: Registry) -> str:
     """The same labels as a label selector, for listing the pods."""
-    return ",".join(f"{k}={v}" for k, v in sorted(pods(cfg, reg).items()))
+    return selector_text(pods(cfg, reg))
 
 
 def _meta(cfg: Config, reg: Registry, name: str) -> dict:
     return metadata(cfg, name, namespace=reg.push_proxy.namespace, extra={COMPONENT: PUSH_PROXY, REGISTRY: reg.name})
 
 
-def port_name(reg: Registry) -> str:
-    return f"http-{reg.push_proxy.port}"
-
-
 def namespace(cfg: Config, reg: Registry) -> dict:
-    injection = {"istio.io/rev": cfg.istio_revision} if cfg.istio_revision else {"istio-injection": "enabled"}
     # No hostPort, nothing privileged: a gateway pod meets the baseline Pod Security level.
     security = {"pod-security.kubernetes.io/enforce": "baseline"}
-    extra = {COMPONENT: PUSH_PROXY, REGISTRY: reg.name, **injection, **security}
+    extra = {COMPONENT: PUSH_PROXY, REGISTRY: reg.name, **namespace_injection(cfg), **security}
     return {"apiVersion": "v1", "kind": "Namespace",
             "metadata": metadata(cfg, reg.push_proxy.namespace, namespace=None, extra=extra)}
 
@@ -65,14 +62,13 @@ def role(cfg: Config, reg: Registry) -> dict:
 
 
 def _pod_labels(cfg: Config, reg: Registry) -> dict:
-    revision = {"istio.io/rev": cfg.istio_revision} if cfg.istio_revision else {}
-    return {**common(cfg), **pods(cfg, reg), COMPONENT: PUSH_PROXY, "sidecar.istio.io/inject": "true", **revision}
+    return {**common(cfg), **pods(cfg, reg), COMPONENT: PUSH_PROXY, **sidecar(cfg)}
 
 
 def deployment(cfg: Config, reg: Registry) -> dict:
     proxy = reg.push_proxy
     container = {"name": "istio-proxy", "image": "auto",  # filled in by Istio's gateway injection template
-                 "ports": [{"name": port_name(reg), "containerPort": proxy.port, "protocol": "TCP"}],
+                 "ports": [{"name": port_name(proxy.port), "containerPort": proxy.port, "protocol": "TCP"}],
                  "resources": proxy.resources.as_dict()}
     template = {
         "metadata": {"labels": _pod_labels(cfg, reg),
@@ -94,21 +90,21 @@ def service(cfg: Config, reg: Registry) -> dict:
     port = reg.push_proxy.port
     return {"apiVersion": "v1", "kind": "Service", "metadata": _meta(cfg, reg, PUSH_PROXY),
             "spec": {"type": "ClusterIP", "selector": pods(cfg, reg),
-                     "ports": [{"name": port_name(reg), "port": port, "targetPort": port, "protocol": "TCP",
+                     "ports": [{"name": port_name(port), "port": port, "targetPort": port, "protocol": "TCP",
                                 "appProtocol": "http"}]}}
 
 
 def gateway(cfg: Config, reg: Registry) -> dict:
     # bind: the listener is on the pod's loopback, where a port-forward arrives; "./*": only this namespace's routes.
-    server = {"port": {"number": reg.push_proxy.port, "name": port_name(reg), "protocol": "HTTP"},
-              "bind": BIND, "hosts": ["./*"]}
+    port = reg.push_proxy.port
+    server = {"port": {"number": port, "name": port_name(port), "protocol": "HTTP"}, "bind": BIND, "hosts": ["./*"]}
     return {"apiVersion": "networking.istio.io/v1", "kind": "Gateway", "metadata": _meta(cfg, reg, PUSH_PROXY),
             "spec": {"selector": pods(cfg, reg), "servers": [server]}}
 
 
 def virtual_service(cfg: Config, reg: Registry) -> dict:
     # No `timeout`: Istio then sets none, and layer uploads take as long as they need (its CRD rejects 0s).
-    route = {"name": reg.name, "route": [{"destination": {"host": cfg.service_host(reg).rsplit(":", 1)[0],
+    route = {"name": reg.name, "route": [{"destination": {"host": cfg.service_name(reg),
                                                           "port": {"number": REGISTRY_PORT}}}]}
     return {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
             "metadata": _meta(cfg, reg, PUSH_PROXY),

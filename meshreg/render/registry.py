@@ -10,7 +10,8 @@ from meshreg.config import REGISTRY_PORT, Config, Registry
 from meshreg.render import ambient, objectstorage
 from meshreg.render.ingress import NAMESPACE_ANNOTATION
 from meshreg.render.mirror import remote_url
-from meshreg.render.labels import COMPONENT, REGISTRY, common, metadata, registry_pods
+from meshreg.render.labels import (COMPONENT, REGISTRY, common, metadata, namespace_injection, registry_pods,
+                                   sidecar)
 
 DATA_DIR = "/var/lib/registry"
 # Argo CD and Flux must never delete registry data, whatever happens to the manifests in Git.
@@ -25,9 +26,7 @@ HOLD_UNTIL_PROXY_STARTS = "holdApplicationUntilProxyStarts: true\n"
 
 
 def namespace(cfg: Config) -> dict:
-    injection = {"istio.io/rev": cfg.istio_revision} if cfg.istio_revision else {"istio-injection": "enabled"}
-    if ambient.is_ambient(cfg):
-        injection = ambient.namespace_labels(cfg)
+    injection = ambient.namespace_labels(cfg) if ambient.is_ambient(cfg) else namespace_injection(cfg)
     # Baseline Pod Security forbids hostPort, which the node proxy needs.
     security = {"pod-security.kubernetes.io/enforce": "privileged"} if cfg.node_proxy.enabled else {}
     ingress = {NAMESPACE_ANNOTATION: cfg.ingress.gateway.namespace} if cfg.ingress else {}
@@ -142,10 +141,7 @@ def _container(reg: Registry) -> dict:
 
 
 def pod_labels(cfg: Config, reg: Registry) -> dict:
-    revision = {"istio.io/rev": cfg.istio_revision} if cfg.istio_revision else {}
-    mesh = {"sidecar.istio.io/inject": "true", **revision}
-    if ambient.is_ambient(cfg):
-        mesh = ambient.registry_pod_labels(cfg)
+    mesh = ambient.registry_pod_labels(cfg) if ambient.is_ambient(cfg) else sidecar(cfg)
     return {**common(cfg), COMPONENT: "registry", **registry_pods(cfg, reg), **mesh}
 
 

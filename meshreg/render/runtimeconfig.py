@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from importlib import resources
 
 from meshreg.config import Config
-from meshreg.render.labels import COMPONENT, INSTANCE, NAME as APP_NAME, common, metadata
+from meshreg.render.labels import COMPONENT, INJECT, INSTANCE, NAME as APP_NAME, common, metadata
+from meshreg.render.nodeproxy import ports
 
 NAME = "node-proxy-runtime-config"
 LABEL = "runtime-config"  # its component and app name
@@ -53,10 +54,6 @@ def hosts(cfg: Config, port: int) -> list[str]:
     return [f"localhost:{port}", f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}"]
 
 
-def _ports(cfg: Config) -> list[int]:
-    return sorted(r.port for r in cfg.registries)
-
-
 def _hosts_toml(cfg: Config, host: str) -> str:
     return (f"# Written by meshreg ({cfg.namespace}/{cfg.name}): the node proxy serves {host} over plain HTTP, "
             "read-only.\n"
@@ -75,7 +72,7 @@ def files(cfg: Config) -> list[File]:
     """Every file the runtime config writes, for each enabled runtime and each registry port."""
     out = []
     for runtime, _ in cfg.node_proxy.runtime_config.directories:
-        for port in _ports(cfg):
+        for port in ports(cfg):
             if runtime == "containerd":
                 out += [File(runtime, f"{host}/hosts.toml", _hosts_toml(cfg, host)) for host in hosts(cfg, port)]
             else:
@@ -95,7 +92,9 @@ def objects(cfg: Config) -> list[dict]:
     """ServiceAccount, ConfigMap and DaemonSet, or nothing when no runtime is enabled."""
     if not cfg.node_proxy.runtime_config.enabled:
         return []
-    return [service_account(cfg), config_map(cfg), daemon_set(cfg)]
+    kept = files(cfg)
+    wanted = config_map(cfg, kept)
+    return [service_account(cfg), wanted, daemon_set(cfg, kept=kept, wanted=wanted)]
 
 
 def service_account(cfg: Config) -> dict:
@@ -103,17 +102,18 @@ def service_account(cfg: Config) -> dict:
             "automountServiceAccountToken": False}
 
 
-def config_map(cfg: Config) -> dict:
-    data = {SCRIPT: script(), **{f.key: f.text for f in files(cfg)}}
+def config_map(cfg: Config, kept: list[File]) -> dict:
+    """The script and the files to keep on nodes (`kept`, from files(cfg))."""
+    data = {SCRIPT: script(), **{f.key: f.text for f in kept}}
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta(cfg),
             "data": dict(sorted(data.items()))}
 
 
-def _container(cfg: Config, runtime: str, directory: str) -> dict:
+def _container(cfg: Config, runtime: str, directory: str, *, kept: list[File]) -> dict:
     rc = cfg.node_proxy.runtime_config
     command = ["sh", f"{MOUNT}/{SCRIPT}"]
     env = {"MESHREG_TARGET": directory, "MESHREG_SOURCE": f"{MOUNT}/{runtime}",
-           "MESHREG_FILES": " ".join(f.path for f in files(cfg) if f.runtime == runtime),
+           "MESHREG_FILES": " ".join(f.path for f in kept if f.runtime == runtime),
            "MESHREG_MARKER": marker(cfg), "MESHREG_INTERVAL": str(INTERVAL)}
     return {
         "name": runtime,
@@ -134,17 +134,18 @@ def _container(cfg: Config, runtime: str, directory: str) -> dict:
     }
 
 
-def _volumes(cfg: Config) -> list[dict]:
-    items = [{"key": SCRIPT, "path": SCRIPT}] + [{"key": f.key, "path": f"{f.runtime}/{f.path}"} for f in files(cfg)]
+def _volumes(cfg: Config, kept: list[File]) -> list[dict]:
+    items = [{"key": SCRIPT, "path": SCRIPT}] + [{"key": f.key, "path": f"{f.runtime}/{f.path}"} for f in kept]
     wanted = {"name": "wanted", "configMap": {"name": NAME, "items": items}}
     # hostPath: only the runtime's directory, created (root, 0755) where it does not exist yet.
     return [wanted] + [{"name": runtime, "hostPath": {"path": directory, "type": "DirectoryOrCreate"}}
                        for runtime, directory in cfg.node_proxy.runtime_config.directories]
 
 
-def daemon_set(cfg: Config) -> dict:
+def daemon_set(cfg: Config, *, kept: list[File], wanted: dict) -> dict:
+    """The pods that keep `kept` on every node, from the ConfigMap `wanted` (its hash rolls them when it changes)."""
     rc = cfg.node_proxy.runtime_config
-    digest = hashlib.sha256(repr(sorted(config_map(cfg)["data"].items())).encode()).hexdigest()[:16]
+    digest = hashlib.sha256(repr(sorted(wanted["data"].items())).encode()).hexdigest()[:16]
     spec = {
         "serviceAccountName": NAME,
         "automountServiceAccountToken": False,
@@ -153,11 +154,11 @@ def daemon_set(cfg: Config) -> dict:
         "tolerations": [{"operator": "Exists"}],  # wherever the node proxy runs
         "terminationGracePeriodSeconds": 30,  # time to remove the files on SIGTERM
         "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
-        "containers": [_container(cfg, runtime, directory) for runtime, directory in rc.directories],
-        "volumes": _volumes(cfg),
+        "containers": [_container(cfg, runtime, directory, kept=kept) for runtime, directory in rc.directories],
+        "volumes": _volumes(cfg, kept),
     }
     template = {"metadata": {"labels": {**common(cfg), **_pods(cfg), COMPONENT: LABEL,
-                                        "sidecar.istio.io/inject": "false"},  # not in the mesh: no traffic at all
+                                        INJECT: "false"},  # not in the mesh: no traffic at all
                              "annotations": {"meshreg.dev/config-hash": digest}},
                 "spec": spec}
     return {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": _meta(cfg),

@@ -6,6 +6,7 @@ from __future__ import annotations
 from meshreg.cluster.doctor import could_not, fail, ok, warn
 from meshreg.cluster.enforcement import has_sidecar
 from meshreg.errors import ClusterError
+from meshreg.render.labels import namespace_injection
 
 CHECK = "writers"
 
@@ -71,7 +72,7 @@ def _running(cfg, label: str, ns: str, pods: list):
 
 
 def _injection_label(cfg) -> str:
-    return f"istio.io/rev={cfg.istio_revision}" if cfg.istio_revision else "istio-injection=enabled"
+    return " ".join(f"{k}={v}" for k, v in namespace_injection(cfg).items())
 
 
 def _pods(cluster, ns: str, sa: str) -> list:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from importlib import resources
 
+from meshreg.render.labels import INJECT, namespace_injection, sidecar
+
 MANAGED_BY = {"app.kubernetes.io/managed-by": "meshreg-verify"}
 RUN = "meshreg.dev/verify"
 EXPIRES = "meshreg.dev/verify-expires"
@@ -28,9 +30,8 @@ def _meta(name: str, namespace: str | None, run: str, **extra) -> dict:
 
 def namespace(cfg, name: str, *, run: str, expires: str) -> dict:
     """Injected like the registry's namespace; privileged Pod Security for the hostNetwork node-proxy probe."""
-    injection = {"istio.io/rev": cfg.istio_revision} if cfg.istio_revision else {"istio-injection": "enabled"}
     meta = _meta(name, None, run, annotations={EXPIRES: expires})
-    meta["labels"].update({**injection, "pod-security.kubernetes.io/enforce": "privileged"})
+    meta["labels"].update({**namespace_injection(cfg), "pod-security.kubernetes.io/enforce": "privileged"})
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": meta}
 
 
@@ -67,10 +68,9 @@ def _restricted() -> dict:
 def job(probe, *, cfg, run: str, image: str, deadline: int, node: str | None, platform: tuple) -> dict:
     """A probe Job: one pod, never retried, gone `TTL` seconds after it finished, killed after `deadline`."""
     name = f"meshreg-verify-{run}-{probe.name}"
-    labels = {**MANAGED_BY, RUN: run, "sidecar.istio.io/inject": "true" if probe.sidecar else "false"}
+    labels = {**MANAGED_BY, RUN: run, **(sidecar(cfg) if probe.sidecar else {INJECT: "false"})}
     annotations = {}
     if probe.sidecar:
-        labels.update({"istio.io/rev": cfg.istio_revision} if cfg.istio_revision else {})
         # Start the probe only once the sidecar is ready (the probe also waits for it).
         annotations["proxy.istio.io/config"] = json.dumps({"holdApplicationUntilProxyStarts": True})
     env = {"PROBE_STEPS": "\n".join(s.line() for s in probe.steps), "PROBE_SIDECAR": "wait" if probe.sidecar
@@ -92,7 +92,7 @@ def job(probe, *, cfg, run: str, image: str, deadline: int, node: str | None, pl
 def pull_pod(*, name: str, namespace: str, run: str, image: str, node: str, deadline: int) -> dict:
     """A pod whose only job is to make the kubelet on `node` pull `image` (what the container does next is moot)."""
     meta = _meta(name, namespace, run)
-    meta["labels"]["sidecar.istio.io/inject"] = "false"
+    meta["labels"][INJECT] = "false"
     container = {"name": "pull", "image": image, "imagePullPolicy": "Always", "command": ["/meshreg-verify"],
                  "securityContext": _restricted()}
     return {"apiVersion": "v1", "kind": "Pod", "metadata": meta,
