@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "e2e")
 from lab import images  # noqa: E402
 from lab.clients import skopeo_copy  # noqa: E402
 from lab.objectstore import S3  # noqa: E402
-from lab.processes import Server, free_port  # noqa: E402
+from lab.processes import NO_AWS, Server, free_port  # noqa: E402
 
 from meshreg import config as configs  # noqa: E402
 from meshreg.gcjob.inventory import Reader  # noqa: E402
@@ -48,8 +48,8 @@ def registry(root: Path, storage: str, env: dict) -> tuple[Server, str]:
     conf = root / "config.yml"
     conf.write_text(next(o for o in render(cfg) if o["metadata"]["name"] == "registry-config")["data"]["config.yml"])
     port = free_port()
-    server = Server(["env", "-u", "AWS_CA_BUNDLE", "docker-registry", "serve", str(conf)], log=root / "registry.log",
-                    env={**env, "REGISTRY_HTTP_ADDR": f"127.0.0.1:{port}"})
+    server = Server(["docker-registry", "serve", str(conf)], log=root / "registry.log",
+                    env={**NO_AWS, **env, "REGISTRY_HTTP_ADDR": f"127.0.0.1:{port}"})
     server.wait_http(f"http://127.0.0.1:{port}/v2/")
     return server, f"127.0.0.1:{port}"
 

@@ -6,9 +6,9 @@ and connections each sends. Both runs are idempotent (everything is applied alre
 
 The API server is the lab in ../shared/lab-kube (started with LAB_FAKE_KUBELET=1 LAB_FAKE_INJECTOR=1, Istio's CRDs
 and lab-pv.yaml applied, and a stand-in `istiod` Deployment in istio-system, so that `up`'s checks pass as on a
-cluster with Istio); --kubeconfig points elsewhere. meshreg runs `up --no-wait`, which includes its checks, the read of what exists and the server-side
-dry run of every object; kubectl runs `apply --server-side --field-manager meshreg -f` the same rendered objects,
-with its discovery cache warm, as a user's would be. Requests are counted by each client's own request log
+cluster with Istio); --kubeconfig points elsewhere. meshreg runs `up --no-wait`, which includes its checks, the
+read of what exists and the server-side dry run of every object; kubectl runs `apply --server-side --field-manager
+meshreg -f` the same rendered objects, with its discovery cache warm, as a user's would be. Requests are counted by each client's own request log
 (kubectl -v=6, urllib3's debug log for meshreg) and by the server's apiserver_request_total (which leaves out
 discovery and /version); connections by the proxy. Targets (issue 17): meshreg at most
 1.5x kubectl on loopback and at most 0.75x at 25 ms each way.
@@ -36,6 +36,7 @@ BACKGROUND = {"nodes", "leases", "pods"}  # the fake kubelet's heartbeats and po
 # meshreg with urllib3's debug log on stderr: one line per HTTP request it sends
 LOGGED = ("import logging, sys; logging.basicConfig(stream=sys.stderr, level=logging.DEBUG, format='%(message)s'); "
           "from meshreg.cli import main; sys.argv[0] = 'meshreg'; main()")
+MESHREG = [sys.executable, "-m", "meshreg"]
 SENT = {"kubectl": re.compile(r'round_trippers\.go:\d+\] (?:"Response" verb=")?(GET|PATCH|POST|PUT|DELETE)[" ]'),
         "meshreg": re.compile(r'^https?://\S+ "(GET|PATCH|POST|PUT|DELETE) \S+ HTTP/1\.1"', re.M)}
 
@@ -127,22 +128,31 @@ def run(command: list[str]) -> tuple[float, str]:
     return elapsed, done.stderr
 
 
+def current_cluster(doc: dict) -> dict:
+    """The `cluster` entry a kubeconfig's current context uses (the same dict, for changing it in place)."""
+    context = next(c for c in doc["contexts"] if c["name"] == doc["current-context"])["context"]
+    return next(c for c in doc["clusters"] if c["name"] == context["cluster"])["cluster"]
+
+
 def kubeconfig_via(kubeconfig: str, port: int, directory: str) -> str:
     """The same kubeconfig with its current cluster's server pointing at the proxy."""
     doc = yaml.safe_load(Path(kubeconfig).read_text())
-    context = next(c for c in doc["contexts"] if c["name"] == doc["current-context"])["context"]
-    cluster = next(c for c in doc["clusters"] if c["name"] == context["cluster"])["cluster"]
-    cluster["server"] = f"https://127.0.0.1:{port}"
+    current_cluster(doc)["server"] = f"https://127.0.0.1:{port}"
     path = os.path.join(directory, "kubeconfig-delayed")
     Path(path).write_text(yaml.safe_dump(doc))
     return path
 
 
 def server_of(kubeconfig: str) -> tuple[str, int]:
-    doc = yaml.safe_load(Path(kubeconfig).read_text())
-    context = next(c for c in doc["contexts"] if c["name"] == doc["current-context"])["context"]
-    url = urlsplit(next(c for c in doc["clusters"] if c["name"] == context["cluster"])["cluster"]["server"])
+    url = urlsplit(current_cluster(yaml.safe_load(Path(kubeconfig).read_text()))["server"])
     return url.hostname, url.port or 443
+
+
+def commands_for(kubeconfig: str, *, rendered: str, config: list[str]) -> dict:
+    """The two deploys compared: kubectl's server-side apply of the rendered objects, and `meshreg up`."""
+    return {"kubectl": ["kubectl", "--kubeconfig", kubeconfig, "apply", "--server-side", "--field-manager", "meshreg",
+                        "-f", rendered],
+            "meshreg": [*MESHREG, "up", "-q", "--no-wait", *config, "--kubeconfig", kubeconfig]}
 
 
 def measure(commands: dict, runs: int) -> dict:
@@ -166,13 +176,12 @@ def main() -> None:
     args = parser.parse_args()
     if not args.kubeconfig:
         sys.exit("set LAB_KUBE to the API-server lab (../shared/lab-kube/README.md) or pass --kubeconfig")
-    meshreg = [sys.executable, "-m", "meshreg"]
     config = ["-c", args.config] if args.config else []
     with tempfile.TemporaryDirectory() as tmp:
         rendered = os.path.join(tmp, "objects.yaml")
-        Path(rendered).write_text(subprocess.run([*meshreg, "render", *config], check=True, capture_output=True,
+        Path(rendered).write_text(subprocess.run([*MESHREG, "render", *config], check=True, capture_output=True,
                                                  text=True).stdout)
-        first = subprocess.run([*meshreg, "up", "-q", "--no-wait", *config, "--kubeconfig", args.kubeconfig],
+        first = subprocess.run([*MESHREG, "up", "-q", "--no-wait", *config, "--kubeconfig", args.kubeconfig],
                                capture_output=True, text=True)  # everything in place, or nothing to measure
         if first.returncode:
             sys.exit(f"meshreg up failed, nothing measured:\n{first.stdout}{first.stderr}")
@@ -180,9 +189,7 @@ def main() -> None:
         networks = {"loopback": args.kubeconfig, "delayed": kubeconfig_via(args.kubeconfig, proxy.port, tmp)}
         rows = []
         for network, kubeconfig in networks.items():
-            commands = {"kubectl": ["kubectl", "--kubeconfig", kubeconfig, "apply", "--server-side",
-                                    "--field-manager", "meshreg", "-f", rendered],
-                        "meshreg": [*meshreg, "up", "-q", "--no-wait", *config, "--kubeconfig", kubeconfig]}
+            commands = commands_for(kubeconfig, rendered=rendered, config=config)
             medians = measure(commands, args.runs)
             rows.append((network, medians["kubectl"], medians["meshreg"]))
             if network == "delayed":
@@ -191,10 +198,8 @@ def main() -> None:
                     before = proxy.connections
                     run(command)
                     connections[name] = proxy.connections - before
-        requests = {name: counted(name, command, args.kubeconfig) for name, command in {
-            "kubectl": ["kubectl", "--kubeconfig", args.kubeconfig, "apply", "--server-side", "--field-manager",
-                        "meshreg", "-f", rendered],
-            "meshreg": [*meshreg, "up", "-q", "--no-wait", *config, "--kubeconfig", args.kubeconfig]}.items()}
+        requests = {name: counted(name, command, args.kubeconfig)
+                    for name, command in commands_for(args.kubeconfig, rendered=rendered, config=config).items()}
     report(rows, requests, connections, runs=args.runs, delay=args.delay_ms)
 
 

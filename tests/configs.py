@@ -1,4 +1,9 @@
-"""Config documents shared by several tests."""
+"""Config documents shared by several tests, and what `render` makes of one."""
+
+from __future__ import annotations
+
+from meshreg import config
+from meshreg.render import render
 
 SEVERAL_WRITERS = """\
 apiVersion: meshreg.dev/v1alpha1
@@ -20,6 +25,12 @@ spec:
     - serviceAccount: ci/buildkit
       repositories: ["team-b", "shared/base/"]
 """
+
+
+def rendered(text: str | None = None, *, name: str = "m.yaml") -> dict:
+    """The objects `render` makes of config `text` (None: the built-in default), by (kind, name)."""
+    cfg = config.DEFAULT if text is None else config.from_text(text, name=name)
+    return {(o["kind"], o["metadata"]["name"]): o for o in render(cfg)}
 
 
 def minimal(spec: str = "") -> str:

@@ -472,16 +472,21 @@ def quota(namespace, *, name="q", **hard):
     return admit
 
 
+def route(monkeypatch, cluster: FakeCluster) -> FakeCluster:
+    """Make every `connect` return `cluster`, so the CLI's commands talk to it."""
+    import meshreg.cluster.client
+
+    monkeypatch.setattr(meshreg.cluster.client, "connect", lambda **kw: cluster)
+    return cluster
+
+
 def connected(monkeypatch) -> FakeCluster:
     """A FakeCluster with Istio's injector whose rollouts complete at once, returned by every `connect` (so the CLI's
     commands talk to it)."""
-    import meshreg.cluster.client
-
     cluster = FakeCluster()
     cluster.put(INJECTOR)
     cluster.on_apply.append(ready_controller)
-    monkeypatch.setattr(meshreg.cluster.client, "connect", lambda **kw: cluster)
-    return cluster
+    return route(monkeypatch, cluster)
 
 
 def writes(cluster: FakeCluster) -> list:

@@ -110,12 +110,3 @@ def _json(status: int, body: dict) -> Response:
     data = json.dumps(body).encode()
     headers = Headers([("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
     return Response(status, {200: "OK", 403: "Forbidden", 404: "Not Found"}[status], headers, data)
-
-
-def kubeconfig(path, url: str) -> str:
-    path.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "dev",
-        "clusters": [{"name": "c", "cluster": {"server": url}}],
-        "users": [{"name": "u", "user": {"token": "laptop-token"}}],
-        "contexts": [{"name": "dev", "context": {"cluster": "c", "user": "u"}}]}))
-    return str(path)

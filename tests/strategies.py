@@ -34,8 +34,9 @@ def configs(draw):
     return make(draw(st.sampled_from(["cluster.local", "example.org"])), readers, writers, retention)
 
 
-def make(trust_domain, readers, writers, retention=None):
-    """A config through the public YAML interface (JSON is YAML); `retention`: prefixes with a retention rule."""
+def make(trust_domain, readers, writers, retention=None, *, mesh=None):
+    """A config through the public YAML interface (JSON is YAML); `retention`: prefixes with a retention rule;
+    `mesh`: spec.mesh ("ambient"), or None for the default."""
     registry: dict = {"deleteEnabled": True}
     if retention:
         registry["gc"] = {"schedule": "0 3 * * 0"}
@@ -43,13 +44,21 @@ def make(trust_domain, readers, writers, retention=None):
     spec = {"trustDomain": trust_domain, "readers": list(readers), "registry": registry,
             "writers": [{"serviceAccount": w.service_account, "repositories": list(w.repositories),
                          "delete": w.delete} for w in writers]}
+    if mesh:
+        spec["mesh"] = mesh
     doc = {"apiVersion": "meshreg.dev/v1alpha1", "kind": "MeshRegistry", "metadata": {"name": "t"}, "spec": spec}
     return config.from_text(json.dumps(doc), name="random.yaml")
 
 
 def writers(cfg):
-    """Who the policies let write: the writers and, with retention rules, the DELETE-only retention identity."""
-    return cfg.writers_of(cfg.registry)
+    """Who the policies must let write, rebuilt from what make() was given, as docs/lifecycle.md documents it (not
+    with Config.writers_of, which the renderer itself uses): the writers and, with a retention rule, the retention
+    identity GC, DELETE only, in that rule's prefixes."""
+    expected = tuple(cfg.writers)
+    if cfg.registry.retention:
+        [rule] = cfg.registry.retention.rules  # make() writes one rule, with the drawn prefixes
+        expected += (Writer(GC, repositories=rule.repositories, delete=True, push=False),)
+    return expected
 
 
 def covers(writer: Writer, repo: str) -> bool:

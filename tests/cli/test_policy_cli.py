@@ -66,9 +66,7 @@ def test_check_rejects_a_lowercase_method_with_exit_2(tmp_path):
 
 
 def test_grant_apply_applies_only_the_authorization_policies(tmp_path, monkeypatch):
-    from fakes import FakeCluster
-
-    from meshreg.cluster import client as cluster
+    from fakes import FakeCluster, route
 
     from meshreg import config
 
@@ -79,7 +77,7 @@ def test_grant_apply_applies_only_the_authorization_policies(tmp_path, monkeypat
     fake = FakeCluster()
     namespace = [o for o in rendering.render(config.from_text(starter.TEXT, name="x")) if o["kind"] == "Namespace"]
     applying.apply(manifests=namespace, cluster=fake)  # `meshreg up` has run before
-    monkeypatch.setattr(cluster, "connect", lambda **kw: fake)
+    route(monkeypatch, fake)
     result, _ = run(["policy", "grant", "builds/kaniko", "--apply"], tmp_path)
     assert result.exit_code == 0, result.output
     stored = fake.get("security.istio.io/v1", "AuthorizationPolicy", "registry-allow-writes", namespace="meshreg")

@@ -9,11 +9,10 @@ import json
 import pytest
 from click.testing import CliRunner
 
-import meshreg.cluster.client
 from meshreg.cli import main
 from meshreg.cluster import ambient
 from meshreg.errors import ClusterError
-from fakes import INJECTOR, ISTIO_GROUPS, FakeCluster, ready_controller
+from fakes import INJECTOR, ISTIO_GROUPS, FakeCluster, ready_controller, route
 
 AMBIENT = """\
 apiVersion: meshreg.dev/v1alpha1
@@ -67,8 +66,7 @@ def fake(monkeypatch, tmp_path):
     for obj in (WAYPOINT_CLASS, ZTUNNEL, OBJECT_INJECTOR):
         cluster.put(obj)
     cluster.on_apply += [ready_controller, istiod]
-    monkeypatch.setattr(meshreg.cluster.client, "connect", lambda **kw: cluster)
-    return cluster
+    return route(monkeypatch, cluster)
 
 
 def run(*args):

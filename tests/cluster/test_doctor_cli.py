@@ -7,8 +7,8 @@ import json
 import pytest
 from click.testing import CliRunner
 
-import meshreg.cluster.client
 from doctor_helpers import cluster_with_istio
+from fakes import route
 from meshreg.cli import main
 from meshreg.errors import ClusterError
 
@@ -17,8 +17,7 @@ from meshreg.errors import ClusterError
 def fake(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     cluster = cluster_with_istio()
-    monkeypatch.setattr(meshreg.cluster.client, "connect", lambda **kw: cluster)
-    return cluster
+    return route(monkeypatch, cluster)
 
 
 def run(*args):

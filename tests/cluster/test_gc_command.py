@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from configs import LIFECYCLE
-from fakes import FakeCluster, ready_controller
+from fakes import FakeCluster, ready_controller, route
 from meshreg import config
 from meshreg.cli import main
 from meshreg.cluster import apply as applying
@@ -44,7 +44,7 @@ def deployed(write_config, monkeypatch):
     cluster = FakeCluster()
     cluster.on_apply.append(ready_controller)
     applying.apply(manifests=render(config.load(str(path))), cluster=cluster)
-    monkeypatch.setattr("meshreg.cluster.client.connect", lambda **kw: cluster)
+    route(monkeypatch, cluster)
     return cluster, path
 
 
@@ -100,8 +100,7 @@ def test_gc_of_a_registry_without_gc_is_bad_input(deployed):
 
 
 def test_gc_before_up_says_to_run_up(write_config, monkeypatch):
-    cluster = FakeCluster()
-    monkeypatch.setattr("meshreg.cluster.client.connect", lambda **kw: cluster)
+    route(monkeypatch, FakeCluster())
     result = run(write_config(LIFECYCLE))
     assert result.exit_code == 2 and "CronJob registry/workspace-images-gc is not on" in result.output
 

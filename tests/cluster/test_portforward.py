@@ -10,7 +10,8 @@ import threading
 
 import pytest
 
-from kubeforward import KubeForward, kubeconfig, pod
+from apiserver import write_kubeconfig
+from kubeforward import KubeForward, pod
 from meshreg.cluster import client as clusters
 from meshreg.cluster import portforward
 from meshreg.cluster.pushproxy import Target
@@ -48,7 +49,7 @@ def api(echo):
 
 @pytest.fixture
 def forwarder(api, tmp_path):
-    cluster = clusters.connect(kubeconfig=kubeconfig(tmp_path / "kubeconfig", api.url))
+    cluster = clusters.connect(kubeconfig=write_kubeconfig(tmp_path / "kubeconfig", api.url))
     said: list[str] = []
     fw = portforward.Forwarder(cluster=cluster, target=TARGET, listener=portforward.listen("127.0.0.1", 0),
                                say=said.append)
@@ -114,7 +115,7 @@ def test_a_refused_port_forward_closes_the_local_connection_and_says_why(api, fo
 
 def test_start_without_a_ready_pod_names_the_pods_it_found(api, tmp_path):
     api.pods[NS] = {"push-proxy-a": pod("push-proxy-a", labels=LABELS, ready=False)}
-    cluster = clusters.connect(kubeconfig=kubeconfig(tmp_path / "k", api.url))
+    cluster = clusters.connect(kubeconfig=write_kubeconfig(tmp_path / "k", api.url))
     fw = portforward.Forwarder(cluster=cluster, target=TARGET, listener=portforward.listen("127.0.0.1", 0),
                                say=print)
     with pytest.raises(ClusterError, match="^no ready push-proxy pod in namespace meshreg-push: push-proxy-a "

@@ -7,7 +7,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-import meshreg.cluster.client
+from fakes import route
 from meshreg.cli import main
 from meshreg.cluster.verify.plan import Planner
 from meshreg.config import from_text, load
@@ -74,8 +74,7 @@ def fake(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "meshreg.yaml").write_text(CONFIG)
     cluster, _, _ = deployed_cluster()
-    monkeypatch.setattr(meshreg.cluster.client, "connect", lambda **kw: cluster)
-    return cluster
+    return route(monkeypatch, cluster)
 
 
 def test_verify_prints_the_table_and_exits_zero_when_every_expectation_held(fake):

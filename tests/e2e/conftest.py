@@ -6,6 +6,7 @@ import json
 import pathlib
 import subprocess
 import sys
+from contextlib import closing
 
 import pytest
 
@@ -32,12 +33,10 @@ def real_parts():
         pytest.skip("end-to-end tests need real parts; install " + "; ".join(hints))
 
 
-def _lab(tmp_path_factory, text: str, name: str):
-    lab = Lab(text, tmp_path_factory.mktemp(name))
-    try:
+def _lab(tmp_path_factory, text: str, name: str, *, cls=Lab, **kw):
+    """A session fixture's body: a lab of class `cls` for `text`, closed after the last test using it."""
+    with closing(cls(text, tmp_path_factory.mktemp(name), **kw)) as lab:
         yield lab
-    finally:
-        lab.close()
 
 
 @pytest.fixture(scope="session")
@@ -96,12 +95,8 @@ def _ingress_lab(tmp_path_factory, *, dedicated: bool, tokens: bool = True):
 
     from ingress_cases import config_text
 
-    lab = IngressLab(config_text(dedicated=dedicated, tokens=tokens), tmp_path_factory.mktemp("ingress"),
-                     setup=_ingress_setup)
-    try:
-        yield lab
-    finally:
-        lab.close()
+    yield from _lab(tmp_path_factory, config_text(dedicated=dedicated, tokens=tokens), "ingress", cls=IngressLab,
+                    setup=_ingress_setup)
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,7 @@ the registry is the real distribution 2.8, clients are skopeo and raw HTTP. `pol
 from __future__ import annotations
 
 import socket
+from contextlib import closing
 
 import httpx
 import pytest
@@ -17,11 +18,8 @@ UPLOAD = "/v2/bypass/app/blobs/uploads/"
 
 @pytest.fixture(scope="module")
 def ambient_lab(real_parts, tmp_path_factory):
-    lab = AmbientLab(AMBIENT_WITH_DELETE, tmp_path_factory.mktemp("ambient"))
-    try:
+    with closing(AmbientLab(AMBIENT_WITH_DELETE, tmp_path_factory.mktemp("ambient"))) as lab:
         yield lab
-    finally:
-        lab.close()
 
 
 def push(lab, image, repository: str, who: str):

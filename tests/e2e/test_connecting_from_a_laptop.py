@@ -12,7 +12,8 @@ import sys
 
 import pytest
 
-from kubeforward import KubeForward, kubeconfig, pod
+from apiserver import write_kubeconfig
+from kubeforward import KubeForward, pod
 from lab.clients import manifest_digest, skopeo_copy
 from lab.processes import free_port
 
@@ -29,7 +30,7 @@ def laptop(push_lab, tmp_path):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MESHREG_")}
     proc = subprocess.Popen([sys.executable, "-m", "meshreg", "connect", "-c", str(push_lab.config_file),
-                             "--kubeconfig", kubeconfig(tmp_path / "kubeconfig", api.url), "--port", str(port)],
+                             "--kubeconfig", write_kubeconfig(tmp_path / "kubeconfig", api.url), "--port", str(port)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     first = proc.stdout.readline()
     assert first.startswith(f"forwarding localhost:{port} -> pod {proxy.namespace}/push-proxy-1:"), \

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+from contextlib import closing
 
 import httpx
 import pytest
@@ -38,13 +39,8 @@ spec:
 
 @pytest.fixture(scope="module")
 def gc(real_parts, tmp_path_factory):
-    lab = Lab(CONFIG, tmp_path_factory.mktemp("gc"))
-    job = GcJob(lab)
-    try:
-        yield job
-    finally:
-        job.close()
-        lab.close()
+    with closing(Lab(CONFIG, tmp_path_factory.mktemp("gc"))) as lab, closing(GcJob(lab)) as job:
+        yield job  # a GcJob that fails to start still leaves the lab closed
 
 
 def build(tmp, name: str, day: int) -> images.Image:

@@ -4,10 +4,6 @@ agrees with Envoy on every one."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
 import pytest
 
 from ingress_cases import CASES, IngressCase, client, send
@@ -36,13 +32,9 @@ def test_a_request_through_the_ingress_gets_the_decision_istio_prescribes(some_i
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_policy_check_agrees_with_envoy_through_the_ingress(some_ingress_lab, case: IngressCase):
+def test_policy_check_agrees_with_envoy_through_the_ingress(some_ingress_lab, policy_check, case: IngressCase):
     ingress_lab = some_ingress_lab
-    result = subprocess.run([sys.executable, "-m", "meshreg", "policy", "check", "-c", str(ingress_lab.config_file),
-                             "--as", case.identity, case.method, case.path, "-o", "json"],
-                            capture_output=True, text=True)
-    assert result.returncode in (0, 3), result.stderr
-    offline = json.loads(result.stdout)["decision"]
+    offline = policy_check(ingress_lab.config_file, case.identity, case.method, case.path)
     assert offline == ("DENY" if send(ingress_lab, case).status_code == 403 else "ALLOW")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import closing
 
 import httpx
 import pytest
@@ -38,11 +39,8 @@ REPO = "library/app:v1"
 
 @pytest.fixture(scope="module")
 def mirror(real_parts, tmp_path_factory):
-    lab = MirrorLab(CONFIG, tmp_path_factory.mktemp("mirror"), mirror_name="hub")
-    try:
+    with closing(MirrorLab(CONFIG, tmp_path_factory.mktemp("mirror"), mirror_name="hub")) as lab:
         yield lab
-    finally:
-        lab.close()
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ request, so the invariants proven on the evaluator (tests/policy/test_evaluating
 
 from __future__ import annotations
 
-import json
 import random
 
 import pytest
@@ -12,7 +11,7 @@ import pytest
 from lab import envoy, rbac
 from lab.clients import mtls_client, raw_request
 from lab.pki import Authority, spiffe
-from lab.processes import Server, envoy_binary, free_port
+from lab.processes import free_port, start_envoy
 from meshreg.config import Writer
 from meshreg.policy.evaluate import evaluate
 from splitting import finest
@@ -53,15 +52,10 @@ def split_mesh(real_parts, tmp_path_factory):
         listeners.append(envoy.sidecar_listener(port=ports[-1], server=server, trust_domain=cfg.trust_domain,
                                                 rbac=rbac.http_filters(policies), tuning=envoy.Tuning(),
                                                 cluster="closed", name=f"config-{i}"))
-    closed = {**envoy.registry_cluster(free_port(), envoy.Tuning()), "name": "closed"}
-    closed["load_assignment"]["cluster_name"] = "closed"
-    admin = free_port()
-    path = root / "envoy.json"
-    path.write_text(json.dumps(envoy.bootstrap(admin_port=admin, listeners=listeners, clusters=[closed])))
-    proxy = Server([envoy_binary(), "-c", str(path), "--disable-hot-restart", "--log-level", "warn"],
-                   log=root / "envoy.log")
+    closed = envoy.registry_cluster(free_port(), envoy.Tuning(), name="closed")
+    proxy = start_envoy(envoy.bootstrap(admin_port=free_port(), listeners=listeners, clusters=[closed]),
+                        root / "envoy.json")
     try:
-        proxy.wait_http(f"http://127.0.0.1:{admin}/ready")
         yield cfgs, ports, ca
     finally:
         proxy.stop()

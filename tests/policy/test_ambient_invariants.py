@@ -3,24 +3,18 @@ reaches the registry."""
 
 from __future__ import annotations
 
-import json
-
 from hypothesis import given
 from hypothesis import strategies as st
 
 from meshreg import config
 from meshreg import render as rendering
 from meshreg.policy.evaluate import evaluate
-from strategies import FAST, PREFIXES, TRICKS, WRITES, configs, covers, identities
+from strategies import FAST, PREFIXES, TRICKS, WRITES, configs, covers, identities, make
 
 
 def ambient(cfg):
-    """The same config with `mesh: ambient`, through the public YAML interface."""
-    spec = {"trustDomain": cfg.trust_domain, "readers": list(cfg.readers), "registry": {"deleteEnabled": True},
-            "mesh": "ambient", "writers": [{"serviceAccount": w.service_account, "repositories": list(w.repositories),
-                                            "delete": w.delete} for w in cfg.writers]}
-    doc = {"apiVersion": "meshreg.dev/v1alpha1", "kind": "MeshRegistry", "metadata": {"name": "t"}, "spec": spec}
-    return config.from_text(json.dumps(doc), name="random-ambient.yaml")
+    """The same trust domain, readers and writers with `mesh: ambient` (and no retention)."""
+    return make(cfg.trust_domain, cfg.readers, cfg.writers, mesh="ambient")
 
 
 ambient_configs = configs().map(ambient)

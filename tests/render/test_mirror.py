@@ -5,10 +5,9 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from configs import minimal
+from configs import minimal, rendered
 from meshreg import config
 from meshreg.errors import ConfigError
-from meshreg.render import render
 
 MIRROR = """\
   namespace: regs
@@ -25,8 +24,7 @@ MIRROR = """\
 
 
 def objects(spec: str) -> dict:
-    cfg = config.from_text(minimal(spec), name="m.yaml")
-    return {(o["kind"], o["metadata"]["name"]): o for o in render(cfg)}
+    return rendered(minimal(spec))
 
 
 def test_the_mirror_sends_upstream_requests_to_a_name_cluster_dns_always_resolves():

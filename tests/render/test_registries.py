@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from configs import minimal
+from configs import minimal, rendered
 from meshreg import config
 from meshreg.errors import ConfigError
 from meshreg.render import manifests, render
@@ -42,8 +42,7 @@ MIRROR = """\
 
 
 def objects(spec: str) -> dict:
-    cfg = config.from_text(minimal(spec), name="m.yaml")
-    return {(o["kind"], o["metadata"]["name"]): o for o in render(cfg)}
+    return rendered(minimal(spec))
 
 
 def error_of(spec: str) -> str:

@@ -5,14 +5,10 @@ from __future__ import annotations
 import yaml
 
 from configs import SEVERAL_WRITERS, minimal
+from configs import rendered as objects
 from meshreg import config
 from meshreg.render import manifests
 from meshreg.render import render
-
-
-def objects(text: str | None = None) -> dict:
-    cfg = config.DEFAULT if text is None else config.from_text(text, name="m.yaml")
-    return {(o["kind"], o["metadata"]["name"]): o for o in render(cfg)}
 
 
 def test_every_object_carries_the_common_labels():

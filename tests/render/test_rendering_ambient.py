@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from configs import AMBIENT, SEVERAL_WRITERS
+from configs import AMBIENT, SEVERAL_WRITERS, rendered
 from meshreg import config
 from meshreg.render import render
 
@@ -19,11 +19,7 @@ spec:
 """
 
 
-def objects(text: str, name: str = "ambient.yaml") -> dict:
-    return {(o["kind"], o["metadata"]["name"]): o for o in render(config.from_text(text, name=name))}
-
-
-AMB, SIDE = objects(AMBIENT), objects(SEVERAL_WRITERS, "sidecar.yaml")
+AMB, SIDE = rendered(AMBIENT, name="ambient.yaml"), rendered(SEVERAL_WRITERS, name="sidecar.yaml")
 WAYPOINT_PRINCIPAL = "example.org/ns/registry/sa/waypoint"
 
 
@@ -77,7 +73,7 @@ def test_strict_mtls_and_the_node_proxy_are_the_sidecar_modes_own():
     for key in [("PeerAuthentication", "registry"), ("DaemonSet", "node-proxy"), ("Service", "node-proxy"),
                 ("Gateway", "node-proxy"), ("VirtualService", "node-proxy"),
                 ("AuthorizationPolicy", "node-proxy-allow-reads")]:
-        revisioned = objects(SEVERAL_WRITERS + "  istioRevision: stable\n", "sidecar.yaml")[key]
+        revisioned = rendered(SEVERAL_WRITERS + "  istioRevision: stable\n", name="sidecar.yaml")[key]
         assert AMB[key] == revisioned, key
 
 
@@ -87,7 +83,7 @@ def test_ambient_adds_only_the_waypoint_and_one_l4_policy_per_registry():
 
 
 def test_with_several_registries_each_service_has_its_own_policies_and_all_share_one_waypoint():
-    objs = objects(SPLIT)
+    objs = rendered(SPLIT, name="ambient.yaml")
     for reg in ("workspace", "service"):
         assert objs[("Service", reg)]["metadata"]["labels"]["istio.io/use-waypoint"] == "waypoint"
         for suffix in ("deny-writes", "allow-reads", "allow-writes"):

@@ -7,6 +7,7 @@ import tomllib
 import pytest
 
 import validation
+import configs
 from configs import RUNTIME_CONFIG, minimal
 from meshreg import config
 from meshreg.render import notices, render, runtimeconfig
@@ -14,7 +15,7 @@ from paths import SHARED
 
 
 def rendered(text: str = RUNTIME_CONFIG) -> dict:
-    return {(o["kind"], o["metadata"]["name"]): o for o in render(config.from_text(text, name="m.yaml"))}
+    return configs.rendered(text)
 
 
 def pod_spec(objs: dict) -> dict:

@@ -13,14 +13,12 @@ HBONE's HTTP/2 CONNECT framing is left out: what the policies see (peer identity
 
 from __future__ import annotations
 
-import json
-
 from . import envoy, l4, rbac
-from .mesh import Lab, _one
+from .envoy import TCP_PROXY
+from .mesh import Lab, one
 from .pki import spiffe
-from .processes import Server, envoy_binary, free_port
+from .processes import free_port, start_envoy
 
-TCP_PROXY = "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
 GATEWAY_API = "gateway.networking.k8s.io"
 
 
@@ -32,9 +30,9 @@ class AmbientLab(Lab):
 
     def _waypoint(self) -> dict:
         """The rendered waypoint the registry Service uses, checked to be what makes Istio deploy one."""
-        service = _one(self.objects, "Service", "registry")
+        service = one(self.objects, "Service", "registry")
         name = self._labels(service)["istio.io/use-waypoint"]
-        gateway = _one(self.objects, "Gateway", name)
+        gateway = one(self.objects, "Gateway", name)
         assert gateway["apiVersion"].startswith(GATEWAY_API + "/")
         assert gateway["spec"]["gatewayClassName"] == "istio-waypoint"
         assert gateway["spec"]["listeners"] == [{"name": "mesh", "port": 15008, "protocol": "HBONE"}]
@@ -76,19 +74,13 @@ class AmbientLab(Lab):
                      envoy.sidecar_listener(port=self.waypoint_port, server=self.waypoint_identity, trust_domain=td,
                                             rbac=rbac.http_filters(self._attached(gateway)), tuning=self.tuning,
                                             name="waypoint", cluster="ztunnel")]
-        clusters = [{"name": "registry", "type": "STATIC", "connect_timeout": "5s", "load_assignment": {
-                        "cluster_name": "registry", "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {
-                            "socket_address": {"address": "127.0.0.1", "port_value": self.registry_port}}}}]}]}},
+        clusters = [envoy.plain_cluster("registry", self.registry_port),  # ztunnel passes bytes on: no HTTP options
                     envoy.sidecar_cluster(port=self.ztunnel_port, client=self.waypoint_identity,
                                           registry_uri=self.registry_identity.uri, tuning=self.tuning, name="ztunnel")]
         if self.cfg.node_proxy.enabled:
             listeners, clusters = self._with_node_proxy(listeners, clusters)
-        path = self.root / "envoy.json"
-        path.write_text(json.dumps(envoy.bootstrap(admin_port=admin, listeners=listeners, clusters=clusters), indent=1))
-        server = Server([envoy_binary(), "-c", str(path), "--disable-hot-restart", "--log-level", "warn"],
-                        log=self.root / "envoy.log")
-        self.servers.append(server)
-        server.wait_http(f"http://127.0.0.1:{admin}/ready")
+        self.servers.append(start_envoy(envoy.bootstrap(admin_port=admin, listeners=listeners, clusters=clusters),
+                                        self.root / "envoy.json", concurrency=self.tuning.concurrency))
 
     def _ztunnel_listener(self, registry_labels: dict) -> dict:
         tls = envoy.downstream_tls(self.registry_identity, self.cfg.trust_domain)
@@ -103,7 +95,7 @@ class AmbientLab(Lab):
         proxy_labels, proxy_sa = self._pod("DaemonSet", "node-proxy")
         self.node_proxy_identity = self.identity(f"{self.cfg.namespace}/{proxy_sa}")
         self.node_proxy_port = free_port()
-        through = self._labels(_one(self.objects, "Service", "registry")).get("istio.io/ingress-use-waypoint") == "true"
+        through = self._labels(one(self.objects, "Service", "registry")).get("istio.io/ingress-use-waypoint") == "true"
         port, server = (self.waypoint_port, self.waypoint_identity) if through else \
             (self.ztunnel_port, self.registry_identity)
         listeners.append(envoy.node_proxy_listener(

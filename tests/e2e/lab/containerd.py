@@ -25,8 +25,8 @@ NAMESPACE = "k8s.io"  # where the CRI plugin keeps images
 
 def unavailable() -> str | None:
     """Why containerd cannot run here, or None."""
-    if not shutil.which("containerd"):
-        return "containerd is not installed (apt-get install -y containerd)"
+    if not (shutil.which("containerd") and shutil.which("ctr")):
+        return "containerd and ctr are not installed (apt-get install -y containerd)"
     if os.geteuid() != 0:
         return "containerd's CRI plugin needs root (it mounts snapshots and manages cgroups); run the tests as root"
     return None

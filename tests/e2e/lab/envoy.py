@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import httpx
+
 from .pki import Identity
 
 HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
@@ -15,6 +17,7 @@ ROUTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
 DOWNSTREAM_TLS = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"
 UPSTREAM_TLS = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
 HTTP_OPTIONS = "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+TCP_PROXY = "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
 
 
 @dataclass(frozen=True)
@@ -82,10 +85,15 @@ def gateway_listener(name: str, *, port: int, cluster: str, rbac: list[dict], ro
     return listener
 
 
+def plain_cluster(name: str, port: int) -> dict:
+    """One loopback endpoint and nothing else: for a TCP proxy, or as the base of an HTTP or TLS cluster."""
+    return {"name": name, "type": "STATIC", "connect_timeout": "5s",
+            "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [
+                {"endpoint": {"address": _address(port)}}]}]}}
+
+
 def _cluster(name: str, port: int, tuning: Tuning, *, h2: bool) -> dict:
-    cluster = {"name": name, "type": "STATIC", "connect_timeout": "5s",
-               "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [
-                   {"endpoint": {"address": _address(port)}}]}]}}
+    cluster = plain_cluster(name, port)
     protocol: dict = {"http_protocol_options": {}}
     if h2:
         protocol = {"http2_protocol_options": {}}
@@ -99,8 +107,8 @@ def _cluster(name: str, port: int, tuning: Tuning, *, h2: bool) -> dict:
     return cluster
 
 
-def registry_cluster(port: int, tuning: Tuning) -> dict:
-    return _cluster("registry", port, tuning, h2=False)  # the sidecar speaks plain HTTP/1.1 to its app
+def registry_cluster(port: int, tuning: Tuning, *, name: str = "registry") -> dict:
+    return _cluster(name, port, tuning, h2=False)  # the sidecar speaks plain HTTP/1.1 to its app
 
 
 def sidecar_cluster(*, port: int, client: Identity, registry_uri: str, tuning: Tuning, name: str = "sidecar") -> dict:
@@ -120,3 +128,10 @@ def sidecar_cluster(*, port: int, client: Identity, registry_uri: str, tuning: T
 def bootstrap(*, admin_port: int, listeners: list[dict], clusters: list[dict]) -> dict:
     return {"admin": {"address": _address(admin_port)},
             "static_resources": {"listeners": listeners, "clusters": clusters}}
+
+
+def counter(admin: str, name: str) -> int:
+    """One counter from Envoy's admin interface at `admin` (host:port), e.g. http.egress.downstream_rq_5xx; 0 while
+    Envoy has not created it."""
+    text = httpx.get(f"http://{admin}/stats", params={"filter": "^" + name.replace(".", r"\.") + "$"}).text
+    return int(text.split(":")[1]) if ":" in text else 0

@@ -23,15 +23,11 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from . import envoy
-from .processes import Server, envoy_binary, free_port
+from .mesh import one
+from .processes import Server, free_port, start_envoy
 
 RESULT = "MESHREG-GC-RESULT "
 NODE = "lab-node-1"
-
-
-def _one(objects, kind, name):
-    [found] = [o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name]
-    return found
 
 
 class Deployment(ThreadingHTTPServer):
@@ -40,7 +36,7 @@ class Deployment(ThreadingHTTPServer):
     def __init__(self, lab, name: str):
         super().__init__(("127.0.0.1", 0), _DeploymentHandler)
         self.lab, self.name = lab, name
-        self.obj = json.loads(json.dumps(_one(lab.objects, "Deployment", name)))
+        self.obj = json.loads(json.dumps(one(lab.objects, "Deployment", name)))
         self.obj["metadata"]["generation"] = 1
         self.applied: list[dict] = []  # every apply body, with its query
         self.env: dict[str, str] = {}
@@ -121,11 +117,7 @@ def outbound(lab, identity: str) -> tuple[Server, str]:
         port=port, rbac=[], route_timeout="0s", tuning=lab.tuning)], clusters=[envoy.sidecar_cluster(
             port=lab.sidecar_port, client=lab.identity(identity), registry_uri=lab.registry_identity.uri,
             tuning=lab.tuning)])
-    path = lab.root / f"outbound-{identity.replace('/', '.')}.json"
-    path.write_text(json.dumps(cfg))
-    server = Server([envoy_binary(), "-c", str(path), "--disable-hot-restart", "--log-level", "warn"],
-                    log=path.with_suffix(".log"))
-    server.wait_http(f"http://127.0.0.1:{admin}/ready")
+    server = start_envoy(cfg, lab.root / f"outbound-{identity.replace('/', '.')}.json")
     return server, f"http://127.0.0.1:{port}"
 
 
@@ -142,14 +134,19 @@ class GcJob:
 
     def __init__(self, lab, name: str = "registry"):
         self.lab = lab
-        self.cron = _one(lab.objects, "CronJob", f"{name}-gc")
+        self.cron = one(lab.objects, "CronJob", f"{name}-gc")
         self.pod = self.cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
         self.deployment = Deployment(lab, name)
-        self.proxy, self.registry_url = outbound(lab, lab.cfg.gc_identity(lab.cfg.get_registry(name)))
-        self.bin = lab.root / "bin"
-        self.bin.mkdir(exist_ok=True)
-        if not (self.bin / "registry").exists():
-            (self.bin / "registry").symlink_to(shutil.which("docker-registry"))
+        self.proxy: Server | None = None
+        try:
+            self.proxy, self.registry_url = outbound(lab, lab.cfg.gc_identity(lab.cfg.get_registry(name)))
+            self.bin = lab.root / "bin"
+            self.bin.mkdir(exist_ok=True)
+            if not (self.bin / "registry").exists():
+                (self.bin / "registry").symlink_to(shutil.which("docker-registry"))
+        except BaseException:
+            self.close()
+            raise
         self.runs = 0
 
     def _volumes(self, root: Path) -> dict[str, Path]:
@@ -158,7 +155,7 @@ class GcJob:
         for volume in self.pod["volumes"]:
             where = root / volume["name"]
             if "configMap" in volume:
-                data = _one(self.lab.objects, "ConfigMap", volume["configMap"]["name"])["data"]
+                data = one(self.lab.objects, "ConfigMap", volume["configMap"]["name"])["data"]
                 items = volume["configMap"].get("items") or [{"key": k, "path": k} for k in data]
                 for item in items:
                     (where / item["path"]).parent.mkdir(parents=True, exist_ok=True)
@@ -213,4 +210,5 @@ class GcJob:
 
     def close(self) -> None:
         self.deployment.close()
-        self.proxy.stop()
+        if self.proxy:
+            self.proxy.stop()

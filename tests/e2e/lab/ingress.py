@@ -25,7 +25,7 @@ from pathlib import Path
 
 from . import envoy, rbac
 from .envoy import DOWNSTREAM_TLS, _address, _cert, _hcm
-from .mesh import Lab, _one
+from .mesh import Lab, one
 from .pki import Authority, Identity
 from .processes import free_port
 
@@ -155,7 +155,7 @@ class IngressLab(Lab):
         return paths[0], paths[1]
 
     def _virtual_service(self, gateway: dict) -> dict:
-        vs = _one(self.objects, "VirtualService", gateway["metadata"]["name"])["spec"]
+        vs = one(self.objects, "VirtualService", gateway["metadata"]["name"])["spec"]
         assert vs["gateways"] == [gateway["metadata"]["name"]]
         for route in vs["http"]:
             if "route" in route:

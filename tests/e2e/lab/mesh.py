@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from meshreg.config import Config, from_text
@@ -10,12 +9,13 @@ from meshreg.render import render
 
 from . import envoy, pushproxy, rbac
 from .pki import Authority, Identity, spiffe
-from .processes import Server, envoy_binary, free_port
+from .processes import Server, free_port, start_envoy
 
 FOREIGN_TRUST_DOMAIN = "foreign.example"
 
 
-def _one(objects: list[dict], kind: str, name: str) -> dict:
+def one(objects: list[dict], kind: str, name: str) -> dict:
+    """The rendered object of this kind and name, checked to be the only one."""
     found = [o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name]
     assert len(found) == 1, f"expected one {kind}/{name} in the render, found {len(found)}"
     return found[0]
@@ -33,7 +33,6 @@ class Lab:
         self.objects = render(self.cfg)
         self.tuning = tuning
         self.servers: list[Server] = []
-        self._ids: dict[str, Identity] = {}
         self.ca = Authority(root / "pki", "mesh")
         try:
             self._start_registry()
@@ -45,9 +44,7 @@ class Lab:
     # --- identities -------------------------------------------------------------------------------------------
     def identity(self, ns_sa: str) -> Identity:
         """A mesh workload certificate for `NS/SA` in the configured trust domain."""
-        if ns_sa not in self._ids:
-            self._ids[ns_sa] = self.ca.issue(spiffe(self.cfg.trust_domain, ns_sa), label=ns_sa.replace("/", "."))
-        return self._ids[ns_sa]
+        return self.ca.workload(self.cfg.trust_domain, ns_sa)
 
     def foreign_ca_identity(self, ns_sa: str) -> Identity:
         """Same SPIFFE name, signed by a CA the mesh does not trust."""
@@ -60,7 +57,7 @@ class Lab:
 
     # --- registry ---------------------------------------------------------------------------------------------
     def _start_registry(self) -> None:
-        config = _one(self.objects, "ConfigMap", "registry-config")["data"]["config.yml"]
+        config = one(self.objects, "ConfigMap", "registry-config")["data"]["config.yml"]
         (self.root / "registry").mkdir(exist_ok=True)
         (self.root / "registry" / "config.yml").write_text(config)  # unchanged: overrides come from the environment
         self.storage = self.root / "registry" / "data"
@@ -86,7 +83,7 @@ class Lab:
 
     # --- envoy --------------------------------------------------------------------------------------------------
     def _pod(self, kind: str, name: str) -> tuple[dict, str]:
-        spec = _one(self.objects, kind, name)["spec"]["template"]
+        spec = one(self.objects, kind, name)["spec"]["template"]
         return spec["metadata"]["labels"], spec["spec"]["serviceAccountName"]
 
     def _policies_for(self, labels: dict) -> list[dict]:
@@ -94,16 +91,16 @@ class Lab:
 
     def _node_proxy_route(self) -> str:
         """The node proxy's route timeout, after checking Gateway and VirtualService really lead to the registry."""
-        gateway = _one(self.objects, "Gateway", "node-proxy")["spec"]
+        gateway = one(self.objects, "Gateway", "node-proxy")["spec"]
         [server] = gateway["servers"]
         assert server["port"]["protocol"] == "HTTP" and server["port"]["number"] == self.cfg.node_proxy.port
-        vs = _one(self.objects, "VirtualService", "node-proxy")["spec"]
+        vs = one(self.objects, "VirtualService", "node-proxy")["spec"]
         assert vs["gateways"] == ["node-proxy"]
         [route] = vs["http"]
         for match in route.get("match", []):  # the lab's one listener stands for the Gateway's one port
             assert match == {"port": server["port"]["number"]}, f"lab cannot translate the match {match}"
         [dest] = route["route"]
-        registry_svc = _one(self.objects, "Service", "registry")
+        registry_svc = one(self.objects, "Service", "registry")
         assert dest["destination"]["host"] == f"registry.{self.cfg.namespace}.svc.cluster.local"
         assert dest["destination"]["port"]["number"] == registry_svc["spec"]["ports"][0]["port"]
         return route.get("timeout", "0s")  # no timeout field: Istio sets none
@@ -132,14 +129,8 @@ class Lab:
             listeners.append(listener)
             clusters.append(cluster)
         self._more_envoy(listeners, clusters)
-        path = self.root / "envoy.json"
-        path.write_text(json.dumps(envoy.bootstrap(admin_port=admin, listeners=listeners, clusters=clusters), indent=1))
-        argv = [envoy_binary(), "-c", str(path), "--disable-hot-restart", "--log-level", "warn"]
-        if self.tuning.concurrency:
-            argv += ["--concurrency", str(self.tuning.concurrency)]
-        server = Server(argv, log=self.root / "envoy.log")
-        self.servers.append(server)
-        server.wait_http(f"http://127.0.0.1:{admin}/ready")
+        self.servers.append(start_envoy(envoy.bootstrap(admin_port=admin, listeners=listeners, clusters=clusters),
+                                        self.root / "envoy.json", concurrency=self.tuning.concurrency))
 
     def _more_envoy(self, listeners: list[dict], clusters: list[dict]) -> None:
         """Where a lab with more gateways (tests/e2e/lab/ingress.py) adds its listeners and clusters."""

@@ -21,7 +21,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-import httpx
 import jwt
 import yaml
 from cryptography.hazmat.primitives import serialization
@@ -30,18 +29,12 @@ from meshreg.config import from_text
 from meshreg.render import render
 
 from . import envoy, rbac
-from .envoy import HCM, ROUTER, UPSTREAM_TLS, _address
-from .pki import Authority, spiffe
-from .processes import Server, envoy_binary, free_port
+from .envoy import HCM, ROUTER, TCP_PROXY, UPSTREAM_TLS, _address
+from .mesh import one
+from .pki import Authority, Identity, spiffe
+from .processes import NO_AWS, Server, free_port, start_envoy
 
 USER, PASSWORD = "mirror", "s3cret-upstream"
-TCP_PROXY = "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
-_NO_AWS = {"AWS_CA_BUNDLE": None}  # set on some machines; distribution's S3 driver panics on it
-
-
-def _one(objects: list[dict], kind: str, name: str) -> dict:
-    [found] = [o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name]
-    return found
 
 
 class Upstream:
@@ -68,7 +61,7 @@ class Upstream:
         return f"127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        self.server = Server(["docker-registry", "serve", str(self.config)], log=self.log, env=_NO_AWS)
+        self.server = Server(["docker-registry", "serve", str(self.config)], log=self.log, env=NO_AWS)
         self.server.wait_http(f"https://{self.address}/", verify=ssl.create_default_context(cafile=self.ident.ca))
 
     def stop(self) -> None:
@@ -108,24 +101,24 @@ class MirrorLab:
 
     # --- what the render says ---------------------------------------------------------------------------------
     def rendered_config(self) -> str:
-        return _one(self.objects, "ConfigMap", f"{self.reg.name}-config")["data"]["config.yml"]
+        return one(self.objects, "ConfigMap", f"{self.reg.name}-config")["data"]["config.yml"]
 
     def _egress_route(self) -> tuple[str, str, str]:
         """(alias host, Host header sent upstream, SNI) after checking the render really leads to the upstream."""
-        alias = _one(self.objects, "Service", f"{self.reg.name}-upstream")
+        alias = one(self.objects, "Service", f"{self.reg.name}-upstream")
         assert "selector" not in alias["spec"], "the alias must have no endpoints of its own"
-        vs = _one(self.objects, "VirtualService", f"{self.reg.name}-upstream")["spec"]
+        vs = one(self.objects, "VirtualService", f"{self.reg.name}-upstream")["spec"]
         [host] = vs["hosts"]
         assert host == f"{self.reg.name}-upstream.{self.cfg.namespace}.svc.cluster.local"
         assert yaml.safe_load(self.rendered_config())["proxy"]["remoteurl"] == f"http://{host}"
         [route] = vs["http"]
         assert "timeout" not in route, "a route timeout would cut long layer pulls"
         [dest] = route["route"]
-        entry = _one(self.objects, "ServiceEntry", f"{self.reg.name}-upstream")["spec"]
+        entry = one(self.objects, "ServiceEntry", f"{self.reg.name}-upstream")["spec"]
         assert dest["destination"]["host"] in entry["hosts"]
         [port] = [p for p in entry["ports"] if p["number"] == dest["destination"]["port"]["number"]]
         assert port["protocol"] == "HTTP" and port["targetPort"] == self.reg.mirror.port
-        rule = _one(self.objects, "DestinationRule", f"{self.reg.name}-upstream")["spec"]
+        rule = one(self.objects, "DestinationRule", f"{self.reg.name}-upstream")["spec"]
         [level] = rule["trafficPolicy"]["portLevelSettings"]
         assert rule["host"] == dest["destination"]["host"] and level["port"]["number"] == port["number"]
         assert level["tls"]["mode"] == "SIMPLE"
@@ -133,7 +126,7 @@ class MirrorLab:
 
     # --- envoy ----------------------------------------------------------------------------------------------------
     def _start_envoy(self) -> None:
-        pod = _one(self.objects, "Deployment", self.reg.name)["spec"]["template"]
+        pod = one(self.objects, "Deployment", self.reg.name)["spec"]["template"]
         labels, sa = pod["metadata"]["labels"], pod["spec"]["serviceAccountName"]
         server = self.ca.issue(spiffe(self.cfg.trust_domain, f"{self.cfg.namespace}/{sa}"), label="mirror",
                                server=True)
@@ -152,18 +145,13 @@ class MirrorLab:
         ]
         clusters = [envoy.registry_cluster(self.registry_port, envoy.Tuning()),
                     _origination_cluster(self.upstream.port, sni=sni, ca=self.ca.ca_file),
-                    _plain_cluster("gone", free_port())]
-        path = self.root / "envoy.json"
-        path.write_text(json.dumps(envoy.bootstrap(admin_port=self.admin_port, listeners=listeners, clusters=clusters)))
-        proxy = Server([envoy_binary(), "-c", str(path), "--disable-hot-restart", "--log-level", "warn"],
-                       log=self.root / "envoy.log")
-        self.servers.append(proxy)
-        proxy.wait_http(f"http://127.0.0.1:{self.admin_port}/ready")
+                    envoy.plain_cluster("gone", free_port())]
+        self.servers.append(start_envoy(envoy.bootstrap(admin_port=self.admin_port, listeners=listeners,
+                                                        clusters=clusters), self.root / "envoy.json"))
 
     def stat(self, name: str) -> int:
         """One counter of the sidecar's Envoy, e.g. http.egress.downstream_rq_5xx."""
-        text = httpx.get(f"http://127.0.0.1:{self.admin_port}/stats", params={"filter": f"^{name}$"}).text
-        return int(text.split(":")[1]) if ":" in text else 0
+        return envoy.counter(f"127.0.0.1:{self.admin_port}", name)
 
     # --- the mirror -----------------------------------------------------------------------------------------------
     def start_mirror(self, *, storage: Path, credentials: bool = True, remote: str | None = None,
@@ -174,7 +162,7 @@ class MirrorLab:
         config = self.root / "mirror.yml"
         config.write_text(self.rendered_config())
         address = f"127.0.0.1:{port or self.registry_port}"
-        env = {**_NO_AWS, "REGISTRY_HTTP_ADDR": address, "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY": str(storage),
+        env = {**NO_AWS, "REGISTRY_HTTP_ADDR": address, "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY": str(storage),
                "HTTP_PROXY": f"http://127.0.0.1:{self.egress_port}", "NO_PROXY": ""}
         if credentials:
             env |= self._credentials_env()
@@ -187,7 +175,7 @@ class MirrorLab:
         return server
 
     def _credentials_env(self) -> dict:
-        env = _one(self.objects, "Deployment", self.reg.name)["spec"]["template"]["spec"]["containers"][0]["env"]
+        env = one(self.objects, "Deployment", self.reg.name)["spec"]["template"]["spec"]["containers"][0]["env"]
         values = {"username": USER, "password": PASSWORD}  # the keys of the Secret the user creates
         return {e["name"]: values[e["valueFrom"]["secretKeyRef"]["key"]] for e in env}
 
@@ -199,8 +187,8 @@ class MirrorLab:
     def sidecar(self) -> str:
         return f"127.0.0.1:{self.sidecar_port}"
 
-    def identity(self, ns_sa: str):
-        return self.ca.issue(spiffe(self.cfg.trust_domain, ns_sa), label=ns_sa.replace("/", "."))
+    def identity(self, ns_sa: str) -> Identity:
+        return self.ca.workload(self.cfg.trust_domain, ns_sa)
 
     def close(self) -> None:
         for server in reversed(self.servers):
@@ -219,15 +207,9 @@ def _egress_listener(port: int, *, domain: str, authority: str) -> dict:
         {"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}]}]}
 
 
-def _plain_cluster(name: str, port: int) -> dict:
-    return {"name": name, "type": "STATIC", "connect_timeout": "2s",
-            "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [
-                {"endpoint": {"address": _address(port)}}]}]}}
-
-
 def _origination_cluster(port: int, *, sni: str, ca: Path) -> dict:
     """TLS to the upstream as Istio 1.20+ does for a SIMPLE DestinationRule: SNI, chain and host name verified."""
-    cluster = _plain_cluster("upstream", port)
+    cluster = envoy.plain_cluster("upstream", port)
     context = {"validation_context": {"trusted_ca": {"filename": str(ca)}, "match_typed_subject_alt_names": [
         {"san_type": "DNS", "matcher": {"exact": sni}}]}}
     cluster["transport_socket"] = {"name": "envoy.transport_sockets.tls", "typed_config": {

@@ -9,7 +9,6 @@ driver works against, cross-replica uploads included.
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 from pathlib import Path
@@ -20,8 +19,10 @@ from meshreg.config import from_text
 from meshreg.render import render
 
 from . import envoy, rbac
+from .envoy import _address
+from .mesh import one
 from .pki import Authority, Identity, spiffe
-from .processes import Server, envoy_binary, free_port
+from .processes import NO_AWS, Server, free_port, start_envoy
 
 SECRET = {"accessKey": "lab-access", "secretKey": "lab-secret", "httpSecret": "shared-upload-secret"}
 
@@ -37,9 +38,13 @@ class S3:
     def __init__(self, root: Path, bucket: str):
         self.port = free_port()
         self.server = Server([moto_server(), "-H", "127.0.0.1", "-p", str(self.port)], log=root / "moto.log")
-        self.server.wait_http(f"{self.url}/moto-api/")
-        response = httpx.put(f"{self.url}/{bucket}")
-        assert response.status_code == 200, response.text
+        try:
+            self.server.wait_http(f"{self.url}/moto-api/")
+            response = httpx.put(f"{self.url}/{bucket}")
+            assert response.status_code == 200, response.text
+        except BaseException:
+            self.server.stop()
+            raise
 
     @property
     def url(self) -> str:
@@ -49,11 +54,6 @@ class S3:
         """Keys in the bucket (moto lists without credentials)."""
         text = httpx.get(f"{self.url}/{bucket}?list-type=2&max-keys=10000").text
         return [part.split("</Key>")[0] for part in text.split("<Key>")[1:]]
-
-
-def _one(objects, kind, name):
-    [found] = [o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name]
-    return found
 
 
 class Replicas:
@@ -66,7 +66,6 @@ class Replicas:
         self.reg = self.cfg.registry
         self.servers: list[Server] = []
         self.ca = Authority(root / "pki", "mesh")
-        self._ids: dict[str, Identity] = {}
         try:
             self.ports = [self._start_replica(i) for i in range(self.reg.replicas)]
             self._start_envoy()
@@ -75,13 +74,11 @@ class Replicas:
             raise
 
     def identity(self, ns_sa: str) -> Identity:
-        if ns_sa not in self._ids:
-            self._ids[ns_sa] = self.ca.issue(spiffe(self.cfg.trust_domain, ns_sa), label=ns_sa.replace("/", "."))
-        return self._ids[ns_sa]
+        return self.ca.workload(self.cfg.trust_domain, ns_sa)
 
     def _env(self) -> dict:
         """The registry container's environment from its Deployment, Secrets resolved as the kubelet would."""
-        [container] = _one(self.objects, "Deployment", self.reg.name)["spec"]["template"]["spec"]["containers"]
+        [container] = one(self.objects, "Deployment", self.reg.name)["spec"]["template"]["spec"]["containers"]
         env = {}
         for e in container.get("env", []):
             ref = e["valueFrom"]["secretKeyRef"]
@@ -91,18 +88,16 @@ class Replicas:
 
     def _start_replica(self, i: int) -> int:
         config = self.root / "config.yml"
-        config.write_text(_one(self.objects, "ConfigMap", f"{self.reg.name}-config")["data"]["config.yml"])
+        config.write_text(one(self.objects, "ConfigMap", f"{self.reg.name}-config")["data"]["config.yml"])
         port = free_port()
-        env = {**self._env(), "REGISTRY_HTTP_ADDR": f"127.0.0.1:{port}"}
-        # distribution's S3 driver panics when AWS_CA_BUNDLE is set (this machine sets it for other tools).
-        server = Server(["env", "-u", "AWS_CA_BUNDLE", "docker-registry", "serve", str(config)],
-                        log=self.root / f"replica-{i}.log", env=env)
+        env = {**NO_AWS, **self._env(), "REGISTRY_HTTP_ADDR": f"127.0.0.1:{port}"}
+        server = Server(["docker-registry", "serve", str(config)], log=self.root / f"replica-{i}.log", env=env)
         self.servers.append(server)
         server.wait_http(f"http://127.0.0.1:{port}/v2/")
         return port
 
     def _start_envoy(self) -> None:
-        pod = _one(self.objects, "Deployment", self.reg.name)["spec"]["template"]
+        pod = one(self.objects, "Deployment", self.reg.name)["spec"]["template"]
         labels, account = pod["metadata"]["labels"], pod["spec"]["serviceAccountName"]
         policies = [o for o in self.objects if rbac.selects(o, namespace=self.cfg.namespace, pod_labels=labels)]
         self.policies = policies
@@ -116,26 +111,19 @@ class Replicas:
             listeners.append(envoy.sidecar_listener(port=listen, server=server, trust_domain=self.cfg.trust_domain,
                                                     rbac=rbac.http_filters(policies), tuning=envoy.Tuning(),
                                                     cluster=f"replica-{i}", name=f"sidecar-{i}"))
-            clusters.append({**envoy.registry_cluster(port, envoy.Tuning()), "name": f"replica-{i}"})
-            clusters[-1]["load_assignment"]["cluster_name"] = f"replica-{i}"
+            clusters.append(envoy.registry_cluster(port, envoy.Tuning(), name=f"replica-{i}"))
         listeners.append(envoy.sidecar_listener(port=self.service, server=server, trust_domain=self.cfg.trust_domain,
                                                 rbac=rbac.http_filters(policies), tuning=envoy.Tuning(),
                                                 cluster="service", name="service"))
         clusters.append(self._service_cluster())
-        path = self.root / "envoy.json"
-        path.write_text(json.dumps(envoy.bootstrap(admin_port=admin, listeners=listeners, clusters=clusters)))
-        proxy = Server([envoy_binary(), "-c", str(path), "--disable-hot-restart", "--log-level", "warn"],
-                       log=self.root / "envoy.log")
-        self.servers.append(proxy)
-        proxy.wait_http(f"{self.admin}/ready")
+        self.servers.append(start_envoy(envoy.bootstrap(admin_port=admin, listeners=listeners, clusters=clusters),
+                                        self.root / "envoy.json"))
 
     def _service_cluster(self) -> dict:
         """The registry Service: every replica, only while it answers (a readiness probe's part)."""
-        cluster = envoy.registry_cluster(self.ports[0], envoy.Tuning())
-        cluster["name"] = cluster["load_assignment"]["cluster_name"] = "service"
+        cluster = envoy.registry_cluster(self.ports[0], envoy.Tuning(), name="service")
         cluster["load_assignment"]["endpoints"][0]["lb_endpoints"] = [
-            {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": p}}}}
-            for p in self.ports]
+            {"endpoint": {"address": _address(p)}} for p in self.ports]
         cluster["health_checks"] = [{"timeout": "1s", "interval": "0.5s", "no_traffic_interval": "0.5s",
                                      "unhealthy_threshold": 1,
                                      "healthy_threshold": 1, "http_health_check": {"path": "/v2/"}}]

@@ -60,6 +60,14 @@ class Authority:
         root.mkdir(parents=True, exist_ok=True)
         self.ca_file = root / f"{name}-ca.crt"
         self.ca_file.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
+        self._workloads: dict[str, Identity] = {}
+
+    def workload(self, trust_domain: str, ns_sa: str) -> Identity:
+        """The workload certificate of `NS/SA` in `trust_domain`: issued on first use, the same files afterwards."""
+        uri = spiffe(trust_domain, ns_sa)
+        if uri not in self._workloads:
+            self._workloads[uri] = self.issue(uri, label=ns_sa.replace("/", "."))
+        return self._workloads[uri]
 
     def issue(self, uri: str, *, label: str, server: bool = False, trust: Path | None = None,
               dns: tuple[str, ...] = ()) -> Identity:

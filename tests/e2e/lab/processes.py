@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -11,6 +12,10 @@ import time
 from pathlib import Path
 
 import httpx
+
+# distribution's S3 driver panics when AWS_CA_BUNDLE is set (some machines set it for other tools): a Server `env`
+# that removes it.
+NO_AWS = {"AWS_CA_BUNDLE": None}
 
 
 def free_port() -> int:
@@ -75,3 +80,19 @@ class Server:
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
+
+
+def start_envoy(bootstrap: dict, path: Path, *, concurrency: int | None = None) -> Server:
+    """Envoy with `bootstrap` written to `path` (its log beside it), once its admin interface says /ready."""
+    path.write_text(json.dumps(bootstrap, indent=1))
+    argv = [envoy_binary(), "-c", str(path), "--disable-hot-restart", "--log-level", "warn"]
+    if concurrency:
+        argv += ["--concurrency", str(concurrency)]
+    server = Server(argv, log=path.with_suffix(".log"))
+    admin = bootstrap["admin"]["address"]["socket_address"]
+    try:
+        server.wait_http(f"http://{admin['address']}:{admin['port_value']}/ready")
+    except BaseException:
+        server.stop()
+        raise
+    return server

@@ -6,9 +6,7 @@ import json
 import re
 from pathlib import Path
 
-import httpx
-
-from . import images
+from . import envoy, images
 from .clients import skopeo_copy
 
 
@@ -36,9 +34,7 @@ class Watch:
         self.answered = self._answered()
 
     def _answered(self) -> int:
-        stat = r"^http\.node-proxy\.downstream_rq_2xx$"
-        text = httpx.get(f"http://{self.lab.admin}/stats", params={"filter": stat}).text
-        return int(text.split(":")[1]) if ":" in text else 0
+        return envoy.counter(self.lab.admin, "http.node-proxy.downstream_rq_2xx")
 
     def node_proxy_answers(self) -> int:
         """Requests the node-proxy listener has answered with 2xx since, from Envoy's admin counters."""
