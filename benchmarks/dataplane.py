@@ -18,15 +18,15 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+sys.path.insert(0, str(ROOT / "tests"))
 
-from e2e_cases import WRITER  # noqa: E402
-from lab import images  # noqa: E402
-from lab.clients import skopeo_copy  # noqa: E402
-from lab.envoy import Tuning  # noqa: E402
-from lab.mesh import Lab  # noqa: E402
-from lab.processes import missing_parts  # noqa: E402
-from push_cases import WITH_PUSH_PROXY  # noqa: E402  (the e2e lab's writers plus a push proxy for dev/)
+from support.e2e_cases import WRITER  # noqa: E402
+from support.lab import images  # noqa: E402
+from support.lab.clients import skopeo_copy  # noqa: E402
+from support.lab.envoy import Tuning  # noqa: E402
+from support.lab.mesh import Lab  # noqa: E402
+from support.lab.processes import missing_parts  # noqa: E402
+from support.push_cases import WITH_PUSH_PROXY  # noqa: E402  (the e2e lab's writers plus a push proxy for dev/)
 
 MiB = 2**20
 VARIANTS = {

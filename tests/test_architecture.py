@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from paths import ROOT
+from support.paths import ROOT
 
 LINT_IMPORTS = pathlib.Path(sys.executable).parent / "lint-imports"
 

@@ -15,8 +15,8 @@ from packaging.version import Version
 from meshreg import config
 from meshreg.cli import main
 from meshreg.render import hosting
-from paths import ROOT
-from validation import kubernetes_versions, validate_kubernetes
+from support.paths import ROOT
+from support.validation import kubernetes_versions, validate_kubernetes
 
 EXAMPLES = ROOT / "examples"
 CONFIG = EXAMPLES / "builders" / "meshreg.yaml"

@@ -9,7 +9,8 @@ import click
 
 from meshreg import render as rendering
 from meshreg.cli.options import cluster_options, config_option, output_option, prepare, say
-from meshreg.cluster import ambient, enforcement, parallel, preflight, runtimeconfig
+from meshreg.cluster import ambient, enforcement, parallel, runtimeconfig
+from meshreg.doctor import preflight
 from meshreg.cluster import apply as applying
 from meshreg.cluster import live as lives
 from meshreg.cluster import pushproxy as pushproxies

@@ -9,8 +9,8 @@ import textwrap
 import click
 
 from meshreg.cli.options import cluster_options, config_option, interruptible, output_option, prepare, say
-from meshreg.cluster import doctor as doctoring
-from meshreg.cluster.doctor.facts import Facts
+from meshreg import doctor as doctoring
+from meshreg.doctor.facts import Facts
 from meshreg.errors import UsageError
 
 OBSERVED_WIDTH = 60
@@ -83,8 +83,8 @@ def verify(ctx, config_path, kubeconfig, context, output, as_identity, image, no
       meshreg verify --as builds/kaniko --node worker-2
       meshreg verify --image registry.internal/tools/curl:8.11.1 -o json
     """
-    from meshreg.cluster import verify as verifying
-    from meshreg.cluster.verify import objects
+    from meshreg import verify as verifying
+    from meshreg.verify import objects
     from meshreg.cluster.wait import Progress
 
     cfg, _, cluster = prepare(config_path, kubeconfig, context)

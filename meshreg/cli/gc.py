@@ -63,7 +63,7 @@ def gc(ctx, config_path, kubeconfig, context, registry, dry_run, timeout, output
 
     \b
     During a real run the registry is restarted read-only (pulls go on, pushes fail cleanly) while
-    distribution's garbage-collect runs, then restarted writable; see docs/lifecycle.md.
+    distribution's garbage-collect runs, then restarted writable; see docs/gc.md.
 
     \b
     Examples:
@@ -78,7 +78,7 @@ def gc(ctx, config_path, kubeconfig, context, registry, dry_run, timeout, output
     from meshreg.cluster import client as clusters
     from meshreg.cluster import gc as gcs
     from meshreg.cluster import wait as waiting
-    from meshreg.render.lifecycle import gc_name
+    from meshreg.render.gc import gc_name
 
     cfg = config.load(config_path)
     reg = cfg.get_registry(registry)

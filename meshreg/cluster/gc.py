@@ -8,7 +8,7 @@ import json
 import time
 
 from meshreg.errors import ClusterError, UsageError
-from meshreg.render.lifecycle import CONTAINER
+from meshreg.render.gc import CONTAINER
 
 RESULT = "MESHREG-GC-RESULT "  # the line meshreg.gcjob.run prints (not imported: it loads urllib and ssl)
 JOB_NAME = ("batch.kubernetes.io/job-name", "job-name")  # pod labels naming their Job (new, then old)

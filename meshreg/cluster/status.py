@@ -11,7 +11,7 @@ from meshreg.cluster.apply import ordered
 from meshreg.cluster.enforcement import has_sidecar
 from meshreg.cluster.wait import crash_causes, pod_causes, rollout
 from meshreg.errors import ClusterError
-from meshreg.render import hosting, labels, lifecycle
+from meshreg.render import gc as gc_objects, hosting, labels
 
 HOSTING = (hosting.NAMESPACE, "local-registry-hosting")
 
@@ -111,14 +111,14 @@ def _registry(cluster, cfg, reg, addresses) -> dict:
             "pods": len(pods), "withSidecar": with_sidecar, **mesh, "mtls": _mtls(cluster, cfg, reg.name),
             "writers": [w.service_account for w in cfg.writers_of(reg)],
             "endpoints": _ready_endpoints(cluster, cfg, reg.name), "addresses": addresses, "problems": problems,
-            **_lifecycle(cluster, cfg, reg)}
+            **_gc(cluster, cfg, reg)}
 
 
-def _lifecycle(cluster, cfg, reg) -> dict:
+def _gc(cluster, cfg, reg) -> dict:
     """The gc CronJob's last run, and the volume's usage where the kubelet's stats reach the API."""
     out: dict = {"storage": "s3" if reg.storage.s3 else "volume"}
     if reg.gc:
-        out["gc"] = gcs.last_run(cluster=cluster, namespace=cfg.namespace, cron_name=lifecycle.gc_name(reg),
+        out["gc"] = gcs.last_run(cluster=cluster, namespace=cfg.namespace, cron_name=gc_objects.gc_name(reg),
                                  selector=labels.selector({labels.REGISTRY: reg.name, labels.COMPONENT: "gc"}))
     if not reg.storage.s3:
         try:
@@ -238,7 +238,7 @@ def _registry_lines(reg: dict, *, several: bool) -> list[str]:
         f"{pad}in-cluster path: Service endpoints {endpoints}",
         *(f"{pad}problem: {p}" for p in reg["problems"]),
         f"{pad}writers: " + (", ".join(reg["writers"]) or nobody),
-        *_lifecycle_lines(reg, pad),
+        *_gc_lines(reg, pad),
         f"{pad}published: " + ("missing" if not addr else
                               ", ".join(f"{k}={v}" for k, v in addr.items() if k not in ("help", "role", "default"))),
     ]
@@ -248,7 +248,7 @@ def _gib(n) -> str:
     return f"{n / (1 << 30):.1f} GiB"
 
 
-def _lifecycle_lines(reg: dict, pad: str) -> list[str]:
+def _gc_lines(reg: dict, pad: str) -> list[str]:
     lines = []
     gc = reg.get("gc")
     if gc is not None:

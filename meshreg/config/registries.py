@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
-from meshreg.config import lifecycle, names, storage
+from meshreg.config import gc, names, storage
 from meshreg.config.model import ROLES, Mirror, Registry, Resources, Writer
 from meshreg.config.reader import REQUIRED, Reader
 
@@ -28,7 +28,7 @@ def read_single(r: Reader, spec: dict, port: object, p: tuple) -> Registry:
         readers=_read_readers(r, readers, p + ("readers",)),
         writers=_read_writers(r, spec["writers"], p + ("writers",), delete_enabled, "spec.registry.deleteEnabled"),
     )
-    lifecycle.check_lifecycle(r, reg, p + ("registry",), delete_switch="spec.registry.deleteEnabled")
+    gc.check_gc(r, reg, p + ("registry",), delete_switch="spec.registry.deleteEnabled")
     return reg
 
 
@@ -86,7 +86,7 @@ def _read_entry(r: Reader, value: object, p: tuple, *, implicit_default: bool) -
         writers=writers, publisher=publisher,
         mirror=_read_mirror(r, m["mirror"], p + ("mirror",)) if role == "mirror" else None,
     )
-    lifecycle.check_lifecycle(r, reg, p, delete_switch="deleteEnabled")
+    gc.check_gc(r, reg, p, delete_switch="deleteEnabled")
     return reg
 
 
@@ -106,8 +106,8 @@ def _read_storage_and_image(r: Reader, m: dict, path: tuple) -> dict:
     return {"image": r.string(m["image"], path + ("image",), names.check_image), "storage": where,
             "replicas": storage.read_replicas(r, m["replicas"], path + ("replicas",), where),
             "resources": read_resources(r, m["resources"], path + ("resources",), _D.resources),
-            "gc": lifecycle.read_gc(r, m["gc"], path + ("gc",)),
-            "retention": lifecycle.read_retention(r, m["retention"], path + ("retention",))}
+            "gc": gc.read_gc(r, m["gc"], path + ("gc",)),
+            "retention": gc.read_retention(r, m["retention"], path + ("retention",))}
 
 
 def read_port(r: Reader, value: object, path: tuple) -> int:

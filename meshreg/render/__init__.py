@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from meshreg.config import Config
-from meshreg.render import (ambient, hosting, ingress, lifecycle, mirror, nodeproxy, policies, pushproxy, registry,
+from meshreg.render import (ambient, hosting, ingress, gc, mirror, nodeproxy, policies, pushproxy, registry,
                             runtimeconfig)
 
 
@@ -40,7 +40,7 @@ def render(cfg: Config) -> list[dict]:
         *ingress.objects(cfg),
         *[registry.disruption_budget(cfg, reg) for reg in regs if reg.replicas > 1],
         *[registry.storage_entry(cfg, reg) for reg in regs if reg.storage.s3 and not reg.storage.s3.in_cluster],
-        *[o for reg in regs if reg.gc for o in lifecycle.objects(cfg, reg)],
+        *[o for reg in regs if reg.gc for o in gc.objects(cfg, reg)],
         *([hosting.config_map(cfg)] if publish else []),
         *([hosting.index_config_map(cfg)] if several or not publish else []),
     ]

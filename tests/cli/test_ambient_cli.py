@@ -7,7 +7,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from configs import AMBIENT, SEVERAL_WRITERS, minimal
+from support.configs import AMBIENT, SEVERAL_WRITERS, minimal
 from meshreg.cli import main
 
 

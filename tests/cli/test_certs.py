@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 from cryptography import x509
 
-from ingress_configs import CLIENTS, HOST, ingress_text
+from support.ingress_configs import CLIENTS, HOST, ingress_text
 from meshreg.cli import main
 
 
@@ -141,7 +141,7 @@ def test_policy_check_through_the_ingress_exits_as_documented(conf, identity, wh
 
 
 def test_policy_check_through_the_ingress_goes_to_the_registry_it_serves(tmp_path):
-    from configs import minimal
+    from support.configs import minimal
 
     conf = tmp_path / "meshreg.yaml"
     conf.write_text(minimal(f"""\

@@ -9,7 +9,7 @@ import sys
 import yaml
 from click.testing import CliRunner
 
-from configs import SEVERAL_WRITERS
+from support.configs import SEVERAL_WRITERS
 from meshreg.cli import main
 
 

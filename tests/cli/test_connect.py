@@ -13,11 +13,11 @@ import threading
 import pytest
 from click.testing import CliRunner
 
-from apiserver import write_kubeconfig
-from configs import minimal
-from fakes import FakeCluster, refusal
-from kubeforward import KubeForward, pod
-from lab.processes import free_port
+from support.apiserver import write_kubeconfig
+from support.configs import minimal
+from support.fakes import FakeCluster, refusal
+from support.kubeforward import KubeForward, pod
+from support.lab.processes import free_port
 from meshreg.cli import main
 from meshreg.cluster.pushproxy import Target, ready_pod
 from meshreg.errors import ClusterError

@@ -66,7 +66,7 @@ def test_check_rejects_a_lowercase_method_with_exit_2(tmp_path):
 
 
 def test_grant_apply_applies_only_the_authorization_policies(tmp_path, monkeypatch):
-    from fakes import FakeCluster, route
+    from support.fakes import FakeCluster, route
 
     from meshreg import config
 

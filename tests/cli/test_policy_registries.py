@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from meshreg import config
 from meshreg.cli import main
-from paths import ROOT
+from support.paths import ROOT
 
 SPLIT = (ROOT / "examples" / "gitpod-separate-registries" / "meshreg.yaml").read_text()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fakes import FakeCluster
+from support.fakes import FakeCluster
 from meshreg.cluster import apply as applying
 from meshreg.cluster import remove as removing
 from meshreg.errors import ClusterError

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from meshreg.cli import main
 from meshreg.cluster import ambient
 from meshreg.errors import ClusterError
-from fakes import INJECTOR, ISTIO_GROUPS, FakeCluster, ready_controller, route
+from support.fakes import INJECTOR, ISTIO_GROUPS, FakeCluster, ready_controller, route
 
 AMBIENT = """\
 apiVersion: meshreg.dev/v1alpha1

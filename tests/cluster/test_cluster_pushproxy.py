@@ -7,9 +7,9 @@ import json
 import pytest
 from click.testing import CliRunner
 
-import fakes
-from configs import minimal
-from kubeforward import pod
+from support import fakes
+from support.configs import minimal
+from support.kubeforward import pod
 from meshreg.cli import main
 
 WITH = minimal("  pushProxy: {repositories: [dev/]}\n  writers: [{serviceAccount: builds/kaniko}]\n")

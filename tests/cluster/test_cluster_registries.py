@@ -7,9 +7,9 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from fakes import connected
+from support.fakes import connected
 from meshreg.cli import main
-from paths import ROOT
+from support.paths import ROOT
 
 
 SPLIT = (ROOT / "examples" / "gitpod-separate-registries" / "meshreg.yaml").read_text()

@@ -7,8 +7,8 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from configs import LIFECYCLE
-from fakes import FakeCluster, ready_controller, route
+from support.configs import GC_CONFIG
+from support.fakes import FakeCluster, ready_controller, route
 from meshreg import config
 from meshreg.cli import main
 from meshreg.cluster import apply as applying
@@ -39,8 +39,8 @@ def job_controller(log: str, *, state: str = "Complete"):
 
 @pytest.fixture
 def deployed(write_config, monkeypatch):
-    """The lifecycle config applied to a fake cluster whose controllers finish everything at once."""
-    path = write_config(LIFECYCLE)
+    """The gc config applied to a fake cluster whose controllers finish everything at once."""
+    path = write_config(GC_CONFIG)
     cluster = FakeCluster()
     cluster.on_apply.append(ready_controller)
     applying.apply(manifests=render(config.load(str(path))), cluster=cluster)
@@ -101,7 +101,7 @@ def test_gc_of_a_registry_without_gc_is_bad_input(deployed):
 
 def test_gc_before_up_says_to_run_up(write_config, monkeypatch):
     route(monkeypatch, FakeCluster())
-    result = run(write_config(LIFECYCLE))
+    result = run(write_config(GC_CONFIG))
     assert result.exit_code == 2 and "CronJob registry/workspace-images-gc is not on" in result.output
 
 

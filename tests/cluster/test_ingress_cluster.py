@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from fakes import connected
-from ingress_configs import CLIENTS, ingress_text, load
+from support.fakes import connected
+from support.ingress_configs import CLIENTS, ingress_text, load
 from meshreg.cli import main
 
 GATEWAY_POD = {"apiVersion": "v1", "kind": "Pod", "metadata": {

@@ -10,8 +10,8 @@ import threading
 
 import pytest
 
-from apiserver import write_kubeconfig
-from kubeforward import KubeForward, pod
+from support.apiserver import write_kubeconfig
+from support.kubeforward import KubeForward, pod
 from meshreg.cluster import client as clusters
 from meshreg.cluster import portforward
 from meshreg.cluster.pushproxy import Target

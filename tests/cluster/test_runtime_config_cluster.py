@@ -8,7 +8,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from fakes import FakeCluster, connected, ready_controller
+from support.fakes import FakeCluster, connected, ready_controller
 from meshreg import config
 from meshreg.cli import main
 from meshreg.cluster import runtimeconfig

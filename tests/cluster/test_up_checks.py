@@ -7,8 +7,8 @@ import pytest
 
 from click.testing import CliRunner
 
-import fakes
-from fakes import quota, writes
+from support import fakes
+from support.fakes import quota, writes
 from meshreg.cli import main
 
 

@@ -10,8 +10,8 @@ from click.testing import CliRunner
 import meshreg.cluster.client
 from meshreg.cli import main
 from meshreg.cluster.client import ConflictError
-import fakes
-from fakes import FakeCluster, refusal
+from support import fakes
+from support.fakes import FakeCluster, refusal
 
 WRITER_CONFIG = """\
 apiVersion: meshreg.dev/v1alpha1

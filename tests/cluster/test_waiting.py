@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from fakes import FakeCluster
+from support.fakes import FakeCluster
 from meshreg.cluster import wait as waiting
 from meshreg.errors import ClusterError
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from configs import SEVERAL_WRITERS, minimal
+from support.configs import SEVERAL_WRITERS, minimal
 from meshreg import config
 from meshreg.errors import ConfigError
 

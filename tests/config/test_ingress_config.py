@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from configs import minimal
-from ingress_configs import CLIENTS, GATEWAY, GITHUB, HOST, ISSUER, ingress_text, jwks, load, signing_key
+from support.configs import minimal
+from support.ingress_configs import CLIENTS, GATEWAY, GITHUB, HOST, ISSUER, ingress_text, jwks, load, signing_key
 from meshreg import config
 from meshreg.errors import ConfigError
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from configs import minimal
+from support.configs import minimal
 from meshreg import config
 from meshreg.errors import ConfigError
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from configs import minimal
+from support.configs import minimal
 from meshreg import config
 from meshreg.cli import main
 

@@ -9,9 +9,9 @@ from contextlib import closing
 import httpx
 import pytest
 
-from e2e_cases import AMBIENT_WITH_DELETE, CASES, NODE_PROXY, NON_WRITER, SCOPED, WRITER, envoy_decision, send
-from lab.ambient import AmbientLab
-from lab.clients import manifest_digest, mtls_client, raw_request, skopeo_copy
+from support.e2e_cases import AMBIENT_WITH_DELETE, CASES, NODE_PROXY, NON_WRITER, SCOPED, WRITER, envoy_decision, send
+from support.lab.ambient import AmbientLab
+from support.lab.clients import manifest_digest, mtls_client, raw_request, skopeo_copy
 
 UPLOAD = "/v2/bypass/app/blobs/uploads/"
 

@@ -7,8 +7,8 @@ import socket
 import httpx
 import pytest
 
-from e2e_cases import WRITER
-from lab.clients import mtls_client, skopeo_copy
+from support.e2e_cases import WRITER
+from support.lab.clients import mtls_client, skopeo_copy
 
 
 def test_a_client_without_a_certificate_cannot_connect(lab):

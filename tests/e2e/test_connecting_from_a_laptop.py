@@ -12,10 +12,10 @@ import sys
 
 import pytest
 
-from apiserver import write_kubeconfig
-from kubeforward import KubeForward, pod
-from lab.clients import manifest_digest, skopeo_copy
-from lab.processes import free_port
+from support.apiserver import write_kubeconfig
+from support.kubeforward import KubeForward, pod
+from support.lab.clients import manifest_digest, skopeo_copy
+from support.lab.processes import free_port
 
 
 @pytest.fixture

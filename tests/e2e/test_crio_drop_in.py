@@ -10,9 +10,9 @@ import subprocess
 
 import pytest
 
-import runtime_config_pod as pod
-from e2e_cases import WITH_DELETE, WRITER
-from lab import pulls
+from support import runtime_config_pod as pod
+from support.e2e_cases import WITH_DELETE, WRITER
+from support.lab import pulls
 from meshreg.config import from_text
 from meshreg.render import render
 

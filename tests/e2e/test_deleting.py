@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from e2e_cases import SCOPED, WRITER
-from lab.clients import manifest_digest, mtls_client, skopeo_copy
+from support.e2e_cases import SCOPED, WRITER
+from support.lab.clients import manifest_digest, mtls_client, skopeo_copy
 
 
 def _push_then_delete(lab, image, repo: str, who: str):

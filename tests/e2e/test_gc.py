@@ -12,11 +12,11 @@ from contextlib import closing
 import httpx
 import pytest
 
-from e2e_cases import TRUST_DOMAIN, WRITER
-from lab import images
-from lab.clients import manifest_digest, mtls_client, skopeo_copy
-from lab.gcjob import NODE, GcJob
-from lab.mesh import Lab
+from support.e2e_cases import TRUST_DOMAIN, WRITER
+from support.lab import images
+from support.lab.clients import manifest_digest, mtls_client, skopeo_copy
+from support.lab.gcjob import NODE, GcJob
+from support.lab.mesh import Lab
 
 READ_ONLY = "REGISTRY_STORAGE_MAINTENANCE_READONLY"
 GC_IDENTITY = "registry/registry-gc"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from ingress_cases import CASES, client, handshake_alert, pushed, refused, send
+from support.ingress_cases import CASES, client, handshake_alert, pushed, refused, send
 
 CERT_CASES = [c for c in CASES if c.who.startswith("cert:")]
 

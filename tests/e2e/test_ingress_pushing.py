@@ -8,7 +8,7 @@ import ssl
 import httpx
 import pytest
 
-from ingress_cases import (AUDIENCE, GITHUB_SUB, ISSUER, client, github, handshake_alert, key, pushed, refused,
+from support.ingress_cases import (AUDIENCE, GITHUB_SUB, ISSUER, client, github, handshake_alert, key, pushed, refused,
                            token, unsigned)
 
 
@@ -36,7 +36,7 @@ def _with_server_ca(lab, ident, directory):
 
 
 def test_a_certificate_from_another_ca_with_a_clients_name_gets_nowhere(ingress_lab, image, tmp_path):
-    from lab.pki import Authority
+    from support.lab.pki import Authority
 
     forged = Authority(tmp_path / "forger", "forger").issue("spiffe://localhost/client/loader", label="forged",
                                                             trust=ingress_lab.public.ca_file)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from ingress_cases import CASES, IngressCase, client, send
+from support.ingress_cases import CASES, IngressCase, client, send
 
 
 @pytest.fixture(params=["shared", "dedicated"])

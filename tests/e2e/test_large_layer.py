@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from e2e_cases import WRITER
-from lab import images
-from lab.clients import skopeo_copy
+from support.e2e_cases import WRITER
+from support.lab import images
+from support.lab.clients import skopeo_copy
 
 LARGE = 100 * 2**20 + 12345
 

@@ -10,10 +10,10 @@ from contextlib import closing
 import httpx
 import pytest
 
-from lab import images
-from lab.clients import skopeo_copy
-from lab.mirror import PASSWORD, USER, MirrorLab
-from lab.processes import free_port
+from support.lab import images
+from support.lab.clients import skopeo_copy
+from support.lab.mirror import PASSWORD, USER, MirrorLab
+from support.lab.processes import free_port
 from meshreg.cluster import crashes
 
 CONFIG = """\

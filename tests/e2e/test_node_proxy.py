@@ -8,8 +8,8 @@ import ssl
 
 import httpx
 
-from e2e_cases import WRITER
-from lab.clients import manifest_digest, skopeo_copy
+from support.e2e_cases import WRITER
+from support.lab.clients import manifest_digest, skopeo_copy
 
 
 def _pushed(lab, image, repo: str) -> None:

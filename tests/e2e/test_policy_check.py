@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from e2e_cases import CASES, envoy_decision
+from support.e2e_cases import CASES, envoy_decision
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])

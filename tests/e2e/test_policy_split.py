@@ -8,14 +8,14 @@ import random
 
 import pytest
 
-from lab import envoy, rbac
-from lab.clients import mtls_client, raw_request
-from lab.pki import Authority, spiffe
-from lab.processes import free_port, start_envoy
+from support.lab import envoy, rbac
+from support.lab.clients import mtls_client, raw_request
+from support.lab.pki import Authority, spiffe
+from support.lab.processes import free_port, start_envoy
 from meshreg.config import Writer
 from meshreg.policy.evaluate import evaluate
-from splitting import finest
-from strategies import GC, NAMES, PREFIXES, make
+from support.splitting import finest
+from support.strategies import GC, NAMES, PREFIXES, make
 
 CONFIGS = 10
 METHODS = ["POST", "PUT", "PATCH", "DELETE", "GET"]

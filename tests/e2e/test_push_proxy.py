@@ -9,10 +9,10 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-import e2e_cases
-import push_cases
-from e2e_cases import NON_WRITER, SCOPED, Case
-from lab.clients import manifest_digest, skopeo_copy
+from support import e2e_cases
+from support import push_cases
+from support.e2e_cases import NON_WRITER, SCOPED, Case
+from support.lab.clients import manifest_digest, skopeo_copy
 from meshreg.cli import main
 
 EVERY_CASE = push_cases.CASES + e2e_cases.CASES  # the bystanders' cases must hold with a push proxy too

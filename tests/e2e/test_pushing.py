@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from e2e_cases import NON_WRITER, SCOPED, WRITER
-from lab.clients import manifest_digest, skopeo_copy
+from support.e2e_cases import NON_WRITER, SCOPED, WRITER
+from support.lab.clients import manifest_digest, skopeo_copy
 
 
 def pushed(lab, image, repository: str, who: str) -> None:

@@ -9,10 +9,10 @@ import time
 
 import pytest
 
-from e2e_cases import NON_WRITER, TRUST_DOMAIN, WRITER
-from lab import images
-from lab.clients import mtls_client, skopeo_copy
-from lab.objectstore import S3, Replicas, moto_server
+from support.e2e_cases import NON_WRITER, TRUST_DOMAIN, WRITER
+from support.lab import images
+from support.lab.clients import mtls_client, skopeo_copy
+from support.lab.objectstore import S3, Replicas, moto_server
 
 BUCKET = "lab-images"
 

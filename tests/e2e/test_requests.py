@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from e2e_cases import CASES, send
+from support.e2e_cases import CASES, send
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])

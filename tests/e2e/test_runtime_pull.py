@@ -12,10 +12,10 @@ import re
 import grpc
 import pytest
 
-import runtime_config_pod as pod
-from e2e_cases import WITH_DELETE, WRITER
-from lab import images, pulls
-from lab.containerd import Containerd, unavailable
+from support import runtime_config_pod as pod
+from support.e2e_cases import WITH_DELETE, WRITER
+from support.lab import images, pulls
+from support.lab.containerd import Containerd, unavailable
 from meshreg.config import from_text
 from meshreg.render import render, runtimeconfig
 

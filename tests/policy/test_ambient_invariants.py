@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from meshreg import config
 from meshreg import render as rendering
 from meshreg.policy.evaluate import evaluate
-from strategies import FAST, PREFIXES, TRICKS, WRITES, configs, covers, identities, make
+from support.strategies import FAST, PREFIXES, TRICKS, WRITES, configs, covers, identities, make
 
 
 def ambient(cfg):

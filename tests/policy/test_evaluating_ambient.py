@@ -175,7 +175,7 @@ def test_skip_waypoint_is_a_usage_error_for_the_node_proxy_and_in_sidecar_mode()
 
 
 def test_the_push_proxy_goes_through_its_own_policy_then_the_waypoint_then_ztunnel():
-    from configs import minimal
+    from support.configs import minimal
     from meshreg import config
     from meshreg.render import render
 

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from meshreg.config import Writer
 from meshreg.policy.evaluate import evaluate
-from splitting import rendered
-from strategies import FAST, NAMES, PREFIXES, TRICKS, WRITES, configs, covers, identities, make, writers
+from support.splitting import rendered
+from support.strategies import FAST, NAMES, PREFIXES, TRICKS, WRITES, configs, covers, identities, make, writers
 
 SPLIT = 900  # bytes per policy object, for the test that checks splitting happens at all
 

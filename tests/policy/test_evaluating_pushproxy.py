@@ -7,7 +7,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from configs import minimal
+from support.configs import minimal
 from meshreg import config
 from meshreg.cli import main
 from meshreg.policy.evaluate import evaluate

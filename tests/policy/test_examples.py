@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from meshreg.cli import main
-from paths import ROOT
+from support.paths import ROOT
 
 EXAMPLES = ROOT / "examples"
 ALLOW, DENY = 0, 3

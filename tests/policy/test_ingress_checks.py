@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from ingress_configs import CLIENTS, GATEWAY, GITHUB, ISSUER, ingress_text, load
+from support.ingress_configs import CLIENTS, GATEWAY, GITHUB, ISSUER, ingress_text, load
 from meshreg.errors import UsageError
 from meshreg.policy import claims
 from meshreg.policy.evaluate import evaluate
@@ -148,7 +148,7 @@ def test_a_rule_with_claims_matches_only_a_token_that_has_them():
 
 
 def test_a_readonly_registrys_ingress_clients_publish_beside_its_publisher(tmp_path):
-    from configs import minimal
+    from support.configs import minimal
 
     text = minimal("""\
   registries:

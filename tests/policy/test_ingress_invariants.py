@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ingress_configs import HOST, ISSUER, jwks
+from support.ingress_configs import HOST, ISSUER, jwks
 from meshreg import config
 from meshreg import render as rendering
 from meshreg.pki.authority import Authority

@@ -11,7 +11,7 @@ import sys
 import pytest
 import yaml
 
-from paths import ROOT, SHARED
+from support.paths import ROOT, SHARED
 
 SPLIT_CONFIG = "examples/gitpod-separate-registries/meshreg.yaml"
 AMBIENT_CONFIG = "examples/gitpod-ambient/meshreg.yaml"
@@ -80,7 +80,7 @@ def test_overlay_builds_with_every_object_of_its_base(overlay):
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_overlay_output_validates_against_kubernetes_and_istio_schemas(overlay):
-    import validation
+    from support import validation
 
     if not (SHARED / "schemas").is_dir():
         pytest.skip(f"{SHARED / 'schemas'} is absent: the Istio CRD schemas live there")

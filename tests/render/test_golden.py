@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from configs import AMBIENT, RUNTIME_CONFIG, SEVERAL_WRITERS
+from support.configs import AMBIENT, RUNTIME_CONFIG, SEVERAL_WRITERS
 from meshreg import config
 from meshreg.render import manifests, render
-from paths import ROOT
+from support.paths import ROOT
 
 GOLDEN = ROOT / "tests" / "golden"
 CASES = {"default": None, "several-writers": SEVERAL_WRITERS, "ambient": AMBIENT, "runtime-config": RUNTIME_CONFIG}

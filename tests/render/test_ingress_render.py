@@ -7,10 +7,10 @@ import base64
 
 import pytest
 
-from ingress_configs import CLIENTS, GATEWAY, GITHUB, HOST, ISSUER, ingress_text, load
+from support.ingress_configs import CLIENTS, GATEWAY, GITHUB, HOST, ISSUER, ingress_text, load
 from meshreg.errors import ConfigError
 from meshreg.render import ingress, manifests, render
-from validation import MISSING_SCHEMAS, SCHEMAS, check_crd_object, errors_in, is_custom, kubernetes_versions
+from support.validation import MISSING_SCHEMAS, SCHEMAS, check_crd_object, errors_in, is_custom, kubernetes_versions
 
 needs_schemas = pytest.mark.skipif(not SCHEMAS.is_dir(), reason=MISSING_SCHEMAS)
 DEDICATED = "    gateway: {dedicated: true}\n"

@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from configs import minimal
+from support.configs import minimal
 from meshreg import config
 from meshreg.errors import ConfigError
 from meshreg.render import render
-from validation import errors_in, kubernetes_versions
+from support.validation import errors_in, kubernetes_versions
 
 SECOND = "  namespace: registry-beta\n  nodeProxy: {port: 5001}\n  localRegistryHosting: {publish: false}\n"
 

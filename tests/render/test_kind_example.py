@@ -6,10 +6,10 @@ import re
 
 import yaml
 
-import validation
+from support import validation
 from meshreg import config
 from meshreg.render import runtimeconfig
-from paths import ROOT
+from support.paths import ROOT
 
 KIND = ROOT / "examples" / "kind"
 

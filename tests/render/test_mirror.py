@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from configs import minimal, rendered
+from support.configs import minimal, rendered
 from meshreg import config
 from meshreg.errors import ConfigError
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from configs import minimal, rendered
+from support.configs import minimal, rendered
 from meshreg import config
 from meshreg.errors import ConfigError
 from meshreg.render import manifests, render
-from paths import ROOT
+from support.paths import ROOT
 
 EXAMPLES = ROOT / "examples"
 # Examples with a config of their own (skaffold/ and tilt/ use the one in builders/).
@@ -165,8 +165,8 @@ def test_every_example_renders_deterministically(example):
 
 @pytest.mark.parametrize("example", CONFIGURED)
 def test_every_example_validates_against_kubernetes_and_istio_schemas(example):
-    import validation
-    from paths import SHARED
+    from support import validation
+    from support.paths import SHARED
 
     if not (SHARED / "schemas").is_dir():
         pytest.skip(f"{SHARED / 'schemas'} is absent: the Istio CRD schemas live there")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import yaml
 
-from configs import SEVERAL_WRITERS, minimal
-from configs import rendered as objects
+from support.configs import SEVERAL_WRITERS, minimal
+from support.configs import rendered as objects
 from meshreg import config
 from meshreg.render import manifests
 from meshreg.render import render

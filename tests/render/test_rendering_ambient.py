@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from configs import AMBIENT, SEVERAL_WRITERS, rendered
+from support.configs import AMBIENT, SEVERAL_WRITERS, rendered
 from meshreg import config
 from meshreg.render import render
 

@@ -6,12 +6,12 @@ import tomllib
 
 import pytest
 
-import validation
-import configs
-from configs import RUNTIME_CONFIG, minimal
+from support import validation
+from support import configs
+from support.configs import RUNTIME_CONFIG, minimal
 from meshreg import config
 from meshreg.render import notices, render, runtimeconfig
-from paths import SHARED
+from support.paths import SHARED
 
 
 def rendered(text: str = RUNTIME_CONFIG) -> dict:

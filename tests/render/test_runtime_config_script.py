@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-import runtime_config_pod as pod
-from configs import minimal
+from support import runtime_config_pod as pod
+from support.configs import minimal
 from meshreg import config
 from meshreg.render import render
 

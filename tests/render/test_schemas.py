@@ -8,10 +8,10 @@ import functools
 import pytest
 from kubernetes_validate import utils as kv_utils
 
-from configs import AMBIENT, LIFECYCLE, SEVERAL_WRITERS
+from support.configs import AMBIENT, GC_CONFIG, SEVERAL_WRITERS
 from meshreg import config
 from meshreg.render import render
-from validation import (MISSING_SCHEMAS, SCHEMAS, check_crd_object, describe, is_custom, kubernetes_versions,
+from support.validation import (MISSING_SCHEMAS, SCHEMAS, check_crd_object, describe, is_custom, kubernetes_versions,
                         validate_crd_object, validate_kubernetes)
 
 needs_schemas = pytest.mark.skipif(not SCHEMAS.is_dir(), reason=MISSING_SCHEMAS)
@@ -23,7 +23,7 @@ CONFIGS = {
     "no-node-proxy": lambda: config.from_text(
         SEVERAL_WRITERS + "  nodeProxy:\n    enabled: false\n", name="no-node-proxy.yaml"),
     "ambient": lambda: config.from_text(AMBIENT, name="ambient.yaml"),
-    "lifecycle": lambda: config.from_text(LIFECYCLE, name="lifecycle.yaml"),
+    "gc": lambda: config.from_text(GC_CONFIG, name="gc.yaml"),
 }
 VERSIONS = kubernetes_versions()
 

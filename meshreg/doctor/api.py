@@ -1,0 +1,108 @@
+"""Check 1: the API server answers, its Kubernetes version, and whether the caller may do what `up` needs.
+
+One SelfSubjectRulesReview per namespace (what `kubectl auth can-i --list` reads) answers most of it in a single
+round trip; a SelfSubjectAccessReview per verb answers the rest: cluster-scoped kinds, and what the rules do not grant
+where the authorizer says its list is incomplete (a webhook authorizer cannot list its rules)."""
+
+from __future__ import annotations
+
+from meshreg.cluster import parallel
+from meshreg.cluster import scope as scopes
+from meshreg.cluster.apply import PRUNABLE, served
+from meshreg.cluster.client import KINDS, resource_name
+from meshreg.doctor import fail, ok, some, warn
+from meshreg.doctor.access import allows
+from meshreg.doctor.facts import version_tuple
+from meshreg.errors import ClusterError
+
+CHECK = "api"
+MINIMUM = (1, 25)  # Pod Security admission (the namespace label meshreg sets for the node proxy) is GA since 1.25
+
+
+def check(facts) -> list:
+    version = facts.version.get("gitVersion") or "unknown"
+    out = [ok(CHECK, f"Kubernetes {version} at {facts.cluster.server}")]
+    if version_tuple(version)[:2] < MINIMUM:
+        out = [warn(CHECK, f"Kubernetes {version} at {facts.cluster.server} is older than 1.25",
+                    "meshreg relies on Pod Security admission labels (1.25+); upgrade the cluster")]
+    return out + permissions(facts)
+
+
+def needed(cfg, manifests, prunable=PRUNABLE) -> dict:
+    """(apiVersion, kind, namespace) -> the verbs `up` and `down` use on it (`prunable`: the kinds prune lists)."""
+    out: dict = {}
+    for obj in manifests:
+        key = (obj["apiVersion"], obj["kind"], obj["metadata"].get("namespace"))
+        out.setdefault(key, set()).update({"get", "create", "patch"})
+        if obj["kind"] not in ("Namespace", "PersistentVolumeClaim"):
+            out[key].add("delete")
+    for namespace, kinds in scopes.offline(cfg, manifests, prunable).items():  # prune lists what it may have rendered
+        for api_version, kind in kinds:
+            out.setdefault((api_version, kind, namespace), set()).update({"list", "delete"})
+    return out
+
+
+def review(cluster, *, verb: str, api_version: str, kind: str, namespace: str | None) -> bool:
+    """May the caller `verb` this kind (in `namespace`)? A SelfSubjectAccessReview answers."""
+    plural, namespaced = KINDS[(api_version, kind)]
+    attributes = {"verb": verb, "group": api_version.rpartition("/")[0], "resource": plural}
+    if namespaced and namespace:
+        attributes["namespace"] = namespace
+    answer = cluster.create({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+                             "spec": {"resourceAttributes": attributes}})
+    return bool((answer.get("status") or {}).get("allowed"))
+
+
+def rules(cluster, namespace: str) -> tuple[list[dict], bool]:
+    """The caller's resource rules in `namespace` (RoleBindings there and ClusterRoleBindings), and whether the
+    authorizer listed them all."""
+    answer = cluster.create({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectRulesReview",
+                             "spec": {"namespace": namespace}})
+    status = answer.get("status") or {}
+    return status.get("resourceRules") or [], bool(status.get("incomplete"))
+
+
+def grants(rules: list[dict], *, verb: str, group: str, resource: str) -> bool:
+    """Whether one of `rules` lets the caller `verb` every object of the resource (a rule limited to
+    resourceNames does not)."""
+    return any(matched and not names for matched, names in (allows(r, verb, group, resource) for r in rules))
+
+
+def answers(cluster, asks) -> list[bool]:
+    """Whether each (verb, (apiVersion, kind, namespace)) is allowed, in order."""
+    namespaces = sorted({ns for _, (av, kind, ns) in asks if ns and KINDS[(av, kind)][1]})
+    reviews = dict(zip(namespaces, parallel.values(lambda ns: rules(cluster, ns), namespaces)))
+
+    def settle(item):
+        verb, (api_version, kind, namespace) = item
+        plural, namespaced = KINDS[(api_version, kind)]
+        if namespaced and namespace:
+            granted, incomplete = reviews[namespace]
+            if grants(granted, verb=verb, group=api_version.rpartition("/")[0], resource=plural):
+                return True
+            if not incomplete:
+                return False
+        return review(cluster, verb=verb, api_version=api_version, kind=kind, namespace=namespace)
+    return parallel.values(settle, asks)
+
+
+def permissions(facts) -> list:
+    try:
+        prunable = served(facts, PRUNABLE)
+        asks = [(verb, key) for key, verbs in sorted(needed(facts.cfg, facts.manifests, prunable).items(), key=str)
+                for verb in sorted(verbs)]
+        allowed = answers(facts.cluster, asks)
+    except ClusterError as e:
+        return [warn(CHECK, f"could not check permissions: {e}",
+                     "`up` will report any permission it lacks as it applies")]
+    denied: dict = {}
+    for (verb, (api_version, kind, namespace)), yes in zip(asks, allowed):
+        if not yes:
+            denied.setdefault((resource_name(api_version, kind), namespace), []).append(verb)
+    if not denied:
+        return [ok(CHECK, f"you may do what up and down need ({len(asks)} permissions checked)")]
+    text = some(f"{', '.join(verbs)} {resource}" + (f" in {ns}" if ns else "")
+                for (resource, ns), verbs in sorted(denied.items(), key=str))
+    return [fail(CHECK, f"you may not: {text}",
+                 "ask a cluster admin for these permissions (kubectl auth can-i VERB RESOURCE -n NAMESPACE "
+                 "shows each), or use a context that has them")]
