@@ -1,0 +1,52 @@
+"""What crosses the cluster boundary: a Kubernetes object as JSON, and the client every operation talks to.
+
+`ClusterClient` is the interface the real client (`meshreg.cluster.client.Cluster`) and the tests' fake both
+implement; code above `cluster` annotates with it and never with the concrete class.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+__all__ = ["ClusterClient", "Object"]
+
+Object = dict[str, Any]  # a Kubernetes object as the API server sends it (JSON)
+
+
+@runtime_checkable
+class ClusterClient(Protocol):
+    """One API server. Every method raises meshreg.errors.ClusterError (one line), never a client exception."""
+
+    server: str
+    warnings: list[str]  # the server's Warning headers, each prefixed with the object it is about
+
+    def version(self) -> Object:
+        """GET /version."""
+
+    def served(self, api_version: str) -> set[str]:
+        """Resource names a group version serves (empty when the group is not installed)."""
+
+    def get(self, api_version: str, kind: str, name: str, *, namespace: str | None = None) -> Object | None:
+        """The live object, or None when it does not exist."""
+
+    def list(self, api_version: str, kind: str, *, namespace: str | None = None,
+             label_selector: str | None = None, field_selector: str | None = None) -> list[Object]:
+        """Objects of a kind (in a namespace, or everywhere), with apiVersion and kind set on each."""
+
+    def apply(self, obj: Object, *, dry_run: bool = False, force: bool = False,
+              field_manager: str = ...) -> Object:
+        """Server-side apply; the object as the server has it (or would, with dry_run)."""
+
+    def create(self, obj: Object, *, field_manager: str = ...) -> Object:
+        """POST a new object (or a review); what the server answered."""
+
+    def delete(self, api_version: str, kind: str, name: str, *, namespace: str | None = None,
+               propagation: str = "Background", dry_run: bool = False) -> bool:
+        """Delete; False when it was already gone."""
+
+    def log(self, pod: str, *, namespace: str, container: str | None = None, previous: bool = False,
+            tail: int | None = None, limit_bytes: int | None = None) -> str | None:
+        """A container's log; None when the pod is gone."""
+
+    def node_summary(self, node: str) -> Object | None:
+        """The kubelet's stats summary through the API server; None when it cannot be read."""
