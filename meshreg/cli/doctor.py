@@ -9,9 +9,10 @@ import textwrap
 import click
 
 from meshreg.cli.options import cluster_options, config_option, interruptible, output_option, prepare, say
-from meshreg import doctor as doctoring
-from meshreg.doctor.facts import Facts
+from meshreg.cli.output import doctor as formats
+from meshreg.doctor import GROUPS
 from meshreg.errors import UsageError
+from meshreg.operations.doctor import doctor as run_doctor
 
 OBSERVED_WIDTH = 60
 
@@ -20,10 +21,11 @@ OBSERVED_WIDTH = 60
 @config_option
 @cluster_options
 @output_option("Output format.")
-@click.option("--check", "checks", multiple=True, type=click.Choice(list(doctoring.GROUPS)), metavar="NAME",
-              help=f"Run only these checks (repeatable): {', '.join(doctoring.GROUPS)}.")
+@click.option("--check", "checks", multiple=True, type=click.Choice(list(GROUPS)), metavar="NAME",
+              help=f"Run only these checks (repeatable): {', '.join(GROUPS)}.")
 @click.pass_context
-def doctor(ctx, config_path, kubeconfig, context, output, checks):
+def doctor(ctx: click.Context, config_path: str | None, kubeconfig: str | None, context: str | None, output: str,
+           checks: tuple[str, ...]) -> None:
     """Check the cluster for what meshreg needs, before or after `up`. Changes nothing. One line per check:
     OK, WARN or FAIL, and for WARN and FAIL what to do. Exit 0 when nothing FAILs, 1 when something does, 2 for
     bad input or a cluster that cannot be reached. `up` runs the checks that can FAIL before a deployment.
@@ -34,16 +36,10 @@ def doctor(ctx, config_path, kubeconfig, context, output, checks):
       meshreg doctor --check nodes --check bypass
       meshreg doctor -o json | jq '.results[] | select(.status != "OK")'
     """
-    cfg, objects, cluster = prepare(config_path, kubeconfig, context)
-    results = doctoring.run(facts=Facts(cluster, cfg, objects), groups=checks or None)
-    if output == "json":
-        click.echo(json.dumps({"server": cluster.server, "config": cfg.source, "results":
-                               [r.as_dict() for r in results], "counts": doctoring.counts(results),
-                               "ok": not doctoring.failed(results)}, indent=2))
-    else:
-        header = f"meshreg doctor: {cluster.server} (config {cfg.source}, namespace {cfg.namespace})"
-        click.echo(doctoring.text(results, header=header))
-    ctx.exit(doctoring.exit_code(results))
+    cfg, manifests, cluster = prepare(config_path, kubeconfig, context)
+    report = run_doctor(cfg, cluster, checks=checks or None, manifests=manifests)
+    click.echo(json.dumps(formats.data(report), indent=2) if output == "json" else formats.text(report))
+    ctx.exit(report.exit_code)
 
 
 def _identity(value: str | None) -> str | None:
