@@ -118,7 +118,8 @@ class Facts:
 
     def namespace_labels(self) -> dict[str, str]:
         """The registry namespace's labels once `up` applied it: the live ones with meshreg's on top."""
-        rendered: dict[str, str] = next(o for o in self.manifests if o["kind"] == "Namespace")["metadata"].get("labels") or {}
+        own = next(o for o in self.manifests if o["kind"] == "Namespace")
+        rendered: dict[str, str] = own["metadata"].get("labels") or {}
         live = self.namespace(self.cfg.namespace)
         return {**((live or {}).get("metadata", {}).get("labels") or {}), **rendered}
 

@@ -115,7 +115,8 @@ def _deleted(exp: Expectation, result: dict[str, Any]) -> Verdict:
     return verdict(exp, PASS, "deleted") if result.get("result") == "ok" else verdict(exp, FAIL, describe(result))
 
 
-JUDGES: dict[str, Callable[[Expectation, dict[str, Any]], Verdict]] = {"pushed": _pushed, "denied": _denied, "refused": _refused, "read": _read, "deleted": _deleted}
+JUDGES: dict[str, Callable[[Expectation, dict[str, Any]], Verdict]] = {
+    "pushed": _pushed, "denied": _denied, "refused": _refused, "read": _read, "deleted": _deleted}
 
 
 def judge_pull(exp: Expectation, *, events: list[Object], pod: Object | None) -> Verdict | None:

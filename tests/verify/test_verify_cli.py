@@ -9,12 +9,12 @@ import signal
 
 import pytest
 from click.testing import CliRunner
+from support.fakes import route
+from support.verify_helpers import CONFIG, deployed_cluster, leftovers
 
 from meshreg.cli import main
 from meshreg.cli.output.verify import text
 from meshreg.verify import Verdict, VerifyReport
-from support.fakes import route
-from support.verify_helpers import CONFIG, deployed_cluster, leftovers
 
 
 @pytest.fixture
@@ -97,13 +97,13 @@ def test_with_several_registries_each_row_names_its_registry_and_long_observatio
         Verdict("cache", "a pod with no sidecar pulls", "refused", "layer: no HTTP answer (curl: (56) Recv failure: "
                 "Connection reset by peer) and then some more words", "FAIL")], ["removed namespace x"])
     assert text(report).splitlines() == [
-        "EXPECTATION                                      "
-        "OBSERVED                                                      VERDICT",
-        "[images] writer builds/kaniko pushes x → pushed  "
-        "pushed sha256:abababababab…                                   PASS",
-        "[cache] a pod with no sidecar pulls → refused    "
-        "layer: no HTTP answer (curl: (56) Recv failure: Connection    FAIL",
-        "                                                 "
-        "reset by peer) and then some more words",
+        ("EXPECTATION                                      "
+         "OBSERVED                                                      VERDICT"),
+        ("[images] writer builds/kaniko pushes x → pushed  "
+         "pushed sha256:abababababab…                                   PASS"),
+        ("[cache] a pod with no sidecar pulls → refused    "
+         "layer: no HTTP answer (curl: (56) Recv failure: Connection    FAIL"),
+        ("                                                 "
+         "reset by peer) and then some more words"),
         "1 of 2 expectations held (probes on node node-b, run abc123)",
         "note: removed namespace x"]
