@@ -9,11 +9,10 @@ import yaml
 
 from meshreg.errors import ConfigError
 
-_Loader: type[yaml.CSafeLoader] | type[yaml.SafeLoader]
 try:  # the C loader is several times faster; fall back where libyaml is absent
-    _Loader = yaml.CSafeLoader
-except AttributeError:  # pragma: no cover
-    _Loader = yaml.SafeLoader
+    from yaml import CSafeLoader as _Loader
+except ImportError:  # pragma: no cover
+    from yaml import SafeLoader as _Loader  # type: ignore[assignment]
 
 
 Path = tuple[str | int, ...]  # ("spec", "writers", 2, "serviceAccount")

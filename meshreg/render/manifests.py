@@ -5,39 +5,42 @@ from __future__ import annotations
 import os
 
 import yaml
+from yaml.representer import SafeRepresenter
 
+from meshreg.config import Config
+from meshreg.objects import Object
 from meshreg.render import hosting
 
 try:
     from yaml import CSafeDumper as _Dumper
 except ImportError:  # pragma: no cover
-    from yaml import SafeDumper as _Dumper
+    from yaml import SafeDumper as _Dumper  # type: ignore[assignment]
 
 
-def _str(dumper, value: str):
+def _str(dumper: SafeRepresenter, value: str) -> yaml.ScalarNode:
     # Multi-line strings (embedded config files) read best as literal blocks.
     style = "|" if "\n" in value else None
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
 
 class Dumper(_Dumper):
-    def ignore_aliases(self, data) -> bool:  # never &id001 anchors: every object stands alone
+    def ignore_aliases(self, data: object) -> bool:  # never &id001 anchors: every object stands alone
         return True
 
 
 Dumper.add_representer(str, _str)
 
 
-def dump(obj: dict) -> str:
+def dump(obj: Object) -> str:
     return yaml.dump(obj, Dumper=Dumper, sort_keys=True, default_flow_style=False, width=120, allow_unicode=True)
 
 
-def dump_all(objects: list[dict], header: str | None = None) -> str:
+def dump_all(objects: list[Object], header: str | None = None) -> str:
     body = "---\n".join(dump(o) for o in objects)
     return f"{header}\n{body}" if header else body
 
 
-def file_name(index: int, obj: dict) -> str:
+def file_name(index: int, obj: Object) -> str:
     """`03-configmap-registry-config.yaml`: apply order first, then kind and name (namespace if not ours)."""
     meta = obj["metadata"]
     ns = meta.get("namespace")
@@ -46,7 +49,7 @@ def file_name(index: int, obj: dict) -> str:
     return f"{index:02d}-{kind}-{prefix}{meta['name']}.yaml"
 
 
-def write_dir(objects: list[dict], directory: str, header: str | None = None) -> list[str]:
+def write_dir(objects: list[Object], directory: str, header: str | None = None) -> list[str]:
     """Write one file per object into `directory`, plus a kustomization.yaml listing them (so the directory
     is a kustomize base), removing stale meshreg files (NN-*.yaml) first."""
     os.makedirs(directory, exist_ok=True)
@@ -63,7 +66,7 @@ def write_dir(objects: list[dict], directory: str, header: str | None = None) ->
     return list(files)
 
 
-def header(cfg, command: str) -> str:
+def header(cfg: Config, command: str) -> str:
     """The one-line comment that marks generated files."""
     from meshreg import __version__
 
