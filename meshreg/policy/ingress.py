@@ -5,9 +5,11 @@ client's subject and claims, `*` patterns filled in), or nothing at all."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from meshreg.config.model import Ingress
 from meshreg.errors import UsageError
+from meshreg.policy.claims import Claims
 
 CLIENT = "client:"
 EXTERNAL = "external"
@@ -19,7 +21,7 @@ class Caller:
 
     label: str
     principal: str | None = None
-    claims: dict | None = None
+    claims: Claims | None = None
 
 
 def _sample(pattern: str) -> str:
@@ -41,6 +43,7 @@ def caller(ingress: Ingress | None, identity: str) -> Caller:
     if client.method == "mtls":
         return Caller(f"client {name} (certificate {ingress.principal(client)})", principal=ingress.principal(client))
     issuer = next(i for i in ingress.issuers if i.issuer == client.issuer)
+    assert client.subject is not None  # config.ingress requires one of a jwt client
     claims = {"iss": client.issuer, "sub": _sample(client.subject), "aud": issuer.audiences[0],
               **{k: _sample(values[0]) for k, values in client.claims}}
     return Caller(f"client {name} (token {client.issuer}/{claims['sub']})", claims=claims)
@@ -50,7 +53,7 @@ def is_ingress_identity(identity: str) -> bool:
     return identity == EXTERNAL or identity.startswith(CLIENT)
 
 
-def listing(ingress: Ingress, *, gateway_principal: str) -> dict:
+def listing(ingress: Ingress, *, gateway_principal: str) -> dict[str, Any]:
     """The ingress as `policy list` shows it: where, through which gateway, and each client's identity and scopes."""
     clients = []
     for c in ingress.clients:
