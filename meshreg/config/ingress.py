@@ -13,13 +13,13 @@ from urllib.parse import urlsplit
 from meshreg.config import names
 from meshreg.config.model import INGRESS_METHODS, Client, Ingress, IngressGateway, Issuer, Registry
 from meshreg.config.reader import REQUIRED, Reader
-from meshreg.config.source import Path
 from meshreg.config.registries import read_labels, read_prefixes
+from meshreg.config.source import Path
 from meshreg.pki.material import public_material
 
 _GW = IngressGateway()
-_KEYS: dict[str, object] = {"host": REQUIRED, "registry": None, "credentialName": REQUIRED, "clientCA": "ingress-ca", "gateway": {},
-         "issuers": [], "clients": []}
+_KEYS: dict[str, object] = {"host": REQUIRED, "registry": None, "credentialName": REQUIRED, "clientCA": "ingress-ca",
+                             "gateway": {}, "issuers": [], "clients": []}
 _GATEWAY_KEYS = {"namespace": _GW.namespace, "selector": dict(_GW.selector), "serviceAccount": _GW.service_account,
                  "port": _GW.port, "dedicated": _GW.dedicated}
 _CLIENT_KEYS = {"name": REQUIRED, "method": REQUIRED, "repositories": REQUIRED, "readRepositories": None,
@@ -116,7 +116,8 @@ def _read_issuers(r: Reader, value: object, path: Path) -> tuple[Issuer, ...]:
     return tuple(out)
 
 
-def _read_clients(r: Reader, value: object, path: Path, *, issuers: tuple[Issuer, ...], registry: Registry) -> tuple[Client, ...]:
+def _read_clients(r: Reader, value: object, path: Path, *, issuers: tuple[Issuer, ...],
+                  registry: Registry) -> tuple[Client, ...]:
     if not isinstance(value, list):
         r.fail(path, "expected a list of clients ({name: ..., method: mtls|jwt, repositories: [...]})")
     clients: list[Client] = []
@@ -207,7 +208,7 @@ def _check_token_text(value: str) -> str | None:
 def _check_pattern(value: str) -> str | None:
     """A subject or claim value as Istio matches it: exact, `prefix*`, `*suffix`, or `*` (any non-empty value)."""
     problem = _check_token_text(value)
-    if problem or value == "*" or "*" not in value[1:-1] and value.count("*") <= 1:
+    if problem or value == "*" or ("*" not in value[1:-1] and value.count("*") <= 1):
         return problem
     return f"{value!r}: '*' may only stand alone or at one end (exact, prefix*, *suffix), as Istio matches it"
 

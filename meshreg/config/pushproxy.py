@@ -14,8 +14,8 @@ from typing import Any
 from meshreg.config import names
 from meshreg.config.model import PushProxy, Registry
 from meshreg.config.reader import Reader
-from meshreg.config.source import Path
 from meshreg.config.registries import read_port, read_prefixes, read_resources, refuse_identity
+from meshreg.config.source import Path
 
 _D = PushProxy(namespace="", repositories=())
 _KEYS = {"enabled": True, "repositories": None, "port": None, "namespace": None, "resources": None}
@@ -28,7 +28,7 @@ def read(r: Reader, spec: dict[str, Any], registries: tuple[Registry, ...], *, n
     raws = [entry.get("pushProxy") for entry in spec["registries"]] if several else [spec["pushProxy"]]
     paths: list[Path] = [("spec", "registries", i) if several else ("spec",) for i in range(len(registries))]
     out = []
-    for reg, raw, base in zip(registries, raws, paths):
+    for reg, raw, base in zip(registries, raws, paths, strict=True):
         default = f"{namespace}-push-{reg.name}" if several else f"{namespace}-push"
         proxy = _read_one(r, raw, base, reg=reg, default_namespace=default, namespace=namespace)
         out.append(replace(reg, push_proxy=proxy))
@@ -85,7 +85,7 @@ def _check_together(r: Reader, registries: list[Registry], paths: list[Path], *,
     no writer, reader or publisher living in a push proxy's namespace."""
     seen_ns: dict[str, str] = {}
     seen_port: dict[int, str] = {}
-    for reg, base in zip(registries, paths):
+    for reg, base in zip(registries, paths, strict=True):
         proxy = reg.push_proxy
         if proxy is None:
             continue

@@ -8,8 +8,8 @@ import re
 from meshreg.config import names
 from meshreg.config.model import RUNTIMES, RuntimeConfig
 from meshreg.config.reader import Reader
-from meshreg.config.source import Path
 from meshreg.config.registries import read_labels, read_resources
+from meshreg.config.source import Path
 
 _D = RuntimeConfig()
 # Each runtime: the key naming its directory, and that directory's usual place on a node.

@@ -5,17 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from meshreg.config import mesh, names, pushproxy
-from meshreg.config.model import API_VERSION, KIND, Config, LocalRegistryHosting, NodeProxy, Registry
 from meshreg.config.ingress import read_ingress
+from meshreg.config.model import API_VERSION, KIND, Config, LocalRegistryHosting, NodeProxy, Registry
 from meshreg.config.reader import REQUIRED, Reader
 from meshreg.config.registries import read_entries, read_resources, read_single, refuse_identity
 from meshreg.config.runtimeconfig import read_runtime_config
 from meshreg.config.source import Path
 
 _NP = NodeProxy()
-_SPEC_KEYS: dict[str, object] = {"namespace": "meshreg", "trustDomain": "cluster.local", "istioRevision": None, "registry": None,
-              "nodeProxy": {}, "readers": None, "writers": None, "registries": None, "localRegistryHosting": {},
-              "mesh": mesh.MESHES[0], "pushProxy": None, "ingress": None}
+_SPEC_KEYS: dict[str, object] = {
+    "namespace": "meshreg", "trustDomain": "cluster.local", "istioRevision": None, "registry": None, "nodeProxy": {},
+    "readers": None, "writers": None, "registries": None, "localRegistryHosting": {}, "mesh": mesh.MESHES[0],
+    "pushProxy": None, "ingress": None}
 
 
 def read_config(r: Reader, data: object, name: str) -> Config:
@@ -94,7 +95,8 @@ def _read_mesh(r: Reader, spec: dict[str, Any], *, registries: tuple[Registry, .
     return mode
 
 
-def _check_never_writes(r: Reader, registries: tuple[Registry, ...], *, several: bool, identity: str, role: str, why: str) -> None:
+def _check_never_writes(r: Reader, registries: tuple[Registry, ...], *, several: bool, identity: str, role: str,
+                        why: str) -> None:
     """An identity meshreg deploys to forward others' requests must never be a writer or a publisher."""
     for i, reg in enumerate(registries):
         base = ("spec", "registries", i) if several else ("spec",)

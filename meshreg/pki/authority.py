@@ -24,8 +24,10 @@ from typing import cast
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.types import (CertificateIssuerPrivateKeyTypes,
-                                                             CertificateIssuerPublicKeyTypes)
+from cryptography.hazmat.primitives.asymmetric.types import (
+    CertificateIssuerPrivateKeyTypes,
+    CertificateIssuerPublicKeyTypes,
+)
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from meshreg.errors import UsageError
@@ -91,7 +93,8 @@ class Authority:
         self.crl_number = crl_number
 
     @classmethod
-    def create(cls, directory: str | os.PathLike[str], *, domain: str, days: int, now: datetime.datetime | None = None) -> Authority:
+    def create(cls, directory: str | os.PathLike[str], *, domain: str, days: int,
+               now: datetime.datetime | None = None) -> Authority:
         """A new CA in `directory` (which must not hold one); refuses to overwrite anything."""
         directory = Path(directory)
         if (directory / CA_CERT).exists() or (directory / CA_KEY).exists():
@@ -195,7 +198,8 @@ class Authority:
     def _unrevoked(self, name: str, serial: str | None) -> list[Issued]:
         """The unrevoked certificates of `name` (or the one with `serial`); UsageError when there is none."""
         wanted = None if serial is None else serial.lower().removeprefix("0x")
-        targets = [i for i in self.issued if i.name == name and not i.revoked and (wanted is None or i.serial == wanted)]
+        targets = [i for i in self.issued
+                   if i.name == name and not i.revoked and (wanted is None or i.serial == wanted)]
         if not targets:
             which = f"serial {serial} of client {name!r}" if serial else f"client {name!r}"
             raise UsageError(f"{which}: no unrevoked certificate in {self.directory / INDEX} "

@@ -51,7 +51,8 @@ def read_server_ca(path: str) -> bytes:
     return data
 
 
-def write(root: str | os.PathLike[str], address: str, *, cert: bytes, key: bytes, server_ca: bytes | None) -> list[Path]:
+def write(root: str | os.PathLike[str], address: str, *, cert: bytes, key: bytes,
+          server_ca: bytes | None) -> list[Path]:
     """Write the files (the key 0600, the directory 0700); the paths written."""
     out = directory(root, address)
     out.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -20,8 +20,17 @@ from collections.abc import Iterable
 
 from meshreg.objects import Labels, Object
 from meshreg.policy import fields
-from meshreg.policy.rules import (Decision, Request, Workload, at_workload, decide, peer_authentication, policies,
-                                  principal_of, selects)
+from meshreg.policy.rules import (
+    Decision,
+    Request,
+    Workload,
+    at_workload,
+    decide,
+    peer_authentication,
+    policies,
+    principal_of,
+    selects,
+)
 
 ZTUNNEL, WAYPOINT, NODE_PROXY = "ztunnel", "waypoint", "node proxy"
 DATAPLANE_MODE = "istio.io/dataplane-mode"

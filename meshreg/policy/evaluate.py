@@ -16,8 +16,17 @@ from meshreg.objects import Object
 from meshreg.policy import ambient
 from meshreg.policy.ingress import Caller, caller, is_ingress_identity
 from meshreg.policy.normalize import Rejected, normalize
-from meshreg.policy.rules import (PRINCIPAL, Decision, NotEvaluable, Request, Workload, at_workload,
-                                  peer_authentication, policies, principal_of)
+from meshreg.policy.rules import (
+    PRINCIPAL,
+    Decision,
+    NotEvaluable,
+    Request,
+    Workload,
+    at_workload,
+    peer_authentication,
+    policies,
+    principal_of,
+)
 
 __all__ = ["Decision", "NotEvaluable", "check_request", "evaluate", "find_workload", "infer_trust_domain",
            "principal_of"]
@@ -131,7 +140,8 @@ def _source_principals(objects: list[Object]) -> list[str]:
     """Every principal and notPrincipal in the sources of the AuthorizationPolicies' rules."""
     sources = [src.get("source", {}) for p in policies(objects, "AuthorizationPolicy")
                for rule in p["spec"].get("rules") or [] for src in rule.get("from") or []]
-    return [value for source in sources for field in ("principals", "notPrincipals") for value in source.get(field) or []]
+    return [value for source in sources for field in ("principals", "notPrincipals")
+            for value in source.get(field) or []]
 
 
 def find_workload(objects: list[Object], which: tuple[str, str], *, registry: str | None = None) -> Workload | None:

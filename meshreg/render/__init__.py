@@ -6,8 +6,18 @@ from collections.abc import Callable
 
 from meshreg.config import Config, Registry
 from meshreg.objects import Object
-from meshreg.render import (ambient, gc, hosting, ingress, mirror, nodeproxy, policies, pushproxy, registry,
-                            runtimeconfig)
+from meshreg.render import (
+    ambient,
+    gc,
+    hosting,
+    ingress,
+    mirror,
+    nodeproxy,
+    policies,
+    pushproxy,
+    registry,
+    runtimeconfig,
+)
 
 __all__ = ["notices", "render"]
 

@@ -10,9 +10,8 @@ from meshreg.config import REGISTRY_PORT, Config, Registry
 from meshreg.objects import Labels, Object
 from meshreg.render import ambient, objectstorage
 from meshreg.render.ingress import NAMESPACE_ANNOTATION
+from meshreg.render.labels import COMPONENT, REGISTRY, common, metadata, namespace_injection, registry_pods, sidecar
 from meshreg.render.mirror import remote_url
-from meshreg.render.labels import (COMPONENT, REGISTRY, common, metadata, namespace_injection, registry_pods,
-                                   sidecar)
 
 DATA_DIR = "/var/lib/registry"
 # Argo CD and Flux must never delete registry data, whatever happens to the manifests in Git.

@@ -13,7 +13,8 @@ from importlib import resources
 
 from meshreg.config import Config
 from meshreg.objects import Labels, Object
-from meshreg.render.labels import COMPONENT, INJECT, INSTANCE, NAME as APP_NAME, common, metadata
+from meshreg.render.labels import COMPONENT, INJECT, INSTANCE, common, metadata
+from meshreg.render.labels import NAME as APP_NAME
 from meshreg.render.nodeproxy import ports
 
 NAME = "node-proxy-runtime-config"
