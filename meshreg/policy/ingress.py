@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from meshreg.config.model import Ingress
+from meshreg.config.model import Client, Ingress
 from meshreg.errors import UsageError
 from meshreg.policy.claims import Claims
 
@@ -42,11 +42,16 @@ def caller(ingress: Ingress | None, identity: str) -> Caller:
         raise UsageError(f"--as {identity}: no client named {name!r} in spec.ingress.clients (clients: {known})")
     if client.method == "mtls":
         return Caller(f"client {name} (certificate {ingress.principal(client)})", principal=ingress.principal(client))
+    claims = _token(ingress, client)
+    return Caller(f"client {name} (token {client.issuer}/{claims['sub']})", claims=claims)
+
+
+def _token(ingress: Ingress, client: Client) -> Claims:
+    """The payload of a token that the jwt client's issuer, subject and claims accept."""
     issuer = next(i for i in ingress.issuers if i.issuer == client.issuer)
     assert client.subject is not None  # config.ingress requires one of a jwt client
-    claims = {"iss": client.issuer, "sub": _sample(client.subject), "aud": issuer.audiences[0],
-              **{k: _sample(values[0]) for k, values in client.claims}}
-    return Caller(f"client {name} (token {client.issuer}/{claims['sub']})", claims=claims)
+    return {"iss": client.issuer, "sub": _sample(client.subject), "aud": issuer.audiences[0],
+            **{k: _sample(values[0]) for k, values in client.claims}}
 
 
 def is_ingress_identity(identity: str) -> bool:
