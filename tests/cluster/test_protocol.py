@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 
 import pytest
 
@@ -17,7 +18,7 @@ IMPLEMENTATIONS = [pytest.param(lambda: Cluster(None, server="https://127.0.0.1:
 
 
 @pytest.mark.parametrize("make", IMPLEMENTATIONS)
-def test_it_is_a_cluster_client(make: type) -> None:
+def test_it_is_a_cluster_client(make: Callable[[], object]) -> None:
     assert isinstance(make(), ClusterClient)
 
 
