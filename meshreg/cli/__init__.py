@@ -17,7 +17,7 @@ from meshreg.cli.options import config_option, say
 LAZY_COMMANDS = {
     "up": "meshreg.cli.deploy:up",
     "down": "meshreg.cli.deploy:down",
-    "status": "meshreg.cli.deploy:status",
+    "status": "meshreg.cli.status:status",
     "policy": "meshreg.cli.policy:policy",
     "connect": "meshreg.cli.connect:connect",
     "doctor": "meshreg.cli.doctor:doctor",

@@ -1,14 +1,13 @@
-"""The commands that talk to a cluster: `meshreg up`, `down` and `status`."""
+"""The commands that deploy to a cluster: `meshreg up` and `down`."""
 
 from __future__ import annotations
 
-import json
 import sys
 
 import click
 
 from meshreg import render as rendering
-from meshreg.cli.options import cluster_options, config_option, output_option, prepare, say
+from meshreg.cli.options import cluster_options, config_option, prepare, say
 from meshreg.cluster import ambient, enforcement, parallel, runtimeconfig
 from meshreg.doctor import preflight
 from meshreg.cluster import apply as applying
@@ -16,7 +15,6 @@ from meshreg.cluster import live as lives
 from meshreg.cluster import pushproxy as pushproxies
 from meshreg.cluster import remove as removing
 from meshreg.cluster import scope as scopes
-from meshreg.cluster import status as statuses
 from meshreg.cluster import wait as waiting
 from meshreg.config.mesh import WAYPOINT
 from meshreg.errors import ClusterError, UsageError
@@ -219,22 +217,3 @@ def down(config_path, kubeconfig, context, purge, yes):
         say(note)
     click.echo(_summary(outcomes, dry_run=False))
 
-
-@click.command()
-@config_option
-@cluster_options
-@output_option("Output format.")
-@click.pass_context
-def status(ctx, config_path, kubeconfig, context, output):
-    """Show each object (present, missing or drifted from the config), readiness, mTLS mode, writers and the
-    published addresses. Exit code 0 when healthy, 1 when not.
-
-    \b
-    Examples:
-      meshreg status
-      meshreg status -o json | jq .registry
-    """
-    cfg, objects, cluster = prepare(config_path, kubeconfig, context)
-    report = statuses.report(cluster=cluster, cfg=cfg, manifests=objects)
-    click.echo(json.dumps(report, indent=2) if output == "json" else statuses.text(report))
-    ctx.exit(0 if report["healthy"] else 1)
