@@ -120,10 +120,8 @@ def up(cfg: Config, cluster: ClusterClient, *, manifests: list[Object] | None = 
     report = UpReport(server=cluster.server, dry_run=dry_run, outcomes=tuple(outcomes), notes=_notes(outcomes, cfg),
                       addresses=addresses(cfg), notices=tuple(rendering.notices(cfg, writers=False)))
     events.applied(report)
-    if not dry_run and not wait:
-        events.note("not waiting for the rollout, so sidecar injection is not verified; meshreg status checks it")
-    elif not dry_run:
-        _verify(cfg, objects, cluster, applied=len(outcomes), timeout=timeout, events=events)
+    if not dry_run:
+        _verify(cfg, objects, cluster, wait=wait, applied=len(outcomes), timeout=timeout, events=events)
     return report
 
 
@@ -200,9 +198,12 @@ def _workloads(cfg: Config) -> list[waiting.Workload]:
     return out
 
 
-def _verify(cfg: Config, objects: list[Object], cluster: ClusterClient, *, applied: int, timeout: float,
+def _verify(cfg: Config, objects: list[Object], cluster: ClusterClient, *, wait: bool, applied: int, timeout: float,
             events: UpEvents) -> None:
     """Wait for the rollout, then make sure Istio enforces on every pod: no success without enforcement."""
+    if not wait:
+        events.note("not waiting for the rollout, so sidecar injection is not verified; meshreg status checks it")
+        return
     try:
         waiting.wait(cluster=cluster, namespace=cfg.namespace, workloads=_workloads(cfg), timeout=timeout,
                      progress=events.progress())
