@@ -15,7 +15,7 @@ from typing import Any
 
 from meshreg.cluster import live as lives
 from meshreg.cluster import parallel, storage
-from meshreg.cluster.api import ClusterClient, Object
+from meshreg.cluster.api import ClusterClient, Discovery, Object
 from meshreg.cluster.client import FIELD_MANAGER, KINDS
 from meshreg.cluster.live import Key, Live, Scope, instance_of, key_of
 from meshreg.cluster.outcomes import NotOwned, Outcome, Plan, Refusal, Refused, named, outcome
@@ -53,7 +53,7 @@ OnOutcome = Callable[[Outcome], None]
 Answer = tuple[Object | None, ClusterError | None]  # a dry run's answer: the object the server would hold, or why not
 
 
-def served(cluster: ClusterClient, kinds: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+def served(cluster: Discovery, kinds: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
     """`kinds` [(apiVersion, kind)] without the optional ones the server does not serve (nothing of them to prune)."""
     return [(av, kind) for av, kind in kinds
             if av not in OPTIONAL or KINDS[(av, kind)][0] in cluster.served(av)]
