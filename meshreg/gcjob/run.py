@@ -17,11 +17,13 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from meshreg.retention import Retention
+
 from . import kube
 from .collect import GcError, collect
 from .inventory import Inventory, Reader
 from .registry import Client, RegistryError
-from .retention import Retention, select
+from .retention import select
 
 RESULT = "MESHREG-GC-RESULT "
 
