@@ -49,17 +49,3 @@ def caller(ingress: Ingress | None, identity: str) -> Caller:
 def is_ingress_identity(identity: str) -> bool:
     return identity == EXTERNAL or identity.startswith(CLIENT)
 
-
-def listing(ingress: Ingress, *, gateway_principal: str) -> dict:
-    """The ingress as `policy list` shows it: where, through which gateway, and each client's identity and scopes."""
-    clients = []
-    for c in ingress.clients:
-        who = {"principal": ingress.principal(c)} if c.method == "mtls" else \
-            {"requestPrincipal": f"{c.issuer}/{c.subject}", "claims": {k: list(v) for k, v in c.claims}}
-        clients.append({"name": c.name, "method": c.method, **who, "repositories": list(c.repositories),
-                        "readRepositories": list(c.read_repositories), "delete": c.delete})
-    return {"host": ingress.address, "registry": ingress.registry,
-            "gateway": {"namespace": ingress.gateway.namespace, "selector": dict(ingress.gateway.selector),
-                        "serviceAccount": ingress.gateway.service_account, "principal": gateway_principal,
-                        "dedicated": ingress.gateway.dedicated},
-            "clients": clients}
