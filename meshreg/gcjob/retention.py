@@ -9,8 +9,8 @@ is deleted only when no kept tag points at it, directly or through a kept index.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Iterable, Mapping
 
 from meshreg.retention import Retention
 
@@ -48,9 +48,15 @@ def kept_tags(retention: Retention, repository: str, tags: Iterable[Tag], *, now
     keep = {t.name for t in tags if retention.protects(t.name)}
     if rule.keep_newest is not None:
         keep |= {t.name for t in _newest_first(tags)[:rule.keep_newest]}
-    if rule.seconds is not None:
-        keep |= {t.name for t in tags if t.created is None or now - t.created < rule.seconds}
+    seconds = rule.seconds
+    if seconds is not None:
+        keep |= _younger(tags, seconds=seconds, now=now)
     return keep
+
+
+def _younger(tags: Iterable[Tag], *, seconds: int, now: float) -> set[str]:
+    """Names of the tags built less than `seconds` ago, and of those whose age is unknown."""
+    return {t.name for t in tags if t.created is None or now - t.created < seconds}
 
 
 def referenced(roots: Iterable[str], children: Mapping[str, Iterable[str]]) -> set[str]:
