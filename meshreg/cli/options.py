@@ -5,7 +5,8 @@ Nothing here imports the cluster part at import time: `meshreg render` loads thi
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, TypeVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 

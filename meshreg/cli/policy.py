@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import json
-from typing import Callable, Literal
+from collections.abc import Callable
+from typing import Literal
 
 import click
 
 from meshreg import config
-from meshreg.cli.options import (apply_only, cluster_options, config_option, only_with_apply, output_option,
-                                 registry_option)
+from meshreg.cli.options import (
+    apply_only,
+    cluster_options,
+    config_option,
+    only_with_apply,
+    output_option,
+    registry_option,
+)
 from meshreg.cli.output import policy as policy_output
 from meshreg.operations import policy as policies
 

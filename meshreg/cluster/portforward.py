@@ -3,6 +3,7 @@ client's WebSocket port-forward) to a ready push-proxy pod, switching to a new r
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import re
 import socket
@@ -74,10 +75,8 @@ def relay(a: socket.socket, b: socket.socket) -> None:
         except OSError:
             pass
         for s in (a, b):
-            try:
+            with contextlib.suppress(OSError):
                 s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
     other = threading.Thread(target=pump, args=(b, a), daemon=True)
     other.start()
@@ -109,7 +108,7 @@ class Forwarder:
         while not stop.is_set():
             try:
                 conn, _ = self.listener.accept()
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError:
                 return  # the listener was closed
@@ -121,10 +120,8 @@ class Forwarder:
         with self._lock:
             live = list(self._live)
         for sock in live:
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
     def _handle(self, conn: socket.socket) -> None:
         try:

@@ -9,15 +9,15 @@ import threading
 
 import pytest
 
-from support.apiserver import write_kubeconfig
-from support.configs import minimal
-from support.kubeforward import KubeForward, pod
-from support.lab.processes import free_port
 from meshreg import config
 from meshreg.cluster import client as clusters
 from meshreg.cluster.pushproxy import Target
 from meshreg.errors import ClusterError, ConfigError, UsageError
 from meshreg.operations.connect import Forwarding, listen, target
+from support.apiserver import write_kubeconfig
+from support.configs import minimal
+from support.kubeforward import KubeForward, pod
+from support.lab.processes import free_port
 
 CONFIG = minimal("  pushProxy: {repositories: [dev/, team/], port: 5000}\n")
 LABELS = {"app.kubernetes.io/instance": "dev", "app.kubernetes.io/name": "push-proxy",

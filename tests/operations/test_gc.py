@@ -6,13 +6,13 @@ import json
 
 import pytest
 
-from support.configs import GC_CONFIG
-from support.fakes import FakeCluster, ready_controller
 from meshreg import config
 from meshreg.cluster import apply as applying
 from meshreg.errors import ConfigError, UsageError
 from meshreg.operations.gc import GcReport, JobStarted, collectable, gc
 from meshreg.render import render
+from support.configs import GC_CONFIG
+from support.fakes import FakeCluster, ready_controller
 
 NS = "registry"
 RESULT = {"dryRun": False, "deployment": "registry/workspace-images", "readOnly": "restored", "retention": [],

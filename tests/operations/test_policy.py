@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import pytest
 
-from support.configs import AMBIENT, GC_CONFIG, SEVERAL_WRITERS, minimal
-from support.ingress_configs import GATEWAY, HOST, ISSUER, load
-from support.paths import ROOT
 from meshreg import config
 from meshreg.config import Writer
 from meshreg.errors import ConfigError, UsageError
 from meshreg.operations import policy as policies
-from meshreg.policy.listing import (ClientEntry, NodeProxyEntry, PushProxyEntry, ReaderEntry, RegistryEntry,
-                                    WaypointEntry, WriterEntry)
+from meshreg.policy.listing import (
+    ClientEntry,
+    NodeProxyEntry,
+    PushProxyEntry,
+    ReaderEntry,
+    RegistryEntry,
+    WaypointEntry,
+    WriterEntry,
+)
+from support.configs import AMBIENT, GC_CONFIG, SEVERAL_WRITERS, minimal
+from support.ingress_configs import GATEWAY, HOST, ISSUER, load
+from support.paths import ROOT
 
 PUSH_PROXY = minimal("  pushProxy: {enabled: true, repositories: [dev/]}\n"
                      "  writers: [{serviceAccount: builds/kaniko, repositories: [team-a/]}]\n")
