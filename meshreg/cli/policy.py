@@ -17,7 +17,7 @@ from meshreg.cli.options import (
     output_option,
     registry_option,
 )
-from meshreg.cli.output import policy as policy_output
+from meshreg.cli.output import policy as formats
 from meshreg.operations import policy as policies
 
 EXIT_CODES = """\b
@@ -53,7 +53,7 @@ def _edit_command(action: Literal["grant", "revoke"], help_text: str) -> Callabl
         only_with_apply(apply=apply, context=context)
         report = policies.edit(action, config_path=config_path, identity=identity, repositories=tuple(repositories),
                                delete=delete, registry=registry)
-        click.echo(policy_output.edit_text(report))
+        click.echo(formats.edit_text(report))
         if apply:
             apply_only(policies.authorization_policies(report), kubeconfig=kubeconfig, context=context)
         else:
@@ -104,8 +104,8 @@ def list_(config_path: str | None, registry: str | None, output: str) -> None:
       meshreg policy list -c prod.yaml -o json | jq '.writers[].principal'
     """
     listing = policies.listing(config.load(config_path), registry=registry)
-    click.echo(json.dumps(policy_output.listing_data(listing), indent=2) if output == "json"
-               else policy_output.listing_text(listing))
+    click.echo(json.dumps(formats.listing_data(listing), indent=2) if output == "json"
+               else formats.listing_text(listing))
 
 
 @policy.command(context_settings={"ignore_unknown_options": False})
@@ -153,6 +153,6 @@ def check(ctx: click.Context, config_path: str | None, registry: str | None, ide
     """
     report = policies.check(config.load(config_path), identity=identity, what=what, registry=registry,
                             skip_waypoint=skip_waypoint)
-    click.echo(json.dumps(policy_output.check_data(report), indent=2) if output == "json"
-               else policy_output.check_text(report))
+    click.echo(json.dumps(formats.check_data(report), indent=2) if output == "json"
+               else formats.check_text(report))
     ctx.exit(0 if report.allowed else 3)
