@@ -16,13 +16,13 @@ from meshreg.errors import MeshregError
 # Commands that talk to a cluster live in their own modules and are imported only when used,
 # so `meshreg render` never pays for importing the Kubernetes client.
 LAZY_COMMANDS = {
-    "up": "meshreg.cli.deploy:up",
-    "down": "meshreg.cli.deploy:down",
-    "status": "meshreg.cli.deploy:status",
+    "up": "meshreg.cli.up:up",
+    "down": "meshreg.cli.down:down",
+    "status": "meshreg.cli.status:status",
     "policy": "meshreg.cli.policy:policy",
     "connect": "meshreg.cli.connect:connect",
     "doctor": "meshreg.cli.doctor:doctor",
-    "verify": "meshreg.cli.doctor:verify",
+    "verify": "meshreg.cli.verify:verify",
     "certs": "meshreg.cli.certs:certs",
     "gc": "meshreg.cli.gc:gc",
 }

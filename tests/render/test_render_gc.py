@@ -8,10 +8,10 @@ from importlib import resources
 import pytest
 import yaml
 
-from support.configs import GC_CONFIG, minimal
 from meshreg import config
 from meshreg.render import render
 from meshreg.render.labels import registry_pods
+from support.configs import GC_CONFIG, minimal
 
 
 def objects(text: str = GC_CONFIG) -> list[dict]:
@@ -65,7 +65,8 @@ def test_the_gc_pods_are_selected_by_neither_the_registry_service_nor_its_polici
     labels = one(objs, "CronJob", "workspace-images-gc")["spec"]["jobTemplate"]["spec"]["template"]["metadata"][
         "labels"]
     selectors = [one(objs, "Service", "workspace-images")["spec"]["selector"]] + [
-        p["spec"]["selector"]["matchLabels"] for p in objs if p["kind"] in ("AuthorizationPolicy", "PeerAuthentication")]
+        p["spec"]["selector"]["matchLabels"] for p in objs
+        if p["kind"] in ("AuthorizationPolicy", "PeerAuthentication")]
     assert all(any(labels.get(k) != v for k, v in s.items()) for s in selectors)
     assert labels["sidecar.istio.io/inject"] == "true"  # it deletes through the mesh
 
