@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from meshreg.errors import ConfigError
-from meshreg.gcjob.retention import Retention
+from meshreg.retention import Retention
 
 API_VERSION = "meshreg.dev/v1alpha1"
 KIND = "MeshRegistry"
