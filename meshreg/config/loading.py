@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 
 from meshreg.config.model import DEFAULT, DEFAULT_FILE, Config
-from meshreg.config.reader import Reader
-from meshreg.config.source import parse
 from meshreg.errors import ConfigError
 
 
@@ -28,10 +26,13 @@ def load(path: str | None = None) -> Config:
 
 def from_text(text: str, *, name: str) -> Config:
     """Validate a config document; the first problem raises ConfigError naming file, line and field."""
+    # Imported here: the built-in default (no file) never pays for the parser and the validators.
+    from meshreg.config.reader import Reader
+    from meshreg.config.source import parse
+    from meshreg.config.spec import read_config
+
     source = parse(text, name)
     if source.data is None:
         raise ConfigError(f"{name}: the file is empty (run `meshreg init` to write a starter config)")
-    # Imported here: the built-in default (no file) never pays for the validators.
-    from meshreg.config.spec import read_config
 
     return read_config(Reader(source), source.data, name)

@@ -9,15 +9,17 @@ is also the address people push to (`localhost:PORT`), so it must not stand for 
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from meshreg.config import names
-from meshreg.config.model import PushProxy, Registry
+from meshreg.config.model import Registry
 from meshreg.config.reader import Reader
 from meshreg.config.registries import read_port, read_prefixes, read_resources, refuse_identity
 from meshreg.config.source import Path
 
-_D = PushProxy(namespace="", repositories=())
+if TYPE_CHECKING:
+    from meshreg.config.model import PushProxy
+
 _KEYS = {"enabled": True, "repositories": None, "port": None, "namespace": None, "resources": None}
 _ROLE_BINDING_HINT = "the Role there lets its holders port-forward to every pod in it"
 
@@ -40,6 +42,8 @@ def _read_one(r: Reader, raw: object, base: Path, *, reg: Registry, default_name
               namespace: str) -> PushProxy | None:
     if raw is None:
         return None
+    from meshreg.config.model import PushProxy  # its model loads with a push proxy only
+
     path = base + ("pushProxy",)
     m = r.mapping(raw, path, _KEYS)
     if not r.boolean(m["enabled"], path + ("enabled",)):
@@ -53,7 +57,7 @@ def _read_one(r: Reader, raw: object, base: Path, *, reg: Registry, default_name
         namespace=_namespace(r, m["namespace"], path, default=default_namespace, registry_namespace=namespace),
         repositories=read_prefixes(r, m["repositories"], path + ("repositories",)),
         port=reg.port if m["port"] is None else read_port(r, m["port"], path + ("port",)),
-        resources=read_resources(r, m["resources"], path + ("resources",), _D.resources))
+        resources=read_resources(r, m["resources"], path + ("resources",), PushProxy.resources))
     if reg.role == "readonly" and reg.publisher != proxy.identity:
         r.fail(path, f"registry {reg.name} is readonly: only its publisher writes it. To load images through the "
                      f"push proxy, make the push proxy its publisher (publisher: {proxy.identity})")

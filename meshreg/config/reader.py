@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Mapping
 from typing import Any, Literal, NoReturn, overload
 
@@ -52,6 +51,8 @@ class Reader:
             self.fail(path, f"expected a mapping, got {describe(value)}")
         for key in value:
             if key not in keys:
+                import difflib  # only for the message: reading a valid file never loads it
+
                 hint = difflib.get_close_matches(str(key), list(keys), n=1)
                 known = f"did you mean {hint[0]!r}?" if hint else "known keys: " + ", ".join(keys)
                 self.fail(path + (key,), f"unknown key ({known})")

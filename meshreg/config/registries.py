@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from meshreg.config import gc, names, storage
-from meshreg.config.model import ROLES, Mirror, Registry, Resources, Writer
+from meshreg.config import names, storage
+from meshreg.config.model import ROLES, Registry, Resources, Writer
 from meshreg.config.reader import REQUIRED, Reader
 from meshreg.config.source import Path
+
+if TYPE_CHECKING:
+    from meshreg.config.model import Mirror
 
 _D = Registry()
 _REGISTRY_KEYS = {"image": _D.image, "storage": {}, "deleteEnabled": False, "resources": None, "replicas": 1,
@@ -30,7 +33,7 @@ def read_single(r: Reader, spec: dict[str, Any], port: object, p: Path) -> Regis
         readers=_read_readers(r, readers, p + ("readers",)),
         writers=_read_writers(r, spec["writers"], p + ("writers",), delete_enabled, "spec.registry.deleteEnabled"),
     )
-    gc.check_gc(r, reg, p + ("registry",), delete_switch="spec.registry.deleteEnabled")
+    _check_gc(r, reg, p + ("registry",), delete_switch="spec.registry.deleteEnabled")
     return reg
 
 
@@ -90,8 +93,15 @@ def _read_entry(r: Reader, value: object, p: Path, *, implicit_default: bool) ->
         writers=writers, publisher=publisher,
         mirror=_read_mirror(r, m["mirror"], p + ("mirror",)) if role == "mirror" else None,
     )
-    gc.check_gc(r, reg, p, delete_switch="deleteEnabled")
+    _check_gc(r, reg, p, delete_switch="deleteEnabled")
     return reg
+
+
+def _check_gc(r: Reader, reg: Registry, path: Path, *, delete_switch: str) -> None:
+    if reg.gc or reg.retention:  # the gc reader, and the retention model, load with gc or retention only
+        from meshreg.config import gc
+
+        gc.check_gc(r, reg, path, delete_switch=delete_switch)
 
 
 def _check_who_writes(r: Reader, p: Path, *, role: str, writers: tuple[Writer, ...], publisher: str | None) -> None:
@@ -114,6 +124,8 @@ def _check_mirror_settings(r: Reader, p: Path, *, role: str, mirror: object, del
 
 
 def _read_mirror(r: Reader, value: object, path: Path) -> Mirror:
+    from meshreg.config.model import Mirror  # its model loads with mirrors only
+
     m = r.mapping(value, path, {"upstream": None, "credentialsSecret": None, "extraHosts": []})
     if m["upstream"] is None:
         r.fail(path, "missing required key 'upstream' (the URL of the registry to mirror, e.g. https://ghcr.io)")
@@ -129,7 +141,16 @@ def _read_storage_and_image(r: Reader, m: dict[str, Any], path: Path) -> dict[st
     return {"image": r.string(m["image"], path + ("image",), names.check_image), "storage": where,
             "replicas": storage.read_replicas(r, m["replicas"], path + ("replicas",), where),
             "resources": read_resources(r, m["resources"], path + ("resources",), _D.resources),
-            "gc": gc.read_gc(r, m["gc"], path + ("gc",)),
+            **_read_gc(r, m, path)}
+
+
+def _read_gc(r: Reader, m: dict[str, Any], path: Path) -> dict[str, Any]:
+    """`gc` and `retention`, read by config.gc, which loads (with the retention model) only when one is set."""
+    if m["gc"] is None and m["retention"] is None:
+        return {"gc": None, "retention": None}
+    from meshreg.config import gc
+
+    return {"gc": gc.read_gc(r, m["gc"], path + ("gc",)),
             "retention": gc.read_retention(r, m["retention"], path + ("retention",))}
 
 

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from meshreg.config import mesh, names, pushproxy
-from meshreg.config.ingress import read_ingress
 from meshreg.config.model import API_VERSION, KIND, Config, LocalRegistryHosting, NodeProxy, Registry
 from meshreg.config.reader import REQUIRED, Reader
 from meshreg.config.registries import read_entries, read_resources, read_single, refuse_identity
 from meshreg.config.runtimeconfig import read_runtime_config
 from meshreg.config.source import Path
+
+if TYPE_CHECKING:
+    from meshreg.config.model import Ingress
 
 _NP = NodeProxy()
 _SPEC_KEYS: dict[str, object] = {
@@ -37,7 +39,7 @@ def read_config(r: Reader, data: object, name: str) -> Config:
     namespace = r.string(spec["namespace"], p + ("namespace",), _check_namespace)
     registries = pushproxy.read(r, spec, registries, namespace=namespace, several=several, node_proxy=proxy)
     ingress = None if spec["ingress"] is None else \
-        read_ingress(r, spec["ingress"], p + ("ingress",), registries=registries, namespace=namespace)
+        _read_ingress(r, spec["ingress"], p + ("ingress",), registries=registries, namespace=namespace)
     return Config(
         name=r.string(meta["name"], ("metadata", "name"), names.check_label),
         namespace=namespace,
@@ -58,6 +60,13 @@ def read_config(r: Reader, data: object, name: str) -> Config:
         source=name,
         ingress=ingress,
     )
+
+
+def _read_ingress(r: Reader, value: object, path: Path, *, registries: tuple[Registry, ...],
+                  namespace: str) -> Ingress:
+    from meshreg.config.ingress import read_ingress  # its reader and model load with spec.ingress only
+
+    return read_ingress(r, value, path, registries=registries, namespace=namespace)
 
 
 def _read_top(r: Reader, data: object) -> tuple[dict[str, Any], dict[str, Any]]:
