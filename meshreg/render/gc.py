@@ -11,8 +11,9 @@ tree's layout, so the same imports work in both places: retention, the read-only
 from __future__ import annotations
 
 import json
-from importlib import resources
+import pkgutil
 
+from meshreg import gcjob
 from meshreg.config import Config, Registry
 from meshreg.config.model import GC
 from meshreg.objects import Labels, Object
@@ -22,8 +23,9 @@ from meshreg.render.registry import DATA_DIR, RUN_AS
 
 # The modules the Job runs, as paths under CODE_DIR laid out as in the source tree: meshreg's (standard library
 # only) __init__, the retention model, and every module of meshreg.gcjob, so that a module added there is shipped too.
+# (pkgutil reads package data as importlib.resources does, without importing what that needs: zipfile, tempfile...)
 MODULES = ("meshreg/__init__.py", "meshreg/retention.py", *sorted(
-    f"meshreg/gcjob/{p.name}" for p in resources.files("meshreg.gcjob").iterdir() if p.name.endswith(".py")))
+    f"meshreg/gcjob/{name}.py" for name in ["__init__", *(m.name for m in pkgutil.iter_modules(gcjob.__path__))]))
 CODE_DIR = "/opt/meshreg"  # on PYTHONPATH: the modules are mounted under it as meshreg/...
 SHARED_DIR = "/run/meshreg-gc"
 CONTAINER = "gc"  # the coordinator, whose log carries the result line
@@ -87,10 +89,14 @@ def key(module: str) -> str:
 
 def _source(path: str) -> str:
     """A file of meshreg as installed, by its path in the source tree (meshreg/gcjob/run.py)."""
-    found = resources.files("meshreg")
-    for part in path.split("/")[1:]:
-        found = found.joinpath(part)
-    return found.read_text(encoding="utf-8")
+    package, _, name = path.partition("/")
+    return _data(package, name)
+
+
+def _data(package: str, name: str) -> str:
+    data = pkgutil.get_data(package, name)
+    assert data is not None, f"{package} has no loader that reads files"  # every file system or zip import has one
+    return data.decode("utf-8")
 
 
 def code() -> dict[str, str]:
