@@ -10,7 +10,7 @@ from typing import Literal
 from meshreg import config
 from meshreg import render as rendering
 from meshreg.cluster.api import Object
-from meshreg.config import DEFAULT_FILE, Config, Writer, editing
+from meshreg.config import DEFAULT_FILE, Config, Writer
 from meshreg.errors import ConfigError, UsageError
 from meshreg.policy import evaluate as evaluating
 from meshreg.policy.ingress import is_ingress_identity
@@ -86,6 +86,8 @@ class EditReport:
 def edit(action: Literal["grant", "revoke"], *, config_path: str | None, identity: str,
          repositories: tuple[str, ...], delete: bool, registry: str | None) -> EditReport:
     """Grant or revoke in the config file (keeping its comments and layout), written atomically."""
+    from meshreg.config import editing  # ruamel.yaml, for grant and revoke only (check and list never load it)
+
     path = config_file(config_path)
     with open(path, encoding="utf-8", newline="") as f:
         text = f.read()
