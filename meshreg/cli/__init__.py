@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import importlib
 import os
 import sys
@@ -13,18 +14,33 @@ from meshreg import __version__
 from meshreg.cli.options import config_option, say
 from meshreg.errors import MeshregError
 
-# Commands that talk to a cluster live in their own modules and are imported only when used,
-# so `meshreg render` never pays for importing the Kubernetes client.
-LAZY_COMMANDS = {
-    "up": "meshreg.cli.up:up",
-    "down": "meshreg.cli.down:down",
-    "status": "meshreg.cli.status:status",
-    "policy": "meshreg.cli.policy:policy",
-    "connect": "meshreg.cli.connect:connect",
-    "doctor": "meshreg.cli.doctor:doctor",
-    "verify": "meshreg.cli.verify:verify",
-    "certs": "meshreg.cli.certs:certs",
-    "gc": "meshreg.cli.gc:gc",
+# Every command but `init` and `render` lives in its own module, imported only when that command runs, so no
+# command pays for another's imports (the Kubernetes client, the PKI, the policy evaluator). The group's own
+# --help lists them from the summaries below, without importing them: each is its command's short help (the first
+# sentence of its help; click shortens it to fit), and tests/cli/test_lazy_commands.py keeps them equal.
+LAZY_COMMANDS: dict[str, tuple[str, str]] = {
+    "certs": ("meshreg.cli.certs:certs",
+              "Client certificates for writers outside the cluster (spec.ingress clients with method: mtls)."),
+    "connect": ("meshreg.cli.connect:connect",
+                "Forward a local port to the registry's push proxy, so `docker push`, Skaffold and Tilt can push to "
+                "localhost:PORT."),
+    "doctor": ("meshreg.cli.doctor:doctor", "Check the cluster for what meshreg needs, before or after `up`."),
+    "down": ("meshreg.cli.down:down", "Remove what `meshreg up` applied, in reverse order."),
+    "gc": ("meshreg.cli.gc:gc",
+           "Run a registry's gc CronJob now (a Job from its template, like kubectl create job --from=cronjob/...), "
+           "follow it, and print what retention deleted and what garbage-collect reclaimed."),
+    "policy": ("meshreg.cli.policy:policy",
+               "Who may write: edit the writers in the config file, list them, check requests offline."),
+    "status": ("meshreg.cli.status:status",
+               "Show each object (present, missing or drifted from the config), readiness, mTLS mode, writers and "
+               "the published addresses."),
+    "up": ("meshreg.cli.up:up",
+           "Deploy (or update) the registry, node proxy and policies to the cluster, prune what the config no "
+           "longer renders, and wait until the rollout is done and Istio enforces the policies on every pod."),
+    "verify": ("meshreg.cli.verify:verify",
+               "Prove the deployment works: short-lived probe pods push and pull through the mesh as a writer, a "
+               "writer outside its prefixes, a bystander and a pod with no sidecar; a hostNetwork probe uses the "
+               "node proxy on a node; the kubelet pulls the pushed image from localhost."),
 }
 
 
@@ -34,10 +50,16 @@ class _Group(click.Group):
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name in LAZY_COMMANDS and name not in self.commands:
-            module, _, attr = LAZY_COMMANDS[name].partition(":")
+            module, _, attr = LAZY_COMMANDS[name][0].partition(":")
             command: click.Command = getattr(importlib.import_module(module), attr)
             return command
         return super().get_command(ctx, name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list, laid out by click as always, from each lazy command's summary (nothing imported)."""
+        listed = [self.commands.get(name) or click.Command(name, help=LAZY_COMMANDS[name][1])
+                  for name in self.list_commands(ctx)]
+        click.Group(commands=listed).format_commands(ctx, formatter)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -116,3 +138,14 @@ def render(config_path: str | None, out: str) -> None:
         click.echo(f"wrote {len(written)} files to {out}", err=True)
     for line in rendering.notices(cfg):
         say(line)
+
+
+def run() -> None:
+    """The `meshreg` command as a process (the console script, `python -m meshreg`): `main`, and then an exit that
+    skips the interpreter's last garbage collection of everything the command made (gc.freeze: 5-15 ms, nearly all
+    of a process's exit). At-exit handlers and the flushing of output still run; only cycles stay uncollected, which
+    the process's end frees anyway."""
+    try:
+        main()
+    finally:
+        gc.freeze()
