@@ -17,7 +17,6 @@ from meshreg import gcjob
 from meshreg.config import Config, Registry
 from meshreg.config.model import GC
 from meshreg.objects import Labels, Object
-from meshreg.render import objectstorage
 from meshreg.render.labels import COMPONENT, INSTANCE, NAME, REGISTRY, common, metadata, registry_pods, sidecar
 from meshreg.render.registry import DATA_DIR, RUN_AS
 
@@ -142,6 +141,8 @@ def collector(reg: Registry) -> Object:
                    "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "1Gi"}},
                    "securityContext": _security(), "volumeMounts": _mounts(*mounts)}
     if reg.storage.s3:
+        from meshreg.render import objectstorage  # with object storage only
+
         out["env"] += [e for e in objectstorage.env(reg) if e["name"] != "REGISTRY_HTTP_SECRET"]
     return out
 
