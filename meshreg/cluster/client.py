@@ -43,6 +43,7 @@ KINDS = {
     ("networking.istio.io/v1", "VirtualService"): ("virtualservices", True),
     ("networking.istio.io/v1", "ServiceEntry"): ("serviceentries", True),
     ("networking.istio.io/v1", "DestinationRule"): ("destinationrules", True),
+    ("telemetry.istio.io/v1", "Telemetry"): ("telemetries", True),
     ("gateway.networking.k8s.io/v1", "Gateway"): ("gateways", True),
     ("gateway.networking.k8s.io/v1", "GatewayClass"): ("gatewayclasses", False),
     ("discovery.k8s.io/v1", "EndpointSlice"): ("endpointslices", True),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from meshreg.config import Config
-from meshreg.render import (ambient, hosting, ingress, gc, mirror, nodeproxy, policies, pushproxy, registry,
+from meshreg.render import (ambient, audit, hosting, ingress, gc, mirror, nodeproxy, policies, pushproxy, registry,
                             runtimeconfig)
 
 
@@ -38,6 +38,7 @@ def render(cfg: Config) -> list[dict]:
         *([ambient.waypoint(cfg)] if mesh else []),
         *[o for reg in regs if reg.push_proxy for o in pushproxy.objects(cfg, reg)],
         *ingress.objects(cfg),
+        *audit.objects(cfg),
         *[registry.disruption_budget(cfg, reg) for reg in regs if reg.replicas > 1],
         *[registry.storage_entry(cfg, reg) for reg in regs if reg.storage.s3 and not reg.storage.s3.in_cluster],
         *[o for reg in regs if reg.gc for o in gc.objects(cfg, reg)],
@@ -58,4 +59,4 @@ def notices(cfg: Config, *, writers: bool = True) -> list[str]:
         if cfg.node_proxy.enabled and "*" not in reg.readers:
             out.append(f"{label}readers are restricted, but the node proxy serves reads to anything on a node "
                        "(and to pods that can reach its pod IP): keep confidential images in a separate registry.")
-    return out + ambient.notices(cfg) + ingress.notices(cfg)
+    return out + ambient.notices(cfg) + ingress.notices(cfg) + audit.notices(cfg)

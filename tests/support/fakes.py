@@ -25,6 +25,7 @@ from meshreg.errors import ClusterError
 ISTIO_GROUPS = {
     "security.istio.io/v1": {"authorizationpolicies", "peerauthentications", "requestauthentications"},
     "networking.istio.io/v1": {"gateways", "virtualservices", "destinationrules", "serviceentries"},
+    "telemetry.istio.io/v1": {"telemetries"},
 }
 # Istio's sidecar injector webhook as istioctl installs it, selecting namespaces labelled istio-injection=enabled.
 INJECTOR = {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
