@@ -92,7 +92,7 @@ def _why(record: Record, where: Target, action: str) -> str | None:
     if action == "refused":
         return refused_by(record.details)
     if action == "redirected":
-        return f"the registry cleaned the path and redirected to {where.path}; it wrote nothing"
+        return f"the registry redirected it to {where.path} and wrote nothing"
     if action == "failed":
         if record.details == "via_upstream":
             return f"the registry answered {record.code}"

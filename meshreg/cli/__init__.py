@@ -24,6 +24,7 @@ LAZY_COMMANDS = {
     "verify": "meshreg.cli.doctor:verify",
     "certs": "meshreg.cli.certs:certs",
     "gc": "meshreg.cli.gc:gc",
+    "audit": "meshreg.cli.audit:audit",
 }
 
 
