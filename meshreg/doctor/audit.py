@@ -5,19 +5,16 @@ Never a FAIL: audit records are evidence, not enforcement; `up` prints these lin
 
 from __future__ import annotations
 
-from typing import cast
-
 from meshreg.audit import meshconfig
-from meshreg.config import Config
-from meshreg.doctor import Result, ok, warn
 from meshreg.doctor.facts import Facts
+from meshreg.doctor.results import Result, ok, warn
 from meshreg.render import audit as rendering
 
 CHECK = "audit"
 
 
 def check(facts: Facts) -> list[Result]:
-    cfg = cast(Config, facts.cfg)
+    cfg = facts.cfg
     if not cfg.audit.enabled:
         return [ok(CHECK, "audit records are off (spec.audit.enabled: false)")]
     where, mesh = facts.mesh_config()
