@@ -50,8 +50,10 @@ FIELDS: Final[dict[str, str]] = {
 }
 
 # Which requests the audit provider logs (the Telemetry's filter): every write (anything but GET and HEAD), whatever
-# its answer, and every refused read. HBONE's CONNECT (a waypoint's tunnel, not a registry request) is left out.
-WRITES_AND_REFUSALS: Final = 'request.method in ["GET", "HEAD"] ? response.code == 403 : request.method != "CONNECT"'
+# its answer, and every refused read: 403 from a policy, 401 from a token check (not the 401 of the ingress's token
+# challenge, a direct response to every anonymous ping). HBONE's CONNECT (a waypoint's tunnel) is left out.
+WRITES_AND_REFUSALS: Final = ('request.method in ["GET", "HEAD"] ? response.code == 403 || (response.code == 401 && '
+                              'response.code_details != "direct_response") : request.method != "CONNECT"')
 
 STDOUT: Final = "/dev/stdout"  # so the records are the proxy container's log: `kubectl logs`, and any log shipper
 

@@ -102,20 +102,25 @@ def test_every_audit_telemetry_passes_istios_crd_schema_and_cel_rules(case, tmp_
         assert validate_crd_object(obj) == []
 
 
-def _logged(expression: str, method: str, code: int, host: str = HOST) -> bool:
+def _logged(expression: str, method: str, code: int, host: str = HOST, details: str = "via_upstream") -> bool:
     env = celpy.Environment()
     program = env.program(env.compile(expression))
     activation = {"request": celpy.json_to_cel({"method": method, "host": host}),
-                  "response": celpy.json_to_cel({"code": code})}
+                  "response": celpy.json_to_cel({"code": code, "code_details": details})}
     return bool(program.evaluate(activation))
 
 
-@pytest.mark.parametrize(("method", "code", "logged"), [
-    ("PUT", 201, True), ("POST", 202, True), ("PATCH", 202, True), ("DELETE", 202, True), ("POST", 403, True),
-    ("PUT", 500, True), ("GET", 403, True), ("HEAD", 403, True), ("GET", 200, False), ("HEAD", 404, False),
-    ("GET", 401, False), ("CONNECT", 200, False)])
-def test_the_filter_keeps_every_write_and_every_refused_read(method, code, logged):
-    assert _logged(WRITES_AND_REFUSALS, method, code) is logged
+@pytest.mark.parametrize(("method", "code", "details", "logged"), [
+    ("PUT", 201, "via_upstream", True), ("POST", 202, "via_upstream", True), ("PATCH", 202, "via_upstream", True),
+    ("DELETE", 202, "via_upstream", True), ("PUT", 500, "via_upstream", True), ("GET", 200, "via_upstream", False),
+    ("POST", 403, "rbac_access_denied_matched_policy[none]", True),
+    ("GET", 403, "rbac_access_denied_matched_policy[none]", True),
+    ("HEAD", 403, "rbac_access_denied_matched_policy[none]", True), ("HEAD", 404, "via_upstream", False),
+    ("HEAD", 401, "jwt_authn_access_denied{Jwt_is_expired}", True),  # a refused token
+    ("GET", 401, "direct_response", False),  # the ingress's token challenge to an anonymous ping
+    ("CONNECT", 200, "via_upstream", False)])
+def test_the_filter_keeps_every_write_and_every_refused_read(method, code, details, logged):
+    assert _logged(WRITES_AND_REFUSALS, method, code, details=details) is logged
 
 
 @pytest.mark.parametrize(("host", "logged"), [(HOST, True), (f"{HOST}:443", True), ("other.example.com", False),
