@@ -36,7 +36,7 @@ class Event:
     target: Target  # what the registry acts on for that path
     digest: str | None = None  # what was written or deleted
     why: str | None = None  # refused: the policy rule (NS/NAME rule N) or check; redirected, failed: what happened
-    source: str | None = None
+    source: str | None = None  # the connection's peer address, which the client cannot choose
     request_id: str | None = None
     proxy: str = ""  # which proxy logged it: `registry sidecar`, `waypoint`, `ingress gateway`
     pod: str | None = None
@@ -107,4 +107,4 @@ def event(record: Record, who: Who, *, proxy: str) -> Event:
     action = _action(record, where)
     return Event(time=record.time, action=action, who=who, method=record.method, path=record.path, code=record.code,
                  target=where, digest=_digest(record, where, action), why=_why(record, where, action),
-                 source=record.source, request_id=record.request_id, proxy=proxy, pod=record.pod)
+                 source=record.source_address, request_id=record.request_id, proxy=proxy, pod=record.pod)

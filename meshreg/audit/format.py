@@ -12,7 +12,10 @@ proxy fills from what it verified or did, never from a header the client chose:
   the client's HBONE tunnel is terminated on another listener);
 - a token's issuer and subject come from the payload Envoy's jwt_authn filter verified (Istio 1.21 and later keep
   it under `payload`);
-- the digest is the registry's `Docker-Content-Digest` response header.
+- the digest is the registry's `Docker-Content-Digest` response header;
+- the source address is the connection's peer (`%DOWNSTREAM_DIRECT_REMOTE_ADDRESS%`), which a client cannot set;
+  `client_address` is the address Envoy resolved for the client, which follows X-Forwarded-For as far as the proxy
+  is set to trust it (a sidecar takes the last address a client wrote there).
 
 Version `v1` may gain keys; it never loses or renames one (that would be `v2`).
 """
@@ -40,7 +43,8 @@ FIELDS: Final[dict[str, str]] = {
     "peer_principal": "%FILTER_STATE(io.istio.peer_principal:PLAIN)%",
     "jwt_issuer": "%DYNAMIC_METADATA(envoy.filters.http.jwt_authn:payload:iss)%",
     "jwt_subject": "%DYNAMIC_METADATA(envoy.filters.http.jwt_authn:payload:sub)%",
-    "source": "%DOWNSTREAM_REMOTE_ADDRESS%",
+    "source_address": "%DOWNSTREAM_DIRECT_REMOTE_ADDRESS%",
+    "client_address": "%DOWNSTREAM_REMOTE_ADDRESS%",
     "request_id": "%REQ(X-REQUEST-ID)%",
     "user_agent": "%REQ(USER-AGENT)%",
     "bytes_received": "%BYTES_RECEIVED%",

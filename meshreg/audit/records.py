@@ -42,7 +42,8 @@ class Record:
     peer_principal: str | None = None
     jwt_issuer: str | None = None
     jwt_subject: str | None = None
-    source: str | None = None
+    source_address: str | None = None
+    client_address: str | None = None
     request_id: str | None = None
     user_agent: str | None = None
     bytes_received: int | None = None

@@ -31,6 +31,7 @@ from support.lab.mesh import SIDECAR, Lab
 from support.push_cases import WITH_PUSH_PROXY
 
 GATEWAY_LABELS = {"istio": "ingressgateway"}
+FORGED_ADDRESS = "203.0.113.7"
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +132,8 @@ def pushed(audit_lab: Lab, tmp_path_factory) -> dict[str, Any]:
     with mtls_client(lab.sidecar, lab.identity(SCOPED), ca=lab.ca.ca_file) as scoped:
         done["climb"] = raw_request(scoped, "POST", "/v2/team-a/..%2Fteam-b%2Fapp/blobs/uploads/")
     with mtls_client(lab.sidecar, lab.identity(NON_WRITER), ca=lab.ca.ca_file) as bystander:
-        done["forged"] = raw_request(bystander, "POST", "/v2/open/app/blobs/uploads/", headers=FORGED_XFCC)
+        done["forged"] = raw_request(bystander, "POST", "/v2/open/app/blobs/uploads/",
+                                     headers={**FORGED_XFCC, "x-forwarded-for": FORGED_ADDRESS})
     done["log"] = wait_for(lab, SIDECAR, 12)
     return done
 
@@ -200,6 +202,13 @@ def test_refusals_name_the_policy_rule_and_the_verified_identity_not_the_forged_
     assert ("refused", "push proxy (registry-push/push-proxy)", "open/app", None, None,
             deny_rule(audit_lab, "registry-push/push-proxy")) in refused
     assert deny_rule(audit_lab, SCOPED) != deny_rule(audit_lab, NON_WRITER)
+
+
+def test_the_source_address_is_the_connections_peer_whatever_x_forwarded_for_says(pushed, audit_lab, monkeypatch):
+    data = meshreg_audit(audit_lab, monkeypatch, "--who", NON_WRITER)
+    assert {e["sourceAddress"].rsplit(":", 1)[0] for e in data["events"]} == {"127.0.0.1"}
+    [line] = [x for x in audit_lines(pushed["log"]) if x["peer"].endswith("/sa/web")]
+    assert line["client_address"].startswith(FORGED_ADDRESS)  # what the header said: informational only
 
 
 def test_a_path_that_climbs_out_is_recorded_as_sent_and_as_nothing_written(pushed, audit_lab, monkeypatch):

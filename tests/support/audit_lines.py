@@ -14,7 +14,7 @@ BASE = {
     "jwt_subject": None, "location": f"/v2/builds/app/manifests/{DIGEST}", MARKER: VERSION, "method": "PUT",
     "namespace": "meshreg", "path": "/v2/builds/app/manifests/v1", "peer": "spiffe://cluster.local/ns/builds/sa/kaniko",
     "peer_principal": None, "pod": "registry-7d9f-abcde", "request_id": "09833f7e-9f2d-42fc-8961-6c1f54d0a7b1",
-    "source": "10.244.0.12:43210", "time": "2026-12-06T06:33:01.804Z",
+    "source_address": "10.244.0.12:43210", "client_address": "10.244.0.12:43210", "time": "2026-12-06T06:33:01.804Z",
     "user_agent": "containers/5.24.1 (github.com/containers/image)",
 }
 assert set(BASE) == set(FIELDS)

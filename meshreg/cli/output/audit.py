@@ -100,7 +100,7 @@ def _event(e: Event) -> dict[str, Any]:
            "subject": e.who.subject}
     return {"time": _time(e.time), "action": e.action, "who": who, "method": e.method, "path": e.path,
             "repository": e.repository, "tag": e.target.tag, "reference": e.target.reference, "digest": e.digest,
-            "mountedFrom": e.mounted_from, "code": e.code, "why": e.why, "source": e.source,
+            "mountedFrom": e.mounted_from, "code": e.code, "why": e.why, "sourceAddress": e.source,
             "requestId": e.request_id, "proxy": e.proxy, "pod": e.pod}
 
 
