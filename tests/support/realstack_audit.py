@@ -10,6 +10,9 @@ any other proxy, and `accessLogFile: /dev/stdout` stays as it is: other users of
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -20,8 +23,10 @@ from typing import Any
 import yaml
 
 from meshreg.audit import provider
+from support.paths import ROOT
 
 ISTIOD_DEBUG = "http://127.0.0.1:15014/debug/mesh"  # the lab's istiod serves its monitoring port on loopback
+DATA = Path("/tmp/meshreg-audit-realstack")  # the volumes' directories
 
 
 def _with(text: str, entry: dict[str, Any]) -> str:
@@ -66,3 +71,27 @@ def audit_provider(stack: Any, name: str = "meshreg-audit") -> Iterator[None]:
     finally:
         write(original, file_original)
         _wait_until(lambda: name not in active_providers(), f"drop extension provider {name}")
+
+
+def meshreg(*args: str, stack: Any, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    done = subprocess.run([sys.executable, "-m", "meshreg", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=300, env=stack.env(PYTHONPATH=str(ROOT)))
+    assert not check or done.returncode == 0, f"meshreg {' '.join(args)}: {done.stdout}{done.stderr}"
+    return done
+
+
+def volume(stack: Any, name: str, namespace: str, claim: str) -> dict:
+    """A hostPath PersistentVolume for one claim, pinned to the node (the lab has no provisioner)."""
+    path = DATA / name
+    path.mkdir(parents=True, exist_ok=True)
+    shutil.chown(path, 1000, 1000)  # the registry runs as uid 1000; hostPath ignores fsGroup
+    return {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": name},
+            "spec": {"capacity": {"storage": "10Gi"}, "accessModes": ["ReadWriteOnce"],
+                     "persistentVolumeReclaimPolicy": "Retain", "hostPath": {"path": str(path), "type": "Directory"},
+                     "claimRef": {"namespace": namespace, "name": claim},
+                     "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                         {"key": "kubernetes.io/hostname", "operator": "In", "values": [stack.node]}]}]}}}}
+
+
+def apply(stack: Any, *objects: dict) -> None:
+    stack.kubectl("apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objects)}))
