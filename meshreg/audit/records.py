@@ -72,7 +72,7 @@ def parse_time(text: str) -> datetime:
 
 def _value(data: dict[str, Any], key: str, kind: type) -> Any:
     value = data.get(key)
-    if value is None:
+    if value is None or value == "-":  # Envoy's "no value" where JSON's null is not used (%ENVIRONMENT(...)%)
         return None
     if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
         raise RecordError(f"{key} must be a number, got {value!r}")

@@ -76,3 +76,8 @@ def test_the_mesh_config_provider_writes_the_format_to_stdout_as_json_labels():
     entry = provider("meshreg-audit")
     assert entry["name"] == "meshreg-audit"
     assert entry["envoyFileAccessLog"] == {"path": "/dev/stdout", "logFormat": {"labels": FIELDS}}
+
+
+def test_envoys_dash_for_no_value_reads_as_absent():
+    record = parse_line(line(pod="-", namespace="-", flags="-"))
+    assert (record.pod, record.namespace, record.flags) == (None, None, None)

@@ -292,3 +292,15 @@ def test_mesh_config_prints_the_provider_the_stack_was_given(stack, workdir, act
     printed = yaml.safe_load(meshreg("audit", "--mesh-config", stack=stack, cwd=workdir).stdout)
     cm = json.loads(stack.kubectl("-n", "istio-system", "get", "configmap", "istio", "-o", "json").stdout)
     assert printed["extensionProviders"] == yaml.safe_load(cm["data"]["mesh"])["extensionProviders"]
+
+
+def test_the_text_trail_names_its_source_and_how_far_back_it_reaches(stack, workdir, actions):
+    text = meshreg("audit", stack=stack, cwd=workdir).stdout
+    print(text)  # what docs/audit.md shows
+    lines = text.splitlines()
+    assert lines[0].startswith(f"meshreg audit: registry registry (namespace {NAMESPACE}) on https://")
+    assert lines[1].split() == ["TIME", "ACTION", "WHO", "FROM", "WHAT"]
+    name = registry_pod(stack)["metadata"]["name"]
+    [source] = [line for line in lines if line.startswith(f"  registry sidecar {NAMESPACE}/{name}: ")]
+    assert "restarted 1 time(s), the previous run's log was read" in source
+    assert lines[-1].startswith("the trail reaches back to ")
