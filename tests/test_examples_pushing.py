@@ -63,8 +63,10 @@ def test_every_kubernetes_object_in_the_examples_validates_strictly(path, versio
 
 def builder_pods() -> dict[str, tuple[str, dict]]:
     """Job name -> (NS/SA identity, pod template)."""
-    return {j["metadata"]["name"]: (f"{j['metadata']['namespace']}/{j['spec']['template']['spec']['serviceAccountName']}",
-                                    j["spec"]["template"]) for j in objects("Job")}
+    def identity(job: dict) -> str:
+        return f"{job['metadata']['namespace']}/{job['spec']['template']['spec']['serviceAccountName']}"
+
+    return {j["metadata"]["name"]: (identity(j), j["spec"]["template"]) for j in objects("Job")}
 
 
 def test_there_is_a_kaniko_and_a_rootless_buildkit_job():
@@ -110,9 +112,11 @@ def test_kaniko_and_the_tekton_step_use_plain_http_to_exactly_that_registry():
 
 
 def test_buildkit_pushes_and_pulls_plain_http_to_that_registry():
-    [buildkit] = [c for _, pod in builder_pods().values() for c in pod["spec"]["containers"] if "buildkit" in c["image"]]
+    containers = [c for _, pod in builder_pods().values() for c in pod["spec"]["containers"]]
+    [buildkit] = [c for c in containers if "buildkit" in c["image"]]
     assert any("push=true,registry.insecure=true" in a for a in buildkit["args"])
-    toml = [c for c in objects("ConfigMap") if c["metadata"]["name"] == "buildkitd"][0]["data"]["buildkitd.toml"]
+    config = next(c for c in objects("ConfigMap") if c["metadata"]["name"] == "buildkitd")
+    toml = config["data"]["buildkitd.toml"]
     assert f'[registry."{SERVICE}"]' in toml and "http = true" in toml
     assert "--config=/etc/buildkit/buildkitd.toml" in buildkit["env"][0]["value"]
 
@@ -197,7 +201,7 @@ def tilt(path) -> dict:
         return lambda *args, **kwargs: calls.setdefault(name, []).append((args, kwargs))
 
     names = ("default_registry", "docker_build", "custom_build", "k8s_yaml")
-    exec(compile(path.read_text(), str(path), "exec"), {n: record(n) for n in names})  # noqa: S102
+    exec(compile(path.read_text(), str(path), "exec"), {n: record(n) for n in names})
     for args, _ in calls["k8s_yaml"]:
         assert (path.parent / args[0]).exists()
     return calls

@@ -2,12 +2,12 @@
 enforced its policies. Pure: parsing and judging records; reading them from a cluster is meshreg.operations.audit."""
 
 from meshreg.audit.events import Event, event, refused_by
-from meshreg.audit.format import FIELDS, MARKER, VERSION, WRITES_AND_REFUSALS, provider
+from meshreg.audit.format import FIELDS, MARKER, VERSION, provider
 from meshreg.audit.identity import Who, identify
 from meshreg.audit.paths import Target, target
 from meshreg.audit.records import Record, RecordError, parse_line, parse_time, schema
 from meshreg.audit.trail import GATEWAY, Query, trail
 
-__all__ = ["FIELDS", "GATEWAY", "MARKER", "VERSION", "WRITES_AND_REFUSALS", "Event", "Query", "Record",
+__all__ = ["FIELDS", "GATEWAY", "MARKER", "VERSION", "Event", "Query", "Record",
            "RecordError", "Target", "Who", "event", "identify", "parse_line", "parse_time", "provider", "refused_by",
            "schema", "target", "trail"]

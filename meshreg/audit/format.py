@@ -53,18 +53,7 @@ FIELDS: Final[dict[str, str]] = {
     "namespace": "%ENVIRONMENT(POD_NAMESPACE)%",
 }
 
-# Which requests the audit provider logs (the Telemetry's filter): every write (anything but GET and HEAD), whatever
-# its answer, and every refused read: 403 from a policy, 401 from a token check (not the 401 of the ingress's token
-# challenge, a direct response to every anonymous ping). HBONE's CONNECT (a waypoint's tunnel) is left out.
-WRITES_AND_REFUSALS: Final = ('request.method in ["GET", "HEAD"] ? response.code == 403 || (response.code == 401 && '
-                              'response.code_details != "direct_response") : request.method != "CONNECT"')
-
 STDOUT: Final = "/dev/stdout"  # so the records are the proxy container's log: `kubectl logs`, and any log shipper
-
-
-def host_filter(host: str) -> str:
-    """The filter for a gateway that may serve other hosts too: only requests for `host` (with any port)."""
-    return f'(request.host == "{host}" || request.host.startsWith("{host}:")) && ({WRITES_AND_REFUSALS})'
 
 
 def provider(name: str) -> dict[str, object]:

@@ -9,8 +9,10 @@ from datetime import timedelta
 import click
 import yaml
 
-from meshreg.cli.options import cluster_options, config_option, output_option, registry_option
+from meshreg.cli.options import cluster_options, config_option, output_option, prepare, registry_option
+from meshreg.cli.output import audit as formats
 from meshreg.errors import UsageError
+from meshreg.operations.audit import audit as run_audit
 
 _DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
 
@@ -76,22 +78,17 @@ def audit(ctx: click.Context, config_path: str | None, kubeconfig: str | None, c
       meshreg audit --registry service-images --who client:airgap-loader
       meshreg audit --mesh-config        # the extensionProviders entry for the mesh config
     """
-    from meshreg import config
-
-    cfg = config.load(config_path)
-    if mesh_config or schema:
+    if mesh_config or schema:  # nothing of the cluster is needed
+        from meshreg import config
         from meshreg.audit import schema as record_schema
 
-        click.echo(json.dumps(record_schema(), indent=2) if schema else _mesh_config(cfg.audit.provider), nl=not
-                   mesh_config)
+        provider = config.load(config_path).audit.provider
+        click.echo(json.dumps(record_schema(), indent=2) if schema else _mesh_config(provider), nl=not mesh_config)
         return
     window, prefix = parse_since(since), _repository(repository)
+    cfg, manifests, cluster = prepare(config_path, kubeconfig, context)
     cfg.get_registry(registry)  # a wrong name fails before any request
-    from meshreg.cli.output import audit as formatting
-    from meshreg.cluster import client as clusters
-    from meshreg.operations.audit import audit as trail
-
-    cluster = clusters.connect(kubeconfig=kubeconfig, context=context)
-    report = trail(cfg, cluster, registry=registry, since=window, repository=prefix, who=who)
-    click.echo(json.dumps(formatting.data(report), indent=2) if output == "json" else formatting.text(report))
-    ctx.exit(0 if report.ok else 1)
+    report = run_audit(cfg, cluster, registry=registry, since=window, repository=prefix, who=who,
+                       manifests=manifests)
+    click.echo(json.dumps(formats.data(report), indent=2) if output == "json" else formats.text(report))
+    ctx.exit(report.exit_code)

@@ -10,8 +10,12 @@ a missing permission when a quota or a policy said no.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from meshreg.errors import ClusterError
+
+Status = dict[str, Any]  # a Kubernetes Status body
 
 LONGEST = 600  # characters of a server message kept in one line (Kyverno's reports run to pages)
 
@@ -25,7 +29,7 @@ _POLICY_DENIED = re.compile(r"ValidatingAdmissionPolicy '([^']+)' with binding '
 class ApiError(ClusterError):
     """The API server refused a request; `code` is the HTTP status and `status` the Status body it sent."""
 
-    def __init__(self, message: str, *, code: int = 0, status: dict | None = None, subject: str = ""):
+    def __init__(self, message: str, *, code: int = 0, status: Status | None = None, subject: str = "") -> None:
         super().__init__(message)
         self.code = code
         self.status = status or {}
@@ -51,8 +55,9 @@ class InvalidObject(ApiError):
 class ConflictError(ApiError):
     """409 from server-side apply: fields owned by another field manager would change."""
 
-    def __init__(self, message: str, managers=(), **kwargs):
-        super().__init__(message, **kwargs)
+    def __init__(self, message: str, managers: Iterable[str] = (), *, code: int = 0, status: Status | None = None,
+                 subject: str = "") -> None:
+        super().__init__(message, code=code, status=status, subject=subject)
         self.managers = list(managers)
 
 
@@ -71,42 +76,64 @@ def one_line(text: str) -> str:
     return text if len(text) <= LONGEST else text[:LONGEST - 1] + "…"
 
 
-def server_reason(status: dict) -> str:
+def server_reason(status: Status) -> str:
     """The Status message without the `<resource> "<name>" is forbidden:` prefix that repeats the subject."""
     message = one_line(status.get("message") or status.get("reason") or "")
     return _OBJECT_PREFIX.sub("", message)
 
 
-def translate(code: int, status: dict, *, subject: str) -> ApiError:
+def translate(code: int, status: Status, *, subject: str) -> ApiError:
     """An error answer as the ApiError subclass that says who refused, in a line that starts with `subject`."""
-    kw = {"code": code, "status": status, "subject": subject}
+    def make(cls: type[ApiError], message: str) -> ApiError:
+        return cls(message, code=code, status=status, subject=subject)
+
     reason = server_reason(status) or f"HTTP {code}"
+    if code in (401, 409):  # the credentials, or the object's own state: never an admission controller
+        found = _credentials_or_state(code, reason, status, subject, make)
+        if found is not None:
+            return found
     admission = _admission(reason, status, subject)
-    if code == 401:
-        return Unauthorized(f"unauthorized: the server rejected the credentials ({reason})", **kw)
-    if code == 409 and status.get("reason") == "Conflict":
-        return _conflict(reason, status, kw)
-    if code == 409 and status.get("reason") == "AlreadyExists":
-        return ServerError(f"{subject}: already exists", **kw)
     if admission:
-        return AdmissionDenied(admission, **kw)
+        return make(AdmissionDenied, admission)
+    return _by_code(code, reason, status, subject, make)
+
+
+Make = Callable[[type[ApiError], str], ApiError]
+
+
+def _credentials_or_state(code: int, reason: str, status: Status, subject: str, make: Make) -> ApiError | None:
+    if code == 401:
+        return make(Unauthorized, f"unauthorized: the server rejected the credentials ({reason})")
+    if status.get("reason") == "Conflict":
+        return _conflict(reason, status, code=code, subject=subject)
+    if status.get("reason") == "AlreadyExists":
+        return make(ServerError, f"{subject}: already exists")
+    return None
+
+
+def _by_code(code: int, reason: str, status: Status, subject: str, make: Make) -> ApiError:
     if code == 403:
-        if _RBAC.search(reason):
-            return PermissionDenied(f"{subject}: not permitted (RBAC): {reason}", **kw)
-        if "exceeded quota" in reason:
-            return AdmissionDenied(f"{subject}: refused by a ResourceQuota (not a permission problem): {reason}", **kw)
-        if "PodSecurity" in reason:
-            return AdmissionDenied(f"{subject}: refused by Pod Security admission: {reason}", **kw)
-        return AdmissionDenied(f"{subject}: refused by admission (not a permission problem): {reason}", **kw)
+        return _forbidden(reason, subject, make)
     if code == 422:
-        return InvalidObject(f"{subject}: invalid: {_causes(status) or reason}", **kw)
+        return make(InvalidObject, f"{subject}: invalid: {_causes(status) or reason}")
     if code == 404:
-        return NotFound(f"{subject}: {_missing(status, reason)}", **kw)
+        return make(NotFound, f"{subject}: {_missing(status, reason)}")
     answer = " ".join(str(part) for part in (code, status.get("reason")) if part)
-    return ServerError(f"{subject}: the API server answered {answer}: {reason}", **kw)
+    return make(ServerError, f"{subject}: the API server answered {answer}: {reason}")
 
 
-def _admission(reason: str, status: dict, subject: str) -> str | None:
+def _forbidden(reason: str, subject: str, make: Make) -> ApiError:
+    """403: RBAC, or one of the admission plugins that answer 403 too."""
+    if _RBAC.search(reason):
+        return make(PermissionDenied, f"{subject}: not permitted (RBAC): {reason}")
+    if "exceeded quota" in reason:
+        return make(AdmissionDenied, f"{subject}: refused by a ResourceQuota (not a permission problem): {reason}")
+    if "PodSecurity" in reason:
+        return make(AdmissionDenied, f"{subject}: refused by Pod Security admission: {reason}")
+    return make(AdmissionDenied, f"{subject}: refused by admission (not a permission problem): {reason}")
+
+
+def _admission(reason: str, status: Status, subject: str) -> str | None:
     """The line for refusals that name their admission controller, whatever the HTTP code."""
     if m := _WEBHOOK_DENIED.search(reason):
         return f'{subject}: refused by admission webhook "{m[1]}": {m[2] or "(no reason given)"}'
@@ -115,26 +142,33 @@ def _admission(reason: str, status: dict, subject: str) -> str | None:
                 f"(failurePolicy: Fail), so every matching request is refused until it answers: {m[2]}")
     if m := _POLICY_DENIED.search(reason):
         return f"{subject}: refused by ValidatingAdmissionPolicy {m[1]} (binding {m[2]}): {m[3]}"
-    causes = (status.get("details") or {}).get("causes") or []
-    if any(c.get("reason") == "NamespaceTerminating" for c in causes):
-        namespace = next((c.get("message", "").split()[1] for c in causes if c.get("reason") == "NamespaceTerminating"
-                          and len(c.get("message", "").split()) > 1), "")
+    namespace = _terminating(status)
+    if namespace is not None:
         return (f"{subject}: refused: namespace {namespace} is being deleted; wait until it is gone "
                 f"(kubectl get namespace {namespace}), then run meshreg up again")
     return None
 
 
-def _conflict(reason: str, status: dict, kw: dict) -> ConflictError:
+def _terminating(status: Status) -> str | None:
+    """The namespace a NamespaceTerminating refusal names ("" when it names none), or None for other refusals."""
+    causes = [c for c in (status.get("details") or {}).get("causes") or [] if c.get("reason") == "NamespaceTerminating"]
+    if not causes:
+        return None
+    return next((words[1] for c in causes if len(words := c.get("message", "").split()) > 1), "")
+
+
+def _conflict(reason: str, status: Status, *, code: int, subject: str) -> ConflictError:
     causes = (status.get("details") or {}).get("causes") or []
     managers = sorted({m for c in causes for m in re.findall(r'conflicts? with "([^"]+)"', c.get("message", ""))})
     fields = ", ".join(c["field"] for c in causes if c.get("field"))
     if not managers:
-        return ConflictError(f"{kw['subject']}: conflict: {reason}", **kw)
-    return ConflictError(f"{kw['subject']}: conflict: fields {fields} are owned by {', '.join(managers)}; "
-                         "rerun with --force-conflicts to take them over", managers, **kw)
+        return ConflictError(f"{subject}: conflict: {reason}", code=code, status=status, subject=subject)
+    return ConflictError(f"{subject}: conflict: fields {fields} are owned by {', '.join(managers)}; "
+                         "rerun with --force-conflicts to take them over", managers, code=code, status=status,
+                         subject=subject)
 
 
-def _causes(status: dict) -> str:
+def _causes(status: Status) -> str:
     """422 causes as `field: message` pairs (they leave out the object diff some messages carry)."""
     out = []
     for cause in (status.get("details") or {}).get("causes") or []:
@@ -143,7 +177,7 @@ def _causes(status: dict) -> str:
     return "; ".join(m for m in out if m)
 
 
-def _missing(status: dict, reason: str) -> str:
+def _missing(status: Status, reason: str) -> str:
     details = status.get("details") or {}
     if details.get("kind") == "namespaces" and details.get("name"):
         return f"namespace {details['name']} does not exist"

@@ -12,7 +12,7 @@ import zoneinfo
 from meshreg.config import names, source
 from meshreg.config.model import GC, Registry
 from meshreg.config.reader import REQUIRED, Reader
-from meshreg.gcjob.retention import Retention, Rule, parse_duration
+from meshreg.retention import Retention, Rule, parse_duration
 
 MACROS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
 _GC_KEYS = {"schedule": REQUIRED, "timeZone": None, "deleteUntagged": False, "image": GC.image,

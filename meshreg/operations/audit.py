@@ -91,6 +91,10 @@ class AuditReport:
         """Every source was read and the proxies are writing records."""
         return bool(self.logs) and not any(p.problem for p in self.logs) and self.recording is not False
 
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.ok else 1
+
 
 @dataclass
 class _Read:
@@ -181,10 +185,10 @@ def _read_pod(cluster: ClusterClient, source: Source, pod: Object, cutoff: datet
     return read
 
 
-def _provider_notes(cluster: ClusterClient, cfg: Config) -> tuple[bool | None, list[str]]:
+def _provider_notes(cluster: ClusterClient, cfg: Config, manifests: list[Object]) -> tuple[bool | None, list[str]]:
     """Whether the mesh config defines the audit provider as meshreg writes it (None: could not read it)."""
     try:
-        where, mesh = Facts(cluster, cfg, render(cfg)).mesh_config()
+        where, mesh = Facts(cluster, cfg, manifests).mesh_config()
     except ClusterError as e:
         return None, [f"could not read the mesh config ({e}): whether the proxies write records is unknown"]
     found = meshconfig.problems(mesh, cfg.audit.provider)
@@ -207,12 +211,12 @@ def _telemetry_notes(cluster: ClusterClient, cfg: Config) -> tuple[bool, list[st
     return deployed, notes
 
 
-def _recording(cluster: ClusterClient, cfg: Config) -> tuple[bool | None, list[str]]:
+def _recording(cluster: ClusterClient, cfg: Config, manifests: list[Object]) -> tuple[bool | None, list[str]]:
     """Whether the proxies write records: the mesh config's provider, and the rendered Telemetry objects live."""
     if not cfg.audit.enabled:
         return False, [f"spec.audit.enabled is false in {cfg.source}: no Telemetry asks the proxies for audit "
                        "records (older records may still be in the logs)"]
-    provider, notes = _provider_notes(cluster, cfg)
+    provider, notes = _provider_notes(cluster, cfg, manifests)
     deployed, more = _telemetry_notes(cluster, cfg)
     return (False if provider is False or not deployed else provider), notes + more
 
@@ -226,11 +230,12 @@ def _call(task: Callable[[], Any]) -> Any:
     return task()
 
 
-def _gather(cluster: ClusterClient, cfg: Config,
-            where: list[Source]) -> tuple[bool | None, list[str], list[tuple[Source, Object]]]:
+def _gather(cluster: ClusterClient, cfg: Config, where: list[Source],
+            manifests: list[Object]) -> tuple[bool | None, list[str], list[tuple[Source, Object]]]:
     """Whether records are written, notes, and the proxies' pods: read at once; ClusterError if pods cannot be
     listed."""
-    tasks: list[Callable[[], Any]] = [lambda: _recording(cluster, cfg), *[partial(_pods, cluster, s) for s in where]]
+    tasks: list[Callable[[], Any]] = [partial(_recording, cluster, cfg, manifests),
+                                      *[partial(_pods, cluster, s) for s in where]]
     (_, state, failed), *listed = parallel.each(_call, tasks)
     recording, notes = state if state else (None, [f"could not check that the proxies write records: {failed}"])
     pods: list[tuple[Source, Object]] = []
@@ -245,12 +250,14 @@ def _gather(cluster: ClusterClient, cfg: Config,
 
 
 def audit(cfg: Config, cluster: ClusterClient, *, registry: str | None = None, since: timedelta | None = None,
-          repository: str | None = None, who: str | None = None, now: datetime | None = None) -> AuditReport:
-    """The trail of `registry` (None: the default one), oldest first; ClusterError when no pod can be listed."""
+          repository: str | None = None, who: str | None = None, now: datetime | None = None,
+          manifests: list[Object] | None = None) -> AuditReport:
+    """The trail of `registry` (None: the default one), oldest first; ClusterError when no pod can be listed.
+    `manifests`: the render of `cfg` when the caller has it already (rendered here otherwise)."""
     reg = cfg.get_registry(registry)
     cutoff = (now or datetime.now(timezone.utc)) - since if since else None
     since_seconds = math.ceil(since.total_seconds()) if since else None
-    recording, notes, pods = _gather(cluster, cfg, sources(cfg, reg))
+    recording, notes, pods = _gather(cluster, cfg, sources(cfg, reg), render(cfg) if manifests is None else manifests)
     reads = parallel.values(lambda sp: _read_pod(cluster, sp[0], sp[1], cutoff, since_seconds), pods)
     query = auditing.Query(since=cutoff, repository=repository, who=who)
     events = auditing.trail([(r.log.proxy, r.records) for r in reads], cfg=cfg, registry=reg, query=query)

@@ -5,7 +5,6 @@ client's subject and claims, `*` patterns filled in), or nothing at all."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from meshreg.config.model import Client, Ingress
 from meshreg.errors import UsageError
@@ -57,17 +56,3 @@ def _token(ingress: Ingress, client: Client) -> Claims:
 def is_ingress_identity(identity: str) -> bool:
     return identity == EXTERNAL or identity.startswith(CLIENT)
 
-
-def listing(ingress: Ingress, *, gateway_principal: str) -> dict[str, Any]:
-    """The ingress as `policy list` shows it: where, through which gateway, and each client's identity and scopes."""
-    clients = []
-    for c in ingress.clients:
-        who = {"principal": ingress.principal(c)} if c.method == "mtls" else \
-            {"requestPrincipal": f"{c.issuer}/{c.subject}", "claims": {k: list(v) for k, v in c.claims}}
-        clients.append({"name": c.name, "method": c.method, **who, "repositories": list(c.repositories),
-                        "readRepositories": list(c.read_repositories), "delete": c.delete})
-    return {"host": ingress.address, "registry": ingress.registry,
-            "gateway": {"namespace": ingress.gateway.namespace, "selector": dict(ingress.gateway.selector),
-                        "serviceAccount": ingress.gateway.service_account, "principal": gateway_principal,
-                        "dedicated": ingress.gateway.dedicated},
-            "clients": clients}

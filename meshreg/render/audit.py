@@ -24,16 +24,27 @@ A Telemetry that selects a workload replaces the access-log providers the mesh g
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
-from meshreg.audit.format import WRITES_AND_REFUSALS, host_filter
 from meshreg.config import Config, Registry
 from meshreg.config.mesh import WAYPOINT
+from meshreg.objects import Object
 from meshreg.render import ambient
 from meshreg.render.labels import COMPONENT, REGISTRY, metadata, registry_pods
 
 API_VERSION = "telemetry.istio.io/v1"
 COMPONENT_NAME = "audit"
+
+# Which requests the audit provider logs (the Telemetry's filter): every write (anything but GET and HEAD), whatever
+# its answer, and every refused read: 403 from a policy, 401 from a token check (not the 401 of the ingress's token
+# challenge, a direct response to every anonymous ping). HBONE's CONNECT (a waypoint's tunnel) is left out.
+WRITES_AND_REFUSALS: Final = ('request.method in ["GET", "HEAD"] ? response.code == 403 || (response.code == 401 && '
+                              'response.code_details != "direct_response") : request.method != "CONNECT"')
+
+
+def host_filter(host: str) -> str:
+    """The filter for a gateway that may serve other hosts too: only requests for `host` (with any port)."""
+    return f'(request.host == "{host}" || request.host.startsWith("{host}:")) && ({WRITES_AND_REFUSALS})'
 
 
 def _spec(cfg: Config, expression: str, *, server_side: bool) -> dict[str, Any]:
@@ -45,25 +56,25 @@ def _spec(cfg: Config, expression: str, *, server_side: bool) -> dict[str, Any]:
     return {"accessLogging": [*keep, audit]}
 
 
-def _telemetry(meta: dict[str, Any], attachment: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
+def _telemetry(meta: dict[str, Any], attachment: dict[str, Any], spec: dict[str, Any]) -> Object:
     return {"apiVersion": API_VERSION, "kind": "Telemetry", "metadata": meta, "spec": {**attachment, **spec}}
 
 
-def registry_telemetry(cfg: Config, reg: Registry) -> dict[str, Any]:
+def registry_telemetry(cfg: Config, reg: Registry) -> Object:
     """The registry sidecar's audit log (sidecar mode)."""
     meta = metadata(cfg, f"{reg.name}-audit", extra={COMPONENT: COMPONENT_NAME, REGISTRY: reg.name})
     return _telemetry(meta, {"selector": {"matchLabels": registry_pods(cfg, reg)}},
                       _spec(cfg, WRITES_AND_REFUSALS, server_side=True))
 
 
-def waypoint_telemetry(cfg: Config) -> dict[str, Any]:
+def waypoint_telemetry(cfg: Config) -> Object:
     """The waypoint's audit log (ambient mode): it enforces the L7 policies and sees each client's identity."""
     meta = metadata(cfg, f"{WAYPOINT}-audit", extra={COMPONENT: COMPONENT_NAME})
     ref = {"group": ambient.GATEWAY_API.partition("/")[0], "kind": "Gateway", "name": WAYPOINT}
     return _telemetry(meta, {"targetRefs": [ref]}, _spec(cfg, WRITES_AND_REFUSALS, server_side=False))
 
 
-def ingress_telemetry(cfg: Config) -> dict[str, Any]:
+def ingress_telemetry(cfg: Config) -> Object:
     """The ingress gateway's audit log, for the ingress host only: it verified the client's certificate or token."""
     ing = cfg.ingress
     assert ing is not None
@@ -78,7 +89,7 @@ def records_ingress(cfg: Config) -> bool:
     return bool(cfg.audit.enabled and cfg.ingress and cfg.ingress.gateway.dedicated)
 
 
-def objects(cfg: Config) -> list[dict[str, Any]]:
+def objects(cfg: Config) -> list[Object]:
     """Every audit Telemetry, registries sorted as render sorts them (the default first)."""
     if not cfg.audit.enabled:
         return []

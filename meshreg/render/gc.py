@@ -1,9 +1,11 @@
 """A registry's gc CronJob: retention through the mesh, then distribution's garbage-collect while no registry pod
 accepts writes, and everything the Job needs (its account, the right to switch the registry read-only, its code).
 
-The Job's pod has two containers. `gc` (a plain Python image) runs meshreg's own code from meshreg/gcjob, shipped
-in a ConfigMap byte for byte: retention, the read-only switch, and the result line `meshreg gc` reads.
-`garbage-collect` (the registry's image) runs distribution's garbage-collect when `gc` says so (see collect.sh).
+The Job's pod has two containers. `gc` (a plain Python image) runs meshreg's own code from meshreg/gcjob and the
+retention model it imports (meshreg/retention.py), shipped in a ConfigMap byte for byte and mounted in the source
+tree's layout, so the same imports work in both places: retention, the read-only switch, and the result line
+`meshreg gc` reads. `garbage-collect` (the registry's image) runs distribution's garbage-collect when `gc` says so
+(see collect.sh).
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ from meshreg.render import objectstorage
 from meshreg.render.labels import COMPONENT, INSTANCE, NAME, REGISTRY, common, metadata, registry_pods, sidecar
 from meshreg.render.registry import DATA_DIR, RUN_AS
 
-# Every module of meshreg.gcjob, so that a module added there is shipped too.
-MODULES = tuple(sorted(p.name for p in resources.files("meshreg.gcjob").iterdir() if p.name.endswith(".py")))
-CODE_DIR = "/opt/meshreg"  # the package is mounted as meshreg_gc here
+# The modules the Job runs, as paths under CODE_DIR laid out as in the source tree: meshreg's (standard library
+# only) __init__, the retention model, and every module of meshreg.gcjob, so that a module added there is shipped too.
+MODULES = ("meshreg/__init__.py", "meshreg/retention.py", *sorted(
+    f"meshreg/gcjob/{p.name}" for p in resources.files("meshreg.gcjob").iterdir() if p.name.endswith(".py")))
+CODE_DIR = "/opt/meshreg"  # on PYTHONPATH: the modules are mounted under it as meshreg/...
 SHARED_DIR = "/run/meshreg-gc"
 CONTAINER = "gc"  # the coordinator, whose log carries the result line
 
@@ -76,10 +80,22 @@ def plan(cfg: Config, reg: Registry) -> Object:
             "rolloutTimeout": max(60, _gc(reg).timeout // 3)}
 
 
+def key(module: str) -> str:
+    """The ConfigMap key of a module path (keys cannot hold '/'): meshreg/gcjob/run.py -> meshreg.gcjob.run.py."""
+    return module.replace("/", ".")
+
+
+def _source(path: str) -> str:
+    """A file of meshreg as installed, by its path in the source tree (meshreg/gcjob/run.py)."""
+    found = resources.files("meshreg")
+    for part in path.split("/")[1:]:
+        found = found.joinpath(part)
+    return found.read_text(encoding="utf-8")
+
+
 def code() -> dict[str, str]:
-    """The gc Job's code, as shipped: every module of meshreg.gcjob and the garbage-collect script."""
-    package = resources.files("meshreg.gcjob")
-    return {name: package.joinpath(name).read_text(encoding="utf-8") for name in (*MODULES, "collect.sh")}
+    """The gc Job's code, as shipped: the modules of MODULES (by key) and the garbage-collect script."""
+    return {**{key(m): _source(m) for m in MODULES}, "collect.sh": _source("meshreg/gcjob/collect.sh")}
 
 
 def config_map(cfg: Config, reg: Registry) -> Object:
@@ -99,10 +115,11 @@ def _mounts(*extra: Object) -> list[Object]:
 
 def coordinator(reg: Registry) -> Object:
     return {"name": CONTAINER, "image": _gc(reg).image, "imagePullPolicy": "IfNotPresent",
-            "command": ["python", "-m", "meshreg_gc"], "workingDir": CODE_DIR,
+            "command": ["python", "-m", "meshreg.gcjob"], "workingDir": CODE_DIR,
             "env": [{"name": "MESHREG_GC_PLAN", "value": f"{CODE_DIR}/plan.json"},
                     {"name": "MESHREG_GC_SHARED", "value": SHARED_DIR},
                     {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"},
+                    {"name": "PYTHONPATH", "value": CODE_DIR},
                     {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}],
             "resources": {"requests": {"cpu": "20m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
             "securityContext": _security(), "volumeMounts": _mounts()}
@@ -124,7 +141,7 @@ def collector(reg: Registry) -> Object:
 
 
 def _volumes(reg: Registry) -> list[Object]:
-    items = [{"key": m, "path": f"meshreg_gc/{m}"} for m in MODULES] + [
+    items = [{"key": key(m), "path": m} for m in MODULES] + [
         {"key": k, "path": k} for k in ("collect.sh", "plan.json")]
     out = [{"name": "code", "configMap": {"name": gc_name(reg), "items": items}},
            {"name": "config", "configMap": {"name": f"{reg.name}-config"}},

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from support.apiserver import istio_cluster, only, run_cli, write_kubeconfig, writes
 from meshreg.cluster import apply as applying
 from meshreg.cluster import client as clusters
 from meshreg.errors import ClusterError, UsageError
+from support.apiserver import istio_cluster, only, run_cli, write_kubeconfig, writes
 
 DEPLOYMENT = {"apiVersion": "apps/v1", "kind": "Deployment",
               "metadata": {"name": "registry", "namespace": "meshreg", "labels": {
@@ -118,7 +118,7 @@ def test_invalid_object_reports_the_servers_own_message(api, cluster):
     message = 'Deployment.apps "registry" is invalid: spec.replicas: Invalid value: -1: must be >= 0'
     api.routes[("PATCH", "/apis/apps/v1/namespaces/meshreg/deployments/registry")] = (422, {
         "kind": "Status", "reason": "Invalid", "code": 422, "message": message})
-    with pytest.raises(ClusterError, match="spec.replicas: Invalid value: -1"):
+    with pytest.raises(ClusterError, match=r"spec.replicas: Invalid value: -1"):
         cluster.apply(DEPLOYMENT)
 
 
@@ -298,21 +298,6 @@ def test_a_log_with_no_previous_run_or_denied_is_a_cluster_error_and_a_gone_pod_
                                       "message": 'pods "p" is forbidden: User "dev" cannot get resource "pods/log"'})
     with pytest.raises(ClusterError, match=r"^reading the log of Pod ns/p: not permitted \(RBAC\)"):
         cluster.log("p", namespace="ns", container="registry")
-
-
-def test_the_runtime_config_report_reads_its_daemonset_and_lists_nodes_cluster_wide(api, cluster):
-    from meshreg import config
-    from meshreg.cluster import runtimeconfig
-
-    node = {"metadata": {"name": "a"}, "status": {"nodeInfo": {"containerRuntimeVersion": "cri-o://1.28.1"}}}
-    api.routes[("GET", "/api/v1/nodes")] = (200, {"kind": "NodeList", "items": [node]})
-    text = "apiVersion: meshreg.dev/v1alpha1\nkind: MeshRegistry\nmetadata: {name: dev}\nspec:\n" \
-           "  nodeProxy: {runtimeConfig: {containerd: {enabled: true}}}\n"
-    report = runtimeconfig.report(cluster=cluster, cfg=config.from_text(text, name="m.yaml"))
-    assert [r["path"] for r in api.requests if r["method"] == "GET"] == [
-        "/apis/apps/v1/namespaces/meshreg/daemonsets/node-proxy-runtime-config", "/api/v1/nodes"]
-    assert report["ready"] is False  # 404: not deployed
-    assert report["runtimes"][0]["node"] == "a" and report["runtimes"][0]["needed"] is True
 
 
 def test_the_ingress_kinds_are_applied_at_their_paths_in_the_gateway_namespace(api, cluster):

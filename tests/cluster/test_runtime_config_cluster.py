@@ -8,11 +8,11 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from support.fakes import FakeCluster, connected, ready_controller
 from meshreg import config
 from meshreg.cli import main
 from meshreg.cluster import runtimeconfig
 from meshreg.errors import ClusterError
+from support.fakes import FakeCluster, connected, ready_controller
 
 ENABLED = """\
 apiVersion: meshreg.dev/v1alpha1
@@ -41,7 +41,8 @@ def run(*args):
 def up(fake) -> None:
     """`meshreg up`, then the registry's pod with its sidecar, so only the runtime config decides health."""
     assert run("up", "-q").exit_code == 0
-    labels = fake.get("apps/v1", "Deployment", "registry", namespace="meshreg")["spec"]["template"]["metadata"]["labels"]
+    deployment = fake.get("apps/v1", "Deployment", "registry", namespace="meshreg")
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
     fake.put({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "registry-0", "namespace": "meshreg",
                                                              "labels": labels},
               "spec": {"containers": [{"name": "registry"}, {"name": "istio-proxy"}]}})
@@ -79,12 +80,6 @@ def test_status_names_the_nodes_whose_runtime_needs_it_and_lacks_it(fake):
     lines = [line for line in run("status").output.splitlines() if line.startswith("  node ")]
     assert [line.split(":")[0] for line in lines] == ["  node a", "  node e"]
     assert "needs it (spec.nodeProxy.runtimeConfig.crio)" in lines[0]
-
-
-def test_a_k3s_node_is_pointed_at_registries_yaml(fake):
-    fake.put(node("k", "containerd://1.7.11-k3s2"))
-    report = runtimeconfig.report(cluster=fake, cfg=config.DEFAULT)
-    assert "registries.yaml (k3s/RKE2)" in "\n".join(runtimeconfig.lines(report))
 
 
 def test_status_says_so_when_nodes_cannot_be_listed(fake):

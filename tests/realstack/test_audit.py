@@ -21,7 +21,8 @@ from typing import Any
 import pytest
 import yaml
 
-from meshreg.audit import FIELDS, MARKER, WRITES_AND_REFUSALS, schema
+from meshreg.audit import FIELDS, MARKER, schema
+from meshreg.render.audit import WRITES_AND_REFUSALS
 from support.lab import images
 from support.paths import ROOT
 from support.realstack_audit import DATA, apply, audit_provider, meshreg, volume

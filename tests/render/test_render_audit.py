@@ -8,9 +8,9 @@ import celpy
 import pytest
 
 from meshreg import config
-from meshreg.audit.format import WRITES_AND_REFUSALS, host_filter
 from meshreg.errors import ConfigError
 from meshreg.render import notices, render
+from meshreg.render.audit import WRITES_AND_REFUSALS, host_filter
 from support.configs import AMBIENT, SEVERAL_WRITERS, minimal
 from support.ingress_configs import CLIENTS, HOST, ingress_text, load
 from support.validation import MISSING_SCHEMAS, SCHEMAS, validate_crd_object

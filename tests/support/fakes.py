@@ -1,4 +1,5 @@
-"""An in-memory stand-in for meshreg.cluster.client.Cluster with the API server's semantics where meshreg relies on them.
+"""An in-memory stand-in for meshreg.cluster.client.Cluster, with the API server's semantics where meshreg relies on
+them.
 
 resourceVersion bumps only on a real change; get/delete of a missing object is None/False (404); server-side apply
 tracks which field manager owns which leaf field and raises ConflictError (409) when another manager owns a field
@@ -492,6 +493,14 @@ def connected(monkeypatch) -> FakeCluster:
     cluster.put(INJECTOR)
     cluster.on_apply.append(ready_controller)
     return route(monkeypatch, cluster)
+
+
+def registry_pod(cluster: FakeCluster, *, spec: dict, status: dict | None = None) -> dict:
+    """A pod as the ReplicaSet controller would create it from the live registry Deployment's template."""
+    template = cluster.get("apps/v1", "Deployment", "registry", namespace="meshreg")["spec"]["template"]
+    return cluster.put({"apiVersion": "v1", "kind": "Pod", "metadata": {
+        "name": "registry-abc", "namespace": "meshreg", "labels": template["metadata"]["labels"]},
+        "spec": spec, "status": status or {}})
 
 
 def writes(cluster: FakeCluster) -> list:
