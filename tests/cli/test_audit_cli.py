@@ -5,6 +5,9 @@ filters, the notes and exit codes when records cannot exist, bad input, and the 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from datetime import timedelta
 
 import pytest
@@ -19,6 +22,7 @@ from support import fakes
 from support.audit_cluster import REFUSAL, SIDECAR_LOG, deployed, stamped
 from support.audit_lines import DIGEST, line
 from support.fakes import MESH
+from support.paths import ROOT
 
 
 @pytest.fixture
@@ -122,3 +126,29 @@ def test_mesh_config_prints_the_provider_as_yaml_without_a_cluster(monkeypatch, 
 
 def test_schema_prints_the_record_contract():
     assert json.loads(run("--schema").output)["title"] == "meshreg audit record, v1"
+
+
+def _docs_recipe(name: str) -> str:
+    """The shell lines of docs/audit.md that write `name` (from the comment above them to `> name`)."""
+    text = (ROOT / "docs" / "audit.md").read_text()
+    block = text[text.index("```sh\n# Helm values for the istiod chart"):]
+    current: list[str] = []
+    for line in block[len("```sh\n"):block.index("\n```")].splitlines():
+        current = [] if line.startswith("#") else [*current, line]
+        if f"> {name}" in line:
+            return "\n".join(current)
+    raise AssertionError(f"docs/audit.md has no recipe for {name}")
+
+
+@pytest.mark.parametrize(("name", "wrap"), [
+    ("audit-values.yaml", lambda providers: {"meshConfig": providers}),
+    ("audit-operator.yaml", lambda providers: {"apiVersion": "install.istio.io/v1alpha1", "kind": "IstioOperator",
+                                               "spec": {"meshConfig": providers}})])
+def test_the_docs_recipes_write_helm_values_and_an_istio_operator_with_the_provider(name, wrap, tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "meshreg").write_text(f"#!/bin/sh\nexec {sys.executable} -m meshreg \"$@\"\n")
+    (bin_dir / "meshreg").chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(ROOT)}
+    subprocess.run(["bash", "-ec", _docs_recipe(name)], cwd=tmp_path, env=env, check=True, timeout=60)
+    assert yaml.safe_load((tmp_path / name).read_text()) == wrap({"extensionProviders": [provider("meshreg-audit")]})
