@@ -133,9 +133,9 @@ def _docs_recipe(name: str) -> str:
     text = (ROOT / "docs" / "audit.md").read_text()
     block = text[text.index("```sh\n# Helm values for the istiod chart"):]
     current: list[str] = []
-    for line in block[len("```sh\n"):block.index("\n```")].splitlines():
-        current = [] if line.startswith("#") else [*current, line]
-        if f"> {name}" in line:
+    for shell in block[len("```sh\n"):block.index("\n```")].splitlines():
+        current = [] if shell.startswith("#") else [*current, shell]
+        if f"> {name}" in shell:
             return "\n".join(current)
     raise AssertionError(f"docs/audit.md has no recipe for {name}")
 
