@@ -221,6 +221,15 @@ def _recording(cluster: ClusterClient, cfg: Config, manifests: list[Object]) -> 
     return (False if provider is False or not deployed else provider), notes + more
 
 
+def _unrecorded(cfg: Config, reg: Registry) -> list[str]:
+    """Who writes this registry without a record naming them: an ingress's clients on a shared gateway."""
+    ing = cfg.ingress
+    if ing and ing.registry == reg.name and cfg.audit.enabled and not rendering.records_ingress(cfg):
+        return [f"the ingress gateway ({ing.gateway.namespace}) is shared, so it keeps no audit records: writes "
+                "through the ingress show the gateway's identity, not the client (docs/audit.md)"]
+    return []
+
+
 def _pods(cluster: ClusterClient, source: Source) -> list[tuple[Source, Object]]:
     return [(source, p) for p in cluster.list("v1", "Pod", namespace=source.namespace,
                                               label_selector=source.selector)]
@@ -258,6 +267,7 @@ def audit(cfg: Config, cluster: ClusterClient, *, registry: str | None = None, s
     cutoff = (now or datetime.now(timezone.utc)) - since if since else None
     since_seconds = math.ceil(since.total_seconds()) if since else None
     recording, notes, pods = _gather(cluster, cfg, sources(cfg, reg), render(cfg) if manifests is None else manifests)
+    notes += _unrecorded(cfg, reg)
     reads = parallel.values(lambda sp: _read_pod(cluster, sp[0], sp[1], cutoff, since_seconds), pods)
     query = auditing.Query(since=cutoff, repository=repository, who=who)
     events = auditing.trail([(r.log.proxy, r.records) for r in reads], cfg=cfg, registry=reg, query=query)

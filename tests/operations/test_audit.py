@@ -131,3 +131,18 @@ def test_ambient_mode_reads_the_waypoints_pods():
     report = audit(cfg, cluster, now=NOW)
     assert [(p.proxy, p.pod) for p in report.logs] == [("waypoint", "waypoint-1")]
     assert [e.who.name for e in report.events] == ["team-a/builder"]
+
+
+def test_an_ingress_on_a_shared_gateway_is_named_as_unrecorded(monkeypatch, tmp_path):
+    from support.ingress_configs import load
+
+    monkeypatch.chdir(tmp_path)
+    cfg = load(tmp_path)  # dedicated: false
+    cluster = deployed(FakeCluster(), cfg)
+    cluster.put(pod("registry-1", {**REGISTRY_POD, "app.kubernetes.io/instance": "dev"}))
+    cluster.logs[SIDECAR_LOG] = stamped(line(peer="spiffe://cluster.local/ns/istio-system/sa/"
+                                                  "istio-ingressgateway-service-account"))
+    report = audit(cfg, cluster, now=NOW)
+    assert [p.proxy for p in report.logs] == ["registry sidecar"]
+    assert [e.who.kind for e in report.events] == ["ingress-gateway"]
+    assert report.notes[-1].startswith("the ingress gateway (istio-system) is shared, so it keeps no audit records")
