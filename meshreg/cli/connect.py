@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import signal
-import threading
 
 import click
 
@@ -101,10 +99,4 @@ def _banner(cfg, reg, target, *, local: str, pod: str) -> str:
 
 def _serve(forwarder) -> None:
     """Serve until Ctrl-C (SIGINT) or SIGTERM; then stop listening and end every connection."""
-    stop = threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
-        forwarder.serve(stop)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        forwarder.close()
+    forwarder.serve(signals=True)
