@@ -145,7 +145,7 @@ def test_the_tekton_steps_are_valid_containers_and_the_taskrun_fits_the_task():
 
 def test_the_laptop_address_is_the_published_host_and_pushes_land_in_the_push_proxys_scope():
     host = hosting.addresses(CFG)["host"]
-    assert host == f"localhost:{CFG.registry.push_proxy.port}" == "localhost:5000"
+    assert host == f"localhost:{CFG.registry.push_proxy.port}/dev" == "localhost:5000/dev"
     assert check("push-proxy", "dev/hello:v1") == 0
     assert check("push-proxy", "builds/hello:v1") == 3
 
@@ -220,6 +220,6 @@ def test_tilt_in_cluster_pushes_as_kaniko_and_deploys_the_node_proxys_name():
     identity = f"{namespace}/{overrides['spec']['serviceAccountName']}"
     repo = split(registry, SERVICE)
     assert check(identity, f"{repo}/{image}:v1") == 0
-    assert options["host_from_cluster"] == f"{hosting.addresses(CFG)['hostFromContainerRuntime']}/{repo}"
+    assert options["host_from_cluster"] == f"localhost:{CFG.registry.port}/{repo}"
     assert f"--insecure-registry={SERVICE}" in command and '--destination="$EXPECTED_REF"' in command
     assert overrides["metadata"]["annotations"]["sidecar.istio.io/nativeSidecar"] == "true"
