@@ -21,7 +21,7 @@ LAZY_COMMANDS = {
     "policy": "meshreg.cli.policy:policy",
     "connect": "meshreg.cli.connect:connect",
     "doctor": "meshreg.cli.doctor:doctor",
-    "verify": "meshreg.cli.doctor:verify",
+    "verify": "meshreg.cli.verify:verify",
     "certs": "meshreg.cli.certs:certs",
     "gc": "meshreg.cli.gc:gc",
 }
