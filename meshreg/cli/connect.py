@@ -31,7 +31,12 @@ def connect(config_path, registry, port, address, kubeconfig, context):
       meshreg connect                             # localhost:5000 -> the default registry
       meshreg connect --registry service-images --port 5001
       docker push localhost:5000/dev/app:v1       # in another terminal
-      skaffold dev --default-repo=localhost:5000/dev
+      tilt up                                     # Tilt reads kube-public/local-registry-hosting
+      skaffold run --default-repo=localhost:5000/dev
+
+    \b
+    On a machine that is itself the cluster's node (k3s, minikube --driver=none), the node proxy's hostPort takes
+    127.0.0.1:<nodeProxy.port>: give the push proxy a port of its own (pushProxy.port), see docs/pushing.md.
 
     \b
     Exit codes: 0 stopped with Ctrl-C, 1 cluster problem (no ready pod, forbidden), 2 bad input.
@@ -39,19 +44,22 @@ def connect(config_path, registry, port, address, kubeconfig, context):
     from meshreg import config
     from meshreg.cluster import client as clusters
     from meshreg.cluster import portforward
+    from meshreg.render.devloop import devloop
 
     interruptible()
     cfg = config.load(config_path)
     reg = cfg.get_registry(registry)
     target = _target(cfg, reg)
     address = _address(address)
-    listener = portforward.listen(address, port or target.port)
+    loop = devloop(cfg, reg)
+    hints = {} if port or loop is None else {"hint": loop.taken_hint(), "node_hint": loop.intercepted_hint()}
+    listener = portforward.listen(address, port or target.port, **hints)
     try:  # from here on Ctrl-C, even while starting, stops cleanly with exit 0
         cluster = clusters.connect(kubeconfig=kubeconfig, context=context)
         forwarder = portforward.Forwarder(cluster=cluster, target=target, listener=listener, say=say)
         pod = forwarder.start()
         local = f"{'localhost' if address in ('127.0.0.1', '::1') else address}:{listener.getsockname()[1]}"
-        click.echo(_banner(cfg, reg, target, local=local, pod=pod))
+        click.echo(_banner(loop, target, local=local, pod=pod))
         _serve(forwarder)
     except KeyboardInterrupt:
         pass
@@ -82,17 +90,21 @@ def _address(value: str) -> str:
     return value
 
 
-def _banner(cfg, reg, target, *, local: str, pod: str) -> str:
-    scope = reg.push_proxy.repositories
-    repo = local if scope == ("*",) else f"{local}/{scope[0].rstrip('/')}"
-    shown = "every repository" if scope == ("*",) else ", ".join(scope)
+def _banner(loop, target, *, local: str, pod: str) -> str:
+    """What to give docker, Skaffold and Tilt; the local address replaces the default one where --port moved it."""
+    push = local + loop.push[len(f"localhost:{loop.port}"):] if local != f"localhost:{loop.port}" else loop.push
+    tilt = ("nothing to set: it reads kube-public/local-registry-hosting" if loop.published and push == loop.push
+            else f"default_registry('{push}', host_from_cluster='{loop.pull}')")
+    skaffold = (f"skaffold run --default-repo={push}" if loop.same_name or push != loop.push else
+                f"skaffold run --default-repo={push}   (pods then pull {push}/...: only on a node that reaches "
+                "this meshreg connect)")
     return "\n".join([
-        f"forwarding {local} -> pod {target.namespace}/{pod}:{target.port} (registry {reg.name}: pushes to {shown})",
-        f"  docker:   docker push {repo}/IMAGE:TAG",
-        f"  skaffold: skaffold dev --default-repo={repo}   (or: skaffold config set default-repo {repo})",
-        f"  tilt:     default_registry('{repo}')",
-        f"  pull in pod specs: localhost:{reg.port}/..." if cfg.node_proxy.enabled else
-        f"  pull in pod specs: {cfg.service_host(reg)}/... (no node proxy)",
+        f"forwarding {local} -> pod {target.namespace}/{pod}:{target.port} (registry {loop.registry}: pushes to "
+        f"{push}/...)",
+        f"  docker:   docker push {push}/IMAGE:TAG",
+        f"  skaffold: {skaffold}",
+        f"  tilt:     {tilt}",
+        f"  pull in pod specs: {loop.pull}/..." + ("" if loop.node_proxy else " (no node proxy)"),
         "Ctrl-C to stop.",
     ])
 

@@ -86,9 +86,10 @@ def probe(address: str, port: int) -> Probe:
     return Probe(address, port, "free")
 
 
-def listen(address: str, port: int, *, hint: str = "pick another port with --port") -> socket.socket:
+def listen(address: str, port: int, *, hint: str = "pick another port with --port",
+           node_hint: str | None = None) -> socket.socket:
     """A listening socket on address:port that connections to address:port really reach; UsageError (one line)
-    naming what is wrong and `hint` when that is impossible."""
+    naming what is wrong and what to do (`hint`, or `node_hint` when a hostPort takes the address)."""
     try:
         sock = _bind(address, port)
     except OSError as e:
@@ -99,7 +100,7 @@ def listen(address: str, port: int, *, hint: str = "pick another port with --por
     if port and not _arrives(sock):
         sock.close()
         raise UsageError(f"{address}:{port} is intercepted: this machine is a Kubernetes node and a pod's hostPort "
-                         f"(such as meshreg's read-only node proxy) takes every connection to it; {hint}")
+                         f"(such as meshreg's read-only node proxy) takes every connection to it; {node_hint or hint}")
     return sock
 
 

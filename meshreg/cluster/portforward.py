@@ -14,6 +14,7 @@ import signal
 import socket
 import threading
 from collections.abc import Callable
+from typing import Any, Protocol
 
 from meshreg.cluster.api import ClusterClient
 from meshreg.cluster.localport import listen
@@ -21,21 +22,23 @@ from meshreg.cluster.pushproxy import Target, forbidden_hint, is_ready, ready_po
 from meshreg.cluster.tunnel import Endpoint, Tunnel, endpoint, open_tunnel
 from meshreg.errors import ClusterError
 
-__all__ = ["Forwarder", "endpoint_of", "listen"]
+__all__ = ["Forwardable", "Forwarder", "endpoint_of", "listen"]
 
-def endpoint_of(cluster: ClusterClient) -> Endpoint:
+class Forwardable(ClusterClient, Protocol):
+    """A cluster client that holds the official client's ApiClient too (meshreg.cluster.client.Cluster does)."""
+
+    api_client: Any  # kubernetes.client.ApiClient (the kubernetes package has no types)
+
+
+def endpoint_of(cluster: Forwardable) -> Endpoint:
     """Where a connected Cluster opens port-forwards, with the TLS and credentials it was loaded with."""
-    from meshreg.cluster.client import Cluster
-
-    if not isinstance(cluster, Cluster):
-        raise TypeError("port-forwards need a Cluster from meshreg.cluster.client.connect")
     return endpoint(cluster.api_client.configuration)
 
 
 class Forwarder:
     """Accepts local connections and forwards each to the current ready pod; `say` reports pod changes and refusals."""
 
-    def __init__(self, *, cluster: ClusterClient, target: Target, listener: socket.socket,
+    def __init__(self, *, cluster: Forwardable, target: Target, listener: socket.socket,
                  say: Callable[[str], None], ep: Endpoint | None = None):
         self.cluster, self.target, self.listener, self.say = cluster, target, listener, say
         self.endpoint = ep or endpoint_of(cluster)
@@ -51,10 +54,16 @@ class Forwarder:
         self.pod = ready_pod(cluster=self.cluster, target=self.target)
         return self.pod
 
-    def serve(self, *, signals: bool = False) -> None:
-        """Serve until `close()` (from another thread) or, with `signals`, SIGINT or SIGTERM; then stop listening
-        and end every forwarded connection."""
+    def serve(self, stop: threading.Event | None = None, *, signals: bool = False) -> None:
+        """Serve until `stop` is set or `close()` is called (from another thread) or, with `signals`, SIGINT or
+        SIGTERM arrives; then stop listening and end every forwarded connection."""
+        if stop is not None:  # a thread that only waits: nothing polls
+            threading.Thread(target=self._close_when, args=(stop,), daemon=True).start()
         asyncio.run(self._serve(signals))
+
+    def _close_when(self, stop: threading.Event) -> None:
+        stop.wait()
+        self.close()
 
     def close(self) -> None:
         """Stop serving (thread-safe); returns at once, `serve` returns once everything is closed."""

@@ -216,8 +216,8 @@ def text(r: dict) -> str:
     lines += runtimeconfig.lines(r["runtimeConfig"])
     for p in r.get("pushProxies", []):
         lines.append(f"push proxy ({p['registry']}): {'ready' if p['ready'] else 'NOT ready'} ({p['replicas']}) in "
-                     f"namespace {p['namespace']}, writes {', '.join(p['repositories'])}; meshreg connect "
-                     f"listens on localhost:{p['port']}")
+                     f"namespace {p['namespace']}, writes {', '.join(p['repositories'])}; push with meshreg "
+                     f"connect (local port {p['port']} unless --port says otherwise)")
     lines.append("healthy" if r["healthy"] else "NOT healthy")
     return "\n".join(lines)
 
