@@ -6,7 +6,13 @@ import ipaddress
 
 import click
 
-from meshreg.cli.options import cluster_options, config_option, interruptible, registry_option, say
+from meshreg.cli.options import (
+    cluster_options,
+    config_option,
+    interruptible,
+    registry_option,
+    say,
+)
 from meshreg.errors import ConfigError
 
 
@@ -99,8 +105,8 @@ def _banner(loop, target, *, local: str, pod: str) -> str:
                 f"skaffold run --default-repo={push}   (pods then pull {push}/...: only on a node that reaches "
                 "this meshreg connect)")
     return "\n".join([
-        f"forwarding {local} -> pod {target.namespace}/{pod}:{target.port} (registry {loop.registry}: pushes to "
-        f"{push}/...)",
+        (f"forwarding {local} -> pod {target.namespace}/{pod}:{target.port} (registry {loop.registry}: pushes to "
+        f"{push}/...)"),
         f"  docker:   docker push {push}/IMAGE:TAG",
         f"  skaffold: {skaffold}",
         f"  tilt:     {tilt}",

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from meshreg.config import Config, Registry
 from meshreg.render.hosting import addresses
 
-__all__ = ["DevLoop", "PORT_HINT", "devloop"]
+__all__ = ["PORT_HINT", "DevLoop", "devloop"]
 
 PORT_HINT = "pick another port with --port"
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 
 import pytest
+from support.configs import minimal
 
 from meshreg import config
 from meshreg.cli.connect import _banner
@@ -13,7 +14,6 @@ from meshreg.cluster.localport import listen, probe
 from meshreg.cluster.pushproxy import Target
 from meshreg.errors import UsageError
 from meshreg.render.devloop import devloop
-from support.configs import minimal
 
 TARGET = Target(registry="registry", namespace="meshreg-push", selector="a=b", port=5001, role="meshreg-connect")
 

@@ -15,7 +15,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from support import devloop
 
 NAME, NODE_PORT, PUSH_PORT = "dl-loop", 5010, 5011
@@ -114,5 +113,5 @@ def test_connect_on_the_node_proxys_port_of_this_node_says_it_is_intercepted(loo
     run = inst.meshreg("connect", "--port", str(NODE_PORT), check=False, timeout=60)
     assert run.returncode == 2
     assert run.stderr.strip().splitlines() == [
-        f"meshreg: error: 127.0.0.1:{NODE_PORT} is intercepted: this machine is a Kubernetes node and a pod's hostPort "
-        "(such as meshreg's read-only node proxy) takes every connection to it; pick another port with --port"]
+        (f"meshreg: error: 127.0.0.1:{NODE_PORT} is intercepted: this machine is a Kubernetes node and a pod's hostPort "
+        "(such as meshreg's read-only node proxy) takes every connection to it; pick another port with --port")]
