@@ -28,9 +28,9 @@ def work(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def loop(stack, work):
-    with devloop.instance(stack, NAME, node_port=NODE_PORT, push_port=PUSH_PORT, workdir=work) as inst:
-        with devloop.connected(inst, workdir=work) as running:
-            yield inst, running
+    with devloop.instance(stack, NAME, node_port=NODE_PORT, push_port=PUSH_PORT, workdir=work) as inst, \
+            devloop.connected(inst, workdir=work) as running:
+        yield inst, running
 
 
 def needs(tool: Path) -> None:
@@ -72,9 +72,10 @@ def test_tilt_ci_pushes_through_connect_and_deploys_the_node_proxys_name(loop, e
     needs(devloop.TILT)
     folder = project(work, "tilt", {"hello.txt": "hello from tilt\n", "Tiltfile": devloop.tiltfile(IMAGE, context="lab"),
                                     "k8s.yaml": devloop.deployment("app", namespace, IMAGE)})
-    run = subprocess.run([str(devloop.TILT), "ci", "--port", "10391", "--timeout", "4m"], cwd=folder, env=env,
-                         capture_output=True, text=True, timeout=300)
+    run = subprocess.run([str(devloop.TILT), "ci", "--port", "10391", "--timeout", "4m"], check=False, cwd=folder,
+                         env=env, capture_output=True, text=True, timeout=300)
     log = run.stdout + run.stderr
+    (folder / "tilt-ci.log").write_text(log)  # kept in pytest's temporary directory for a reader
     try:
         assert run.returncode == 0, log[-4000:]
         assert f"Auto-detected local registry from environment: &{{localhost:{PUSH_PORT}/dev " in log
@@ -85,7 +86,7 @@ def test_tilt_ci_pushes_through_connect_and_deploys_the_node_proxys_name(loop, e
         assert image == pushed.replace(f":{PUSH_PORT}/", f":{NODE_PORT}/") and phase == "Running"
         assert stack.kubectl("-n", namespace, "logs", pod).stdout == "hello from tilt\n"
     finally:
-        subprocess.run([str(devloop.TILT), "down"], cwd=folder, env=env, capture_output=True, timeout=120)
+        subprocess.run([str(devloop.TILT), "down"], check=False, cwd=folder, env=env, capture_output=True, timeout=120)
 
 
 def test_skaffold_run_pushes_through_connect_and_deploys_the_same_name(loop, env, work, stack, namespace):
@@ -94,9 +95,10 @@ def test_skaffold_run_pushes_through_connect_and_deploys_the_same_name(loop, env
     folder = project(work, "skaffold", {"hello.txt": "hello from skaffold\n",
                                         "skaffold.yaml": devloop.skaffold_yaml(IMAGE),
                                         "k8s.yaml": devloop.deployment("app", namespace, IMAGE)})
-    run = subprocess.run([str(devloop.SKAFFOLD), "run", "--status-check=true", "--tag", "v1"], cwd=folder, env=env,
-                         capture_output=True, text=True, timeout=300)
+    run = subprocess.run([str(devloop.SKAFFOLD), "run", "--status-check=true", "--tag", "v1"], check=False,
+                         cwd=folder, env=env, capture_output=True, text=True, timeout=300)
     log = run.stdout + run.stderr
+    (folder / "skaffold-run.log").write_text(log)
     try:
         assert run.returncode == 0, log[-4000:]
         pushed = f"localhost:{PUSH_PORT}/dev/example_com_team_app:v1"
@@ -105,7 +107,7 @@ def test_skaffold_run_pushes_through_connect_and_deploys_the_same_name(loop, env
         assert image.startswith(pushed + "@sha256:") and phase == "Running"  # the kubelet pulled it via connect
         assert stack.kubectl("-n", namespace, "logs", pod).stdout == "hello from skaffold\n"
     finally:
-        subprocess.run([str(devloop.SKAFFOLD), "delete"], cwd=folder, env=env, capture_output=True, timeout=120)
+        subprocess.run([str(devloop.SKAFFOLD), "delete"], check=False, cwd=folder, env=env, capture_output=True, timeout=120)
 
 
 def test_connect_on_the_node_proxys_port_of_this_node_says_it_is_intercepted(loop):

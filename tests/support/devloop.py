@@ -69,8 +69,8 @@ class Instance:
         return f"{self.name}-push"
 
     def meshreg(self, *args: str, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess:
-        result = subprocess.run([*MESHREG, *args, "-c", str(self.config)], env=self.stack.env(), text=True,
-                                capture_output=True, timeout=timeout)
+        result = subprocess.run([*MESHREG, *args, "-c", str(self.config)], check=False, env=self.stack.env(),
+                                text=True, capture_output=True, timeout=timeout)
         if check and result.returncode != 0:
             raise AssertionError(f"meshreg {' '.join(args)} exited {result.returncode}: {result.stderr[-2000:]}")
         return result
@@ -102,6 +102,17 @@ def _volume(stack: Stack, name: str, path: Path) -> None:
     stack.kubectl("apply", "-f", "-", stdin=json.dumps(pv))
 
 
+def wait_gone(stack: Stack, *namespaces: str, timeout: float = 180) -> None:
+    """Until the namespaces (of an earlier run, still terminating) are gone."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = stack.kubectl("get", "namespace", *namespaces, "--ignore-not-found", "-o", "name", check=False)
+        if not found.stdout.strip():
+            return
+        time.sleep(2)
+    raise AssertionError(f"namespaces {', '.join(namespaces)} still terminating after {timeout:.0f} s")
+
+
 @contextlib.contextmanager
 def instance(stack: Stack, name: str, *, node_port: int, push_port: int, workdir: Path,
              extra: str = "") -> Iterator[Instance]:
@@ -109,6 +120,7 @@ def instance(stack: Stack, name: str, *, node_port: int, push_port: int, workdir
     config = workdir / "meshreg.yaml"
     config.write_text(config_text(name, node_port=node_port, push_port=push_port, extra=extra))
     inst = Instance(stack, name, config, node_port, push_port)
+    wait_gone(stack, name, inst.push_namespace)
     with kep1755_lock():
         try:
             _volume(stack, name, workdir / "volume")
@@ -124,9 +136,9 @@ class Connect:
 
     def __init__(self, inst: Instance, *args: str, log: Path):
         self.log = log
-        self.proc = subprocess.Popen([*MESHREG, "connect", "-c", str(inst.config), *args], env=inst.stack.env(),
-                                     stdout=open(log, "w"), stderr=subprocess.STDOUT, text=True,
-                                     start_new_session=True)
+        with open(log, "w") as out:
+            self.proc = subprocess.Popen([*MESHREG, "connect", "-c", str(inst.config), *args], env=inst.stack.env(),
+                                         stdout=out, stderr=subprocess.STDOUT, text=True, start_new_session=True)
         deadline = time.monotonic() + 60
         while "Ctrl-C to stop." not in self.output():
             if self.proc.poll() is not None or time.monotonic() > deadline:
