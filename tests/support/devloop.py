@@ -234,3 +234,83 @@ def pod_images(stack: Stack, namespace: str) -> list[tuple[str, str, str]]:
 
 def scratch(prefix: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=prefix))
+
+
+class _Hashing:
+    """A write-only file that hashes what passes through it on the way to `out`."""
+
+    def __init__(self, out: object):
+        import hashlib
+
+        self.out, self.sha = out, hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self.sha.update(data)
+        return self.out.write(data)  # type: ignore[attr-defined]
+
+    def flush(self) -> None:
+        pass
+
+
+def large_image(layout: Path, sizes: tuple[int, ...]) -> str:
+    """An OCI layout (tag latest) with one random-content layer per size, written as a stream (a 1 GiB layer never
+    sits in memory); returns the manifest digest."""
+    import gzip
+    import hashlib
+    import tarfile
+
+    blobs = layout / "blobs" / "sha256"
+    blobs.mkdir(parents=True, exist_ok=True)
+    layers, diff_ids = [], []
+    for i, size in enumerate(sizes):
+        part = blobs / "partial"
+        with open(part, "wb") as raw:
+            compressed = _Hashing(raw)
+            with gzip.GzipFile(fileobj=compressed, mode="wb", compresslevel=0, mtime=0) as gz:  # type: ignore[arg-type]
+                plain = _Hashing(gz)
+                with tarfile.open(fileobj=plain, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[arg-type]
+                    info = tarfile.TarInfo(f"data-{i}.bin")
+                    info.size = size
+                    tar.addfile(info, _Random(size))
+        digest = compressed.sha.hexdigest()
+        part.rename(blobs / digest)
+        layers.append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": f"sha256:{digest}",
+                       "size": (blobs / digest).stat().st_size})
+        diff_ids.append(f"sha256:{plain.sha.hexdigest()}")
+
+    def put(data: bytes, media_type: str) -> dict:
+        digest = hashlib.sha256(data).hexdigest()
+        (blobs / digest).write_bytes(data)
+        return {"mediaType": media_type, "digest": f"sha256:{digest}", "size": len(data)}
+
+    config = put(json.dumps({"architecture": "amd64", "os": "linux", "config": {},
+                             "rootfs": {"type": "layers", "diff_ids": diff_ids}}).encode(),
+                 "application/vnd.oci.image.config.v1+json")
+    manifest = put(json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                               "config": config, "layers": layers}).encode(),
+                   "application/vnd.oci.image.manifest.v1+json")
+    manifest["annotations"] = {"org.opencontainers.image.ref.name": "latest"}
+    (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [manifest]}))
+    (layout / "oci-layout").write_text(json.dumps({"imageLayoutVersion": "1.0.0"}))
+    return str(manifest["digest"])
+
+
+class _Random:
+    """A readable stream of `size` random bytes."""
+
+    def __init__(self, size: int):
+        self.left = size
+
+    def read(self, n: int = -1) -> bytes:
+        n = self.left if n < 0 else min(n, self.left)
+        self.left -= n
+        return os.urandom(n)
+
+
+def skopeo(src: str, dest: str, *, retries: int = 0, timeout: float = 900) -> tuple[subprocess.CompletedProcess, float]:
+    """`skopeo copy` with plain HTTP both ways; the result and the seconds it took."""
+    start = time.monotonic()
+    result = subprocess.run(["skopeo", "--insecure-policy", "copy", "--src-tls-verify=false", "--dest-tls-verify=false",
+                             "--retry-times", str(retries), src, dest], check=False, capture_output=True, text=True,
+                            timeout=timeout)
+    return result, time.monotonic() - start
