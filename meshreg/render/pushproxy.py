@@ -9,8 +9,17 @@ reaching the pod IP or the Service find nothing listening. It passes reads and u
 from __future__ import annotations
 
 from meshreg.config import PUSH_PROXY, REGISTRY_PORT, Config, Registry
-from meshreg.render.labels import (COMPONENT, INSTANCE, NAME, REGISTRY, common, metadata, namespace_injection,
-                                   selector as selector_text, sidecar)
+from meshreg.render.labels import (
+    COMPONENT,
+    INSTANCE,
+    NAME,
+    REGISTRY,
+    common,
+    metadata,
+    namespace_injection,
+    sidecar,
+)
+from meshreg.render.labels import selector as selector_text
 from meshreg.render.nodeproxy import port_name
 
 LABEL = "meshreg.dev/push-proxy"  # Gateway selectors match pods in every namespace: name the push proxy's own

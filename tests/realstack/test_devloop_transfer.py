@@ -10,7 +10,6 @@ import threading
 import time
 
 import pytest
-
 from support import devloop
 
 NAME, NODE_PORT, PUSH_PORT = "dl-xfer", 5020, 5021
