@@ -5,7 +5,8 @@ BASE is Envoy's `normalize_path` (RFC 3986) plus backslash-to-slash: percent-enc
 `%2F` and `%5C` are left encoded (only DECODE_AND_MERGE_SLASHES decodes them), `//` is not merged (only
 MERGE_SLASHES does that), `%00` and a fragment are rejected with 400, and the query string is not matched.
 Checked against a real Envoy (tests/policy/test_normalization.py): a segment starting with a literal `.;` or
-`..;` is a dot segment too, leading slashes collapse to one, other escapes keep their case, and ``"<>^`{|}`` are percent-encoded.
+`..;` is a dot segment too, leading slashes collapse to one, other escapes keep their case, and ``"<>^`{|}`` are
+percent-encoded.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def _segment(raw: str) -> str:
     return "".join(f"%{ord(c):02X}" if c in _ENCODED else c for c in decoded)
 
 
-def _decode_unreserved(match: re.Match) -> str:
+def _decode_unreserved(match: re.Match[str]) -> str:
     char = chr(int(match.group(1), 16))
     return char if char in _UNRESERVED else match.group(0)
 

@@ -9,13 +9,18 @@ import pytest
 from support.configs import minimal
 
 from meshreg import config
-from meshreg.cli.connect import _banner
+from meshreg.cli.output.connect import text
 from meshreg.cluster.localport import listen, probe
-from meshreg.cluster.pushproxy import Target
+from meshreg.operations.connect import Forwarding
 from meshreg.errors import UsageError
 from meshreg.render.devloop import devloop
 
-TARGET = Target(registry="registry", namespace="meshreg-push", selector="a=b", port=5001, role="meshreg-connect")
+
+
+def _banner(loop, _target=None, *, local: str, pod: str) -> str:
+    """The banner connect prints for `loop`, listening on `local`, forwarding to `pod`."""
+    return text(Forwarding(local=local, namespace="meshreg-push", pod=pod, port=5001, registry=loop.registry,
+                           repositories=("dev/",), pull=loop.pull, node_proxy=loop.node_proxy, loop=loop))
 
 
 def loop_of(text: str):
@@ -31,7 +36,7 @@ def test_same_name_setup_one_setting_moves_push_and_pull_together():
     loop = loop_of("  nodeProxy: {port: 5001}\n  pushProxy: {repositories: [dev/]}\n")
     assert (loop.setup, loop.port, loop.push, loop.pull) == ("same name", 5001, "localhost:5001/dev",
                                                               "localhost:5001/dev")
-    assert _banner(loop, TARGET, local="localhost:5001", pod="p").splitlines() == [
+    assert _banner(loop, local="localhost:5001", pod="p").splitlines() == [
         "forwarding localhost:5001 -> pod meshreg-push/p:5001 (registry registry: pushes to localhost:5001/dev/...)",
         "  docker:   docker push localhost:5001/dev/IMAGE:TAG",
         "  skaffold: skaffold run --default-repo=localhost:5001/dev",
@@ -43,7 +48,7 @@ def test_same_name_setup_one_setting_moves_push_and_pull_together():
 def test_split_setup_says_where_skaffolds_pushed_name_can_be_pulled():
     loop = loop_of("  pushProxy: {repositories: [dev/], port: 5001}\n")
     assert (loop.setup, loop.push, loop.pull) == ("split", "localhost:5001/dev", "localhost:5000/dev")
-    lines = _banner(loop, TARGET, local="localhost:5001", pod="p").splitlines()
+    lines = _banner(loop, local="localhost:5001", pod="p").splitlines()
     assert lines[2] == ("  skaffold: skaffold run --default-repo=localhost:5001/dev   (pods then pull "
                         "localhost:5001/dev/...: only on a node that reaches this meshreg connect)")
     assert lines[4] == "  pull in pod specs: localhost:5000/dev/..."
@@ -51,14 +56,14 @@ def test_split_setup_says_where_skaffolds_pushed_name_can_be_pulled():
 
 def test_on_another_port_tilt_is_told_both_names_since_the_published_host_is_elsewhere():
     loop = loop_of("  pushProxy: {repositories: [dev/]}\n")
-    lines = _banner(loop, TARGET, local="localhost:5002", pod="p").splitlines()
+    lines = _banner(loop, local="localhost:5002", pod="p").splitlines()
     assert lines[1] == "  docker:   docker push localhost:5002/dev/IMAGE:TAG"
     assert lines[3] == "  tilt:     default_registry('localhost:5002/dev', host_from_cluster='localhost:5000/dev')"
 
 
 def test_a_second_instance_that_does_not_publish_tells_tilt_both_names():
     loop = loop_of("  pushProxy: {repositories: [dev/]}\n  localRegistryHosting: {publish: false}\n")
-    lines = _banner(loop, TARGET, local="localhost:5000", pod="p").splitlines()
+    lines = _banner(loop, local="localhost:5000", pod="p").splitlines()
     assert lines[3] == "  tilt:     default_registry('localhost:5000/dev', host_from_cluster='localhost:5000/dev')"
 
 
