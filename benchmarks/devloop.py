@@ -104,8 +104,9 @@ def inner_loop(stack: realstack.Stack, work: Path, label: str, edits: int, env: 
     (folder / "hello.txt").write_text("edit 0\n")
     (folder / "Tiltfile").write_text(devloop.tiltfile("example.com/team/app", context="lab"))
     (folder / "k8s.yaml").write_text(devloop.deployment("app", namespace, "example.com/team/app"))
-    tilt = subprocess.Popen([str(devloop.TILT), "up", "--port", "10393", "--stream"], cwd=folder, env=env,
-                            stdout=open(folder / "tilt.log", "w"), stderr=subprocess.STDOUT)
+    with open(folder / "tilt.log", "w") as log:
+        tilt = subprocess.Popen([str(devloop.TILT), "up", "--port", "10393", "--stream"], cwd=folder, env=env,
+                                stdout=log, stderr=subprocess.STDOUT)
     times = []
     try:
         _wait_for(stack, namespace, "edit 0\n", timeout=180)
@@ -172,8 +173,9 @@ def main() -> None:
     print(f"\n{'':<11} {'baseline':>16} {'meshreg':>16} {'ratio':>7}  target")
     print(row("push", ours_push, their_push, "MB/s", higher_is_better=True)
           + "   (baseline: kubectl port-forward to the registry pod)")
+    proxied = statistics.median(via_proxy)
     print(f"{'':<11} kubectl port-forward to the push-proxy pod (the same two Envoys as connect): "
-          f"{statistics.median(via_proxy):.2f} MB/s, {statistics.median(via_proxy) / statistics.median(their_push):.2f}x")
+          f"{proxied:.2f} MB/s, {proxied / statistics.median(their_push):.2f}x")
     print(row("inner loop", ours_loop, their_loop, "s", higher_is_better=False)
           + "   (baseline: Tilt with a plain hostPort registry)")
     shutil.rmtree(work, ignore_errors=True)

@@ -8,6 +8,7 @@ import json
 import subprocess
 
 import pytest
+
 from support import devloop
 from support.paths import ROOT
 

@@ -10,6 +10,7 @@ connections and then stops: a request cut there fails, and the client retries it
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import socket
 import threading
@@ -70,10 +71,8 @@ class Forwarder:
         self._ready.wait(5)
         loop, stop = self._loop, self._stop
         if loop and stop and not loop.is_closed():
-            try:
+            with contextlib.suppress(RuntimeError):  # the loop closed in between
                 loop.call_soon_threadsafe(stop.set)
-            except RuntimeError:  # the loop closed in between
-                pass
 
     async def _serve(self, signals: bool) -> None:
         self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
@@ -129,7 +128,7 @@ class Forwarder:
         return await open_tunnel(self.endpoint, namespace=self.target.namespace, pod=pod, port=self.target.port)
 
     async def _current(self) -> str:
-        """The current pod, checked for readiness (a pod on its way out keeps its open connections, gets no new ones)."""
+        """The current pod, checked for readiness: a pod on its way out keeps its open connections, gets no new ones."""
         pod = self.pod
         try:
             live = await asyncio.to_thread(self.cluster.get, "v1", "Pod", pod, namespace=self.target.namespace) \

@@ -17,6 +17,7 @@ certificate, bearer token, refreshed exec-plugin tokens, basic auth, proxy).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import ssl
 from collections.abc import Callable
@@ -110,10 +111,8 @@ class Tunnel:
             await asyncio.gather(up, down, return_exceptions=True)
             await self.close()
             writer.close()
-            try:
+            with contextlib.suppress(OSError, asyncio.TimeoutError):
                 await asyncio.wait_for(writer.wait_closed(), CLOSE_TIMEOUT)
-            except (OSError, asyncio.TimeoutError):
-                pass
         return self.outcome
 
     async def close(self) -> None:

@@ -133,7 +133,8 @@ def _check_host(value: str) -> str | None:
     address, _, path = value.partition("/")
     host, _, port = address.rpartition(":")
     if not host or not _HOSTNAME.fullmatch(host) or not port.isdigit() or not 1 <= int(port) <= 65535:
-        return f"{value!r} is not HOST:PORT with an optional repository path (e.g. localhost:5000 or localhost:5001/dev)"
+        return (f"{value!r} is not HOST:PORT with an optional repository path (e.g. localhost:5000 or "
+                "localhost:5001/dev)")
     if path and not names.is_repository(path):
         return (f"{value!r}: {path!r} is not a repository path (lowercase letters, digits and separators, "
                 "components joined by '/', e.g. dev or team-a/dev)")

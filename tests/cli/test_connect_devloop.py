@@ -6,15 +6,14 @@ from __future__ import annotations
 import socket
 
 import pytest
-from support.configs import minimal
 
 from meshreg import config
 from meshreg.cli.output.connect import text
 from meshreg.cluster.localport import listen, probe
-from meshreg.operations.connect import Forwarding
 from meshreg.errors import UsageError
+from meshreg.operations.connect import Forwarding
 from meshreg.render.devloop import devloop
-
+from support.configs import minimal
 
 
 def _banner(loop, _target=None, *, local: str, pod: str) -> str:

@@ -6,12 +6,12 @@ from __future__ import annotations
 import socket
 
 import pytest
-from support.doctor_helpers import check, cluster_with_istio
-from support.lab.processes import free_port
 
 from meshreg.cluster.localport import Probe
 from meshreg.doctor.devloop import judge, this_node
 from meshreg.render.devloop import DevLoop
+from support.doctor_helpers import check, cluster_with_istio
+from support.lab.processes import free_port
 
 
 def node(name: str, ip: str) -> dict:

@@ -15,6 +15,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from support import devloop
 
 NAME, NODE_PORT, PUSH_PORT = "dl-loop", 5010, 5011
@@ -70,7 +71,8 @@ def test_what_meshreg_publishes_points_tools_at_connect_under_the_push_proxys_pr
 
 def test_tilt_ci_pushes_through_connect_and_deploys_the_node_proxys_name(loop, env, work, stack, namespace):
     needs(devloop.TILT)
-    folder = project(work, "tilt", {"hello.txt": "hello from tilt\n", "Tiltfile": devloop.tiltfile(IMAGE, context="lab"),
+    folder = project(work, "tilt", {"hello.txt": "hello from tilt\n",
+                                    "Tiltfile": devloop.tiltfile(IMAGE, context="lab"),
                                     "k8s.yaml": devloop.deployment("app", namespace, IMAGE)})
     run = subprocess.run([str(devloop.TILT), "ci", "--port", "10391", "--timeout", "4m"], check=False, cwd=folder,
                          env=env, capture_output=True, text=True, timeout=300)
@@ -107,7 +109,8 @@ def test_skaffold_run_pushes_through_connect_and_deploys_the_same_name(loop, env
         assert image.startswith(pushed + "@sha256:") and phase == "Running"  # the kubelet pulled it via connect
         assert stack.kubectl("-n", namespace, "logs", pod).stdout == "hello from skaffold\n"
     finally:
-        subprocess.run([str(devloop.SKAFFOLD), "delete"], check=False, cwd=folder, env=env, capture_output=True, timeout=120)
+        subprocess.run([str(devloop.SKAFFOLD), "delete"], check=False, cwd=folder, env=env, capture_output=True,
+                       timeout=120)
 
 
 def test_connect_on_the_node_proxys_port_of_this_node_says_it_is_intercepted(loop):
@@ -115,5 +118,6 @@ def test_connect_on_the_node_proxys_port_of_this_node_says_it_is_intercepted(loo
     run = inst.meshreg("connect", "--port", str(NODE_PORT), check=False, timeout=60)
     assert run.returncode == 2
     assert run.stderr.strip().splitlines() == [
-        (f"meshreg: error: 127.0.0.1:{NODE_PORT} is intercepted: this machine is a Kubernetes node and a pod's hostPort "
-        "(such as meshreg's read-only node proxy) takes every connection to it; pick another port with --port")]
+        (f"meshreg: error: 127.0.0.1:{NODE_PORT} is intercepted: this machine is a Kubernetes node and a pod's "
+         "hostPort (such as meshreg's read-only node proxy) takes every connection to it; pick another port with "
+         "--port")]

@@ -10,6 +10,7 @@ import threading
 import time
 
 import pytest
+
 from support import devloop
 
 NAME, NODE_PORT, PUSH_PORT = "dl-xfer", 5020, 5021
@@ -71,8 +72,8 @@ def test_parallel_layer_uploads_and_concurrent_copies_complete(connect, work):
         t.join()
     took = time.monotonic() - start
     assert [r.returncode for r, _ in results] == [0, 0, 0, 0], [r.stderr[-500:] for r, _ in results]
-    print(f"\n4 concurrent copies of 6 x 32 MiB layers through meshreg connect: {4 * 6 * 32 / 1.048576 / took:.1f} MB/s "
-          f"together ({took:.1f} s)")
+    rate = 4 * 6 * 32 / 1.048576 / took
+    print(f"\n4 concurrent copies of 6 x 32 MiB layers through meshreg connect: {rate:.1f} MB/s ({took:.1f} s)")
     assert connect.status("VmHWM") <= MEMORY_LIMIT_KIB
     assert all(image.startswith("sha256:") for image in images)
 
