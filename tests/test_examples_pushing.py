@@ -11,12 +11,12 @@ import pytest
 import yaml
 from click.testing import CliRunner
 from packaging.version import Version
-from support.paths import ROOT
-from support.validation import kubernetes_versions, validate_kubernetes
 
 from meshreg import config
 from meshreg.cli import main
 from meshreg.render import hosting
+from support.paths import ROOT
+from support.validation import kubernetes_versions, validate_kubernetes
 
 EXAMPLES = ROOT / "examples"
 CONFIG = EXAMPLES / "builders" / "meshreg.yaml"
@@ -71,8 +71,10 @@ def test_the_builders_readme_claims_the_versions_validated_here():
 
 def builder_pods() -> dict[str, tuple[str, dict]]:
     """Job name -> (NS/SA identity, pod template)."""
-    return {j["metadata"]["name"]: (f"{j['metadata']['namespace']}/{j['spec']['template']['spec']['serviceAccountName']}",
-                                    j["spec"]["template"]) for j in objects("Job")}
+    def identity(job: dict) -> str:
+        return f"{job['metadata']['namespace']}/{job['spec']['template']['spec']['serviceAccountName']}"
+
+    return {j["metadata"]["name"]: (identity(j), j["spec"]["template"]) for j in objects("Job")}
 
 
 def test_there_is_a_kaniko_and_a_rootless_buildkit_job():
@@ -118,9 +120,11 @@ def test_kaniko_and_the_tekton_step_use_plain_http_to_exactly_that_registry():
 
 
 def test_buildkit_pushes_and_pulls_plain_http_to_that_registry():
-    [buildkit] = [c for _, pod in builder_pods().values() for c in pod["spec"]["containers"] if "buildkit" in c["image"]]
+    containers = [c for _, pod in builder_pods().values() for c in pod["spec"]["containers"]]
+    [buildkit] = [c for c in containers if "buildkit" in c["image"]]
     assert any("push=true,registry.insecure=true" in a for a in buildkit["args"])
-    toml = [c for c in objects("ConfigMap") if c["metadata"]["name"] == "buildkitd"][0]["data"]["buildkitd.toml"]
+    config = next(c for c in objects("ConfigMap") if c["metadata"]["name"] == "buildkitd")
+    toml = config["data"]["buildkitd.toml"]
     assert f'[registry."{SERVICE}"]' in toml and "http = true" in toml
     assert "--config=/etc/buildkit/buildkitd.toml" in buildkit["env"][0]["value"]
 
@@ -214,7 +218,7 @@ def tilt(path) -> dict:
         return lambda *args, **kwargs: calls.setdefault(name, []).append((args, kwargs))
 
     names = ("default_registry", "docker_build", "custom_build", "k8s_yaml", "allow_k8s_contexts")
-    exec(compile(path.read_text(), str(path), "exec"), {n: record(n) for n in names})  # noqa: S102
+    exec(compile(path.read_text(), str(path), "exec"), {n: record(n) for n in names})
     for args, _ in calls["k8s_yaml"]:
         assert (path.parent / args[0]).exists()
     return calls
@@ -231,7 +235,7 @@ def test_tilt_on_a_laptop_names_no_registry_and_its_published_names_land_in_dev(
 
 def test_tilt_in_cluster_pushes_to_the_cluster_network_address_as_kaniko_and_deploys_the_node_proxys_name():
     calls = tilt(EXAMPLES / "tilt" / "in-cluster" / "Tiltfile")
-    [((image, command), options)] = calls["custom_build"]
+    [((_image, command), options)] = calls["custom_build"]
     overrides = json.loads(re.search(r"--overrides='([^']+)'", command).group(1))
     namespace = re.search(r"kubectl -n (\S+) run", command).group(1)
     identity = f"{namespace}/{overrides['spec']['serviceAccountName']}"

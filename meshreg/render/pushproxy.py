@@ -9,13 +9,14 @@ reaching the pod IP or the Service find nothing listening. It passes reads and u
 from __future__ import annotations
 
 from meshreg.config import PUSH_PROXY, REGISTRY_PORT, Config, PushProxy, Registry
+from meshreg.config.model import CONNECT_ROLE
 from meshreg.objects import Labels, Object
 from meshreg.render.labels import COMPONENT, INSTANCE, NAME, REGISTRY, common, metadata, namespace_injection, sidecar
 from meshreg.render.labels import selector as selector_text
 from meshreg.render.nodeproxy import port_name
 
 LABEL = "meshreg.dev/push-proxy"  # Gateway selectors match pods in every namespace: name the push proxy's own
-ROLE = "meshreg-connect"
+ROLE = CONNECT_ROLE
 # How long a replaced push-proxy pod keeps serving the uploads it has (a rollout starts the new pod first, and
 # `meshreg connect` sends new connections there): it stops as soon as its last connection ends, at most this late.
 DRAIN_SECONDS = 600

@@ -13,14 +13,14 @@ import threading
 import pytest
 from click.testing import CliRunner
 
+from meshreg.cli import main
+from meshreg.cluster.pushproxy import Target, ready_pod
+from meshreg.errors import ClusterError
 from support.apiserver import write_kubeconfig
 from support.configs import minimal
 from support.fakes import FakeCluster, refusal
 from support.kubeforward import KubeForward, pod
 from support.lab.processes import free_port
-from meshreg.cli import main
-from meshreg.cluster.pushproxy import Target, ready_pod
-from meshreg.errors import ClusterError
 
 CONFIG = minimal("  pushProxy: {repositories: [dev/], port: 5000}\n")
 LABELS = {"app.kubernetes.io/instance": "dev", "app.kubernetes.io/name": "push-proxy",

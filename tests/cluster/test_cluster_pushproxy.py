@@ -7,10 +7,10 @@ import json
 import pytest
 from click.testing import CliRunner
 
+from meshreg.cli import main
 from support import fakes
 from support.configs import minimal
 from support.kubeforward import pod
-from meshreg.cli import main
 
 WITH = minimal("  pushProxy: {repositories: [dev/]}\n  writers: [{serviceAccount: builds/kaniko}]\n")
 WITHOUT = minimal("  writers: [{serviceAccount: builds/kaniko}]\n")

@@ -10,12 +10,12 @@ import threading
 
 import pytest
 
-from support.apiserver import write_kubeconfig
-from support.kubeforward import KubeForward, pod
 from meshreg.cluster import client as clusters
 from meshreg.cluster import portforward
 from meshreg.cluster.pushproxy import Target
 from meshreg.errors import ClusterError, UsageError
+from support.apiserver import write_kubeconfig
+from support.kubeforward import KubeForward, pod
 
 NS = "meshreg-push"
 LABELS = {"app.kubernetes.io/instance": "dev", "app.kubernetes.io/name": "push-proxy"}

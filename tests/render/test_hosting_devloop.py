@@ -12,12 +12,12 @@ import re
 import pytest
 import yaml
 from click.testing import CliRunner
-from support.configs import minimal
 
 from meshreg import config
 from meshreg.cli import main
 from meshreg.errors import ConfigError
 from meshreg.render import hosting, render
+from support.configs import minimal
 
 SCOPED = minimal("  pushProxy: {repositories: [dev/], port: 5001}\n")
 SAME_PORT = minimal("  nodeProxy: {port: 5001}\n  pushProxy: {repositories: [dev/]}\n")

@@ -5,10 +5,17 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from support.configs import minimal
 from meshreg import config
 from meshreg.render import render
-from support.validation import MISSING_SCHEMAS, SCHEMAS, check_crd_object, is_custom, kubernetes_versions, validate_kubernetes
+from support.configs import minimal
+from support.validation import (
+    MISSING_SCHEMAS,
+    SCHEMAS,
+    check_crd_object,
+    is_custom,
+    kubernetes_versions,
+    validate_kubernetes,
+)
 
 SINGLE = minimal("  namespace: reg\n  pushProxy: {repositories: [dev/], port: 5000}\n"
                  "  writers: [{serviceAccount: builds/kaniko}]\n")
