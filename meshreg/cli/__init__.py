@@ -19,6 +19,10 @@ from meshreg.errors import MeshregError
 # --help lists them from the summaries below, without importing them: each is its command's short help (the first
 # sentence of its help; click shortens it to fit), and tests/cli/test_lazy_commands.py keeps them equal.
 LAZY_COMMANDS: dict[str, tuple[str, str]] = {
+    "audit": ("meshreg.cli.audit:audit",
+              "Who pushed or deleted what, and who was refused a write, from the audit records the proxies that "
+              "enforce the registry's policies write to their logs (registry sidecars or the waypoint; a dedicated "
+              "ingress gateway for its clients)."),
     "certs": ("meshreg.cli.certs:certs",
               "Client certificates for writers outside the cluster (spec.ingress clients with method: mtls)."),
     "connect": ("meshreg.cli.connect:connect",

@@ -151,6 +151,17 @@ class LocalRegistryHosting:
 
 
 @dataclass(frozen=True)
+class Audit:
+    """An audit record of every write and refusal (docs/audit.md): Telemetry objects that log them through
+    `provider`, an extension provider in the mesh config. A Telemetry on a workload replaces the access-log providers
+    the mesh gives it, so `keep_providers` are named beside it (Istio's built-in `envoy`: the usual access log)."""
+
+    enabled: bool = True
+    provider: str = "meshreg-audit"
+    keep_providers: tuple[str, ...] = ("envoy",)
+
+
+@dataclass(frozen=True)
 class Config:
     """A whole `meshreg.yaml`: one instance, its registries, node proxy, published addresses and ingress."""
 
@@ -164,6 +175,7 @@ class Config:
     local_registry_hosting: LocalRegistryHosting = LocalRegistryHosting()
     source: str = "<built-in default>"
     ingress: Ingress | None = None  # writers outside the cluster (spec.ingress)
+    audit: Audit = Audit()  # who wrote what, in the proxies' access logs (spec.audit)
 
     def principal(self, identity: str) -> str:
         """`builds/kaniko` -> `cluster.local/ns/builds/sa/kaniko` (Istio's principal form)."""

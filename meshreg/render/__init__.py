@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from meshreg.config import Config, Registry
 from meshreg.objects import Object
-from meshreg.render import hosting, nodeproxy, policies, registry
+from meshreg.render import audit, hosting, nodeproxy, policies, registry
 from meshreg.render.labels import is_ambient
 
 __all__ = ["notices", "render"]
@@ -89,8 +89,9 @@ def _waypoint_policies(cfg: Config, regs: list[Registry]) -> list[Object]:
 
 
 def _routes(cfg: Config, regs: list[Registry]) -> list[Object]:
-    """Each mirror's way to its upstream, the ambient waypoint, the push proxies and the ingress."""
-    return [*_mirror_routes(cfg, regs), *_waypoint(cfg), *_push_proxies(cfg, regs), *_ingress(cfg)]
+    """Each mirror's way to its upstream, the ambient waypoint, the push proxies, the ingress, the audit logs."""
+    return [*_mirror_routes(cfg, regs), *_waypoint(cfg), *_push_proxies(cfg, regs), *_ingress(cfg),
+            *audit.objects(cfg)]
 
 
 def _mirror_routes(cfg: Config, regs: list[Registry]) -> list[Object]:
@@ -167,7 +168,7 @@ def notices(cfg: Config, *, writers: bool = True) -> list[str]:
         if cfg.node_proxy.enabled and "*" not in reg.readers:
             out.append(f"{label}readers are restricted, but the node proxy serves reads to anything on a node "
                        "(and to pods that can reach its pod IP): keep confidential images in a separate registry.")
-    return out + _ambient_notices(cfg) + _ingress_notices(cfg)
+    return out + _ambient_notices(cfg) + _ingress_notices(cfg) + audit.notices(cfg)
 
 
 def _runtime_config_notices(cfg: Config) -> list[str]:
