@@ -46,6 +46,8 @@ class Facts:
     cluster: ClusterClient  # every read through it is sent once (a lives.Snapshot), also when `up` shares it
     cfg: Config
     manifests: list[Object]
+    # `up` checks: it reads what exists and dry-runs every object next, which proves get, list, create and patch
+    dry_run_follows: bool = False
     _cache: dict[Hashable, tuple[bool, Any]] = field(default_factory=dict)
     _locks: dict[Hashable, threading.Lock] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
