@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import gc
+import gc as garbage_collector  # not `gc`: the gc command's module, meshreg.cli.gc, takes that name here
 import importlib
 import os
 import sys
@@ -152,4 +152,4 @@ def run() -> None:
     try:
         main()
     finally:
-        gc.freeze()
+        garbage_collector.freeze()
