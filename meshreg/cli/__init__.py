@@ -18,6 +18,7 @@ from meshreg.errors import MeshregError
 LAZY_COMMANDS = {
     "init": "meshreg.cli.init:init",
     "render": "meshreg.cli.render:render",
+    "schema": "meshreg.cli.schema:schema",
     "up": "meshreg.cli.up:up",
     "down": "meshreg.cli.down:down",
     "status": "meshreg.cli.status:status",
