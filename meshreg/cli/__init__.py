@@ -19,6 +19,7 @@ LAZY_COMMANDS = {
     "init": "meshreg.cli.init:init",
     "render": "meshreg.cli.render:render",
     "schema": "meshreg.cli.schema:schema",
+    "completion": "meshreg.cli.completion:completion",
     "up": "meshreg.cli.up:up",
     "down": "meshreg.cli.down:down",
     "status": "meshreg.cli.status:status",

@@ -7,6 +7,7 @@ import os
 
 import click
 
+from meshreg.cli.completion import mtls_clients
 from meshreg.cli.options import (
     apply_only,
     cluster_options,
@@ -93,7 +94,7 @@ def init(config_path: str | None, days: int) -> None:
           oci:img docker://registry.example.com/ci/app
 
     """ + EXIT_CODES)
-@click.argument("name")
+@click.argument("name", shell_complete=mtls_clients)
 @config_option
 @click.option("--days", type=click.IntRange(1, 3650), default=90, show_default=True,
               help="How long the certificate is valid (never past the CA).")
@@ -170,7 +171,7 @@ def list_(config_path: str | None, output: str) -> None:
       meshreg certs revoke ci --serial 3f2a... --apply --context prod
 
     """ + EXIT_CODES)
-@click.argument("name")
+@click.argument("name", shell_complete=mtls_clients)
 @click.option("--serial", metavar="HEX", default=None, help="Only this certificate (see `meshreg certs list`).")
 @config_option
 @click.option("--apply", "apply", is_flag=True, help="Then server-side apply the CA Secret with the new CRL.")

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from meshreg.cli.completion import contexts, registries
 from meshreg.cli.output.document import FORMATS, dump
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ _DEFAULT_SAID = "meshreg.config.default_said"
 
 config_option = click.option(
     "-c", "--config", "config_path", metavar="FILE", default=None, envvar="MESHREG_CONFIG", callback=_discover,
+    type=click.Path(dir_okay=False),
     help="Config file [default: meshreg.yaml in this directory, or the nearest one above it up to the root of the "
          "Git work tree; else the built-in default].",
 )
@@ -57,7 +59,7 @@ def load_config(path: str | None) -> Config:
     return config.load(path)
 
 registry_option = click.option(
-    "--registry", "registry", metavar="NAME", default=None,
+    "--registry", "registry", metavar="NAME", default=None, shell_complete=registries,
     help="Which registry, with spec.registries [default: the default registry].")
 
 
@@ -122,11 +124,11 @@ def timeout_option(*, default: str, minimum: float, what: str) -> Callable[[F], 
 
 def cluster_options(func: F) -> F:
     """--kubeconfig and --context, as kubectl spells them."""
-    func = click.option("--context", metavar="NAME", default=None,
+    func = click.option("--context", metavar="NAME", default=None, shell_complete=contexts,
                         help="Kubeconfig context to use [default: the current context].")(func)
     # $KUBECONFIG is read by meshreg.cluster.connect, not here: an explicit --kubeconfig must exist, while entries
     # of a $KUBECONFIG list that do not exist are skipped, as kubectl does.
-    func = click.option("--kubeconfig", metavar="PATH", default=None,
+    func = click.option("--kubeconfig", metavar="PATH", default=None, type=click.Path(),
                         help="Kubeconfig file(s) [default: $KUBECONFIG, then ~/.kube/config, then in-cluster].")(func)
     return func
 

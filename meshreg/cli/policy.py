@@ -7,6 +7,7 @@ from typing import Literal
 
 import click
 
+from meshreg.cli.completion import identities, writers
 from meshreg.cli.options import (
     apply_only,
     cluster_options,
@@ -40,7 +41,7 @@ def policy() -> None:
 
 def _edit_command(action: Literal["grant", "revoke"], help_text: str) -> Callable[..., None]:
     @policy.command(action, help=help_text + "\n\n" + EXIT_CODES)
-    @click.argument("identity", metavar="NS/SA")
+    @click.argument("identity", metavar="NS/SA", shell_complete=writers if action == "revoke" else None)
     @click.option("--repo", "repositories", multiple=True, metavar="PREFIX",
                   help="A repository prefix such as team-a/ (repeatable); '*' for every repository.")
     @click.option("--delete", is_flag=True, help="The DELETE grant (needs deleteEnabled on the registry).")
@@ -110,7 +111,7 @@ def list_(config_path: str | None, registry: str | None, output: str) -> None:
 @policy.command(context_settings={"ignore_unknown_options": False})
 @config_option
 @registry_option
-@click.option("--as", "identity", required=True, metavar="IDENTITY",
+@click.option("--as", "identity", required=True, metavar="IDENTITY", shell_complete=identities,
               help="NS/SA (a mesh workload), node-proxy (a pull from a node), push-proxy (a push through "
                    "`meshreg connect`), anonymous (plain text), client:NAME (a client of spec.ingress) or external "
                    "(through the ingress without credentials).")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from meshreg.cli.completion import writers
 from meshreg.cli.options import (
     cluster_options,
     config_option,
@@ -23,7 +24,7 @@ from meshreg.operations.verify import verify as run_verify
 @config_option
 @cluster_options
 @output_option
-@click.option("--as", "as_identity", metavar="NS/SA", default=None,
+@click.option("--as", "as_identity", metavar="NS/SA", default=None, shell_complete=writers,
               help="The writer whose identity pushes [default: each registry's first unscoped writer].")
 @click.option("--image", default=None, metavar="IMAGE",
               help="Probe image with sh and curl, for airgapped clusters [default: docker.io/curlimages/curl].")
