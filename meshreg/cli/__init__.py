@@ -91,5 +91,10 @@ def main() -> None:
       meshreg render | less        see every object it deploys
       meshreg up                   deploy to the current kubectl context
       meshreg policy grant builds/kaniko
+
+    \b
+    The config is -c FILE (or $MESHREG_CONFIG), else meshreg.yaml here, else the nearest one above up to the
+    root of the Git work tree; with none, the built-in default (said on stderr). -o text|json|yaml is a format
+    everywhere (docs/output.md); --timeout takes 90s, 5m, 1h30m. Completion: source <(meshreg completion bash).
     """
 

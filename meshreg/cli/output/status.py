@@ -1,4 +1,4 @@
-"""`meshreg status`'s report as people read it, and as -o json prints it (the same dict, key for key, as ever)."""
+"""`meshreg status`'s report as people read it, and as -o json and -o yaml print it (docs/output.md)."""
 
 from __future__ import annotations
 
