@@ -14,6 +14,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from meshreg import config
 from meshreg.cli import main
 from meshreg.config import starter
 from meshreg.config.reader import Reader
@@ -81,18 +82,21 @@ SEVERAL = {**TOP, "spec": {"namespace": "registry", "nodeProxy": {"enabled": Tru
 MAXIMAL = {"single": SINGLE, "several": SEVERAL}
 
 
-def read(doc: dict, tmp_path, reader: type[Reader] = Reader) -> None:
-    """The reader's verdict on `doc` (ConfigError when it refuses); relative paths resolve under tmp_path."""
-    source = parse(json.dumps(doc), str(tmp_path / "meshreg.yaml"))
-    read_config(reader(source), source.data, source.name)
-
-
 def accepts(doc: dict, tmp_path) -> bool:
+    """Whether meshreg accepts `doc` (relative paths resolve under tmp_path)."""
     try:
-        read(doc, tmp_path)
+        config.from_text(json.dumps(doc), name=str(tmp_path / "meshreg.yaml"))
     except ConfigError:
         return False
     return True
+
+
+def read(doc: dict, tmp_path, reader: type[Reader]) -> None:
+    """Run `reader` over a valid `doc` as config.from_text does."""
+    source = parse(json.dumps(doc), str(tmp_path / "meshreg.yaml"))
+    checking = reader(source)
+    read_config(checking, source.data, source.name)
+    assert not getattr(checking, "problems", [])  # a reader that collects problems found none
 
 
 def errors(doc: Any) -> list[str]:
