@@ -58,6 +58,7 @@ def load_config(path: str | None) -> Config:
             say(f"no meshreg.yaml {where}; using the built-in default (writers: none)")
     return config.load(path)
 
+
 registry_option = click.option(
     "--registry", "registry", metavar="NAME", default=None, shell_complete=registries,
     help="Which registry, with spec.registries [default: the default registry].")
