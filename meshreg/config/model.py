@@ -211,6 +211,17 @@ class LocalRegistryHosting:
                  "hostFromContainerRuntime. Run `meshreg status` for details.")
 
 
+@dataclass(frozen=True)
+class Audit:
+    """An audit record of every write and refusal (docs/audit.md): Telemetry objects that log them through
+    `provider`, an extension provider in the mesh config. A Telemetry on a workload replaces the access-log providers
+    the mesh gives it, so `keep_providers` are named beside it (Istio's built-in `envoy`: the usual access log)."""
+
+    enabled: bool = True
+    provider: str = "meshreg-audit"
+    keep_providers: tuple[str, ...] = ("envoy",)
+
+
 INGRESS_METHODS = ("mtls", "jwt")
 
 
@@ -301,6 +312,7 @@ class Config:
     local_registry_hosting: LocalRegistryHosting = LocalRegistryHosting()
     source: str = "<built-in default>"
     ingress: Ingress | None = None  # writers outside the cluster (spec.ingress)
+    audit: Audit = Audit()  # who wrote what, in the proxies' access logs (spec.audit)
 
     def principal(self, identity: str) -> str:
         """`builds/kaniko` -> `cluster.local/ns/builds/sa/kaniko` (Istio's principal form)."""
