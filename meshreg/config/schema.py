@@ -17,13 +17,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from meshreg import __version__, retention
-from meshreg.config import gc, ingress, mesh, names, pushproxy, registries, runtimeconfig, spec, storage
+from meshreg.config import audit, gc, ingress, mesh, names, pushproxy, registries, runtimeconfig, spec, storage
 from meshreg.config.model import (
     API_VERSION,
     INGRESS_METHODS,
     KIND,
     ROLES,
     SCHEMA_FILE,
+    Audit,
     LocalRegistryHosting,
     NodeProxy,
 )
@@ -48,6 +49,8 @@ STORAGE: dict[str, object] = {"size": None, "storageClassName": None, "s3": None
 RETENTION: dict[str, object] = {"rules": REQUIRED, "protectedTags": []}
 MIRROR: dict[str, object] = {"upstream": None, "credentialsSecret": None, "extraHosts": []}
 ISSUER: dict[str, object] = {"issuer": REQUIRED, "audiences": REQUIRED, "jwks": None, "jwksUri": None}
+AUDIT: dict[str, object] = {"enabled": Audit().enabled, "provider": Audit().provider,
+                            "keepProviders": list(Audit().keep_providers)}
 
 
 class SchemaDrift(AssertionError):
@@ -203,6 +206,12 @@ def _ingress() -> Schema:
         "Writers outside the cluster, through an Istio ingress gateway (docs/ingress.md).")
 
 
+def _audit() -> Schema:
+    provider = _pattern(audit._PROVIDER.pattern)
+    return _object(AUDIT, {"enabled": BOOLEAN, "provider": provider, "keepProviders": _list(provider)},
+                   "Audit records of every write and refusal (docs/audit.md).")
+
+
 def _spec() -> Schema:
     node_proxy = _object(NODE_PROXY, {
         "enabled": BOOLEAN, "port": _null(_port(1024)), "hostIP": STRING, "resources": _resources(),
@@ -216,7 +225,7 @@ def _spec() -> Schema:
         "registries": _null(_list(_entry(), unique=False, min_items=1)),
         "localRegistryHosting": _object(HOSTING, {"host": _null(STRING), "help": STRING, "publish": BOOLEAN},
                                         "The KEP-1755 ConfigMap kube-public/local-registry-hosting."),
-        "mesh": {"enum": list(mesh.MESHES)}, "pushProxy": _push_proxy(), "ingress": _ingress()},
+        "mesh": {"enum": list(mesh.MESHES)}, "pushProxy": _push_proxy(), "ingress": _ingress(), "audit": _audit()},
         "What meshreg deploys; every key is optional.")
 
 

