@@ -118,7 +118,7 @@ def test_a_commands_help_loads_no_cluster_client_and_no_feature(tmp_path: pathli
 @pytest.mark.parametrize("args", [
     ("policy", "check", "--as", "builds/kaniko", "push", "team-a/app"),
     ("policy", "list"),
-    ("init", "-o", "-"),
+    ("init", "-c", "-"),
 ], ids=" ".join)
 def test_offline_commands_load_no_cluster_client_and_no_feature(tmp_path: pathlib.Path, args: tuple[str, ...]) -> None:
     (tmp_path / "meshreg.yaml").write_text(minimal("  writers: [{serviceAccount: builds/kaniko}]\n"))

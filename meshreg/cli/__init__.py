@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import gc as garbage_collector  # not `gc`: the gc command's module, meshreg.cli.gc, takes that name here
 import importlib
-import os
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 import click
+from click.exceptions import NoArgsIsHelpError
 
 from meshreg import __version__
-from meshreg.cli.options import config_option, say
 from meshreg.errors import MeshregError
 
-# Every command but `init` and `render` lives in its own module, imported only when that command runs, so no
-# command pays for another's imports (the Kubernetes client, the PKI, the policy evaluator). The group's own
-# --help lists them from the summaries below, without importing them: each is its command's short help (the first
-# sentence of its help; click shortens it to fit), and tests/cli/test_lazy_commands.py keeps them equal.
+# Every command lives in its own module, imported only when that command runs, so no command pays for another's
+# imports (the Kubernetes client, the PKI, the policy evaluator, the YAML editor). The group's own --help lists them
+# from the summaries below, without importing them: each is its command's short help (the first sentence of its
+# help; click shortens it to fit), and tests/cli/test_lazy_commands.py keeps them equal.
 LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "audit": ("meshreg.cli.audit:audit",
               "Who pushed or deleted what, and who was refused a write, from the audit records the proxies that "
@@ -25,6 +24,11 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
               "ingress gateway for its clients)."),
     "certs": ("meshreg.cli.certs:certs",
               "Client certificates for writers outside the cluster (spec.ingress clients with method: mtls)."),
+    "completion": ("meshreg.cli.completion:completion",
+                   "Print the completion script for SHELL: commands, options, and values from your files "
+                   "(kubeconfig contexts for --context; from the config, registries for --registry, writers for "
+                   "`policy revoke` and `verify --as`, identities for `policy check --as`, mtls clients for `certs "
+                   "issue|revoke`)."),
     "connect": ("meshreg.cli.connect:connect",
                 "Forward a local port to the registry's push proxy, so `docker push`, Skaffold and Tilt can push to "
                 "localhost:PORT."),
@@ -33,8 +37,13 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "gc": ("meshreg.cli.gc:gc",
            "Run a registry's gc CronJob now (a Job from its template, like kubectl create job --from=cronjob/...), "
            "follow it, and print what retention deleted and what garbage-collect reclaimed."),
+    "init": ("meshreg.cli.init:init", "Write a commented starter meshreg.yaml, and meshreg.schema.json beside it."),
     "policy": ("meshreg.cli.policy:policy",
                "Who may write: edit the writers in the config file, list them, check requests offline."),
+    "render": ("meshreg.cli.render:render", "Print every manifest meshreg deploys."),
+    "schema": ("meshreg.cli.schema:schema",
+               "Print the JSON Schema (draft 2020-12) of meshreg.yaml, generated from the config reader's own key "
+               "tables."),
     "status": ("meshreg.cli.status:status",
                "Show each object (present, missing or drifted from the config), readiness, mTLS mode, writers and "
                "the published addresses."),
@@ -65,15 +74,46 @@ class _Group(click.Group):
                   for name in self.list_commands(ctx)]
         click.Group(commands=listed).format_commands(ctx, formatter)
 
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
+                     **extra: Any) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as e:  # `meshreg --bogus`
+            _usage(e)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except MeshregError as e:
-            say(f"error: {e}")
+            _say(f"error: {e}")
             ctx.exit(e.exit_code)
+        except click.UsageError as e:  # a bad option or value of a command: one line too
+            _usage(e)
         except BrokenPipeError:  # `meshreg render | head`
             sys.stderr.close()
             ctx.exit(0)
+
+
+class _OneLine(click.ClickException):
+    """A usage error as one line, like every other error: what is wrong, and where the help is."""
+
+    exit_code = 2
+
+    def show(self, file: Any = None) -> None:
+        _say(f"error: {self.format_message()}")
+
+
+def _say(line: str) -> None:
+    from meshreg.cli.options import say  # options (and what they complete from) load with a command, not for --help
+
+    say(line)
+
+
+def _usage(e: click.UsageError) -> NoReturn:
+    if isinstance(e, NoArgsIsHelpError):  # `meshreg policy`: the help, as click shows it
+        raise e
+    help_hint = f"; see {e.ctx.command_path} --help" if e.ctx is not None else ""
+    raise _OneLine(f"{e.format_message().rstrip('.')}{help_hint}") from None
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "MESHREG"})
@@ -88,60 +128,12 @@ def main() -> None:
       meshreg render | less        see every object it deploys
       meshreg up                   deploy to the current kubectl context
       meshreg policy grant builds/kaniko
-    """
-
-
-@main.command()
-@click.option("-o", "--output", "path", default="meshreg.yaml", show_default=True, metavar="FILE",
-              help="Where to write; - for stdout.")
-@click.option("--force", is_flag=True, help="Overwrite an existing file.")
-def init(path: str, force: bool) -> None:
-    """Write a commented starter meshreg.yaml.
 
     \b
-    Examples:
-      meshreg init
-      meshreg init -o dev.yaml && meshreg render -c dev.yaml
+    The config is -c FILE (or $MESHREG_CONFIG), else meshreg.yaml here, else the nearest one above up to the
+    root of the Git work tree; with none, the built-in default (said on stderr). -o text|json|yaml is a format
+    everywhere (docs/output.md); --timeout takes 90s, 5m, 1h30m. Completion: source <(meshreg completion bash).
     """
-    from meshreg.config import starter
-
-    if path == "-":
-        click.echo(starter.TEXT, nl=False)
-        return
-    if os.path.exists(path) and not force:
-        raise click.UsageError(f"{path} already exists (use --force to overwrite it)")
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(starter.TEXT)
-    click.echo(f"wrote {path}; next: meshreg policy grant NS/SA, then meshreg render or meshreg up", err=True)
-
-
-@main.command()
-@config_option
-@click.option("-o", "--output", "out", default="-", show_default=True, metavar="DIR|-",
-              help="A directory to write one file per object into, or - for one YAML stream on stdout.")
-def render(config_path: str | None, out: str) -> None:
-    """Print every manifest meshreg deploys. Pure: no cluster needed, same config gives the same bytes.
-
-    \b
-    Examples:
-      meshreg render > meshreg-manifests.yaml
-      meshreg render -c prod.yaml -o build/
-      meshreg render | kubectl apply --server-side --field-manager meshreg -f -
-    """
-    from meshreg import config
-    from meshreg import render as rendering
-    from meshreg.render import manifests
-
-    cfg = config.load(config_path)
-    objects = rendering.render(cfg)
-    header = manifests.header(cfg, "meshreg render" + (f" -o {out}" if out != "-" else ""))
-    if out == "-":
-        sys.stdout.write(manifests.dump_all(objects, header))
-    else:
-        written = manifests.write_dir(objects, out, header)
-        click.echo(f"wrote {len(written)} files to {out}", err=True)
-    for line in rendering.notices(cfg):
-        say(line)
 
 
 def run() -> None:
