@@ -54,9 +54,11 @@ FEATURE_CONFIGS = {
     "s3": "  registry: {storage: {s3: {bucket: images, region: eu-central-1, credentialsSecret: s3}}}\n",
 }
 # What no command that stays off the cluster needs: the Kubernetes client, its HTTP stack, the PKI's cryptography,
-# the comment-keeping YAML editor (policy grant and revoke), the JWT library, and importlib.resources' baggage.
+# the comment-keeping YAML editor (policy grant and revoke), the JWT library, importlib.resources' baggage, and
+# click's shell completion (for a shell that asks, not for a command that runs).
 CLUSTER_AND_TOOLS = ["kubernetes", "urllib3", "httpx", "cryptography", "ruamel.yaml", "joserfc",
-                     "importlib.resources", "meshreg.cluster.client", "meshreg.config.editing", "meshreg.pki.authority"]
+                     "importlib.resources", "meshreg.cluster.client", "meshreg.config.editing", "meshreg.pki.authority",
+                     "click.shell_completion", "meshreg.cli.completion"]
 ALL_FEATURES = sorted({m for modules in FEATURES.values() for m in modules})
 
 
@@ -104,15 +106,17 @@ def test_render_loads_a_features_modules_with_that_feature_only(tmp_path: pathli
 def test_help_loads_no_command_no_config_and_no_yaml(tmp_path: pathlib.Path) -> None:
     modules = modules_of("--help", cwd=tmp_path)
     commands = [target.partition(":")[0] for target, _ in LAZY_COMMANDS.values()]
-    assert loaded(modules, commands + ["meshreg.config", "meshreg.render", "meshreg.operations", "yaml"]) == []
+    assert loaded(modules, commands + ["meshreg.config", "meshreg.render", "meshreg.operations", "yaml",
+                                       "meshreg.cli.options", "click.shell_completion"]) == []
 
 
 @pytest.mark.parametrize("name", sorted(LAZY_COMMANDS))
 def test_a_commands_help_loads_no_cluster_client_and_no_feature(tmp_path: pathlib.Path, name: str) -> None:
     modules = modules_of(name, "--help", cwd=tmp_path)
     assert LAZY_COMMANDS[name][0].partition(":")[0] in modules
+    completion = ["click.shell_completion"] if name != "completion" else []  # the completion command's own
     assert loaded(modules, ["kubernetes", "urllib3", "cryptography", "ruamel.yaml", "joserfc",
-                            "meshreg.config.editing", "meshreg.pki.authority"]) == []
+                            "meshreg.config.editing", "meshreg.pki.authority", *completion]) == []
 
 
 @pytest.mark.parametrize("args", [

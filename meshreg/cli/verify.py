@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from meshreg.cli.completion import writers
 from meshreg.cli.options import (
     cluster_options,
+    completer,
     config_option,
     echo_report,
     interruptible,
@@ -18,6 +18,8 @@ from meshreg.cli.options import (
 from meshreg.cli.output import verify as formats
 from meshreg.cluster.wait import Progress
 from meshreg.operations.verify import verify as run_verify
+
+writers = completer("writers")  # completes for a shell that asks; loads nothing for a command that runs
 
 
 @click.command()
