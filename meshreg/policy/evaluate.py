@@ -46,12 +46,16 @@ def evaluate(objects: list[Object], *, identity: str, method: str, path: str,
     the config's spec.ingress) may send METHOD PATH to the registry named `registry`; `skip_waypoint` (ambient mode
     only): the client does not go through the registry's waypoint."""
     check_request(identity=identity, method=method, path=path)
+    workload = find_workload(objects, (REGISTRY[0], registry))
+    ambient_mode = workload is not None and ambient.enrolled(objects, workload)
+    refused = _strict_refusal(objects, workload) if identity == "anonymous" and not ambient_mode else None
+    if refused:  # the TLS handshake is over before Envoy reads the request line
+        return refused
     try:
         normalized = normalize(path)
     except Rejected as e:
         return Decision("DENY", None, None, str(e))
-    workload = find_workload(objects, (REGISTRY[0], registry))
-    if workload is not None and ambient.enrolled(objects, workload):
+    if workload is not None and ambient_mode:
         return _ambient(objects, workload, identity=identity, method=method, path=normalized,
                         trust_domain=trust_domain, skip_waypoint=skip_waypoint, name=registry, ingress=ingress)
     if skip_waypoint:
@@ -166,13 +170,18 @@ def _request(workload: Workload | None, principal: str | None, method: str, path
     return Request(principal, method, path, host, workload.port)
 
 
-def _anonymous(objects: list[Object], registry: Workload | None, method: str, path: str) -> Decision:
+def _strict_refusal(objects: list[Object], registry: Workload | None) -> Decision | None:
+    """The DENY of a plain-text request where STRICT mTLS is in force, before any HTTP is read."""
     peer = peer_authentication(objects, registry)
     if peer and peer[1] == "STRICT":
         return Decision("DENY", f"PeerAuthentication/{peer[0]}", None,
                         "STRICT mTLS rejects plain text before any AuthorizationPolicy: a request without a "
                         "mesh identity never reaches the registry")
-    return at_workload(objects, registry, _request(registry, None, method, path))
+    return None
+
+
+def _anonymous(objects: list[Object], registry: Workload | None, method: str, path: str) -> Decision:
+    return _strict_refusal(objects, registry) or at_workload(objects, registry, _request(registry, None, method, path))
 
 
 def _via_proxy(objects: list[Object], registry: Workload | None, proxy: Workload, *, what: str, method: str,
