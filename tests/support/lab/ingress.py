@@ -7,11 +7,14 @@ The translation follows Istio (1.30) and is independent of meshreg's evaluator:
   istiod serves them over SDS (trusted_ca and crl of the validation context); the server certificate stands for the
   credentialName Secret the user provides;
 - the VirtualService gives the routes, in order: its hosts as domains (with any port); a match on the exact path,
-  on headers absent (`withoutHeaders`, present-match inverted) and on JWT claims absent (`@request.auth.claims.X`,
-  a metadata match on the jwt_authn payload, inverted); a direct response with its response headers, or the
-  registry with no timeout;
+  the method, headers (`:path` included: the normalized path with the query as sent), query parameters (by name
+  as written), headers absent (`withoutHeaders`, present-match inverted) and JWT claims absent
+  (`@request.auth.claims.X`, a metadata match on the jwt_authn payload, inverted); a direct response with its
+  response headers, or the registry with no timeout (routes as istiod 1.14 builds them, seen in a real gateway's
+  config dump);
 - a RequestAuthentication becomes the jwt_authn filter as pilot/pkg/security/authn/policy_applier.go builds it:
-  one provider per jwtRule, the payload kept in metadata under "payload", a token either absent or valid, and
+  one provider per jwtRule, the payload kept in metadata under "payload", the token read only where `fromHeaders`
+  says (Envoy's defaults otherwise: the Authorization header and `?access_token=`), a token either absent or valid, and
   (on gateways) the route cache cleared after a token is verified, so claims take part in routing;
 - the AuthorizationPolicies selecting the gateway become RBAC filters (lab/rbac.py), after jwt_authn.
 """
@@ -39,10 +42,14 @@ def jwt_filter(request_authentications: list[dict]) -> list[dict]:
         return []
     providers = {}
     for i, rule in enumerate(rules):
-        assert set(rule) <= {"issuer", "audiences", "jwks"}, f"lab cannot translate jwtRule keys {sorted(rule)}"
+        assert set(rule) <= {"issuer", "audiences", "jwks", "fromHeaders"}, \
+            f"lab cannot translate jwtRule keys {sorted(rule)}"
         providers[f"origins-{i}"] = {"issuer": rule["issuer"], "audiences": rule.get("audiences", []),
                                      "forward": False, "payload_in_metadata": "payload", "clear_route_cache": True,
                                      "local_jwks": {"inline_string": rule["jwks"]}}
+        if "fromHeaders" in rule:  # then Envoy reads only these, not its default Authorization and ?access_token=
+            providers[f"origins-{i}"]["from_headers"] = [{"name": h["name"], "value_prefix": h.get("prefix", "")}
+                                                         for h in rule["fromHeaders"]]
     each = [{"requires_any": {"requirements": [{"provider_name": n}, {"allow_missing": {}}]}} for n in providers]
     requires = each[0] if len(each) == 1 else {"requires_any": {"requirements": [
         *({"provider_name": n} for n in providers), {"requires_all": {"requirements": each}}]}}
@@ -51,11 +58,27 @@ def jwt_filter(request_authentications: list[dict]) -> list[dict]:
         "rules": [{"match": {"prefix": "/"}, "requires": requires}]}}]
 
 
+def _string_match(spec: dict) -> dict:
+    """An Istio StringMatch as Envoy's StringMatcher (regex: RE2, a full match)."""
+    [(kind, value)] = spec.items()
+    assert kind in ("exact", "prefix", "regex"), f"lab cannot translate the string match {spec}"
+    return {"safe_regex": {"regex": value}} if kind == "regex" else {kind: value}
+
+
 def _route_match(match: dict | None) -> dict:
     if match is None:
         return {"prefix": "/"}
-    assert set(match) <= {"uri", "withoutHeaders"} and set(match["uri"]) == {"exact"}, f"lab cannot translate {match}"
-    out: dict = {"path": match["uri"]["exact"], "headers": [], "dynamic_metadata": []}
+    assert set(match) <= {"uri", "withoutHeaders", "headers", "queryParams", "method"}, f"lab cannot translate {match}"
+    uri = match.get("uri", {"prefix": "/"})
+    assert set(uri) <= {"exact", "prefix"}, f"lab cannot translate the uri match {uri}"
+    out: dict = {"path" if "exact" in uri else "prefix": uri.get("exact", uri.get("prefix")),
+                 "headers": [], "dynamic_metadata": [], "query_parameters": []}
+    if "method" in match:
+        out["headers"].append({"name": ":method", "string_match": _string_match(match["method"])})
+    for name, spec in sorted(match.get("headers", {}).items()):
+        out["headers"].append({"name": name, "string_match": _string_match(spec)})
+    for name, spec in sorted(match.get("queryParams", {}).items()):
+        out["query_parameters"].append({"name": name, "string_match": _string_match(spec)})
     for name, string_match in sorted(match.get("withoutHeaders", {}).items()):
         if name.startswith("@request.auth.claims."):
             value = {"string_match": {"safe_regex": {"regex": string_match["regex"]}}}
