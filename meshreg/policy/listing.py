@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from meshreg.config import Config, Registry
 from meshreg.config.mesh import WAYPOINT
 from meshreg.config.model import Client, Ingress
+from meshreg.render import refusals
 from meshreg.render.pushproxy import ROLE
 
 __all__ = ["ClientEntry", "GatewayEntry", "IngressEntry", "Listing", "NodeProxyEntry", "PushProxyEntry",
@@ -108,6 +109,7 @@ class IngressEntry:
     registry: str
     gateway: GatewayEntry
     clients: tuple[ClientEntry, ...]
+    mounts_refused: bool  # the gateway refuses cross-repository mounts (some client may read less than everything)
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,7 @@ class Listing:
     waypoint: WaypointEntry | None  # ambient mode only
     push_proxy: PushProxyEntry | None
     ingress: IngressEntry | None  # only when the ingress serves this registry
+    scoped: bool  # some writer is limited to prefixes, or the readers are restricted: reads are still per registry
 
 
 def listing(cfg: Config, reg: Registry) -> Listing:
@@ -144,7 +147,8 @@ def listing(cfg: Config, reg: Registry) -> Listing:
         if cfg.mesh == "ambient" else None,
         push_proxy=_push_proxy(cfg, reg),
         ingress=_ingress(cfg.ingress, gateway_principal=cfg.principal(cfg.ingress.gateway.identity))
-        if cfg.ingress is not None and cfg.ingress.registry == reg.name else None)
+        if cfg.ingress is not None and cfg.ingress.registry == reg.name else None,
+        scoped="*" not in reg.readers or any(w.scoped for w in cfg.writers_of(reg)))
 
 
 def _push_proxy(cfg: Config, reg: Registry) -> PushProxyEntry | None:
@@ -165,7 +169,8 @@ def _ingress(ingress: Ingress, *, gateway_principal: str) -> IngressEntry:
         host=ingress.address, registry=ingress.registry,
         gateway=GatewayEntry(namespace=gw.namespace, selector=dict(gw.selector), service_account=gw.service_account,
                              principal=gateway_principal, dedicated=gw.dedicated),
-        clients=tuple(_client(ingress, c) for c in ingress.clients))
+        clients=tuple(_client(ingress, c) for c in ingress.clients),
+        mounts_refused=refusals.read_restricted(ingress))
 
 
 def _client(ingress: Ingress, c: Client) -> ClientEntry:
