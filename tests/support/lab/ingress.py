@@ -111,7 +111,7 @@ def routes(http: list[dict]) -> list[dict]:
 
 
 def listener(*, port: int, server: Identity, tls: dict, client_ca: tuple[Path, Path] | None, domains: list[str],
-             http: list[dict], filters: list[dict]) -> dict:
+             http: list[dict], filters: list[dict], xfcc: dict = envoy.GATEWAY_XFCC) -> dict:
     mode = tls["mode"]
     assert mode in ("MUTUAL", "OPTIONAL_MUTUAL", "SIMPLE"), f"lab cannot translate tls mode {mode}"
     common: dict = {"tls_certificates": [_cert(server)], "alpn_protocols": ["h2", "http/1.1"],
@@ -121,7 +121,7 @@ def listener(*, port: int, server: Identity, tls: dict, client_ca: tuple[Path, P
         ca, crl = client_ca
         common["validation_context"] = {"trusted_ca": {"filename": str(ca)}, "crl": {"filename": str(crl)}}
     context = {"@type": DOWNSTREAM_TLS, "require_client_certificate": mode == "MUTUAL", "common_tls_context": common}
-    hcm = _hcm("ingress", cluster=UPSTREAM, route_timeout="0s", filters=filters, domains=domains)
+    hcm = _hcm("ingress", cluster=UPSTREAM, route_timeout="0s", filters=filters, domains=domains, xfcc=xfcc)
     hcm["typed_config"]["route_config"]["virtual_hosts"][0]["routes"] = routes(http)
     return {"name": "ingress", "address": _address(port), "filter_chains": [{
         "transport_socket": {"name": "envoy.transport_sockets.tls", "typed_config": context}, "filters": [hcm]}]}
@@ -131,7 +131,10 @@ class IngressLab(Lab):
     """A Lab whose config has spec.ingress: `meshreg certs init` runs first (the render needs the CA), then
     `setup(lab)` (issue and revoke certificates), then everything starts, the ingress listener included."""
 
-    def __init__(self, config_text: str, root: Path, *, setup=None):
+    def __init__(self, config_text: str, root: Path, *, setup=None, xfcc: dict = envoy.GATEWAY_XFCC):
+        """`xfcc`: the gateway's X-Forwarded-Client-Cert handling (Istio's gatewayTopology.forwardClientCertDetails;
+        SANITIZE_SET unless set)."""
+        self.xfcc = xfcc
         root.mkdir(parents=True, exist_ok=True)
         self.config_file = root / "meshreg.yaml"
         self.config_file.write_text(config_text)
@@ -200,7 +203,8 @@ class IngressLab(Lab):
         vs = self._virtual_service(gateway)
         listeners.append(listener(port=self.ingress_port, server=self.server, tls=gateway["spec"]["servers"][0]["tls"],
                                   client_ca=self._client_ca(), domains=[d for h in vs["hosts"] for d in (h, f"{h}:*")],
-                                  http=vs["http"], filters=jwt_filter(authns) + rbac.http_filters(policies)))
+                                  http=vs["http"], filters=jwt_filter(authns) + rbac.http_filters(policies),
+                                  xfcc=self.xfcc))
         identity = self.identity(self.cfg.ingress.gateway.identity)
         clusters.append(envoy.sidecar_cluster(port=self.sidecar_port, client=identity, name=UPSTREAM,
                                               registry_uri=self.registry_identity.uri, tuning=self.tuning))
