@@ -25,6 +25,7 @@ LAZY_COMMANDS = {
     "verify": "meshreg.cli.verify:verify",
     "certs": "meshreg.cli.certs:certs",
     "gc": "meshreg.cli.gc:gc",
+    "audit": "meshreg.cli.audit:audit",
 }
 
 

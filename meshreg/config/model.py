@@ -123,6 +123,7 @@ class Mirror:
 
 ROLES = ("images", "readonly", "mirror")
 PUSH_PROXY = "push-proxy"  # the push proxy's ServiceAccount and workload name, in its own namespace
+CONNECT_ROLE = "meshreg-connect"  # the Role in the push proxy's namespace that lets people port-forward to it
 
 
 @dataclass(frozen=True)
@@ -207,6 +208,17 @@ class LocalRegistryHosting:
     publish: bool = True
     help: str = ("Push from in-cluster writers to hostFromClusterNetwork; pull in pod specs from "
                  "hostFromContainerRuntime. Run `meshreg status` for details.")
+
+
+@dataclass(frozen=True)
+class Audit:
+    """An audit record of every write and refusal (docs/audit.md): Telemetry objects that log them through
+    `provider`, an extension provider in the mesh config. A Telemetry on a workload replaces the access-log providers
+    the mesh gives it, so `keep_providers` are named beside it (Istio's built-in `envoy`: the usual access log)."""
+
+    enabled: bool = True
+    provider: str = "meshreg-audit"
+    keep_providers: tuple[str, ...] = ("envoy",)
 
 
 INGRESS_METHODS = ("mtls", "jwt")
@@ -299,6 +311,7 @@ class Config:
     local_registry_hosting: LocalRegistryHosting = LocalRegistryHosting()
     source: str = "<built-in default>"
     ingress: Ingress | None = None  # writers outside the cluster (spec.ingress)
+    audit: Audit = Audit()  # who wrote what, in the proxies' access logs (spec.audit)
 
     def principal(self, identity: str) -> str:
         """`builds/kaniko` -> `cluster.local/ns/builds/sa/kaniko` (Istio's principal form)."""

@@ -33,4 +33,7 @@ spec:
   # pushProxy:
   #   enabled: true
   #   repositories: ["dev/"]        # what people may push; who may is RBAC on pods/portforward there
+  # Who wrote what: the proxies that enforce the policies log every write and refusal (on by default; the mesh
+  # config needs the provider `meshreg audit --mesh-config` prints; docs/audit.md):
+  # audit: {enabled: true, provider: meshreg-audit, keepProviders: [envoy]}
 """

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from support.ingress_configs import CLIENTS, GATEWAY, GITHUB, ISSUER, ingress_text, load
 from meshreg.errors import UsageError
 from meshreg.policy import claims
 from meshreg.policy.evaluate import evaluate
 from meshreg.policy.rules import Request, match_rule
 from meshreg.render import render
+from support.ingress_configs import CLIENTS, GATEWAY, GITHUB, ISSUER, ingress_text, load
 
 PUSH = ["POST /v2/{r}/blobs/uploads/", "PATCH /v2/{r}/blobs/uploads/u", "PUT /v2/{r}/manifests/v1"]
 
@@ -122,7 +122,7 @@ def test_a_policy_denial_comes_before_the_routes(setups):
 def test_an_unknown_client_or_a_config_without_ingress_is_bad_input(setups, tmp_path):
     with pytest.raises(UsageError, match="no client named 'ghost'"):
         check(setups["shared"], "client:ghost", "GET", "/v2/")
-    with pytest.raises(UsageError, match="the config has no spec.ingress"):
+    with pytest.raises(UsageError, match=r"the config has no spec.ingress"):
         evaluate([], identity="external", method="GET", path="/v2/", ingress=None)
 
 

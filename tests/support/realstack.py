@@ -14,7 +14,8 @@ from pathlib import Path
 from support.paths import SHARED
 
 TMP = Path(tempfile.gettempdir())
-HOW = ("start the real stack first, as ../shared/lab-istio/README.md says under 'A real sidecar mesh on the real node': "
+HOW = ("start the real stack first, as ../shared/lab-istio/README.md says under "
+       "'A real sidecar mesh on the real node': "
        "LAB_APISERVER_IP=192.0.2.2 $LAB_KUBE/start.sh --fresh, the Istio CRDs, LAB_NODE_DNS=192.0.2.2 "
        "../shared/lab-kube/real-node.sh start, ../shared/lab-istio/mesh.sh start")
 
