@@ -9,7 +9,6 @@ from meshreg.cluster import ingress
 from meshreg.doctor.facts import Facts, istiod_version, version_tuple
 from meshreg.doctor.results import Result, fail, ok, warn
 from meshreg.errors import ClusterError
-from meshreg.render import refusals
 
 CHECK = "ingress"
 FIX = "see docs/ingress.md: the ingress uses an Istio ingress gateway that already runs (spec.ingress.gateway)"
@@ -32,7 +31,7 @@ def check(facts: Facts) -> list[Result]:
 def _mounts(facts: Facts) -> list[Result]:
     """With a client that may read less than everything, the route refusing mounts must be accepted."""
     ing = facts.cfg.ingress
-    if ing is None or not refusals.read_restricted(ing):
+    if ing is None or not ing.read_restricted:
         return []
     try:
         _, istiod = facts.control_plane()

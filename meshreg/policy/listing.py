@@ -9,7 +9,6 @@ from meshreg.config import Config, Registry
 from meshreg.config.mesh import WAYPOINT
 from meshreg.config.model import CONNECT_ROLE as ROLE
 from meshreg.config.model import Client, Ingress
-from meshreg.render import refusals
 
 __all__ = ["ClientEntry", "GatewayEntry", "IngressEntry", "Listing", "NodeProxyEntry", "PushProxyEntry",
            "ReaderEntry", "RegistryEntry", "WaypointEntry", "WriterEntry", "listing"]
@@ -170,7 +169,7 @@ def _ingress(ingress: Ingress, *, gateway_principal: str) -> IngressEntry:
         gateway=GatewayEntry(namespace=gw.namespace, selector=dict(gw.selector), service_account=gw.service_account,
                              principal=gateway_principal, dedicated=gw.dedicated),
         clients=tuple(_client(ingress, c) for c in ingress.clients),
-        mounts_refused=refusals.read_restricted(ingress))
+        mounts_refused=ingress.read_restricted)
 
 
 def _client(ingress: Ingress, c: Client) -> ClientEntry:

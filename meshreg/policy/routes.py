@@ -1,5 +1,6 @@
-"""The routes of the ingress VirtualService that answer a request themselves, as the gateway's Envoy matches them
-after its policies: `policy check` follows a request through the ingress only if no such route refuses it.
+"""The routes of the ingress VirtualService that answer a request themselves (a direct response, or an abort fault on
+every request), as the gateway's Envoy matches them after its policies: `policy check` follows a request through
+the ingress only if no such route refuses it.
 
 Routes are tried in order. One whose match depends on the caller's credentials (the token challenge: no client
 certificate, no verified token) is where this stops: what follows it is not decided for every caller alike, and the
@@ -79,11 +80,19 @@ def refusal(objects: list[Object], ingress: Ingress, *, method: str, path: str, 
             return None
         if not any(_matches(m, method=method, path=path, raw=raw) for m in matches):
             continue
-        answer = route.get("directResponse")
-        if answer is None:
+        status = _answer(route)
+        if status is None:
             return None
-        name = route.get("name", "?")
         return Decision("DENY", f"VirtualService/{vs['metadata']['name']}", None,
-                        f"the route {name} answers {answer['status']} itself: "
-                        f"{answer.get('body', {}).get('string', '')}")
+                        f"the route {route.get('name', '?')} answers {status} itself")
+    return None
+
+
+def _answer(route: Object) -> int | None:
+    """The status a route answers every request it matches with itself, or None when it passes requests on."""
+    if "directResponse" in route:
+        return int(route["directResponse"]["status"])
+    abort = (route.get("fault") or {}).get("abort") or {}
+    if "httpStatus" in abort and float((abort.get("percentage") or {}).get("value", 100)) >= 100:
+        return int(abort["httpStatus"])
     return None

@@ -66,10 +66,11 @@ def virtual_service(cfg: Config) -> Object:
     # No `timeout`: Istio then sets none, so long layer uploads are never cut (its CRD rejects 0s).
     ing = _ingress(cfg)
     reg = cfg.get_registry(ing.registry)
-    route = {"name": reg.name, "route": [{"destination": {"host": cfg.service_name(reg),
-                                                          "port": {"number": REGISTRY_PORT}}}]}
+    destination: Object = {"destination": {"host": cfg.service_name(reg), "port": {"number": REGISTRY_PORT}}}
+    route = {"name": reg.name, "route": [destination]}
     tokens = bool(_clients(ing, "jwt"))
-    routes = [*refusals.routes(ing, tokens=tokens), *([challenge(ing)] if tokens else []), route]
+    routes = [*refusals.routes(ing, tokens=tokens, destination=destination), *([challenge(ing)] if tokens else []),
+              route]
     return {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": _meta(cfg),
             "spec": {"hosts": [ing.host], "gateways": [name(cfg)], "exportTo": ["."], "http": routes}}
 

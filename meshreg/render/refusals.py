@@ -15,10 +15,16 @@ podman, buildah) after any error.
 
 A token in `?access_token=` is what Envoy's JWT filter reads by default; the RequestAuthentication names only the
 Authorization header (`fromHeaders`), so such a token is never validated, and this route refuses the request with
-400 and says where the token goes, so it is not forwarded to the registry (and its logs) either.
+400, so it is not forwarded to the registry (and its logs) either.
+
+Each refusal is an abort fault on every request the route matches (the route's destination, the registry, is never
+reached): Envoy answers the status with the body `fault filter abort`. A `directResponse` could carry a message, but
+Istio only has it from 1.15, and an istiod that does not know it drops the whole VirtualService, the ingress with it.
 """
 
 from __future__ import annotations
+
+import copy
 
 from meshreg.config.model import Ingress
 from meshreg.objects import Object
@@ -28,35 +34,32 @@ from meshreg.objects import Object
 MOUNT_KEY = "(m|%6[dD])(o|%6[fF])(u|%75)(n|%6[eE])(t|%74)"
 MOUNT_PATH = f".*[?&;]{MOUNT_KEY}=.+"
 FORM_BODY = "(?i).*(x-www-form-urlencoded|multipart/form-data).*"
-MOUNT_BODY = ('{"errors":[{"code":"DENIED","message":"cross-repository blob mounts are refused here: '
-              'upload the blob instead"}]}')
-TOKEN_BODY = ('{"errors":[{"code":"DENIED","message":"send the token in the Authorization header '
-              '(Bearer); a token in the query string is refused"}]}')
+MOUNT_STATUS, TOKEN_STATUS = 401, 400
 
 
-def read_restricted(ing: Ingress) -> bool:
-    """Whether some client may read less than every repository: then a mount could read past its prefixes."""
-    return any(c.read_repositories != ("*",) for c in ing.clients)
+def _refusal(name: str, matches: list[Object], status: int, destination: Object) -> Object:
+    return {"name": name, "match": matches, "route": [copy.deepcopy(destination)],
+            "fault": {"abort": {"httpStatus": status, "percentage": {"value": 100}}}}
 
 
-def mount() -> Object:
+def mount(destination: Object) -> Object:
     """Refuse a cross-repository mount, in the query string or in a form body."""
-    return {"name": "refuse-mount",
-            "match": [{"headers": {":path": {"regex": MOUNT_PATH}}},
-                      {"method": {"exact": "POST"}, "headers": {"content-type": {"regex": FORM_BODY}}}],
-            "directResponse": {"status": 401, "body": {"string": MOUNT_BODY}}}
+    return _refusal("refuse-mount", [{"headers": {":path": {"regex": MOUNT_PATH}}},
+                                     {"method": {"exact": "POST"}, "headers": {"content-type": {"regex": FORM_BODY}}}],
+                    MOUNT_STATUS, destination)
 
 
-def query_token() -> Object:
+def query_token(destination: Object) -> Object:
     """Refuse a request carrying `access_token` in its query string."""
-    return {"name": "refuse-query-token",
-            "match": [{"queryParams": {"access_token": {"regex": ".*"}}}],
-            "directResponse": {"status": 400, "body": {"string": TOKEN_BODY}}}
+    return _refusal("refuse-query-token", [{"queryParams": {"access_token": {"regex": ".*"}}}], TOKEN_STATUS,
+                    destination)
 
 
-def routes(ing: Ingress, *, tokens: bool) -> list[Object]:
-    """The refusals this ingress needs, in the order they go before any other route."""
-    return [*([mount()] if read_restricted(ing) else []), *([query_token()] if tokens else [])]
+def routes(ing: Ingress, *, tokens: bool, destination: Object) -> list[Object]:
+    """The refusals this ingress needs, in the order they go before any other route (`destination`: the registry's,
+    as the route after them has it; never reached)."""
+    return [*([mount(destination)] if ing.read_restricted else []),
+            *([query_token(destination)] if tokens else [])]
 
 
 def from_headers() -> list[Object]:

@@ -63,7 +63,7 @@ def test_a_mount_from_outside_the_read_prefixes_is_refused_in_every_spelling(ing
     with client(ingress_lab, who) as c:
         response = raw_request(c, "POST", f"/v2/{repo}/blobs/uploads/?{query}")
     assert response.status_code == 401 and "www-authenticate" not in response.headers, response.text
-    assert json.loads(response.text)["errors"][0]["code"] == "DENIED"
+    assert response.text == "fault filter abort"  # the gateway's route, not the registry
     assert not _linked(ingress_lab, repo, secret) and not _readable(ingress_lab, who, repo)
 
 
@@ -121,7 +121,7 @@ def test_a_token_in_the_query_string_is_refused(ingress_lab):
                            headers={"authorization": f"Bearer {bearer}"})
         header_only = raw_request(c, "GET", "/v2/acme/app/tags/list", headers={"authorization": f"Bearer {bearer}"})
     for response in (ping, both):
-        assert response.status_code == 400 and "Authorization header" in response.text, response.text
+        assert response.status_code == 400 and response.text == "fault filter abort", response.text
     assert header_only.status_code not in (400, 401, 403), header_only.text
 
 

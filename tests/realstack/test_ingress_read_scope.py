@@ -6,8 +6,6 @@ route, and skopeo uploads instead.
 The lab's Istio 1.14 sets what this needs apart from the supported versions in two ways:
 - a certificate client only (a MUTUAL server): 1.14 has no OPTIONAL_MUTUAL (1.19+), and its istiod cannot decode a
   Gateway naming it, which stops its watch of every Gateway;
-- `directResponse` is 1.15+: here the refusal routes answer with an abort fault of the same status, their matches
-  (what this tests) verbatim from the render;
 - tokens: with a RequestAuthentication istiod 1.14 adds the `istio_authn` filter, which only istio-proxy has (the lab
   runs a stock Envoy, which refuses the listener); so the test checks what istiod generates for `fromHeaders`, and
   enforcement is checked on the translated gateway (tests/e2e/test_ingress_read_scope.py).
@@ -65,25 +63,9 @@ class Ingress:
         self.loader = self.workdir / "ingress-ca" / "clients" / "loader" / f"{mi.HOST}:{mi.GATEWAY_PORT}"
         stack.kubectl("-n", mi.GATEWAY_NS, "rollout", "status", "deploy/pe-ingress", "--timeout=180s")
         mi.meshreg(stack, self.workdir, "up", "--timeout", "240")
-        self._answer_with_faults()
         self._wait_for_routes()
         self.proxy = mi.ConnectProxy((mi.gateway_pod(stack)["status"]["podIP"], mi.GATEWAY_PORT))
         self.ca = MeshCA(stack, self.root / "mesh-certs")
-
-    def _answer_with_faults(self) -> None:
-        """Istio 1.14 predates `directResponse` (1.15) and drops a VirtualService that uses it, so here each
-        refusal route keeps its matches, verbatim from the render, and answers with an abort fault of the same
-        status instead (a route to the registry that is never taken). What is tested on this istiod is which
-        requests those matches catch; the direct response itself is tested on the lab's translated gateway."""
-        vs = json.loads(self.stack.kubectl("-n", mi.GATEWAY_NS, "get", "virtualservice", "meshreg-pe-reg-ingress",
-                                           "-o", "json").stdout)
-        [registry] = [r for r in vs["spec"]["http"] if "route" in r]
-        for route in vs["spec"]["http"]:
-            answer = route.pop("directResponse", None)
-            if answer:
-                route["route"] = registry["route"]
-                route["fault"] = {"abort": {"httpStatus": answer["status"], "percentage": {"value": 100}}}
-        self.stack.kubectl("replace", "-f", "-", stdin=json.dumps(vs))
 
     def _wait_for_routes(self, timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout

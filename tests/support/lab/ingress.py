@@ -10,8 +10,8 @@ The translation follows Istio (1.30) and is independent of meshreg's evaluator:
   the method, headers (`:path` included: the normalized path with the query as sent), query parameters (by name
   as written), headers absent (`withoutHeaders`, present-match inverted) and JWT claims absent
   (`@request.auth.claims.X`, a metadata match on the jwt_authn payload, inverted); a direct response with its
-  response headers, or the registry with no timeout (routes as istiod 1.14 builds them, seen in a real gateway's
-  config dump);
+  response headers, or the registry with no timeout, aborted with a status where the route has an abort fault (the
+  fault filter after the RBAC filters, as istiod builds it);
 - a RequestAuthentication becomes the jwt_authn filter as pilot/pkg/security/authn/policy_applier.go builds it:
   one provider per jwtRule, the payload kept in metadata under "payload", the token read only where `fromHeaders`
   says (Envoy's defaults otherwise: the Authorization header and `?access_token=`), a token either absent or valid, and
@@ -33,6 +33,11 @@ from .pki import Authority, Identity
 from .processes import free_port
 
 JWT_AUTHN = "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication"
+HTTP_FAULT = "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault"
+FAULT = "envoy.filters.http.fault"
+# Istio puts the fault filter after the RBAC filters on every HTTP chain (seen in a real sidecar's and gateway's
+# configuration): a route's abort answers only a request the policies let through.
+FAULT_FILTER = {"name": FAULT, "typed_config": {"@type": HTTP_FAULT}}
 UPSTREAM = "sidecar-from-ingress"
 GATEWAY = "ingress-gateway"  # the gateway's name for its stdout file
 
@@ -92,6 +97,16 @@ def _route_match(match: dict | None) -> dict:
     return {k: v for k, v in out.items() if v}
 
 
+def _fault(fault: dict) -> dict:
+    """An abort fault as istiod builds it (route.go translateFault): the status, the percentage per million."""
+    assert set(fault) == {"abort"} and set(fault["abort"]) <= {"httpStatus", "percentage"}, \
+        f"lab cannot translate {fault}"
+    abort = fault["abort"]
+    per_million = int(float(abort.get("percentage", {}).get("value", 100)) * 10000)
+    return {"@type": HTTP_FAULT, "abort": {"http_status": abort["httpStatus"],
+                                           "percentage": {"numerator": per_million, "denominator": "MILLION"}}}
+
+
 def routes(http: list[dict]) -> list[dict]:
     """A VirtualService's http routes as Envoy routes, in order (one per match)."""
     out = []
@@ -103,6 +118,8 @@ def routes(http: list[dict]) -> list[dict]:
         else:
             assert "timeout" not in route and len(route["route"]) == 1
             action = {"route": {"cluster": UPSTREAM, "timeout": "0s"}}
+            if "fault" in route:
+                action["typed_per_filter_config"] = {FAULT: _fault(route["fault"])}
         headers = [{"header": {"key": k, "value": v}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}
                    for k, v in route.get("headers", {}).get("response", {}).get("set", {}).items()]
         for match in route.get("match") or [None]:
@@ -123,7 +140,7 @@ def listener(*, port: int, server: Identity, tls: dict, client_ca: tuple[Path, P
         ca, crl = client_ca
         common["validation_context"] = {"trusted_ca": {"filename": str(ca)}, "crl": {"filename": str(crl)}}
     context = {"@type": DOWNSTREAM_TLS, "require_client_certificate": mode == "MUTUAL", "common_tls_context": common}
-    hcm = _hcm("ingress", cluster=UPSTREAM, route_timeout="0s", filters=filters, domains=domains,
+    hcm = _hcm("ingress", cluster=UPSTREAM, route_timeout="0s", filters=[*filters, FAULT_FILTER], domains=domains,
                access_log=access_log, xfcc=xfcc)
     hcm["typed_config"]["route_config"]["virtual_hosts"][0]["routes"] = routes(http)
     return {"name": "ingress", "address": _address(port), "filter_chains": [{
