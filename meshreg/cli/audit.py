@@ -3,29 +3,25 @@
 from __future__ import annotations
 
 import json
-import re
 from datetime import timedelta
 
 import click
 import yaml
 
-from meshreg.cli.options import cluster_options, config_option, output_option, prepare, registry_option
+from meshreg.cli.completion import identities
+from meshreg.cli.options import (
+    Duration,
+    cluster_options,
+    config_option,
+    echo_report,
+    load_config,
+    output_option,
+    prepare,
+    registry_option,
+)
 from meshreg.cli.output import audit as formats
 from meshreg.errors import UsageError
 from meshreg.operations.audit import audit as run_audit
-
-_DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
-
-
-def parse_since(value: str | None) -> timedelta | None:
-    """`30m`, `1h`, `2h30m`, `7d` (Go's units as kubectl logs --since takes them, and days)."""
-    if value is None:
-        return None
-    match = _DURATION.fullmatch(value.strip())
-    if not value.strip() or not match or not any(match.groups()):
-        raise UsageError(f"--since {value}: not a duration (e.g. 30m, 1h, 2h30m, 7d)")
-    d, h, m, s = (int(g or 0) for g in match.groups())
-    return timedelta(days=d, hours=h, minutes=m, seconds=s)
 
 
 def _repository(value: str | None) -> str | None:
@@ -51,19 +47,19 @@ def _mesh_config(provider: str) -> str:
 @config_option
 @cluster_options
 @registry_option
-@click.option("--since", metavar="DURATION", default=None,
-              help="Only records newer than this: 30m, 1h, 2h30m, 7d [default: all the logs hold].")
+@click.option("--since", type=Duration(minimum=1), default=None,
+              help="Only records newer than this: 30m, 1h, 2h30m, 7d, or seconds [default: all the logs hold].")
 @click.option("--repo", "repository", metavar="PREFIX", default=None,
               help="Only these repositories: a prefix as writers take them (team-a covers team-a/...).")
-@click.option("--who", metavar="ID", default=None,
+@click.option("--who", metavar="ID", default=None, shell_complete=identities,
               help="Only this identity: NS/SA, a principal or spiffe:// ID, client:NAME, push-proxy, ISSUER/SUBJECT.")
-@output_option("Output format.")
+@output_option
 @click.option("--mesh-config", "mesh_config", is_flag=True,
               help="Print the mesh config entry that writes the audit records, and exit (no cluster needed).")
 @click.option("--schema", is_flag=True, help="Print the JSON Schema of an audit record, and exit.")
 @click.pass_context
 def audit(ctx: click.Context, config_path: str | None, kubeconfig: str | None, context: str | None,
-          registry: str | None, since: str | None, repository: str | None, who: str | None, output: str,
+          registry: str | None, since: float | None, repository: str | None, who: str | None, output: str,
           mesh_config: bool, schema: bool) -> None:
     """Who pushed or deleted what, and who was refused a write, from the audit records the proxies that enforce the
     registry's policies write to their logs (registry sidecars or the waypoint; a dedicated ingress gateway for its
@@ -75,20 +71,20 @@ def audit(ctx: click.Context, config_path: str | None, kubeconfig: str | None, c
     Examples:
       meshreg audit --since 1h
       meshreg audit --repo team-a/ --who ci/builder -o json
+      meshreg audit --since 7d -o yaml
       meshreg audit --registry service-images --who client:airgap-loader
       meshreg audit --mesh-config        # the extensionProviders entry for the mesh config
     """
     if mesh_config or schema:  # nothing of the cluster is needed
-        from meshreg import config
         from meshreg.audit import schema as record_schema
 
-        provider = config.load(config_path).audit.provider
+        provider = load_config(config_path).audit.provider
         click.echo(json.dumps(record_schema(), indent=2) if schema else _mesh_config(provider), nl=not mesh_config)
         return
-    window, prefix = parse_since(since), _repository(repository)
+    window, prefix = None if since is None else timedelta(seconds=since), _repository(repository)
     cfg, manifests, cluster = prepare(config_path, kubeconfig, context)
     cfg.get_registry(registry)  # a wrong name fails before any request
     report = run_audit(cfg, cluster, registry=registry, since=window, repository=prefix, who=who,
                        manifests=manifests)
-    click.echo(json.dumps(formats.data(report), indent=2) if output == "json" else formats.text(report))
+    echo_report(output, text=lambda: formats.text(report), data=lambda: formats.data(report))
     ctx.exit(report.exit_code)

@@ -12,6 +12,7 @@ from meshreg.retention import Retention
 API_VERSION = "meshreg.dev/v1alpha1"
 KIND = "MeshRegistry"
 DEFAULT_FILE = "meshreg.yaml"
+SCHEMA_FILE = "meshreg.schema.json"  # `meshreg schema`, written by `meshreg init` beside the config its modeline names
 DEFAULT_IMAGE = "docker.io/library/registry:2.8.3"
 REGISTRY_PORT = 5000  # the registry Service port; fixed so every address meshreg publishes agrees
 

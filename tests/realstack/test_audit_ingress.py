@@ -102,7 +102,7 @@ def gateway(stack, tmp_path_factory) -> Iterator[dict[str, Any]]:
             apply(stack, volume(stack, "au-ing-registry-data", "au-ing", "registry-data"), *gateway_objects(server))
             stack.kubectl("-n", GATEWAY_NS, "rollout", "status", "deployment/au-gateway", "--timeout=120s")
             meshreg("certs", "init", stack=stack, cwd=work)
-            meshreg("certs", "issue", "loader", "--server-ca", str(server.ca), "-o", str(work / "certs.d"),
+            meshreg("certs", "issue", "loader", "--server-ca", str(server.ca), "--output-dir", str(work / "certs.d"),
                     stack=stack, cwd=work)
             meshreg("up", "--timeout", "180", stack=stack, cwd=work)
             [pod] = json.loads(stack.kubectl("-n", GATEWAY_NS, "get", "pods", "-l", "istio=au-ingress", "-o",

@@ -1,5 +1,5 @@
 """`meshreg audit`'s report as people read it (one line per write or refusal, then where the records come from and
-how far back they reach) and as -o json prints it (every event, upload steps included)."""
+how far back they reach) and as -o json and -o yaml print it (every event, upload steps included)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from meshreg.audit import Event
+from meshreg.cli.output.document import document
 from meshreg.operations.audit import AuditReport, PodLog
 
 HIDDEN = ("upload",)  # upload steps (POST, PATCH): their outcome is the blob line; -o json lists them
@@ -112,10 +113,11 @@ def _log(p: PodLog) -> dict[str, Any]:
 
 
 def data(report: AuditReport) -> dict[str, Any]:
+    """The `kind: AuditReport` document (docs/output.md)."""
     q = report.query
-    return {"server": report.server, "config": report.config, "registry": report.registry,
+    return document("AuditReport", {"server": report.server, "config": report.config, "registry": report.registry,
             "namespace": report.namespace,
             "query": {"since": _time(q.since), "repository": q.repository, "who": q.who},
             "recording": report.recording, "events": [_event(e) for e in report.events],
             "sources": [_log(p) for p in report.logs], "oldest": _time(report.oldest), "notes": list(report.notes),
-            "malformed": {"count": report.malformed_count, "first": list(report.malformed)}, "ok": report.ok}
+            "malformed": {"count": report.malformed_count, "first": list(report.malformed)}, "ok": report.ok})

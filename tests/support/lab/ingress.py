@@ -180,7 +180,8 @@ class IngressLab(Lab):
 
     def issue(self, name: str, *, out: Path | None = None) -> Path:
         """`meshreg certs issue NAME --server-ca <the public CA>`: the certs.d directory of the host."""
-        args = ["certs", "issue", name, "--server-ca", str(self.public.ca_file)] + (["-o", str(out)] if out else [])
+        args = ["certs", "issue", name, "--server-ca", str(self.public.ca_file)]
+        args += ["--output-dir", str(out)] if out else []
         self.meshreg(*args)
         return (out or self.root / "ingress-ca" / "clients" / name) / "localhost"
 
