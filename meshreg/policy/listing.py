@@ -147,7 +147,12 @@ def listing(cfg: Config, reg: Registry) -> Listing:
         push_proxy=_push_proxy(cfg, reg),
         ingress=_ingress(cfg.ingress, gateway_principal=cfg.principal(cfg.ingress.gateway.identity))
         if cfg.ingress is not None and cfg.ingress.registry == reg.name else None,
-        scoped="*" not in reg.readers or any(w.scoped for w in cfg.writers_of(reg)))
+        scoped=_scoped(cfg, reg))
+
+
+def _scoped(cfg: Config, reg: Registry) -> bool:
+    """Restricted readers or writers limited to prefixes: then the listing says reads are still per registry."""
+    return "*" not in reg.readers or any(w.scoped for w in cfg.writers_of(reg))
 
 
 def _push_proxy(cfg: Config, reg: Registry) -> PushProxyEntry | None:
