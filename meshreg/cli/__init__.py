@@ -43,7 +43,8 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except MeshregError as e:
-            say(f"error: {e}")
+            for line in e.lines:  # a config error: one line per problem
+                say(f"error: {line}")
             ctx.exit(e.exit_code)
         except BrokenPipeError:  # `meshreg render | head`
             sys.stderr.close()
