@@ -11,7 +11,7 @@ from typing import Any, TypedDict, cast
 
 from meshreg.cluster.api import ClusterClient, Object
 from meshreg.cluster.wait import Progress
-from meshreg.cluster.watching import Source, Watcher, pause
+from meshreg.cluster.watching import Source, pause, watch
 from meshreg.errors import ClusterError, UsageError
 from meshreg.render.gc import CONTAINER
 
@@ -91,7 +91,7 @@ def follow(*, cluster: ClusterClient, namespace: str, name: str, timeout: float,
     change."""
     start_time = clock()
     source = Source("batch/v1", "Job", namespace, name=name)
-    with Watcher(cluster, [source]) as watcher:
+    with watch(cluster, [source], sleep=sleep) as watcher:
         while True:
             job = watcher.get(source)
             if job is None:

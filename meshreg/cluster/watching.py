@@ -47,8 +47,10 @@ class Source:
 class Watcher:
     """The objects of several sources, kept current by watches; a context manager that stops them on exit."""
 
-    def __init__(self, cluster: ClusterClient, sources: list[Source]) -> None:
+    def __init__(self, cluster: ClusterClient, sources: list[Source], *, watch: bool = True) -> None:
+        """`watch` False: every source is read on each look, as a wait whose time a test controls needs."""
         self.cluster = cluster
+        self._watch = watch
         self._objects: dict[Source, dict[str, Object]] = {}
         self._polled: set[Source] = set()  # sources that cannot be watched: read on every refresh
         self._errors: list[ClusterError] = []
@@ -61,7 +63,7 @@ class Watcher:
 
     def __enter__(self) -> Watcher:
         for source in self.sources:
-            version = self._list(source)
+            version = self._list(source) if self._watch else None
             if version is None:
                 self._polled.add(source)
                 continue
@@ -213,6 +215,12 @@ def _not_allowed(e: ClusterError) -> bool:
     """A refusal that polling gets around: no list or watch permission (RBAC may still allow get), or a
     resource that cannot be watched."""
     return isinstance(e, (PermissionDenied, NotFound)) or (isinstance(e, ApiError) and e.code == 405)
+
+
+def watch(cluster: ClusterClient, sources: list[Source], *, sleep: Callable[[float], None] | None) -> Watcher:
+    """The watcher of a wait: watching, unless a test passes its own `sleep` (and so its own time), when each look
+    reads the sources as the wait always did, so what the test changes during a sleep is seen at the next look."""
+    return Watcher(cluster, sources, watch=sleep is None)
 
 
 def pause(watcher: Watcher, sleep: Callable[[float], None] | None) -> Callable[[float], None]:

@@ -12,7 +12,7 @@ from meshreg.cluster import selectors
 from meshreg.cluster.api import ClusterClient, Object
 from meshreg.cluster.errors import ApiError
 from meshreg.cluster.wait import Progress, diagnose, pod_causes
-from meshreg.cluster.watching import Source, Watcher, pause
+from meshreg.cluster.watching import Source, pause, watch
 from meshreg.errors import ClusterError
 from meshreg.render import labels
 from meshreg.verify import objects
@@ -121,7 +121,7 @@ def _unfinished(session: Session, jobs: dict[str, tuple[str, str]], *, timeout: 
     start = session.clock()
     sources = {probe: Source("batch/v1", "Job", ns, name=name) for probe, (ns, name) in jobs.items()}
     pending = dict(jobs)
-    with Watcher(session.cluster, list(sources.values())) as watcher:
+    with watch(session.cluster, list(sources.values()), sleep=session.sleep) as watcher:
         while pending:
             for probe in [p for p in pending if job_done(watcher.get(sources[p]))]:
                 del pending[probe]
@@ -158,7 +158,7 @@ def wait_pull(session: Session, exp: Expectation, *, pod_name: str, timeout: flo
     ns, start = session.namespace, session.clock()
     pod_source = Source("v1", "Pod", ns, name=pod_name)
     events = Source("v1", "Event", ns, field_selector=f"involvedObject.name={pod_name}")
-    with Watcher(session.cluster, [pod_source, events]) as watcher:
+    with watch(session.cluster, [pod_source, events], sleep=session.sleep) as watcher:
         while True:
             pod = watcher.get(pod_source)
             found = judge_pull(exp, events=watcher.items(events), pod=pod)
