@@ -24,9 +24,10 @@ from meshreg.cluster.client import Cluster
 from meshreg.cluster.errors import PermissionDenied
 from meshreg.cluster.watching import Source, Watcher
 from meshreg.errors import ClusterError
+from support.realstack import TMP
 
 pytestmark = pytest.mark.apiserver
-LAB = Path(os.environ.get("LAB_KUBE", "/tmp/lab-kube"))
+LAB = Path(os.environ.get("LAB_KUBE", TMP / "lab-kube"))
 NODE = os.environ.get("LAB_NODE_NAME", "lab-real-1")
 HOW = ("the API-server lab with its real node is not running: build and start it as ../shared/lab-kube/README.md "
        "says (start.sh, then real-node.sh start)")
