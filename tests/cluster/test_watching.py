@@ -90,7 +90,9 @@ def test_bookmarks_carry_the_resource_version_into_the_next_watch(monkeypatch):
     source = Source("apps/v1", "Deployment", NS, name="registry")
     with Watcher(fake, [source]):
         fake.put({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "other", "namespace": NS}})
-        time.sleep(1.6)
+        deadline = time.monotonic() + 10
+        while len(reads(fake, "watch")) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
     first, second = reads(fake, "watch")[:2]
     assert any(e["type"] == "BOOKMARK" for e in fake.watches[0].sent)
     assert int(second[2]["resourceVersion"]) > int(first[2]["resourceVersion"])  # moved on without a relevant change
@@ -145,10 +147,12 @@ def test_a_job_deleted_while_followed_is_reported():
 
 def test_leaving_the_watcher_ends_its_watches():
     fake = rolling_out()
+    before = set(threading.enumerate())
     with Watcher(fake, [Source("apps/v1", "Deployment", NS, name="registry")]):
         time.sleep(0.2)
-    assert all(w.closed for w in fake.watches)
-    assert not [t for t in threading.enumerate() if t.name.startswith("meshreg-watch")]
+        started = set(threading.enumerate()) - before
+    assert [t.name for t in started] == ["meshreg-watch-Deployment"]
+    assert all(w.closed for w in fake.watches) and not any(t.is_alive() for t in started)
 
 
 # --- the real kubernetes client against the local server
