@@ -6,6 +6,9 @@ matching revoke gives back the same bytes. (ruamel.yaml's round trip re-emits th
 CRLF file and re-spaced untouched flow entries.) A grant of what is already granted, or a revoke of what is absent,
 changes nothing and says so, like `kubectl apply`'s "unchanged". Every edit is validated with meshreg.config before
 anything is written, and the file is replaced atomically, so a refused or invalid edit leaves it byte-identical.
+
+Revoking the last writer leaves `writers: []` (as `meshreg init` writes it): a list that was absent or null before
+the grant comes back as `[]`, the one case where grant then revoke does not give back the very same bytes.
 """
 
 from __future__ import annotations
