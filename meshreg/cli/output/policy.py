@@ -145,7 +145,11 @@ def check_text(report: CheckReport) -> str:
 
 
 def edit_text(report: EditReport) -> str:
-    """`policy grant|revoke`: the file, and the writer before and after."""
+    """`policy grant|revoke`: the file, and the writer before and after; "unchanged" (like kubectl apply) when the
+    file already said so."""
+    if not report.changed:
+        return "\n".join([f"{report.path}: {report.identity} unchanged", f"  writer: {_writer(report.after)}",
+                          f"  note:   {report.note}"])
     lines = [f"{report.path}: {report.identity}", f"  before: {_writer(report.before)}",
              f"  after:  {_writer(report.after)}"]
     if report.note:
