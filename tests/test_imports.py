@@ -54,11 +54,12 @@ FEATURE_CONFIGS = {
     "s3": "  registry: {storage: {s3: {bucket: images, region: eu-central-1, credentialsSecret: s3}}}\n",
 }
 # What no command that stays off the cluster needs: the Kubernetes client, its HTTP stack, the PKI's cryptography,
-# the comment-keeping YAML editor (policy grant and revoke), the JWT library, importlib.resources' baggage, and
+# the byte-keeping writers-list editor (policy grant and revoke), the JWT library, importlib.resources' baggage, and
 # click's shell completion (for a shell that asks, not for a command that runs).
-CLUSTER_AND_TOOLS = ["kubernetes", "urllib3", "httpx", "cryptography", "ruamel.yaml", "joserfc",
-                     "importlib.resources", "meshreg.cluster.client", "meshreg.config.editing", "meshreg.pki.authority",
-                     "click.shell_completion", "meshreg.cli.completion"]
+CLUSTER_AND_TOOLS = ["kubernetes", "urllib3", "httpx", "cryptography", "joserfc", "importlib.resources",
+                     "meshreg.cluster.client", "meshreg.config.editing", "meshreg.config.writerlist",
+                     "meshreg.config.spans", "meshreg.pki.authority", "click.shell_completion",
+                     "meshreg.cli.completion"]
 ALL_FEATURES = sorted({m for modules in FEATURES.values() for m in modules})
 
 
@@ -115,8 +116,8 @@ def test_a_commands_help_loads_no_cluster_client_and_no_feature(tmp_path: pathli
     modules = modules_of(name, "--help", cwd=tmp_path)
     assert LAZY_COMMANDS[name][0].partition(":")[0] in modules
     completion = ["click.shell_completion"] if name != "completion" else []  # the completion command's own
-    assert loaded(modules, ["kubernetes", "urllib3", "cryptography", "ruamel.yaml", "joserfc",
-                            "meshreg.config.editing", "meshreg.pki.authority", *completion]) == []
+    assert loaded(modules, ["kubernetes", "urllib3", "cryptography", "joserfc", "meshreg.config.editing",
+                            "meshreg.config.spans", "meshreg.pki.authority", *completion]) == []
 
 
 @pytest.mark.parametrize("args", [
@@ -129,8 +130,9 @@ def test_offline_commands_load_no_cluster_client_and_no_feature(tmp_path: pathli
     assert loaded(modules_of(*args, cwd=tmp_path), ALL_FEATURES + CLUSTER_AND_TOOLS) == []
 
 
-def test_policy_grant_loads_the_yaml_editor_it_needs(tmp_path: pathlib.Path) -> None:
-    """The check above can fail: the module it keeps out of `policy check` is there when it is needed."""
+def test_policy_grant_loads_the_writers_list_editor_it_needs(tmp_path: pathlib.Path) -> None:
+    """The check above can fail: the modules it keeps out of `policy check` are there when they are needed."""
     (tmp_path / "meshreg.yaml").write_text(minimal("  writers: [{serviceAccount: builds/kaniko}]\n"))
     modules = modules_of("policy", "grant", "ci/builder", cwd=tmp_path)
-    assert loaded(modules, ["ruamel.yaml", "meshreg.config.editing"]) == ["meshreg.config.editing", "ruamel.yaml"]
+    editor = ["meshreg.config.editing", "meshreg.config.spans", "meshreg.config.writerlist"]
+    assert loaded(modules, editor) == editor

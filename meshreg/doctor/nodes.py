@@ -100,7 +100,7 @@ def _held(facts: Facts, *, wanted: set[int], nodes: list[str]) -> set[str]:
         daemon_set = _daemon_set(facts)
     except ClusterError:  # not allowed to read it: every node's pods are read
         return set()
-    if daemon_set is None or not _declares(daemon_set["spec"]["template"].get("spec") or {}, cfg=cfg, wanted=wanted):
+    if daemon_set is None or not _declares(_pod_template(daemon_set), cfg=cfg, wanted=wanted):
         return set()
     if _ready_everywhere(daemon_set, nodes=len(nodes)):
         return set(nodes)
@@ -113,6 +113,13 @@ def _daemon_set(facts: Facts) -> Object | None:
     """The node proxy's DaemonSet as it is, from the namespace's DaemonSets (which `up` reads anyway)."""
     found = facts.collection("apps/v1", "DaemonSet", facts.cfg.namespace)
     return next((d for d in found if d["metadata"]["name"] == NAME), None)
+
+
+def _pod_template(daemon_set: Object) -> dict[str, Any]:
+    """The pod spec of a DaemonSet's template (empty where it has none: nothing it declares)."""
+    template = (daemon_set.get("spec") or {}).get("template") or {}
+    spec: dict[str, Any] = template.get("spec") or {}
+    return spec
 
 
 def _ready_everywhere(daemon_set: Object, *, nodes: int) -> bool:
