@@ -13,7 +13,7 @@ from meshreg.errors import ClusterError
 # check group -> module; the order is the order of the lines
 GROUPS = {"api": "api", "istio": "istio", "ambient": "ambient", "ingress": "ingress", "trust-domain": "trustdomain",
           "writers": "writers", "policies": "policies", "nodes": "nodes", "admission": "admission",
-          "storage": "storage", "bypass": "access", "deployed": "deployed"}
+          "storage": "storage", "bypass": "access", "deployed": "deployed", "connect": "devloop"}
 # admission is not among them: `up` sends the same dry run itself, before it changes anything.
 PREFLIGHT = ("api", "istio", "ambient", "ingress", "trust-domain", "writers", "nodes", "storage")
 

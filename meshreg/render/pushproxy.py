@@ -17,6 +17,9 @@ from meshreg.render.nodeproxy import port_name
 
 LABEL = "meshreg.dev/push-proxy"  # Gateway selectors match pods in every namespace: name the push proxy's own
 ROLE = CONNECT_ROLE
+# How long a replaced push-proxy pod keeps serving the uploads it has (a rollout starts the new pod first, and
+# `meshreg connect` sends new connections there): it stops as soon as its last connection ends, at most this late.
+DRAIN_SECONDS = 600
 BIND = "127.0.0.1"
 METHODS = ["GET", "HEAD", "PATCH", "POST", "PUT"]  # a push and a pull; no DELETE
 
@@ -77,12 +80,15 @@ def deployment(cfg: Config, reg: Registry) -> Object:
     proxy = _proxy(reg)
     container = {"name": "istio-proxy", "image": "auto",  # filled in by Istio's gateway injection template
                  "ports": [{"name": port_name(proxy.port), "containerPort": proxy.port, "protocol": "TCP"}],
+                 # pilot-agent ends the drain when no connection is left (Istio 1.12+), not after the whole duration
+                 "env": [{"name": "EXIT_ON_ZERO_ACTIVE_CONNECTIONS", "value": "true"}],
                  "resources": proxy.resources.as_dict()}
+    drain = f'{{"terminationDrainDuration": "{DRAIN_SECONDS}s"}}'
     template = {
         "metadata": {"labels": _pod_labels(cfg, reg),
-                     "annotations": {"inject.istio.io/templates": "gateway",
+                     "annotations": {"inject.istio.io/templates": "gateway", "proxy.istio.io/config": drain,
                                      "kubectl.kubernetes.io/default-container": "istio-proxy"}},
-        "spec": {"serviceAccountName": PUSH_PROXY, "terminationGracePeriodSeconds": 30,
+        "spec": {"serviceAccountName": PUSH_PROXY, "terminationGracePeriodSeconds": DRAIN_SECONDS + 30,
                  "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
                  "containers": [container]},
     }

@@ -111,8 +111,7 @@ def start(tmp_path, api_url: str, port: int) -> subprocess.Popen:
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     lines = [proc.stdout.readline() for _ in range(6)]
     assert lines[0].startswith(f"forwarding localhost:{port} -> pod meshreg-push/push-proxy-1:5000"), lines
-    assert lines[2].strip() == f"skaffold: skaffold dev --default-repo=localhost:{port}/dev   (or: skaffold " \
-                               f"config set default-repo localhost:{port}/dev)"
+    assert lines[2].strip() == f"skaffold: skaffold run --default-repo=localhost:{port}/dev"
     return proc
 
 
