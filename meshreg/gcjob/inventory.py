@@ -58,8 +58,9 @@ def parse_time(value: object) -> float | None:
 class Reader:
     """Reads repositories once each, caching manifests and image times by digest."""
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: Client, *, times: bool = True) -> None:
         self.client = client
+        self.times = times  # False: what tags and indexes point at is enough (no image config read)
         self.inventory = Inventory()
         self._created: dict[str, float | None] = {}
 
@@ -91,7 +92,7 @@ class Reader:
         if manifest.children:
             newest = self._children(repo_name, manifest, repo)  # read whether or not the index has a time
             when = when if when is not None else newest
-        elif when is None and manifest.body.get("config"):
+        elif when is None and self.times and manifest.body.get("config"):
             config = self.client.blob_json(repo_name, manifest.body["config"]["digest"]) or {}
             when = parse_time(config.get("created"))
         self._created[manifest.digest] = when

@@ -5,6 +5,8 @@ instance. The set id is the one kubectl computes for the same parent."""
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
 from meshreg.render.labels import APPLYSET_ID, APPLYSET_PART_OF, set_id
@@ -13,7 +15,8 @@ from support import faults
 
 def text(name: str, namespace: str, port: int, *, several: bool, publish: bool = False, push: bool = True) -> str:
     proxy = f", pushProxy: {{repositories: [dev/], port: {port + 5}, namespace: {namespace}-push}}" if push else ""
-    second = f"    - {{name: images, port: {port + 1}, writers: [{{serviceAccount: fl-w/kaniko}}]}}\n" if several else ""
+    second = f"    - {{name: images, port: {port + 1}, writers: [{{serviceAccount: fl-w/kaniko}}]}}\n" \
+        if several else ""
     return f"""apiVersion: meshreg.dev/v1alpha1
 kind: MeshRegistry
 metadata: {{name: {name}}}
@@ -66,7 +69,8 @@ def test_two_instances_of_one_name_never_touch_each_other_and_a_third_is_told_wh
         untouched_by(clean, tmp_path, first, two, text("fl-dev", "fl-dev-b", 5250, several=True, push=False))
         with faults.deployed(clean, tmp_path / "b", two, up=("--no-wait",)):
             third = faults.write_config(tmp_path / "c", text("fl-dev", "fl-dev-c", 5260, several=True))
-            refused = faults.Instance(clean, tmp_path / "c", third, []).meshreg("up", "--no-wait", "--skip-checks", check=False)
+            refused = faults.Instance(clean, tmp_path / "c", third, []).meshreg("up", "--no-wait", "--skip-checks",
+                                                                                check=False)
             assert refused.returncode == 1
             assert "owned by meshreg instance fl-dev (namespace fl-dev-b), left alone: ConfigMap " \
                    "kube-public/meshreg-fl-dev-registries; nothing was applied; another instance named fl-dev " \
@@ -110,13 +114,9 @@ def test_the_set_id_is_the_one_kubectl_computes_for_the_same_parent(clean):
     clean.kubectl("create", "namespace", namespace)
     try:
         member = '{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "member"}, "data": {"a": "b"}}'
-        done = clean.kubectl("apply", "--server-side", "--prune", "--applyset=configmaps/meshreg-fl-dev", "-n",
-                             namespace, "-f", "-", stdin=member, check=False)
-        if "unknown flag: --applyset" in done.stderr or "KUBECTL_APPLYSET" in done.stderr:
-            import subprocess
-            done = subprocess.run(["kubectl", "apply", "--server-side", "--prune", "--applyset=configmaps/meshreg-fl-dev",
-                                   "-n", namespace, "-f", "-"], input=member, text=True, capture_output=True,
-                                  env=clean.env(KUBECTL_APPLYSET="true"), check=True)
+        subprocess.run(["kubectl", "apply", "--server-side", "--prune", "--applyset=configmaps/meshreg-fl-dev", "-n",
+                        namespace, "-f", "-"], input=member, text=True, capture_output=True,
+                       env=clean.env(KUBECTL_APPLYSET="true"), check=True)  # kubectl's applyset is alpha: opt in
         parent = faults.get(clean, "configmap", "meshreg-fl-dev", namespace=namespace)
         assert parent["metadata"]["labels"][APPLYSET_ID] == set_id("meshreg-fl-dev", namespace)
     finally:

@@ -381,3 +381,47 @@ def _oci_archive(files: dict[str, Path | str], name: str) -> bytes:
         for digest, data in blobs.items():
             add(f"blobs/sha256/{digest[7:]}", data)
     return out.getvalue()
+
+
+# Writer pods -----------------------------------------------------------------------------------------------------
+
+CLIENT = Path(__file__).with_name("registryclient.py")
+
+
+def client_config_map(stack: Stack, namespace: str) -> None:
+    """The registry client (tests/support/registryclient.py) as a ConfigMap `registryclient` in `namespace`."""
+    apply(stack, {"apiVersion": "v1", "kind": "ConfigMap",
+                  "metadata": {"name": "registryclient", "namespace": namespace},
+                  "data": {"registryclient.py": CLIENT.read_text()}})
+
+
+def writer_pod(namespace: str, name: str, account: str, args: list[str], *, node: str,
+               memory: str = "256Mi") -> dict:
+    """A pod running the registry client with `args` as `account`, behind its sidecar (the namespace is injected),
+    starting once the sidecar is ready and stopping it when done so the pod completes."""
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": namespace, "labels": {TIER: "true", "app": "fl-writer"},
+                         "annotations": {"proxy.istio.io/config": '{"holdApplicationUntilProxyStarts": true}'}},
+            "spec": {"serviceAccountName": account, "restartPolicy": "Never", "nodeName": node,
+                     "tolerations": [{"operator": "Exists"}],
+                     "containers": [{"name": "writer", "image": PYTHON_IMAGE, "imagePullPolicy": "Never",
+                                     "command": ["python", "/opt/client/registryclient.py", *args, "--quit-sidecar"],
+                                     "resources": {"requests": {"cpu": "10m", "memory": "32Mi"},
+                                                   "limits": {"memory": memory}},
+                                     "volumeMounts": [{"name": "client", "mountPath": "/opt/client"}]}],
+                     "volumes": [{"name": "client", "configMap": {"name": "registryclient"}}]}}
+
+
+def client_result(stack: Stack, namespace: str, pod: str, *, timeout: float = 600) -> dict:
+    """The JSON line the registry client printed in `pod`, once it has (waits for it)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done = stack.kubectl("-n", namespace, "logs", pod, "-c", "writer", check=False)
+        for line in done.stdout.splitlines():
+            if line.startswith("REGISTRY-CLIENT "):
+                return dict(json.loads(line[len("REGISTRY-CLIENT "):]))
+        phase = (get(stack, "pod", pod, namespace=namespace) or {}).get("status", {}).get("phase")
+        if phase == "Failed":
+            raise AssertionError(f"writer {namespace}/{pod} failed: {done.stdout[-2000:]}{done.stderr[-500:]}")
+        time.sleep(3)
+    raise AssertionError(f"writer {namespace}/{pod} printed no result in {timeout:.0f}s")
