@@ -206,11 +206,20 @@ def read_only(deployment: Object | None) -> bool:
 
 
 def running(*, cluster: ClusterClient, namespace: str, cron_name: str, selector: str) -> list[str]:
-    """The gc Jobs of a CronJob (scheduled or manual) that have not finished."""
-    return sorted(j["metadata"]["name"] for j in cluster.list("batch/v1", "Job", namespace=namespace,
-                                                            label_selector=selector)
-                  if any(o.get("name") == cron_name for o in j["metadata"].get("ownerReferences") or [])
-                  and finished(j) is None)
+    """The gc Jobs of a CronJob (scheduled or manual) whose coordinator is still at work: not finished, and no pod
+    whose `gc` container ended (one killed outright, SIGKILL, leaves its Job running until the deadline)."""
+    jobs = [j["metadata"]["name"] for j in cluster.list("batch/v1", "Job", namespace=namespace,
+                                                         label_selector=selector)
+            if any(o.get("name") == cron_name for o in j["metadata"].get("ownerReferences") or [])
+            and finished(j) is None]
+    return sorted(job for job in jobs if not _coordinator_ended(cluster, namespace, job))
+
+
+def _coordinator_ended(cluster: ClusterClient, namespace: str, job: str) -> bool:
+    pods = pods_of(cluster, namespace, job)
+    states = [s.get("state") or {} for p in pods for s in (p.get("status") or {}).get("containerStatuses") or []
+              if s.get("name") == CONTAINER]
+    return bool(states) and all("terminated" in state for state in states)
 
 
 def left_read_only(*, cluster: ClusterClient, namespace: str, registry: str, cron_name: str,

@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 PLAN, COLLECT, TAGGED = "garbage-collect-plan", "garbage-collect", "garbage-collect-tagged"
 NOOP = "noop"  # an empty storage under the shared directory: what a container that should not run collects
 NOOP_CONFIG = "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {root}\n"
-EMPTY = "Path not found: /docker/registry/v2/repositories"  # garbage-collect of a registry nothing was pushed to
 
 # (repository, digest) of each untagged manifest garbage-collect deletes; the repository is None for a manifest it
 # would name before any repository (it never does: it names each repository before its manifests)
@@ -74,11 +73,11 @@ class Collectors:
     def run(self, name: str, config: str) -> str:
         """Have `name` run with the registry's `config`; its output once it exits 0; GcError otherwise."""
         self._feed(name, config)
-        print(f"garbage-collect: {name} running", flush=True)
+        say(f"garbage-collect: {name} running")
         code, output = self._finish(name)
-        if code != 0 and EMPTY not in output:
+        if code != 0:
             raise GcError(f"{name} exited {code}: {_tail(output)}")
-        return "" if code != 0 else output
+        return output
 
     def release(self, *, timeout: float = 10.0) -> None:
         """Let every container not fed yet exit at once, having touched nothing (best effort: it may be gone)."""
@@ -166,6 +165,10 @@ def collect(s: Settings, client: Client, inventory: Inventory, result: dict[str,
     the real run (without --delete-untagged when that would break a multi-platform image). Records blobs and bytes
     in `result`."""
     config = registry_config(s)
+    if empty(s, inventory):  # garbage-collect fails on a storage nothing was pushed to: nothing to collect there
+        say("garbage-collect: nothing was ever pushed; nothing to collect")
+        result["blobs"], result["untaggedManifests"] = _totals([], {}), 0
+        return
     if s.dry_run:
         blobs, untagged = parse(collectors.run(PLAN, config))
         unsafe = unsafe_untagged(client, untagged) if untagged else []
@@ -184,6 +187,18 @@ def collect(s: Settings, client: Client, inventory: Inventory, result: dict[str,
     result["untaggedManifests"] = len(untagged)
     if unsafe:
         result["untaggedKept"] = unsafe
+
+
+def empty(s: Settings, inventory: Inventory) -> bool:
+    """No repository was ever created: on a volume, no repositories directory; on S3, none in the catalog (blobs
+    of uploads that never got a manifest then wait for a run after the first push)."""
+    if s.data:
+        return not (Path(s.data) / "docker/registry/v2/repositories").is_dir()
+    return not inventory.repositories
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
 
 
 def _stored_sizes(data: str | None) -> dict[str, int | None]:

@@ -28,7 +28,7 @@ from typing import Any
 from meshreg.retention import Retention
 
 from . import kube
-from .collect import Collectors, GcError, collect
+from .collect import Collectors, GcError, collect, empty
 from .collect import prepare as make_fifos
 from .inventory import Inventory, Reader, Repository
 from .registry import Client, RegistryError
@@ -108,7 +108,7 @@ def main(env: Mapping[str, str] | None = None, now: Callable[[], float] = time.t
     client, status = Client(s.registry), 0
     try:
         inventory = retain(s, client, result, now=now()) if s.retention else Reader(client).read()
-        if not s.dry_run:
+        if not s.dry_run and not empty(s, inventory):  # nothing to collect: no restart either
             _read_only(s, api, result, now)
         collect(s, client, inventory, result, collectors)
     except (RegistryError, kube.KubeError, GcError, OSError, Interrupted) as e:

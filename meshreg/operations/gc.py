@@ -65,7 +65,7 @@ def gc(cfg: Config, cluster: ClusterClient, *, registry: str | None, dry_run: bo
     """Create the Job from the CronJob (`started` is told at once), follow it for at most `timeout` seconds, read its
     result, and after a real run wait until the registry serves writable again."""
     reg = collectable(cfg, registry)
-    recovered = _recover(cfg, cluster, reg, dry_run=dry_run)
+    recovered = _recover(cfg, cluster, reg, dry_run=dry_run, progress=progress)
     job = gcs.start(cluster=cluster, namespace=cfg.namespace, cron_name=gc_name(reg), dry_run=dry_run)
     name = job["metadata"]["name"]
     if started:
@@ -82,7 +82,7 @@ def gc(cfg: Config, cluster: ClusterClient, *, registry: str | None, dry_run: bo
                     writable_at=writable_at, recovered=recovered)
 
 
-def _recover(cfg: Config, cluster: ClusterClient, reg: Registry, *, dry_run: bool) -> str | None:
+def _recover(cfg: Config, cluster: ClusterClient, reg: Registry, *, dry_run: bool, progress: Progress) -> str | None:
     """Refuse while a gc Job of `reg` runs (two would switch the registry under each other); make the registry
     writable when an earlier Job left it read-only (unless `dry_run`, which only says so)."""
     selector = labels.selector({labels.REGISTRY: reg.name, labels.COMPONENT: "gc"})
@@ -98,4 +98,6 @@ def _recover(cfg: Config, cluster: ClusterClient, reg: Registry, *, dry_run: boo
     if dry_run:
         return f"{stuck}; run meshreg gc without --dry-run to make it writable again"
     gcs.make_writable(cluster=cluster, namespace=cfg.namespace, registry=reg.name)
+    waiting.wait(cluster=cluster, namespace=cfg.namespace, workloads=[("apps/v1", "Deployment", reg.name)],
+                 timeout=ROLLOUT_TIMEOUT, progress=progress)
     return f"{stuck}: made it writable again first"

@@ -82,11 +82,13 @@ def test_a_garbage_collect_container_that_cannot_start_is_named_and_the_registry
     writable(gc, tmp_path, "after-pull-failure")
 
 
-def test_a_registry_nothing_was_pushed_to_is_collected_without_error(real_parts, tmp_path):
+def test_a_registry_nothing_was_pushed_to_is_left_alone_without_error(real_parts, tmp_path):
+    """distribution's garbage-collect fails on such a storage (Path not found): the Job does not run it, nor restart
+    the registry, and every container exits 0 (a Job's pod fails when any container does)."""
     with closing(Lab(CONFIG, tmp_path / "lab")) as lab, closing(GcJob(lab)) as job:
         run = job.run()
         assert run.result.get("error") is None and run.result["blobs"]["count"] == 0, run.logs
-        assert run.result["readOnly"] == "restored"
+        assert "readOnly" not in run.result and run.applied == [] and set(run.codes.values()) == {0}
 
 
 def test_the_result_records_when_the_registry_stopped_and_started_taking_writes(gc, filled):

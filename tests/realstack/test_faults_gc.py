@@ -51,6 +51,15 @@ def registry(stack, tmp_path_factory):
         yield it
 
 
+@pytest.fixture(scope="module")
+def seeded(stack, registry):
+    """Something to collect: three images pushed once."""
+    writer = push(stack, "seeded", "--repo", "seeded/app", "--layers", "2", "--shared", "0", "--size", "100000",
+                  images=3)
+    assert len(faults.client_result(stack, WRITERS, writer["name"])["pushed"]) == 3
+    return registry
+
+
 def push(stack, name: str, *args: str, seconds: float = 0, images: int = 0) -> dict:
     """Start a writer pod pushing (for `seconds` or `images`); returns the pod's name."""
     base = "http://registry.fl-gc.svc.cluster.local:5000"
@@ -142,3 +151,133 @@ def _refusals(results: list[dict]) -> dict[str, int]:
             if status not in ("200", "201", "202", "404"):
                 out[status] = out.get(status, 0) + 1
     return out
+
+
+# --- stopping the Job at any step
+
+
+def start_job(stack, *, deadline: int | None = None) -> str:
+    """A Job from the gc CronJob, as meshreg gc makes it (with `deadline`: activeDeadlineSeconds)."""
+    from meshreg.cluster.gc import job_from
+
+    cron = faults.get(stack, "cronjob", "registry-gc", namespace="fl-gc")
+    job = job_from(cron, dry_run=False, now=time.time())
+    if deadline is not None:
+        job["spec"]["activeDeadlineSeconds"] = deadline
+    faults.apply(stack, job)
+    return str(job["metadata"]["name"])
+
+
+def wait_for_log(stack, job: str, text: str, *, timeout: float = 300) -> float:
+    """When the Job's coordinator printed a line containing `text`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done = stack.kubectl("-n", "fl-gc", "logs", f"job/{job}", "-c", "gc", check=False)
+        if text in done.stdout:
+            return time.time()
+        time.sleep(0.5)
+    raise AssertionError(f"Job {job} never printed {text!r}")
+
+
+def until(condition, *, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
+
+
+def read_only(stack) -> bool:
+    deployment = faults.get(stack, "deployment", "registry", namespace="fl-gc")
+    return "REGISTRY_STORAGE_MAINTENANCE_READONLY" in json.dumps(deployment["spec"]["template"]["spec"])
+
+
+def serving() -> bool:
+    try:
+        Client(REGISTRY, timeout=5).request("v2", "GET", "/v2/")
+        return True
+    except Failed:
+        return False
+
+
+def writable_again(stack, *, since: float, timeout: float = 180) -> float:
+    """Seconds from `since` until the registry has no read-only switch and is rolled out and serving."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not read_only(stack) and serving():
+            stack.kubectl("-n", "fl-gc", "rollout", "status", "deployment/registry", "--timeout=180s")
+            if serving():
+                return round(time.time() - since, 1)
+        time.sleep(0.5)
+    raise AssertionError("the registry stayed read-only")
+
+
+@pytest.mark.parametrize("when", ["switched", "collecting"])
+@pytest.mark.parametrize("how", ["delete-job", "kill-pod", "deadline"])
+def test_the_registry_is_writable_again_whichever_way_the_job_stops(stack, seeded, how, when):
+    job = start_job(stack)
+    if when == "switched":  # the registry restarts read-only
+        wait_for_log(stack, job, "read-only")
+        until(lambda: read_only(stack))
+    else:  # garbage-collect runs (the registry is read-only)
+        wait_for_log(stack, job, "garbage-collect: garbage-collect")
+        assert read_only(stack)
+    stopped = time.time()
+    if how == "delete-job":
+        stack.kubectl("-n", "fl-gc", "delete", "job", job, "--wait=false")
+    elif how == "kill-pod":
+        stack.kubectl("-n", "fl-gc", "delete", "pod", "-l", f"batch.kubernetes.io/job-name={job}", "--grace-period=0",
+                      "--force", "--wait=false")
+    else:  # the deadline, reached now (it may be changed while the Job runs)
+        started = faults.get(stack, "job", job, namespace="fl-gc")["status"]["startTime"]
+        elapsed = time.time() - time.mktime(time.strptime(started, "%Y-%m-%dT%H:%M:%SZ")) + time.timezone
+        stack.kubectl("-n", "fl-gc", "patch", "job", job, "--type=merge", "-p",
+                      json.dumps({"spec": {"activeDeadlineSeconds": int(elapsed) + 1}}))
+        stopped = wait_for_deadline(stack, job)
+    seconds = writable_again(stack, since=stopped)
+    writer = push(stack, f"after-{how}", "--repo", "after/app", "--layers", "1", "--shared", "0", "--size", "10000",
+                  images=1)
+    result = faults.client_result(stack, WRITERS, writer["name"])
+    figure("gc-stopped", how=how, when=when, writable_after_seconds=seconds)
+    assert len(result["pushed"]) == 1, result["failed"]
+
+
+def wait_for_deadline(stack, job: str, *, timeout: float = 120) -> float:
+    """When the Job controller ended the Job for its deadline (DeadlineExceeded)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = faults.get(stack, "job", job, namespace="fl-gc")
+        for condition in (found or {}).get("status", {}).get("conditions") or []:
+            if condition.get("reason") == "DeadlineExceeded":
+                return time.time()
+        time.sleep(0.5)
+    raise AssertionError(f"Job {job} did not reach its deadline")
+
+
+def test_a_coordinator_killed_outright_is_named_by_status_and_undone_by_the_next_gc(stack, seeded):
+    """SIGKILL (an OOM kill, a lost node) gives the coordinator no chance: status says the registry was left
+    read-only, and meshreg gc makes it writable before anything else."""
+    import os
+    import signal
+
+    job = start_job(stack)
+    wait_for_log(stack, job, "garbage-collect: garbage-collect")
+    [pod] = faults.get(stack, "pods", namespace="fl-gc", selector=f"batch.kubernetes.io/job-name={job}")
+    os.kill(faults.container_pid(stack, faults.container_id(pod, "gc")), signal.SIGKILL)
+    until(lambda: "terminated" in json.dumps(next(
+        c["state"] for c in faults.get(stack, "pod", pod["metadata"]["name"], namespace="fl-gc")["status"][
+            "containerStatuses"] if c["name"] == "gc")))
+    registry = seeded
+    status = registry.meshreg("status", check=False)
+    assert status.returncode == 1 and "READ-ONLY: left so by a gc Job stopped before it could undo it" in \
+        status.stdout, status.stdout
+    gc = registry.meshreg("gc", timeout=900, check=False)
+    if gc.returncode:
+        for p in faults.get(stack, "pods", namespace="fl-gc", selector="app.kubernetes.io/component=gc"):
+            print(p["metadata"]["name"], json.dumps([(c["name"], c["state"]) for c in p["status"].get(
+                "containerStatuses", [])]))
+    figure("gc-after-a-killed-coordinator", status=[line for line in status.stdout.splitlines() if "READ-ONLY" in line],
+           gc=gc.stdout.strip().splitlines())
+    assert gc.stdout.startswith("registry fl-gc/registry is read-only, and no gc Job is running to make it writable "
+                                "again (the last one was stopped before it could): made it writable again first")
+    assert not read_only(stack) and registry.meshreg("status", check=False).returncode == 0
+    stack.kubectl("-n", "fl-gc", "delete", "job", job, "--wait=false")

@@ -425,3 +425,19 @@ def client_result(stack: Stack, namespace: str, pod: str, *, timeout: float = 60
             raise AssertionError(f"writer {namespace}/{pod} failed: {done.stdout[-2000:]}{done.stderr[-500:]}")
         time.sleep(3)
     raise AssertionError(f"writer {namespace}/{pod} printed no result in {timeout:.0f}s")
+
+
+def container_pid(stack: Stack, container_id: str) -> int:
+    """The host PID of a container's main process on the real node (this host), from its containerd task."""
+    sock = stack.lab_node / "run" / "containerd.sock"
+    out = subprocess.run(["ctr", "-a", str(sock), "-n", "k8s.io", "task", "ls"], capture_output=True, text=True,
+                         check=True).stdout
+    for line in out.splitlines()[1:]:
+        task, pid, *_ = line.split()
+        if task == container_id.split("//")[-1]:
+            return int(pid)
+    raise AssertionError(f"no task for container {container_id}")
+
+
+def container_id(pod: dict, name: str) -> str:
+    return str(next(c["containerID"] for c in pod["status"]["containerStatuses"] if c["name"] == name))
