@@ -30,7 +30,7 @@ from meshreg.retention import Retention
 from . import kube
 from .collect import Collectors, GcError, collect, empty
 from .collect import prepare as make_fifos
-from .inventory import Inventory, Reader, Repository
+from .inventory import Inventory, Layout, Reader, Repository
 from .registry import Client, RegistryError
 from .retention import Plan, select
 
@@ -107,7 +107,7 @@ def main(env: Mapping[str, str] | None = None, now: Callable[[], float] = time.t
     signal.signal(signal.SIGTERM, _interrupt)
     client, status = Client(s.registry), 0
     try:
-        inventory = retain(s, client, result, now=now()) if s.retention else Reader(client).read()
+        inventory = retain(s, client, result, now=now()) if s.retention else reader(s, client).read()
         if not s.dry_run and not empty(s, inventory):  # nothing to collect: no restart either
             _read_only(s, api, result, now)
         collect(s, client, inventory, result, collectors)
@@ -162,10 +162,15 @@ def _stop_sidecar(s: Settings) -> None:
         urllib.request.urlopen(urllib.request.Request(s.sidecar, method="POST"), timeout=5).close()
 
 
+def reader(s: Settings, client: Client) -> Reader:
+    """What reads the registry: its API, and its volume (mounted read-only) for when tags were received."""
+    return Reader(client, layout=Layout(s.data) if s.data else None)
+
+
 def retain(s: Settings, client: Client, result: dict[str, Any], *, now: float) -> Inventory:
     """Apply the retention rules to every repository; returns what was read before deleting."""
     assert s.retention is not None, "retain() runs only with retention rules"
-    inventory = Reader(client).read()
+    inventory = reader(s, client).read()
     for name, repo in sorted(inventory.repositories.items()):
         plan = select(s.retention, name, repo.tags, children=repo.children, now=now)
         if not plan.delete_manifests:
