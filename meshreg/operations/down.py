@@ -32,6 +32,7 @@ class DownReport:
 
     outcomes: tuple[Outcome, ...]
     note: str | None
+    server: str = ""
 
     @property
     def counts(self) -> dict[str, int]:
@@ -64,5 +65,5 @@ def down(cfg: Config, cluster: ClusterClient, *, manifests: list[Object] | None 
     scope, live = scopes.live_and_scope(cluster, cfg, objects)
     outcomes = removing.remove(manifests=objects, cluster=cluster, purge=purge, on_outcome=events.outcome,
                                scope=scope, live=live)
-    return DownReport(outcomes=tuple(outcomes),
-                      note=runtimeconfig.after_down(cluster=cluster, cfg=cfg, outcomes=outcomes))
+    note = runtimeconfig.after_down(cluster=cluster, cfg=cfg, outcomes=outcomes)
+    return DownReport(outcomes=tuple(outcomes), note=note, server=cluster.server)

@@ -41,6 +41,8 @@ class GcReport:
     state: str  # "Complete" or "Failed"
     result: GcResult | None
     result_error: str  # why `result` is None ("" when it was read)
+    registry: str = ""
+    dry_run: bool = False
     writable_at: float | None = None  # when the registry served writable again (seconds since the epoch); None:
     # not waited for (a dry run, or the switch was never made or could not be withdrawn)
     recovered: str | None = None  # an earlier Job's read-only switch this run withdrew first, and why
@@ -78,8 +80,8 @@ def gc(cfg: Config, cluster: ClusterClient, *, registry: str | None, dry_run: bo
         waiting.wait(cluster=cluster, namespace=cfg.namespace, workloads=[("apps/v1", "Deployment", reg.name)],
                      timeout=ROLLOUT_TIMEOUT, progress=progress)
         writable_at = clock()
-    return GcReport(namespace=cfg.namespace, job=name, state=state, result=result, result_error=why,
-                    writable_at=writable_at, recovered=recovered)
+    return GcReport(namespace=cfg.namespace, job=name, state=state, result=result, result_error=why, registry=reg.name,
+                    dry_run=dry_run, writable_at=writable_at, recovered=recovered)
 
 
 def _recover(cfg: Config, cluster: ClusterClient, reg: Registry, *, dry_run: bool, progress: Progress) -> str | None:

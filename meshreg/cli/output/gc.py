@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from meshreg.cli.output.document import document
 from meshreg.cluster.gc import GcResult, Window
 from meshreg.operations.gc import GcReport, JobStarted
 
@@ -17,15 +18,15 @@ def started(job: JobStarted) -> str:
 
 
 def data(report: GcReport) -> dict[str, Any]:
-    """`gc -o json`: the Job, how it ended, and its result (with why it is missing, when it is); the read-only window
-    in seconds since the epoch, its end as `meshreg gc` saw the registry serve writable again."""
-    out: dict[str, Any] = {"job": report.job, "state": report.state, "result": report.result,
-           **({"resultError": report.result_error} if report.result is None else {})}
-    if report.writable_at is not None:
-        out["writableServing"] = round(report.writable_at, 3)
-    if report.recovered:
-        out["recovered"] = report.recovered
-    return out
+    """The `kind: GcReport` document (docs/output.md): the Job, how it ended, and its result (or why it is
+    missing); when the registry served writable again (seconds since the epoch: the read-only window's end), and an
+    earlier Job's read-only switch withdrawn first."""
+    return document("GcReport", {
+        "registry": report.registry, "namespace": report.namespace, "job": report.job, "dryRun": report.dry_run,
+        "state": report.state, "ok": report.ok, "result": report.result,
+        "resultError": report.result_error if report.result is None else None,
+        "writableServing": None if report.writable_at is None else round(report.writable_at, 3),
+        "recovered": report.recovered})
 
 
 def text(report: GcReport) -> str:
