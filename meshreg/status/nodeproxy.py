@@ -20,7 +20,7 @@ def pod_state(pod: Object) -> NodeProxyPod:
     containers: list[dict[str, Any]] = status.get("containerStatuses") or []
     is_ready = ready.get("status") == "True" and not meta.get("deletionTimestamp")
     return NodeProxyPod(node=str(spec.get("nodeName") or "(not scheduled)"), pod=str(meta.get("name", "")),
-                        ready=is_ready, since=ready.get("lastTransitionTime"),
+                        ready=is_ready, since=meta.get("deletionTimestamp") or ready.get("lastTransitionTime"),
                         created=meta.get("creationTimestamp"),
                         restarts=sum(int(c.get("restartCount") or 0) for c in containers),
                         why=None if is_ready else _why(meta, containers, ready))
@@ -33,7 +33,7 @@ def _part(obj: Object, key: str) -> dict[str, Any]:
 
 def _why(meta: dict[str, Any], containers: list[dict[str, Any]], ready: dict[str, Any]) -> str:
     if meta.get("deletionTimestamp"):
-        return f"terminating since {meta['deletionTimestamp']}"
+        return "terminating (deleted: the node has no node proxy until its replacement is ready)"
     for c in containers:
         waiting = (c.get("state") or {}).get("waiting")
         if waiting:

@@ -97,10 +97,10 @@ class NodeProxyPod:
     node: str
     pod: str
     ready: bool
-    since: str | None  # when the Ready condition last changed (RFC 3339), None: not reported yet
+    since: str | None  # when the Ready condition last changed, or the pod was deleted (RFC 3339); None: unknown
     created: str | None
     restarts: int
-    why: str | None  # not ready: terminating, the container's waiting reason, or the kubelet's condition reason
+    why: str | None  # not ready: terminating, a container's waiting reason, or the kubelet's condition reason
 
 
 @dataclass(frozen=True)
