@@ -20,10 +20,15 @@ def pod_state(pod: Object) -> NodeProxyPod:
     containers: list[dict[str, Any]] = status.get("containerStatuses") or []
     is_ready = ready.get("status") == "True" and not meta.get("deletionTimestamp")
     return NodeProxyPod(node=str(spec.get("nodeName") or "(not scheduled)"), pod=str(meta.get("name", "")),
-                        ready=is_ready, since=meta.get("deletionTimestamp") or ready.get("lastTransitionTime"),
-                        created=meta.get("creationTimestamp"),
+                        ready=is_ready, since=_since(meta, ready), created=meta.get("creationTimestamp"),
                         restarts=sum(int(c.get("restartCount") or 0) for c in containers),
                         why=None if is_ready else _why(meta, containers, ready))
+
+
+def _since(meta: dict[str, Any], ready: dict[str, Any]) -> str | None:
+    """When the pod was deleted, else when its Ready condition last changed."""
+    stamp = meta.get("deletionTimestamp") or ready.get("lastTransitionTime")
+    return str(stamp) if stamp else None
 
 
 def _part(obj: Object, key: str) -> dict[str, Any]:
