@@ -26,8 +26,12 @@ def pod_state(pod: Object) -> NodeProxyPod:
 
 
 def _since(meta: dict[str, Any], ready: dict[str, Any]) -> str | None:
-    """When the pod was deleted, else when its Ready condition last changed."""
-    stamp = meta.get("deletionTimestamp") or ready.get("lastTransitionTime")
+    """When the pod was deleted (its deletionTimestamp is when the grace period ends), else when its Ready condition
+    last changed."""
+    if meta.get("deletionTimestamp"):
+        grace = timedelta(seconds=int(meta.get("deletionGracePeriodSeconds") or 0))
+        return (_parse(str(meta["deletionTimestamp"])) - grace).strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamp = ready.get("lastTransitionTime")
     return str(stamp) if stamp else None
 
 

@@ -12,7 +12,8 @@ from meshreg.status.report import NodeProxyState
 
 def pod(name: str, *, ready: bool, since: str, created: str, restarts: int = 0, deleting: str | None = None,
         waiting: str | None = None) -> dict:
-    meta = {"name": name, "creationTimestamp": created, **({"deletionTimestamp": deleting} if deleting else {})}
+    meta = {"name": name, "creationTimestamp": created,
+            **({"deletionTimestamp": deleting, "deletionGracePeriodSeconds": 30} if deleting else {})}
     state = {"waiting": {"reason": waiting}} if waiting else {"running": {}}
     return {"metadata": meta, "spec": {"nodeName": "n1"}, "status": {
         "conditions": [{"type": "Ready", "status": str(ready), "lastTransitionTime": since}],
@@ -30,7 +31,7 @@ def test_a_pod_replacing_a_terminating_one_shows_both_with_why_and_since_when():
     lines = node_proxy_lines(NodeProxyState(enabled=True, ready=False, nodes="0/1 nodes", pods=(old, new)))
     assert lines == [
         "node proxy: NOT ready (0/1 nodes)",
-        "  n1: NOT ready since 2026-12-06T09:58:00Z: terminating (deleted: the node has no node proxy until its "
+        "  n1: NOT ready since 2026-12-06T09:57:30Z: terminating (deleted: the node has no node proxy until its "
         "replacement is ready) (pod node-proxy-a created 2026-12-06T08:00:00Z, 0 restarts)",
         "  n1: NOT ready since 2026-12-06T09:58:01Z: istio-proxy: ContainerCreating (pod node-proxy-b created "
         "2026-12-06T09:58:01Z, 0 restarts)"]
