@@ -88,6 +88,13 @@ def _ctr(stack, *args: str) -> str:
                           check=False).stdout
 
 
+def forget_images(stack) -> None:
+    """Remove the node's references to the test's images (by tag and by digest), so containerd frees them."""
+    for ref in _ctr(stack, "images", "ls", "-q").split():
+        if ref.startswith(f"localhost:{PORT}/fi/multi"):
+            _ctr(stack, "images", "rm", ref)
+
+
 def _stamp(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
@@ -164,8 +171,7 @@ def registry(stack, tmp_path_factory):
     finally:
         faults.delete(stack, "namespace", RUN)
         instance.meshreg("down", "--purge", "--yes", check=False, timeout=400)
-        for tag in ("quiet", "graceful", "forced"):
-            _ctr(stack, "images", "rm", f"localhost:{PORT}/fi/multi:{tag}")
+        forget_images(stack)
         faults.gone(stack, [NAME, RUN])
         volume.remove(stack)
 
@@ -185,7 +191,7 @@ def test_a_pull_recovers_when_the_node_proxy_restarts_and_status_says_when(stack
     faults.apply(stack, puller(quiet, f"localhost:{PORT}/fi/multi:quiet", stack.node))
     undisturbed = started_after(stack, quiet)
     faults.delete(stack, "pod", quiet, namespace=RUN, wait=True)
-    _ctr(stack, "images", "rm", f"localhost:{PORT}/fi/multi:quiet")
+    forget_images(stack)
 
     proxies = selector(node_proxy_pods(instance.cfg))
     [old] = instance.pods(proxies)
