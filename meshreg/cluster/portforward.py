@@ -60,6 +60,7 @@ class Forwarder:
         self._live: set[asyncio.Task[None]] = set()
         self._locals: set[Local] = set()
         self._ready = threading.Event()
+        self._serving = False
         self._lock = threading.Lock()  # one pod change at a time
 
     def start(self) -> str:
@@ -70,6 +71,7 @@ class Forwarder:
     def serve(self, stop: threading.Event | None = None, *, signals: bool = False) -> None:
         """Serve until `stop` is set or `close()` is called (from another thread) or, with `signals`, SIGINT or
         SIGTERM arrives; then stop listening and end every forwarded connection."""
+        self._serving = True
         if stop is not None:  # a thread that only waits: nothing polls
             threading.Thread(target=self._close_when, args=(stop,), daemon=True).start()
         asyncio.run(self._serve(signals))
@@ -80,6 +82,8 @@ class Forwarder:
 
     def close(self) -> None:
         """Stop serving (thread-safe); returns at once, `serve` returns once everything is closed."""
+        if not self._serving:
+            return
         self._ready.wait(5)
         loop, stop = self._loop, self._stop
         if loop and stop and not loop.is_closed():

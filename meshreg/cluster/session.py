@@ -347,11 +347,11 @@ async def open_session(ep: Endpoint, *, namespace: str, pod: str, port: int,
     request = (f"POST {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n").encode()
     loop = asyncio.get_running_loop()
     session = Session(request, pod=pod, port=port, where=where, on_end=on_end)
-    default = 443 if parts.scheme == "https" else 80
+    host, default = parts.hostname or "localhost", 443 if parts.scheme == "https" else 80
     try:
         await asyncio.wait_for(loop.create_connection(
-            lambda: session, parts.hostname, parts.port or default, ssl=ep.ssl,
-            server_hostname=(ep.server_hostname or parts.hostname) if ep.ssl else None), OPEN_TIMEOUT)
+            lambda: session, host, parts.port or default, ssl=ep.ssl,
+            server_hostname=(ep.server_hostname or host) if ep.ssl else None), OPEN_TIMEOUT)
         await asyncio.wait_for(asyncio.shield(session.ready), OPEN_TIMEOUT)
     except (OSError, asyncio.TimeoutError) as e:
         session.close()
