@@ -55,6 +55,8 @@ class Local(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.pair: Pair | None = None
         self.gone = asyncio.get_running_loop().create_future()  # set when the connection is lost
+        self._early: list[bytes] = []
+        self._eof = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -66,14 +68,24 @@ class Local(asyncio.Protocol):
         self.pair = pair
         if self.gone.done():  # the client left while the streams were being set up
             pair.local_gone()
-        elif self.transport and not self.transport.is_closing() and not pair.session.write_paused:
+            return
+        for data in self._early:
+            pair.send(data)
+        self._early.clear()
+        if self._eof:
+            pair.send_fin()
+        if self.transport and not self.transport.is_closing() and not pair.session.write_paused:
             self.transport.resume_reading()
 
     def data_received(self, data: bytes) -> None:
         if self.pair:
             self.pair.send(data)
+        elif self.transport:  # never expected (reading starts at attach); kept, not lost
+            self._early.append(data)
+            self.transport.pause_reading()
 
     def eof_received(self) -> bool:
+        self._eof = True
         if self.pair:
             self.pair.send_fin()
         return True  # keep the connection open for what the pod still sends
@@ -171,12 +183,12 @@ class Session(asyncio.Protocol):
         self._next_id, self._request_id = 1, 0
         self._pairs: dict[int, Pair] = {}  # both stream ids of every pair
         self._held: set[Pair] = set()  # pairs whose local client's buffer is full
-        self.write_paused = self.ended = self.going_away = False
+        self.write_paused = self.ended = self.going_away = self.stale = False
         self._idle: asyncio.TimerHandle | None = None
 
     @property
     def usable(self) -> bool:
-        return self.ready.done() and not self.ready.exception() and not self.ended and not self.going_away
+        return self.ready.done() and not self.ready.exception() and not (self.ended or self.going_away or self.stale)
 
     # --- asyncio.Protocol ---------------------------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -217,8 +229,8 @@ class Session(asyncio.Protocol):
     def resume_writing(self) -> None:
         self.write_paused = False
         for pair in self._live():
-            if pair.local.transport and not pair.local.transport.is_closing():
-                pair.local.transport.resume_reading()
+            if pair.local.pair is pair and pair.local.transport and not pair.local.transport.is_closing():
+                pair.local.transport.resume_reading()  # only a local connection whose streams are set up
 
     # --- the upgrade ------------------------------------------------------------------------------------------------
     def _handshake(self, data: bytes) -> None:
@@ -286,8 +298,10 @@ class Session(asyncio.Protocol):
         try:
             await asyncio.wait_for(asyncio.shield(pair.replies), REPLY_TIMEOUT)
         except asyncio.TimeoutError:
-            self.forget(pair)
-            self.close()  # silent: treat as dead, for everyone
+            # Dead, or stalled behind a stream the pod does not read (the kubelet's library hands frames to a few
+            # workers in turn): no new streams here; the streams it carries go on, and it closes after the last.
+            self.stale = True
+            pair.local_gone()
             raise SessionLost(f"{self.where}: no answer from the server in {REPLY_TIMEOUT:.0f} s") from None
         return pair
 
@@ -301,7 +315,9 @@ class Session(asyncio.Protocol):
             self._pairs.pop(pair.error_id, None)
             self._pairs.pop(pair.data_id, None)
             self.release(pair)
-            if not self._pairs:
+            if not self._pairs and self.stale:
+                self.close()
+            elif not self._pairs:
                 self._idle_from_now()
 
     def hold(self, pair: Pair) -> None:

@@ -151,6 +151,34 @@ def test_a_server_that_does_not_switch_to_spdy_gets_a_websocket_per_connection(e
         api.close()
 
 
+def test_many_connections_at_once_share_one_session_and_arrive_intact(spdy_api, spdy_forwarder):
+    payloads = [os.urandom(3 << 20) for _ in range(8)]  # more than the session buffers: its flow control acts
+    results: list = [None] * 8
+
+    def one(i: int) -> None:
+        results[i] = exchange(spdy_forwarder, payloads[i])
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert [hashlib.sha256(r or b"").digest() for r in results] == [hashlib.sha256(p).digest() for p in payloads]
+    assert len(spdy_api.sessions) == 1
+    assert settled(lambda: spdy_api.open_streams() == 0)
+
+
+def test_a_connection_is_not_read_until_its_streams_are_set_up_while_others_move_data(spdy_api, spdy_forwarder):
+    big = os.urandom(16 << 20)
+    moving = threading.Thread(target=lambda: spdy_forwarder.__dict__.setdefault("big", exchange(spdy_forwarder, big)))
+    moving.start()
+    assert settled(lambda: spdy_api.forwards)  # the big one's streams are set up, its data flows
+    spdy_api.sessions[0].reply_delay = 0.5  # the next pair waits while the session's buffer fills and drains
+    assert exchange(spdy_forwarder, b"GET /v2/ HTTP/1.1\r\n\r\n") == b"GET /v2/ HTTP/1.1\r\n\r\n"
+    moving.join(60)
+    assert hashlib.sha256(spdy_forwarder.big).digest() == hashlib.sha256(big).digest()
+
+
 def test_every_stream_is_ended_with_the_server_when_its_connection_ends(spdy_api, spdy_forwarder):
     for i in range(5):
         assert exchange(spdy_forwarder, b"x" * (i + 1) * 1000) == b"x" * (i + 1) * 1000

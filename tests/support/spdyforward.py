@@ -1,7 +1,8 @@
 """The server side of a SPDY port-forward (`portforward.k8s.io`) as the kubelet's streaming library serves it, for
 tests; written from the SPDY/3 draft and the kubelet's code, apart from meshreg.cluster.spdy:
 
-- every SYN_STREAM is answered with a SYN_REPLY (with `reply=False`, none is: a server that has stopped answering);
+- every SYN_STREAM is answered with a SYN_REPLY (with `reply=False`, none is: a server that has stopped answering;
+  with `reply_delay`, after that many seconds: a server whose frame workers are busy);
 - streams are paired by their `requestid` header (`streamtype` error or data, `port`); once both exist, the pod
   (`target`) is dialled, and a dial failure is written on the error stream, which then ends;
 - the pod's bytes go out as data frames of at most `frame` bytes (the kubelet's are 32 KiB); when the pod closes its
@@ -26,9 +27,9 @@ FIN = 1
 
 class SpdyServer:
     def __init__(self, sock: socket.socket, target: tuple[str, int], *, pod: str, on_forward: Callable[[str], None],
-                 reply: bool = True, frame: int = 32 * 1024):
+                 reply: bool = True, frame: int = 32 * 1024, reply_delay: float = 0):
         self.sock, self.target, self.pod, self.on_forward = sock, target, pod, on_forward
-        self.reply, self.frame = reply, frame
+        self.reply, self.frame, self.reply_delay = reply, frame, reply_delay
         self.alive = True
         self.streams: dict[int, dict] = {}  # id -> headers and state
         self.received: Counter = Counter()  # frames by kind: syn, data, fin, rst, ping, other
@@ -120,7 +121,11 @@ class SpdyServer:
                                    "reset": False}
         if self.reply:
             block = self._deflate.compress(struct.pack(">I", 0)) + self._deflate.flush(zlib.Z_SYNC_FLUSH)
-            self._send(struct.pack(">HHI", 0x8003, SYN_REPLY, len(block) + 4) + struct.pack(">I", stream_id) + block)
+            reply = struct.pack(">HHI", 0x8003, SYN_REPLY, len(block) + 4) + struct.pack(">I", stream_id) + block
+            if self.reply_delay:
+                threading.Timer(self.reply_delay, self._send, args=(reply,)).start()
+            else:
+                self._send(reply)
         pair = self._pairs.setdefault(headers["requestid"], {})
         pair[headers["streamtype"]] = stream_id
         if len(pair) == 2:  # dialled before the next frame is read, so no data frame finds the pod missing
