@@ -15,8 +15,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import quote
 
-from meshreg.cluster import parallel
-from meshreg.cluster.api import Object
+from meshreg.cluster import parallel, retries, streams
+from meshreg.cluster.api import Object, Snapshot, WatchStream
 from meshreg.cluster.errors import ConflictError, translate, warning_texts
 from meshreg.errors import ClusterError, UsageError
 
@@ -25,6 +25,7 @@ __all__ = ["KINDS", "Cluster", "ConflictError", "connect", "object_path", "resou
 FIELD_MANAGER = "meshreg"
 APPLY_PATCH = "application/apply-patch+yaml"
 TIMEOUT = (10, 60)  # (connect, read) seconds for every request
+WATCH_GRACE = 30  # seconds a watch may stay silent past its timeoutSeconds before the read gives up
 
 # (apiVersion, kind) -> (plural, namespaced)
 KINDS = {
@@ -46,6 +47,7 @@ KINDS = {
     ("networking.istio.io/v1", "VirtualService"): ("virtualservices", True),
     ("networking.istio.io/v1", "ServiceEntry"): ("serviceentries", True),
     ("networking.istio.io/v1", "DestinationRule"): ("destinationrules", True),
+    ("telemetry.istio.io/v1", "Telemetry"): ("telemetries", True),
     ("gateway.networking.k8s.io/v1", "Gateway"): ("gateways", True),
     ("gateway.networking.k8s.io/v1", "GatewayClass"): ("gatewayclasses", False),
     ("discovery.k8s.io/v1", "EndpointSlice"): ("endpointslices", True),
@@ -136,6 +138,41 @@ class Cluster:
             item.setdefault("kind", kind)
         return items
 
+    def snapshot(self, api_version: str, kind: str, *, namespace: str | None = None,
+                 label_selector: str | None = None, field_selector: str | None = None) -> Snapshot:
+        """Like `list`, with the resourceVersion of the list, from which a watch goes on."""
+        query = [(k, v) for k, v in (("labelSelector", label_selector), ("fieldSelector", field_selector)) if v]
+        path = object_path(api_version, kind, namespace=namespace)
+        where = f" in namespace {namespace}" if namespace else ""
+        body = self._call("GET", path, query=query, subject=f"listing {resource_name(api_version, kind)}{where}")
+        items = body.get("items") or []
+        for item in items:  # list items carry neither apiVersion nor kind
+            item.setdefault("apiVersion", api_version)
+            item.setdefault("kind", kind)
+        return Snapshot(items=items, resource_version=str((body.get("metadata") or {}).get("resourceVersion", "")))
+
+    def watch(self, api_version: str, kind: str, *, namespace: str | None = None, label_selector: str | None = None,
+              field_selector: str | None = None, resource_version: str, timeout_seconds: int) -> WatchStream:
+        """The changes after `resource_version`, with bookmarks, until the server ends the watch after
+        `timeout_seconds`; ClusterError (with the code) when the server refuses it."""
+        query = [("watch", "true"), ("resourceVersion", resource_version), ("allowWatchBookmarks", "true"),
+                 ("timeoutSeconds", str(timeout_seconds))]
+        query += [(k, v) for k, v in (("labelSelector", label_selector), ("fieldSelector", field_selector)) if v]
+        where = f" in namespace {namespace}" if namespace else ""
+        subject = f"watching {resource_name(api_version, kind)}{where}"
+        headers = {"Accept": "application/json"}
+        try:
+            _, url, headers, _, _ = self.api_client.param_serialize(
+                method="GET", resource_path=object_path(api_version, kind, namespace=namespace), query_params=query,
+                header_params=headers, auth_settings=["BearerToken"])
+            response = self.api_client.call_api("GET", url, header_params=headers,
+                                                _request_timeout=(TIMEOUT[0], timeout_seconds + WATCH_GRACE))
+        except Exception as e:  # as in _exchange: could not talk to the server
+            raise ClusterError(f"cannot reach the Kubernetes API server at {self.server}: {_reason(e)}") from e
+        if response.status != 200:
+            raise translate(response.status, _json(response.read() or b""), subject=subject)
+        return streams.Watch(response.response, subject=subject)
+
     def apply(self, obj: dict, *, dry_run: bool = False, force: bool = False,
               field_manager: str = FIELD_MANAGER) -> dict:
         """Server-side apply of `obj`; returns the object as the server now has it (or would, with dry_run)."""
@@ -171,12 +208,15 @@ class Cluster:
         return gone is not None
 
     def log(self, pod: str, *, namespace: str, container: str | None = None, previous: bool = False,
-            tail: int | None = None, limit_bytes: int | None = None) -> str | None:
+            tail: int | None = None, limit_bytes: int | None = None, since_seconds: int | None = None,
+            timestamps: bool = False) -> str | None:
         """What a container wrote (of its previous run with `previous`; the last `tail` lines, at most `limit_bytes`
-        bytes); None when the pod is gone."""
+        bytes, the last `since_seconds`; each line after the kubelet's RFC 3339 time with `timestamps`); None when
+        the pod is gone."""
         path = object_path("v1", "Pod", namespace=namespace, name=pod) + "/log"
-        query = [(k, str(v)) for k, v in (("container", container), ("tailLines", tail), ("limitBytes", limit_bytes))
-                 if v is not None] + ([("previous", "true")] if previous else [])
+        query = [(k, str(v)) for k, v in (("container", container), ("tailLines", tail), ("limitBytes", limit_bytes),
+                                          ("sinceSeconds", since_seconds)) if v is not None]
+        query += [(k, "true") for k, on in (("previous", previous), ("timestamps", timestamps)) if on]
         # The log is plain text, but the API server answers `Accept: text/plain` with 406: ask for anything.
         status, raw, _ = self._exchange("GET", path, query=query, body=None, content_type=None, accept="*/*")
         if status == 404:  # the pod is gone (400 names what is missing: a container not started, no previous run)
@@ -254,6 +294,7 @@ def connect(*, kubeconfig: str | None = None, context: str | None = None) -> Clu
         raise UsageError(f"kubeconfig {os.pathsep.join(files) or '(in-cluster)'}: {_reason(e)}") from e
     # Enough pooled connections for the requests meshreg sends at once, so none is opened and then discarded.
     configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize or 0, 2 * parallel.WORKERS)
+    configuration.retries = retries.policy()  # 429, Retry-After and dropped connections, where safe
     return Cluster(client.ApiClient(configuration), server=configuration.host)
 
 

@@ -1,8 +1,10 @@
-"""Wait for the registry and node-proxy rollouts with a live progress line; on timeout, say why from pods and events."""
+"""Wait for the registry and node-proxy rollouts, watching them, with a live progress line; on timeout, say why from
+pods and events."""
 
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -11,24 +13,30 @@ from typing import Any, TextIO
 from meshreg.cluster import crashes, selectors
 from meshreg.cluster.api import ClusterClient, Object
 from meshreg.cluster.enforcement import has_sidecar
+from meshreg.cluster.watching import Source, pause, watch
 from meshreg.errors import ClusterError
 
+CLOCK = re.compile(r" \(\d+s\)$")  # the elapsed time a progress line may end with
 PULL_FAILURES = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
 
 Workload = tuple[str, str, str]  # (apiVersion, kind, name)
 
 
 class Progress:
-    """One status line on stderr: rewritten in place on a TTY, plain lines when piped or NO_COLOR, silent when quiet."""
+    """One status line on stderr: rewritten in place on a TTY (so a trailing clock, ` (12s)`, keeps moving), plain
+    lines when piped or NO_COLOR, and then only when what it reports changes (the clock alone is no news); silent
+    when quiet."""
 
     def __init__(self, *, stream: TextIO | None = None, quiet: bool = False) -> None:
         self.stream = stream or sys.stderr
         self.quiet = quiet
-        self.live = not quiet and _isatty(self.stream) and "NO_COLOR" not in os.environ
+        self.live = (not quiet and _isatty(self.stream) and "NO_COLOR" not in os.environ
+                     and os.environ.get("TERM") != "dumb")
         self.last: str | None = None
 
     def update(self, text: str) -> None:
-        if self.quiet or text == self.last:
+        if self.quiet or text == self.last or (not self.live and self.last is not None
+                                               and _news(text) == _news(self.last)):
             return
         if self.live:
             self.stream.write(f"\r\x1b[K{text}")
@@ -38,9 +46,16 @@ class Progress:
         self.last = text
 
     def done(self) -> None:
+        """The wait is over: end the live line; the next update starts a new one."""
         if self.live and self.last is not None:
             self.stream.write("\n")
             self.stream.flush()
+        self.last = None
+
+
+def _news(text: str) -> str:
+    """What a progress line reports, without its trailing clock."""
+    return CLOCK.sub("", text)
 
 
 def _isatty(stream: Any) -> bool:
@@ -69,27 +84,35 @@ def rollout(obj: Object | None) -> tuple[bool, str]:
 
 def wait(*, cluster: ClusterClient, namespace: str, workloads: list[Workload], timeout: float, progress: Progress,
          interval: float = 2.0, clock: Callable[[], float] = time.monotonic,
-         sleep: Callable[[float], None] = time.sleep) -> None:
-    """Poll `workloads` [(apiVersion, kind, name)] until every rollout is done, or raise ClusterError with a
-    diagnosis."""
+         sleep: Callable[[float], None] | None = None) -> None:
+    """Watch `workloads` [(apiVersion, kind, name)] until every rollout is done, or raise ClusterError with a
+    diagnosis. The progress line is refreshed on every change and at least every `interval` seconds; `sleep`
+    (tests) replaces waiting for a change."""
     start = clock()
-    while True:
-        states = {w: rollout(cluster.get(w[0], w[1], w[2], namespace=namespace)) for w in workloads}
-        elapsed = clock() - start
-        progress.update("waiting: " + ", ".join(f"{w[2]} {text}" for w, (_, text) in states.items())
-                        + f" ({elapsed:.0f}s)")
-        pending = [w for w, (done, _) in states.items() if not done]
-        if not pending:
-            progress.done()
-            return
-        if elapsed >= timeout:
-            progress.done()
-            names = ", ".join(f"{w[1]} {namespace}/{w[2]} ({states[w][1]})" for w in pending)
-            causes = diagnose(cluster=cluster, namespace=namespace, workloads=pending)
-            raise ClusterError(f"timed out after {timeout:.0f}s waiting for {names}: "
-                               + ("; ".join(causes) or "no cause found in pod status or events; "
-                                  f"try kubectl -n {namespace} describe pods"))
-        sleep(interval)
+    sources = {w: Source(w[0], w[1], namespace, name=w[2]) for w in workloads}
+    with watch(cluster, list(sources.values()), sleep=sleep) as watcher:
+        while True:
+            states = {w: rollout(watcher.get(source)) for w, source in sources.items()}
+            elapsed = clock() - start
+            progress.update("waiting: " + ", ".join(f"{w[2]} {text}" for w, (_, text) in states.items())
+                            + f" ({elapsed:.0f}s)")
+            pending = [w for w, (done, _) in states.items() if not done]
+            if not pending:
+                progress.done()
+                return
+            if elapsed >= timeout:
+                progress.done()
+                raise _timed_out(cluster, namespace, pending, states, timeout)
+            pause(watcher, sleep)(min(interval, max(timeout - elapsed, 0.1)))
+
+
+def _timed_out(cluster: ClusterClient, namespace: str, pending: list[Workload],
+               states: dict[Workload, tuple[bool, str]], timeout: float) -> ClusterError:
+    names = ", ".join(f"{w[1]} {namespace}/{w[2]} ({states[w][1]})" for w in pending)
+    causes = diagnose(cluster=cluster, namespace=namespace, workloads=pending)
+    return ClusterError(f"timed out after {timeout:.0f}s waiting for {names}: "
+                        + ("; ".join(causes) or "no cause found in pod status or events; "
+                           f"try kubectl -n {namespace} describe pods"))
 
 
 def diagnose(*, cluster: ClusterClient, namespace: str, workloads: Iterable[Workload]) -> list[str]:

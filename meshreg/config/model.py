@@ -12,6 +12,7 @@ from meshreg.retention import Retention
 API_VERSION = "meshreg.dev/v1alpha1"
 KIND = "MeshRegistry"
 DEFAULT_FILE = "meshreg.yaml"
+SCHEMA_FILE = "meshreg.schema.json"  # `meshreg schema`, written by `meshreg init` beside the config its modeline names
 DEFAULT_IMAGE = "docker.io/library/registry:2.8.3"
 REGISTRY_PORT = 5000  # the registry Service port; fixed so every address meshreg publishes agrees
 
@@ -210,6 +211,17 @@ class LocalRegistryHosting:
                  "hostFromContainerRuntime. Run `meshreg status` for details.")
 
 
+@dataclass(frozen=True)
+class Audit:
+    """An audit record of every write and refusal (docs/audit.md): Telemetry objects that log them through
+    `provider`, an extension provider in the mesh config. A Telemetry on a workload replaces the access-log providers
+    the mesh gives it, so `keep_providers` are named beside it (Istio's built-in `envoy`: the usual access log)."""
+
+    enabled: bool = True
+    provider: str = "meshreg-audit"
+    keep_providers: tuple[str, ...] = ("envoy",)
+
+
 INGRESS_METHODS = ("mtls", "jwt")
 
 
@@ -279,6 +291,12 @@ class Ingress:
         return self.host if self.gateway.port == 443 else f"{self.host}:{self.gateway.port}"
 
     @property
+    def read_restricted(self) -> bool:
+        """Whether some client may read less than every repository (then the ingress refuses cross-repository
+        mounts, which would read past it)."""
+        return any(c.read_repositories != ("*",) for c in self.clients)
+
+    @property
     def writer(self) -> Writer | None:
         """The gateway as the registry sees it: one writer for the union of its clients' prefixes."""
         if not self.clients:
@@ -300,6 +318,7 @@ class Config:
     local_registry_hosting: LocalRegistryHosting = LocalRegistryHosting()
     source: str = "<built-in default>"
     ingress: Ingress | None = None  # writers outside the cluster (spec.ingress)
+    audit: Audit = Audit()  # who wrote what, in the proxies' access logs (spec.audit)
 
     def principal(self, identity: str) -> str:
         """`builds/kaniko` -> `cluster.local/ns/builds/sa/kaniko` (Istio's principal form)."""

@@ -49,7 +49,7 @@ def test_issue_with_the_servers_ca_writes_it_as_ca_crt(conf, tmp_path):
     run("certs", "init", conf=conf)
     server_ca = (tmp_path / "ingress-ca" / "ca.crt").read_bytes()  # any PEM certificate stands for it here
     (tmp_path / "server-ca.pem").write_bytes(server_ca)
-    out = run("certs", "issue", "loader", "-o", str(tmp_path / "certs.d"),
+    out = run("certs", "issue", "loader", "--output-dir", str(tmp_path / "certs.d"),
               "--server-ca", str(tmp_path / "server-ca.pem"), conf=conf)
     assert out.exit_code == 0, out.output
     assert (tmp_path / "certs.d" / HOST / "ca.crt").read_bytes() == server_ca
@@ -159,3 +159,9 @@ def test_policy_check_through_the_ingress_goes_to_the_registry_it_serves(tmp_pat
     assert run("policy", "check", "--as", "client:airgap", "push", "gitpod/server", conf=conf).exit_code == 0
     wrong = run("policy", "check", "--registry", "images", "--as", "client:airgap", "push", "gitpod/x", conf=conf)
     assert wrong.exit_code == 2 and "the ingress serves registry 'services' only" in wrong.output
+
+
+def test_policy_list_says_mounts_are_refused_at_the_gateway(conf):
+    run("certs", "init", conf=conf)
+    text = run("policy", "list", conf=conf).output
+    assert "reads acme/" in text and "cross-repository mounts are refused at the gateway" in text

@@ -89,8 +89,8 @@ def test_up_applies_the_waypoint_and_waits_for_istiods_deployment(fake):
     assert result.exit_code == 0, result.output
     assert "created     Gateway meshreg/waypoint" in result.output
     assert "created     AuthorizationPolicy meshreg/registry-allow-waypoint" in result.output
-    waited = [r[1] for r in fake.requests if r[0] == "get" and r[1][1] == "Deployment"]
-    assert ("apps/v1", "Deployment", "meshreg", "waypoint") in waited
+    waited = [(*r[1], r[2]["fieldSelector"]) for r in fake.requests if r[0] == "list" and r[1][1] == "Deployment"]
+    assert ("apps/v1", "Deployment", "meshreg", "metadata.name=waypoint") in waited
 
 
 def test_a_second_up_leaves_the_objects_istiod_made_for_the_waypoint(fake):
@@ -195,7 +195,7 @@ def test_up_fails_when_ztunnel_did_not_capture_the_registry_pods_and_says_what_t
     line = result.output.strip().splitlines()[-1]
     assert "registry pod meshreg/registry-1-0 is not captured by ztunnel" in line
     assert "Fix ambient capture (the namespace needs istio.io/dataplane-mode=ambient" in line
-    assert "sidecar injection" not in line and line.endswith("(all 19 objects were applied)")
+    assert "sidecar injection" not in line and line.endswith("(all 20 objects were applied)")
 
 
 def test_doctor_judges_ambient_registry_pods_by_ztunnel_capture_as_status_does(fake):
