@@ -11,7 +11,7 @@ import click
 from click.exceptions import NoArgsIsHelpError
 
 from meshreg import __version__
-from meshreg.errors import MeshregError
+from meshreg.errors import Interrupted, MeshregError
 
 # Every command lives in its own module, imported only when that command runs, so no command pays for another's
 # imports (the Kubernetes client, the PKI, the policy evaluator, the YAML editor). The group's own --help lists them
@@ -93,6 +93,9 @@ class _Group(click.Group):
         except BrokenPipeError:  # `meshreg render | head`
             sys.stderr.close()
             ctx.exit(0)
+        except KeyboardInterrupt:  # Ctrl-C in a command that has nothing more to say than that (up, down say more)
+            _say("error: interrupted")
+            ctx.exit(Interrupted.exit_code)
 
 
 class _OneLine(click.ClickException):
