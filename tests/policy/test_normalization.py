@@ -46,7 +46,8 @@ static_resources:
 
 class _Echo(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
-        body = self.path.encode()
+        # The request line as Envoy sent it: http.server's own `self.path` collapses leading slashes (gh-87389).
+        body = self.raw_requestline.split()[1]
         self.send_response(200)
         self.send_header("content-length", str(len(body)))
         self.end_headers()
@@ -122,3 +123,9 @@ def test_normalization_agrees_with_a_real_envoy(envoy_path, segments):
 
 def test_an_encoded_slash_stays_encoded_through_envoy(envoy_path):
     assert envoy_path("/v2/team-b%2Fapp/blobs/uploads/") == "/v2/team-b%2Fapp/blobs/uploads/"
+
+
+def test_leading_slashes_are_kept_as_the_real_stacks_sidecars_keep_them(envoy_path):
+    """`//v2/team-a/...` reaches RBAC as written, so it is outside `/v2/team-a/*` (tests/realstack/test_writers.py
+    saw istiod's sidecars deny it)."""
+    assert envoy_path("//v2/team-a/app") == normalize("//v2/team-a/app") == "//v2/team-a/app"
