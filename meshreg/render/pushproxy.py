@@ -11,6 +11,7 @@ from __future__ import annotations
 from meshreg.config import PUSH_PROXY, REGISTRY_PORT, Config, Registry
 from meshreg.render.labels import (COMPONENT, INSTANCE, NAME, REGISTRY, common, metadata, namespace_injection,
                                    selector as selector_text, sidecar)
+from meshreg.render import podspec
 from meshreg.render.nodeproxy import port_name
 
 LABEL = "meshreg.dev/push-proxy"  # Gateway selectors match pods in every namespace: name the push proxy's own
@@ -67,7 +68,9 @@ def _pod_labels(cfg: Config, reg: Registry) -> dict:
 
 def deployment(cfg: Config, reg: Registry) -> dict:
     proxy = reg.push_proxy
+    # imagePullPolicy: the API server would default `auto` to Always, which Istio's injector keeps (nodeproxy.py).
     container = {"name": "istio-proxy", "image": "auto",  # filled in by Istio's gateway injection template
+                 "imagePullPolicy": "IfNotPresent",
                  "ports": [{"name": port_name(proxy.port), "containerPort": proxy.port, "protocol": "TCP"}],
                  "resources": proxy.resources.as_dict()}
     template = {
@@ -76,7 +79,7 @@ def deployment(cfg: Config, reg: Registry) -> dict:
                                      "kubectl.kubernetes.io/default-container": "istio-proxy"}},
         "spec": {"serviceAccountName": PUSH_PROXY, "terminationGracePeriodSeconds": 30,
                  "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
-                 "containers": [container]},
+                 "containers": [container], **podspec.placement(proxy.scheduling), **podspec.pull_secrets(cfg)},
     }
     # maxUnavailable 0: a rollout starts the new pod before stopping the old one, so `connect` always finds one.
     return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": _meta(cfg, reg, PUSH_PROXY),
