@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import zoneinfo
 
-from meshreg.config import names
-from meshreg.config.model import GC, Registry
+from meshreg.config import names, scheduling
+from meshreg.config.model import GC, Registry, Scheduling
 from meshreg.config.reader import REQUIRED, Reader
 from meshreg.gcjob.retention import Retention, Rule, parse_duration
 
 MACROS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
 _GC_KEYS = {"schedule": REQUIRED, "timeZone": None, "deleteUntagged": False, "image": GC.image,
-            "timeout": "1h"}
+            "timeout": "1h", **scheduling.KEYS}
 _RULE_KEYS = {"repositories": ["*"], "keepNewest": None, "keepNewerThan": None}
 
 
-def read_gc(r: Reader, value: object, path: tuple) -> GC | None:
+def read_gc(r: Reader, value: object, path: tuple, *, registry: Scheduling) -> GC | None:
+    """The gc mapping; its Job runs where the registry may (its volume is there): nodeSelector and tolerations
+    default to the registry's (`registry`), affinity does not (the Job follows the registry's pod by itself)."""
     if value is None:
         return None
     m = r.mapping(value, path, _GC_KEYS)
@@ -28,7 +30,9 @@ def read_gc(r: Reader, value: object, path: tuple) -> GC | None:
     return GC(schedule=r.string(m["schedule"], path + ("schedule",), check_schedule),
               time_zone=r.string(m["timeZone"], path + ("timeZone",), check_time_zone, nullable=True),
               delete_untagged=r.boolean(m["deleteUntagged"], path + ("deleteUntagged",)),
-              image=r.string(m["image"], path + ("image",), names.check_image), timeout=timeout)
+              image=r.string(m["image"], path + ("image",), names.check_image), timeout=timeout,
+              scheduling=scheduling.read(r, m, path, inherit=Scheduling(node_selector=registry.node_selector,
+                                                                         tolerations=registry.tolerations)))
 
 
 def read_retention(r: Reader, value: object, path: tuple) -> Retention | None:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from meshreg.config import names
+from meshreg.config import names, scheduling
 from meshreg.config.model import PushProxy, Registry
 from meshreg.config.reader import Reader
 from meshreg.config.registries import read_port, read_prefixes, read_resources, refuse_identity
 
 _D = PushProxy(namespace="", repositories=())
-_KEYS = {"enabled": True, "repositories": None, "port": None, "namespace": None, "resources": None}
+_KEYS = {"enabled": True, "repositories": None, "port": None, "namespace": None, "resources": None,
+         **scheduling.KEYS}
 _ROLE_BINDING_HINT = "the Role there lets its holders port-forward to every pod in it"
 
 
@@ -51,7 +52,8 @@ def _read_one(r: Reader, raw: object, base: tuple, *, reg: Registry, default_nam
         namespace=_namespace(r, m["namespace"], path, default=default_namespace, registry_namespace=namespace),
         repositories=read_prefixes(r, m["repositories"], path + ("repositories",)),
         port=reg.port if m["port"] is None else read_port(r, m["port"], path + ("port",)),
-        resources=read_resources(r, m["resources"], path + ("resources",), _D.resources))
+        resources=read_resources(r, m["resources"], path + ("resources",), _D.resources),
+        scheduling=scheduling.read(r, m, path))
     if reg.role == "readonly" and reg.publisher != proxy.identity:
         r.fail(path, f"registry {reg.name} is readonly: only its publisher writes it. To load images through the "
                      f"push proxy, make the push proxy its publisher (publisher: {proxy.identity})")

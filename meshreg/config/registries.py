@@ -5,13 +5,13 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
-from meshreg.config import gc, names, storage
+from meshreg.config import gc, names, scheduling, storage
 from meshreg.config.model import ROLES, Mirror, Registry, Resources, Writer
 from meshreg.config.reader import REQUIRED, Reader
 
 _D = Registry()
 _REGISTRY_KEYS = {"image": _D.image, "storage": {}, "deleteEnabled": False, "resources": None, "replicas": 1,
-                  "gc": None, "retention": None}
+                  "gc": None, "retention": None, **scheduling.KEYS}
 _ENTRY_KEYS = {"name": REQUIRED, "role": "images", "default": False, "port": REQUIRED, **_REGISTRY_KEYS,
                "readers": ["*"], "writers": [], "publisher": None, "mirror": None, "pushProxy": None}
 _RESERVED_NAMES = ("node-proxy", "local-registry-hosting", "push-proxy")
@@ -101,12 +101,14 @@ def _read_mirror(r: Reader, value: object, path: tuple) -> Mirror:
 
 
 def _read_storage_and_image(r: Reader, m: dict, path: tuple) -> dict:
-    """The settings every registry shape shares: image, storage, replicas, resources, gc and retention."""
+    """The settings every registry shape shares: image, storage, replicas, resources, scheduling, gc and
+    retention."""
     where = storage.read_storage(r, m["storage"], path + ("storage",))
+    placed = scheduling.read(r, m, path)
     return {"image": r.string(m["image"], path + ("image",), names.check_image), "storage": where,
             "replicas": storage.read_replicas(r, m["replicas"], path + ("replicas",), where),
             "resources": read_resources(r, m["resources"], path + ("resources",), _D.resources),
-            "gc": gc.read_gc(r, m["gc"], path + ("gc",)),
+            "scheduling": placed, "gc": gc.read_gc(r, m["gc"], path + ("gc",), registry=placed),
             "retention": gc.read_retention(r, m["retention"], path + ("retention",))}
 
 

@@ -6,9 +6,10 @@ import posixpath
 import re
 
 from meshreg.config import names
+from meshreg.config.scheduling import read_node_selector
 from meshreg.config.model import RUNTIMES, RuntimeConfig
 from meshreg.config.reader import Reader
-from meshreg.config.registries import read_labels, read_resources
+from meshreg.config.registries import read_resources
 
 _D = RuntimeConfig()
 # Each runtime: the key naming its directory, and that directory's usual place on a node.
@@ -39,7 +40,7 @@ def read_runtime_config(r: Reader, value: object, path: tuple, *, node_proxy: bo
         directories=tuple(directories),
         image=r.string(m["image"], path + ("image",), names.check_image),
         resources=read_resources(r, m["resources"], path + ("resources",), _D.resources),
-        node_selector=_read_node_selector(r, m["nodeSelector"], path + ("nodeSelector",)),
+        node_selector=read_node_selector(r, m["nodeSelector"], path + ("nodeSelector",)),
     )
 
 
@@ -62,11 +63,3 @@ def _check_apart(r: Reader, directories: list, path: tuple) -> None:
         r.fail(path + (second, DIRECTORY_KEYS[second][0]),
                f"{b!r} overlaps {first}'s directory {a!r}: give each runtime its own directory")
 
-
-def _read_node_selector(r: Reader, value: object, path: tuple) -> tuple[tuple[str, str], ...]:
-    if not isinstance(value, dict):
-        r.fail(path, "expected a mapping of node labels (e.g. {kubernetes.io/os: linux})")
-    read_labels(r, value, path,
-                expected_key="an optional DNS prefix and '/', then a name of at most 63 characters",
-                expected_value="at most 63 letters, digits, '-', '_' or '.'")
-    return tuple(sorted(value.items()))

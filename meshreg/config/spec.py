@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from meshreg.config import mesh, names, pushproxy
+from meshreg.config import mesh, names, pushproxy, scheduling
 from meshreg.config.model import API_VERSION, KIND, Config, LocalRegistryHosting, NodeProxy
 from meshreg.config.ingress import read_ingress
 from meshreg.config.reader import REQUIRED, Reader
@@ -12,7 +12,7 @@ from meshreg.config.runtimeconfig import read_runtime_config
 _NP = NodeProxy()
 _SPEC_KEYS = {"namespace": "meshreg", "trustDomain": "cluster.local", "istioRevision": None, "registry": None,
               "nodeProxy": {}, "readers": None, "writers": None, "registries": None, "localRegistryHosting": {},
-              "mesh": mesh.MESHES[0], "pushProxy": None, "ingress": None}
+              "mesh": mesh.MESHES[0], "pushProxy": None, "ingress": None, "imagePullSecrets": []}
 
 
 def read_config(r: Reader, data: object, name: str) -> Config:
@@ -67,6 +67,7 @@ def read_config(r: Reader, data: object, name: str) -> Config:
             publish=r.boolean(hosting["publish"], p + ("localRegistryHosting", "publish"))),
         source=name,
         ingress=ingress,
+        image_pull_secrets=scheduling.read_pull_secrets(r, spec["imagePullSecrets"], p + ("imagePullSecrets",)),
     )
 
 

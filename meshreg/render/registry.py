@@ -7,7 +7,7 @@ import hashlib
 import yaml
 
 from meshreg.config import REGISTRY_PORT, Config, Registry
-from meshreg.render import ambient, objectstorage
+from meshreg.render import ambient, objectstorage, podspec
 from meshreg.render.ingress import NAMESPACE_ANNOTATION
 from meshreg.render.mirror import remote_url
 from meshreg.render.labels import (COMPONENT, REGISTRY, common, metadata, namespace_injection, registry_pods,
@@ -178,8 +178,8 @@ def deployment(cfg: Config, reg: Registry) -> dict:
     }
     # ReadWriteOnce volume: the old pod must let go before the new one mounts it.
     strategy = objectstorage.rolling_update() if reg.storage.s3 else {"type": "Recreate"}
-    if reg.storage.s3:
-        template["spec"]["affinity"] = objectstorage.spread(registry_pods(cfg, reg))
+    spread = objectstorage.spread(registry_pods(cfg, reg)) if reg.storage.s3 else None
+    template["spec"].update({**podspec.placement(reg.scheduling, own=spread), **podspec.pull_secrets(cfg)})
     return {"apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": _meta(cfg, reg, reg.name),
             "spec": {"replicas": reg.replicas, "revisionHistoryLimit": 3, "strategy": strategy,

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from importlib import resources
 
 from meshreg.config import Config
+from meshreg.render import podspec
 from meshreg.render.labels import COMPONENT, INJECT, INSTANCE, NAME as APP_NAME, common, metadata
 from meshreg.render.nodeproxy import ports
 
@@ -156,6 +157,7 @@ def daemon_set(cfg: Config, *, kept: list[File], wanted: dict) -> dict:
         "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
         "containers": [_container(cfg, runtime, directory, kept=kept) for runtime, directory in rc.directories],
         "volumes": _volumes(cfg, kept),
+        **podspec.pull_secrets(cfg),
     }
     template = {"metadata": {"labels": {**common(cfg), **_pods(cfg), COMPONENT: LABEL,
                                         INJECT: "false"},  # not in the mesh: no traffic at all
