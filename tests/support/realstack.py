@@ -82,9 +82,10 @@ class Stack:
                              "-o", "json").stdout
         return sorted(json.loads(found)["items"], key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
 
-    def wait(self, condition: str, what: str, *, namespace: str, timeout: int = 120) -> None:
-        done = self.kubectl("wait", f"--for={condition}", what, "-n", namespace, f"--timeout={timeout}s",
-                            check=False, timeout=timeout + 30)
+    def wait(self, condition: str, what: str, *, namespace: str, timeout: int = 120, selector: str = "") -> None:
+        """`kubectl wait` for `what` (KIND/NAME, or KIND with a label `selector`)."""
+        done = self.kubectl("wait", f"--for={condition}", what, *(["-l", selector] if selector else []),
+                            "-n", namespace, f"--timeout={timeout}s", check=False, timeout=timeout + 30)
         if done.returncode != 0:
             described = self.kubectl("describe", what, "-n", namespace, check=False).stdout[-3000:]
             raise AssertionError(f"{what} in {namespace}: not {condition} in {timeout}s: {done.stderr}\n{described}")
@@ -214,8 +215,8 @@ class Instance:
             raise AssertionError(f"meshreg {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
         return done
 
-    def json(self, *args: str, check: bool = True, timeout: float = 300) -> Any:
-        return json.loads(self.meshreg(*args, "-o", "json", check=check, timeout=timeout).stdout)
+    def json(self, *args: str, check: bool = True, timeout: float = 300, env: dict[str, str] | None = None) -> Any:
+        return json.loads(self.meshreg(*args, "-o", "json", check=check, timeout=timeout, env=env).stdout)
 
     def pods(self, selector: str, namespace: str | None = None) -> list[dict]:
         return self.stack.get("pods", namespace=namespace or self.namespace, selector=selector)
