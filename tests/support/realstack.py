@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -215,6 +217,25 @@ class Instance:
             raise AssertionError(f"meshreg {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
         return done
 
+    @contextmanager
+    def running(self, *args: str, ready: str, timeout: float = 60) -> Iterator[subprocess.Popen]:
+        """`meshreg ARGS` in the background (e.g. connect) once it printed a line starting with `ready`; stopped
+        with Ctrl-C (SIGINT) at the end, and its exit code checked (0: stopped cleanly)."""
+        proc = subprocess.Popen([sys.executable, "-m", "meshreg", *args], cwd=self.directory, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                env=self.stack.env(PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1"))
+        try:
+            _await_line(proc, ready, timeout=timeout, what=f"meshreg {' '.join(args)}")
+            yield proc
+        finally:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+        assert proc.returncode == 0, f"meshreg {' '.join(args)} exited {proc.returncode}"
+
     def json(self, *args: str, check: bool = True, timeout: float = 300, env: dict[str, str] | None = None) -> Any:
         return json.loads(self.meshreg(*args, "-o", "json", check=check, timeout=timeout, env=env).stdout)
 
@@ -228,6 +249,21 @@ class Instance:
                 if p["status"].get("phase") == "Running" and not p["metadata"].get("deletionTimestamp")]
         assert len(pods) == 1, f"expected one running pod of registry {registry}, found {len(pods)}"
         return pods[0]["metadata"]["name"]
+
+
+def _await_line(proc: subprocess.Popen, start: str, *, timeout: float, what: str) -> None:
+    """Read `proc`'s stdout until a line starts with `start`; fail when it ends or `timeout` passes first."""
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))[0]:
+            break
+        line = proc.stdout.readline()
+        if not line:
+            raise AssertionError(f"{what} ended: {proc.stderr.read() if proc.stderr else ''}")
+        if line.startswith(start):
+            return
+    raise AssertionError(f"{what} printed no line starting {start!r} in {timeout:.0f}s")
 
 
 def injected_namespace(stack: Stack, namespace: str, *service_accounts: str) -> None:
