@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import select
 import shutil
 import signal
@@ -46,6 +47,12 @@ class Stack:
     curl_image: str = "lab.local/meshreg/curl:lab"  # busybox + curl, for meshreg verify --image
     registry_image: str = "docker.io/library/registry:2.8.3"  # Debian's distribution 2.8.2, preloaded on the node
     busybox_image: str = "docker.io/library/busybox:lab"  # static busybox, preloaded on the node
+
+    def istio_version(self) -> tuple[int, int]:
+        """(major, minor) of istiod, from its Deployment's app.kubernetes.io/version label (1.14-maistra-2.3 here)."""
+        istiod = self.get("deployment", "istiod", namespace="istio-system")
+        found = re.match(r"(\d+)\.(\d+)", istiod["metadata"]["labels"].get("app.kubernetes.io/version", ""))
+        return (int(found[1]), int(found[2])) if found else (0, 0)
 
     def env(self, **extra: str) -> dict[str, str]:
         """The environment for kubectl and meshreg against the stack."""

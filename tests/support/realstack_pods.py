@@ -58,12 +58,12 @@ class LogWatch:
     def new(self) -> list[Access]:
         return access_log(self.stack, self.namespace, self.pod)[self.mark:]
 
-    def find(self, *, method: str, contains: str, timeout: float = 20) -> Access:
-        """The first new line of `method` on a path containing `contains` (Envoy writes it when the request ends,
-        and flushes its log about every second)."""
+    def find(self, *, method: str | None, contains: str, timeout: float = 20) -> Access:
+        """The first new line of `method` (None: any) on a path containing `contains` (Envoy writes it when the
+        request ends, and flushes its log about every second)."""
         deadline = time.monotonic() + timeout
         while True:
-            found = [a for a in self.new() if a.method == method and contains in a.path]
+            found = [a for a in self.new() if method in (None, a.method) and contains in a.path]
             if found or time.monotonic() > deadline:
                 assert found, f"no new {method} …{contains}… in the access log of {self.namespace}/{self.pod}"
                 return found[0]
