@@ -33,7 +33,8 @@ from support.lab.processes import NO_AWS, Server, free_port  # noqa: E402
 from meshreg import config as configs  # noqa: E402
 from meshreg.gcjob.inventory import Reader  # noqa: E402
 from meshreg.gcjob.registry import Client  # noqa: E402
-from meshreg.gcjob.retention import Retention, Rule, select  # noqa: E402
+from meshreg.gcjob.retention import select  # noqa: E402
+from meshreg.retention import Retention, Rule  # noqa: E402
 from meshreg.render import render  # noqa: E402
 
 RUNS = 3

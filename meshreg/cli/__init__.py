@@ -5,39 +5,41 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from typing import Any
 
 import click
 
 from meshreg import __version__
-from meshreg.errors import MeshregError
 from meshreg.cli.options import config_option, say
+from meshreg.errors import MeshregError
 
 # Commands that talk to a cluster live in their own modules and are imported only when used,
 # so `meshreg render` never pays for importing the Kubernetes client.
 LAZY_COMMANDS = {
-    "up": "meshreg.cli.deploy:up",
-    "down": "meshreg.cli.deploy:down",
-    "status": "meshreg.cli.deploy:status",
+    "up": "meshreg.cli.up:up",
+    "down": "meshreg.cli.down:down",
+    "status": "meshreg.cli.status:status",
     "policy": "meshreg.cli.policy:policy",
     "connect": "meshreg.cli.connect:connect",
     "doctor": "meshreg.cli.doctor:doctor",
-    "verify": "meshreg.cli.doctor:verify",
+    "verify": "meshreg.cli.verify:verify",
     "certs": "meshreg.cli.certs:certs",
     "gc": "meshreg.cli.gc:gc",
 }
 
 
 class _Group(click.Group):
-    def list_commands(self, ctx):
+    def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted([*self.commands, *LAZY_COMMANDS])
 
-    def get_command(self, ctx, name):
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name in LAZY_COMMANDS and name not in self.commands:
             module, _, attr = LAZY_COMMANDS[name].partition(":")
-            return getattr(importlib.import_module(module), attr)
+            command: click.Command = getattr(importlib.import_module(module), attr)
+            return command
         return super().get_command(ctx, name)
 
-    def invoke(self, ctx):
+    def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except MeshregError as e:
@@ -50,7 +52,7 @@ class _Group(click.Group):
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "MESHREG"})
 @click.version_option(__version__, prog_name="meshreg")
-def main():
+def main() -> None:
     """A private container registry in an Istio mesh: the kubelet pulls from localhost, and only
     named writer workloads can push, over mTLS.
 
@@ -67,7 +69,7 @@ def main():
 @click.option("-o", "--output", "path", default="meshreg.yaml", show_default=True, metavar="FILE",
               help="Where to write; - for stdout.")
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
-def init(path, force):
+def init(path: str, force: bool) -> None:
     """Write a commented starter meshreg.yaml.
 
     \b
@@ -91,7 +93,7 @@ def init(path, force):
 @config_option
 @click.option("-o", "--output", "out", default="-", show_default=True, metavar="DIR|-",
               help="A directory to write one file per object into, or - for one YAML stream on stdout.")
-def render(config_path, out):
+def render(config_path: str | None, out: str) -> None:
     """Print every manifest meshreg deploys. Pure: no cluster needed, same config gives the same bytes.
 
     \b

@@ -9,6 +9,9 @@ import os
 import click
 
 from meshreg.cli.options import apply_only, cluster_options, config_option, only_with_apply, output_option
+from meshreg.cluster.api import Object
+from meshreg.config import Config
+from meshreg.config.model import Client, Ingress
 from meshreg.errors import UsageError
 
 EXIT_CODES = """\b
@@ -16,7 +19,7 @@ Exit codes: 0 done, 2 bad input (nothing written)."""
 
 
 @click.group()
-def certs():
+def certs() -> None:
     """Client certificates for writers outside the cluster (spec.ingress clients with method: mtls).
 
     \b
@@ -33,7 +36,7 @@ def certs():
     """
 
 
-def _ingress(config_path):
+def _ingress(config_path: str | None) -> tuple[Config, Ingress]:
     from meshreg import config
 
     cfg = config.load(config_path)
@@ -58,10 +61,10 @@ def _ingress(config_path):
 @config_option
 @click.option("--days", type=click.IntRange(1, 36500), default=1825, show_default=True,
               help="How long the CA is valid (its CRL stays valid as long).")
-def init(config_path, days):
+def init(config_path: str | None, days: int) -> None:
     from meshreg.pki.authority import Authority
 
-    cfg, ing = _ingress(config_path)
+    _, ing = _ingress(config_path)
     authority = Authority.create(ing.client_ca, domain=ing.host, days=days)
     click.echo(f"created the client CA for {ing.host} in {ing.client_ca} (valid until "
                f"{authority.cert.not_valid_after_utc.date()}); the key is {authority.directory / 'ca.key'} (0600)")
@@ -92,16 +95,13 @@ def init(config_path, days):
               help="A certs.d directory to write into [default: <clientCA>/clients/NAME].")
 @click.option("--server-ca", metavar="FILE", default=None, help="The server certificate's CA, written as ca.crt.")
 @click.option("--force", is_flag=True, help="Issue even if NAME has a valid certificate; overwrite files in DIR.")
-def issue(name, config_path, days, out, server_ca, force):
+def issue(name: str, config_path: str | None, days: int, out: str | None, server_ca: str | None,
+          force: bool) -> None:
     from meshreg.pki import certsd
     from meshreg.pki.authority import Authority, client_uri
 
     cfg, ing = _ingress(config_path)
-    client = ing.client(name)
-    if client is None or client.method != "mtls":
-        mtls = ", ".join(c.name for c in ing.clients if c.method == "mtls") or "none"
-        raise UsageError(f"{name!r} is not an mtls client of spec.ingress in {cfg.source} (mtls clients: {mtls}); "
-                         "a certificate for a name the policies do not list would open nothing")
+    _mtls_client(cfg, ing, name)
     root = out or os.path.join(ing.client_ca, "clients", name)
     authority = Authority.open(ing.client_ca)
     ca_bundle = certsd.read_server_ca(server_ca) if server_ca else None
@@ -121,10 +121,20 @@ def issue(name, config_path, days, out, server_ca, force):
                f"/etc/docker/certs.d/{ing.address}/ or /etc/containerd/certs.d/{ing.address}/", err=True)
 
 
+def _mtls_client(cfg: Config, ing: Ingress, name: str) -> Client:
+    """The mtls client NAME; UsageError when the config has none: a certificate for it would open nothing."""
+    client = ing.client(name)
+    if client is None or client.method != "mtls":
+        mtls = ", ".join(c.name for c in ing.clients if c.method == "mtls") or "none"
+        raise UsageError(f"{name!r} is not an mtls client of spec.ingress in {cfg.source} (mtls clients: {mtls}); "
+                         "a certificate for a name the policies do not list would open nothing")
+    return client
+
+
 @certs.command("list")
 @config_option
 @output_option()
-def list_(config_path, output):
+def list_(config_path: str | None, output: str) -> None:
     """Every certificate the CA issued (valid, expired or revoked), and mtls clients without a valid one.
 
     \b
@@ -132,24 +142,12 @@ def list_(config_path, output):
       meshreg certs list
       meshreg certs list -o json | jq '.certificates[] | select(.status == "valid")'
     """
-    from meshreg.pki.authority import Authority
+    from meshreg.cli.output import certs as formats
+    from meshreg.pki.listing import listing as certificates
 
-    cfg, ing = _ingress(config_path)
-    authority = Authority.open(ing.client_ca)
-    now = datetime.datetime.now(datetime.timezone.utc)
-    rows = [{**i.__dict__, "status": i.status(now), "configured": ing.client(i.name) is not None}
-            for i in authority.issued]
-    missing = [c.name for c in ing.clients if c.method == "mtls" and not authority.valid(c.name)]
-    if output == "json":
-        click.echo(json.dumps({"ca": str(authority.directory), "crlNumber": authority.crl_number,
-                               "certificates": rows, "withoutCertificate": missing}, indent=2))
-        return
-    click.echo(f"client CA {authority.directory} for {ing.host}; CRL number {authority.crl_number}")
-    for row in rows:
-        note = "" if row["configured"] else "  (not a client in the config)"
-        click.echo(f"  {row['name']:24} {row['status']:8} serial {row['serial']:34} until {row['not_after']}{note}")
-    for name in missing:
-        click.echo(f"  {name:24} no valid certificate: meshreg certs issue {name}")
+    _, ing = _ingress(config_path)
+    found = certificates(ing, now=datetime.datetime.now(datetime.timezone.utc))
+    click.echo(json.dumps(formats.data(found), indent=2) if output == "json" else formats.text(found))
 
 
 @certs.command(help="""Revoke NAME's certificates (or the one with --serial) and re-sign the CRL.
@@ -170,11 +168,12 @@ def list_(config_path, output):
 @config_option
 @click.option("--apply", "apply", is_flag=True, help="Then server-side apply the CA Secret with the new CRL.")
 @cluster_options
-def revoke(name, serial, config_path, apply, kubeconfig, context):
+def revoke(name: str, serial: str | None, config_path: str | None, apply: bool, kubeconfig: str | None,
+           context: str | None) -> None:
     from meshreg.pki.authority import Authority
 
     only_with_apply(apply=apply, context=context)
-    cfg, ing = _ingress(config_path)
+    _, ing = _ingress(config_path)
     revoked = Authority.open(ing.client_ca).revoke(name, serial=serial)
     for item in revoked:
         click.echo(f"revoked {item.name}: serial {item.serial} (was valid until {item.not_after})")
@@ -184,7 +183,7 @@ def revoke(name, serial, config_path, apply, kubeconfig, context):
         click.echo("next: meshreg up (or meshreg certs revoke --apply) to publish the new CRL", err=True)
 
 
-def _ca_secret(config_path) -> dict:
+def _ca_secret(config_path: str | None) -> Object:
     """The gateway's CA Secret, rendered from the directory just updated (the config is read again for its CRL)."""
     from meshreg import config
     from meshreg.render import ingress

@@ -8,8 +8,10 @@ import threading
 
 import click
 
+from meshreg import config
 from meshreg.cli.options import cluster_options, config_option, interruptible, registry_option, say
-from meshreg.errors import ConfigError
+from meshreg.cli.output import connect as formats
+from meshreg.operations import connect as connecting
 
 
 @click.command()
@@ -20,7 +22,8 @@ from meshreg.errors import ConfigError
 @click.option("--address", default="127.0.0.1", show_default=True, metavar="IP",
               help="Local address to listen on.")
 @cluster_options
-def connect(config_path, registry, port, address, kubeconfig, context):
+def connect(config_path: str | None, registry: str | None, port: int | None, address: str, kubeconfig: str | None,
+            context: str | None) -> None:
     """Forward a local port to the registry's push proxy, so `docker push`, Skaffold and Tilt can push to
     localhost:PORT. Runs until Ctrl-C; follows the push proxy to a new pod when its pod is replaced.
 
@@ -38,40 +41,21 @@ def connect(config_path, registry, port, address, kubeconfig, context):
     \b
     Exit codes: 0 stopped with Ctrl-C, 1 cluster problem (no ready pod, forbidden), 2 bad input.
     """
-    from meshreg import config
     from meshreg.cluster import client as clusters
-    from meshreg.cluster import portforward
 
     interruptible()
     cfg = config.load(config_path)
-    reg = cfg.get_registry(registry)
-    target = _target(cfg, reg)
-    address = _address(address)
-    listener = portforward.listen(address, port or target.port)
+    target = connecting.target(cfg, registry)
+    session = connecting.listen(cfg, target, address=_address(address), port=port)
     try:  # from here on Ctrl-C, even while starting, stops cleanly with exit 0
-        cluster = clusters.connect(kubeconfig=kubeconfig, context=context)
-        forwarder = portforward.Forwarder(cluster=cluster, target=target, listener=listener, say=say)
-        pod = forwarder.start()
-        local = f"{'localhost' if address in ('127.0.0.1', '::1') else address}:{listener.getsockname()[1]}"
-        click.echo(_banner(cfg, reg, target, local=local, pod=pod))
-        _serve(forwarder)
+        forwarding = session.start(clusters.connect(kubeconfig=kubeconfig, context=context), say=say)
+        click.echo(formats.text(forwarding))
+        _serve(session)
     except KeyboardInterrupt:
         pass
     finally:
-        listener.close()
+        session.close()
     click.echo("stopped", err=True)
-
-
-def _target(cfg, reg):
-    from meshreg.cluster.pushproxy import Target
-    from meshreg.render import pushproxy
-
-    if reg.push_proxy is None:
-        which = "the registry " if len(cfg.registries) == 1 else f"registry {reg.name} "
-        raise ConfigError(f"{cfg.source}: {which}has no push proxy; enable one (pushProxy: {{enabled: true, "
-                          "repositories: [dev/]}), run meshreg up, then meshreg connect (see docs/pushing.md)")
-    return Target(registry=reg.name, namespace=reg.push_proxy.namespace, selector=pushproxy.selector(cfg, reg),
-                  port=reg.push_proxy.port, role=pushproxy.ROLE)
 
 
 def _address(value: str) -> str:
@@ -84,27 +68,11 @@ def _address(value: str) -> str:
     return value
 
 
-def _banner(cfg, reg, target, *, local: str, pod: str) -> str:
-    scope = reg.push_proxy.repositories
-    repo = local if scope == ("*",) else f"{local}/{scope[0].rstrip('/')}"
-    shown = "every repository" if scope == ("*",) else ", ".join(scope)
-    return "\n".join([
-        f"forwarding {local} -> pod {target.namespace}/{pod}:{target.port} (registry {reg.name}: pushes to {shown})",
-        f"  docker:   docker push {repo}/IMAGE:TAG",
-        f"  skaffold: skaffold dev --default-repo={repo}   (or: skaffold config set default-repo {repo})",
-        f"  tilt:     default_registry('{repo}')",
-        f"  pull in pod specs: localhost:{reg.port}/..." if cfg.node_proxy.enabled else
-        f"  pull in pod specs: {cfg.service_host(reg)}/... (no node proxy)",
-        "Ctrl-C to stop.",
-    ])
-
-
-def _serve(forwarder) -> None:
-    """Serve until Ctrl-C (SIGINT) or SIGTERM; then stop listening and end every connection."""
+def _serve(session: connecting.Session) -> None:
+    """Serve until Ctrl-C (SIGINT) or SIGTERM."""
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        forwarder.serve(stop)
+        session.serve(stop)
     finally:
         signal.signal(signal.SIGTERM, previous)
-        forwarder.close()

@@ -5,7 +5,16 @@ Nothing here imports the cluster part at import time: `meshreg render` loads thi
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
+
 import click
+
+if TYPE_CHECKING:
+    from meshreg.cluster.api import ClusterClient, Object
+    from meshreg.config import Config
+
+F = TypeVar("F", bound=Callable[..., object])
 
 config_option = click.option(
     "-c", "--config", "config_path", metavar="FILE", default=None, envvar="MESHREG_CONFIG",
@@ -17,13 +26,13 @@ registry_option = click.option(
     help="Which registry, with spec.registries [default: the default registry].")
 
 
-def output_option(help: str | None = None):
+def output_option(help: str | None = None) -> Callable[[F], F]:
     """-o/--output text|json; `help` as each command's --help has always shown it (some show none)."""
     return click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True,
                         help=help)
 
 
-def cluster_options(func):
+def cluster_options(func: F) -> F:
     """--kubeconfig and --context, as kubectl spells them."""
     func = click.option("--context", metavar="NAME", default=None,
                         help="Kubeconfig context to use [default: the current context].")(func)
@@ -39,7 +48,8 @@ def say(line: str) -> None:
     click.echo(f"meshreg: {line}", err=True)
 
 
-def prepare(config_path, kubeconfig, context):
+def prepare(config_path: str | None, kubeconfig: str | None,
+            context: str | None) -> tuple[Config, list[Object], ClusterClient]:
     """Config, render and connection, in that order: bad input fails before any request."""
     from meshreg import config
     from meshreg import render as rendering
@@ -57,13 +67,13 @@ def only_with_apply(*, apply: bool, context: str | None) -> None:
         raise click.UsageError("--context only makes sense with --apply")
 
 
-def apply_only(manifests: list[dict], *, kubeconfig, context) -> None:
+def apply_only(manifests: list[Object], *, kubeconfig: str | None, context: str | None) -> None:
     """Server-side apply just these manifests (what a command has just changed), one line per object."""
-    from meshreg.cluster import apply as applying
     from meshreg.cluster import client as clusters
+    from meshreg.operations.publish import publish
 
     cluster = clusters.connect(kubeconfig=kubeconfig, context=context)
-    for outcome in applying.apply(manifests=manifests, cluster=cluster):
+    for outcome in publish(manifests, cluster):
         click.echo(f"  {outcome.action}: {outcome}")
 
 

@@ -1,16 +1,15 @@
 """What ambient mode needs from a cluster, checked before `up` writes anything (doctor's `ambient` group, part of
-up's preflight), and the ambient part of `status`: the Gateway API, Istio's istio-waypoint GatewayClass, ztunnel on
-the nodes, an injector for the node proxy; then whether the waypoint is programmed.
+up's preflight): the Gateway API, Istio's istio-waypoint GatewayClass, ztunnel on the nodes, an injector for the node
+proxy. (Whether the waypoint is programmed is part of `status`: meshreg.status.gather.)
 
-`checks(...)` and `status(...)` take the rendered manifests, so they say nothing (and send no request) for a
-sidecar-mode render.
+`checks(...)` takes the rendered manifests, so it says nothing (and sends no request) for a sidecar-mode render.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from meshreg.cluster.wait import rollout
+from meshreg.cluster.api import ClusterClient, Object
 from meshreg.errors import ClusterError
 
 GATEWAY_API = "gateway.networking.k8s.io/v1"
@@ -28,12 +27,13 @@ class Check:
     detail: str
 
 
-def waypoints(manifests) -> list[dict]:
+def waypoints(manifests: list[Object]) -> list[Object]:
+    """The rendered waypoints: Gateways of Istio's istio-waypoint class."""
     return [o for o in manifests if o["kind"] == "Gateway" and o["apiVersion"] == GATEWAY_API
             and o["spec"].get("gatewayClassName") == WAYPOINT_CLASS]
 
 
-def checks(*, cluster, manifests) -> list[Check]:
+def checks(*, cluster: ClusterClient, manifests: list[Object]) -> list[Check]:
     """Each requirement of an ambient render, in the order a person would fix them; [] for a sidecar render."""
     if not waypoints(manifests):
         return []
@@ -44,14 +44,14 @@ def checks(*, cluster, manifests) -> list[Check]:
     return out + [_ztunnel(cluster)]
 
 
-def _gateway_api(cluster) -> Check:
+def _gateway_api(cluster: ClusterClient) -> Check:
     if "gateways" in cluster.served(GATEWAY_API):
         return Check("gateway-api", True, f"the Gateway API ({GATEWAY_API}) is served")
     return Check("gateway-api", False, f"{cluster.server} does not serve the Gateway API ({GATEWAY_API} gateways), "
                                        f"which the waypoint is made of; {GATEWAY_API_INSTALL}")
 
 
-def _waypoint_class(cluster) -> Check:
+def _waypoint_class(cluster: ClusterClient) -> Check:
     try:
         found = cluster.get(GATEWAY_API, "GatewayClass", WAYPOINT_CLASS)
     except ClusterError as e:
@@ -62,7 +62,7 @@ def _waypoint_class(cluster) -> Check:
     return Check("waypoint-class", True, f"GatewayClass {WAYPOINT_CLASS} exists")
 
 
-def _ztunnel(cluster) -> Check:
+def _ztunnel(cluster: ClusterClient) -> Check:
     try:
         found = [d for d in cluster.list("apps/v1", "DaemonSet") if _is_ztunnel(d)]
     except ClusterError as e:
@@ -76,23 +76,7 @@ def _ztunnel(cluster) -> Check:
     return Check("ztunnel", True, f"ztunnel runs ({where})")
 
 
-def _is_ztunnel(daemon_set: dict) -> bool:
+def _is_ztunnel(daemon_set: Object) -> bool:
     """Istio's charts label ztunnel's pods app=ztunnel (istio-cni recognises ztunnel by that label)."""
     template = (daemon_set.get("spec") or {}).get("template") or {}
     return ((template.get("metadata") or {}).get("labels") or {}).get("app") == "ztunnel"
-
-
-def status(*, cluster, namespace: str, manifests) -> dict | None:
-    """The waypoint's state for `status` (None for a sidecar render): programmed by istiod, rolled out, and how
-    many registry pods ztunnel captures."""
-    found = waypoints(manifests)
-    if not found:
-        return None
-    name = found[0]["metadata"]["name"]
-    live = cluster.get(GATEWAY_API, "Gateway", name, namespace=namespace)
-    conditions = {c.get("type"): c for c in ((live or {}).get("status") or {}).get("conditions") or []}
-    programmed = conditions.get("Programmed") or {}
-    done, text = rollout(cluster.get("apps/v1", "Deployment", name, namespace=namespace))
-    return {"name": name, "programmed": programmed.get("status") == "True",
-            "message": programmed.get("message") or programmed.get("reason") or "not reported yet",
-            "ready": done, "replicas": text}

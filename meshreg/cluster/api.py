@@ -8,9 +8,16 @@ from __future__ import annotations
 
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["ClusterClient", "Object"]
+__all__ = ["ClusterClient", "Discovery", "Object"]
 
 Object = dict[str, Any]  # a Kubernetes object as the API server sends it (JSON)
+
+
+class Discovery(Protocol):
+    """What answers which resources a group version serves: the client, or a cache in front of it."""
+
+    def served(self, api_version: str) -> set[str]:
+        """Resource names a group version serves (empty when the group is not installed)."""
 
 
 @runtime_checkable

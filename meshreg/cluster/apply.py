@@ -9,13 +9,17 @@ and the published addresses), and prune. An object the dry run shows unchanged i
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import replace
+from typing import Any
 
 from meshreg.cluster import live as lives
 from meshreg.cluster import parallel, storage
+from meshreg.cluster.api import ClusterClient, Discovery, Object
 from meshreg.cluster.client import FIELD_MANAGER, KINDS
-from meshreg.cluster.live import instance_of, key_of
+from meshreg.cluster.live import Key, Live, Scope, instance_of, key_of
 from meshreg.cluster.outcomes import NotOwned, Outcome, Plan, Refusal, Refused, named, outcome
+from meshreg.cluster.storage import Change
 from meshreg.errors import ClusterError
 from meshreg.render.labels import INSTANCE, MANAGED_BY
 
@@ -45,24 +49,27 @@ KEEP = ("PersistentVolumeClaim", "Namespace")  # what `down` keeps unless --purg
 FOREGROUND = ("Deployment", "DaemonSet")  # the workload stays visible until its pods are gone
 VOLATILE = ("managedFields", "resourceVersion", "generation", "creationTimestamp", "uid")
 
+OnOutcome = Callable[[Outcome], None]
+Answer = tuple[Object | None, ClusterError | None]  # a dry run's answer: the object the server would hold, or why not
 
-def served(cluster, kinds) -> list[tuple]:
+
+def served(cluster: Discovery, kinds: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
     """`kinds` [(apiVersion, kind)] without the optional ones the server does not serve (nothing of them to prune)."""
     return [(av, kind) for av, kind in kinds
             if av not in OPTIONAL or KINDS[(av, kind)][0] in cluster.served(av)]
 
 
-def namespaces_of(manifests) -> set[str]:
+def namespaces_of(manifests: Iterable[Object]) -> set[str]:
     """The Namespaces the render has."""
     return {o["metadata"]["name"] for o in manifests if o["kind"] == "Namespace"}
 
 
-def _outside(namespace: str | None, namespaces: set) -> bool:
+def _outside(namespace: str | None, namespaces: set[str]) -> bool:
     """In a namespace the render does not have (the published kube-public ConfigMaps)."""
     return bool(namespaces) and namespace is not None and namespace not in namespaces
 
 
-def ordered(manifests) -> list[dict]:
+def ordered(manifests: Iterable[Object]) -> list[Object]:
     """Manifests in dependency order (stable); objects outside the rendered namespaces (the published
     kube-public ConfigMap) come last, so addresses are published once what they point to exists."""
     own = namespaces_of(manifests)
@@ -70,22 +77,22 @@ def ordered(manifests) -> list[dict]:
                                             ORDER.index(o["kind"]) if o["kind"] in ORDER else len(ORDER)))
 
 
-def render_instance(manifests) -> str | None:
+def render_instance(manifests: Iterable[Object]) -> str | None:
     """The instance the rendered objects belong to (each carries it in its labels)."""
     return next((o["metadata"].get("labels", {}).get(INSTANCE) for o in manifests), None)
 
 
-def check_ownership(objs, live, *, adopt: bool) -> None:
+def check_ownership(objs: list[Object], live: Live, *, adopt: bool) -> None:
     """Refuse objects with meshreg's names held by another meshreg instance (always: --adopt never takes them) or
     by nobody meshreg knows (unless adopt)."""
     instance = render_instance(objs)
-    others, unmanaged = {}, []
+    others: dict[str, list[str]] = {}
+    unmanaged: list[str] = []
     for obj in objs:
         current = live.of(obj)
-        who = instance_of(current) if current is not None else instance
-        if who == instance:
+        if current is None or instance_of(current) == instance:  # what does not exist yet is the instance's
             continue
-        name = named(obj)
+        who, name = instance_of(current), named(obj)
         if who is not None:
             others.setdefault(who, []).append(name)
         elif not adopt:
@@ -95,29 +102,18 @@ def check_ownership(objs, live, *, adopt: bool) -> None:
         raise NotOwned(others=others, unmanaged=unmanaged)
 
 
-def plan(*, manifests, cluster, live=None, force_conflicts=False, deletions=(), created=()) -> Plan:
+def plan(*, manifests: list[Object], cluster: ClusterClient, live: Live | None = None, force_conflicts: bool = False,
+         deletions: Iterable[Object] = (), created: Iterable[str] = ()) -> Plan:
     """Dry-run every object (and every deletion in `deletions`) at once. Namespaces named in `created` were just
     created for this check and are left out; objects in a rendered Namespace that does not exist are unchecked."""
-    objs = [o for o in ordered(manifests) if not (o["kind"] == "Namespace" and o["metadata"]["name"] in created)]
+    skip = set(created)
+    objs = [o for o in ordered(manifests) if not (o["kind"] == "Namespace" and o["metadata"]["name"] in skip)]
     live = live or lives.read(manifests=objs, cluster=cluster)
-    absent = {o["metadata"]["name"] for o in objs if o["kind"] == "Namespace" and live.of(o) is None}
     changes = {key_of(c.obj): c for c in storage.review(manifests=objs, live=live, cluster=cluster)}
-    checked = [o for o in objs if o["metadata"].get("namespace") not in absent]
-    results = {key_of(o): (result, error) for o, result, error in
-               parallel.each(lambda o: cluster.apply(o, dry_run=True, force=force_conflicts), checked)}
+    answers = _dry_run(objs, live, cluster=cluster, force=force_conflicts)
     out = Plan()
     for obj in objs:
-        if key_of(obj) not in results:
-            out.outcomes.append(outcome(obj, "created", checked=False))
-            continue
-        (result, error), change = results[key_of(obj)], changes.get(key_of(obj))
-        if change and change.refusal:
-            error = ClusterError(change.refusal + (f" (the API server says: {error})" if error else ""))
-        if error is not None:
-            out.refusals.append(Refusal(error))
-        else:
-            out.outcomes.append(outcome(obj, _action(result, live.of(obj)), note=change and change.note))
-            out.versions[key_of(obj)] = result["metadata"].get("resourceVersion")
+        _plan_one(out, obj, answers.get(key_of(obj)), change=changes.get(key_of(obj)), current=live.of(obj))
     for obj, _, error in parallel.each(lambda o: delete(cluster, o, dry_run=True), list(deletions)):
         if error is not None:
             out.refusals.append(Refusal(error))
@@ -126,31 +122,58 @@ def plan(*, manifests, cluster, live=None, force_conflicts=False, deletions=(), 
     return out
 
 
-def _action(result: dict, current: dict | None) -> str:
+def _dry_run(objs: list[Object], live: Live, *, cluster: ClusterClient, force: bool) -> dict[Key, Answer]:
+    """The server's answer to a dry run of each object it can check: not those of a rendered Namespace that does not
+    exist yet (they would all be refused for that alone)."""
+    absent = {o["metadata"]["name"] for o in objs if o["kind"] == "Namespace" and live.of(o) is None}
+    checked = [o for o in objs if o["metadata"].get("namespace") not in absent]
+    return {key_of(o): (result, error) for o, result, error in
+            parallel.each(lambda o: cluster.apply(o, dry_run=True, force=force), checked)}
+
+
+def _plan_one(out: Plan, obj: Object, answer: Answer | None, *, change: Change | None, current: Object | None) -> None:
+    """Add what the dry run says of `obj` to the plan: its outcome, or its refusal (a storage change meshreg
+    refuses is a refusal even where the server accepts it)."""
+    if answer is None:
+        out.outcomes.append(outcome(obj, "created", checked=False))
+        return
+    result, error = answer
+    if change and change.refusal:
+        error = ClusterError(change.refusal + (f" (the API server says: {error})" if error else ""))
+    if error is not None:
+        out.refusals.append(Refusal(error))
+        return
+    assert result is not None  # no error: the server answered with the object
+    out.outcomes.append(outcome(obj, _action(result, current), note=change.note if change else None))
+    out.versions[key_of(obj)] = result["metadata"].get("resourceVersion")
+
+
+def _action(result: Object, current: Object | None) -> str:
     if current is None:
         return "created"
     return "unchanged" if _same(result, current) else "changed"
 
 
-def _same(result: dict, current: dict | None) -> bool:
+def _same(result: Object, current: Object | None) -> bool:
     """A dry run that changes nothing answers with the live object itself; compare what meshreg applies and its
     own field ownership (a controller's status write in between is not a change)."""
     return current is not None and comparable(result) == comparable(current) and _ours(result) == _ours(current)
 
 
-def _ours(obj: dict) -> list:
+def _ours(obj: Object) -> list[dict[str, Any]]:
     return [e for e in obj.get("metadata", {}).get("managedFields") or []
             if e.get("manager") == FIELD_MANAGER and e.get("operation") == "Apply"]
 
 
-def comparable(obj: dict) -> dict:
+def comparable(obj: Object) -> Object:
     """The object without what the server changes on every write (and without status)."""
     meta = {k: v for k, v in obj.get("metadata", {}).items() if k not in VOLATILE}
     return {**{k: v for k, v in obj.items() if k != "status"}, "metadata": meta}
 
 
-def apply(*, manifests, cluster, dry_run=False, force_conflicts=False, adopt=False, prune=None, live=None,
-          on_outcome=None) -> list[Outcome]:
+def apply(*, manifests: list[Object], cluster: ClusterClient, dry_run: bool = False, force_conflicts: bool = False,
+          adopt: bool = False, prune: Scope | None = None, live: Live | None = None,
+          on_outcome: OnOutcome | None = None) -> list[Outcome]:
     """Check the whole render (and the prune of what it no longer has, for `prune` {namespace: [(apiVersion,
     kind)]}) with a server-side dry run, then apply and prune; raises Refused, changing nothing, when anything is
     refused, and NotOwned before any request that writes when another owner holds one of the objects."""
@@ -174,7 +197,7 @@ def apply(*, manifests, cluster, dry_run=False, force_conflicts=False, adopt=Fal
     return done + _prune(strays, cluster=cluster, on_outcome=on_outcome, applied=len(done))
 
 
-def _check_not_deleted(objs, live) -> None:
+def _check_not_deleted(objs: list[Object], live: Live) -> None:
     """A Namespace being deleted refuses new content: say so once, rather than once per object."""
     for obj in objs:
         current = live.of(obj) if obj["kind"] == "Namespace" else None
@@ -184,29 +207,30 @@ def _check_not_deleted(objs, live) -> None:
                                f"{name}), then run meshreg up again; nothing was changed")
 
 
-def _strays(objs, live, scope) -> list[dict]:
+def _strays(objs: list[Object], live: Live, scope: Scope | None) -> list[Object]:
     """What prune deletes, workloads first, in a stable order."""
     if not scope:
         return []
-    found = sorted(live.strays(manifests=objs, instance=render_instance(objs), scope=scope), key=lambda o: str(key_of(o)))
+    found = sorted(live.strays(manifests=objs, instance=render_instance(objs), scope=scope),
+                   key=lambda o: str(key_of(o)))
     return list(reversed(ordered(found)))
 
 
-def emit(outcomes, on_outcome) -> None:
+def emit(outcomes: Iterable[Outcome], on_outcome: OnOutcome | None) -> None:
     """Report outcomes, in order, to the caller's callback (the CLI prints one line each)."""
     for done in outcomes:
         if on_outcome:
             on_outcome(done)
 
 
-def _create_namespaces(objs, live, *, cluster, force) -> list[Outcome]:
+def _create_namespaces(objs: list[Object], live: Live, *, cluster: ClusterClient, force: bool) -> list[Outcome]:
     """Create the rendered Namespaces that do not exist yet, so the server can dry-run what goes into them."""
     missing = [o for o in objs if o["kind"] == "Namespace" and live.of(o) is None]
     parallel.values(lambda o: cluster.apply(o, force=force), missing)
     return [outcome(o, "created") for o in missing]
 
 
-def _roll_back(created, cluster) -> list[Outcome]:
+def _roll_back(created: list[Outcome], cluster: ClusterClient) -> list[Outcome]:
     """Delete the Namespaces created for a check that failed (they hold nothing of meshreg's yet)."""
     for namespace, _, error in parallel.each(lambda o: delete(cluster, o.obj), created):
         if error is not None:
@@ -215,7 +239,7 @@ def _roll_back(created, cluster) -> list[Outcome]:
     return created
 
 
-def wave(kind: str, namespace: str | None, namespaces: set) -> int:
+def wave(kind: str, namespace: str | None, namespaces: set[str]) -> int:
     """0: Namespaces; 1: what workloads use and the policies that guard them; 2: workloads, and the objects
     published outside the rendered namespaces (addresses are published once what they point to exists)."""
     if kind == "Namespace":
@@ -223,32 +247,41 @@ def wave(kind: str, namespace: str | None, namespaces: set) -> int:
     return 2 if kind in WORKLOADS or _outside(namespace, namespaces) else 1
 
 
-def _apply_waves(checked: Plan, *, created, namespaces, cluster, force, on_outcome) -> list[Outcome]:
+def _apply_waves(checked: Plan, *, created: list[Outcome], namespaces: set[str], cluster: ClusterClient, force: bool,
+                 on_outcome: OnOutcome | None) -> list[Outcome]:
     """Apply what the dry run says would change, a wave at a time, each wave at once; stop after a wave with a
     refusal and say what was applied."""
-    def send(planned: Outcome) -> Outcome:
-        if planned.action == "unchanged":
-            return planned
-        result = cluster.apply(planned.obj, force=force)
-        # A controller wrote between the read and the dry run: the apply then writes nothing, and says so.
-        same = planned.action == "changed" and result["metadata"].get("resourceVersion") == checked.versions.get(
-            planned.key)
-        return replace(planned, action="unchanged") if same else planned
-
     done = list(created)
     applying = [o for o in checked.outcomes if o.action != "would prune"]  # prune deletes those, after the waves
     for step in (0, 1, 2):
-        results = parallel.each(send, [o for o in applying if wave(o.kind, o.namespace, namespaces) == step])
-        ok = [applied for _, applied, error in results if error is None]
+        ok, failed = _apply_wave([o for o in applying if wave(o.kind, o.namespace, namespaces) == step],
+                                 cluster=cluster, force=force, versions=checked.versions)
         emit(ok, on_outcome)
         done += ok
-        failed = [error for _, _, error in results if error is not None]
         if failed:
             raise _apply_failed(failed, done, applying)
     return done
 
 
-def _apply_failed(failed, done, planned) -> ClusterError:
+def _apply_wave(batch: list[Outcome], *, cluster: ClusterClient, force: bool,
+                versions: dict[Key, str | None]) -> tuple[list[Outcome], list[ClusterError]]:
+    """Send one wave at once: what was applied, and every refusal."""
+    results = parallel.each(lambda o: _send(o, cluster=cluster, force=force, versions=versions), batch)
+    ok = [applied for _, applied, error in results if error is None and applied is not None]
+    return ok, [error for _, _, error in results if error is not None]
+
+
+def _send(planned: Outcome, *, cluster: ClusterClient, force: bool, versions: dict[Key, str | None]) -> Outcome:
+    """Apply one object the dry run says would change; what happened to it."""
+    if planned.action == "unchanged":
+        return planned
+    result = cluster.apply(planned.obj, force=force)
+    # A controller wrote between the read and the dry run: the apply then writes nothing, and says so.
+    same = planned.action == "changed" and result["metadata"].get("resourceVersion") == versions.get(planned.key)
+    return replace(planned, action="unchanged") if same else planned
+
+
+def _apply_failed(failed: list[ClusterError], done: list[Outcome], planned: list[Outcome]) -> ClusterError:
     applied = ", ".join(f"{o} ({o.action})" for o in done if o.action != "unchanged") or "nothing"
     refused = {getattr(e, "subject", None) for e in failed}
     left = [str(o) for o in planned if o.key not in {d.key for d in done} and str(o) not in refused]
@@ -256,7 +289,8 @@ def _apply_failed(failed, done, planned) -> ClusterError:
                         f"applied before: {applied}" + (f"; not applied: {', '.join(left)}" if left else ""))
 
 
-def _prune(strays, *, cluster, on_outcome, applied) -> list[Outcome]:
+def _prune(strays: list[Object], *, cluster: ClusterClient, on_outcome: OnOutcome | None,
+           applied: int) -> list[Outcome]:
     """Delete what this instance applied before and no longer renders (never a PVC or a Namespace)."""
     results = parallel.each(lambda o: delete(cluster, o), strays)
     out = [outcome(o, "pruned") for o, _, error in results if error is None]
@@ -267,7 +301,8 @@ def _prune(strays, *, cluster, on_outcome, applied) -> list[Outcome]:
     return out
 
 
-def delete(cluster, obj, *, dry_run=False) -> bool:
+def delete(cluster: ClusterClient, obj: Object, *, dry_run: bool = False) -> bool:
+    """Delete a rendered object: workloads in the foreground (they stay visible until their pods are gone)."""
     api_version, kind, namespace, name = key_of(obj)
     policy = "Foreground" if kind in FOREGROUND else "Background"
     return cluster.delete(api_version, kind, name, namespace=namespace, propagation=policy, dry_run=dry_run)

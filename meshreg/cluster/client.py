@@ -12,8 +12,11 @@ import json
 import os
 import re
 from urllib.parse import quote
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from meshreg.cluster import parallel
+from meshreg.cluster.api import Object
 from meshreg.cluster.errors import ConflictError, translate, warning_texts
 from meshreg.errors import ClusterError, UsageError
 
@@ -95,7 +98,7 @@ class Cluster:
     Safe to call from several threads at once. Warnings the server sends (Pod Security, deprecations) are kept in
     `warnings`, each prefixed with the object it is about."""
 
-    def __init__(self, api_client, *, server: str):
+    def __init__(self, api_client: Any, *, server: str) -> None:
         self.api_client = api_client
         self.server = server
         self.warnings: list[str] = []
@@ -160,7 +163,7 @@ class Cluster:
                propagation: str = "Background", dry_run: bool = False) -> bool:
         """Delete an object; False when it was already gone (404 is success here)."""
         path = object_path(api_version, kind, namespace=namespace, name=name)
-        body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation}
+        body: Object = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation}
         if dry_run:  # in the body: with a body, the API server reads DeleteOptions from it and ignores the query
             body["dryRun"] = ["All"]
         gone = self._call("DELETE", path, body=body, content_type="application/json",
@@ -191,7 +194,8 @@ class Cluster:
         except ValueError:
             return None
 
-    def _call(self, method, path, *, subject, query=(), body=None, content_type=None, missing_ok=False):
+    def _call(self, method: str, path: str, *, subject: str, query: Iterable[tuple[str, str]] = (),
+              body: Object | None = None, content_type: str | None = None, missing_ok: bool = False) -> Any:
         status, raw, headers = self._exchange(method, path, query=list(query), body=body, content_type=content_type)
         data = _json(raw)
         found = [text for w in (headers.getlist("Warning") if hasattr(headers, "getlist") else [])
@@ -203,7 +207,8 @@ class Cluster:
             raise translate(status, data, subject=subject)
         return data
 
-    def _exchange(self, method, path, *, query, body, content_type, accept="application/json"):
+    def _exchange(self, method: str, path: str, *, query: Sequence[tuple[str, str]], body: Object | None,
+                  content_type: str | None, accept: str = "application/json") -> tuple[int, bytes, Any]:
         """(status, body bytes, headers) of one request; ClusterError when the server cannot be reached."""
         headers = {"Accept": accept}
         if content_type:

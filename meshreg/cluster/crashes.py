@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 # distribution 2.8 in proxy mode: handlers.NewApp pings the upstream and panics on any transport error.
 _UPSTREAM_PANIC = re.compile(r'^panic: Get "(?P<url>[^"]+)": (?P<error>.+)$', re.MULTILINE)
 
 
-def crashing(pod: dict) -> list[tuple[str, bool]]:
+def crashing(pod: dict[str, Any]) -> list[tuple[str, bool]]:
     """(container, previous) for every container of `pod` that died with an error: read its previous run's log
     when it has been restarted, else the current (terminated) one."""
     out = []

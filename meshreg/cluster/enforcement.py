@@ -4,7 +4,10 @@ all. `up` reports success only when every registry pod carries the sidecar and e
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from meshreg.cluster import parallel, selectors
+from meshreg.cluster.api import ClusterClient, Object
 from meshreg.errors import ClusterError
 from meshreg.render.labels import REGISTRY
 
@@ -18,12 +21,12 @@ AMBIENT_FIX = ("Fix ambient capture (the namespace needs istio.io/dataplane-mode
 CAPTURED = "ambient.istio.io/redirection"  # istio-cni's annotation on a pod ztunnel captures: "enabled"
 
 
-def captured(pod: dict) -> bool:
+def captured(pod: Object) -> bool:
     """Whether istio-cni handed the pod to ztunnel (the in-mesh state of an ambient pod)."""
     return (pod["metadata"].get("annotations") or {}).get(CAPTURED) == "enabled"
 
 
-def has_sidecar(pod: dict) -> bool:
+def has_sidecar(pod: Object) -> bool:
     """The pod carries Istio's proxy: an `istio-proxy` container, or a native sidecar (an init container with
     restartPolicy: Always, as Istio injects with ENABLE_NATIVE_SIDECARS)."""
     spec = pod.get("spec") or {}
@@ -31,18 +34,18 @@ def has_sidecar(pod: dict) -> bool:
         c.get("name") == SIDECAR and c.get("restartPolicy") == "Always" for c in spec.get("initContainers") or [])
 
 
-def gateway_injected(pod: dict) -> bool:
+def gateway_injected(pod: Object) -> bool:
     """The injector filled in the gateway: its `istio-proxy` container no longer has the placeholder image `auto`."""
     return any(c.get("name") == SIDECAR and c.get("image") not in (None, "", "auto")
                for c in (pod.get("spec") or {}).get("containers") or [])
 
 
-def _is_gateway(workload: dict) -> bool:
+def _is_gateway(workload: Object) -> bool:
     template = ((workload.get("spec") or {}).get("template") or {}).get("metadata") or {}
     return (template.get("annotations") or {}).get("inject.istio.io/templates") == "gateway"
 
 
-def _enforced_by(workload: dict, ambient_namespaces: set) -> str | None:
+def _enforced_by(workload: Object, ambient_namespaces: set[str]) -> str | None:
     """What must enforce on the workload's pods: its gateway proxy, its sidecar, ztunnel (an ambient registry), or
     nothing (kept out of the mesh on purpose, as the runtime config's pods)."""
     if _is_gateway(workload):
@@ -54,50 +57,66 @@ def _enforced_by(workload: dict, ambient_namespaces: set) -> str | None:
     return "ztunnel" if in_ambient and REGISTRY in labels else None
 
 
-def _running(pod: dict) -> bool:
+def _running(pod: Object) -> bool:
     return not pod["metadata"].get("deletionTimestamp") and (pod.get("status") or {}).get("phase") not in (
         "Succeeded", "Failed")
 
 
-def check(*, cluster, manifests) -> None:
+# what enforces on a workload's pods -> whether it is in place on a pod
+IN_PLACE: dict[str, Callable[[Object], bool]] = {"gateway": gateway_injected, "sidecar": has_sidecar,
+                                                 "ztunnel": captured}
+
+
+def check(*, cluster: ClusterClient, manifests: list[Object]) -> None:
     """Raise ClusterError, saying why and what to do, unless every pod of the rendered Deployments carries the
     sidecar and every pod of the rendered gateway DaemonSets was injected."""
-    ambient_namespaces = {o["metadata"]["name"] for o in manifests if o["kind"] == "Namespace" and
-                          (o["metadata"].get("labels") or {}).get(DATAPLANE_MODE) == "ambient"}
+    ambient_namespaces = _ambient_namespaces(manifests)
     workloads = [o for o in manifests if o["kind"] in ("Deployment", "DaemonSet")
                  and _enforced_by(o, ambient_namespaces) is not None]
     pods = parallel.values(lambda w: cluster.list("v1", "Pod", namespace=w["metadata"]["namespace"],
                                                   label_selector=selectors.of(w)), workloads)
-    problems, restart, by = [], [], set()
-    for workload, found in zip(workloads, pods):
-        found = [p for p in found if _running(p)]
-        enforced = _enforced_by(workload, ambient_namespaces)
-        gateway = enforced == "gateway"
-        bad = [p for p in found if not {"gateway": gateway_injected, "sidecar": has_sidecar,
-                                       "ztunnel": captured}[enforced](p)]
+    problems: list[str] = []
+    restart: list[str] = []
+    by: set[str] = set()
+    for workload, found in zip(workloads, pods, strict=True):
+        enforced = _enforced_by(workload, ambient_namespaces) or ""
+        bad = _not_in_place(found, enforced)
         if bad:
-            problems.append(_problem(workload, bad, gateway=gateway, ambient=enforced == "ztunnel"))
+            problems.append(_problem(workload, bad, gateway=enforced == "gateway", ambient=enforced == "ztunnel"))
             restart.append(f"{workload['kind'].lower()}/{workload['metadata']['name']}")
             by.add(enforced)
     if problems:
-        namespace = workloads[0]["metadata"]["namespace"]
-        fixes = ([INJECTION_FIX] if by & {"sidecar", "gateway"} else []) + ([AMBIENT_FIX] if "ztunnel" in by else [])
-        raise ClusterError("not enforced: " + "; ".join(problems) + ". " + " and ".join(fixes) + ", then restart "
-                           f"the pods: kubectl -n {namespace} rollout restart {' '.join(restart)}")
+        raise _not_enforced(problems, restart=restart, by=by, namespace=workloads[0]["metadata"]["namespace"])
 
 
-def _problem(workload: dict, bad: list, *, gateway: bool, ambient: bool = False) -> str:
+def _not_in_place(pods: list[Object], enforced: str) -> list[Object]:
+    """The running pods on which what must enforce (`enforced`: gateway, sidecar or ztunnel) is not in place."""
+    return [p for p in pods if _running(p) and not IN_PLACE[enforced](p)]
+
+
+def _ambient_namespaces(manifests: list[Object]) -> set[str]:
+    """The rendered Namespaces in ambient mode: ztunnel enforces there, on the pods without a sidecar."""
+    return {o["metadata"]["name"] for o in manifests if o["kind"] == "Namespace" and
+            (o["metadata"].get("labels") or {}).get(DATAPLANE_MODE) == "ambient"}
+
+
+def _not_enforced(problems: list[str], *, restart: list[str], by: set[str], namespace: str) -> ClusterError:
+    """Every problem, how to fix what causes them, and how to restart the pods once it is fixed."""
+    fixes = ([INJECTION_FIX] if by & {"sidecar", "gateway"} else []) + ([AMBIENT_FIX] if "ztunnel" in by else [])
+    return ClusterError("not enforced: " + "; ".join(problems) + ". " + " and ".join(fixes) + ", then restart "
+                        f"the pods: kubectl -n {namespace} rollout restart {' '.join(restart)}")
+
+
+def _problem(workload: Object, bad: list[Object], *, gateway: bool, ambient: bool = False) -> str:
     names = ", ".join(f"{p['metadata']['namespace']}/{p['metadata']['name']}" for p in bad[:SHOWN])
     more = f" and {len(bad) - SHOWN} more" if len(bad) > SHOWN else ""
-    name = workload["metadata"]["name"]
+    several = len(bad) > 1
+    pods = f"{workload['metadata']['name']} pod{'s' if several else ''} {names}{more}"
     if ambient:
-        return (f"{name} pod{'s' if len(bad) > 1 else ''} {names}{more} {'are' if len(bad) > 1 else 'is'} not "
-                f"captured by ztunnel ({CAPTURED} is not enabled), so nothing enforces mTLS or the AuthorizationPolicies "
-                "there")
+        return (f"{pods} {'are' if several else 'is'} not captured by ztunnel ({CAPTURED} is not enabled), so "
+                "nothing enforces mTLS or the AuthorizationPolicies there")
     if gateway:
-        return (f"{name} pod{'s' if len(bad) > 1 else ''} {names}{more} {'were' if len(bad) > 1 else 'was'} "
-                "not injected as an Istio gateway "
-                f"(istio-proxy still has the placeholder image auto), so no proxy serves the node-local port")
-    return (f"{name} pod{'s' if len(bad) > 1 else ''} {names}{more} "
-            f"{'have' if len(bad) > 1 else 'has'} no istio-proxy sidecar, so nothing enforces mTLS or the "
+        return (f"{pods} {'were' if several else 'was'} not injected as an Istio gateway (istio-proxy still has the "
+                "placeholder image auto), so no proxy serves the node-local port")
+    return (f"{pods} {'have' if several else 'has'} no istio-proxy sidecar, so nothing enforces mTLS or the "
             "AuthorizationPolicies there: any pod can push")

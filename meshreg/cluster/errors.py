@@ -11,7 +11,12 @@ from __future__ import annotations
 
 import re
 
+from collections.abc import Callable, Iterable
+from typing import Any
+
 from meshreg.errors import ClusterError
+
+Status = dict[str, Any]  # a Kubernetes Status body
 
 LONGEST = 600  # characters of a server message kept in one line (Kyverno's reports run to pages)
 
@@ -25,7 +30,7 @@ _POLICY_DENIED = re.compile(r"ValidatingAdmissionPolicy '([^']+)' with binding '
 class ApiError(ClusterError):
     """The API server refused a request; `code` is the HTTP status and `status` the Status body it sent."""
 
-    def __init__(self, message: str, *, code: int = 0, status: dict | None = None, subject: str = ""):
+    def __init__(self, message: str, *, code: int = 0, status: Status | None = None, subject: str = "") -> None:
         super().__init__(message)
         self.code = code
         self.status = status or {}
@@ -51,8 +56,9 @@ class InvalidObject(ApiError):
 class ConflictError(ApiError):
     """409 from server-side apply: fields owned by another field manager would change."""
 
-    def __init__(self, message: str, managers=(), **kwargs):
-        super().__init__(message, **kwargs)
+    def __init__(self, message: str, managers: Iterable[str] = (), *, code: int = 0, status: Status | None = None,
+                 subject: str = "") -> None:
+        super().__init__(message, code=code, status=status, subject=subject)
         self.managers = list(managers)
 
 
@@ -71,42 +77,49 @@ def one_line(text: str) -> str:
     return text if len(text) <= LONGEST else text[:LONGEST - 1] + "…"
 
 
-def server_reason(status: dict) -> str:
+def server_reason(status: Status) -> str:
     """The Status message without the `<resource> "<name>" is forbidden:` prefix that repeats the subject."""
     message = one_line(status.get("message") or status.get("reason") or "")
     return _OBJECT_PREFIX.sub("", message)
 
 
-def translate(code: int, status: dict, *, subject: str) -> ApiError:
+def translate(code: int, status: Status, *, subject: str) -> ApiError:
     """An error answer as the ApiError subclass that says who refused, in a line that starts with `subject`."""
-    kw = {"code": code, "status": status, "subject": subject}
+    def make(cls: type[ApiError], message: str) -> ApiError:
+        return cls(message, code=code, status=status, subject=subject)
+
     reason = server_reason(status) or f"HTTP {code}"
     admission = _admission(reason, status, subject)
     if code == 401:
-        return Unauthorized(f"unauthorized: the server rejected the credentials ({reason})", **kw)
+        return make(Unauthorized, f"unauthorized: the server rejected the credentials ({reason})")
     if code == 409 and status.get("reason") == "Conflict":
-        return _conflict(reason, status, kw)
+        return _conflict(reason, status, code=code, subject=subject)
     if code == 409 and status.get("reason") == "AlreadyExists":
-        return ServerError(f"{subject}: already exists", **kw)
+        return make(ServerError, f"{subject}: already exists")
     if admission:
-        return AdmissionDenied(admission, **kw)
+        return make(AdmissionDenied, admission)
     if code == 403:
-        if _RBAC.search(reason):
-            return PermissionDenied(f"{subject}: not permitted (RBAC): {reason}", **kw)
-        if "exceeded quota" in reason:
-            return AdmissionDenied(f"{subject}: refused by a ResourceQuota (not a permission problem): {reason}", **kw)
-        if "PodSecurity" in reason:
-            return AdmissionDenied(f"{subject}: refused by Pod Security admission: {reason}", **kw)
-        return AdmissionDenied(f"{subject}: refused by admission (not a permission problem): {reason}", **kw)
+        return _forbidden(reason, subject, make)
     if code == 422:
-        return InvalidObject(f"{subject}: invalid: {_causes(status) or reason}", **kw)
+        return make(InvalidObject, f"{subject}: invalid: {_causes(status) or reason}")
     if code == 404:
-        return NotFound(f"{subject}: {_missing(status, reason)}", **kw)
+        return make(NotFound, f"{subject}: {_missing(status, reason)}")
     answer = " ".join(str(part) for part in (code, status.get("reason")) if part)
-    return ServerError(f"{subject}: the API server answered {answer}: {reason}", **kw)
+    return make(ServerError, f"{subject}: the API server answered {answer}: {reason}")
 
 
-def _admission(reason: str, status: dict, subject: str) -> str | None:
+def _forbidden(reason: str, subject: str, make: Callable[[type[ApiError], str], ApiError]) -> ApiError:
+    """403: RBAC, or one of the admission plugins that answer 403 too."""
+    if _RBAC.search(reason):
+        return make(PermissionDenied, f"{subject}: not permitted (RBAC): {reason}")
+    if "exceeded quota" in reason:
+        return make(AdmissionDenied, f"{subject}: refused by a ResourceQuota (not a permission problem): {reason}")
+    if "PodSecurity" in reason:
+        return make(AdmissionDenied, f"{subject}: refused by Pod Security admission: {reason}")
+    return make(AdmissionDenied, f"{subject}: refused by admission (not a permission problem): {reason}")
+
+
+def _admission(reason: str, status: Status, subject: str) -> str | None:
     """The line for refusals that name their admission controller, whatever the HTTP code."""
     if m := _WEBHOOK_DENIED.search(reason):
         return f'{subject}: refused by admission webhook "{m[1]}": {m[2] or "(no reason given)"}'
@@ -124,17 +137,18 @@ def _admission(reason: str, status: dict, subject: str) -> str | None:
     return None
 
 
-def _conflict(reason: str, status: dict, kw: dict) -> ConflictError:
+def _conflict(reason: str, status: Status, *, code: int, subject: str) -> ConflictError:
     causes = (status.get("details") or {}).get("causes") or []
     managers = sorted({m for c in causes for m in re.findall(r'conflicts? with "([^"]+)"', c.get("message", ""))})
     fields = ", ".join(c["field"] for c in causes if c.get("field"))
     if not managers:
-        return ConflictError(f"{kw['subject']}: conflict: {reason}", **kw)
-    return ConflictError(f"{kw['subject']}: conflict: fields {fields} are owned by {', '.join(managers)}; "
-                         "rerun with --force-conflicts to take them over", managers, **kw)
+        return ConflictError(f"{subject}: conflict: {reason}", code=code, status=status, subject=subject)
+    return ConflictError(f"{subject}: conflict: fields {fields} are owned by {', '.join(managers)}; "
+                         "rerun with --force-conflicts to take them over", managers, code=code, status=status,
+                         subject=subject)
 
 
-def _causes(status: dict) -> str:
+def _causes(status: Status) -> str:
     """422 causes as `field: message` pairs (they leave out the object diff some messages carry)."""
     out = []
     for cause in (status.get("details") or {}).get("causes") or []:
@@ -143,7 +157,7 @@ def _causes(status: dict) -> str:
     return "; ".join(m for m in out if m)
 
 
-def _missing(status: dict, reason: str) -> str:
+def _missing(status: Status, reason: str) -> str:
     details = status.get("details") or {}
     if details.get("kind") == "namespaces" and details.get("name"):
         return f"namespace {details['name']} does not exist"

@@ -6,7 +6,11 @@ from __future__ import annotations
 import copy
 import json
 import time
+from collections.abc import Callable
+from typing import Any, TypedDict, cast
 
+from meshreg.cluster.api import ClusterClient, Object
+from meshreg.cluster.wait import Progress
 from meshreg.errors import ClusterError, UsageError
 from meshreg.render.gc import CONTAINER
 
@@ -14,7 +18,36 @@ RESULT = "MESHREG-GC-RESULT "  # the line meshreg.gcjob.run prints (not imported
 JOB_NAME = ("batch.kubernetes.io/job-name", "job-name")  # pod labels naming their Job (new, then old)
 
 
-def job_from(cron: dict, *, dry_run: bool, now: float) -> dict:
+class RetentionEntry(TypedDict):
+    """What retention deleted (or would delete) in one repository."""
+
+    repository: str
+    tags: list[str]
+    manifests: list[str]
+
+
+class Blobs(TypedDict, total=False):
+    """What garbage-collect deleted (or would delete): how many blobs, their bytes, how many of unknown size."""
+
+    count: int
+    bytes: int
+    unknownSize: int
+
+
+class GcResult(TypedDict, total=False):
+    """The result line of a gc Job's coordinator (meshreg.gcjob.run), as JSON; keys absent where a step did not run."""
+
+    dryRun: bool
+    deployment: str  # namespace/name of the registry's Deployment
+    retention: list[RetentionEntry]
+    untaggedManifests: int
+    untaggedKept: list[str]  # repository@digest a tagged index lists
+    blobs: Blobs
+    readOnly: str | None  # "on", "restored" or "stuck"
+    error: str
+
+
+def job_from(cron: Object, *, dry_run: bool, now: float) -> Object:
     """A Job from the CronJob's template, as `kubectl create job --from=cronjob/NAME` makes it."""
     meta = cron["metadata"]
     template = copy.deepcopy(cron["spec"]["jobTemplate"])
@@ -32,7 +65,8 @@ def job_from(cron: dict, *, dry_run: bool, now: float) -> dict:
             "spec": template["spec"]}
 
 
-def start(*, cluster, namespace: str, cron_name: str, dry_run: bool, now=time.time) -> dict:
+def start(*, cluster: ClusterClient, namespace: str, cron_name: str, dry_run: bool,
+          now: Callable[[], float] = time.time) -> Object:
     """Create the Job now; UsageError when the CronJob is not deployed."""
     cron = cluster.get("batch/v1", "CronJob", cron_name, namespace=namespace)
     if cron is None:
@@ -40,16 +74,17 @@ def start(*, cluster, namespace: str, cron_name: str, dry_run: bool, now=time.ti
     return cluster.apply(job_from(cron, dry_run=dry_run, now=now()))
 
 
-def finished(job: dict) -> str | None:
+def finished(job: Object) -> str | None:
     """'Complete' or 'Failed' once the Job is done, else None."""
     for cond in (job.get("status") or {}).get("conditions") or []:
         if cond.get("type") in ("Complete", "Failed") and cond.get("status") == "True":
-            return cond["type"]
+            return str(cond["type"])
     return None
 
 
-def follow(*, cluster, namespace: str, name: str, timeout: float, progress, interval: float = 2.0,
-           clock=time.monotonic, sleep=time.sleep) -> dict:
+def follow(*, cluster: ClusterClient, namespace: str, name: str, timeout: float, progress: Progress,
+           interval: float = 2.0, clock: Callable[[], float] = time.monotonic,
+           sleep: Callable[[float], None] = time.sleep) -> Object:
     """Poll the Job until it completes or fails; ClusterError on timeout. The final Job."""
     start_time = clock()
     while True:
@@ -70,7 +105,8 @@ def follow(*, cluster, namespace: str, name: str, timeout: float, progress, inte
         sleep(interval)
 
 
-def pods_of(cluster, namespace: str, job_name: str) -> list[dict]:
+def pods_of(cluster: ClusterClient, namespace: str, job_name: str) -> list[Object]:
+    """The pods of a Job, by whichever label names it."""
     for label in JOB_NAME:
         pods = cluster.list("v1", "Pod", namespace=namespace, label_selector=f"{label}={job_name}")
         if pods:
@@ -78,7 +114,7 @@ def pods_of(cluster, namespace: str, job_name: str) -> list[dict]:
     return []
 
 
-def result(*, cluster, namespace: str, job_name: str) -> tuple[dict | None, str]:
+def result(*, cluster: ClusterClient, namespace: str, job_name: str) -> tuple[GcResult | None, str]:
     """The coordinator's result line from the Job's newest pod that has one, or None and why not."""
     pods = sorted(pods_of(cluster, namespace, job_name), key=lambda p: p["metadata"].get("creationTimestamp", ""))
     why = "no pod of the Job is left"
@@ -95,17 +131,18 @@ def result(*, cluster, namespace: str, job_name: str) -> tuple[dict | None, str]
     return None, why
 
 
-def parse_result(text: str) -> dict | None:
+def parse_result(text: str) -> GcResult | None:
+    """The last result line in a log; None when there is none, or it is not JSON."""
     lines = [line for line in text.splitlines() if line.startswith(RESULT)]
     if not lines:
         return None
     try:
-        return json.loads(lines[-1][len(RESULT):])
+        return cast(GcResult, json.loads(lines[-1][len(RESULT):]))
     except ValueError:
         return None
 
 
-def last_run(*, cluster, namespace: str, cron_name: str, selector: str) -> dict:
+def last_run(*, cluster: ClusterClient, namespace: str, cron_name: str, selector: str) -> dict[str, Any]:
     """The CronJob's last schedule and success, and the newest of its Jobs (scheduled or manual) with its state."""
     cron = cluster.get("batch/v1", "CronJob", cron_name, namespace=namespace)
     if cron is None:
@@ -113,25 +150,37 @@ def last_run(*, cluster, namespace: str, cron_name: str, selector: str) -> dict:
     status = cron.get("status") or {}
     jobs = [j for j in cluster.list("batch/v1", "Job", namespace=namespace, label_selector=selector)
             if any(o.get("name") == cron_name for o in j["metadata"].get("ownerReferences") or [])]
-    out = {"deployed": True, "schedule": cron["spec"].get("schedule"), "lastSchedule": status.get("lastScheduleTime"),
-           "lastSuccess": status.get("lastSuccessfulTime"), "lastJob": None}
-    if jobs:
-        job = max(jobs, key=lambda j: j["metadata"].get("creationTimestamp", ""))
-        out["lastJob"] = {"name": job["metadata"]["name"], "state": finished(job) or "Running",
-                          "started": (job.get("status") or {}).get("startTime"),
-                          "completed": (job.get("status") or {}).get("completionTime")}
-    return out
+    return {"deployed": True, "schedule": cron["spec"].get("schedule"), "lastSchedule": status.get("lastScheduleTime"),
+            "lastSuccess": status.get("lastSuccessfulTime"), "lastJob": _newest(jobs)}
 
 
-def volume_usage(*, cluster, namespace: str, claim: str, selector: str) -> dict | None:
+def _newest(jobs: list[Object]) -> dict[str, Any] | None:
+    """The newest Job: its name, state (Complete, Failed or Running) and times; None when there is none."""
+    if not jobs:
+        return None
+    job = max(jobs, key=lambda j: j["metadata"].get("creationTimestamp", ""))
+    status = job.get("status") or {}
+    return {"name": job["metadata"]["name"], "state": finished(job) or "Running",
+            "started": status.get("startTime"), "completed": status.get("completionTime")}
+
+
+def volume_usage(*, cluster: ClusterClient, namespace: str, claim: str, selector: str) -> dict[str, Any] | None:
     """usedBytes and capacityBytes of `claim` as the kubelet of the registry pod's node reports them."""
     for pod in cluster.list("v1", "Pod", namespace=namespace, label_selector=selector):
         node = (pod.get("spec") or {}).get("nodeName")
         summary = cluster.node_summary(node) if node else None
-        for entry in (summary or {}).get("pods") or []:
-            if entry.get("podRef", {}).get("name") != pod["metadata"]["name"]:
-                continue
-            for volume in entry.get("volume") or []:
-                if (volume.get("pvcRef") or {}).get("name") == claim:
-                    return {"usedBytes": volume.get("usedBytes"), "capacityBytes": volume.get("capacityBytes")}
+        found = _claim_usage(summary, pod=pod["metadata"]["name"], claim=claim)
+        if found is not None:
+            return found
+    return None
+
+
+def _claim_usage(summary: Object | None, *, pod: str, claim: str) -> dict[str, Any] | None:
+    """The claim's volume among `pod`'s in a kubelet's stats summary."""
+    for entry in (summary or {}).get("pods") or []:
+        if entry.get("podRef", {}).get("name") != pod:
+            continue
+        for volume in entry.get("volume") or []:
+            if (volume.get("pvcRef") or {}).get("name") == claim:
+                return {"usedBytes": volume.get("usedBytes"), "capacityBytes": volume.get("capacityBytes")}
     return None

@@ -4,6 +4,7 @@ configured and the one the previous `up` recorded on meshreg's Namespace (so rem
 
 from __future__ import annotations
 
+from meshreg.cluster.api import ClusterClient, Object
 from meshreg.errors import ClusterError
 from meshreg.render.ingress import NAMESPACE_ANNOTATION
 from meshreg.render.labels import selector as selector_text
@@ -14,14 +15,14 @@ KINDS = [("v1", "Secret"), ("security.istio.io/v1", "RequestAuthentication"),
          ("networking.istio.io/v1", "VirtualService")]
 
 
-def recorded_namespace(cluster, namespace: str) -> list[str]:
+def recorded_namespace(cluster: ClusterClient, namespace: str) -> list[str]:
     """The gateway namespace the previous `up` recorded on meshreg's live Namespace (read before applying)."""
     live = cluster.get("v1", "Namespace", namespace)
     value = ((live or {}).get("metadata", {}).get("annotations") or {}).get(NAMESPACE_ANNOTATION)
     return [value] if value else []
 
 
-def preflight(*, cluster, manifests) -> list[str]:
+def preflight(*, cluster: ClusterClient, manifests: list[Object]) -> list[str]:
     """Errors (ClusterError) where `up` would fail half-way; warnings where the ingress would not work yet."""
     gateways = [o for o in manifests if o["kind"] == "Gateway"
                 and (o["metadata"].get("labels") or {}).get("app.kubernetes.io/component") == "ingress"]
@@ -37,7 +38,7 @@ def preflight(*, cluster, manifests) -> list[str]:
     return warnings
 
 
-def _check_gateway(cluster, gateway: dict) -> list[str]:
+def _check_gateway(cluster: ClusterClient, gateway: Object) -> list[str]:
     ns = gateway["metadata"]["namespace"]
     selector = gateway["spec"]["selector"]
     labels = selector_text(selector)
@@ -59,7 +60,7 @@ def _check_gateway(cluster, gateway: dict) -> list[str]:
     return out
 
 
-def _get(cluster, kind: str, name: str, *, namespace: str | None = None):
+def _get(cluster: ClusterClient, kind: str, name: str, *, namespace: str | None = None) -> Object | bool | None:
     """The object, None when absent, or True when the user may not read it (nothing to say then)."""
     try:
         return cluster.get("v1", kind, name, namespace=namespace)

@@ -4,23 +4,30 @@ this object?" (the ownership check) and "what did this instance apply that it no
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from meshreg.cluster import client as clusters
 from meshreg.cluster import parallel
+from meshreg.cluster.api import ClusterClient, Object
 from meshreg.cluster.errors import NotFound
 from meshreg.render.labels import INSTANCE, MANAGED_BY
 
+Key = tuple[str, str, "str | None", str]  # (apiVersion, kind, namespace, name): key_of
+Collection = tuple[str, str, "str | None"]  # (apiVersion, kind, namespace): what one LIST reads
+Scope = dict[str, list[tuple[str, str]]]  # namespace -> [(apiVersion, kind)]: where prune looks, and for what
+T = TypeVar("T")
 
 
-def key_of(obj: dict) -> tuple:
+def key_of(obj: Object) -> Key:
     """(apiVersion, kind, namespace, name); cluster-scoped kinds have no namespace, whatever the object says."""
     meta = obj["metadata"]
     namespaced = clusters.KINDS.get((obj["apiVersion"], obj["kind"]), ("", True))[1]
     return (obj["apiVersion"], obj["kind"], meta.get("namespace") if namespaced else None, meta["name"])
 
 
-def instance_of(obj: dict) -> str | None:
+def instance_of(obj: Object) -> str | None:
     """The meshreg instance an object belongs to: its instance label when meshreg manages it, else None."""
     labels = (obj.get("metadata") or {}).get("labels") or {}
     return labels.get(INSTANCE) if labels.get(MANAGED_BY) == "meshreg" else None
@@ -31,14 +38,14 @@ class Live:
     """Live objects keyed by key_of: every object of the kinds and namespaces read, plus the rendered
     cluster-scoped objects (read by name; listing every Namespace of a cluster is not needed)."""
 
-    objects: dict = field(default_factory=dict)
-    listed: set = field(default_factory=set)  # the (apiVersion, kind, namespace) collections read whole
+    objects: dict[Key, Object] = field(default_factory=dict)
+    listed: set[Collection] = field(default_factory=set)  # the collections read whole
 
-    def of(self, obj: dict) -> dict | None:
+    def of(self, obj: Object) -> Object | None:
         """The live version of a rendered object, or None when it does not exist."""
         return self.objects.get(key_of(obj))
 
-    def strays(self, *, manifests, instance: str, scope: dict) -> list[dict]:
+    def strays(self, *, manifests: list[Object], instance: str | None, scope: Scope) -> list[Object]:
         """Objects of this instance, of a kind and namespace in `scope` ({namespace: [(apiVersion, kind)]}),
         that the render no longer has: what prune deletes."""
         if instance is None:  # nothing rendered carries an instance: nothing can be this instance's
@@ -52,11 +59,11 @@ class Live:
                 and not obj["metadata"].get("ownerReferences")]
 
 
-def read(*, manifests, cluster, scope: dict | None = None) -> Live:
+def read(*, manifests: list[Object], cluster: ClusterClient, scope: Scope | None = None) -> Live:
     """The live state of every rendered object and of everything `scope` names, with one request per kind and
     namespace (a GET by name for cluster-scoped objects), all sent at once. A kind the server does not serve
     reads as empty: the dry run then names the object and what is missing."""
-    collections = {}
+    collections: dict[Collection | Key, None] = {}
     for obj in manifests:
         key = key_of(obj)
         collections[key[:3] if key[2] else key] = None
@@ -74,33 +81,34 @@ class Snapshot:
     `live` read whole is answered from it; any other read is sent once and remembered. Everything else (writes,
     logs) goes to the cluster. For reports that look at the same objects from several sides."""
 
-    def __init__(self, cluster, live: Live | None = None):
-        self._cluster, self._live, self._seen = cluster, live or Live(), {}
+    def __init__(self, cluster: ClusterClient, live: Live | None = None) -> None:
+        self._cluster, self._live = cluster, live or Live()
+        self._seen: dict[tuple[str | None, ...], Any] = {}
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> Any:
         return getattr(self._cluster, name)
 
-    def get(self, api_version: str, kind: str, name: str, *, namespace: str | None = None) -> dict | None:
+    def get(self, api_version: str, kind: str, name: str, *, namespace: str | None = None) -> Object | None:
         if (api_version, kind, namespace) in self._live.listed:
             return copy.deepcopy(self._live.objects.get((api_version, kind, namespace, name)))
         return self._once(("get", api_version, kind, name, namespace),
                           lambda: self._cluster.get(api_version, kind, name, namespace=namespace))
 
     def list(self, api_version: str, kind: str, *, namespace: str | None = None, label_selector: str | None = None,
-             field_selector: str | None = None) -> list[dict]:
+             field_selector: str | None = None) -> list[Object]:
         collection = (api_version, kind, namespace)
         if collection in self._live.listed and not label_selector and not field_selector:
             return [copy.deepcopy(o) for k, o in self._live.objects.items() if k[:3] == collection]
         return self._once(("list", *collection, label_selector, field_selector), lambda: self._cluster.list(
             api_version, kind, namespace=namespace, label_selector=label_selector, field_selector=field_selector))
 
-    def _once(self, key, read):
+    def _once(self, key: tuple[str | None, ...], read: Callable[[], T]) -> T:
         if key not in self._seen:
             self._seen[key] = read()
         return copy.deepcopy(self._seen[key])
 
 
-def _read_one(cluster, collection: tuple) -> list[dict]:
+def _read_one(cluster: ClusterClient, collection: Collection | Key) -> list[Object]:
     if len(collection) == 4:  # a cluster-scoped object, by name
         api_version, kind, _, name = collection
         found = cluster.get(api_version, kind, name)

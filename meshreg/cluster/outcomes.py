@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
+from meshreg.cluster.api import Object
 from meshreg.cluster.client import describe
-from meshreg.cluster.live import key_of
+from meshreg.cluster.live import Key, key_of
 from meshreg.errors import ClusterError
 
 
@@ -18,12 +21,12 @@ class Outcome:
     name: str
     action: str
     api_version: str = ""
-    obj: dict = field(default=None, compare=False, repr=False)
+    obj: Object = field(default_factory=dict, compare=False, repr=False)  # the rendered object
     note: str | None = field(default=None, compare=False)  # what the user should know (a storage change)
     checked: bool = field(default=True, compare=False)  # False: the server could not dry-run it (no namespace yet)
 
     @property
-    def key(self) -> tuple:
+    def key(self) -> Key:
         return (self.api_version, self.kind, self.namespace, self.name)
 
     def __str__(self) -> str:
@@ -44,12 +47,12 @@ class Refusal:
 class Plan:
     """The result of a dry run of a whole render: what would happen to each object, and every refusal."""
 
-    outcomes: list = field(default_factory=list)
-    refusals: list = field(default_factory=list)
-    versions: dict = field(default_factory=dict)  # Outcome.key -> resourceVersion the dry run answered with
+    outcomes: list[Outcome] = field(default_factory=list)
+    refusals: list[Refusal] = field(default_factory=list)
+    versions: dict[Key, str | None] = field(default_factory=dict)  # Outcome.key -> the dry run's resourceVersion
 
     @property
-    def unchecked(self) -> list:
+    def unchecked(self) -> list[Outcome]:
         """Objects in a namespace that does not exist yet: the server could not dry-run them."""
         return [o for o in self.outcomes if not o.checked]
 
@@ -58,7 +61,7 @@ class Refused(ClusterError):
     """The dry run found refusals, so nothing was changed (`rolled_back`: Namespaces created for the check and
     deleted again)."""
 
-    def __init__(self, refusals, *, rolled_back=()):
+    def __init__(self, refusals: Iterable[Refusal], *, rolled_back: Iterable[Outcome] = ()) -> None:
         self.refusals, self.rolled_back = list(refusals), list(rolled_back)
         undone = "".join(f"; {o} was created for the check and is deleted again" for o in self.rolled_back)
         lines = _grouped(self.refusals)
@@ -69,7 +72,7 @@ class Refused(ClusterError):
                              + "\n".join(f"  {line}" for line in lines))
 
 
-def _grouped(refusals) -> list[str]:
+def _grouped(refusals: list[Refusal]) -> list[str]:
     """One line per refusal, objects refused for the very same reason sharing a line."""
     reasons: dict[str, list[str]] = {}
     for refusal in refusals:
@@ -82,7 +85,7 @@ def _grouped(refusals) -> list[str]:
 class NotOwned(ClusterError):
     """Objects with meshreg's names that another owner holds; `others` maps an owning instance to its objects."""
 
-    def __init__(self, *, others: dict, unmanaged: list):
+    def __init__(self, *, others: dict[str, list[str]], unmanaged: list[str]) -> None:
         self.others, self.unmanaged = others, unmanaged
         parts = [f"owned by meshreg instance {who}, left alone: {', '.join(objs)}" for who, objs in others.items()]
         if unmanaged:
@@ -91,13 +94,14 @@ class NotOwned(ClusterError):
         super().__init__("; ".join(parts) + "; nothing was applied" + (f" ({hint})" if hint else ""))
 
 
-def outcome(obj: dict, action: str, **extra) -> Outcome:
+def outcome(obj: Object, action: str, **extra: Any) -> Outcome:
+    """What happened (or would happen) to a rendered object."""
     api_version, kind, namespace, name = key_of(obj)
     return Outcome(kind=kind, namespace=namespace, name=name, action=action, api_version=api_version, obj=obj,
                    **extra)
 
 
-def named(obj: dict) -> str:
+def named(obj: Object) -> str:
     """`Deployment meshreg/registry`: a rendered object as every message names it."""
     _, kind, namespace, name = key_of(obj)
     return describe(kind, name, namespace)

@@ -3,15 +3,25 @@ client's WebSocket port-forward) to a ready push-proxy pod, switching to a new r
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import re
 import socket
 import threading
+from collections.abc import Callable
+from typing import Any, Protocol
 
+from meshreg.cluster.api import ClusterClient
 from meshreg.cluster.pushproxy import Target, forbidden_hint, is_ready, ready_pod
 from meshreg.errors import ClusterError, UsageError
 
 CHUNK = 256 * 1024
+
+
+class Forwardable(ClusterClient, Protocol):
+    """A cluster client that holds the official client's ApiClient too (meshreg.cluster.client.Cluster does)."""
+
+    api_client: Any  # kubernetes.client.ApiClient (the kubernetes package has no types)
 
 
 def listen(address: str, port: int) -> socket.socket:
@@ -30,7 +40,8 @@ def listen(address: str, port: int) -> socket.socket:
     return sock
 
 
-def open_stream(cluster, *, lock: threading.Lock, api_client, namespace: str, pod: str, port: int):
+def open_stream(cluster: ClusterClient, *, lock: threading.Lock, api_client: Any, namespace: str, pod: str,
+                port: int) -> tuple[Any, socket.socket]:
     """A port-forward to pod:port as (PortForward, socket); ClusterError when the server refuses it."""
     from kubernetes import client
     from kubernetes.client.rest import ApiException
@@ -45,7 +56,7 @@ def open_stream(cluster, *, lock: threading.Lock, api_client, namespace: str, po
     return forward, forward.socket(port)
 
 
-def _handshake(e) -> str:
+def _handshake(e: Any) -> str:
     """The HTTP status of a refused WebSocket handshake, as meshreg says API errors."""
     found = re.search(r"Handshake status (\d{3})([^-]*)", str(e.reason or e))
     if not found:
@@ -55,19 +66,17 @@ def _handshake(e) -> str:
         status, f"HTTP {status}{found.group(2).rstrip()}")
 
 
-def relay(a: socket.socket, b) -> None:
+def relay(a: socket.socket, b: socket.socket) -> None:
     """Copy both ways until either side ends, then close both."""
-    def pump(src, dst):
+    def pump(src: socket.socket, dst: socket.socket) -> None:
         try:
             while data := src.recv(CHUNK):
                 dst.sendall(data)
         except OSError:
             pass
         for s in (a, b):
-            try:
+            with contextlib.suppress(OSError):
                 s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
     other = threading.Thread(target=pump, args=(b, a), daemon=True)
     other.start()
@@ -80,12 +89,13 @@ def relay(a: socket.socket, b) -> None:
 class Forwarder:
     """Accepts local connections and forwards each to the current ready pod; `say` reports pod changes."""
 
-    def __init__(self, *, cluster, target: Target, listener: socket.socket, say, api_client=None):
+    def __init__(self, *, cluster: Forwardable, target: Target, listener: socket.socket, say: Callable[[str], None],
+                 api_client: Any = None) -> None:
         self.cluster, self.target, self.listener, self.say = cluster, target, listener, say
         self.api_client = api_client or _copy(cluster.api_client)
         self.pod: str | None = None
         self._lock, self._open_lock = threading.Lock(), threading.Lock()
-        self._live: set = set()
+        self._live: set[socket.socket] = set()
 
     def start(self) -> str:
         """Pick the first pod (ClusterError when none is ready), before anything is served."""
@@ -98,7 +108,7 @@ class Forwarder:
         while not stop.is_set():
             try:
                 conn, _ = self.listener.accept()
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError:
                 return  # the listener was closed
@@ -110,10 +120,8 @@ class Forwarder:
         with self._lock:
             live = list(self._live)
         for sock in live:
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
     def _handle(self, conn: socket.socket) -> None:
         try:
@@ -133,7 +141,7 @@ class Forwarder:
         if error:
             self.say(f"warning: pod {pod}: {error.strip()}")
 
-    def _open(self):
+    def _open(self) -> tuple[str, Any, socket.socket]:
         """A stream to the current pod; if the pod is gone, one more try on a newly picked ready pod."""
         pod = self._current()
         try:
@@ -142,7 +150,7 @@ class Forwarder:
             pod = self._replace(pod)
             return (pod, *self._stream(pod))
 
-    def _stream(self, pod: str):
+    def _stream(self, pod: str) -> tuple[Any, socket.socket]:
         return open_stream(self.cluster, lock=self._open_lock, api_client=self.api_client,
                            namespace=self.target.namespace, pod=pod, port=self.target.port)
 
@@ -153,7 +161,7 @@ class Forwarder:
             live = self.cluster.get("v1", "Pod", pod, namespace=self.target.namespace) if pod else None
         except ClusterError as e:
             raise ClusterError(f"{e}{forbidden_hint(e, self.target)}") from e
-        return pod if is_ready(live) else self._replace(pod)
+        return pod if pod and is_ready(live) else self._replace(pod)  # no pod: nothing is live
 
     def _replace(self, old: str | None) -> str:
         new = ready_pod(cluster=self.cluster, target=self.target)
@@ -164,7 +172,7 @@ class Forwarder:
         return new
 
 
-def _copy(api_client):
+def _copy(api_client: Any) -> Any:
     """Port-forwards get their own ApiClient: the client's port-forward swaps call_api while it connects."""
     from kubernetes import client
 

@@ -6,8 +6,10 @@ into a namespace that already runs pods meshreg does not manage, and `connect` f
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
+from meshreg.cluster.api import ClusterClient, Object
 from meshreg.cluster.errors import PermissionDenied
 from meshreg.config import PUSH_PROXY
 from meshreg.errors import ClusterError
@@ -25,7 +27,7 @@ class Target:
     role: str
 
 
-def check_alone(*, cluster, instance: str, namespaces) -> None:
+def check_alone(*, cluster: ClusterClient, instance: str, namespaces: Iterable[str]) -> None:
     """ClusterError (before anything is applied) when a push-proxy namespace runs pods that are not its own."""
     for namespace in namespaces:
         strangers = sorted(p["metadata"]["name"] for p in cluster.list("v1", "Pod", namespace=namespace)
@@ -37,12 +39,12 @@ def check_alone(*, cluster, instance: str, namespaces) -> None:
                                "port-forward to every pod in it: set pushProxy.namespace to an unused name")
 
 
-def _ours(pod: dict, instance: str) -> bool:
+def _ours(pod: Object, instance: str) -> bool:
     labels = pod["metadata"].get("labels") or {}
     return labels.get(INSTANCE) == instance and labels.get(NAME) == PUSH_PROXY
 
 
-def is_ready(pod: dict | None) -> bool:
+def is_ready(pod: Object | None) -> bool:
     """Running, Ready, and not on its way out."""
     if not pod or pod["metadata"].get("deletionTimestamp"):
         return False
@@ -51,7 +53,7 @@ def is_ready(pod: dict | None) -> bool:
     return status.get("phase") == "Running" and conditions.get("Ready") == "True"
 
 
-def ready_pod(*, cluster, target: Target) -> str:
+def ready_pod(*, cluster: ClusterClient, target: Target) -> str:
     """The newest ready push-proxy pod (it lives longest through a rollout); ClusterError saying why there is none."""
     try:
         pods = cluster.list("v1", "Pod", namespace=target.namespace, label_selector=target.selector)

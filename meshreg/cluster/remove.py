@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from meshreg.cluster import live as lives
 from meshreg.cluster import parallel
-from meshreg.cluster.apply import KEEP, delete, emit, namespaces_of, ordered, render_instance, wave
-from meshreg.cluster.live import instance_of, key_of
+from meshreg.cluster.api import ClusterClient, Object
+from meshreg.cluster.apply import KEEP, OnOutcome, delete, emit, namespaces_of, ordered, render_instance, wave
+from meshreg.cluster.live import Key, instance_of, key_of
 from meshreg.cluster.outcomes import Outcome, named, outcome
 from meshreg.errors import ClusterError
 
 
-def remove(*, manifests, cluster, purge=False, on_outcome=None) -> list[Outcome]:
+def remove(*, manifests: list[Object], cluster: ClusterClient, purge: bool = False,
+           on_outcome: OnOutcome | None = None) -> list[Outcome]:
     """Delete meshreg's objects, workloads first; keeps the PVC and its Namespace unless purge. 404 is fine."""
     objs = list(reversed(ordered(manifests)))
     live = lives.read(manifests=objs, cluster=cluster)
@@ -19,17 +21,24 @@ def remove(*, manifests, cluster, purge=False, on_outcome=None) -> list[Outcome]
     actions = {key_of(o): _keep(o, live.of(o), instance=instance, purge=purge) for o in objs}
     for step in (2, 1, 0):  # workloads and published objects, then what they used, then the Namespace
         batch = [o for o in objs if actions[key_of(o)] is None and wave(o["kind"], key_of(o)[2], namespaces) == step]
-        for obj, gone, error in parallel.each(lambda o: delete(cluster, o), batch):
-            if error is not None:
-                raise ClusterError(f"{error}; deleted before the failure: " + (", ".join(
-                    named(o) for o in objs if actions[key_of(o)] == "deleted") or "nothing"))
-            actions[key_of(obj)] = "deleted" if gone else "absent"
-    outcomes = [outcome(o, actions[key_of(o)]) for o in objs]
+        _delete_wave(batch, objs, actions=actions, cluster=cluster)
+    outcomes = [outcome(o, actions[key_of(o)] or "") for o in objs]
     emit(outcomes, on_outcome)
     return outcomes
 
 
-def _keep(obj, current, *, instance, purge) -> str | None:
+def _delete_wave(batch: list[Object], objs: list[Object], *, actions: dict[Key, str | None],
+                 cluster: ClusterClient) -> None:
+    """Delete `batch` at once, recording in `actions` whether each was deleted or already gone; on a failure, say
+    what was deleted before it."""
+    for obj, gone, error in parallel.each(lambda o: delete(cluster, o), batch):
+        if error is not None:
+            raise ClusterError(f"{error}; deleted before the failure: " + (", ".join(
+                named(o) for o in objs if actions[key_of(o)] == "deleted") or "nothing"))
+        actions[key_of(obj)] = "deleted" if gone else "absent"
+
+
+def _keep(obj: Object, current: Object | None, *, instance: str | None, purge: bool) -> str | None:
     """Why `down` leaves an object alone (kept, absent, another owner's), or None when it deletes it."""
     if current is None:
         return "absent"

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from meshreg.render.labels import selector as text
 
 
-def matches(selector: dict | None, labels: dict) -> bool:
+def matches(selector: dict[str, Any] | None, labels: dict[str, str]) -> bool:
     """Kubernetes label-selector semantics (matchLabels and matchExpressions); an empty selector matches all."""
     selector = selector or {}
     if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
@@ -19,7 +21,7 @@ def matches(selector: dict | None, labels: dict) -> bool:
     return True
 
 
-def of(obj: dict | None, default: dict | None = None) -> str:
+def of(obj: dict[str, Any] | None, default: dict[str, str] | None = None) -> str:
     """A workload's (or Job's) matchLabels as a label selector for listing its pods; `default` where it has none."""
     labels = (((obj or {}).get("spec") or {}).get("selector") or {}).get("matchLabels") or default or {}
     return text(labels)

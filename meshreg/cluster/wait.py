@@ -5,22 +5,27 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable, Iterable
+from typing import Any, TextIO
 
 from meshreg.cluster import crashes, selectors
+from meshreg.cluster.api import ClusterClient, Object
 from meshreg.cluster.enforcement import has_sidecar
 from meshreg.errors import ClusterError
 
 PULL_FAILURES = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
 
+Workload = tuple[str, str, str]  # (apiVersion, kind, name)
+
 
 class Progress:
     """One status line on stderr: rewritten in place on a TTY, plain lines when piped or NO_COLOR, silent when quiet."""
 
-    def __init__(self, *, stream=None, quiet=False):
+    def __init__(self, *, stream: TextIO | None = None, quiet: bool = False) -> None:
         self.stream = stream or sys.stderr
         self.quiet = quiet
         self.live = not quiet and _isatty(self.stream) and "NO_COLOR" not in os.environ
-        self.last = None
+        self.last: str | None = None
 
     def update(self, text: str) -> None:
         if self.quiet or text == self.last:
@@ -38,14 +43,14 @@ class Progress:
             self.stream.flush()
 
 
-def _isatty(stream) -> bool:
+def _isatty(stream: Any) -> bool:
     try:
         return stream.isatty()
     except (AttributeError, ValueError):
         return False
 
 
-def rollout(obj: dict | None) -> tuple[bool, str]:
+def rollout(obj: Object | None) -> tuple[bool, str]:
     """(done, "ready/desired") for a Deployment or DaemonSet as the API server reports it."""
     if obj is None:
         return False, "missing"
@@ -62,9 +67,11 @@ def rollout(obj: dict | None) -> tuple[bool, str]:
     return done, f"{ready}/{want} nodes"
 
 
-def wait(*, cluster, namespace: str, workloads, timeout: float, progress: Progress, interval: float = 2.0,
-         clock=time.monotonic, sleep=time.sleep) -> None:
-    """Poll `workloads` [(apiVersion, kind, name)] until every rollout is done, or raise ClusterError with a diagnosis."""
+def wait(*, cluster: ClusterClient, namespace: str, workloads: list[Workload], timeout: float, progress: Progress,
+         interval: float = 2.0, clock: Callable[[], float] = time.monotonic,
+         sleep: Callable[[float], None] = time.sleep) -> None:
+    """Poll `workloads` [(apiVersion, kind, name)] until every rollout is done, or raise ClusterError with a
+    diagnosis."""
     start = clock()
     while True:
         states = {w: rollout(cluster.get(w[0], w[1], w[2], namespace=namespace)) for w in workloads}
@@ -85,23 +92,27 @@ def wait(*, cluster, namespace: str, workloads, timeout: float, progress: Progre
         sleep(interval)
 
 
-def diagnose(*, cluster, namespace: str, workloads) -> list[str]:
+def diagnose(*, cluster: ClusterClient, namespace: str, workloads: Iterable[Workload]) -> list[str]:
     """Likely causes of a stuck rollout, from pod status, the PVCs and Warning events."""
     events = [e for e in cluster.list("v1", "Event", namespace=namespace) if e.get("type") == "Warning"]
     causes = _pvc_causes(cluster, namespace, events)
-    for api_version, kind, name in workloads:
-        workload = cluster.get(api_version, kind, name, namespace=namespace)
-        pods = cluster.list("v1", "Pod", namespace=namespace, label_selector=selectors.of(workload))
-        found = [c for pod in pods for c in pod_causes(pod) + crash_causes(cluster, pod)]
-        if not pods:  # nothing was created: the controller says why (PodSecurity, quota, ...)
-            found = [f"{kind} {name}: {e.get('message', '').strip()}" for e in events
-                     if e.get("involvedObject", {}).get("name", "").startswith(name)
-                     and e.get("reason") == "FailedCreate"][-1:]
-        causes += [c for c in found if c not in causes]
+    for workload in workloads:
+        causes += [c for c in _workload_causes(cluster, namespace, workload, events) if c not in causes]
     return causes
 
 
-def crash_causes(cluster, pod: dict) -> list[str]:
+def _workload_causes(cluster: ClusterClient, namespace: str, workload: Workload, events: list[Object]) -> list[str]:
+    """What its pods say; when it has none, why its controller could not create them (PodSecurity, quota, ...)."""
+    api_version, kind, name = workload
+    live = cluster.get(api_version, kind, name, namespace=namespace)
+    pods = cluster.list("v1", "Pod", namespace=namespace, label_selector=selectors.of(live))
+    if pods:
+        return [c for pod in pods for c in pod_causes(pod) + crash_causes(cluster, pod)]
+    return [f"{kind} {name}: {e.get('message', '').strip()}" for e in events
+            if e.get("involvedObject", {}).get("name", "").startswith(name) and e.get("reason") == "FailedCreate"][-1:]
+
+
+def crash_causes(cluster: ClusterClient, pod: Object) -> list[str]:
     """What the last log lines of a pod's failed containers say, where meshreg recognizes it."""
     meta = pod["metadata"]
     out = []
@@ -117,7 +128,7 @@ def crash_causes(cluster, pod: dict) -> list[str]:
     return out
 
 
-def _pvc_causes(cluster, namespace, events) -> list[str]:
+def _pvc_causes(cluster: ClusterClient, namespace: str, events: list[Object]) -> list[str]:
     out = []
     for pvc in cluster.list("v1", "PersistentVolumeClaim", namespace=namespace):
         if (pvc.get("status") or {}).get("phase") == "Pending":
@@ -128,29 +139,49 @@ def _pvc_causes(cluster, namespace, events) -> list[str]:
     return out
 
 
-def pod_causes(pod: dict) -> list[str]:
+def pod_causes(pod: Object) -> list[str]:
+    """Why a pod is not ready, in words a user can act on: no sidecar, not schedulable, an image it cannot pull, a
+    container that keeps crashing."""
     name = pod["metadata"]["name"]
     status = pod.get("status") or {}
-    out = []
+    out = _sidecar_causes(pod) + _scheduling_causes(name, status.get("conditions") or [])
+    for cs in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
+        cause = _container_cause(pod, cs)
+        if cause:
+            out.append(cause)
+    return out
+
+
+def _sidecar_causes(pod: Object) -> list[str]:
     wants_sidecar = ((pod["metadata"].get("labels") or {}).get("sidecar.istio.io/inject") != "false")  # ambient
-    if not has_sidecar(pod) and wants_sidecar:
-        out.append(f"pod {name}: no istio-proxy sidecar was injected (check the namespace's injection label "
-                   "and that istiod is running)")
-    for cond in status.get("conditions") or []:
+    if has_sidecar(pod) or not wants_sidecar:
+        return []
+    return [f"pod {pod['metadata']['name']}: no istio-proxy sidecar was injected (check the namespace's injection "
+            "label and that istiod is running)"]
+
+
+def _scheduling_causes(name: str, conditions: list[dict[str, Any]]) -> list[str]:
+    out = []
+    for cond in conditions:
         if cond.get("type") == "PodScheduled" and cond.get("status") == "False":
             message = (cond.get("message") or cond.get("reason") or "").strip()
             hint = " (the hostPort is already taken on those nodes)" if "free ports" in message else ""
             out.append(f"pod {name} cannot be scheduled: {message}{hint}")
-    for cs in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
-        waiting = (cs.get("state") or {}).get("waiting") or {}
-        if waiting.get("reason") in PULL_FAILURES and cs.get("image") == "auto":
-            out.append(f"pod {name}: Istio did not inject the gateway (image: auto was never replaced; check the "
-                       "namespace's injection label and that istiod is running)")
-        elif waiting.get("reason") in PULL_FAILURES:
-            out.append(f"pod {name}: cannot pull image {cs.get('image')}: {waiting.get('message', waiting['reason'])}")
-        elif waiting.get("reason") == "CrashLoopBackOff":
-            last = (cs.get("lastState") or {}).get("terminated") or {}
-            out.append(f"pod {name}: container {cs.get('name')} keeps crashing (last exit code "
-                       f"{last.get('exitCode', '?')}, {last.get('reason', 'unknown')}); "
-                       f"see kubectl logs -n {pod['metadata'].get('namespace')} {name} -c {cs.get('name')} --previous")
     return out
+
+
+def _container_cause(pod: Object, cs: dict[str, Any]) -> str | None:
+    """What keeps one container from running: an image it cannot pull, or a crash loop."""
+    name = pod["metadata"]["name"]
+    waiting = (cs.get("state") or {}).get("waiting") or {}
+    if waiting.get("reason") in PULL_FAILURES and cs.get("image") == "auto":
+        return (f"pod {name}: Istio did not inject the gateway (image: auto was never replaced; check the "
+                "namespace's injection label and that istiod is running)")
+    if waiting.get("reason") in PULL_FAILURES:
+        return f"pod {name}: cannot pull image {cs.get('image')}: {waiting.get('message', waiting['reason'])}"
+    if waiting.get("reason") == "CrashLoopBackOff":
+        last = (cs.get("lastState") or {}).get("terminated") or {}
+        return (f"pod {name}: container {cs.get('name')} keeps crashing (last exit code "
+                f"{last.get('exitCode', '?')}, {last.get('reason', 'unknown')}); "
+                f"see kubectl logs -n {pod['metadata'].get('namespace')} {name} -c {cs.get('name')} --previous")
+    return None

@@ -4,9 +4,25 @@ Callers use `config.load(path)` / `config.from_text(text, name=...)` and the mod
 """
 
 from meshreg.config.loading import from_text, load
-from meshreg.config.model import (API_VERSION, DEFAULT, DEFAULT_FILE, DEFAULT_IMAGE, KIND, PUSH_PROXY, REGISTRY_PORT,
-                                  ROLES, Config, LocalRegistryHosting, Mirror, NodeProxy, PushProxy, Registry,
-                                  Resources, Storage, Writer)
+from meshreg.config.model import (
+    API_VERSION,
+    DEFAULT,
+    DEFAULT_FILE,
+    DEFAULT_IMAGE,
+    KIND,
+    PUSH_PROXY,
+    REGISTRY_PORT,
+    ROLES,
+    Config,
+    LocalRegistryHosting,
+    Mirror,
+    NodeProxy,
+    PushProxy,
+    Registry,
+    Resources,
+    Storage,
+    Writer,
+)
 
 __all__ = ["API_VERSION", "DEFAULT", "DEFAULT_FILE", "DEFAULT_IMAGE", "KIND", "PUSH_PROXY", "REGISTRY_PORT", "ROLES",
            "Config", "LocalRegistryHosting", "Mirror", "NodeProxy", "PushProxy", "Registry", "Resources", "Storage",

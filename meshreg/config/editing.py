@@ -10,20 +10,24 @@ from __future__ import annotations
 import io
 import os
 import re
-from collections import Counter
 import tempfile
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
+from ruamel.yaml.nodes import ScalarNode
+from ruamel.yaml.representer import BaseRepresenter
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 from ruamel.yaml.util import load_yaml_guess_indent
 
 from meshreg import config
-from meshreg.config import names
-from meshreg.config import Writer
+from meshreg.config import Config, Registry, Writer, names
 from meshreg.errors import ConfigError, UsageError
+
+Prefixes = tuple[str, ...]  # repository prefixes, normalized ("team-a/") or "*"
 
 
 @dataclass(frozen=True)
@@ -36,7 +40,7 @@ class Edit:
     note: str = ""
 
 
-def grant(text: str, *, name: str, identity: str, repositories: tuple = (), delete: bool = False,
+def grant(text: str, *, name: str, identity: str, repositories: tuple[str, ...] = (), delete: bool = False,
           registry: str | None = None) -> Edit:
     """Make `identity` a writer, or widen it: new prefixes, `*` for every repository, or the DELETE grant."""
     prefixes, cfg, reg, old = _current(text, name=name, identity=identity, repositories=repositories,
@@ -59,7 +63,7 @@ def grant(text: str, *, name: str, identity: str, repositories: tuple = (), dele
     return _finish(yaml, doc, name=name, identity=identity, before=old, old_text=text, registry=reg.name)
 
 
-def revoke(text: str, *, name: str, identity: str, repositories: tuple = (), delete: bool = False,
+def revoke(text: str, *, name: str, identity: str, repositories: tuple[str, ...] = (), delete: bool = False,
            registry: str | None = None) -> Edit:
     """Remove a writer, some of its prefixes (the last one removes the writer: revoking never widens), or DELETE."""
     prefixes, cfg, reg, old = _current(text, name=name, identity=identity, repositories=repositories,
@@ -70,27 +74,34 @@ def revoke(text: str, *, name: str, identity: str, repositories: tuple = (), del
     doc, yaml = _load(text, name)
     writers = _writers_seq(doc, reg.name)
     entry = _entry(writers, identity)
-    note, own_text = "", text
-    if not (delete and not prefixes) and not (prefixes and _narrowing(old, prefixes)):
-        own_text = _without_entry(text, writers, writers.index(entry))  # its comments go with it
-    if delete and not prefixes:
-        if not old.delete:
-            raise UsageError(f"{identity} has no DELETE grant to revoke")
-        del entry["delete"]
-    elif prefixes:
-        keep = _narrowing(old, prefixes)
-        if keep:
-            _set_repositories(entry, (), keep=keep)
-        else:
-            note = f"{identity} had no repository prefix left, so it is no longer a writer"
-            writers.remove(entry)
-    else:
-        writers.remove(entry)
+    only_delete = delete and not prefixes
+    keep = _narrowing(old, prefixes) if prefixes else ()
+    # The entry goes (and its comments with it) unless it keeps prefixes or loses only its DELETE grant.
+    own_text = text if only_delete or keep else _without_entry(text, writers, writers.index(entry))
+    note = _revoke_entry(writers, entry, old, prefixes=prefixes, keep=keep, only_delete=only_delete)
     if not writers:
         writers.fa.set_flow_style()  # `writers: []`, as `meshreg init` writes it
         _keep_end_comments(doc, writers)
     return _finish(yaml, doc, name=name, identity=identity, before=old, note=note, old_text=own_text,
                    registry=reg.name)
+
+
+def _revoke_entry(writers: CommentedSeq, entry: CommentedMap, old: Writer, *, prefixes: Prefixes, keep: Prefixes,
+                  only_delete: bool) -> str:
+    """Take the DELETE grant or `prefixes` from the writer's entry (`keep`: what is left), or remove it; a note
+    when revoking prefixes removed the writer."""
+    if only_delete:
+        if not old.delete:
+            raise UsageError(f"{old.service_account} has no DELETE grant to revoke")
+        del entry["delete"]
+        return ""
+    if keep:
+        _set_repositories(entry, (), keep=keep)
+        return ""
+    writers.remove(entry)
+    if prefixes:
+        return f"{old.service_account} had no repository prefix left, so it is no longer a writer"
+    return ""
 
 
 def write_atomically(path: str, text: str) -> None:
@@ -111,7 +122,7 @@ def write_atomically(path: str, text: str) -> None:
         raise
 
 
-def _prefixes(identity: str, repositories: tuple) -> tuple:
+def _prefixes(identity: str, repositories: tuple[str, ...]) -> Prefixes:
     problem = names.check_identity(identity)
     if problem:
         raise UsageError(problem)
@@ -122,7 +133,8 @@ def _prefixes(identity: str, repositories: tuple) -> tuple:
     return tuple(dict.fromkeys(names.normalize_prefix(r) for r in repositories))
 
 
-def _current(text: str, *, name: str, identity: str, repositories: tuple, registry: str | None) -> tuple:
+def _current(text: str, *, name: str, identity: str, repositories: tuple[str, ...],
+             registry: str | None) -> tuple[Prefixes, Config, Registry, Writer | None]:
     """The checked prefixes, the config, the registry edited and the writer as it is now (or None)."""
     prefixes = _prefixes(identity, repositories)
     cfg = config.from_text(text, name=name)
@@ -130,7 +142,7 @@ def _current(text: str, *, name: str, identity: str, repositories: tuple, regist
     return prefixes, cfg, reg, _writer(cfg, identity, reg.name)
 
 
-def _writable(cfg, registry: str | None):
+def _writable(cfg: Config, registry: str | None) -> Registry:
     """The registry whose writers list is edited; only an images registry has one."""
     reg = cfg.get_registry(registry)
     if reg.role != "images":
@@ -140,33 +152,42 @@ def _writable(cfg, registry: str | None):
     return reg
 
 
-def _writer(cfg, identity: str, registry: str | None = None) -> Writer | None:
+def _writer(cfg: Config, identity: str, registry: str | None = None) -> Writer | None:
     writers = cfg.get_registry(registry).writers
     return next((w for w in writers if w.service_account == identity), None)
 
 
-def _covered(prefix: str, scope: tuple) -> str | None:
+def _covered(prefix: str, scope: Prefixes) -> str | None:
     return next((s for s in scope if s == "*" or prefix.startswith(s)), None)
 
 
-def _widening(old: Writer, prefixes: tuple, *, delete: bool) -> tuple:
+def _widening(old: Writer, prefixes: Prefixes, *, delete: bool) -> Prefixes:
     """The prefixes to add to an existing writer; refuse a grant that would change nothing."""
-    scope = ", ".join(old.repositories)
+    _refuse_regrant(old, prefixes, delete=delete)
+    new = tuple(p for p in prefixes if _covered(p, old.repositories) is None)
+    _refuse_covered(old, prefixes, new, delete=delete)
+    return new
+
+
+def _refuse_regrant(old: Writer, prefixes: Prefixes, *, delete: bool) -> None:
+    """A grant of what the writer's scope already is: every repository, or nothing named at all."""
     if not old.scoped and (prefixes or not delete):
         raise UsageError(f"{old.service_account} is already a writer of every repository (\"*\"): nothing to add")
     if not prefixes and not delete:
-        raise UsageError(f"{old.service_account} is already a writer (repositories: {scope}); add prefixes "
-                         "with --repo, or --repo '*' for every repository")
-    new = tuple(p for p in prefixes if _covered(p, old.repositories) is None)
+        raise UsageError(f"{old.service_account} is already a writer (repositories: {', '.join(old.repositories)}); "
+                         "add prefixes with --repo, or --repo '*' for every repository")
+
+
+def _refuse_covered(old: Writer, prefixes: Prefixes, new: Prefixes, *, delete: bool) -> None:
+    """A grant whose prefixes (`new`: those not covered yet) and DELETE the writer already has."""
     if prefixes and not new and not (delete and not old.delete):
         covered = ", ".join(f"{p} (by {_covered(p, old.repositories)})" for p in prefixes)
         raise UsageError(f"{old.service_account} already writes {covered}: nothing to add")
     if delete and old.delete and not new:
         raise UsageError(f"{old.service_account} already has the DELETE grant: nothing to add")
-    return new
 
 
-def _narrowing(old: Writer, prefixes: tuple) -> tuple:
+def _narrowing(old: Writer, prefixes: Prefixes) -> Prefixes:
     if not old.scoped:
         raise UsageError(f"{old.service_account} writes every repository (\"*\"); to narrow it, revoke it and "
                          "grant it again with --repo")
@@ -177,7 +198,7 @@ def _narrowing(old: Writer, prefixes: tuple) -> tuple:
     return tuple(p for p in old.repositories if p not in prefixes)
 
 
-def _load(text: str, name: str):
+def _load(text: str, name: str) -> tuple[CommentedMap, YAML]:
     try:
         _, sequence, dash = load_yaml_guess_indent(text)
         mapping = _mapping_indent(text)
@@ -202,11 +223,11 @@ def _mapping_indent(text: str) -> int:
     return 2
 
 
-def _null(representer, _):
+def _null(representer: BaseRepresenter, _: None) -> ScalarNode:
     return representer.represent_scalar("tag:yaml.org,2002:null", "null")
 
 
-def _writers_seq(doc, registry: str) -> CommentedSeq:
+def _writers_seq(doc: CommentedMap, registry: str) -> CommentedSeq:
     """The writers list to edit: spec.writers, or spec.registries[<registry>].writers."""
     if doc.get("spec") is None:
         doc["spec"] = CommentedMap()
@@ -215,14 +236,16 @@ def _writers_seq(doc, registry: str) -> CommentedSeq:
         holder = next(r for r in holder["registries"] if r.get("name") == registry)
     if not isinstance(holder.get("writers"), CommentedSeq):
         holder["writers"] = CommentedSeq()
-    return holder["writers"]
+    writers: CommentedSeq = holder["writers"]
+    return writers
 
 
-def _entry(writers, identity: str) -> CommentedMap:
-    return next(item for item in writers if item.get("serviceAccount") == identity)
+def _entry(writers: CommentedSeq, identity: str) -> CommentedMap:
+    entry: CommentedMap = next(item for item in writers if item.get("serviceAccount") == identity)
+    return entry
 
 
-def _new_entry(identity: str, prefixes: tuple, *, delete: bool, like) -> CommentedMap:
+def _new_entry(identity: str, prefixes: Prefixes, *, delete: bool, like: CommentedSeq) -> CommentedMap:
     entry = CommentedMap()
     entry["serviceAccount"] = identity
     entry["repositories"] = _sequence(prefixes, like=like)
@@ -231,7 +254,7 @@ def _new_entry(identity: str, prefixes: tuple, *, delete: bool, like) -> Comment
     return entry
 
 
-def _sequence(prefixes: tuple, *, like) -> CommentedSeq:
+def _sequence(prefixes: Prefixes, *, like: Iterable[object]) -> CommentedSeq:
     """A repositories list styled like the other writers' (flow `["*"]` unless they use block lists)."""
     seq = CommentedSeq(DoubleQuotedScalarString(p) for p in prefixes)
     block = any(isinstance(w.get("repositories"), CommentedSeq) and w["repositories"].fa.flow_style() is False
@@ -240,7 +263,7 @@ def _sequence(prefixes: tuple, *, like) -> CommentedSeq:
     return seq
 
 
-def _set_repositories(entry: CommentedMap, added: tuple, *, keep: tuple) -> None:
+def _set_repositories(entry: CommentedMap, added: Prefixes, *, keep: Prefixes) -> None:
     """Keep the listed items whose prefix is in `keep`, as the user spelled them, then append `added`."""
     current = entry.get("repositories")
     if not isinstance(current, CommentedSeq):
@@ -251,7 +274,7 @@ def _set_repositories(entry: CommentedMap, added: tuple, *, keep: tuple) -> None
     current.extend(DoubleQuotedScalarString(p) for p in added)
 
 
-def _keep_end_comments(doc, writers: CommentedSeq) -> None:
+def _keep_end_comments(doc: CommentedMap, writers: CommentedSeq) -> None:
     """An empty flow list drops the comments that followed its last item: hand them to the document's end."""
     end = getattr(writers.ca, "end", None)
     spec = doc["spec"]
@@ -271,11 +294,11 @@ def _without_entry(text: str, writers: CommentedSeq, index: int) -> str:
     return "".join(lines[:start] + lines[end:])
 
 
-def _comments(text: str) -> Counter:
+def _comments(text: str) -> Counter[str]:
     return Counter(line.strip() for line in text.splitlines() if line.lstrip().startswith("#"))
 
 
-def _finish(yaml, doc, *, name: str, identity: str, before: Writer | None, note: str = "",
+def _finish(yaml: YAML, doc: CommentedMap, *, name: str, identity: str, before: Writer | None, note: str = "",
             old_text: str = "", registry: str | None = None) -> Edit:
     out = io.StringIO()
     yaml.dump(doc, out)

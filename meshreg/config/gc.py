@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import zoneinfo
 
-from meshreg.config import names, scheduling
+from meshreg.config import names, scheduling, source
 from meshreg.config.model import GC, Registry, Scheduling
 from meshreg.config.reader import REQUIRED, Reader
-from meshreg.gcjob.retention import Retention, Rule, parse_duration
+from meshreg.retention import Retention, Rule, parse_duration
 
 MACROS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
 _GC_KEYS = {"schedule": REQUIRED, "timeZone": None, "deleteUntagged": False, "image": GC.image,
@@ -20,13 +20,13 @@ _GC_KEYS = {"schedule": REQUIRED, "timeZone": None, "deleteUntagged": False, "im
 _RULE_KEYS = {"repositories": ["*"], "keepNewest": None, "keepNewerThan": None}
 
 
-def read_gc(r: Reader, value: object, path: tuple, *, registry: Scheduling) -> GC | None:
+def read_gc(r: Reader, value: object, path: source.Path, *, registry: Scheduling) -> GC | None:
     """The gc mapping; its Job runs where the registry may (its volume is there): nodeSelector and tolerations
     default to the registry's (`registry`), affinity does not (the Job follows the registry's pod by itself)."""
     if value is None:
         return None
     m = r.mapping(value, path, _GC_KEYS)
-    timeout = parse_duration(r.string(m["timeout"], path + ("timeout",), _check_duration))
+    timeout = _read_seconds(r, m["timeout"], path + ("timeout",))
     return GC(schedule=r.string(m["schedule"], path + ("schedule",), check_schedule),
               time_zone=r.string(m["timeZone"], path + ("timeZone",), check_time_zone, nullable=True),
               delete_untagged=r.boolean(m["deleteUntagged"], path + ("deleteUntagged",)),
@@ -35,7 +35,14 @@ def read_gc(r: Reader, value: object, path: tuple, *, registry: Scheduling) -> G
                                                                          tolerations=registry.tolerations)))
 
 
-def read_retention(r: Reader, value: object, path: tuple) -> Retention | None:
+def _read_seconds(r: Reader, value: object, path: source.Path) -> int:
+    """A duration (`1h`, `14d`) in seconds."""
+    seconds = parse_duration(r.string(value, path, _check_duration))
+    assert seconds, value  # _check_duration accepts only positive durations
+    return seconds
+
+
+def read_retention(r: Reader, value: object, path: source.Path) -> Retention | None:
     if value is None:
         return None
     m = r.mapping(value, path, {"rules": REQUIRED, "protectedTags": []})
@@ -53,7 +60,7 @@ def read_retention(r: Reader, value: object, path: tuple) -> Retention | None:
     return Retention(rules=tuple(rules), protected_tags=tuple(protected))
 
 
-def _read_rule(r: Reader, value: object, path: tuple) -> Rule:
+def _read_rule(r: Reader, value: object, path: source.Path) -> Rule:
     m = r.mapping(value, path, _RULE_KEYS)
     repos = r.strings(m["repositories"], path + ("repositories",), names.check_repository_prefix)
     if not repos or ("*" in repos and len(repos) > 1):
@@ -68,7 +75,7 @@ def _read_rule(r: Reader, value: object, path: tuple) -> Rule:
                 keep_newer_than=newer)
 
 
-def check_gc(r: Reader, reg: Registry, path: tuple, *, delete_switch: str) -> None:
+def check_gc(r: Reader, reg: Registry, path: source.Path, *, delete_switch: str) -> None:
     """What gc and retention need from the rest of a registry's settings."""
     if reg.gc and reg.role == "mirror":
         r.fail(path + ("gc",), "a mirror expires its cache itself (distribution's proxy scheduler); "

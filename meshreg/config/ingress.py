@@ -6,17 +6,20 @@ from __future__ import annotations
 import json
 import os
 import re
+from dataclasses import replace
+from typing import Any
 from urllib.parse import urlsplit
 
 from meshreg.config import names
 from meshreg.config.model import INGRESS_METHODS, Client, Ingress, IngressGateway, Issuer, Registry
 from meshreg.config.reader import REQUIRED, Reader
 from meshreg.config.registries import read_labels, read_prefixes
+from meshreg.config.source import Path
 from meshreg.pki.material import public_material
 
 _GW = IngressGateway()
-_KEYS = {"host": REQUIRED, "registry": None, "credentialName": REQUIRED, "clientCA": "ingress-ca", "gateway": {},
-         "issuers": [], "clients": []}
+_KEYS: dict[str, object] = {"host": REQUIRED, "registry": None, "credentialName": REQUIRED, "clientCA": "ingress-ca",
+                             "gateway": {}, "issuers": [], "clients": []}
 _GATEWAY_KEYS = {"namespace": _GW.namespace, "selector": dict(_GW.selector), "serviceAccount": _GW.service_account,
                  "port": _GW.port, "dedicated": _GW.dedicated}
 _CLIENT_KEYS = {"name": REQUIRED, "method": REQUIRED, "repositories": REQUIRED, "readRepositories": None,
@@ -27,7 +30,7 @@ _RESERVED_CLAIMS = {"iss": "issuer", "sub": "subject", "aud": "the issuer's audi
 _PRIVATE_JWK = {"d", "p", "q", "dp", "dq", "qi", "oth"}
 
 
-def read_ingress(r: Reader, value: object, path: tuple, *, registries: tuple[Registry, ...], namespace: str) -> Ingress:
+def read_ingress(r: Reader, value: object, path: Path, *, registries: tuple[Registry, ...], namespace: str) -> Ingress:
     m = r.mapping(value, path, _KEYS)
     registry = _read_registry(r, m["registry"], path + ("registry",), registries)
     gateway = _read_gateway(r, m["gateway"], path + ("gateway",))
@@ -44,7 +47,7 @@ def read_ingress(r: Reader, value: object, path: tuple, *, registries: tuple[Reg
         ca_pem=material[0] if material else None, crl_pem=material[1] if material else None)
 
 
-def _read_registry(r: Reader, value: object, path: tuple, registries) -> Registry:
+def _read_registry(r: Reader, value: object, path: Path, registries: tuple[Registry, ...]) -> Registry:
     """The registry named (default: the default one); never a mirror."""
     name = next(reg.name for reg in registries if reg.default) if value is None else r.string(value, path)
     reg = next((x for x in registries if x.name == name), None)
@@ -55,7 +58,7 @@ def _read_registry(r: Reader, value: object, path: tuple, registries) -> Registr
     return reg
 
 
-def _read_gateway(r: Reader, value: object, path: tuple) -> IngressGateway:
+def _read_gateway(r: Reader, value: object, path: Path) -> IngressGateway:
     m = r.mapping(value, path, _GATEWAY_KEYS)
     selector = r.mapping(m["selector"], path + ("selector",), _any_keys(m["selector"]))
     if not selector:
@@ -69,7 +72,8 @@ def _read_gateway(r: Reader, value: object, path: tuple) -> IngressGateway:
         dedicated=r.boolean(m["dedicated"], path + ("dedicated",)))
 
 
-def _check_gateway_identity(r: Reader, gateway: IngressGateway, registry: Registry, namespace: str, path) -> None:
+def _check_gateway_identity(r: Reader, gateway: IngressGateway, registry: Registry, namespace: str,
+                            path: Path) -> None:
     """The gateway writes for its clients only: it must not also be the node proxy, a writer or the publisher."""
     identity = gateway.identity
     if identity == f"{namespace}/node-proxy":
@@ -83,14 +87,14 @@ def _check_gateway_identity(r: Reader, gateway: IngressGateway, registry: Regist
                      "publish through it, so name another publisher")
 
 
-def _read_gateway_port(r: Reader, value: object, path: tuple) -> int:
+def _read_gateway_port(r: Reader, value: object, path: Path) -> int:
     port = r.integer(value, path, low=1, high=65535)
     if port in names.ISTIO_RESERVED_PORTS:
         r.fail(path, f"{port} is a port the Istio proxy keeps for itself")
     return port
 
 
-def _read_issuers(r: Reader, value: object, path: tuple) -> tuple[Issuer, ...]:
+def _read_issuers(r: Reader, value: object, path: Path) -> tuple[Issuer, ...]:
     if not isinstance(value, list):
         r.fail(path, "expected a list of issuers ({issuer: ..., audiences: [...], jwksUri: https://...})")
     out: list[Issuer] = []
@@ -112,7 +116,8 @@ def _read_issuers(r: Reader, value: object, path: tuple) -> tuple[Issuer, ...]:
     return tuple(out)
 
 
-def _read_clients(r: Reader, value: object, path: tuple, *, issuers, registry: Registry) -> tuple[Client, ...]:
+def _read_clients(r: Reader, value: object, path: Path, *, issuers: tuple[Issuer, ...],
+                  registry: Registry) -> tuple[Client, ...]:
     if not isinstance(value, list):
         r.fail(path, "expected a list of clients ({name: ..., method: mtls|jwt, repositories: [...]})")
     clients: list[Client] = []
@@ -128,7 +133,7 @@ def _read_clients(r: Reader, value: object, path: tuple, *, issuers, registry: R
     return tuple(clients)
 
 
-def _read_client(r: Reader, value: object, p: tuple, *, issuers, registry: Registry) -> Client:
+def _read_client(r: Reader, value: object, p: Path, *, issuers: tuple[Issuer, ...], registry: Registry) -> Client:
     m = r.mapping(value, p, _CLIENT_KEYS)
     name = r.string(m["name"], p + ("name",), names.check_label)
     method = r.string(m["method"], p + ("method",), lambda v: None if v in INGRESS_METHODS else
@@ -149,32 +154,41 @@ def _read_client(r: Reader, value: object, p: tuple, *, issuers, registry: Regis
     return _read_jwt(r, m, p, client, issuers)
 
 
-def _read_jwt(r: Reader, m: dict, p: tuple, client: Client, issuers) -> Client:
+def _read_jwt(r: Reader, m: dict[str, Any], p: Path, client: Client, issuers: tuple[Issuer, ...]) -> Client:
+    issuer = _read_client_issuer(r, m["issuer"], p, issuers)
+    if m["subject"] is None:
+        r.fail(p, "missing required key 'subject' (the `sub` claim of this client's tokens)")
+    subject = r.string(m["subject"], p + ("subject",), _check_pattern)
+    return replace(client, issuer=issuer, subject=subject, claims=_read_claims(r, m["claims"], p + ("claims",)))
+
+
+def _read_client_issuer(r: Reader, value: object, p: Path, issuers: tuple[Issuer, ...]) -> str:
+    """A jwt client's issuer: one of spec.ingress.issuers, which may go unsaid when there is only one."""
     if not issuers:
         r.fail(p + ("method",), "a jwt client needs an issuer: list it under spec.ingress.issuers")
     known = [i.issuer for i in issuers]
-    issuer = r.string(m["issuer"], p + ("issuer",), nullable=True)
+    issuer = r.string(value, p + ("issuer",), nullable=True)
     if issuer is None and len(known) > 1:
         r.fail(p, f"missing required key 'issuer' (several issuers: {', '.join(known)})")
     if issuer is not None and issuer not in known:
         r.fail(p + ("issuer",), f"{issuer!r} is not in spec.ingress.issuers ({', '.join(known)})")
-    if m["subject"] is None:
-        r.fail(p, "missing required key 'subject' (the `sub` claim of this client's tokens)")
-    subject = r.string(m["subject"], p + ("subject",), _check_pattern)
-    claims = r.mapping(m["claims"], p + ("claims",), _any_keys(m["claims"]))
+    return issuer or known[0]
+
+
+def _read_claims(r: Reader, value: object, path: Path) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """`claims: {NAME: value or [values]}`, sorted by name."""
+    claims = r.mapping(value, path, _any_keys(value))
     read = []
     for key, values in claims.items():
-        r.string(key, p + ("claims", key), _check_claim_name)
-        values = [values] if isinstance(values, str) else values
-        listed = r.strings(values, p + ("claims", key), _check_pattern)
+        r.string(key, path + (key,), _check_claim_name)
+        listed = r.strings([values] if isinstance(values, str) else values, path + (key,), _check_pattern)
         if not listed:
-            r.fail(p + ("claims", key), "empty: list the values this claim may take")
+            r.fail(path + (key,), "empty: list the values this claim may take")
         read.append((key, tuple(listed)))
-    return Client(**{**client.__dict__, "issuer": issuer or known[0], "subject": subject,
-                     "claims": tuple(sorted(read))})
+    return tuple(sorted(read))
 
 
-def _any_keys(value: object) -> dict:
+def _any_keys(value: object) -> dict[str, object]:
     """Accept whatever keys a user-named mapping has (each is checked after)."""
     return {k: None for k in value} if isinstance(value, dict) else {}
 
@@ -194,7 +208,7 @@ def _check_token_text(value: str) -> str | None:
 def _check_pattern(value: str) -> str | None:
     """A subject or claim value as Istio matches it: exact, `prefix*`, `*suffix`, or `*` (any non-empty value)."""
     problem = _check_token_text(value)
-    if problem or value == "*" or "*" not in value[1:-1] and value.count("*") <= 1:
+    if problem or value == "*" or ("*" not in value[1:-1] and value.count("*") <= 1):
         return problem
     return f"{value!r}: '*' may only stand alone or at one end (exact, prefix*, *suffix), as Istio matches it"
 

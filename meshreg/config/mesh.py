@@ -8,8 +8,11 @@ creates with the Gateway's name, so that name is reserved for it.
 from __future__ import annotations
 
 import re
+from typing import Any
 
+from meshreg.config.model import Registry
 from meshreg.config.reader import Reader
+from meshreg.config.source import Path
 
 MESHES = ("sidecar", "ambient")
 WAYPOINT = "waypoint"  # the waypoint Gateway, and the ServiceAccount (identity) Istio deploys it with
@@ -29,27 +32,34 @@ SIDECAR_ONLY_GC = ("the gc job deletes through the mesh from a pod with a sideca
 _VERSIONED_REVISION = re.compile(r"(?:istio-)?1-(\d+)(?:-\d+)*")
 
 
-def read_mesh(r: Reader, value: object, path: tuple) -> str:
+def read_mesh(r: Reader, value: object, path: Path) -> str:
     """`sidecar` (the default) or `ambient`."""
     return r.string(value, path, lambda v: None if v in MESHES else
                     f"{v!r} is not a mesh mode (expected one of: {', '.join(MESHES)})")
 
 
-def check_ambient(r: Reader, spec: dict, *, registries, several: bool) -> None:
+def check_ambient(r: Reader, spec: dict[str, Any], *, registries: tuple[Registry, ...], several: bool) -> None:
     """One line, exit 2, for a setting that ambient mode cannot honour (config.spec also refuses the waypoint's
     identity as a writer or publisher)."""
-    p = ("spec",)
-    revision = spec["istioRevision"]
+    _check_revision(r, spec["istioRevision"])
+    for i, reg in enumerate(registries):
+        _check_sidecar_free(r, reg, ("spec", "registries", i) if several else ("spec", "registry"), several=several)
+
+
+def _check_revision(r: Reader, revision: object) -> None:
+    """A revision named after an Istio version older than MINIMUM_ISTIO."""
     match = _VERSIONED_REVISION.fullmatch(revision) if isinstance(revision, str) else None
     if match and (1, int(match.group(1))) < MINIMUM_ISTIO:
-        r.fail(p + ("istioRevision",), f"{revision!r} names Istio 1.{match.group(1)}, but mesh: ambient needs Istio "
-                                       f"{'.'.join(map(str, MINIMUM_ISTIO))} or newer ({MINIMUM_REASON})")
-    for i, reg in enumerate(registries):
-        if several and reg.name == WAYPOINT:  # only spec.registries names registries
-            r.fail(p + ("registries", i, "name"), f"{WAYPOINT!r} is the waypoint's name in ambient mode (its Service "
-                   "and ServiceAccount): name the registry otherwise")
-        if reg.role == "mirror":
-            r.fail(p + ("registries", i, "role"), SIDECAR_ONLY_MIRROR)
-        if reg.gc or reg.retention:
-            where = p + (("registries", i) if several else ("registry",)) + ("gc" if reg.gc else "retention",)
-            r.fail(where, SIDECAR_ONLY_GC)
+        r.fail(("spec", "istioRevision"), f"{revision!r} names Istio 1.{match.group(1)}, but mesh: ambient needs "
+                                          f"Istio {'.'.join(map(str, MINIMUM_ISTIO))} or newer ({MINIMUM_REASON})")
+
+
+def _check_sidecar_free(r: Reader, reg: Registry, base: Path, *, several: bool) -> None:
+    """One registry (at `base`): not named like the waypoint, and nothing that needs a sidecar in its pods."""
+    if several and reg.name == WAYPOINT:  # only spec.registries names registries
+        r.fail(base + ("name",), f"{WAYPOINT!r} is the waypoint's name in ambient mode (its Service and "
+                                 "ServiceAccount): name the registry otherwise")
+    if reg.role == "mirror":  # only in spec.registries: the single registry is an images registry
+        r.fail(base + ("role",), SIDECAR_ONLY_MIRROR)
+    if reg.gc or reg.retention:
+        r.fail(base + ("gc" if reg.gc else "retention",), SIDECAR_ONLY_GC)

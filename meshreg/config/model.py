@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 from meshreg.errors import ConfigError
-from meshreg.gcjob.retention import Retention
+from meshreg.retention import Retention
 
 API_VERSION = "meshreg.dev/v1alpha1"
 KIND = "MeshRegistry"
@@ -18,10 +19,13 @@ REGISTRY_PORT = 5000  # the registry Service port; fixed so every address meshre
 
 @dataclass(frozen=True)
 class Resources:
-    requests: dict = field(default_factory=dict)
-    limits: dict = field(default_factory=dict)
+    """A container's resource requests and limits: resource name (cpu, memory, ephemeral-storage) -> quantity."""
 
-    def as_dict(self) -> dict:
+    requests: dict[str, str] = field(default_factory=dict)
+    limits: dict[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, dict[str, str]]:
+        """The container's `resources`, keys sorted, empty ones left out."""
         out = {}
         if self.limits:
             out["limits"] = dict(sorted(self.limits.items()))
@@ -35,12 +39,12 @@ class Scheduling:
     """Where a workload's pods may run, as the pod spec says it (config.scheduling reads and checks it)."""
 
     node_selector: tuple[tuple[str, str], ...] = ()
-    tolerations: tuple[dict, ...] = ()  # each as the pod spec has it
-    affinity: dict | None = None
+    tolerations: tuple[dict[str, Any], ...] = ()  # each as the pod spec has it
+    affinity: dict[str, Any] | None = None
 
-    def pod_spec(self) -> dict:
+    def pod_spec(self) -> dict[str, Any]:
         """The pod spec fields, only those that are set."""
-        out: dict = {}
+        out: dict[str, Any] = {}
         if self.node_selector:
             out["nodeSelector"] = dict(self.node_selector)
         if self.tolerations:
@@ -63,7 +67,9 @@ class S3:
 
     @property
     def host(self) -> str:
-        return urlsplit(self.endpoint).hostname if self.endpoint else f"{self.bucket}.s3.{self.region}.amazonaws.com"
+        if not self.endpoint:
+            return f"{self.bucket}.s3.{self.region}.amazonaws.com"
+        return urlsplit(self.endpoint).hostname or ""  # an endpoint always has one (config.storage checks it)
 
     @property
     def port(self) -> int:
@@ -235,7 +241,7 @@ class IngressGateway:
     """The Istio ingress gateway that serves the ingress: its pods (by labels), their namespace and identity."""
 
     namespace: str = "istio-system"
-    selector: dict = field(default_factory=lambda: {"istio": "ingressgateway"})
+    selector: dict[str, str] = field(default_factory=lambda: {"istio": "ingressgateway"})
     service_account: str = "istio-ingressgateway-service-account"
     port: int = 443  # the Gateway server port (a port of the Service in front of the gateway pods)
     dedicated: bool = False  # True: nothing else uses these pods, so an ALLOW policy cannot lock out other hosts

@@ -9,11 +9,13 @@ is also the address people push to (`localhost:PORT`), so it must not stand for 
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from meshreg.config import names, scheduling
 from meshreg.config.model import PushProxy, Registry
 from meshreg.config.reader import Reader
 from meshreg.config.registries import read_port, read_prefixes, read_resources, refuse_identity
+from meshreg.config.source import Path
 
 _D = PushProxy(namespace="", repositories=())
 _KEYS = {"enabled": True, "repositories": None, "port": None, "namespace": None, "resources": None,
@@ -21,13 +23,13 @@ _KEYS = {"enabled": True, "repositories": None, "port": None, "namespace": None,
 _ROLE_BINDING_HINT = "the Role there lets its holders port-forward to every pod in it"
 
 
-def read(r: Reader, spec: dict, registries: tuple[Registry, ...], *, namespace: str, several: bool,
+def read(r: Reader, spec: dict[str, Any], registries: tuple[Registry, ...], *, namespace: str, several: bool,
          node_proxy: bool) -> tuple[Registry, ...]:
     """The registries with their push proxies read from spec.pushProxy or spec.registries[].pushProxy."""
     raws = [entry.get("pushProxy") for entry in spec["registries"]] if several else [spec["pushProxy"]]
-    paths = [("spec", "registries", i) if several else ("spec",) for i in range(len(registries))]
+    paths: list[Path] = [("spec", "registries", i) if several else ("spec",) for i in range(len(registries))]
     out = []
-    for reg, raw, base in zip(registries, raws, paths):
+    for reg, raw, base in zip(registries, raws, paths, strict=True):
         default = f"{namespace}-push-{reg.name}" if several else f"{namespace}-push"
         proxy = _read_one(r, raw, base, reg=reg, default_namespace=default, namespace=namespace)
         out.append(replace(reg, push_proxy=proxy))
@@ -35,7 +37,7 @@ def read(r: Reader, spec: dict, registries: tuple[Registry, ...], *, namespace: 
     return tuple(out)
 
 
-def _read_one(r: Reader, raw: object, base: tuple, *, reg: Registry, default_namespace: str,
+def _read_one(r: Reader, raw: object, base: Path, *, reg: Registry, default_namespace: str,
               namespace: str) -> PushProxy | None:
     if raw is None:
         return None
@@ -63,7 +65,7 @@ def _read_one(r: Reader, raw: object, base: tuple, *, reg: Registry, default_nam
     return proxy
 
 
-def _namespace(r: Reader, value: object, path: tuple, *, default: str, registry_namespace: str) -> str:
+def _namespace(r: Reader, value: object, path: Path, *, default: str, registry_namespace: str) -> str:
     if value is None:
         if not names.is_label(default):
             r.fail(path, f"the default namespace {default!r} is not a valid name (at most 63 characters); "
@@ -80,12 +82,12 @@ def _namespace(r: Reader, value: object, path: tuple, *, default: str, registry_
     return namespace
 
 
-def _check_together(r: Reader, registries: list[Registry], paths: list[tuple], *, node_proxy: bool) -> None:
+def _check_together(r: Reader, registries: list[Registry], paths: list[Path], *, node_proxy: bool) -> None:
     """Namespaces and ports unique among push proxies; no port that stands for another registry on the nodes;
     no writer, reader or publisher living in a push proxy's namespace."""
     seen_ns: dict[str, str] = {}
     seen_port: dict[int, str] = {}
-    for reg, base in zip(registries, paths):
+    for reg, base in zip(registries, paths, strict=True):
         proxy = reg.push_proxy
         if proxy is None:
             continue
@@ -104,7 +106,7 @@ def _check_together(r: Reader, registries: list[Registry], paths: list[tuple], *
         _check_alone(r, registries, proxy, path)
 
 
-def _check_alone(r: Reader, registries: list[Registry], proxy: PushProxy, path: tuple) -> None:
+def _check_alone(r: Reader, registries: list[Registry], proxy: PushProxy, path: Path) -> None:
     for reg in registries:
         identities = [w.service_account for w in reg.writers] + list(reg.readers) + [reg.publisher or ""]
         for identity in identities:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import difflib
-from typing import Callable, NoReturn
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, NoReturn, overload
 
-from meshreg.errors import ConfigError
 from meshreg.config.source import Path, Source, format_path
+from meshreg.errors import ConfigError
 
-Check = Callable[[object], "str | None"]
+Check = Callable[[str], "str | None"]  # None when a string is fine, else what is wrong with it
 
 
 def describe(value: object) -> str:
@@ -31,7 +32,7 @@ def describe(value: object) -> str:
 class Reader:
     """Walks one config document; every failure names the file, line and field path."""
 
-    def __init__(self, source: Source):
+    def __init__(self, source: Source) -> None:
         self.source = source
 
     def fail(self, path: Path, message: str) -> NoReturn:
@@ -40,7 +41,7 @@ class Reader:
         field = format_path(path)
         raise ConfigError(f"{where}: {field}: {message}" if field else f"{where}: {message}")
 
-    def mapping(self, value: object, path: Path, keys: dict) -> dict:
+    def mapping(self, value: object, path: Path, keys: Mapping[str, object]) -> dict[str, Any]:
         """A mapping whose keys are all in `keys` (a dict of defaults); missing keys take the default.
 
         A default of `REQUIRED` makes the key mandatory.
@@ -64,7 +65,14 @@ class Reader:
                 out[key] = default
         return out
 
-    def string(self, value: object, path: Path, check: Check | None = None, *, nullable: bool = False):
+    @overload
+    def string(self, value: object, path: Path, check: Check | None = None, *,
+               nullable: Literal[False] = False) -> str: ...
+
+    @overload
+    def string(self, value: object, path: Path, check: Check | None = None, *, nullable: bool) -> str | None: ...
+
+    def string(self, value: object, path: Path, check: Check | None = None, *, nullable: bool = False) -> str | None:
         if value is None and nullable:
             return None
         if not isinstance(value, str):

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 from urllib.parse import urlsplit
 
 from meshreg.config import gc, names, scheduling, storage
 from meshreg.config.model import ROLES, Mirror, Registry, Resources, Writer
 from meshreg.config.reader import REQUIRED, Reader
+from meshreg.config.source import Path
 
 _D = Registry()
 _REGISTRY_KEYS = {"image": _D.image, "storage": {}, "deleteEnabled": False, "resources": None, "replicas": 1,
@@ -17,7 +19,7 @@ _ENTRY_KEYS = {"name": REQUIRED, "role": "images", "default": False, "port": REQ
 _RESERVED_NAMES = ("node-proxy", "local-registry-hosting", "push-proxy")
 
 
-def read_single(r: Reader, spec: dict, port: object, p: tuple) -> Registry:
+def read_single(r: Reader, spec: dict[str, Any], port: object, p: Path) -> Registry:
     """The original shape: spec.registry, spec.nodeProxy.port, spec.readers, spec.writers."""
     m = r.mapping(spec["registry"], p + ("registry",), _REGISTRY_KEYS)
     port = read_port(r, port, p + ("nodeProxy", "port"))
@@ -32,17 +34,33 @@ def read_single(r: Reader, spec: dict, port: object, p: tuple) -> Registry:
     return reg
 
 
-def read_entries(r: Reader, value: object, path: tuple) -> tuple[Registry, ...]:
+def read_entries(r: Reader, value: object, path: Path) -> tuple[Registry, ...]:
     if not isinstance(value, list) or not value:
         r.fail(path, "expected a non-empty list of registries ({name: ..., port: ..., role: images|readonly|mirror})")
     entries = [_read_entry(r, item, path + (i,), implicit_default=len(value) == 1) for i, item in enumerate(value)]
+    _check_unique(r, entries, path)
+    _check_derived_names(r, entries, path)
+    defaults = [i for i, e in enumerate(entries) if e.default]
+    if len(defaults) != 1:
+        where = path + (defaults[1], "default") if defaults else path
+        r.fail(where, "exactly one registry must be `default: true` (it is published as local-registry-hosting)")
+    return tuple(entries)
+
+
+def _check_unique(r: Reader, entries: list[Registry], path: Path) -> None:
+    """No two registries share a name or a node-proxy port."""
     for field, what in (("name", "name"), ("port", "node-proxy port")):
-        seen: dict = {}
+        seen: dict[object, int] = {}
         for i, entry in enumerate(entries):
             key = getattr(entry, field)
             if key in seen:
                 r.fail(path + (i, field), f"{key!r} is already the {what} of spec.registries[{seen[key]}]")
             seen[key] = i
+
+
+def _check_derived_names(r: Reader, entries: list[Registry], path: Path) -> None:
+    """No registry takes a name meshreg derives from another one: a mirror's `<name>-upstream` Service, or the
+    `<name>-gc` objects of a registry with gc."""
     upstream_names = {f"{e.name}-upstream": i for i, e in enumerate(entries) if e.mirror}
     for i, entry in enumerate(entries):
         if entry.name in upstream_names:
@@ -53,14 +71,9 @@ def read_entries(r: Reader, value: object, path: tuple) -> tuple[Registry, ...]:
         if entry.gc and f"{entry.name}-gc" in taken:
             r.fail(path + (taken[f"{entry.name}-gc"], "name"), f"{entry.name}-gc names the gc objects of "
                    f"spec.registries[{i}]; pick another name")
-    defaults = [i for i, e in enumerate(entries) if e.default]
-    if len(defaults) != 1:
-        where = path + (defaults[1], "default") if defaults else path
-        r.fail(where, "exactly one registry must be `default: true` (it is published as local-registry-hosting)")
-    return tuple(entries)
 
 
-def _read_entry(r: Reader, value: object, p: tuple, *, implicit_default: bool) -> Registry:
+def _read_entry(r: Reader, value: object, p: Path, *, implicit_default: bool) -> Registry:
     m = r.mapping(value, p, _ENTRY_KEYS)
     name = r.string(m["name"], p + ("name",), _check_registry_name)
     role = r.string(m["role"], p + ("role",), lambda v: None if v in ROLES else
@@ -68,17 +81,8 @@ def _read_entry(r: Reader, value: object, p: tuple, *, implicit_default: bool) -
     delete_enabled = r.boolean(m["deleteEnabled"], p + ("deleteEnabled",))
     writers = _read_writers(r, m["writers"], p + ("writers",), delete_enabled, "deleteEnabled of this registry")
     publisher = r.string(m["publisher"], p + ("publisher",), names.check_identity, nullable=True)
-    if role != "images" and writers:
-        r.fail(p + ("writers",), f"a {role} registry has no writers"
-               + ("; name the one identity that loads images as publisher: NS/SA" if role == "readonly" else ""))
-    if publisher and role != "readonly":
-        r.fail(p + ("publisher",), f"only a readonly registry has a publisher (this one is {role}"
-               + (": a mirror is read-only to everyone)" if role == "mirror" else "; list writers instead)"))
-    if (m["mirror"] is None) == (role == "mirror"):
-        r.fail(p + ("mirror",), "a mirror registry needs mirror: {upstream: https://...}" if role == "mirror"
-               else f"mirror settings belong to role: mirror (this registry is {role})")
-    if role == "mirror" and delete_enabled:
-        r.fail(p + ("deleteEnabled",), "a mirror is a cache of its upstream: deleteEnabled must be false")
+    _check_who_writes(r, p, role=role, writers=writers, publisher=publisher)
+    _check_mirror_settings(r, p, role=role, mirror=m["mirror"], delete_enabled=delete_enabled)
     reg = Registry(
         name=name, role=role, default=r.boolean(m["default"], p + ("default",)) or implicit_default,
         port=read_port(r, m["port"], p + ("port",)), **_read_storage_and_image(r, m, p),
@@ -90,7 +94,26 @@ def _read_entry(r: Reader, value: object, p: tuple, *, implicit_default: bool) -
     return reg
 
 
-def _read_mirror(r: Reader, value: object, path: tuple) -> Mirror:
+def _check_who_writes(r: Reader, p: Path, *, role: str, writers: tuple[Writer, ...], publisher: str | None) -> None:
+    """Writers belong to an images registry, a publisher to a readonly one."""
+    if role != "images" and writers:
+        r.fail(p + ("writers",), f"a {role} registry has no writers"
+               + ("; name the one identity that loads images as publisher: NS/SA" if role == "readonly" else ""))
+    if publisher and role != "readonly":
+        r.fail(p + ("publisher",), f"only a readonly registry has a publisher (this one is {role}"
+               + (": a mirror is read-only to everyone)" if role == "mirror" else "; list writers instead)"))
+
+
+def _check_mirror_settings(r: Reader, p: Path, *, role: str, mirror: object, delete_enabled: bool) -> None:
+    """`mirror` settings exactly for a mirror, and a mirror deletes nothing."""
+    if (mirror is None) == (role == "mirror"):
+        r.fail(p + ("mirror",), "a mirror registry needs mirror: {upstream: https://...}" if role == "mirror"
+               else f"mirror settings belong to role: mirror (this registry is {role})")
+    if role == "mirror" and delete_enabled:
+        r.fail(p + ("deleteEnabled",), "a mirror is a cache of its upstream: deleteEnabled must be false")
+
+
+def _read_mirror(r: Reader, value: object, path: Path) -> Mirror:
     m = r.mapping(value, path, {"upstream": None, "credentialsSecret": None, "extraHosts": []})
     if m["upstream"] is None:
         r.fail(path, "missing required key 'upstream' (the URL of the registry to mirror, e.g. https://ghcr.io)")
@@ -100,7 +123,7 @@ def _read_mirror(r: Reader, value: object, path: tuple) -> Mirror:
     return Mirror(upstream=upstream.rstrip("/"), credentials_secret=secret, extra_hosts=tuple(hosts))
 
 
-def _read_storage_and_image(r: Reader, m: dict, path: tuple) -> dict:
+def _read_storage_and_image(r: Reader, m: dict[str, Any], path: Path) -> dict[str, Any]:
     """The settings every registry shape shares: image, storage, replicas, resources, scheduling, gc and
     retention."""
     where = storage.read_storage(r, m["storage"], path + ("storage",))
@@ -112,7 +135,7 @@ def _read_storage_and_image(r: Reader, m: dict, path: tuple) -> dict:
             "retention": gc.read_retention(r, m["retention"], path + ("retention",))}
 
 
-def read_port(r: Reader, value: object, path: tuple) -> int:
+def read_port(r: Reader, value: object, path: Path) -> int:
     port = r.integer(value, path, low=1024, high=65535)
     if port in names.ISTIO_RESERVED_PORTS:
         r.fail(path, f"{port} collides with a port the Istio proxy keeps for itself "
@@ -120,14 +143,14 @@ def read_port(r: Reader, value: object, path: tuple) -> int:
     return port
 
 
-def _read_readers(r: Reader, value: object, path: tuple) -> tuple[str, ...]:
+def _read_readers(r: Reader, value: object, path: Path) -> tuple[str, ...]:
     readers = r.strings(value, path, lambda v: names.check_identity(v, allow_wildcard=True))
     if "*" in readers and len(readers) > 1:
         r.fail(path, "'*' already admits every mesh identity; list it alone or list NS/SA entries")
     return tuple(readers)
 
 
-def _read_writers(r: Reader, value: object, path: tuple, delete_enabled: bool, switch: str) -> tuple[Writer, ...]:
+def _read_writers(r: Reader, value: object, path: Path, delete_enabled: bool, switch: str) -> tuple[Writer, ...]:
     if value is None:
         return ()
     if not isinstance(value, list):
@@ -149,7 +172,7 @@ def _read_writers(r: Reader, value: object, path: tuple, delete_enabled: bool, s
     return tuple(writers)
 
 
-def read_prefixes(r: Reader, value: object, path: tuple) -> tuple[str, ...]:
+def read_prefixes(r: Reader, value: object, path: Path) -> tuple[str, ...]:
     """A non-empty list of repository prefixes ("*" alone, or names), normalized to end in "/"."""
     repos = r.strings(value, path, names.check_repository_prefix)
     if not repos:
@@ -162,7 +185,7 @@ def read_prefixes(r: Reader, value: object, path: tuple) -> tuple[str, ...]:
     return tuple(normalized)
 
 
-def read_resources(r: Reader, value: object, path: tuple, default: Resources) -> Resources:
+def read_resources(r: Reader, value: object, path: Path, default: Resources) -> Resources:
     if value is None:
         return default
     m = r.mapping(value, path, {"requests": {}, "limits": {}})
@@ -174,7 +197,7 @@ def read_resources(r: Reader, value: object, path: tuple, default: Resources) ->
     return Resources(**out)
 
 
-def refuse_identity(r: Reader, reg: Registry, base: tuple, identity: str, *, as_writer: str,
+def refuse_identity(r: Reader, reg: Registry, base: Path, identity: str, *, as_writer: str,
                     as_publisher: str | None = None) -> None:
     """`identity` is one meshreg deploys and scopes itself: fail at the entry of `reg` (at `base`) that lists it as a
     writer (message `as_writer`) or as the publisher (message `as_publisher`; None: it may publish)."""
@@ -185,7 +208,7 @@ def refuse_identity(r: Reader, reg: Registry, base: tuple, identity: str, *, as_
         r.fail(base + ("publisher",), as_publisher)
 
 
-def read_labels(r: Reader, labels: dict, path: tuple, *, expected_key: str, expected_value: str) -> None:
+def read_labels(r: Reader, labels: dict[str, Any], path: Path, *, expected_key: str, expected_value: str) -> None:
     """Each KEY: VALUE of `labels` (a mapping read at `path`) must be a label; `expected_*` close the messages."""
     for key, label in labels.items():
         r.string(key, path + (key,), lambda v: names.check_label_key(v, expected=expected_key))

@@ -6,20 +6,21 @@ import posixpath
 import re
 
 from meshreg.config import names
-from meshreg.config.scheduling import read_node_selector
 from meshreg.config.model import RUNTIMES, RuntimeConfig
 from meshreg.config.reader import Reader
 from meshreg.config.registries import read_resources
+from meshreg.config.scheduling import read_node_selector
+from meshreg.config.source import Path
 
 _D = RuntimeConfig()
 # Each runtime: the key naming its directory, and that directory's usual place on a node.
 DIRECTORY_KEYS = {"containerd": ("configPath", "/etc/containerd/certs.d"),
                   "crio": ("registriesDir", "/etc/containers/registries.conf.d")}
-_KEYS = {"containerd": {}, "crio": {}, "image": _D.image, "resources": None, "nodeSelector": {}}
+_KEYS: dict[str, object] = {"containerd": {}, "crio": {}, "image": _D.image, "resources": None, "nodeSelector": {}}
 _PATH = re.compile(r"/[A-Za-z0-9._@+=,:/-]+")
 
 
-def read_runtime_config(r: Reader, value: object, path: tuple, *, node_proxy: bool) -> RuntimeConfig:
+def read_runtime_config(r: Reader, value: object, path: Path, *, node_proxy: bool) -> RuntimeConfig:
     """The runtimeConfig mapping (absent: nothing is written on nodes)."""
     if value is None:
         return _D
@@ -54,7 +55,7 @@ def check_directory(value: str) -> str | None:
     return None
 
 
-def _check_apart(r: Reader, directories: list, path: tuple) -> None:
+def _check_apart(r: Reader, directories: list[tuple[str, str]], path: Path) -> None:
     """Two runtimes writing into the same directory (or one inside the other) would share a marker file."""
     if len(directories) < 2:
         return

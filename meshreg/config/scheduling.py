@@ -8,11 +8,13 @@ values, tolerationSeconds only with NoExecute, Gt/Lt taking one integer)."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from meshreg.config import names
 from meshreg.config.model import Scheduling
 from meshreg.config.reader import REQUIRED, Reader
+from meshreg.config.source import Path
 
 KEYS: dict[str, Any] = {"nodeSelector": None, "tolerations": None, "affinity": None}
 EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
@@ -22,11 +24,10 @@ REQUIRED_TERMS = "requiredDuringSchedulingIgnoredDuringExecution"
 PREFERRED_TERMS = "preferredDuringSchedulingIgnoredDuringExecution"
 _KEY = "an optional DNS prefix and '/', then a name of at most 63 characters"
 _VALUE = "at most 63 letters, digits, '-', '_' or '.'"
-Path = tuple[Any, ...]
 Term = Callable[[Reader, object, Path], dict[str, Any]]
 
 
-def read(r: Reader, m: dict, path: Path, *, inherit: Scheduling | None = None) -> Scheduling:
+def read(r: Reader, m: dict[str, Any], path: Path, *, inherit: Scheduling | None = None) -> Scheduling:
     """The scheduling keys of the mapping `m` (read at `path`); a key that is absent takes `inherit`'s value."""
     base = inherit or Scheduling()
     selector = base.node_selector if m["nodeSelector"] is None else \
@@ -38,7 +39,8 @@ def read(r: Reader, m: dict, path: Path, *, inherit: Scheduling | None = None) -
     return Scheduling(node_selector=selector, tolerations=tolerations, affinity=affinity)
 
 
-def read_node_selector(r: Reader, value: object, path: Path, *, what: str = "node labels") -> tuple[tuple[str, str], ...]:
+def read_node_selector(r: Reader, value: object, path: Path, *,
+                       what: str = "node labels") -> tuple[tuple[str, str], ...]:
     """Labels as KEY: VALUE (a nodeSelector, a label selector's matchLabels)."""
     if not isinstance(value, dict):
         r.fail(path, f"expected a mapping of {what} (e.g. {{kubernetes.io/os: linux}})")
@@ -82,13 +84,18 @@ def _toleration(r: Reader, value: object, path: Path) -> dict[str, Any]:
     effect = r.string(m["effect"], path + ("effect",), lambda v: None if v in EFFECTS else
                       f"{v!r} is not a taint effect ({', '.join(EFFECTS)}; leave it out for all of them)",
                       nullable=True)
-    seconds = None
-    if m["tolerationSeconds"] is not None:
-        if effect != "NoExecute":
-            r.fail(path + ("tolerationSeconds",), "only a NoExecute toleration has tolerationSeconds")
-        seconds = r.integer(m["tolerationSeconds"], path + ("tolerationSeconds",), low=0, high=2**62)
-    out = {"key": key, "operator": operator, "value": value_, "effect": effect, "tolerationSeconds": seconds}
+    out = {"key": key, "operator": operator, "value": value_, "effect": effect,
+           "tolerationSeconds": _seconds(r, m["tolerationSeconds"], path + ("tolerationSeconds",), effect=effect)}
     return {k: v for k, v in out.items() if v is not None}
+
+
+def _seconds(r: Reader, value: object, path: Path, *, effect: str | None) -> int | None:
+    """tolerationSeconds: how long a NoExecute taint is tolerated before eviction."""
+    if value is None:
+        return None
+    if effect != "NoExecute":
+        r.fail(path, "only a NoExecute toleration has tolerationSeconds")
+    return r.integer(value, path, low=0, high=2**62)
 
 
 def _affinity(r: Reader, value: object, path: Path) -> dict[str, Any]:
@@ -139,7 +146,8 @@ def _node_term(r: Reader, value: object, path: Path) -> dict[str, Any]:
     return out
 
 
-def _requirement(r: Reader, value: object, path: Path, operators: tuple[str, ...], *, field: bool = False) -> dict[str, Any]:
+def _requirement(r: Reader, value: object, path: Path, operators: tuple[str, ...], *,
+                 field: bool = False) -> dict[str, Any]:
     """One {key, operator, values} with the rules of its operator."""
     m = r.mapping(value, path, {"key": REQUIRED, "operator": REQUIRED, "values": None})
     if field:
@@ -156,12 +164,22 @@ def _requirement(r: Reader, value: object, path: Path, operators: tuple[str, ...
 
 
 def _check_values(r: Reader, operator: str, values: list[str], path: Path, *, field: bool) -> None:
-    if operator in ("In", "NotIn") and (not values or (field and len(values) != 1)):
-        r.fail(path, f"operator {operator} needs " + ("exactly one value" if field else "at least one value"))
-    if operator in ("Exists", "DoesNotExist") and values:
-        r.fail(path, f"operator {operator} takes no values")
-    if operator in ("Gt", "Lt") and (len(values) != 1 or not values[0].lstrip("-").isdigit()):
-        r.fail(path, f"operator {operator} needs exactly one integer value")
+    problem = _values_problem(operator, values, field=field)
+    if problem:
+        r.fail(path, problem)
+
+
+def _values_problem(operator: str, values: list[str], *, field: bool) -> str | None:
+    """What is wrong with the values of a requirement with `operator` (Kubernetes' rules), or None."""
+    if operator in ("In", "NotIn"):
+        if len(values) == 1 if field else values:
+            return None
+        return f"operator {operator} needs " + ("exactly one value" if field else "at least one value")
+    if operator in ("Exists", "DoesNotExist"):
+        return f"operator {operator} takes no values" if values else None
+    if len(values) == 1 and values[0].lstrip("-").isdigit():
+        return None
+    return f"operator {operator} needs exactly one integer value"
 
 
 def _pod_affinity(r: Reader, value: object, path: Path) -> dict[str, Any]:

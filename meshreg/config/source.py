@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import yaml
 
@@ -11,10 +12,10 @@ from meshreg.errors import ConfigError
 try:  # the C loader is several times faster; fall back where libyaml is absent
     from yaml import CSafeLoader as _Loader
 except ImportError:  # pragma: no cover
-    from yaml import SafeLoader as _Loader
+    from yaml import SafeLoader as _Loader  # type: ignore[assignment]
 
 
-Path = tuple  # ("spec", "writers", 2, "serviceAccount")
+Path = tuple[str | int, ...]  # ("spec", "writers", 2, "serviceAccount")
 
 
 @dataclass
@@ -22,8 +23,8 @@ class Source:
     """A parsed document, its file name, and the line each path starts on."""
 
     name: str
-    data: object
-    lines: dict = field(default_factory=dict)
+    data: Any  # the document as PyYAML constructs it; validated by meshreg.config.reader
+    lines: dict[Path, int] = field(default_factory=dict)
 
     def line(self, path: Path) -> int | None:
         """The line of `path`, or of its nearest ancestor that has one."""
@@ -53,7 +54,7 @@ def parse(text: str, name: str) -> Source:
         node = loader.get_single_node()
         if node is None:
             return Source(name, None, {})
-        lines: dict = {}
+        lines: dict[Path, int] = {}
         _index(node, (), lines, name)
         data = loader.construct_document(node)
     except yaml.MarkedYAMLError as e:
@@ -67,7 +68,7 @@ def parse(text: str, name: str) -> Source:
     return Source(name, data, lines)
 
 
-def _index(node, path: Path, lines: dict, name: str) -> None:
+def _index(node: yaml.Node, path: Path, lines: dict[Path, int], name: str) -> None:
     lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         seen = set()

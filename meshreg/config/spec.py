@@ -2,40 +2,30 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from meshreg.config import mesh, names, pushproxy, scheduling
-from meshreg.config.model import API_VERSION, KIND, Config, LocalRegistryHosting, NodeProxy
 from meshreg.config.ingress import read_ingress
+from meshreg.config.model import API_VERSION, KIND, Config, LocalRegistryHosting, NodeProxy, Registry
 from meshreg.config.reader import REQUIRED, Reader
 from meshreg.config.registries import read_entries, read_resources, read_single, refuse_identity
 from meshreg.config.runtimeconfig import read_runtime_config
+from meshreg.config.source import Path
 
 _NP = NodeProxy()
-_SPEC_KEYS = {"namespace": "meshreg", "trustDomain": "cluster.local", "istioRevision": None, "registry": None,
-              "nodeProxy": {}, "readers": None, "writers": None, "registries": None, "localRegistryHosting": {},
-              "mesh": mesh.MESHES[0], "pushProxy": None, "ingress": None, "imagePullSecrets": []}
+_SPEC_KEYS: dict[str, object] = {
+    "namespace": "meshreg", "trustDomain": "cluster.local", "istioRevision": None, "registry": None, "nodeProxy": {},
+    "readers": None, "writers": None, "registries": None, "localRegistryHosting": {}, "mesh": mesh.MESHES[0],
+    "pushProxy": None, "ingress": None, "imagePullSecrets": []}
 
 
 def read_config(r: Reader, data: object, name: str) -> Config:
-    top = r.mapping(data, (), {"apiVersion": REQUIRED, "kind": REQUIRED, "metadata": REQUIRED, "spec": {}})
-    if top["apiVersion"] != API_VERSION:
-        r.fail(("apiVersion",), f"expected {API_VERSION!r}, got {top['apiVersion']!r}")
-    if top["kind"] != KIND:
-        r.fail(("kind",), f"expected {KIND!r}, got {top['kind']!r}")
-    meta = r.mapping(top["metadata"], ("metadata",), {"name": REQUIRED})
-    spec = r.mapping(top["spec"], ("spec",), _SPEC_KEYS)
-    p = ("spec",)
+    meta, spec = _read_top(r, data)
+    p: Path = ("spec",)
     several = spec["registries"] is not None
     np = r.mapping(spec["nodeProxy"], p + ("nodeProxy",),
                    {"enabled": True, "port": None, "hostIP": _NP.host_ip, "resources": None, "runtimeConfig": None})
-    if several:
-        if np["port"] is not None:
-            r.fail(p + ("nodeProxy", "port"), "with spec.registries, each registry has its own port")
-        for key in ("registry", "readers", "writers", "pushProxy"):
-            if spec[key] is not None:
-                r.fail(p + (key,), f"with spec.registries, set {key} on each registry (spec.registries[].{key})")
-        registries = read_entries(r, spec["registries"], p + ("registries",))
-    else:
-        registries = (read_single(r, spec, 5000 if np["port"] is None else np["port"], p),)
+    registries = _read_registries(r, spec, node_proxy_port=np["port"], several=several)
     hosting = r.mapping(spec["localRegistryHosting"], p + ("localRegistryHosting",),
                         {"host": None, "help": LocalRegistryHosting.help, "publish": True})
     default = next(x for x in registries if x.default)
@@ -71,7 +61,32 @@ def read_config(r: Reader, data: object, name: str) -> Config:
     )
 
 
-def _read_mesh(r: Reader, spec: dict, *, registries, several: bool) -> str:
+def _read_top(r: Reader, data: object) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The document's metadata and spec, once its apiVersion and kind are meshreg's."""
+    top = r.mapping(data, (), {"apiVersion": REQUIRED, "kind": REQUIRED, "metadata": REQUIRED, "spec": {}})
+    if top["apiVersion"] != API_VERSION:
+        r.fail(("apiVersion",), f"expected {API_VERSION!r}, got {top['apiVersion']!r}")
+    if top["kind"] != KIND:
+        r.fail(("kind",), f"expected {KIND!r}, got {top['kind']!r}")
+    meta = r.mapping(top["metadata"], ("metadata",), {"name": REQUIRED})
+    return meta, r.mapping(top["spec"], ("spec",), _SPEC_KEYS)
+
+
+def _read_registries(r: Reader, spec: dict[str, Any], *, node_proxy_port: object,
+                     several: bool) -> tuple[Registry, ...]:
+    """spec.registries, or the single registry of spec.registry, spec.readers, spec.writers and spec.nodeProxy.port."""
+    p: Path = ("spec",)
+    if not several:
+        return (read_single(r, spec, 5000 if node_proxy_port is None else node_proxy_port, p),)
+    if node_proxy_port is not None:
+        r.fail(p + ("nodeProxy", "port"), "with spec.registries, each registry has its own port")
+    for key in ("registry", "readers", "writers", "pushProxy"):
+        if spec[key] is not None:
+            r.fail(p + (key,), f"with spec.registries, set {key} on each registry (spec.registries[].{key})")
+    return read_entries(r, spec["registries"], p + ("registries",))
+
+
+def _read_mesh(r: Reader, spec: dict[str, Any], *, registries: tuple[Registry, ...], several: bool) -> str:
     """spec.mesh; in ambient mode, also what ambient cannot honour and the waypoint as a writer."""
     mode = mesh.read_mesh(r, spec["mesh"], ("spec", "mesh"))
     if mode == "ambient":
@@ -81,7 +96,8 @@ def _read_mesh(r: Reader, spec: dict, *, registries, several: bool) -> str:
     return mode
 
 
-def _check_never_writes(r: Reader, registries, *, several: bool, identity: str, role: str, why: str) -> None:
+def _check_never_writes(r: Reader, registries: tuple[Registry, ...], *, several: bool, identity: str, role: str,
+                        why: str) -> None:
     """An identity meshreg deploys to forward others' requests must never be a writer or a publisher."""
     for i, reg in enumerate(registries):
         base = ("spec", "registries", i) if several else ("spec",)
@@ -89,7 +105,8 @@ def _check_never_writes(r: Reader, registries, *, several: bool, identity: str, 
                         as_publisher=f"{identity!r} is {role}: it can never publish")
 
 
-def _check_gc_identities(r: Reader, spec: dict, registries, *, several: bool) -> None:
+def _check_gc_identities(r: Reader, spec: dict[str, Any], registries: tuple[Registry, ...], *,
+                         several: bool) -> None:
     """A retention job's identity deletes on meshreg's behalf: it can be nobody's writer or publisher."""
     for i, reg in enumerate(registries):
         if reg.retention:

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from meshreg.config import names
 from meshreg.config.model import S3, Storage
 from meshreg.config.reader import REQUIRED, Reader
+from meshreg.config.source import Path
 
 _D = Storage()
 _S3_KEYS = {"bucket": REQUIRED, "region": REQUIRED, "credentialsSecret": REQUIRED, "endpoint": None,
@@ -20,7 +21,7 @@ _ROOT = re.compile(r"(/[A-Za-z0-9._-]+)+")
 MAX_REPLICAS = 100
 
 
-def read_storage(r: Reader, value: object, path: tuple) -> Storage:
+def read_storage(r: Reader, value: object, path: Path) -> Storage:
     """`storage: {size, storageClassName}` (a PersistentVolumeClaim) or `storage: {s3: {...}}`."""
     m = r.mapping(value, path, {"size": None, "storageClassName": None, "s3": None})
     if m["s3"] is not None:
@@ -33,12 +34,19 @@ def read_storage(r: Reader, value: object, path: tuple) -> Storage:
     if storage_class != "":  # "" asks for no class (static binding)
         r.string(storage_class, path + ("storageClassName",), names.check_subdomain, nullable=True)
     size = r.string(_D.size if m["size"] is None else m["size"], path + ("size",), names.check_quantity)
-    if float(re.match(r"[\d.]+", size).group()) <= 0:
+    if _amount(size) <= 0:
         r.fail(path + ("size",), f"{size!r} must be larger than zero")
     return Storage(size=size, storage_class_name=storage_class)
 
 
-def _read_s3(r: Reader, value: object, path: tuple) -> S3:
+def _amount(quantity: str) -> float:
+    """The number in a quantity that names.check_quantity accepted (`10Gi` -> 10.0)."""
+    number = re.match(r"[\d.]+", quantity)
+    assert number is not None, quantity  # a checked quantity starts with digits or '.'
+    return float(number.group())
+
+
+def _read_s3(r: Reader, value: object, path: Path) -> S3:
     m = r.mapping(value, path, _S3_KEYS)
     return S3(
         bucket=r.string(m["bucket"], path + ("bucket",), check_bucket),
@@ -50,7 +58,7 @@ def _read_s3(r: Reader, value: object, path: tuple) -> S3:
     )
 
 
-def read_replicas(r: Reader, value: object, path: tuple, storage: Storage) -> int:
+def read_replicas(r: Reader, value: object, path: Path, storage: Storage) -> int:
     replicas = r.integer(value, path, low=1, high=MAX_REPLICAS)
     if replicas > 1 and storage.s3 is None:
         r.fail(path, f"{replicas} replicas need object storage (storage.s3): a PersistentVolumeClaim is "

@@ -5,8 +5,9 @@ ValidatingAdmissionPolicies, quota) refuses or warns now, against the object it 
 from __future__ import annotations
 
 from meshreg.cluster import apply as applying
-from meshreg.doctor import fail, ok, warn
 from meshreg.cluster.errors import ConflictError
+from meshreg.doctor.facts import Facts
+from meshreg.doctor.results import Result, fail, ok, warn
 
 CHECK = "admission"
 FIXES = {
@@ -18,10 +19,10 @@ FIXES = {
 }
 
 
-def check(facts) -> list:
+def check(facts: Facts) -> list[Result]:
     cluster, manifests = facts.cluster, facts.manifests
     live = facts.live()
-    out = []
+    out: list[Result] = []
     try:
         applying.check_ownership(applying.ordered(manifests), live, adopt=False)
     except applying.NotOwned as e:

@@ -4,14 +4,15 @@ gateway pods (node proxy, push proxies), as meshreg.cluster.ambient checks them 
 from __future__ import annotations
 
 from meshreg.cluster import ambient
-from meshreg.doctor import fail, ok, warn
+from meshreg.doctor.facts import Facts
+from meshreg.doctor.results import Result, fail, ok, warn
 
 CHECK = "ambient"
 FIX = "see docs/ambient.md: ambient mode needs the Gateway API CRDs, Istio's ambient profile (ztunnel, istio-cni) " \
       "and its istio-waypoint GatewayClass"
 
 
-def check(facts) -> list:
+def check(facts: Facts) -> list[Result]:
     out = []
     for found in ambient.checks(cluster=facts.cluster, manifests=facts.manifests):
         if found.ok:

@@ -6,20 +6,26 @@ where the authorizer says its list is incomplete (a webhook authorizer cannot li
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from meshreg.cluster import parallel
 from meshreg.cluster import scope as scopes
+from meshreg.cluster.api import ClusterClient, Object
 from meshreg.cluster.apply import PRUNABLE, served
 from meshreg.cluster.client import KINDS, resource_name
-from meshreg.doctor import fail, ok, some, warn
+from meshreg.config import Config
 from meshreg.doctor.access import allows
-from meshreg.doctor.facts import version_tuple
+from meshreg.doctor.facts import Facts, version_tuple
+from meshreg.doctor.results import Result, fail, ok, some, warn
 from meshreg.errors import ClusterError
 
 CHECK = "api"
 MINIMUM = (1, 25)  # Pod Security admission (the namespace label meshreg sets for the node proxy) is GA since 1.25
+Target = tuple[str, str, str | None]  # (apiVersion, kind, namespace)
+Ask = tuple[str, Target]  # (verb, what)
 
 
-def check(facts) -> list:
+def check(facts: Facts) -> list[Result]:
     version = facts.version.get("gitVersion") or "unknown"
     out = [ok(CHECK, f"Kubernetes {version} at {facts.cluster.server}")]
     if version_tuple(version)[:2] < MINIMUM:
@@ -28,9 +34,10 @@ def check(facts) -> list:
     return out + permissions(facts)
 
 
-def needed(cfg, manifests, prunable=PRUNABLE) -> dict:
+def needed(cfg: Config, manifests: list[Object],
+           prunable: Sequence[tuple[str, str]] = PRUNABLE) -> dict[Target, set[str]]:
     """(apiVersion, kind, namespace) -> the verbs `up` and `down` use on it (`prunable`: the kinds prune lists)."""
-    out: dict = {}
+    out: dict[Target, set[str]] = {}
     for obj in manifests:
         key = (obj["apiVersion"], obj["kind"], obj["metadata"].get("namespace"))
         out.setdefault(key, set()).update({"get", "create", "patch"})
@@ -42,7 +49,7 @@ def needed(cfg, manifests, prunable=PRUNABLE) -> dict:
     return out
 
 
-def review(cluster, *, verb: str, api_version: str, kind: str, namespace: str | None) -> bool:
+def review(cluster: ClusterClient, *, verb: str, api_version: str, kind: str, namespace: str | None) -> bool:
     """May the caller `verb` this kind (in `namespace`)? A SelfSubjectAccessReview answers."""
     plural, namespaced = KINDS[(api_version, kind)]
     attributes = {"verb": verb, "group": api_version.rpartition("/")[0], "resource": plural}
@@ -53,7 +60,7 @@ def review(cluster, *, verb: str, api_version: str, kind: str, namespace: str | 
     return bool((answer.get("status") or {}).get("allowed"))
 
 
-def rules(cluster, namespace: str) -> tuple[list[dict], bool]:
+def rules(cluster: ClusterClient, namespace: str) -> tuple[list[Object], bool]:
     """The caller's resource rules in `namespace` (RoleBindings there and ClusterRoleBindings), and whether the
     authorizer listed them all."""
     answer = cluster.create({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectRulesReview",
@@ -62,18 +69,18 @@ def rules(cluster, namespace: str) -> tuple[list[dict], bool]:
     return status.get("resourceRules") or [], bool(status.get("incomplete"))
 
 
-def grants(rules: list[dict], *, verb: str, group: str, resource: str) -> bool:
+def grants(rules: list[Object], *, verb: str, group: str, resource: str) -> bool:
     """Whether one of `rules` lets the caller `verb` every object of the resource (a rule limited to
     resourceNames does not)."""
     return any(matched and not names for matched, names in (allows(r, verb, group, resource) for r in rules))
 
 
-def answers(cluster, asks) -> list[bool]:
+def answers(cluster: ClusterClient, asks: list[Ask]) -> list[bool]:
     """Whether each (verb, (apiVersion, kind, namespace)) is allowed, in order."""
     namespaces = sorted({ns for _, (av, kind, ns) in asks if ns and KINDS[(av, kind)][1]})
     reviews = dict(zip(namespaces, parallel.values(lambda ns: rules(cluster, ns), namespaces)))
 
-    def settle(item):
+    def settle(item: Ask) -> bool:
         verb, (api_version, kind, namespace) = item
         plural, namespaced = KINDS[(api_version, kind)]
         if namespaced and namespace:
@@ -86,7 +93,7 @@ def answers(cluster, asks) -> list[bool]:
     return parallel.values(settle, asks)
 
 
-def permissions(facts) -> list:
+def permissions(facts: Facts) -> list[Result]:
     try:
         prunable = served(facts, PRUNABLE)
         asks = [(verb, key) for key, verbs in sorted(needed(facts.cfg, facts.manifests, prunable).items(), key=str)
@@ -95,7 +102,7 @@ def permissions(facts) -> list:
     except ClusterError as e:
         return [warn(CHECK, f"could not check permissions: {e}",
                      "`up` will report any permission it lacks as it applies")]
-    denied: dict = {}
+    denied: dict[tuple[str, str | None], list[str]] = {}
     for (verb, (api_version, kind, namespace)), yes in zip(asks, allowed):
         if not yes:
             denied.setdefault((resource_name(api_version, kind), namespace), []).append(verb)

@@ -5,20 +5,25 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import yaml
 
 from meshreg.cluster import live as lives
+from meshreg.cluster.api import ClusterClient, Object
 from meshreg.cluster.selectors import matches
+from meshreg.config import Config
 from meshreg.errors import ClusterError
 
 INJECTOR_NAMES = ("istio-sidecar-injector", "istio-revision-tag-")
 DEFAULT_REVISION = "default"
 REV = "istio.io/rev"
+T = TypeVar("T")
 
 
-def revision_of(obj: dict) -> str:
+def revision_of(obj: Object) -> str:
     """An Istio object's revision label; the default revision carries `default` or no label at all."""
     return ((obj.get("metadata") or {}).get("labels") or {}).get(REV) or DEFAULT_REVISION
 
@@ -38,14 +43,14 @@ class Facts:
     """The cluster as doctor sees it, for one config and its render. Check groups run at once: a fact asked for by
     several is read by the first, and the others wait for its answer."""
 
-    cluster: object
-    cfg: object
-    manifests: list
-    _cache: dict = field(default_factory=dict)
-    _locks: dict = field(default_factory=dict)
+    cluster: ClusterClient
+    cfg: Config
+    manifests: list[Object]
+    _cache: dict[Hashable, tuple[bool, Any]] = field(default_factory=dict)
+    _locks: dict[Hashable, threading.Lock] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def _once(self, key, read):
+    def _once(self, key: Hashable, read: Callable[[], T]) -> T:
         with self._lock:
             lock = self._locks.setdefault(key, threading.Lock())
         with lock:
@@ -60,38 +65,38 @@ class Facts:
         return value
 
     @property
-    def version(self) -> dict:
+    def version(self) -> Object:
         return self._once("version", self.cluster.version)
 
-    def live(self):
+    def live(self) -> lives.Live:
         """What exists of the render (meshreg.cluster.live.Live): one LIST per kind and namespace."""
         return self._once("live", lambda: lives.read(manifests=self.manifests, cluster=self.cluster))
 
-    def storage_classes(self) -> list[dict]:
+    def storage_classes(self) -> list[Object]:
         return self._once("storage-classes", lambda: self.cluster.list("storage.k8s.io/v1", "StorageClass"))
 
-    def volumes(self) -> list[dict]:
+    def volumes(self) -> list[Object]:
         return self._once("volumes", lambda: self.cluster.list("v1", "PersistentVolume"))
 
-    def served(self, api_version: str) -> set:
+    def served(self, api_version: str) -> set[str]:
         return self._once(("served", api_version), lambda: self.cluster.served(api_version))
 
-    def namespace(self, name: str) -> dict | None:
+    def namespace(self, name: str) -> Object | None:
         return self._once(("ns", name), lambda: self.cluster.get("v1", "Namespace", name))
 
     @property
-    def webhooks(self) -> list[dict]:
+    def webhooks(self) -> list[Object]:
         """Istio's sidecar injector configurations (revisions and revision tags)."""
-        def read():
+        def read() -> list[Object]:
             hooks = self.cluster.list("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration")
             return [h for h in hooks if h["metadata"]["name"].startswith(INJECTOR_NAMES)
                     or (h["metadata"].get("labels") or {}).get("app") == "sidecar-injector"]
         return self._once("webhooks", read)
 
     @property
-    def istiods(self) -> list[dict]:
+    def istiods(self) -> list[Object]:
         """istiod Deployments (label app=istiod): cluster-wide, or istio-system when listing everywhere is denied."""
-        def read():
+        def read() -> list[Object]:
             try:
                 return self.cluster.list("apps/v1", "Deployment", label_selector="app=istiod")
             except ClusterError:
@@ -99,7 +104,7 @@ class Facts:
                                          label_selector="app=istiod")
         return self._once("istiods", read)
 
-    def injectors(self, ns_labels: dict, pod_labels: dict | None) -> list[Injector]:
+    def injectors(self, ns_labels: dict[str, str], pod_labels: dict[str, str] | None) -> list[Injector]:
         """The injector webhooks that select a pod with `pod_labels` (None: a pod with no labels of its own)."""
         out = []
         for config in self.webhooks:
@@ -111,21 +116,22 @@ class Facts:
                                         service.get("namespace")))
         return out
 
-    def namespace_labels(self) -> dict:
+    def namespace_labels(self) -> dict[str, str]:
         """The registry namespace's labels once `up` applied it: the live ones with meshreg's on top."""
-        rendered = next(o for o in self.manifests if o["kind"] == "Namespace")["metadata"].get("labels") or {}
+        own = next(o for o in self.manifests if o["kind"] == "Namespace")
+        rendered: dict[str, str] = own["metadata"].get("labels") or {}
         live = self.namespace(self.cfg.namespace)
         return {**((live or {}).get("metadata", {}).get("labels") or {}), **rendered}
 
-    def pod_templates(self) -> dict:
+    def pod_templates(self) -> dict[str, dict[str, str]]:
         """`Kind name` -> pod labels, for every workload meshreg renders."""
         return {f"{o['kind']} {o['metadata']['name']}": o["spec"]["template"]["metadata"].get("labels") or {}
                 for o in self.manifests if o["kind"] in ("Deployment", "DaemonSet")}
 
-    def control_plane(self) -> tuple[str, dict | None]:
+    def control_plane(self) -> tuple[str, Object | None]:
         """(revision, istiod Deployment or None: absent or not readable) that injects the registry's pods; from the
         injector that selects them, else from spec.istioRevision."""
-        def read():
+        def read() -> tuple[str, Object | None]:
             revision = self.cfg.istio_revision or DEFAULT_REVISION
             try:
                 injected = [labels for labels in self.pod_templates().values()
@@ -141,9 +147,9 @@ class Facts:
             return revision, istiod
         return self._once("control-plane", read)
 
-    def mesh_config(self) -> tuple[str, dict | None]:
+    def mesh_config(self) -> tuple[str, dict[str, Any] | None]:
         """(where, mesh config) from ConfigMap `istio` (default revision) or `istio-<rev>`, key `mesh`."""
-        def read():
+        def read() -> tuple[str, dict[str, Any] | None]:
             revision, istiod = self.control_plane()
             ns = istiod["metadata"]["namespace"] if istiod else "istio-system"
             name = "istio" if revision == DEFAULT_REVISION else f"istio-{revision}"
@@ -165,12 +171,14 @@ class Facts:
         except ClusterError:
             mesh = None
         _, istiod = self.control_plane()
-        return (mesh or {}).get("rootNamespace") or (istiod["metadata"]["namespace"] if istiod else "istio-system")
+        root: str = (mesh or {}).get("rootNamespace") or (istiod["metadata"]["namespace"] if istiod
+                                                          else "istio-system")
+        return root
 
 
-def istiod_version(deployment: dict) -> str | None:
+def istiod_version(deployment: Object) -> str | None:
     """The Istio version of an istiod Deployment, from its version labels or its pilot image tag."""
-    labels = deployment["metadata"].get("labels") or {}
+    labels: dict[str, str] = deployment["metadata"].get("labels") or {}
     for key in ("app.kubernetes.io/version", "operator.istio.io/version"):
         if labels.get(key):
             return labels[key]
@@ -182,6 +190,7 @@ def istiod_version(deployment: dict) -> str | None:
     return None
 
 
-def version_tuple(text: str | None) -> tuple:
+def version_tuple(text: str | None) -> tuple[int, ...]:
     """'v1.36.2', '1.24-dev', '1.6.20+k3s1' -> (1, 36, 2); () when there is no number."""
-    return tuple(int(n) for n in re.findall(r"\d+", re.match(r"v?([\d.]*)", text or "").group(1)))
+    head = re.match(r"v?([\d.]*)", text or "")  # matches every text (perhaps empty)
+    return tuple(int(n) for n in re.findall(r"\d+", head.group(1) if head else ""))

@@ -4,14 +4,15 @@ RequestAuthentication for jwt clients, as meshreg.cluster.ingress checks them be
 from __future__ import annotations
 
 from meshreg.cluster import ingress
-from meshreg.doctor import fail, ok, warn
+from meshreg.doctor.facts import Facts
+from meshreg.doctor.results import Result, fail, ok, warn
 from meshreg.errors import ClusterError
 
 CHECK = "ingress"
 FIX = "see docs/ingress.md: the ingress uses an Istio ingress gateway that already runs (spec.ingress.gateway)"
 
 
-def check(facts) -> list:
+def check(facts: Facts) -> list[Result]:
     if facts.cfg.ingress is None:
         return []
     try:

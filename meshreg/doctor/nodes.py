@@ -3,11 +3,17 @@ and anything else already holding the node proxy's hostPort on a node."""
 
 from __future__ import annotations
 
-from meshreg.doctor import could_not, fail, ok, some, warn
+from collections.abc import Iterator
+from typing import Any
+
+from meshreg.cluster.api import Object
 from meshreg.cluster.selectors import matches
-from meshreg.runtimes import DOCS, judge
+from meshreg.config import Config
+from meshreg.doctor.facts import Facts
+from meshreg.doctor.results import Result, could_not, fail, ok, some, warn
 from meshreg.errors import ClusterError
 from meshreg.render.labels import node_proxy_pods
+from meshreg.runtimes import DOCS, judge
 
 CHECK = "nodes"
 SETUP = DOCS  # what to configure on such nodes
@@ -24,7 +30,7 @@ def judge_runtime(runtime: str, *, configured: tuple[str, ...] = ()) -> tuple[st
     return "WARN", found.reason
 
 
-def check(facts) -> list:
+def check(facts: Facts) -> list[Result]:
     cfg = facts.cfg
     if not cfg.node_proxy.enabled:
         return [ok(CHECK, "node proxy disabled: nothing pulls from localhost")]
@@ -36,8 +42,8 @@ def check(facts) -> list:
     return runtimes(cfg, nodes) + ports
 
 
-def runtimes(cfg, nodes: list) -> list:
-    groups: dict = {}
+def runtimes(cfg: Config, nodes: list[Object]) -> list[Result]:
+    groups: dict[str, list[str]] = {}
     for node in nodes:
         runtime = ((node.get("status") or {}).get("nodeInfo") or {}).get("containerRuntimeVersion") or "unknown"
         groups.setdefault(runtime, []).append(node["metadata"]["name"])
@@ -58,21 +64,12 @@ def runtimes(cfg, nodes: list) -> list:
     return out
 
 
-def host_ports(facts, nodes: list) -> list:
+def host_ports(facts: Facts, nodes: list[Object]) -> list[Result]:
     cfg = facts.cfg
     wanted = {r.port for r in cfg.registries}
     mine = node_proxy_pods(cfg)
     pods = facts.cluster.list("v1", "Pod", field_selector="status.phase!=Succeeded,status.phase!=Failed")
-    taken = []
-    for pod in pods:
-        meta, spec = pod["metadata"], pod.get("spec") or {}
-        labels = meta.get("labels") or {}
-        if not spec.get("nodeName") or (meta.get("namespace") == cfg.namespace
-                                        and matches({"matchLabels": mine}, labels)):
-            continue
-        for port, host_ip in _host_ports(spec):
-            if port in wanted and host_ip in ("", "0.0.0.0", cfg.node_proxy.host_ip):
-                taken.append(f"{port} on {spec['nodeName']} by pod {meta.get('namespace')}/{meta['name']}")
+    taken = [found for pod in pods for found in _taken(pod, cfg=cfg, wanted=wanted, mine=mine)]
     if taken:
         return [fail(CHECK, f"the node proxy's hostPort is taken: {some(sorted(taken))}",
                      "choose free ports (nodeProxy.port / registries[].port) or move those pods; a node whose port "
@@ -81,17 +78,36 @@ def host_ports(facts, nodes: list) -> list:
                       f"on all {len(nodes)} node(s)")]
 
 
-def _host_ports(spec: dict):
+def _taken(pod: Object, *, cfg: Config, wanted: set[int], mine: dict[str, str]) -> list[str]:
+    """`PORT on NODE by pod NS/NAME` for each of the `wanted` ports a pod holds where the node proxy listens; none
+    for the node proxy's own pods (labels `mine` in the registry's namespace)."""
+    meta, spec = pod["metadata"], pod.get("spec") or {}
+    labels = meta.get("labels") or {}
+    if not spec.get("nodeName") or (meta.get("namespace") == cfg.namespace and matches({"matchLabels": mine}, labels)):
+        return []
+    return [f"{port} on {spec['nodeName']} by pod {meta.get('namespace')}/{meta['name']}"
+            for port, host_ip in _host_ports(spec)
+            if port in wanted and host_ip in ("", "0.0.0.0", cfg.node_proxy.host_ip)]
+
+
+def _host_ports(spec: dict[str, Any]) -> Iterator[tuple[int, str]]:
     """(port, hostIP) of every TCP port a pod holds on its node (hostNetwork pods hold their containerPorts)."""
     for c in (spec.get("containers") or []) + (spec.get("initContainers") or []):
         for p in c.get("ports") or []:
-            if (p.get("protocol") or "TCP") != "TCP":
-                continue
-            port = p.get("hostPort") or (p.get("containerPort") if spec.get("hostNetwork") else None)
+            port = _host_port(p, host_network=bool(spec.get("hostNetwork")))
             if port:
                 yield port, p.get("hostIP") or ""
 
 
-def _few(names: list) -> str:
+def _host_port(port: dict[str, Any], *, host_network: bool) -> int | None:
+    """The node port a container port holds: its hostPort, or with hostNetwork its containerPort; None for UDP and
+    SCTP ports."""
+    if (port.get("protocol") or "TCP") != "TCP":
+        return None
+    held: int | None = port.get("hostPort") or (port.get("containerPort") if host_network else None)
+    return held
+
+
+def _few(names: list[str]) -> str:
     names = sorted(names)
     return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")

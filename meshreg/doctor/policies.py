@@ -4,8 +4,10 @@ other PeerAuthentications selecting them, and the mesh-wide mTLS mode."""
 
 from __future__ import annotations
 
-from meshreg.doctor import ok, warn
+from meshreg.cluster.api import Object
 from meshreg.cluster.selectors import matches
+from meshreg.doctor.facts import Facts
+from meshreg.doctor.results import Result, ok, warn
 
 CHECK = "policies"
 SECURITY = "security.istio.io/v1"
@@ -22,7 +24,7 @@ WHY = {
 }
 
 
-def selects(policy: dict, *, namespace: str, labels: dict, root: str) -> bool:
+def selects(policy: Object, *, namespace: str, labels: dict[str, str], root: str) -> bool:
     """Istio's selection: a policy selects pods in its own namespace; one in the root namespace selects pods in
     every namespace; an absent selector selects all of them. Policies attached with targetRef(s) do not select
     sidecars."""
@@ -33,21 +35,15 @@ def selects(policy: dict, *, namespace: str, labels: dict, root: str) -> bool:
     return (where == namespace or where == root) and matches(spec.get("selector"), labels)
 
 
-def check(facts) -> list:
+def check(facts: Facts) -> list[Result]:
     root = facts.root_namespace()
     namespaces = sorted({facts.cfg.namespace, root})
     policies = [p for ns in namespaces for p in facts.cluster.list(SECURITY, "AuthorizationPolicy", namespace=ns)]
     peers = [p for ns in namespaces for p in facts.cluster.list(SECURITY, "PeerAuthentication", namespace=ns)]
-    own = {(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]) for o in facts.manifests}
-    # PeerAuthentications without a selector (namespace- and mesh-wide) yield to meshreg's workload one
-    foreign = [p for p in policies + [p for p in peers if (p.get("spec") or {}).get("selector")]
-               if (p["kind"], p["metadata"].get("namespace"), p["metadata"]["name"]) not in own]
     pods = facts.pod_templates()
     out = []
-    for policy in foreign:
-        hit = [w for w, labels in pods.items()  # mTLS settings do not apply to the node proxy's gateway port
-               if selects(policy, namespace=facts.cfg.namespace, labels=labels, root=root)
-               and (policy["kind"] == "AuthorizationPolicy" or w.startswith("Deployment"))]
+    for policy in _foreign(facts.manifests, policies=policies, peers=peers):
+        hit = _selected(policy, pods, namespace=facts.cfg.namespace, root=root)
         if hit:
             out.append(_finding(policy, hit, root))
     if not out:
@@ -56,7 +52,25 @@ def check(facts) -> list:
     return out + [_mesh_wide(peers, root)]
 
 
-def _finding(policy: dict, workloads: list, root: str):
+def _key(obj: Object) -> tuple[str, str | None, str]:
+    return obj["kind"], obj["metadata"].get("namespace"), obj["metadata"]["name"]
+
+
+def _foreign(manifests: list[Object], *, policies: list[Object], peers: list[Object]) -> list[Object]:
+    """The policies and PeerAuthentications meshreg did not render."""
+    own = {_key(o) for o in manifests}
+    # PeerAuthentications without a selector (namespace- and mesh-wide) yield to meshreg's workload one
+    return [p for p in policies + [p for p in peers if (p.get("spec") or {}).get("selector")] if _key(p) not in own]
+
+
+def _selected(policy: Object, pods: dict[str, dict[str, str]], *, namespace: str, root: str) -> list[str]:
+    """The workloads (`Kind name`) a policy applies to."""
+    return [w for w, labels in pods.items()  # mTLS settings do not apply to the node proxy's gateway port
+            if selects(policy, namespace=namespace, labels=labels, root=root)
+            and (policy["kind"] == "AuthorizationPolicy" or w.startswith("Deployment"))]
+
+
+def _finding(policy: Object, workloads: list[str], root: str) -> Result:
     name = f"{policy['kind']} {policy['metadata']['namespace']}/{policy['metadata']['name']}"
     scope = "mesh-wide" if policy["metadata"]["namespace"] == root and not (policy.get("spec") or {}).get(
         "selector") else f"selecting {', '.join(workloads)}"
@@ -72,7 +86,7 @@ def _finding(policy: dict, workloads: list, root: str):
     return warn(CHECK, f"{name} ({action}, {scope}) {what}", fix)
 
 
-def _mesh_wide(peers: list, root: str):
+def _mesh_wide(peers: list[Object], root: str) -> Result:
     wide = [p for p in peers if p["metadata"].get("namespace") == root and not (p.get("spec") or {}).get("selector")]
     mode = ((wide[0].get("spec") or {}).get("mtls") or {}).get("mode", "UNSET") if wide else None
     if mode == "STRICT":

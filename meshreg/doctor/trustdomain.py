@@ -3,14 +3,18 @@ its aliases; and `pathNormalization`, which meshreg's path facts assume to be Is
 
 from __future__ import annotations
 
-from meshreg.doctor import fail, ok, warn
+from typing import Any
+
+from meshreg.config import Config
+from meshreg.doctor.facts import Facts
+from meshreg.doctor.results import Result, fail, ok, warn
 
 CHECK = "trust-domain"
 ISTIO_DEFAULT = "cluster.local"
 SAFE_NORMALIZATIONS = ("DEFAULT", "BASE", "MERGE_SLASHES", "DECODE_AND_MERGE_SLASHES")
 
 
-def check(facts) -> list:
+def check(facts: Facts) -> list[Result]:
     where, mesh = facts.mesh_config()
     if mesh is None:
         return [warn(CHECK, f"{where} not found: cannot read the mesh's trust domain",
@@ -18,7 +22,7 @@ def check(facts) -> list:
     return [trust_domain(facts.cfg, where, mesh), normalization(facts.cfg, where, mesh)]
 
 
-def trust_domain(cfg, where: str, mesh: dict):
+def trust_domain(cfg: Config, where: str, mesh: dict[str, Any]) -> Result:
     actual = mesh.get("trustDomain") or ISTIO_DEFAULT
     aliases = [a for a in mesh.get("trustDomainAliases") or [] if a]
     also = f" (aliases: {', '.join(aliases)})" if aliases else ""
@@ -32,7 +36,7 @@ def trust_domain(cfg, where: str, mesh: dict):
                 f"set spec.trustDomain: {actual} in the config, then meshreg up")
 
 
-def normalization(cfg, where: str, mesh: dict):
+def normalization(cfg: Config, where: str, mesh: dict[str, Any]) -> Result:
     mode = ((mesh.get("pathNormalization") or {}).get("normalization") or "DEFAULT").upper()
     if mode in SAFE_NORMALIZATIONS:
         return ok(CHECK, f"path normalization {mode} (meshreg's path rules hold for it)")

@@ -3,24 +3,27 @@ without a sidecar a writer has no mesh identity and cannot push. Ones that do no
 
 from __future__ import annotations
 
-from meshreg.doctor import could_not, fail, ok, warn
+from meshreg.cluster.api import ClusterClient, Object
 from meshreg.cluster.enforcement import has_sidecar
+from meshreg.config import Config
+from meshreg.doctor.facts import Facts
+from meshreg.doctor.results import Result, could_not, fail, ok, warn
 from meshreg.errors import ClusterError
 from meshreg.render.labels import namespace_injection
 
 CHECK = "writers"
 
 
-def identities(cfg) -> dict:
+def identities(cfg: Config) -> dict[str, list[str]]:
     """NS/SA -> the registries it may write, over every registry."""
-    out: dict = {}
+    out: dict[str, list[str]] = {}
     for reg in cfg.registries:
         for writer in cfg.writers_of(reg):
             out.setdefault(writer.service_account, []).append(reg.name)
     return out
 
 
-def check(facts) -> list:
+def check(facts: Facts) -> list[Result]:
     found = identities(facts.cfg)
     if not found:
         return [ok(CHECK, "no writers configured (nobody can push; meshreg policy grant NS/SA adds one)")]
@@ -33,7 +36,7 @@ def check(facts) -> list:
     return out
 
 
-def writer(facts, identity: str, registries: list):
+def writer(facts: Facts, identity: str, registries: list[str]) -> Result:
     ns, sa = identity.split("/")
     label = identity + (f" (writes {', '.join(registries)})" if len(facts.cfg.registries) > 1 else "")
     namespace = facts.namespace(ns)
@@ -61,7 +64,7 @@ def writer(facts, identity: str, registries: list):
                 "sidecar.istio.io/inject=true)")
 
 
-def _running(cfg, label: str, ns: str, pods: list):
+def _running(cfg: Config, label: str, ns: str, pods: list[Object]) -> Result:
     """Pods already running as the writer tell more than the namespace labels: do they carry the sidecar?"""
     with_sidecar = [p for p in pods if has_sidecar(p)]
     if with_sidecar:
@@ -71,11 +74,11 @@ def _running(cfg, label: str, ns: str, pods: list):
                 f"label namespace {ns} for injection ({_injection_label(cfg)}) and restart the pods")
 
 
-def _injection_label(cfg) -> str:
+def _injection_label(cfg: Config) -> str:
     return " ".join(f"{k}={v}" for k, v in namespace_injection(cfg).items())
 
 
-def _pods(cluster, ns: str, sa: str) -> list:
+def _pods(cluster: ClusterClient, ns: str, sa: str) -> list[Object]:
     try:
         pods = cluster.list("v1", "Pod", namespace=ns, field_selector=f"spec.serviceAccountName={sa}")
     except ClusterError:

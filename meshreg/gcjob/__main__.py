@@ -1,4 +1,4 @@
-"""`python -m meshreg_gc` in the gc Job (the package is mounted under that name from a ConfigMap)."""
+"""`python -m meshreg.gcjob` in the gc Job (the modules are mounted from a ConfigMap as in the source tree)."""
 
 import sys
 

@@ -14,6 +14,8 @@ CREATED = "org.opencontainers.image.created"
 
 @dataclass
 class Repository:
+    """A repository's tags (with the manifest each points at) and which manifests its indexes list."""
+
     name: str
     tags: list[Tag] = field(default_factory=list)
     children: dict[str, list[str]] = field(default_factory=dict)  # index digest -> digests it lists
@@ -21,17 +23,20 @@ class Repository:
 
 @dataclass
 class Inventory:
+    """Everything read from the registry: its repositories and what is known of each digest."""
+
     repositories: dict[str, Repository] = field(default_factory=dict)
     sizes: dict[str, int] = field(default_factory=dict)  # digest -> bytes, for manifests and blobs
     holders: dict[str, set[str]] = field(default_factory=dict)  # digest -> repositories that reference it
     parts: dict[str, list[str]] = field(default_factory=dict)  # manifest digest -> its config and layer digests
 
     def note(self, repository: str, digest: str, size: int) -> None:
+        """`digest` has `size` bytes and is referenced from `repository`."""
         self.sizes[digest] = size
         self.holders.setdefault(digest, set()).add(repository)
 
 
-def parse_time(value) -> float | None:
+def parse_time(value: object) -> float | None:
     """An RFC 3339 time (as image configs carry it) as seconds since the epoch; None when absent, odd or 1970."""
     if not isinstance(value, str) or not value:
         return None
@@ -53,17 +58,19 @@ def parse_time(value) -> float | None:
 class Reader:
     """Reads repositories once each, caching manifests and image times by digest."""
 
-    def __init__(self, client: Client):
+    def __init__(self, client: Client) -> None:
         self.client = client
         self.inventory = Inventory()
         self._created: dict[str, float | None] = {}
 
     def read(self, names: list[str] | None = None) -> Inventory:
+        """Every repository (or those named), read into the inventory."""
         for name in names if names is not None else self.client.repositories():
             self.inventory.repositories[name] = self.repository(name)
         return self.inventory
 
     def repository(self, name: str) -> Repository:
+        """One repository: each tag with its manifest and build time."""
         repo = Repository(name)
         for tag in self.client.tags(name):
             manifest = self.client.manifest(name, tag)
@@ -82,16 +89,21 @@ class Reader:
             self.inventory.note(repo_name, blob["digest"], int(blob.get("size", 0)))
         self.inventory.parts[manifest.digest] = [b["digest"] for b in manifest.blobs]
         if manifest.children:
-            repo.children[manifest.digest] = [c["digest"] for c in manifest.children]
-            times = []
-            for child in manifest.children:
-                found = self.client.manifest(repo_name, child["digest"])
-                if found is not None:
-                    times.append(self._time(repo_name, found, repo))
-            known = [t for t in times if t is not None]
-            when = when if when is not None else (max(known) if known else None)
+            newest = self._children(repo_name, manifest, repo)  # read whether or not the index has a time
+            when = when if when is not None else newest
         elif when is None and manifest.body.get("config"):
             config = self.client.blob_json(repo_name, manifest.body["config"]["digest"]) or {}
             when = parse_time(config.get("created"))
         self._created[manifest.digest] = when
         return when
+
+    def _children(self, repo_name: str, index: Manifest, repo: Repository) -> float | None:
+        """Read the manifests an index lists (noting what they hold); the newest of their build times."""
+        repo.children[index.digest] = [c["digest"] for c in index.children]
+        times = []
+        for child in index.children:
+            found = self.client.manifest(repo_name, child["digest"])
+            if found is not None:
+                times.append(self._time(repo_name, found, repo))
+        known = [t for t in times if t is not None]
+        return max(known) if known else None

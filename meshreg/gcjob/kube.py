@@ -14,6 +14,8 @@ import ssl
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
+from typing import Any
 
 READ_ONLY = "REGISTRY_STORAGE_MAINTENANCE_READONLY"
 READ_ONLY_VALUE = '{"enabled": true}'  # a map: distribution panics on ..._READONLY_ENABLED=true
@@ -28,7 +30,9 @@ class KubeError(Exception):
 class Api:
     """In-cluster credentials by default; `url` (plain HTTP, no token) for a local stand-in."""
 
-    def __init__(self, url: str | None = None):
+    def __init__(self, url: str | None = None) -> None:
+        self.headers: dict[str, str]
+        self.context: ssl.SSLContext | None
         if url:
             self.base, self.headers, self.context = url.rstrip("/"), {}, None
             return
@@ -38,7 +42,9 @@ class Api:
             self.headers = {"Authorization": f"Bearer {f.read().strip()}"}
         self.context = ssl.create_default_context(cafile=f"{ACCOUNT}/ca.crt")
 
-    def call(self, method: str, path: str, body: dict | None = None, content_type: str | None = None) -> dict:
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None,
+             content_type: str | None = None) -> dict[str, Any]:
+        """One request; the answer's JSON ({} when empty); KubeError for an error status or no answer."""
         headers = {**self.headers, "Accept": "application/json"}
         if content_type:
             headers["Content-Type"] = content_type
@@ -46,7 +52,8 @@ class Api:
         request = urllib.request.Request(self.base + path, data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=30, context=self.context) as response:
-                return json.loads(response.read() or b"{}")
+                answer: dict[str, Any] = json.loads(response.read() or b"{}")
+                return answer
         except urllib.error.HTTPError as e:
             message = e.read(500).decode("utf-8", "replace")
             raise KubeError(f"{method} {path}: HTTP {e.code}: {message}") from e
@@ -55,13 +62,14 @@ class Api:
 
 
 def deployment_path(namespace: str, name: str) -> str:
+    """The API path of a Deployment."""
     return f"/apis/apps/v1/namespaces/{namespace}/deployments/{name}"
 
 
-def switch(api: Api, *, namespace: str, name: str, read_only: bool, node: str | None) -> dict:
+def switch(api: Api, *, namespace: str, name: str, read_only: bool, node: str | None) -> dict[str, Any]:
     """Apply (or withdraw) the read-only variable, and the node pin when `node` is given; the new Deployment."""
-    container: dict = {"name": "registry"}
-    spec: dict = {"containers": [container]}
+    container: dict[str, Any] = {"name": "registry"}
+    spec: dict[str, Any] = {"containers": [container]}
     if read_only:
         container["env"] = [{"name": READ_ONLY, "value": READ_ONLY_VALUE}]
         if node:
@@ -72,7 +80,7 @@ def switch(api: Api, *, namespace: str, name: str, read_only: bool, node: str | 
     return api.call("PATCH", path, body, "application/apply-patch+yaml")
 
 
-def rolled_out(deployment: dict) -> bool:
+def rolled_out(deployment: dict[str, Any]) -> bool:
     """Every pod of the Deployment runs the current template, and no other pod is left."""
     spec, status = deployment.get("spec") or {}, deployment.get("status") or {}
     want = spec.get("replicas", 1)
@@ -81,7 +89,9 @@ def rolled_out(deployment: dict) -> bool:
             and status.get("replicas", 0) == want)
 
 
-def wait(api: Api, *, namespace: str, name: str, timeout: float, say=print, interval: float = 2.0) -> None:
+def wait(api: Api, *, namespace: str, name: str, timeout: float, say: Callable[[str], None] = print,
+         interval: float = 2.0) -> None:
+    """Until the Deployment has rolled out; KubeError after `timeout` seconds, with its replica counts."""
     deadline = time.monotonic() + timeout
     while True:
         deployment = api.call("GET", deployment_path(namespace, name))

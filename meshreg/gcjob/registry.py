@@ -6,11 +6,13 @@ as the retention identity, so every delete passes the registry's AuthorizationPo
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from typing import Any
 
 MANIFESTS = ", ".join([
     "application/vnd.oci.image.index.v1+json", "application/vnd.oci.image.manifest.v1+json",
@@ -25,28 +27,34 @@ class RegistryError(Exception):
 
 @dataclass(frozen=True)
 class Manifest:
+    """A manifest as read: its digest, its size in bytes, and its JSON."""
+
     digest: str
     size: int
-    body: dict
+    body: dict[str, Any]
 
     @property
-    def children(self) -> list[dict]:
+    def children(self) -> list[dict[str, Any]]:
         """The manifests an index lists (empty for an image manifest)."""
         return list(self.body.get("manifests") or [])
 
     @property
-    def blobs(self) -> list[dict]:
+    def blobs(self) -> list[dict[str, Any]]:
         """The config and layer descriptors of an image manifest."""
         config = self.body.get("config")
         return ([config] if config else []) + list(self.body.get("layers") or [])
 
 
 class Client:
-    def __init__(self, base_url: str, *, timeout: float = 60.0):
+    """A registry's API at `base_url` (plain HTTP in the Job: the sidecar carries it over mTLS)."""
+
+    def __init__(self, base_url: str, *, timeout: float = 60.0) -> None:
         self.base = base_url.rstrip("/")
         self.timeout = timeout
 
-    def _send(self, method: str, path: str, headers: dict | None = None):
+    def _send(self, method: str, path: str,
+              headers: dict[str, str] | None = None) -> http.client.HTTPResponse | urllib.error.HTTPError:
+        """The response, an error status included; RegistryError when the registry cannot be reached."""
         request = urllib.request.Request(self.base + path, method=method, headers=headers or {})
         try:
             return urllib.request.urlopen(request, timeout=self.timeout)
@@ -55,7 +63,7 @@ class Client:
         except (urllib.error.URLError, OSError) as e:
             raise RegistryError(f"{method} {self.base}{path}: {getattr(e, 'reason', e)}") from e
 
-    def _json(self, path: str) -> tuple[dict, str | None]:
+    def _json(self, path: str) -> tuple[dict[str, Any], str | None]:
         with self._send("GET", path) as response:
             if response.status != 200:
                 raise RegistryError(f"GET {path}: HTTP {response.status}: {response.read(300)!r}")
@@ -64,8 +72,9 @@ class Client:
 
     def _pages(self, path: str, key: str) -> list[str]:
         out: list[str] = []
-        while path:
-            body, path = self._json(path)
+        page: str | None = path
+        while page:
+            body, page = self._json(page)
             out += body.get(key) or []
         return out
 
@@ -90,7 +99,7 @@ class Client:
             data = response.read()
             return Manifest(digest=response.headers["Docker-Content-Digest"], size=len(data), body=json.loads(data))
 
-    def blob_json(self, repository: str, digest: str) -> dict | None:
+    def blob_json(self, repository: str, digest: str) -> dict[str, Any] | None:
         with self._send("GET", f"/v2/{repository}/blobs/{digest}") as response:
             if response.status != 200:
                 return None

@@ -10,24 +10,31 @@ registry is made writable again before the Job ends.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
 import urllib.request
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from meshreg.retention import Retention
 
 from . import kube
 from .collect import GcError, collect
-from .inventory import Inventory, Reader
+from .inventory import Inventory, Reader, Repository
 from .registry import Client, RegistryError
-from .retention import Retention, select
+from .retention import Plan, select
 
 RESULT = "MESHREG-GC-RESULT "
 
 
 @dataclass(frozen=True)
 class Settings:
+    """What the Job does, from its plan (the ConfigMap's plan.json) and its environment."""
+
     registry: str  # the registry's URL (its Service; the sidecar adds mTLS)
     namespace: str
     deployment: str
@@ -42,7 +49,8 @@ class Settings:
     timeout: float
 
     @classmethod
-    def load(cls, env) -> "Settings":
+    def load(cls, env: Mapping[str, str]) -> Settings:
+        """From the plan file $MESHREG_GC_PLAN names, and the environment."""
         with open(env.get("MESHREG_GC_PLAN", "/etc/meshreg-gc/plan.json"), encoding="utf-8") as f:
             plan = json.load(f)
         return cls(registry=env.get("MESHREG_GC_REGISTRY") or plan["registry"], namespace=plan["namespace"],
@@ -57,13 +65,16 @@ class Settings:
 
 
 def say(text: str) -> None:
+    """A line of the Job's log."""
     print(text, flush=True)
 
 
-def main(env=None, now=time.time) -> int:
+def main(env: Mapping[str, str] | None = None, now: Callable[[], float] = time.time) -> int:
+    """The whole run; 0 when it went through, 1 when something failed (the result line says what)."""
     s = Settings.load(os.environ if env is None else env)
-    result: dict = {"dryRun": s.dry_run, "deployment": f"{s.namespace}/{s.deployment}", "retention": []}
-    client, api, status = Client(s.registry), None, 0
+    result: dict[str, Any] = {"dryRun": s.dry_run, "deployment": f"{s.namespace}/{s.deployment}", "retention": []}
+    client, status = Client(s.registry), 0
+    api: kube.Api | None = None
     try:
         inventory = retain(s, client, result, now=now()) if s.retention else Reader(client).read()
         if not s.dry_run:
@@ -83,14 +94,14 @@ def main(env=None, now=time.time) -> int:
     return status
 
 
-def _switch(s: Settings, api, *, read_only: bool) -> None:
+def _switch(s: Settings, api: kube.Api, *, read_only: bool) -> None:
     say(f"registry {s.namespace}/{s.deployment}: {'read-only' if read_only else 'writable again'}")
     kube.switch(api, namespace=s.namespace, name=s.deployment, read_only=read_only, node=s.node if s.pin else None)
     if read_only or not s.pin:  # with a volume the new pod may only start once this Job lets go of it
         kube.wait(api, namespace=s.namespace, name=s.deployment, timeout=s.timeout, say=say)
 
 
-def _restore(s: Settings, api, result: dict) -> int:
+def _restore(s: Settings, api: kube.Api, result: dict[str, Any]) -> int:
     try:
         _switch(s, api, read_only=False)
         result["readOnly"] = "restored"
@@ -106,26 +117,30 @@ def _stop_sidecar(s: Settings) -> None:
     """Let Istio's sidecar exit so the Job can complete (harmless where sidecars are native)."""
     if not s.sidecar:
         return
-    try:
+    with contextlib.suppress(OSError):
         urllib.request.urlopen(urllib.request.Request(s.sidecar, method="POST"), timeout=5).close()
-    except OSError:
-        pass
 
 
-def retain(s: Settings, client: Client, result: dict, *, now: float) -> Inventory:
+def retain(s: Settings, client: Client, result: dict[str, Any], *, now: float) -> Inventory:
     """Apply the retention rules to every repository; returns what was read before deleting."""
+    assert s.retention is not None, "retain() runs only with retention rules"
     inventory = Reader(client).read()
     for name, repo in sorted(inventory.repositories.items()):
         plan = select(s.retention, name, repo.tags, children=repo.children, now=now)
         if not plan.delete_manifests:
             continue
-        known = {t.name for t in repo.tags}
-        deleted = [d for d in plan.delete_manifests
-                   if s.dry_run or (not _newly_tagged(client, name, known, d) and client.delete_manifest(name, d))]
+        deleted = _delete(s, client, repo, plan)
         say(f"retention: {name}: {'would delete' if s.dry_run else 'deleted'} {', '.join(plan.delete_tags) or '-'}"
             f" ({len(deleted)} manifests)")
         result["retention"].append({"repository": name, "tags": list(plan.delete_tags), "manifests": deleted})
     return inventory
+
+
+def _delete(s: Settings, client: Client, repo: Repository, plan: Plan) -> list[str]:
+    """The manifests of `plan` deleted, in its order (on a dry run, every one), but those tagged meanwhile."""
+    known = {t.name for t in repo.tags}
+    return [d for d in plan.delete_manifests
+            if s.dry_run or (not _newly_tagged(client, repo.name, known, d) and client.delete_manifest(repo.name, d))]
 
 
 def _newly_tagged(client: Client, repository: str, known: set[str], digest: str) -> bool:

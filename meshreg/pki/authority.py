@@ -19,10 +19,15 @@ import json
 import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import cast
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.types import (
+    CertificateIssuerPrivateKeyTypes,
+    CertificateIssuerPublicKeyTypes,
+)
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from meshreg.errors import UsageError
@@ -64,7 +69,7 @@ def _key_usage(*, ca: bool) -> x509.KeyUsage:
                          encipher_only=False, decipher_only=False)
 
 
-def _pem_key(key) -> bytes:
+def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                              serialization.NoEncryption())
 
@@ -81,14 +86,15 @@ def write_file(path: Path, data: bytes, *, private: bool = False) -> None:
 class Authority:
     """A CA directory: its certificate, its index, and (read only when signing) its key."""
 
-    def __init__(self, directory: Path, cert: x509.Certificate, issued: list[Issued], crl_number: int):
+    def __init__(self, directory: Path, cert: x509.Certificate, issued: list[Issued], crl_number: int) -> None:
         self.directory = directory
         self.cert = cert
         self.issued = issued
         self.crl_number = crl_number
 
     @classmethod
-    def create(cls, directory: Path, *, domain: str, days: int, now: datetime.datetime | None = None) -> Authority:
+    def create(cls, directory: str | os.PathLike[str], *, domain: str, days: int,
+               now: datetime.datetime | None = None) -> Authority:
         """A new CA in `directory` (which must not hold one); refuses to overwrite anything."""
         directory = Path(directory)
         if (directory / CA_CERT).exists() or (directory / CA_KEY).exists():
@@ -115,7 +121,7 @@ class Authority:
         return authority
 
     @classmethod
-    def open(cls, directory: Path) -> Authority:
+    def open(cls, directory: str | os.PathLike[str]) -> Authority:
         directory = Path(directory)
         try:
             cert = x509.load_pem_x509_certificate((directory / CA_CERT).read_bytes())
@@ -127,12 +133,16 @@ class Authority:
             raise UsageError(f"{directory}: the CA files do not parse ({e})") from e
         return cls(directory, cert, [Issued(**i) for i in index["issued"]], index["crlNumber"])
 
-    def _key(self) -> ec.EllipticCurvePrivateKey:
+    def _key(self) -> CertificateIssuerPrivateKeyTypes:
         try:
-            return serialization.load_pem_private_key((self.directory / CA_KEY).read_bytes(), password=None)
+            key = serialization.load_pem_private_key((self.directory / CA_KEY).read_bytes(), password=None)
         except FileNotFoundError as e:
             raise UsageError(f"{self.directory}: the CA key ({CA_KEY}) is not here; sign on the machine that "
                              "holds it") from e
+        return cast(CertificateIssuerPrivateKeyTypes, key)  # a CA's key signs (create() makes an EC key)
+
+    def _public_key(self) -> CertificateIssuerPublicKeyTypes:
+        return cast(CertificateIssuerPublicKeyTypes, self.cert.public_key())  # the key of a CA: it signs
 
     def valid(self, name: str, now: datetime.datetime | None = None) -> list[Issued]:
         now = now or _now()
@@ -166,7 +176,7 @@ class Authority:
                 .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
                 .add_extension(_key_usage(ca=False), critical=True)
                 .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-                .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self.cert.public_key()),
+                .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self._public_key()),
                                critical=False)
                 .sign(self._key(), hashes.SHA256()))
         issued = Issued(name=name, serial=f"{cert.serial_number:x}", not_before=now.isoformat(),
@@ -178,19 +188,25 @@ class Authority:
     def revoke(self, name: str, *, serial: str | None = None, now: datetime.datetime | None = None) -> list[Issued]:
         """Revoke every unrevoked certificate of `name` (or the one with `serial`), then re-sign the CRL."""
         now = now or _now()
-        targets = [i for i in self.issued if i.name == name and not i.revoked
-                   and (serial is None or i.serial == serial.lower().removeprefix("0x"))]
-        if not targets:
-            which = f"serial {serial} of client {name!r}" if serial else f"client {name!r}"
-            raise UsageError(f"{which}: no unrevoked certificate in {self.directory / INDEX} "
-                             "(see `meshreg certs list`)")
+        targets = self._unrevoked(name, serial)
         key = self._key()
         revoked = {i.serial for i in targets}
         self.issued = [replace(i, revoked=now.isoformat()) if i.serial in revoked else i for i in self.issued]
         self._save(key, now)
         return [i for i in self.issued if i.serial in revoked]
 
-    def _save(self, key, now: datetime.datetime) -> None:
+    def _unrevoked(self, name: str, serial: str | None) -> list[Issued]:
+        """The unrevoked certificates of `name` (or the one with `serial`); UsageError when there is none."""
+        wanted = None if serial is None else serial.lower().removeprefix("0x")
+        targets = [i for i in self.issued
+                   if i.name == name and not i.revoked and (wanted is None or i.serial == wanted)]
+        if not targets:
+            which = f"serial {serial} of client {name!r}" if serial else f"client {name!r}"
+            raise UsageError(f"{which}: no unrevoked certificate in {self.directory / INDEX} "
+                             "(see `meshreg certs list`)")
+        return targets
+
+    def _save(self, key: CertificateIssuerPrivateKeyTypes, now: datetime.datetime) -> None:
         """Write a new CRL (next number, every revoked serial) and the index."""
         self.crl_number += 1
         builder = (x509.CertificateRevocationListBuilder().issuer_name(self.cert.subject)
@@ -199,7 +215,7 @@ class Authority:
                    # here re-signs it on a schedule: it stays current as long as the CA itself.
                    .next_update(self.cert.not_valid_after_utc)
                    .add_extension(x509.CRLNumber(self.crl_number), critical=False)
-                   .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self.cert.public_key()),
+                   .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self._public_key()),
                                   critical=False))
         for i in self.issued:
             if i.revoked:

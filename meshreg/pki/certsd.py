@@ -8,6 +8,8 @@ only when given the server's CA, and otherwise leaves it out so clients use the 
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from pathlib import Path
 
 from cryptography import x509
@@ -18,11 +20,11 @@ from meshreg.pki.authority import write_file
 CERT, KEY, SERVER_CA = "client.cert", "client.key", "ca.crt"
 
 
-def directory(root: Path, address: str) -> Path:
+def directory(root: str | os.PathLike[str], address: str) -> Path:
     return Path(root) / address
 
 
-def check_free(root: Path, address: str, *, force: bool, spent) -> None:
+def check_free(root: str | os.PathLike[str], address: str, *, force: bool, spent: Callable[[str], bool]) -> None:
     """Refuse (before anything is written) to overwrite a client certificate there, unless `force` or the
     certificate there is spent (`spent(serial)`: revoked or expired), which is what rotation replaces."""
     cert = directory(root, address) / CERT
@@ -49,7 +51,8 @@ def read_server_ca(path: str) -> bytes:
     return data
 
 
-def write(root: Path, address: str, *, cert: bytes, key: bytes, server_ca: bytes | None) -> list[Path]:
+def write(root: str | os.PathLike[str], address: str, *, cert: bytes, key: bytes,
+          server_ca: bytes | None) -> list[Path]:
     """Write the files (the key 0600, the directory 0700); the paths written."""
     out = directory(root, address)
     out.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -16,9 +16,21 @@ outside the mesh) reaches ztunnel with its own identity or none.
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable
 
-from meshreg.policy.rules import (Decision, Request, Workload, at_workload, decide, peer_authentication, policies,
-                                  principal_of, selects)
+from meshreg.objects import Labels, Object
+from meshreg.policy import fields
+from meshreg.policy.rules import (
+    Decision,
+    Request,
+    Workload,
+    at_workload,
+    decide,
+    peer_authentication,
+    policies,
+    principal_of,
+    selects,
+)
 
 ZTUNNEL, WAYPOINT, NODE_PROXY = "ztunnel", "waypoint", "node proxy"
 DATAPLANE_MODE = "istio.io/dataplane-mode"
@@ -31,16 +43,15 @@ L7_SOURCE = ("requestPrincipals", "notRequestPrincipals", "remoteIpBlocks", "not
 L4_WHEN = ("source.ip", "source.namespace", "source.principal", "destination.ip", "destination.port")
 
 
-def enrolled(objects: list[dict], workload: Workload | None) -> bool:
+def enrolled(objects: list[Object], workload: Workload | None) -> bool:
     """Whether ztunnel captures the workload: its namespace (or its pods) say `istio.io/dataplane-mode: ambient`."""
     if workload is None:
         return False
-    mode = workload.labels.get(DATAPLANE_MODE) or _labels(_find(objects, "v1", "Namespace", workload.namespace)) \
-        .get(DATAPLANE_MODE)
+    mode = workload.labels.get(DATAPLANE_MODE) or _namespace_labels(objects, workload.namespace).get(DATAPLANE_MODE)
     return mode == "ambient" and workload.labels.get("sidecar.istio.io/inject") != "true"
 
 
-def evaluate(objects: list[dict], registry: Workload, *, client: str | None, method: str, path: str,
+def evaluate(objects: list[Object], registry: Workload, *, client: str | None, method: str, path: str,
              trust_domain: str, skip_waypoint: bool = False, node_proxy: Workload | None = None,
              gateway_hop: str = NODE_PROXY) -> Decision:
     """`client`: a principal, None for plain text from outside the mesh, or "node-proxy": through the gateway
@@ -50,18 +61,21 @@ def evaluate(objects: list[dict], registry: Workload, *, client: str | None, met
     port = _service_port(service, registry)
     request = Request(client, method, path, f"{registry.name}.{registry.namespace}.svc.cluster.local:{port}", port)
     if client == "node-proxy":
-        return _via_gateway(objects, registry, service, gateway, request, node_proxy, trust_domain, gateway_hop)
+        return _via_gateway(objects, registry, service=service, gateway=gateway, request=request, proxy=node_proxy,
+                            trust_domain=trust_domain, hop=gateway_hop)
     if client is None or skip_waypoint or gateway is None:
         why = ("outside the mesh, the client sends plain text straight to the pod" if client is None else
                "the client skips the waypoint" if skip_waypoint else "the Service has no waypoint")
         return _hops([], at_ztunnel(objects, registry, principal=client, note=why))
+    assert service is not None  # a waypoint is found through its Service
     first = at_waypoint(objects, gateway=gateway, service=service, request=request)
     if not first.allowed:
         return _hops([], first)
     return _hops([first], at_ztunnel(objects, registry, principal=waypoint_principal(gateway, trust_domain)))
 
 
-def _via_gateway(objects, registry, service, gateway, request, proxy, trust_domain, hop) -> Decision:
+def _via_gateway(objects: list[Object], registry: Workload, *, service: Object | None, gateway: Object | None,
+                 request: Request, proxy: Workload | None, trust_domain: str, hop: str) -> Decision:
     if proxy is None:
         return Decision("DENY", None, None, "there is no node proxy (spec.nodeProxy.enabled is false)", hop)
     local = Request(None, request.method, request.path, f"localhost:{proxy.port}", proxy.port)
@@ -69,7 +83,7 @@ def _via_gateway(objects, registry, service, gateway, request, proxy, trust_doma
     if not first.allowed:
         return first
     identity = principal_of(f"{proxy.namespace}/{proxy.service_account}", trust_domain)
-    if gateway is None or not ingress_uses_waypoint(objects, service):
+    if gateway is None or service is None or not ingress_uses_waypoint(objects, service):
         why = "the Service has no waypoint" if gateway is None else \
             f"the Service lacks {INGRESS_USE_WAYPOINT}: \"true\", so the gateway skips the waypoint"
         return _hops([first], at_ztunnel(objects, registry, principal=identity, note=why))
@@ -79,11 +93,11 @@ def _via_gateway(objects, registry, service, gateway, request, proxy, trust_doma
     return _hops([first, second], at_ztunnel(objects, registry, principal=waypoint_principal(gateway, trust_domain)))
 
 
-def _rest(request: Request) -> tuple:
+def _rest(request: Request) -> tuple[str, str, str, int]:
     return request.method, request.path, request.host, request.port
 
 
-def at_waypoint(objects, *, gateway: dict, service: dict, request: Request) -> Decision:
+def at_waypoint(objects: list[Object], *, gateway: Object, service: Object, request: Request) -> Decision:
     """The policies attached (targetRefs) to the Service or to the waypoint, for the client's request."""
     attached_ = [p for p in policies(objects, "AuthorizationPolicy") if attached(p, service=service, gateway=gateway)]
     where = f"Service {service['metadata']['name']} or waypoint {gateway['metadata']['name']}"
@@ -92,7 +106,7 @@ def at_waypoint(objects, *, gateway: dict, service: dict, request: Request) -> D
     return _at(WAYPOINT, d, f"as {who}")
 
 
-def at_ztunnel(objects, workload: Workload, *, principal: str | None, note: str = "") -> Decision:
+def at_ztunnel(objects: list[Object], workload: Workload, *, principal: str | None, note: str = "") -> Decision:
     """ztunnel on the workload's node: STRICT mTLS, then the L4 view of the policies that select the workload."""
     peer = peer_authentication(objects, workload)
     context = f"as {principal or 'plain text'}" + (f" ({note})" if note else "")
@@ -105,12 +119,12 @@ def at_ztunnel(objects, workload: Workload, *, principal: str | None, note: str 
     return _at(ZTUNNEL, d, context)
 
 
-def l4_view(policy: dict) -> dict | None:
+def l4_view(policy: Object) -> Object | None:
     """The policy as ztunnel enforces it, or None when ztunnel ignores it (targetRefs; actions other than ALLOW
     and DENY, which istiod refuses to send to ztunnel)."""
-    spec = policy.get("spec") or {}
+    spec = fields.spec(policy)
     action = spec.get("action", "ALLOW")
-    if spec.get("targetRef") or spec.get("targetRefs") or action not in ("ALLOW", "DENY"):
+    if fields.targets(spec) or action not in ("ALLOW", "DENY"):
         return None
     view = copy.deepcopy(policy)
     rules = []
@@ -124,27 +138,37 @@ def l4_view(policy: dict) -> dict | None:
     return view
 
 
-def _has_l7(rule: dict) -> bool:
-    ops = [t.get("operation") or {} for t in rule.get("to") or []]
-    sources = [f.get("source") or {} for f in rule.get("from") or []]
-    return any(op.get(k) for op in ops for k in L7_OPERATION) or any(s.get(k) for s in sources for k in L7_SOURCE) \
-        or any(w.get("key") not in L4_WHEN for w in rule.get("when") or [])
+def _has_l7(rule: Object) -> bool:
+    return (_sets_any(_clauses(rule, "to", "operation"), L7_OPERATION)
+            or _sets_any(_clauses(rule, "from", "source"), L7_SOURCE)
+            or any(w.get("key") not in L4_WHEN for w in rule.get("when") or []))
 
 
-def _without_l7(rule: dict) -> dict:
+def _without_l7(rule: Object) -> Object:
     out = copy.deepcopy(rule)
-    for entry in out.get("to") or []:
-        for key in L7_OPERATION:
-            (entry.get("operation") or {}).pop(key, None)
-    for entry in out.get("from") or []:
-        for key in L7_SOURCE:
-            (entry.get("source") or {}).pop(key, None)
+    _drop(_clauses(out, "to", "operation"), L7_OPERATION)
+    _drop(_clauses(out, "from", "source"), L7_SOURCE)
     if "when" in out:
         out["when"] = [w for w in out["when"] if w.get("key") in L4_WHEN]
     return out
 
 
-def attached(policy: dict, *, service: dict, gateway: dict) -> bool:
+def _clauses(rule: Object, key: str, clause: str) -> list[Object]:
+    """The operations (`to`) or sources (`from`) of a rule, {} for an entry without one."""
+    return [entry.get(clause) or {} for entry in rule.get(key) or []]
+
+
+def _sets_any(clauses: list[Object], keys: Iterable[str]) -> bool:
+    return any(c.get(k) for c in clauses for k in keys)
+
+
+def _drop(clauses: list[Object], keys: Iterable[str]) -> None:
+    for clause in clauses:
+        for key in keys:
+            clause.pop(key, None)
+
+
+def attached(policy: Object, *, service: Object, gateway: Object) -> bool:
     """Whether a policy's targetRef(s) name the Service (core group) or the waypoint Gateway, in its namespace."""
     spec = policy.get("spec") or {}
     refs = list(spec.get("targetRefs") or []) + ([spec["targetRef"]] if spec.get("targetRef") else [])
@@ -154,29 +178,33 @@ def attached(policy: dict, *, service: dict, gateway: dict) -> bool:
         (r.get("group", ""), r.get("kind"), r.get("name")) in wanted and r.get("namespace", ns) == ns for r in refs)
 
 
-def waypoint_of(objects, service: dict | None) -> dict | None:
+def waypoint_of(objects: list[Object], service: Object | None) -> Object | None:
     """The Gateway the Service's traffic goes through: named by `istio.io/use-waypoint` on the Service (or its
     namespace), of class istio-waypoint, taking Service traffic (`istio.io/waypoint-for` service or all)."""
     if service is None:
         return None
-    ns = service["metadata"].get("namespace", "default")
-    name = _labels(service).get(USE_WAYPOINT) or _labels(_find(objects, "v1", "Namespace", ns)).get(USE_WAYPOINT)
-    gateway = next((o for o in objects if o.get("kind") == "Gateway" and o.get("apiVersion", "").startswith(
-        GATEWAY_API + "/") and o["metadata"]["name"] == name and o["metadata"].get("namespace", "default") == ns),
-                   None)
+    ns = fields.namespace(service)
+    name = fields.labels(service).get(USE_WAYPOINT) or _namespace_labels(objects, ns).get(USE_WAYPOINT)
+    gateway = _gateway(objects, name, ns)
     if gateway is None or gateway["spec"].get("gatewayClassName") != "istio-waypoint":
         return None
-    return gateway if _labels(gateway).get("istio.io/waypoint-for", "service") in ("service", "all") else None
+    return gateway if fields.labels(gateway).get("istio.io/waypoint-for", "service") in ("service", "all") else None
 
 
-def ingress_uses_waypoint(objects, service: dict) -> bool:
-    ns = service["metadata"].get("namespace", "default")
-    value = _labels(service).get(INGRESS_USE_WAYPOINT,
-                                 _labels(_find(objects, "v1", "Namespace", ns)).get(INGRESS_USE_WAYPOINT, ""))
+def _gateway(objects: list[Object], name: str | None, namespace: str) -> Object | None:
+    """The Gateway API Gateway `name` in `namespace`."""
+    return next((o for o in objects if o.get("kind") == "Gateway" and o.get("apiVersion", "").startswith(
+        GATEWAY_API + "/") and o["metadata"]["name"] == name and fields.namespace(o) == namespace), None)
+
+
+def ingress_uses_waypoint(objects: list[Object], service: Object) -> bool:
+    ns = fields.namespace(service)
+    value = fields.labels(service).get(INGRESS_USE_WAYPOINT,
+                                       _namespace_labels(objects, ns).get(INGRESS_USE_WAYPOINT, ""))
     return value.lower() == "true"
 
 
-def waypoint_principal(gateway: dict, trust_domain: str) -> str:
+def waypoint_principal(gateway: Object, trust_domain: str) -> str:
     """Istio deploys a waypoint as the ServiceAccount named after its Gateway (or the one its annotation names)."""
     meta = gateway["metadata"]
     account = (meta.get("annotations") or {}).get("gateway.istio.io/service-account", meta["name"])
@@ -199,7 +227,8 @@ def _hops(passed: list[Decision], last: Decision) -> Decision:
     return Decision("ALLOW", decider.policy, decider.rule, reason, decider.hop)
 
 
-def _find(objects, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict | None:
+def _find(objects: list[Object], api_version: str, kind: str, name: str,
+          namespace: str | None = None) -> Object | None:
     for o in objects:
         if (o.get("apiVersion"), o.get("kind"), o["metadata"]["name"]) == (api_version, kind, name) and \
                 (namespace is None or o["metadata"].get("namespace", "default") == namespace):
@@ -207,10 +236,12 @@ def _find(objects, api_version: str, kind: str, name: str, namespace: str | None
     return None
 
 
-def _labels(obj: dict | None) -> dict:
-    return ((obj or {}).get("metadata") or {}).get("labels") or {}
+def _namespace_labels(objects: list[Object], namespace: str) -> Labels:
+    """The labels of the Namespace `namespace` ({} when the objects do not hold it)."""
+    return fields.labels(_find(objects, "v1", "Namespace", namespace))
 
 
-def _service_port(service: dict | None, workload: Workload) -> int:
-    ports = ((service or {}).get("spec") or {}).get("ports") or []
-    return ports[0].get("port", workload.port) if ports else workload.port
+def _service_port(service: Object | None, workload: Workload) -> int:
+    ports = fields.spec(service or {}).get("ports") or []
+    port: int = ports[0].get("port", workload.port) if ports else workload.port
+    return port

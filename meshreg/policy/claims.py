@@ -10,10 +10,13 @@ Without a valid token no request principal and no claim matches.
 from __future__ import annotations
 
 import re
-from typing import Callable
+from collections.abc import Callable
+from typing import Any
 
+from meshreg.objects import Object
 from meshreg.policy.strings import istio_match
 
+Claims = dict[str, Any]  # a JWT's payload, as the RequestAuthentication accepted it
 _CLAIM_KEY = re.compile(r"request\.auth\.claims((?:\[[^\[\]]+\])+)")
 
 
@@ -43,7 +46,7 @@ def split(pattern: str) -> tuple[Callable[[str], bool], Callable[[str], bool]]:
     return _exact(iss), _exact(sub)
 
 
-def _request_principal(pattern: str, claims: dict) -> bool:
+def _request_principal(pattern: str, claims: Claims) -> bool:
     iss, sub = claims.get("iss"), claims.get("sub")
     if not isinstance(iss, str) or not isinstance(sub, str):
         return False
@@ -51,35 +54,36 @@ def _request_principal(pattern: str, claims: dict) -> bool:
     return match_iss(iss) and match_sub(sub)
 
 
-def shown(claims: dict | None) -> str:
+def shown(claims: Claims | None) -> str:
     return f"{claims.get('iss')}/{claims.get('sub')}" if claims else "none (no valid JWT)"
 
 
-def match_request_principals(values: list, claims: dict | None, *, negative: bool, field: str) -> tuple[bool, str]:
+def match_request_principals(values: list[Any], claims: Claims | None, *, negative: bool,
+                             field: str) -> tuple[bool, str]:
     found = claims is not None and any(_request_principal(str(v), claims) for v in values)
     fact = f"request principal {shown(claims)} {'is' if found else 'is not'} in {field} [{', '.join(values)}]"
     return found != negative, fact
 
 
-def evaluable(condition: dict) -> bool:
+def evaluable(condition: Object) -> bool:
     """Whether meshreg evaluates this `when` condition offline (claims only)."""
     return _CLAIM_KEY.fullmatch(str(condition.get("key", ""))) is not None
 
 
-def _claim(claims: dict | None, key: str):
-    value = claims
+def _claim(claims: Claims | None, key: str) -> object:
+    value: object = claims
     for name in re.findall(r"\[([^\[\]]+)\]", key):
         value = value.get(name) if isinstance(value, dict) else None
     return value
 
 
-def _value_matches(pattern: str, value) -> bool:
+def _value_matches(pattern: str, value: object) -> bool:
     if isinstance(value, list):
         return any(isinstance(v, str) and istio_match(pattern, v) for v in value)
     return isinstance(value, str) and istio_match(pattern, value)
 
 
-def match_condition(condition: dict, claims: dict | None) -> tuple[bool, str]:
+def match_condition(condition: Object, claims: Claims | None) -> tuple[bool, str]:
     """One `when` condition on a claim: every `values` list must hold a match, no `notValues` entry may match."""
     key = condition["key"]
     value = _claim(claims, key) if claims else None

@@ -10,14 +10,25 @@ from __future__ import annotations
 import re
 
 from meshreg.config import names
+from meshreg.config.model import Ingress
 from meshreg.errors import UsageError
+from meshreg.objects import Object
 from meshreg.policy import ambient
-from meshreg.policy.ingress import caller, is_ingress_identity
+from meshreg.policy.ingress import Caller, caller, is_ingress_identity
 from meshreg.policy.normalize import Rejected, normalize
-from meshreg.policy.rules import (PRINCIPAL, Decision, NotEvaluable, Request, Workload, at_workload,
-                                  peer_authentication, policies, principal_of)
+from meshreg.policy.rules import (
+    PRINCIPAL,
+    Decision,
+    NotEvaluable,
+    Request,
+    Workload,
+    at_workload,
+    peer_authentication,
+    policies,
+    principal_of,
+)
 
-__all__ = ["Decision", "NotEvaluable", "evaluate", "check_request", "find_workload", "infer_trust_domain",
+__all__ = ["Decision", "NotEvaluable", "check_request", "evaluate", "find_workload", "infer_trust_domain",
            "principal_of"]
 
 REGISTRY = ("Deployment", "registry")
@@ -28,9 +39,9 @@ _PROXIES = ("anonymous", "node-proxy", "push-proxy")
 _METHOD = re.compile(r"[A-Z][A-Z-]*")
 
 
-def evaluate(objects: list[dict], *, identity: str, method: str, path: str,
+def evaluate(objects: list[Object], *, identity: str, method: str, path: str,
              trust_domain: str | None = None, registry: str = REGISTRY[1], skip_waypoint: bool = False,
-             ingress=None) -> Decision:
+             ingress: Ingress | None = None) -> Decision:
     """Whether `identity` (NS/SA, node-proxy, push-proxy or anonymous; client:NAME or external through `ingress`,
     the config's spec.ingress) may send METHOD PATH to the registry named `registry`; `skip_waypoint` (ambient mode
     only): the client does not go through the registry's waypoint."""
@@ -39,40 +50,51 @@ def evaluate(objects: list[dict], *, identity: str, method: str, path: str,
         normalized = normalize(path)
     except Rejected as e:
         return Decision("DENY", None, None, str(e))
-    name, registry = registry, find_workload(objects, (REGISTRY[0], registry))
-    if ambient.enrolled(objects, registry):
-        return _ambient(objects, registry, identity, method, normalized, trust_domain, skip_waypoint, name=name,
-                        ingress=ingress)
+    workload = find_workload(objects, (REGISTRY[0], registry))
+    if workload is not None and ambient.enrolled(objects, workload):
+        return _ambient(objects, workload, identity=identity, method=method, path=normalized,
+                        trust_domain=trust_domain, skip_waypoint=skip_waypoint, name=registry, ingress=ingress)
     if skip_waypoint:
         raise UsageError("--skip-waypoint: there is no waypoint in sidecar mode (spec.mesh: sidecar); the registry's "
                          "sidecar decides every request")
+    return _sidecar(objects, workload, identity=identity, method=method, path=normalized, trust_domain=trust_domain,
+                    name=registry, ingress=ingress)
+
+
+def _sidecar(objects: list[Object], registry: Workload | None, *, identity: str, method: str, path: str,
+             trust_domain: str | None, name: str, ingress: Ingress | None) -> Decision:
+    """The registry's sidecar decides, after the node proxy, a push proxy or the ingress gateway when the request
+    goes through one."""
     if identity == "anonymous":
-        return _anonymous(objects, registry, method, normalized)
+        return _anonymous(objects, registry, method, path)
     if identity == "node-proxy":
         proxy = find_workload(objects, NODE_PROXY)
         if proxy is None:
             return Decision("DENY", None, None, "there is no node proxy (spec.nodeProxy.enabled is false)")
-        return _via_proxy(objects, registry, proxy, "node proxy", method, normalized, trust_domain)
+        return _via_proxy(objects, registry, proxy, what="node proxy", method=method, path=path,
+                          trust_domain=trust_domain)
     if identity == "push-proxy":
-        proxy = _push_proxy(objects, name)
-        return proxy if isinstance(proxy, Decision) else \
-            _via_proxy(objects, registry, proxy, "push proxy", method, normalized, trust_domain)
+        pushed = _push_proxy(objects, name)
+        return pushed if isinstance(pushed, Decision) else \
+            _via_proxy(objects, registry, pushed, what="push proxy", method=method, path=path,
+                       trust_domain=trust_domain)
     if is_ingress_identity(identity):
-        return _via_ingress(objects, registry, method, normalized, caller(ingress, identity), ingress,
-                            trust_domain or infer_trust_domain(objects))
+        return _via_ingress(objects, registry, method=method, path=path, who=caller(ingress, identity),
+                            ingress=ingress, trust_domain=trust_domain or infer_trust_domain(objects))
     principal = principal_of(identity, trust_domain or infer_trust_domain(objects))
-    return at_workload(objects, registry, _request(registry, principal, method, normalized))
+    return at_workload(objects, registry, _request(registry, principal, method, path))
 
 
-def _ambient(objects, registry, identity, method, path, trust_domain, skip_waypoint, *, name, ingress) -> Decision:
+def _ambient(objects: list[Object], registry: Workload, *, identity: str, method: str, path: str,
+             trust_domain: str | None, skip_waypoint: bool, name: str, ingress: Ingress | None) -> Decision:
     if identity in ("node-proxy", "push-proxy") and skip_waypoint:
         raise UsageError(f"--skip-waypoint: the {identity.replace('-', ' ')}'s path follows its labels "
                          "(istio.io/ingress-use-waypoint "
                          "on the registry Service); check an NS/SA identity instead")
     trust_domain = trust_domain or infer_trust_domain(objects)
     if is_ingress_identity(identity):  # the ingress gateway reaches the registry through the waypoint
-        return _via_ingress(objects, registry, method, path, caller(ingress, identity), ingress, trust_domain,
-                            ambient_mode=True)
+        return _via_ingress(objects, registry, method=method, path=path, who=caller(ingress, identity),
+                            ingress=ingress, trust_domain=trust_domain, ambient_mode=True)
     if identity == "push-proxy":
         proxy = _push_proxy(objects, name)
         return proxy if isinstance(proxy, Decision) else \
@@ -84,7 +106,7 @@ def _ambient(objects, registry, identity, method, path, trust_domain, skip_waypo
                             skip_waypoint=skip_waypoint, node_proxy=find_workload(objects, NODE_PROXY))
 
 
-def _push_proxy(objects: list[dict], name: str) -> Workload | Decision:
+def _push_proxy(objects: list[Object], name: str) -> Workload | Decision:
     """Registry `name`'s push proxy, or the DENY for a registry without one (sidecar and ambient mode alike)."""
     proxy = find_workload(objects, PUSH_PROXY, registry=name)
     if proxy is None:
@@ -106,17 +128,23 @@ def check_request(*, identity: str, method: str, path: str) -> None:
         raise UsageError(f"{path!r} is not a request path (spaces and non-ASCII characters must be %-encoded)")
 
 
-def infer_trust_domain(objects: list[dict]) -> str:
+def infer_trust_domain(objects: list[Object]) -> str:
     """The one trust domain the policies name; any will do when they name none (no principal can differ)."""
-    found = {m.group(1) for p in policies(objects, "AuthorizationPolicy") for rule in p["spec"].get("rules") or []
-             for src in rule.get("from") or [] for field in ("principals", "notPrincipals")
-             for value in src.get("source", {}).get(field) or [] if (m := PRINCIPAL.fullmatch(value))}
+    found = {m.group(1) for value in _source_principals(objects) if (m := PRINCIPAL.fullmatch(value))}
     if len(found) > 1:
         raise UsageError(f"the policies name several trust domains ({', '.join(sorted(found))}): pass trust_domain")
     return found.pop() if found else "cluster.local"
 
 
-def find_workload(objects: list[dict], which: tuple[str, str], *, registry: str | None = None) -> Workload | None:
+def _source_principals(objects: list[Object]) -> list[str]:
+    """Every principal and notPrincipal in the sources of the AuthorizationPolicies' rules."""
+    sources = [src.get("source", {}) for p in policies(objects, "AuthorizationPolicy")
+               for rule in p["spec"].get("rules") or [] for src in rule.get("from") or []]
+    return [value for source in sources for field in ("principals", "notPrincipals")
+            for value in source.get(field) or []]
+
+
+def find_workload(objects: list[Object], which: tuple[str, str], *, registry: str | None = None) -> Workload | None:
     """The workload KIND/NAME; with `registry`, the one labelled as serving that registry."""
     kind, name = which
     for obj in objects:
@@ -138,7 +166,7 @@ def _request(workload: Workload | None, principal: str | None, method: str, path
     return Request(principal, method, path, host, workload.port)
 
 
-def _anonymous(objects, registry, method, path) -> Decision:
+def _anonymous(objects: list[Object], registry: Workload | None, method: str, path: str) -> Decision:
     peer = peer_authentication(objects, registry)
     if peer and peer[1] == "STRICT":
         return Decision("DENY", f"PeerAuthentication/{peer[0]}", None,
@@ -147,7 +175,8 @@ def _anonymous(objects, registry, method, path) -> Decision:
     return at_workload(objects, registry, _request(registry, None, method, path))
 
 
-def _via_proxy(objects, registry, proxy: Workload, what: str, method, path, trust_domain) -> Decision:
+def _via_proxy(objects: list[Object], registry: Workload | None, proxy: Workload, *, what: str, method: str,
+               path: str, trust_domain: str | None) -> Decision:
     """Two hops: the proxy's own policies (the request arrives without a mesh identity), then the registry's
     policies for the proxy's identity."""
     first = at_workload(objects, proxy, _request(proxy, None, method, path))
@@ -160,18 +189,22 @@ def _via_proxy(objects, registry, proxy: Workload, what: str, method, path, trus
                     f"at the {what}: {first.reason}; then at the registry as {principal}: {second.reason}")
 
 
-def _via_ingress(objects, registry, method, path, who, ingress, trust_domain, *, ambient_mode=False) -> Decision:
+def _via_ingress(objects: list[Object], registry: Workload | None, *, method: str, path: str, who: Caller,
+                 ingress: Ingress | None, trust_domain: str, ambient_mode: bool = False) -> Decision:
     """At the ingress gateway as the caller (certificate, token or neither), then at the registry as the gateway
     (in ambient mode: through the registry's waypoint and ztunnel)."""
+    assert ingress is not None  # caller() named `who` from it
     gw = ingress.gateway
     gateway = Workload("Deployment", "ingress gateway", gw.namespace, dict(gw.selector), gw.service_account, gw.port)
     first = at_workload(objects, gateway, Request(who.principal, method, path, ingress.address, gw.port, who.claims))
     if not first.allowed:
         return Decision("DENY", first.policy, first.rule, f"at the ingress gateway as {who.label}: {first.reason}")
     principal = principal_of(gw.identity, trust_domain)
-    second = ambient.evaluate(objects, registry, client=principal, method=method, path=path,
-                              trust_domain=trust_domain) if ambient_mode else \
-        at_workload(objects, registry, _request(registry, principal, method, path))
+    if ambient_mode and registry is not None:  # in ambient mode the registry was found (and is enrolled)
+        second = ambient.evaluate(objects, registry, client=principal, method=method, path=path,
+                                  trust_domain=trust_domain)
+    else:
+        second = at_workload(objects, registry, _request(registry, principal, method, path))
     return Decision(second.decision, second.policy, second.rule,
                     f"at the ingress gateway as {who.label}: {first.reason}; then at the registry as {principal}: "
                     f"{second.reason}", second.hop)

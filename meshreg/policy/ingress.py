@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from meshreg.config.model import Ingress
+from meshreg.config.model import Client, Ingress
 from meshreg.errors import UsageError
+from meshreg.policy.claims import Claims
 
 CLIENT = "client:"
 EXTERNAL = "external"
@@ -19,7 +20,7 @@ class Caller:
 
     label: str
     principal: str | None = None
-    claims: dict | None = None
+    claims: Claims | None = None
 
 
 def _sample(pattern: str) -> str:
@@ -40,26 +41,18 @@ def caller(ingress: Ingress | None, identity: str) -> Caller:
         raise UsageError(f"--as {identity}: no client named {name!r} in spec.ingress.clients (clients: {known})")
     if client.method == "mtls":
         return Caller(f"client {name} (certificate {ingress.principal(client)})", principal=ingress.principal(client))
-    issuer = next(i for i in ingress.issuers if i.issuer == client.issuer)
-    claims = {"iss": client.issuer, "sub": _sample(client.subject), "aud": issuer.audiences[0],
-              **{k: _sample(values[0]) for k, values in client.claims}}
+    claims = _token(ingress, client)
     return Caller(f"client {name} (token {client.issuer}/{claims['sub']})", claims=claims)
+
+
+def _token(ingress: Ingress, client: Client) -> Claims:
+    """The payload of a token that the jwt client's issuer, subject and claims accept."""
+    issuer = next(i for i in ingress.issuers if i.issuer == client.issuer)
+    assert client.subject is not None  # config.ingress requires one of a jwt client
+    return {"iss": client.issuer, "sub": _sample(client.subject), "aud": issuer.audiences[0],
+            **{k: _sample(values[0]) for k, values in client.claims}}
 
 
 def is_ingress_identity(identity: str) -> bool:
     return identity == EXTERNAL or identity.startswith(CLIENT)
 
-
-def listing(ingress: Ingress, *, gateway_principal: str) -> dict:
-    """The ingress as `policy list` shows it: where, through which gateway, and each client's identity and scopes."""
-    clients = []
-    for c in ingress.clients:
-        who = {"principal": ingress.principal(c)} if c.method == "mtls" else \
-            {"requestPrincipal": f"{c.issuer}/{c.subject}", "claims": {k: list(v) for k, v in c.claims}}
-        clients.append({"name": c.name, "method": c.method, **who, "repositories": list(c.repositories),
-                        "readRepositories": list(c.read_repositories), "delete": c.delete})
-    return {"host": ingress.address, "registry": ingress.registry,
-            "gateway": {"namespace": ingress.gateway.namespace, "selector": dict(ingress.gateway.selector),
-                        "serviceAccount": ingress.gateway.service_account, "principal": gateway_principal,
-                        "dedicated": ingress.gateway.dedicated},
-            "clients": clients}

@@ -43,7 +43,7 @@ def _segment(raw: str) -> str:
     return "".join(f"%{ord(c):02X}" if c in _ENCODED else c for c in decoded)
 
 
-def _decode_unreserved(match: re.Match) -> str:
+def _decode_unreserved(match: re.Match[str]) -> str:
     char = chr(int(match.group(1), 16))
     return char if char in _UNRESERVED else match.group(0)
 

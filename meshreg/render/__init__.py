@@ -2,45 +2,97 @@
 
 from __future__ import annotations
 
-from meshreg.config import Config
-from meshreg.render import (ambient, hosting, ingress, gc, mirror, nodeproxy, policies, pushproxy, registry,
-                            runtimeconfig)
+from collections.abc import Callable
+
+from meshreg.config import Config, Registry
+from meshreg.objects import Object
+from meshreg.render import (
+    ambient,
+    gc,
+    hosting,
+    ingress,
+    mirror,
+    nodeproxy,
+    policies,
+    pushproxy,
+    registry,
+    runtimeconfig,
+)
+
+__all__ = ["notices", "render"]
 
 
-def render(cfg: Config) -> list[dict]:
+def render(cfg: Config) -> list[Object]:
     """Every manifest, in the order they can be applied (reverse it to delete)."""
     regs = sorted(cfg.registries, key=lambda r: (not r.default, r.name))  # the default first, then by name
+    return [*_foundations(cfg, regs), *_workloads(cfg, regs), *_policies(cfg, regs), *_routes(cfg, regs),
+            *_extras(cfg, regs), *_published(cfg)]
+
+
+def _each(make: Callable[[Config, Registry], Object], cfg: Config, regs: list[Registry]) -> list[Object]:
+    return [make(cfg, reg) for reg in regs]
+
+
+def _foundations(cfg: Config, regs: list[Registry]) -> list[Object]:
+    """The namespace, the ServiceAccounts, each registry's config and volume."""
     np = cfg.node_proxy.enabled
-    several = len(regs) > 1
-    mesh = ambient.is_ambient(cfg)
-    publish = cfg.local_registry_hosting.publish  # False: another instance publishes the cluster's one
-
-    def each(make) -> list[dict]:
-        return [make(cfg, reg) for reg in regs]
-
     return [
         registry.namespace(cfg),
         *[registry.service_account(cfg, reg.name) for reg in regs],
         *([registry.service_account(cfg, nodeproxy.NAME)] if np else []),
-        *each(registry.config_map),
+        *_each(registry.config_map, cfg, regs),
         *[registry.persistent_volume_claim(cfg, reg) for reg in regs if not reg.storage.s3],
-        *each(registry.service),
+    ]
+
+
+def _workloads(cfg: Config, regs: list[Registry]) -> list[Object]:
+    """The Services, then the pods behind them: registries, node proxy, runtime config."""
+    np = cfg.node_proxy.enabled
+    return [
+        *_each(registry.service, cfg, regs),
         *[mirror.service(cfg, reg) for reg in regs if reg.mirror],
         *([nodeproxy.service(cfg)] if np else []),
-        *each(registry.deployment),
+        *_each(registry.deployment, cfg, regs),
         *([nodeproxy.daemon_set(cfg)] if np else []),
         *runtimeconfig.objects(cfg),
-        *each(registry.peer_authentication),
+    ]
+
+
+def _policies(cfg: Config, regs: list[Registry]) -> list[Object]:
+    """mTLS and the registries' authorization policies, then the node proxy's policy, Gateway and route."""
+    return [
+        *_each(registry.peer_authentication, cfg, regs),
         *[p for reg in regs for p in policies.registry_policies(cfg, reg)],
-        *(each(ambient.allow_waypoint) if mesh else []),
-        *([nodeproxy.allow_reads(cfg), nodeproxy.gateway(cfg), nodeproxy.virtual_service(cfg)] if np else []),
+        *(_each(ambient.allow_waypoint, cfg, regs) if ambient.is_ambient(cfg) else []),
+        *([nodeproxy.allow_reads(cfg), nodeproxy.gateway(cfg), nodeproxy.virtual_service(cfg)]
+          if cfg.node_proxy.enabled else []),
+    ]
+
+
+def _routes(cfg: Config, regs: list[Registry]) -> list[Object]:
+    """Each mirror's way to its upstream, the ambient waypoint, the push proxies and the ingress."""
+    return [
         *[o for reg in regs if reg.mirror for o in mirror.objects(cfg, reg)],
-        *([ambient.waypoint(cfg)] if mesh else []),
+        *([ambient.waypoint(cfg)] if ambient.is_ambient(cfg) else []),
         *[o for reg in regs if reg.push_proxy for o in pushproxy.objects(cfg, reg)],
         *ingress.objects(cfg),
+    ]
+
+
+def _extras(cfg: Config, regs: list[Registry]) -> list[Object]:
+    """Disruption budgets for several replicas, ServiceEntries for object storage outside the cluster, gc."""
+    return [
         *[registry.disruption_budget(cfg, reg) for reg in regs if reg.replicas > 1],
         *[registry.storage_entry(cfg, reg) for reg in regs if reg.storage.s3 and not reg.storage.s3.in_cluster],
         *[o for reg in regs if reg.gc for o in gc.objects(cfg, reg)],
+    ]
+
+
+def _published(cfg: Config) -> list[Object]:
+    """Where the registries are published: the cluster's local-registry-hosting, and this instance's index."""
+    publish = cfg.local_registry_hosting.publish  # False: another instance publishes the cluster's one
+    several = len(cfg.registries) > 1
+    return [
         *([hosting.config_map(cfg)] if publish else []),
         *([hosting.index_config_map(cfg)] if several or not publish else []),
     ]

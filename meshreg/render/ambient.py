@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from meshreg.config import Config, Registry
 from meshreg.config.mesh import WAYPOINT
+from meshreg.objects import Labels, Object
 from meshreg.render.labels import COMPONENT, INJECT, REGISTRY, metadata, registry_pods, revision
 
 DATAPLANE_MODE = "istio.io/dataplane-mode"
@@ -30,23 +31,23 @@ def is_ambient(cfg: Config) -> bool:
     return cfg.mesh == "ambient"
 
 
-def namespace_labels(cfg: Config) -> dict:
+def namespace_labels(cfg: Config) -> Labels:
     """ztunnel captures every pod of the namespace; no injection label, so the registry gets no sidecar."""
     return {DATAPLANE_MODE: "ambient"}
 
 
-def registry_pod_labels(cfg: Config) -> dict:
+def registry_pod_labels(cfg: Config) -> Labels:
     """An explicit no: a sidecar (from a cluster-wide injection default) would take the pod out of ztunnel's
     capture, and with it the L4 policy that keeps everyone but the waypoint away."""
     return {INJECT: "false"}
 
 
-def service_labels(cfg: Config) -> dict:
+def service_labels(cfg: Config) -> Labels:
     """In-mesh clients and gateways (the node proxy) reach the registry Service only through the waypoint."""
     return {USE_WAYPOINT: WAYPOINT, INGRESS_USE_WAYPOINT: "true"}
 
 
-def target_refs(reg: Registry) -> dict:
+def target_refs(reg: Registry) -> Object:
     """How an L7 policy attaches in ambient mode: to the registry's Service, enforced by its waypoint."""
     return {"targetRefs": [{"group": "", "kind": "Service", "name": reg.name}]}
 
@@ -55,7 +56,7 @@ def waypoint_principal(cfg: Config) -> str:
     return cfg.principal(f"{cfg.namespace}/{WAYPOINT}")
 
 
-def waypoint(cfg: Config) -> dict:
+def waypoint(cfg: Config) -> Object:
     """The waypoint, for Services only (`waypoint-for: service`); `istio.io/rev` picks the control plane that
     deploys and programs it."""
     meta = metadata(cfg, WAYPOINT, extra={COMPONENT: WAYPOINT, WAYPOINT_FOR: "service", **revision(cfg)})
@@ -64,7 +65,7 @@ def waypoint(cfg: Config) -> dict:
                      "listeners": [{"name": "mesh", "port": HBONE_PORT, "protocol": "HBONE"}]}}
 
 
-def allow_waypoint(cfg: Config, reg: Registry) -> dict:
+def allow_waypoint(cfg: Config, reg: Registry) -> Object:
     """Enforced by ztunnel on the registry pods: only the waypoint's identity may connect. Everything else that
     could reach a pod — a client dialling the pod IP, a sidecar or gateway that does not know the waypoint, plain
     text from outside the mesh — has another identity or none, and is refused before the registry sees a byte.

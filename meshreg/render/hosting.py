@@ -3,39 +3,49 @@ read it), and a labelled ConfigMap with the same fields for every registry when 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import yaml
 
 from meshreg.config import Config, LocalRegistryHosting, Registry
+from meshreg.objects import Object
 from meshreg.render.labels import metadata
 
 INDEX_LABEL = "meshreg.dev/local-registry-hosting"
 NAMESPACE = "kube-public"  # where KEP-1755 puts it, and meshreg its per-instance index
 
 
-def addresses(cfg: Config, reg: Registry | None = None) -> dict:
+def addresses(cfg: Config, reg: Registry | None = None) -> dict[str, str]:
     """A registry's published addresses, in KEP-1755's field names."""
     reg = reg or cfg.registry
-    out = {}
     local = f"localhost:{reg.port}"
     explicit = cfg.local_registry_hosting.host if reg.default else None
     # With a push proxy, `host` is where `meshreg connect` listens by default.
     pushed = f"localhost:{reg.push_proxy.port}" if reg.push_proxy else None
-    if explicit or pushed or cfg.node_proxy.enabled:
-        out["host"] = explicit or pushed or local
+    out = {}
+    host = explicit or pushed or (local if cfg.node_proxy.enabled else None)
+    if host:
+        out["host"] = host
     if cfg.node_proxy.enabled:
         out["hostFromContainerRuntime"] = local
     out["hostFromClusterNetwork"] = cfg.service_host(reg)
-    out["help"] = cfg.local_registry_hosting.help
-    if pushed and not explicit and out["help"] == LocalRegistryHosting.help:
-        out["help"] += f" From outside the cluster, run `meshreg connect` and push to {pushed}."
+    out["help"] = _help(cfg, pushed=None if explicit else pushed)
     return out
 
 
-def _text(fields: dict) -> str:
+def _help(cfg: Config, *, pushed: str | None) -> str:
+    """The configured help; the default one also says how to push from outside (`pushed`: through a push proxy)."""
+    text = cfg.local_registry_hosting.help
+    if pushed and text == LocalRegistryHosting.help:
+        return text + f" From outside the cluster, run `meshreg connect` and push to {pushed}."
+    return text
+
+
+def _text(fields: Mapping[str, object]) -> str:
     return yaml.safe_dump(fields, sort_keys=False, default_flow_style=False, width=1000)
 
 
-def config_map(cfg: Config) -> dict:
+def config_map(cfg: Config) -> Object:
     return {"apiVersion": "v1", "kind": "ConfigMap",
             "metadata": metadata(cfg, "local-registry-hosting", namespace=NAMESPACE),
             "data": {"localRegistryHosting.v1": _text(addresses(cfg))}}
@@ -46,7 +56,7 @@ def index_name(cfg: Config) -> str:
     return f"meshreg-{cfg.name}-registries"
 
 
-def index_config_map(cfg: Config) -> dict:
+def index_config_map(cfg: Config) -> Object:
     """Every registry's addresses, one key per registry, with its role and whether it is the default."""
     data = {reg.name: _text({**addresses(cfg, reg), "role": reg.role, "default": reg.default})
             for reg in cfg.registries}

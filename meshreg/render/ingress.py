@@ -11,10 +11,12 @@ would lock out every other host. With `gateway.dedicated: true` an ALLOW policy 
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterable
 
 from meshreg.config import REGISTRY_PORT, Config
 from meshreg.config.model import Client, Ingress
 from meshreg.errors import ConfigError
+from meshreg.objects import Object
 from meshreg.render.labels import COMPONENT, metadata, selector
 from meshreg.render.policies import READ, WRITE, repository_paths
 
@@ -29,8 +31,14 @@ def name(cfg: Config) -> str:
     return f"meshreg-{cfg.name}-ingress"
 
 
-def _meta(cfg: Config, suffix: str = "") -> dict:
-    return metadata(cfg, name(cfg) + suffix, namespace=cfg.ingress.gateway.namespace, extra={COMPONENT: "ingress"})
+def _ingress(cfg: Config) -> Ingress:
+    """The config's ingress: everything here but objects() and notices() is for a config that has one."""
+    assert cfg.ingress is not None, f"{cfg.source} has no spec.ingress"
+    return cfg.ingress
+
+
+def _meta(cfg: Config, suffix: str = "") -> Object:
+    return metadata(cfg, name(cfg) + suffix, namespace=_ingress(cfg).gateway.namespace, extra={COMPONENT: "ingress"})
 
 
 def _clients(ing: Ingress, method: str) -> list[Client]:
@@ -44,8 +52,8 @@ def tls_mode(ing: Ingress) -> str:
     return "OPTIONAL_MUTUAL" if mtls and jwt else ("MUTUAL" if mtls else "SIMPLE")
 
 
-def gateway(cfg: Config) -> dict:
-    ing = cfg.ingress
+def gateway(cfg: Config) -> Object:
+    ing = _ingress(cfg)
     tls = {"mode": tls_mode(ing), "credentialName": ing.credential_name, "minProtocolVersion": "TLSV1_2"}
     server = {"port": {"number": ing.gateway.port, "name": f"https-meshreg-{cfg.name}", "protocol": "HTTPS"},
               "hosts": [f"./{ing.host}"], "tls": tls}  # "./": only VirtualServices from this namespace bind
@@ -53,17 +61,18 @@ def gateway(cfg: Config) -> dict:
             "spec": {"selector": dict(sorted(ing.gateway.selector.items())), "servers": [server]}}
 
 
-def virtual_service(cfg: Config) -> dict:
+def virtual_service(cfg: Config) -> Object:
     # No `timeout`: Istio then sets none, so long layer uploads are never cut (its CRD rejects 0s).
-    reg = cfg.get_registry(cfg.ingress.registry)
+    ing = _ingress(cfg)
+    reg = cfg.get_registry(ing.registry)
     route = {"name": reg.name, "route": [{"destination": {"host": cfg.service_name(reg),
                                                           "port": {"number": REGISTRY_PORT}}}]}
-    routes = [challenge(cfg.ingress), route] if _clients(cfg.ingress, "jwt") else [route]
+    routes = [challenge(ing), route] if _clients(ing, "jwt") else [route]
     return {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": _meta(cfg),
-            "spec": {"hosts": [cfg.ingress.host], "gateways": [name(cfg)], "exportTo": ["."], "http": routes}}
+            "spec": {"hosts": [ing.host], "gateways": [name(cfg)], "exportTo": ["."], "http": routes}}
 
 
-def challenge(ing: Ingress) -> dict:
+def challenge(ing: Ingress) -> Object:
     """The registry's ping (`GET /v2/`) without a client certificate or a valid token answers 401 with a Bearer
     challenge: registry clients (containers/image: skopeo, podman, buildah) send a token they were given only
     after such a challenge. The gateway sets x-forwarded-client-cert only for a verified client certificate, and
@@ -76,11 +85,11 @@ def challenge(ing: Ingress) -> dict:
                 "www-authenticate": f'Bearer realm="https://{ing.address}/v2/",service="{ing.address}"'}}}}
 
 
-def ca_secret(cfg: Config) -> dict:
+def ca_secret(cfg: Config) -> Object:
     """`<credentialName>-cacert`: Istio (1.19+) verifies client certificates with its ca.crt and ca.crl, and
     prefers it to a ca.crt in the server certificate's Secret (which cert-manager fills with the server's CA)."""
-    ing = cfg.ingress
-    if ing.ca_pem is None:
+    ing = _ingress(cfg)
+    if ing.ca_pem is None or ing.crl_pem is None:  # config.ingress reads both or neither
         raise ConfigError(f"{cfg.source}: spec.ingress.clientCA: no CA in {ing.client_ca} yet; create it with "
                           "`meshreg certs init`, then render again")
     data = {"ca.crt": ing.ca_pem, "ca.crl": ing.crl_pem}
@@ -90,20 +99,27 @@ def ca_secret(cfg: Config) -> dict:
             "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}}
 
 
-def request_authentication(cfg: Config) -> dict:
+def request_authentication(cfg: Config) -> Object:
     """One jwtRule per issuer a client uses (an unused issuer would only refuse tokens for nothing)."""
-    used = {c.issuer for c in _clients(cfg.ingress, "jwt")}
+    ing = _ingress(cfg)
+    used = {c.issuer for c in _clients(ing, "jwt")}
     rules = []
-    for issuer in (i for i in cfg.ingress.issuers if i.issuer in used):
-        rule = {"issuer": issuer.issuer, "audiences": list(issuer.audiences)}
+    for issuer in (i for i in ing.issuers if i.issuer in used):
+        rule: Object = {"issuer": issuer.issuer, "audiences": list(issuer.audiences)}
         rule.update({"jwks": issuer.jwks} if issuer.jwks else {"jwksUri": issuer.jwks_uri})
         rules.append(rule)
     return {"apiVersion": "security.istio.io/v1", "kind": "RequestAuthentication", "metadata": _meta(cfg),
-            "spec": {"selector": {"matchLabels": dict(sorted(cfg.ingress.gateway.selector.items()))},
+            "spec": {"selector": {"matchLabels": dict(sorted(ing.gateway.selector.items()))},
                      "jwtRules": rules}}
 
 
-def identity(ing: Ingress, client: Client) -> tuple[dict, list]:
+def _subject(client: Client) -> str:
+    """A jwt client's subject (config.ingress requires one)."""
+    assert client.subject is not None, f"client {client.name} has no subject"
+    return client.subject
+
+
+def identity(ing: Ingress, client: Client) -> tuple[Object, list[Object]]:
     """The source and `when` conditions that name one client.
 
     A certificate names it by principal. A token by request principal `<iss>/<sub>`, which Istio (1.22 and later)
@@ -111,12 +127,13 @@ def identity(ing: Ingress, client: Client) -> tuple[dict, list]:
     starting with '*' cannot be written that way, so it is matched as the `sub` claim of a token of `<iss>/*`."""
     if client.method == "mtls":
         return {"principals": [ing.principal(client)]}, []
-    if "/" in client.subject or client.subject.startswith("*"):
-        return {"requestPrincipals": [f"{client.issuer}/*"]}, [_when("sub", [client.subject])]
-    return {"requestPrincipals": [f"{client.issuer}/{client.subject}"]}, []
+    subject = _subject(client)
+    if "/" in subject or subject.startswith("*"):
+        return {"requestPrincipals": [f"{client.issuer}/*"]}, [_when("sub", [subject])]
+    return {"requestPrincipals": [f"{client.issuer}/{subject}"]}, []
 
 
-def _when(claim: str, values, *, negative: bool = False) -> dict:
+def _when(claim: str, values: Iterable[str], *, negative: bool = False) -> Object:
     return {"key": CLAIM.format(claim), "notValues" if negative else "values": list(values)}
 
 
@@ -124,16 +141,16 @@ def _hosts(ing: Ingress) -> list[str]:
     return [ing.host, f"{ing.host}:*"]
 
 
-def _rule(ing: Ingress, source: dict | None, operation: dict, when: list) -> dict:
-    rule = {"from": [{"source": source}]} if source else {}
+def _rule(ing: Ingress, source: Object | None, operation: Object, when: list[Object]) -> Object:
+    rule: Object = {"from": [{"source": source}]} if source else {}
     rule["to"] = [{"operation": {"hosts": _hosts(ing), **operation}}]
     return {**rule, "when": when} if when else rule
 
 
-def _unauthenticated(ing: Ingress) -> list[dict]:
+def _unauthenticated(ing: Ingress) -> list[Object]:
     """Neither a client's certificate nor a client's token: denied (with no clients, everything is), except the
     registry's ping (GET or HEAD exactly /v2/) when token clients need its 401 challenge; the ping reveals nothing."""
-    source = {}
+    source: Object = {}
     principals = sorted(ing.principal(c) for c in _clients(ing, "mtls"))
     requests = sorted({identity(ing, c)[0]["requestPrincipals"][0] for c in _clients(ing, "jwt")})
     if principals:
@@ -145,11 +162,11 @@ def _unauthenticated(ing: Ingress) -> list[dict]:
             _rule(ing, source, {"paths": ["/v2/"], "notMethods": list(READ)}, [])]
 
 
-def _unknown_subjects(ing: Ingress) -> list[dict]:
+def _unknown_subjects(ing: Ingress) -> list[Object]:
     """A valid token of a listed issuer whose subject is no client's: denied."""
     out = []
     for issuer in ing.issuers:
-        subjects = sorted(c.subject for c in _clients(ing, "jwt") if c.issuer == issuer.issuer)
+        subjects = sorted(_subject(c) for c in _clients(ing, "jwt") if c.issuer == issuer.issuer)
         if subjects:
             out.append(_rule(ing, {"requestPrincipals": [f"{issuer.issuer}/*"]}, {},
                              [_when("sub", subjects, negative=True)]))
@@ -160,7 +177,7 @@ def _methods(client: Client) -> list[str]:
     return sorted(WRITE + ["DELETE"]) if client.delete else list(WRITE)
 
 
-def _denials(ing: Ingress, client: Client) -> list[dict]:
+def _denials(ing: Ingress, client: Client) -> list[Object]:
     """What one client may not do: lack a required claim, write outside its prefixes, read outside its read
     prefixes (and /v2/), or use any method but reads, writes and a granted DELETE."""
     source, when = identity(ing, client)
@@ -175,41 +192,41 @@ def _denials(ing: Ingress, client: Client) -> list[dict]:
     return rules
 
 
-def _allowance(ing: Ingress, client: Client) -> dict:
+def _allowance(ing: Ingress, client: Client) -> Object:
     source, when = identity(ing, client)
-    read: dict = {"methods": list(READ)}
+    read: Object = {"methods": list(READ)}
     if client.read_repositories != ("*",):
         read["paths"] = ["/v2/", *repository_paths(client.read_repositories)]
-    write: dict = {"methods": _methods(client)}
+    write: Object = {"methods": _methods(client)}
     if client.repositories != ("*",):
         write["paths"] = repository_paths(client.repositories)
-    rule = {"from": [{"source": source}],
-            "to": [{"operation": {"hosts": _hosts(ing), **op}} for op in (read, write)]}
+    rule: Object = {"from": [{"source": source}],
+                    "to": [{"operation": {"hosts": _hosts(ing), **op}} for op in (read, write)]}
     when = when + [_when(k, vs) for k, vs in client.claims]
     return {**rule, "when": when} if when else rule
 
 
-def _policy(cfg: Config, suffix: str, action: str, rules: list) -> dict:
-    selector = {"matchLabels": dict(sorted(cfg.ingress.gateway.selector.items()))}
+def _policy(cfg: Config, suffix: str, action: str, rules: list[Object]) -> Object:
+    selector = {"matchLabels": dict(sorted(_ingress(cfg).gateway.selector.items()))}
     return {"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy", "metadata": _meta(cfg, suffix),
             "spec": {"selector": selector, "action": action, "rules": rules}}
 
 
-def deny(cfg: Config) -> dict:
-    ing = cfg.ingress
+def deny(cfg: Config) -> Object:
+    ing = _ingress(cfg)
     rules = [*_unauthenticated(ing), *_unknown_subjects(ing)]
     for client in ing.clients:
         rules += _denials(ing, client)
     return _policy(cfg, "-deny", "DENY", rules)
 
 
-def allow(cfg: Config) -> dict:
-    ing = cfg.ingress
+def allow(cfg: Config) -> Object:
+    ing = _ingress(cfg)
     ping = [_rule(ing, None, {"paths": ["/v2/"], "methods": list(READ)}, [])] if _clients(ing, "jwt") else []
     return _policy(cfg, "-allow", "ALLOW", ping + [_allowance(ing, c) for c in ing.clients])
 
 
-def objects(cfg: Config) -> list[dict]:
+def objects(cfg: Config) -> list[Object]:
     """Every ingress object, in the order they can be applied: policies before the route that needs them."""
     ing = cfg.ingress
     if ing is None:

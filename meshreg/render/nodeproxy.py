@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from meshreg.config import REGISTRY_PORT, Config
+from meshreg.objects import Labels, Object
 from meshreg.render import podspec
 from meshreg.render.labels import COMPONENT, common, metadata, node_proxy_pods, sidecar
 
 NAME = "node-proxy"
 
 
-def _pod_labels(cfg: Config) -> dict:
+def _pod_labels(cfg: Config) -> Labels:
     return {**common(cfg), **node_proxy_pods(cfg), COMPONENT: NAME, **sidecar(cfg)}
 
 
@@ -22,7 +23,7 @@ def ports(cfg: Config) -> list[int]:
     return sorted(r.port for r in cfg.registries)
 
 
-def daemon_set(cfg: Config) -> dict:
+def daemon_set(cfg: Config) -> Object:
     np = cfg.node_proxy
     container = {
         "name": "istio-proxy",
@@ -54,7 +55,7 @@ def daemon_set(cfg: Config) -> dict:
                      "template": template}}
 
 
-def service(cfg: Config) -> dict:
+def service(cfg: Config) -> Object:
     """Istio makes a gateway's Envoy listen on the targetPort of the Service selecting it: PORT -> PORT."""
     return {"apiVersion": "v1", "kind": "Service", "metadata": metadata(cfg, NAME),
             "spec": {"type": "ClusterIP", "selector": node_proxy_pods(cfg),
@@ -62,7 +63,7 @@ def service(cfg: Config) -> dict:
                                 "appProtocol": "http"} for p in ports(cfg)]}}
 
 
-def gateway(cfg: Config) -> dict:
+def gateway(cfg: Config) -> Object:
     # "./*": only VirtualServices from this namespace may bind to the node proxy.
     servers = [{"port": {"number": p, "name": port_name(p), "protocol": "HTTP"}, "hosts": ["./*"]}
                for p in ports(cfg)]
@@ -70,7 +71,7 @@ def gateway(cfg: Config) -> dict:
             "spec": {"selector": node_proxy_pods(cfg), "servers": servers}}
 
 
-def virtual_service(cfg: Config) -> dict:
+def virtual_service(cfg: Config) -> Object:
     # No `timeout`: Istio then sets none, and layer pulls can take as long as they need (its CRD rejects 0s).
     routes = [{"name": reg.name, "match": [{"port": reg.port}],
                "route": [{"destination": {"host": cfg.service_name(reg),
@@ -80,7 +81,7 @@ def virtual_service(cfg: Config) -> dict:
             "spec": {"hosts": ["*"], "gateways": [NAME], "exportTo": ["."], "http": routes}}
 
 
-def allow_reads(cfg: Config) -> dict:
+def allow_reads(cfg: Config) -> Object:
     """The kubelet has no mesh identity: the node proxy lets anyone on the node read, and nobody write."""
     return {"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy",
             "metadata": metadata(cfg, "node-proxy-allow-reads"),

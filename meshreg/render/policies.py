@@ -8,26 +8,31 @@ therefore a DENY of writes *outside* the allowed paths (`notPaths`), which an en
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable, Iterable
+from typing import TypeVar
+
 from meshreg.config import Config, Registry, Writer
+from meshreg.objects import Object
 from meshreg.render import ambient, policysize
 from meshreg.render.labels import COMPONENT, REGISTRY, metadata, registry_pods
 
 READ = ["GET", "HEAD"]
 WRITE = ["PATCH", "POST", "PUT"]
+_Key = TypeVar("_Key", bound=Hashable)
 
 
-def repository_paths(prefixes) -> list[str]:
+def repository_paths(prefixes: Iterable[str]) -> list[str]:
     """Repository prefixes as Istio path patterns: "team-a/" covers /v2/team-a/..."""
     return [f"/v2/{p}*" for p in prefixes]
 
 
-def _policy(cfg: Config, reg: Registry, suffix: str, action: str, rules: list) -> dict:
+def _policy(cfg: Config, reg: Registry, suffix: str, action: str, rules: list[Object]) -> Object:
     meta = metadata(cfg, f"{reg.name}-{suffix}", extra={COMPONENT: "registry", REGISTRY: reg.name})
     return {"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy", "metadata": meta,
             "spec": {**attachment(cfg, reg), "action": action, "rules": rules}}
 
 
-def attachment(cfg: Config, reg: Registry) -> dict:
+def attachment(cfg: Config, reg: Registry) -> Object:
     """Where the registry's L7 policies are enforced: by its sidecar (a selector), or in ambient mode by its
     waypoint (targetRefs to its Service). Which rules they hold does not depend on it."""
     if ambient.is_ambient(cfg):
@@ -35,29 +40,43 @@ def attachment(cfg: Config, reg: Registry) -> dict:
     return {"selector": {"matchLabels": registry_pods(cfg, reg)}}
 
 
-def _from(principals) -> list:
+def _from(principals: Iterable[str]) -> list[Object]:
     return [{"source": {"principals": sorted(principals)}}]
 
 
-def _groups(writers, key) -> dict:
+def _groups(writers: Iterable[Writer], key: Callable[[Writer], _Key]) -> dict[_Key, list[Writer]]:
     """Writers grouped by `key(writer)`, groups in sorted order, so output does not depend on listing order."""
-    groups: dict = {}
+    groups: dict[_Key, list[Writer]] = {}
     for w in writers:
         groups.setdefault(key(w), []).append(w)
     return dict(sorted(groups.items()))
 
 
-def deny_write_rules(cfg: Config, reg: Registry) -> list[dict]:
+def deny_write_rules(cfg: Config, reg: Registry) -> list[Object]:
     writers = cfg.writers_of(reg)
+    return [_everyone_else(cfg, writers), *_outside_prefixes(cfg, writers), *_method_limits(cfg, writers)]
+
+
+def _everyone_else(cfg: Config, writers: tuple[Writer, ...]) -> Object:
+    """No write from anyone who is not a writer."""
     principals = [cfg.principal(w.service_account) for w in writers]
-    everyone_else: dict = {"to": [{"operation": {"notMethods": list(READ)}}]}
+    rule: Object = {"to": [{"operation": {"notMethods": list(READ)}}]}
     if principals:
-        everyone_else = {"from": [{"source": {"notPrincipals": sorted(principals)}}], **everyone_else}
-    rules = [everyone_else]
+        rule = {"from": [{"source": {"notPrincipals": sorted(principals)}}], **rule}
+    return rule
+
+
+def _outside_prefixes(cfg: Config, writers: tuple[Writer, ...]) -> list[Object]:
+    """No write outside its repository prefixes from a scoped writer, one rule per set of prefixes."""
     scoped = _groups([w for w in writers if w.scoped], lambda w: w.repositories)
-    for prefixes, group in scoped.items():
-        rules.append({"from": _from(cfg.principal(w.service_account) for w in group),
-                      "to": [{"operation": {"notMethods": list(READ), "notPaths": repository_paths(prefixes)}}]})
+    return [{"from": _from(cfg.principal(w.service_account) for w in group),
+             "to": [{"operation": {"notMethods": list(READ), "notPaths": repository_paths(prefixes)}}]}
+            for prefixes, group in scoped.items()]
+
+
+def _method_limits(cfg: Config, writers: tuple[Writer, ...]) -> list[Object]:
+    """No DELETE without the grant, and nothing but DELETE from an identity that may only delete."""
+    rules = []
     no_delete = [cfg.principal(w.service_account) for w in writers if not w.delete]
     if no_delete:
         # Everything but reads and the upload/manifest methods: DELETE, and any method Envoy does not know.
@@ -69,7 +88,7 @@ def deny_write_rules(cfg: Config, reg: Registry) -> list[dict]:
     return rules
 
 
-def read_rules(cfg: Config, reg: Registry) -> list[dict]:
+def read_rules(cfg: Config, reg: Registry) -> list[Object]:
     if "*" in reg.readers:
         principals = ["*"]  # any authenticated mesh identity, the node proxy included
     else:
@@ -84,11 +103,11 @@ def _write_methods(writer: Writer) -> list[str]:
     return sorted(WRITE + ["DELETE"]) if writer.delete else list(WRITE)
 
 
-def write_rules(cfg: Config, reg: Registry) -> list[dict]:
-    rules = []
+def write_rules(cfg: Config, reg: Registry) -> list[Object]:
+    rules: list[Object] = []
     for (prefixes, *_), group in _groups(cfg.writers_of(reg),
                                          lambda w: (w.repositories, w.delete, not w.push)).items():
-        write: dict = {"methods": _write_methods(group[0])}
+        write: Object = {"methods": _write_methods(group[0])}
         if prefixes != ("*",):
             write["paths"] = repository_paths(prefixes)
         rules.append({"from": _from(cfg.principal(w.service_account) for w in group),
@@ -96,14 +115,14 @@ def write_rules(cfg: Config, reg: Registry) -> list[dict]:
     return rules
 
 
-def registry_policies(cfg: Config, reg: Registry, *, max_bytes: int = policysize.MAX_OBJECT_BYTES) -> list[dict]:
+def registry_policies(cfg: Config, reg: Registry, *, max_bytes: int = policysize.MAX_OBJECT_BYTES) -> list[Object]:
     """The registry's policies; each kind of rule packed into as many objects as its size needs
     (`<name>-deny-writes`, then `<name>-deny-writes-2`, ...)."""
     out = []
     for suffix, action, rules in (("deny-writes", "DENY", deny_write_rules(cfg, reg)),
                                   ("allow-reads", "ALLOW", read_rules(cfg, reg)),
                                   ("allow-writes", "ALLOW", write_rules(cfg, reg))):
-        def wrap(chunk, index, suffix=suffix, action=action):
+        def wrap(chunk: list[Object], index: int, suffix: str = suffix, action: str = action) -> Object:
             return _policy(cfg, reg, suffix + (f"-{index + 1}" if index else ""), action, chunk)
         out += policysize.pack(rules, wrap=wrap, max_bytes=max_bytes,
                                what=f"{cfg.source}: registry {reg.name}")

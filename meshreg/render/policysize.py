@@ -22,22 +22,27 @@ from __future__ import annotations
 
 import copy
 import json
-from typing import Callable
+from collections.abc import Callable, Iterable
 
 from meshreg.errors import ConfigError
+from meshreg.objects import Object
 
 MAX_OBJECT_BYTES = 512 * 1024  # a third of etcd's 1.5 MiB request limit: room for managedFields and growth
+_Class = tuple[str, list[str]]  # a principal prefix and the writers that start with it
 
 
-def size(obj) -> int:
+def size(obj: object) -> int:
     """Bytes of `obj` as compact JSON (what the client sends and the server stores, near enough)."""
     return len(json.dumps(obj, separators=(",", ":")))
 
 
-def pack(rules: list[dict], *, wrap: Callable[[list, int], dict], max_bytes: int, what: str) -> list[dict]:
+def pack(rules: list[Object], *, wrap: Callable[[list[Object], int], Object], max_bytes: int,
+         what: str) -> list[Object]:
     """`rules` split where needed and packed, in order, into objects `wrap(rules, index)` of at most max_bytes."""
     room = max_bytes - size(wrap([], 99)) - 1
-    objects, current, used = [], [], 0
+    objects: list[Object] = []
+    current: list[Object] = []
+    used = 0
     for rule in (piece for r in rules for piece in split(r, room=room, what=what)):
         cost = size(rule) + 1
         if current and used + cost > room:
@@ -50,7 +55,7 @@ def pack(rules: list[dict], *, wrap: Callable[[list, int], dict], max_bytes: int
     return objects
 
 
-def split(rule: dict, *, room: int, what: str) -> list[dict]:
+def split(rule: Object, *, room: int, what: str) -> list[Object]:
     """`rule` as rules of at most `room` bytes that match exactly the same requests."""
     if size(rule) <= room:
         return [rule]
@@ -63,18 +68,20 @@ def split(rule: dict, *, room: int, what: str) -> list[dict]:
     raise _too_large(rule, room, what)
 
 
-def _with(rule: dict, **source) -> dict:
+def _with(rule: Object, **source: list[str]) -> Object:
     out = copy.deepcopy({k: v for k, v in rule.items() if k != "from"})
     return {"from": [{"source": source}], **out}
 
 
-def _cost(values) -> int:
+def _cost(values: Iterable[str]) -> int:
     return sum(len(json.dumps(v)) + 1 for v in values)
 
 
-def _chunks(rule: dict, field: str, values: list, room: int) -> list[list]:
+def _chunks(rule: Object, field: str, values: list[str], room: int) -> list[list[str]]:
     base = size(_with(rule, **{field: []}))
-    chunks, current, used = [], [], base
+    chunks: list[list[str]] = []
+    current: list[str] = []
+    used = base
     for value in values:
         cost = len(json.dumps(value)) + 1
         if current and used + cost > room:
@@ -86,13 +93,24 @@ def _chunks(rule: dict, field: str, values: list, room: int) -> list[list]:
     return chunks
 
 
-def _exclusions(rule: dict, writers: list[str], *, room: int, what: str) -> list[dict]:
+def _exclusions(rule: Object, writers: list[str], *, room: int, what: str) -> list[Object]:
     """The catch-all DENY over principal prefixes (see the module docstring)."""
     budget = room - size(_with(rule, principals=[], notPrincipals=[]))
     classes = _classes(writers, "", budget)
     exact = [w for prefix, members in classes if prefix is None for w in members]
-    groups, current, used = [], [], 0
-    for prefix, members in (c for c in classes if c[0] is not None):
+    groups = _pack_classes([(p, members) for p, members in classes if p is not None], budget)
+    catch_all = _with(rule, notPrincipals=[p + "*" for g in groups for p, _ in g] + exact)
+    if size(catch_all) > room:
+        raise _too_large(catch_all, room, what)
+    return [catch_all, *_prefix_rules(rule, groups)]
+
+
+def _pack_classes(classes: list[_Class], budget: int) -> list[list[_Class]]:
+    """The classes in order, in groups whose prefixes and writers fit `budget` (the last group may be empty)."""
+    groups: list[list[_Class]] = []
+    current: list[_Class] = []
+    used = 0
+    for prefix, members in classes:
         cost = _cost([prefix + "*"]) + _cost(members)
         if current and used + cost > budget:
             groups.append(current)
@@ -100,12 +118,13 @@ def _exclusions(rule: dict, writers: list[str], *, room: int, what: str) -> list
         current.append((prefix, members))
         used += cost
     groups.append(current)
-    rules = [_with(rule, principals=[p + "*" for p, _ in group], notPrincipals=[w for _, ms in group for w in ms])
-             for group in groups if group]
-    catch_all = _with(rule, notPrincipals=[p + "*" for g in groups for p, _ in g] + exact)
-    if size(catch_all) > room:
-        raise _too_large(catch_all, room, what)
-    return [catch_all, *rules]
+    return groups
+
+
+def _prefix_rules(rule: Object, groups: list[list[_Class]]) -> list[Object]:
+    """One rule per group: its prefixes, except the writers under them."""
+    return [_with(rule, principals=[p + "*" for p, _ in group], notPrincipals=[w for _, ms in group for w in ms])
+            for group in groups if group]
 
 
 def _classes(writers: list[str], prefix: str, budget: int) -> list[tuple[str | None, list[str]]]:
@@ -118,13 +137,13 @@ def _classes(writers: list[str], prefix: str, budget: int) -> list[tuple[str | N
     for w in writers:
         if w != prefix:
             children.setdefault(w[len(prefix)], []).append(w)
-    out: list = [(None, exact)] if exact else []
+    out: list[tuple[str | None, list[str]]] = [(None, exact)] if exact else []
     for char in sorted(children):
         out += _classes(children[char], prefix + char, budget)
     return out
 
 
-def _too_large(rule: dict, room: int, what: str) -> ConfigError:
+def _too_large(rule: Object, room: int, what: str) -> ConfigError:
     return ConfigError(f"{what}: one policy rule needs {size(rule)} bytes, more than the {room} bytes a rule may "
                        f"take in one AuthorizationPolicy (meshreg keeps each under {MAX_OBJECT_BYTES // 1024} KiB; "
                        "etcd stores at most about 1.5 MiB per object): list fewer repository prefixes per writer")

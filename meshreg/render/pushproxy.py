@@ -8,10 +8,11 @@ reaching the pod IP or the Service find nothing listening. It passes reads and u
 
 from __future__ import annotations
 
-from meshreg.config import PUSH_PROXY, REGISTRY_PORT, Config, Registry
-from meshreg.render.labels import (COMPONENT, INSTANCE, NAME, REGISTRY, common, metadata, namespace_injection,
-                                   selector as selector_text, sidecar)
+from meshreg.config import PUSH_PROXY, REGISTRY_PORT, Config, PushProxy, Registry
+from meshreg.objects import Labels, Object
 from meshreg.render import podspec
+from meshreg.render.labels import COMPONENT, INSTANCE, NAME, REGISTRY, common, metadata, namespace_injection, sidecar
+from meshreg.render.labels import selector as selector_text
 from meshreg.render.nodeproxy import port_name
 
 LABEL = "meshreg.dev/push-proxy"  # Gateway selectors match pods in every namespace: name the push proxy's own
@@ -20,9 +21,15 @@ BIND = "127.0.0.1"
 METHODS = ["GET", "HEAD", "PATCH", "POST", "PUT"]  # a push and a pull; no DELETE
 
 
-def pods(cfg: Config, reg: Registry) -> dict:
+def _proxy(reg: Registry) -> PushProxy:
+    """The registry's push proxy: everything here is for a registry that has one."""
+    assert reg.push_proxy is not None, f"registry {reg.name} has no push proxy"
+    return reg.push_proxy
+
+
+def pods(cfg: Config, reg: Registry) -> Labels:
     """Selector labels of a push proxy's pods (immutable once deployed)."""
-    return {INSTANCE: cfg.name, NAME: PUSH_PROXY, LABEL: reg.push_proxy.namespace}
+    return {INSTANCE: cfg.name, NAME: PUSH_PROXY, LABEL: _proxy(reg).namespace}
 
 
 def selector(cfg: Config, reg: Registry) -> str:
@@ -30,24 +37,24 @@ def selector(cfg: Config, reg: Registry) -> str:
     return selector_text(pods(cfg, reg))
 
 
-def _meta(cfg: Config, reg: Registry, name: str) -> dict:
-    return metadata(cfg, name, namespace=reg.push_proxy.namespace, extra={COMPONENT: PUSH_PROXY, REGISTRY: reg.name})
+def _meta(cfg: Config, reg: Registry, name: str) -> Object:
+    return metadata(cfg, name, namespace=_proxy(reg).namespace, extra={COMPONENT: PUSH_PROXY, REGISTRY: reg.name})
 
 
-def namespace(cfg: Config, reg: Registry) -> dict:
+def namespace(cfg: Config, reg: Registry) -> Object:
     # No hostPort, nothing privileged: a gateway pod meets the baseline Pod Security level.
     security = {"pod-security.kubernetes.io/enforce": "baseline"}
     extra = {COMPONENT: PUSH_PROXY, REGISTRY: reg.name, **namespace_injection(cfg), **security}
     return {"apiVersion": "v1", "kind": "Namespace",
-            "metadata": metadata(cfg, reg.push_proxy.namespace, namespace=None, extra=extra)}
+            "metadata": metadata(cfg, _proxy(reg).namespace, namespace=None, extra=extra)}
 
 
-def service_account(cfg: Config, reg: Registry) -> dict:
+def service_account(cfg: Config, reg: Registry) -> Object:
     return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(cfg, reg, PUSH_PROXY),
             "automountServiceAccountToken": False}
 
 
-def role(cfg: Config, reg: Registry) -> dict:
+def role(cfg: Config, reg: Registry) -> Object:
     """What `meshreg connect` needs in the push proxy's namespace, and nothing anywhere else.
 
     `pods/portforward` needs `create` for SPDY (kubectl) and, since Kubernetes 1.35, for WebSockets too;
@@ -62,12 +69,12 @@ def role(cfg: Config, reg: Registry) -> dict:
             "rules": rules}
 
 
-def _pod_labels(cfg: Config, reg: Registry) -> dict:
+def _pod_labels(cfg: Config, reg: Registry) -> Labels:
     return {**common(cfg), **pods(cfg, reg), COMPONENT: PUSH_PROXY, **sidecar(cfg)}
 
 
-def deployment(cfg: Config, reg: Registry) -> dict:
-    proxy = reg.push_proxy
+def deployment(cfg: Config, reg: Registry) -> Object:
+    proxy = _proxy(reg)
     # imagePullPolicy: the API server would default `auto` to Always, which Istio's injector keeps (nodeproxy.py).
     container = {"name": "istio-proxy", "image": "auto",  # filled in by Istio's gateway injection template
                  "imagePullPolicy": "IfNotPresent",
@@ -88,24 +95,24 @@ def deployment(cfg: Config, reg: Registry) -> dict:
                      "template": template}}
 
 
-def service(cfg: Config, reg: Registry) -> dict:
+def service(cfg: Config, reg: Registry) -> Object:
     """Istio makes a gateway's Envoy listen on the targetPort of the Service selecting it: PORT -> PORT."""
-    port = reg.push_proxy.port
+    port = _proxy(reg).port
     return {"apiVersion": "v1", "kind": "Service", "metadata": _meta(cfg, reg, PUSH_PROXY),
             "spec": {"type": "ClusterIP", "selector": pods(cfg, reg),
                      "ports": [{"name": port_name(port), "port": port, "targetPort": port, "protocol": "TCP",
                                 "appProtocol": "http"}]}}
 
 
-def gateway(cfg: Config, reg: Registry) -> dict:
+def gateway(cfg: Config, reg: Registry) -> Object:
     # bind: the listener is on the pod's loopback, where a port-forward arrives; "./*": only this namespace's routes.
-    port = reg.push_proxy.port
+    port = _proxy(reg).port
     server = {"port": {"number": port, "name": port_name(port), "protocol": "HTTP"}, "bind": BIND, "hosts": ["./*"]}
     return {"apiVersion": "networking.istio.io/v1", "kind": "Gateway", "metadata": _meta(cfg, reg, PUSH_PROXY),
             "spec": {"selector": pods(cfg, reg), "servers": [server]}}
 
 
-def virtual_service(cfg: Config, reg: Registry) -> dict:
+def virtual_service(cfg: Config, reg: Registry) -> Object:
     # No `timeout`: Istio then sets none, and layer uploads take as long as they need (its CRD rejects 0s).
     route = {"name": reg.name, "route": [{"destination": {"host": cfg.service_name(reg),
                                                           "port": {"number": REGISTRY_PORT}}}]}
@@ -114,7 +121,7 @@ def virtual_service(cfg: Config, reg: Registry) -> dict:
             "spec": {"hosts": ["*"], "gateways": [PUSH_PROXY], "exportTo": ["."], "http": [route]}}
 
 
-def allow(cfg: Config, reg: Registry) -> dict:
+def allow(cfg: Config, reg: Registry) -> Object:
     """What may pass through: the registry API's reads and uploads, no DELETE. The registry decides the scope."""
     rule = {"to": [{"operation": {"methods": list(METHODS), "paths": ["/v2/*"]}}]}
     return {"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy",
@@ -122,7 +129,7 @@ def allow(cfg: Config, reg: Registry) -> dict:
             "spec": {"selector": {"matchLabels": pods(cfg, reg)}, "action": "ALLOW", "rules": [rule]}}
 
 
-def objects(cfg: Config, reg: Registry) -> list[dict]:
+def objects(cfg: Config, reg: Registry) -> list[Object]:
     """Every object of a registry's push proxy, all in its own namespace."""
     return [namespace(cfg, reg), service_account(cfg, reg), role(cfg, reg), service(cfg, reg),
             deployment(cfg, reg), allow(cfg, reg), gateway(cfg, reg), virtual_service(cfg, reg)]

@@ -7,11 +7,11 @@ import hashlib
 import yaml
 
 from meshreg.config import REGISTRY_PORT, Config, Registry
+from meshreg.objects import Labels, Object
 from meshreg.render import ambient, objectstorage, podspec
 from meshreg.render.ingress import NAMESPACE_ANNOTATION
+from meshreg.render.labels import COMPONENT, REGISTRY, common, metadata, namespace_injection, registry_pods, sidecar
 from meshreg.render.mirror import remote_url
-from meshreg.render.labels import (COMPONENT, REGISTRY, common, metadata, namespace_injection, registry_pods,
-                                   sidecar)
 
 DATA_DIR = "/var/lib/registry"
 # Argo CD and Flux must never delete registry data, whatever happens to the manifests in Git.
@@ -25,7 +25,7 @@ RUN_AS = 1000  # registry:2 runs as any user once its data directory is writable
 HOLD_UNTIL_PROXY_STARTS = "holdApplicationUntilProxyStarts: true\n"
 
 
-def namespace(cfg: Config) -> dict:
+def namespace(cfg: Config) -> Object:
     injection = ambient.namespace_labels(cfg) if ambient.is_ambient(cfg) else namespace_injection(cfg)
     # Baseline Pod Security forbids hostPort, which the node proxy needs.
     security = {"pod-security.kubernetes.io/enforce": "privileged"} if cfg.node_proxy.enabled else {}
@@ -35,14 +35,14 @@ def namespace(cfg: Config) -> dict:
                                  annotations={**KEEP_ANNOTATIONS, **ingress})}
 
 
-def service_account(cfg: Config, name: str) -> dict:
+def service_account(cfg: Config, name: str) -> Object:
     return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": metadata(cfg, name),
             "automountServiceAccountToken": False}
 
 
-def distribution_config(cfg: Config, reg: Registry) -> dict:
+def distribution_config(cfg: Config, reg: Registry) -> Object:
     """The registry's own config.yml (CNCF distribution 2.x)."""
-    out = {
+    out: Object = {
         "version": 0.1,
         "log": {"level": "info", "formatter": "text", "fields": {"service": "registry"}},
         "storage": {
@@ -75,24 +75,24 @@ def config_text(cfg: Config, reg: Registry) -> str:
     return yaml.safe_dump(distribution_config(cfg, reg), sort_keys=False, default_flow_style=False)
 
 
-def _meta(cfg: Config, reg: Registry, name: str, **kwargs) -> dict:
-    return metadata(cfg, name, extra={COMPONENT: "registry", REGISTRY: reg.name}, **kwargs)
+def _meta(cfg: Config, reg: Registry, name: str, *, annotations: Labels | None = None) -> Object:
+    return metadata(cfg, name, extra={COMPONENT: "registry", REGISTRY: reg.name}, annotations=annotations)
 
 
-def config_map(cfg: Config, reg: Registry) -> dict:
+def config_map(cfg: Config, reg: Registry) -> Object:
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta(cfg, reg, f"{reg.name}-config"),
             "data": {"config.yml": config_text(cfg, reg)}}
 
 
-def persistent_volume_claim(cfg: Config, reg: Registry) -> dict:
-    spec: dict = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": reg.storage.size}}}
+def persistent_volume_claim(cfg: Config, reg: Registry) -> Object:
+    spec: Object = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": reg.storage.size}}}
     if reg.storage.storage_class_name is not None:
         spec["storageClassName"] = reg.storage.storage_class_name
     return {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
             "metadata": _meta(cfg, reg, f"{reg.name}-data", annotations=KEEP_ANNOTATIONS), "spec": spec}
 
 
-def service(cfg: Config, reg: Registry) -> dict:
+def service(cfg: Config, reg: Registry) -> Object:
     meta = _meta(cfg, reg, reg.name)
     if ambient.is_ambient(cfg):
         meta["labels"].update(ambient.service_labels(cfg))
@@ -103,12 +103,12 @@ def service(cfg: Config, reg: Registry) -> dict:
                                 "appProtocol": "http"}]}}
 
 
-def _probe(*, period: int, failures: int) -> dict:
+def _probe(*, period: int, failures: int) -> Object:
     return {"httpGet": {"path": "/v2/", "port": "http"}, "periodSeconds": period, "timeoutSeconds": 3,
             "failureThreshold": failures}
 
 
-def _credentials(reg: Registry) -> list:
+def _credentials(reg: Registry) -> list[Object]:
     if not (reg.mirror and reg.mirror.credentials_secret):
         return []
     return [{"name": f"REGISTRY_PROXY_{key.upper()}",
@@ -116,7 +116,7 @@ def _credentials(reg: Registry) -> list:
             for key in ("username", "password")]
 
 
-def _container(reg: Registry) -> dict:
+def _container(reg: Registry) -> Object:
     env = _credentials(reg) + (objectstorage.env(reg) if reg.storage.s3 else [])
     return {
         "name": "registry",
@@ -140,20 +140,20 @@ def _container(reg: Registry) -> dict:
     }
 
 
-def pod_labels(cfg: Config, reg: Registry) -> dict:
+def pod_labels(cfg: Config, reg: Registry) -> Labels:
     mesh = ambient.registry_pod_labels(cfg) if ambient.is_ambient(cfg) else sidecar(cfg)
     return {**common(cfg), COMPONENT: "registry", **registry_pods(cfg, reg), **mesh}
 
 
-def _start_order(cfg: Config) -> dict:
+def _start_order(cfg: Config) -> Labels:
     """The registry starts once its sidecar is ready: a mirror pings its upstream while starting, and a sidecar that
     is not listening yet makes distribution panic. Ambient pods have no sidecar to wait for."""
     return {} if ambient.is_ambient(cfg) else {"proxy.istio.io/config": HOLD_UNTIL_PROXY_STARTS}
 
 
-def deployment(cfg: Config, reg: Registry) -> dict:
+def deployment(cfg: Config, reg: Registry) -> Object:
     config_hash = hashlib.sha256(config_text(cfg, reg).encode()).hexdigest()[:16]
-    template = {
+    template: Object = {
         "metadata": {
             "labels": pod_labels(cfg, reg),
             "annotations": {"kubectl.kubernetes.io/default-container": "registry",
@@ -186,16 +186,16 @@ def deployment(cfg: Config, reg: Registry) -> dict:
                      "selector": {"matchLabels": registry_pods(cfg, reg)}, "template": template}}
 
 
-def peer_authentication(cfg: Config, reg: Registry) -> dict:
+def peer_authentication(cfg: Config, reg: Registry) -> Object:
     return {"apiVersion": "security.istio.io/v1", "kind": "PeerAuthentication",
             "metadata": _meta(cfg, reg, reg.name),
             "spec": {"selector": {"matchLabels": registry_pods(cfg, reg)}, "mtls": {"mode": "STRICT"}}}
 
 
-def disruption_budget(cfg: Config, reg: Registry) -> dict:
+def disruption_budget(cfg: Config, reg: Registry) -> Object:
     """With several replicas, a drain takes them down one at a time."""
     return objectstorage.disruption_budget(_meta(cfg, reg, reg.name), registry_pods(cfg, reg))
 
 
-def storage_entry(cfg: Config, reg: Registry) -> dict:
+def storage_entry(cfg: Config, reg: Registry) -> Object:
     return objectstorage.service_entry(reg, _meta(cfg, reg, f"{reg.name}-s3"))

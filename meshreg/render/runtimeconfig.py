@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from importlib import resources
 
 from meshreg.config import Config
+from meshreg.objects import Labels, Object
 from meshreg.render import podspec
-from meshreg.render.labels import COMPONENT, INJECT, INSTANCE, NAME as APP_NAME, common, metadata
+from meshreg.render.labels import COMPONENT, INJECT, INSTANCE, common, metadata
+from meshreg.render.labels import NAME as APP_NAME
 from meshreg.render.nodeproxy import ports
 
 NAME = "node-proxy-runtime-config"
@@ -81,15 +83,15 @@ def files(cfg: Config) -> list[File]:
     return out
 
 
-def _pods(cfg: Config) -> dict:
+def _pods(cfg: Config) -> Labels:
     return {INSTANCE: cfg.name, APP_NAME: LABEL}
 
 
-def _meta(cfg: Config) -> dict:
+def _meta(cfg: Config) -> Object:
     return metadata(cfg, NAME, extra={COMPONENT: LABEL})
 
 
-def objects(cfg: Config) -> list[dict]:
+def objects(cfg: Config) -> list[Object]:
     """ServiceAccount, ConfigMap and DaemonSet, or nothing when no runtime is enabled."""
     if not cfg.node_proxy.runtime_config.enabled:
         return []
@@ -98,19 +100,19 @@ def objects(cfg: Config) -> list[dict]:
     return [service_account(cfg), wanted, daemon_set(cfg, kept=kept, wanted=wanted)]
 
 
-def service_account(cfg: Config) -> dict:
+def service_account(cfg: Config) -> Object:
     return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(cfg),
             "automountServiceAccountToken": False}
 
 
-def config_map(cfg: Config, kept: list[File]) -> dict:
+def config_map(cfg: Config, kept: list[File]) -> Object:
     """The script and the files to keep on nodes (`kept`, from files(cfg))."""
     data = {SCRIPT: script(), **{f.key: f.text for f in kept}}
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta(cfg),
             "data": dict(sorted(data.items()))}
 
 
-def _container(cfg: Config, runtime: str, directory: str, *, kept: list[File]) -> dict:
+def _container(cfg: Config, runtime: str, directory: str, *, kept: list[File]) -> Object:
     rc = cfg.node_proxy.runtime_config
     command = ["sh", f"{MOUNT}/{SCRIPT}"]
     env = {"MESHREG_TARGET": directory, "MESHREG_SOURCE": f"{MOUNT}/{runtime}",
@@ -135,7 +137,7 @@ def _container(cfg: Config, runtime: str, directory: str, *, kept: list[File]) -
     }
 
 
-def _volumes(cfg: Config, kept: list[File]) -> list[dict]:
+def _volumes(cfg: Config, kept: list[File]) -> list[Object]:
     items = [{"key": SCRIPT, "path": SCRIPT}] + [{"key": f.key, "path": f"{f.runtime}/{f.path}"} for f in kept]
     wanted = {"name": "wanted", "configMap": {"name": NAME, "items": items}}
     # hostPath: only the runtime's directory, created (root, 0755) where it does not exist yet.
@@ -143,7 +145,7 @@ def _volumes(cfg: Config, kept: list[File]) -> list[dict]:
                        for runtime, directory in cfg.node_proxy.runtime_config.directories]
 
 
-def daemon_set(cfg: Config, *, kept: list[File], wanted: dict) -> dict:
+def daemon_set(cfg: Config, *, kept: list[File], wanted: Object) -> Object:
     """The pods that keep `kept` on every node, from the ConfigMap `wanted` (its hash rolls them when it changes)."""
     rc = cfg.node_proxy.runtime_config
     digest = hashlib.sha256(repr(sorted(wanted["data"].items())).encode()).hexdigest()[:16]

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import json
 from importlib import resources
+from typing import Any
 
+from meshreg.cluster.api import Object
+from meshreg.config import Config
 from meshreg.render.labels import INJECT, namespace_injection, sidecar
+from meshreg.verify.plan import Probe
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "meshreg-verify"}
 RUN = "meshreg.dev/verify"
@@ -14,33 +18,34 @@ EXPIRES = "meshreg.dev/verify-expires"
 DEFAULT_IMAGE = "docker.io/curlimages/curl:8.11.1"  # sh, curl, sha256sum: all the probe needs
 UID = 65534  # any non-root user runs sh and curl; numeric so runAsNonRoot can be checked
 TTL = 600  # seconds a finished Job (and its ConfigMap) stays if verify could not delete it
+Platform = tuple[str, str]  # a node's (operating system, architecture), as its status.nodeInfo says
 
 
 def script() -> str:
     return resources.files("meshreg.verify").joinpath("probe.sh").read_text(encoding="utf-8")
 
 
-def _meta(name: str, namespace: str | None, run: str, **extra) -> dict:
-    meta = {"name": name, "labels": {**MANAGED_BY, RUN: run}}
+def _meta(name: str, namespace: str | None, run: str, **extra: Any) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name, "labels": {**MANAGED_BY, RUN: run}}
     if namespace:
         meta["namespace"] = namespace
     meta.update(extra)
     return meta
 
 
-def namespace(cfg, name: str, *, run: str, expires: str) -> dict:
+def namespace(cfg: Config, name: str, *, run: str, expires: str) -> Object:
     """Injected like the registry's namespace; privileged Pod Security for the hostNetwork node-proxy probe."""
     meta = _meta(name, None, run, annotations={EXPIRES: expires})
     meta["labels"].update({**namespace_injection(cfg), "pod-security.kubernetes.io/enforce": "privileged"})
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": meta}
 
 
-def service_account(name: str, namespace: str, *, run: str) -> dict:
+def service_account(name: str, namespace: str, *, run: str) -> Object:
     return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(name, namespace, run),
             "automountServiceAccountToken": False}
 
 
-def config_map(job: dict) -> dict:
+def config_map(job: Object) -> Object:
     """The probe script, named like its Job and owned by it."""
     meta = job["metadata"]
     owner = {"apiVersion": "batch/v1", "kind": "Job", "name": meta["name"], "uid": meta["uid"],
@@ -50,7 +55,7 @@ def config_map(job: dict) -> dict:
             "data": {"probe.sh": script()}}
 
 
-def _container(*, image: str, env: dict) -> dict:
+def _container(*, image: str, env: dict[str, str]) -> dict[str, Any]:
     return {"name": "probe", "image": image, "imagePullPolicy": "IfNotPresent", "command": ["sh", "/probe/probe.sh"],
             "env": [{"name": k, "value": v} for k, v in env.items()],
             "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "64Mi"}},
@@ -59,23 +64,24 @@ def _container(*, image: str, env: dict) -> dict:
                              {"name": "tmp", "mountPath": "/tmp"}]}
 
 
-def _restricted() -> dict:
+def _restricted() -> dict[str, Any]:
     # Per container: pod-level runAsNonRoot would also bind istio-init, which needs root.
     return {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}, "readOnlyRootFilesystem": True,
             "runAsNonRoot": True, "runAsUser": UID, "runAsGroup": UID}
 
 
-def job(probe, *, cfg, run: str, image: str, deadline: int, node: str | None, platform: tuple) -> dict:
+def job(probe: Probe, *, cfg: Config, run: str, image: str, deadline: int, node: str | None,
+        platform: Platform) -> Object:
     """A probe Job: one pod, never retried, gone `TTL` seconds after it finished, killed after `deadline`."""
     name = f"meshreg-verify-{run}-{probe.name}"
     labels = {**MANAGED_BY, RUN: run, **(sidecar(cfg) if probe.sidecar else {INJECT: "false"})}
-    annotations = {}
+    annotations: dict[str, str] = {}
     if probe.sidecar:
         # Start the probe only once the sidecar is ready (the probe also waits for it).
         annotations["proxy.istio.io/config"] = json.dumps({"holdApplicationUntilProxyStarts": True})
     env = {"PROBE_STEPS": "\n".join(s.line() for s in probe.steps), "PROBE_SIDECAR": "wait" if probe.sidecar
            else "none", "PROBE_RUN": run, "PROBE_OS": platform[0], "PROBE_ARCH": platform[1]}
-    spec = {"restartPolicy": "Never", "serviceAccountName": probe.service_account,
+    spec: dict[str, Any] = {"restartPolicy": "Never", "serviceAccountName": probe.service_account,
             "automountServiceAccountToken": False, "enableServiceLinks": False,
             "tolerations": [{"operator": "Exists"}], "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
             "containers": [_container(image=image, env=env)],
@@ -89,7 +95,7 @@ def job(probe, *, cfg, run: str, image: str, deadline: int, node: str | None, pl
                      "template": {"metadata": {"labels": labels, "annotations": annotations}, "spec": spec}}}
 
 
-def pull_pod(*, name: str, namespace: str, run: str, image: str, node: str, deadline: int) -> dict:
+def pull_pod(*, name: str, namespace: str, run: str, image: str, node: str, deadline: int) -> Object:
     """A pod whose only job is to make the kubelet on `node` pull `image` (what the container does next is moot)."""
     meta = _meta(name, namespace, run)
     meta["labels"][INJECT] = "false"

@@ -4,6 +4,9 @@ step: pure data from the config, no cluster."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
+
+from meshreg.config import Config, Registry, Writer
 
 NODE_PROXY = "node-proxy"
 BYSTANDER = "bystander"
@@ -34,7 +37,7 @@ class Probe:
     service_account: str
     sidecar: bool = True
     host_network: bool = False
-    steps: list = field(default_factory=list)
+    steps: list[Step] = field(default_factory=list)
 
 
 @dataclass
@@ -54,11 +57,11 @@ class Expectation:
     identity: str = ""  # the writer that pushes (for `pushed`)
 
 
-def base(cfg, reg) -> str:
+def base(cfg: Config, reg: Registry) -> str:
     return f"http://{cfg.service_host(reg)}"
 
 
-def chosen_writer(cfg, reg, as_identity: str | None):
+def chosen_writer(cfg: Config, reg: Registry, as_identity: str | None) -> Writer | None:
     """The writer whose identity pushes into `reg`: --as when it writes reg, else an unscoped one, else the first."""
     writers = list(cfg.writers_of(reg))
     for w in writers:
@@ -67,12 +70,12 @@ def chosen_writer(cfg, reg, as_identity: str | None):
     return next((w for w in writers if not w.scoped), writers[0] if writers else None)
 
 
-def repository(writer, run: str) -> str:
+def repository(writer: Writer, run: str) -> str:
     """A repository the writer may write: inside its first prefix, or meshreg-verify/RUN."""
     return f"{writer.repositories[0]}meshreg-verify-{run}" if writer.scoped else f"meshreg-verify/{run}"
 
 
-def outside(writer, run: str) -> str:
+def outside(writer: Writer, run: str) -> str:
     """A repository outside every prefix of a scoped writer."""
     name = f"meshreg-verify-outside/{run}"
     return name if not any(name.startswith(p) for p in writer.repositories) else f"x{run}/outside"
@@ -81,18 +84,18 @@ def outside(writer, run: str) -> str:
 class Planner:
     """Builds the expectations and the probes that check them, for one run."""
 
-    def __init__(self, cfg, *, run: str, namespace: str, as_identity: str | None = None):
+    def __init__(self, cfg: Config, *, run: str, namespace: str, as_identity: str | None = None):
         self.cfg, self.run, self.namespace, self.as_identity = cfg, run, namespace, as_identity
         self.expectations: list[Expectation] = []
         self.probes: dict[str, Probe] = {}
 
-    def _probe(self, name: str, namespace: str, sa: str, **kw) -> Probe:
+    def _probe(self, name: str, namespace: str, sa: str, **kw: Any) -> Probe:
         if name not in self.probes:
             self.probes[name] = Probe(name, namespace, sa, **kw)
         return self.probes[name]
 
-    def _expect(self, reg, text, expected, want, *, probe: Probe | None = None, step=None, skip="", blocked="",
-                repo=""):
+    def _expect(self, reg: Registry, text: str, expected: str, want: str, *, probe: Probe | None = None,
+                step: tuple[str, ...] | None = None, skip: str = "", blocked: str = "", repo: str = "") -> Expectation:
         exp = Expectation(f"e{len(self.expectations) + 1}", reg.name, text, expected, want,
                           probe.name if probe else "", skip, blocked, repo)
         self.expectations.append(exp)
@@ -123,41 +126,47 @@ class Planner:
                          step=("ping", url))
         return self.expectations
 
-    def _writers(self, reg) -> None:
+    def _writers(self, reg: Registry) -> None:
+        """A registry's writer pushes; a writer of another registry may not (unless it holds images); a scoped writer
+        pushes inside its prefixes and may not outside them."""
         url, writer = base(self.cfg, reg), chosen_writer(self.cfg, reg, self.as_identity)
         if writer:
-            repo = repository(writer, self.run)
-            exp = self._expect(reg, f"writer {writer.service_account} pushes {repo}", "pushed, digest matches",
-                               "pushed", probe=self._as(writer.service_account), step=("push", url, repo), repo=repo)
-            exp.identity = writer.service_account
+            self._pushes(reg, writer, url=url, text=f"writer {writer.service_account} pushes")
         elif reg.role == "images":
             self._expect(reg, "a writer pushes", "pushed", "pushed", skip="no writers configured")
         if reg.role != "images":
-            other = self._other_writer(reg)
-            text = f"writer {other} of another registry pushes" if other else "another registry's writer pushes"
-            self._expect(reg, text, f"403 ({reg.role}: nobody but its publisher writes)", "denied",
-                         probe=self._as(other) if other else None,
-                         step=("push", url, f"meshreg-verify/{self.run}-other"),
-                         skip="" if other else "no other registry has a writer")
+            self._other_pushes(reg, url)
         scoped = [w for w in self.cfg.writers_of(reg) if w.scoped]
         if scoped:
             w = writer if writer in scoped else scoped[0]
             if w is not writer:  # both sides of its prefixes
-                inside = repository(w, self.run)
-                mine = self._expect(reg, f"scoped writer {w.service_account} pushes {inside}",
-                                    "pushed, digest matches", "pushed", probe=self._as(w.service_account),
-                                    step=("push", url, inside), repo=inside)
-                mine.identity = w.service_account
+                self._pushes(reg, w, url=url, text=f"scoped writer {w.service_account} pushes")
             repo = outside(w, self.run)
             self._expect(reg, f"scoped writer {w.service_account} pushes {repo}", "403 (outside its prefixes)",
                          "denied", probe=self._as(w.service_account), step=("push", url, repo))
 
-    def _other_writer(self, reg) -> str | None:
+    def _pushes(self, reg: Registry, writer: Writer, *, url: str, text: str) -> None:
+        """`writer` pushes into a repository it may write (`text`, then the repository, is the row's text)."""
+        repo = repository(writer, self.run)
+        exp = self._expect(reg, f"{text} {repo}", "pushed, digest matches", "pushed",
+                           probe=self._as(writer.service_account), step=("push", url, repo), repo=repo)
+        exp.identity = writer.service_account
+
+    def _other_pushes(self, reg: Registry, url: str) -> None:
+        """A writer of another registry pushes into one only its publisher writes."""
+        other = self._other_writer(reg)
+        text = f"writer {other} of another registry pushes" if other else "another registry's writer pushes"
+        self._expect(reg, text, f"403 ({reg.role}: nobody but its publisher writes)", "denied",
+                     probe=self._as(other) if other else None,
+                     step=("push", url, f"meshreg-verify/{self.run}-other"),
+                     skip="" if other else "no other registry has a writer")
+
+    def _other_writer(self, reg: Registry) -> str | None:
         found = [w.service_account for r in self.cfg.registries if r is not reg for w in self.cfg.writers_of(r)
                  if w.service_account != (reg.publisher or "")]
         return self.as_identity if self.as_identity in found else (sorted(found)[0] if found else None)
 
-    def phase_two(self, pushed: dict) -> list[Expectation]:
+    def phase_two(self, pushed: dict[str, Expectation]) -> list[Expectation]:
         """Through the node proxy on one node (pull, push) and the kubelet's own pull; `pushed`: registry -> the
         writer expectation that succeeded (its repo and digest)."""
         if not self.cfg.node_proxy.enabled:
@@ -180,7 +189,7 @@ class Planner:
             out.append(self._kubelet(reg, done))
         return out
 
-    def _kubelet(self, reg, done) -> Expectation:
+    def _kubelet(self, reg: Registry, done: Expectation | None) -> Expectation:
         if done:
             exp = self._expect(reg, f"kubelet pulls localhost:{reg.port}/{done.repo}@{done.digest[:19]}…",
                                "image pulled (event Pulled)", "pulled", repo=done.repo)
@@ -193,7 +202,7 @@ class Planner:
         return self._expect(reg, text, "image pulled (event Pulled)", "pulled",
                             skip=f"nobody writes {reg.name} (role {reg.role}): no image of ours to pull")
 
-    def deletion(self, reg, pushed: Expectation) -> Expectation:
+    def deletion(self, reg: Registry, pushed: Expectation) -> Expectation:
         """Not a row of the table: the step that deletes a pushed probe image again, as its writer."""
         ns, sa = pushed.identity.split("/")
         probe = next((p for n, p in self.probes.items() if n.startswith("delete-")

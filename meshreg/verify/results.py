@@ -4,9 +4,13 @@ the probe printed (or, for the kubelet, from its events); a result that cannot b
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
+from meshreg.cluster.api import Object
 from meshreg.cluster.wait import PULL_FAILURES
+from meshreg.verify.plan import Expectation
 
 PREFIX = "meshreg-probe "
 PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
@@ -15,13 +19,15 @@ RESET = (52, 56)  # curl: empty reply, connection reset: what STRICT mTLS does t
 
 @dataclass(frozen=True)
 class Verdict:
+    """One row of the table: the expectation, what was expected and observed, and PASS, FAIL or SKIP."""
+
     registry: str
     expectation: str
     expected: str
     observed: str
     verdict: str
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, str]:
         return asdict(self)
 
 
@@ -29,13 +35,13 @@ class Verdict:
 class Log:
     """What one probe printed: results by step id, and whether it reached its end."""
 
-    results: dict
+    results: dict[str, dict[str, Any]] = field(default_factory=dict)
     sidecar_ready: bool | None = None
     ended: bool = False
 
 
 def parse(text: str) -> Log:
-    log = Log({})
+    log = Log()
     for line in text.splitlines():
         if not line.startswith(PREFIX):
             continue
@@ -52,11 +58,11 @@ def parse(text: str) -> Log:
     return log
 
 
-def verdict(exp, status: str, observed: str) -> Verdict:
+def verdict(exp: Expectation, status: str, observed: str) -> Verdict:
     return Verdict(exp.registry, exp.text, exp.expected, observed, status)
 
 
-def describe(result: dict) -> str:
+def describe(result: dict[str, Any]) -> str:
     """What a step that stopped saw, in a few words."""
     if result.get("result") == "no-response":
         return f"{result.get('step')}: no HTTP answer ({result.get('error') or 'curl exit ' + str(result.get('curl'))})"
@@ -66,7 +72,7 @@ def describe(result: dict) -> str:
     return f"unexpected result {result.get('result')!r}"
 
 
-def judge(exp, result: dict | None, *, missing: str) -> Verdict:
+def judge(exp: Expectation, result: dict[str, Any] | None, *, missing: str) -> Verdict:
     """The verdict for one expectation from the probe's result line; `missing` explains a result not there."""
     if result is None:
         return verdict(exp, FAIL, missing)
@@ -74,7 +80,7 @@ def judge(exp, result: dict | None, *, missing: str) -> Verdict:
     return rule(exp, result) if rule else verdict(exp, FAIL, f"cannot judge {exp.want!r}")
 
 
-def _pushed(exp, result):
+def _pushed(exp: Expectation, result: dict[str, Any]) -> Verdict:
     if result.get("result") != "ok":
         return verdict(exp, FAIL, describe(result))
     if result.get("digest") and result.get("digest") == result.get("served"):
@@ -83,13 +89,13 @@ def _pushed(exp, result):
                               f"{_short(result.get('served'))}")
 
 
-def _denied(exp, result):
+def _denied(exp: Expectation, result: dict[str, Any]) -> Verdict:
     if result.get("result") == "http-error" and result.get("status") == 403:
         return verdict(exp, PASS, describe(result))
     return verdict(exp, FAIL, "pushed: the mesh let it write" if result.get("result") == "ok" else describe(result))
 
 
-def _refused(exp, result):
+def _refused(exp: Expectation, result: dict[str, Any]) -> Verdict:
     if result.get("result") == "no-response" and result.get("curl") in RESET:
         return verdict(exp, PASS, f"connection closed without an HTTP answer ({result.get('error')})")
     if result.get("result") == "no-response":
@@ -97,7 +103,7 @@ def _refused(exp, result):
     return verdict(exp, FAIL, f"HTTP {result.get('status')}: the registry answered plain text")
 
 
-def _read(exp, result):
+def _read(exp: Expectation, result: dict[str, Any]) -> Verdict:
     if result.get("result") != "ok":
         return verdict(exp, FAIL, describe(result))
     if exp.digest and result.get("served") != exp.digest:
@@ -105,24 +111,38 @@ def _read(exp, result):
     return verdict(exp, PASS, "HTTP 200" + (f", {_short(exp.digest)}" if exp.digest else ""))
 
 
-def _deleted(exp, result):
+def _deleted(exp: Expectation, result: dict[str, Any]) -> Verdict:
     return verdict(exp, PASS, "deleted") if result.get("result") == "ok" else verdict(exp, FAIL, describe(result))
 
 
-JUDGES = {"pushed": _pushed, "denied": _denied, "refused": _refused, "read": _read, "deleted": _deleted}
+JUDGES: dict[str, Callable[[Expectation, dict[str, Any]], Verdict]] = {
+    "pushed": _pushed, "denied": _denied, "refused": _refused, "read": _read, "deleted": _deleted}
 
 
-def judge_pull(exp, *, events: list, pod: dict | None) -> Verdict | None:
+def judge_pull(exp: Expectation, *, events: list[Object], pod: Object | None) -> Verdict | None:
     """The kubelet's pull, from the pod's events (and its status for pull errors); None while undecided."""
     for event in sorted(events, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or ""):
-        reason, message = event.get("reason"), (event.get("message") or "").strip()
-        if reason == "Pulled" and "already present" not in message:
-            return verdict(exp, PASS, f"Pulled on {_node(event)}: {message}")
-        if reason == "Pulled":
-            return verdict(exp, FAIL, f"the kubelet did not pull ({message}), which proves nothing about "
-                                      "localhost")
-        if reason == "Failed" and ("pull" in message.lower() or "ErrImage" in message):
-            return verdict(exp, FAIL, f"{message}{_hint(message)}")
+        found = _pull_event(exp, event)
+        if found is not None:
+            return found
+    return _pull_error(exp, pod)
+
+
+def _pull_event(exp: Expectation, event: Object) -> Verdict | None:
+    """What one event of the pull pod says about the pull, if anything."""
+    reason, message = event.get("reason"), (event.get("message") or "").strip()
+    if reason == "Pulled" and "already present" not in message:
+        return verdict(exp, PASS, f"Pulled on {_node(event)}: {message}")
+    if reason == "Pulled":
+        return verdict(exp, FAIL, f"the kubelet did not pull ({message}), which proves nothing about "
+                                  "localhost")
+    if reason == "Failed" and ("pull" in message.lower() or "ErrImage" in message):
+        return verdict(exp, FAIL, f"{message}{_hint(message)}")
+    return None
+
+
+def _pull_error(exp: Expectation, pod: Object | None) -> Verdict | None:
+    """A pull error the pod's container statuses show (one its events did not)."""
     for cs in ((pod or {}).get("status") or {}).get("containerStatuses") or []:
         waiting = (cs.get("state") or {}).get("waiting") or {}
         if waiting.get("reason") in PULL_FAILURES:
@@ -137,9 +157,10 @@ def _hint(message: str) -> str:
     return ""
 
 
-def _node(event: dict) -> str:
-    return (event.get("source") or {}).get("host") or event.get("reportingInstance") or "the node"
+def _node(event: Object) -> str:
+    node: str = (event.get("source") or {}).get("host") or event.get("reportingInstance") or "the node"
+    return node
 
 
-def _short(digest) -> str:
+def _short(digest: str | None) -> str:
     return (digest or "none")[:19] + ("…" if digest and len(digest) > 19 else "")

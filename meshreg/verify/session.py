@@ -1,47 +1,35 @@
 """One verify run's objects: created and remembered, removed at the end even on failure or Ctrl-C (signals wait
-while cleaning up); waits for probe Jobs and for the kubelet's pull, each with a deadline and a diagnosis."""
+while cleaning up: meshreg.verify.signals); waits for probe Jobs and for the kubelet's pull, each with a deadline and
+a diagnosis."""
 
 from __future__ import annotations
 
-import signal
-import threading
 import time
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import datetime, timezone
 
 from meshreg.cluster import selectors
-from meshreg.verify import objects
-from meshreg.verify.results import judge_pull, verdict, FAIL
-from meshreg.cluster.wait import diagnose, pod_causes
+from meshreg.cluster.api import ClusterClient, Object
+from meshreg.cluster.wait import Progress, diagnose, pod_causes
 from meshreg.errors import ClusterError
 from meshreg.render import labels
+from meshreg.verify import objects
+from meshreg.verify.plan import Expectation
+from meshreg.verify.results import FAIL, Verdict, judge_pull, verdict
 
 FIELD_MANAGER = "meshreg-verify"
-
-
-@contextmanager
-def signals_deferred():
-    """Ctrl-C and SIGTERM do not interrupt what runs inside (the cleanup); they are noted and dropped."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {s: signal.signal(s, lambda *_: None) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
 
 
 class Session:
     """What one run created, in order; `cleanup` removes it newest first."""
 
-    def __init__(self, cluster, *, run: str, namespace: str, clock=time.monotonic, sleep=time.sleep):
+    def __init__(self, cluster: ClusterClient, *, run: str, namespace: str,
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep):
         self.cluster, self.run, self.namespace = cluster, run, namespace
         self.clock, self.sleep = clock, sleep
-        self.created: list[tuple] = []
+        self.created: list[tuple[str, str, str | None, str]] = []  # (apiVersion, kind, namespace, name)
 
-    def create(self, obj: dict) -> dict:
+    def create(self, obj: Object) -> Object:
         live = self.cluster.create(obj, field_manager=FIELD_MANAGER)
         meta = obj["metadata"]
         self.created.append((obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"]))
@@ -72,7 +60,7 @@ class Session:
                 f"(kubectl get namespace {self.namespace})")
 
 
-def sweep(cluster, *, now: datetime | None = None) -> list[str]:
+def sweep(cluster: ClusterClient, *, now: datetime | None = None) -> list[str]:
     """Delete temporary namespaces of earlier runs that were interrupted too hard to clean up, once expired."""
     now = now or datetime.now(timezone.utc)
     notes = []
@@ -88,20 +76,29 @@ def sweep(cluster, *, now: datetime | None = None) -> list[str]:
     return notes
 
 
-def _seconds(progress, elapsed: float) -> str:
+def _seconds(progress: Progress, elapsed: float) -> str:
     """A running clock on a terminal; piped output gets a line only when something changes."""
     return f" ({elapsed:.0f}s)" if getattr(progress, "live", False) else ""
 
 
-def job_done(job: dict | None) -> bool:
+def job_done(job: Object | None) -> bool:
     status = (job or {}).get("status") or {}
     finished = {c.get("type") for c in status.get("conditions") or [] if c.get("status") == "True"}
     return bool(status.get("succeeded") or status.get("failed") or finished & {"Complete", "Failed"})
 
 
-def wait_jobs(session, jobs: dict, *, timeout: float, progress, sidecars: dict) -> dict:
+def wait_jobs(session: Session, jobs: dict[str, tuple[str, str]], *, timeout: float, progress: Progress,
+              sidecars: dict[str, bool]) -> dict[str, str]:
     """Poll the Jobs {probe name: (namespace, job name)} until each finished; for the ones that did not within
     `timeout`, why not (pods, events). `sidecars`: probe name -> whether it should have a sidecar."""
+    pending = _unfinished(session, jobs, timeout=timeout, progress=progress)
+    return {probe: _not_finished(session.cluster, (ns, name), timeout=timeout, sidecar=sidecars.get(probe, False))
+            for probe, (ns, name) in pending.items()}
+
+
+def _unfinished(session: Session, jobs: dict[str, tuple[str, str]], *, timeout: float,
+                progress: Progress) -> dict[str, tuple[str, str]]:
+    """Poll until each Job finished or `timeout` passed; the Jobs that did not finish."""
     cluster, start = session.cluster, session.clock()
     pending = dict(jobs)
     while pending:
@@ -116,23 +113,27 @@ def wait_jobs(session, jobs: dict, *, timeout: float, progress, sidecars: dict) 
         if pending:
             session.sleep(2.0)
     progress.done()
-    out = {}
-    for probe, (ns, name) in pending.items():
-        causes = [c for c in diagnose(cluster=cluster, namespace=ns, workloads=[("batch/v1", "Job", name)])
-                  if sidecars.get(probe) or "no istio-proxy sidecar" not in c]
-        out[probe] = (f"probe Job {ns}/{name} did not finish in {timeout:.0f}s: "
-                      + ("; ".join(causes) or f"no cause found; kubectl -n {ns} describe job {name}"))
-    return out
+    return pending
 
 
-def job_pod(cluster, namespace: str, name: str) -> dict | None:
+def _not_finished(cluster: ClusterClient, job: tuple[str, str], *, timeout: float, sidecar: bool) -> str:
+    """Why a probe Job (namespace, name) did not finish in time (a missing sidecar only counts for a probe that
+    should have one)."""
+    ns, name = job
+    causes = [c for c in diagnose(cluster=cluster, namespace=ns, workloads=[("batch/v1", "Job", name)])
+              if sidecar or "no istio-proxy sidecar" not in c]
+    return (f"probe Job {ns}/{name} did not finish in {timeout:.0f}s: "
+            + ("; ".join(causes) or f"no cause found; kubectl -n {ns} describe job {name}"))
+
+
+def job_pod(cluster: ClusterClient, namespace: str, name: str) -> Object | None:
     """The one pod of a probe Job (backoffLimit 0), found through the Job's own selector."""
     job = cluster.get("batch/v1", "Job", name, namespace=namespace) or {}
     pods = cluster.list("v1", "Pod", namespace=namespace, label_selector=selectors.of(job, {"job-name": name}))
     return pods[-1] if pods else None
 
 
-def wait_pull(session, exp, *, pod_name: str, timeout: float, progress):
+def wait_pull(session: Session, exp: Expectation, *, pod_name: str, timeout: float, progress: Progress) -> Verdict:
     """Poll the kubelet-pull pod's events until they show the pull or its failure; diagnose a timeout."""
     cluster, ns, start = session.cluster, session.namespace, session.clock()
     while True:

@@ -100,18 +100,6 @@ def test_down_leaves_a_same_named_object_it_does_not_manage():
     assert fake.get("v1", "Service", "registry", namespace="default") is not None
 
 
-def test_drift_ignores_fields_the_server_adds_and_canonical_quantities():
-    from meshreg.cluster.status import drifted
-    rendered = {"spec": {"ports": [{"port": 5000}], "cpu": "0.5"}}
-    live = {"spec": {"ports": [{"port": 5000, "protocol": "TCP"}], "cpu": "500m", "clusterIP": "10.0.0.1"}}
-    assert drifted(rendered, live) == []
-
-
-def test_drift_names_the_field_that_differs():
-    from meshreg.cluster.status import drifted
-    assert drifted({"spec": {"replicas": 1}}, {"spec": {"replicas": 3}}) == [".spec.replicas"]
-
-
 def test_fields_meshreg_stops_applying_are_removed_and_bump_the_version():
     fake = FakeCluster()
     applying.apply(manifests=[NAMESPACE], cluster=fake)

@@ -10,10 +10,11 @@ from click.testing import CliRunner
 from support.configs import GC_CONFIG
 from support.fakes import FakeCluster, ready_controller, route
 from meshreg import config
+from meshreg import status as statuses
 from meshreg.cli import main
+from meshreg.cli.output import status as status_output
 from meshreg.cluster import apply as applying
 from meshreg.cluster import gc as gcs
-from meshreg.cluster import status as statuses
 from meshreg.render import render
 
 NS = "registry"
@@ -116,11 +117,11 @@ def test_status_shows_the_last_run_and_the_volume_usage(deployed):
     cluster.summaries["n1"] = {"pods": [{"podRef": {"name": "wi-1"}, "volume": [
         {"name": "data", "pvcRef": {"name": "workspace-images-data"}, "usedBytes": 5 << 30,
          "capacityBytes": 50 << 30}]}]}
-    report = statuses.report(cluster=cluster, cfg=config.load(str(path)), manifests=render(config.load(str(path))))
-    entry = next(r for r in report["registries"] if r["name"] == "workspace-images")
+    report = statuses.report(cluster, config.load(str(path)), manifests=render(config.load(str(path))))
+    entry = next(r for r in status_output.data(report)["registries"] if r["name"] == "workspace-images")
     assert entry["gc"]["lastJob"]["state"] == "Complete" and entry["gc"]["schedule"] == "0 3 * * 0"
     assert entry["volume"] == {"usedBytes": 5 << 30, "capacityBytes": 50 << 30}
-    text = statuses.text(report)
+    text = status_output.text(report)
     assert "gc: 0 3 * * 0; last Job workspace-images-gc-manual-" in text and "volume: 5.0 GiB used of 50.0 GiB" in text
 
 

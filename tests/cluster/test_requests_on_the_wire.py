@@ -300,21 +300,6 @@ def test_a_log_with_no_previous_run_or_denied_is_a_cluster_error_and_a_gone_pod_
         cluster.log("p", namespace="ns", container="registry")
 
 
-def test_the_runtime_config_report_reads_its_daemonset_and_lists_nodes_cluster_wide(api, cluster):
-    from meshreg import config
-    from meshreg.cluster import runtimeconfig
-
-    node = {"metadata": {"name": "a"}, "status": {"nodeInfo": {"containerRuntimeVersion": "cri-o://1.28.1"}}}
-    api.routes[("GET", "/api/v1/nodes")] = (200, {"kind": "NodeList", "items": [node]})
-    text = "apiVersion: meshreg.dev/v1alpha1\nkind: MeshRegistry\nmetadata: {name: dev}\nspec:\n" \
-           "  nodeProxy: {runtimeConfig: {containerd: {enabled: true}}}\n"
-    report = runtimeconfig.report(cluster=cluster, cfg=config.from_text(text, name="m.yaml"))
-    assert [r["path"] for r in api.requests if r["method"] == "GET"] == [
-        "/apis/apps/v1/namespaces/meshreg/daemonsets/node-proxy-runtime-config", "/api/v1/nodes"]
-    assert report["ready"] is False  # 404: not deployed
-    assert report["runtimes"][0]["node"] == "a" and report["runtimes"][0]["needed"] is True
-
-
 def test_the_ingress_kinds_are_applied_at_their_paths_in_the_gateway_namespace(api, cluster):
     secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "registry-tls-cacert",
                                                                  "namespace": "istio-system"}, "data": {}}

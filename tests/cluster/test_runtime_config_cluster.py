@@ -81,12 +81,6 @@ def test_status_names_the_nodes_whose_runtime_needs_it_and_lacks_it(fake):
     assert "needs it (spec.nodeProxy.runtimeConfig.crio)" in lines[0]
 
 
-def test_a_k3s_node_is_pointed_at_registries_yaml(fake):
-    fake.put(node("k", "containerd://1.7.11-k3s2"))
-    report = runtimeconfig.report(cluster=fake, cfg=config.DEFAULT)
-    assert "registries.yaml (k3s/RKE2)" in "\n".join(runtimeconfig.lines(report))
-
-
 def test_status_says_so_when_nodes_cannot_be_listed(fake):
     up(fake)
     fake.failures[("list", "Node", "*")] = ClusterError('forbidden: cannot list nodes')

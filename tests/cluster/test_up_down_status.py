@@ -1,8 +1,7 @@
-"""`meshreg up`, `down` and `status` on the fake cluster (tests/fakes.py), through click's CliRunner."""
+"""`meshreg up` and `down` on the fake cluster (tests/support/fakes.py), through click's CliRunner (`status`:
+tests/status)."""
 
 from __future__ import annotations
-
-import json
 
 import pytest
 from click.testing import CliRunner
@@ -11,7 +10,7 @@ import meshreg.cluster.client
 from meshreg.cli import main
 from meshreg.cluster.client import ConflictError
 from support import fakes
-from support.fakes import FakeCluster, refusal
+from support.fakes import FakeCluster, refusal, registry_pod
 
 WRITER_CONFIG = """\
 apiVersion: meshreg.dev/v1alpha1
@@ -29,14 +28,6 @@ def fake(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)  # no ./meshreg.yaml: the built-in default config
     monkeypatch.delenv("NO_COLOR", raising=False)
     return fakes.connected(monkeypatch)
-
-
-def registry_pod(fake, *, spec, status=None):
-    """A pod as the ReplicaSet controller would create it from the live Deployment's template."""
-    template = fake.get("apps/v1", "Deployment", "registry", namespace="meshreg")["spec"]["template"]
-    return fake.put({"apiVersion": "v1", "kind": "Pod", "metadata": {
-        "name": "registry-abc", "namespace": "meshreg", "labels": template["metadata"]["labels"]},
-        "spec": spec, "status": status or {}})
 
 
 def run(*args):
@@ -224,42 +215,6 @@ def test_down_purge_yes_deletes_the_pvc_and_the_namespace(fake):
     assert result.exit_code == 0, result.output
     assert fake.get("v1", "Namespace", "meshreg") is None
     assert fake.get("v1", "PersistentVolumeClaim", "registry-data", namespace="meshreg") is None
-
-
-def test_status_after_up_is_healthy_when_pods_carry_the_sidecar(fake):
-    run("up", "-q")
-    registry_pod(fake, spec={"containers": [{"name": "registry"}],
-                             "initContainers": [{"name": "istio-proxy", "restartPolicy": "Always"}]})
-    result = run("status", "-o", "json")
-    report = json.loads(result.output)
-    assert result.exit_code == 0, result.output
-    assert report["registry"]["mtls"]["effective"] == "STRICT"
-    assert report["registry"]["addresses"]["hostFromContainerRuntime"] == "localhost:5000"
-
-
-def test_status_reads_each_thing_once_and_objects_only_through_their_kinds_lists(fake):
-    run("up", "-q")
-    fake.requests.clear()
-    assert run("status").exit_code == 0
-    reads = [(r[0], r[1], tuple(sorted(r[2].items()))) for r in fake.requests if r[0] in ("get", "list")]
-    assert len(reads) == len(set(reads))
-    # the Deployment, DaemonSet, PeerAuthentication and published ConfigMap come from the LIST of their kind
-    assert [r[1] for r in reads if r[0] == "get"] == [("v1", "Namespace", None, "meshreg")]  # cluster-scoped
-
-
-def test_status_reports_drift_and_exits_one(fake):
-    run("up", "-q")
-    live = fake.objects[("apps/v1", "Deployment", "meshreg", "registry")]
-    live["spec"]["replicas"] = 0
-    result = run("status")
-    assert result.exit_code == 1
-    assert "drifted  Deployment meshreg/registry (.spec.replicas)" in result.output
-
-
-def test_status_on_an_empty_cluster_reports_missing_objects(fake):
-    result = run("status", "-o", "json")
-    assert result.exit_code == 1
-    assert {o["state"] for o in json.loads(result.output)["objects"]} == {"missing"}
 
 
 def test_fake_rejects_conflicting_apply_without_force():

@@ -5,7 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from meshreg.gcjob.retention import Retention, Rule, Tag, parse_duration, referenced, select
+from meshreg.gcjob.retention import Tag, referenced, select
+from meshreg.retention import Retention, Rule, parse_duration
 
 NOW = 1_000_000.0
 DIGESTS = [f"sha256:{i:064x}" for i in range(8)]
@@ -111,17 +112,3 @@ def test_a_repository_no_rule_covers_is_left_alone():
     tags = [Tag("a", DIGESTS[0], 1.0), Tag("b", DIGESTS[1], 2.0)]
     assert select(retention, "team-b/app", tags, children={}, now=NOW).delete_manifests == ()
     assert select(retention, "team-a", tags, children={}, now=NOW).delete_manifests == (DIGESTS[0],)
-
-
-def test_the_most_specific_rule_applies():
-    retention = Retention(rules=(Rule(keep_newest=5), Rule(repositories=("team-a/",), keep_newest=1),
-                                 Rule(repositories=("team-a/app/",), keep_newest=2)))
-    assert retention.rule_for("team-a/app/x").keep_newest == 2
-    assert retention.rule_for("team-a/web").keep_newest == 1
-    assert retention.rule_for("other").keep_newest == 5
-    assert retention.prefixes == ("*",)
-
-
-def test_durations():
-    assert [parse_duration(t) for t in ("14d", "36h", "1d12h", "90m", "0d", "1w", "", "d", "5")] == [
-        14 * 86400, 36 * 3600, 36 * 3600, 5400, 0, None, None, None, None]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import ssl
 import subprocess
 import time
@@ -54,17 +53,18 @@ spec:
 {clients}"""
 
 
-CERT_CONFIG = config("rs-ing-cert", CERT_HOST, CERT_PORT, "      - {name: loader, method: mtls, repositories: [images/]}\n")
+CERT_CONFIG = config("rs-ing-cert", CERT_HOST, CERT_PORT,
+                     "      - {name: loader, method: mtls, repositories: [images/]}\n")
 
 
 def token_config() -> str:
     jwks = json.dumps({"keys": [key().as_dict(private=False)]})
-    return config("rs-ing-token", TOKEN_HOST, TOKEN_PORT, f"""\
-      - {{name: ci, method: jwt, subject: ci-bot, repositories: [ci/]}}
+    return config("rs-ing-token", TOKEN_HOST, TOKEN_PORT, """\
+      - {name: ci, method: jwt, subject: ci-bot, repositories: [ci/]}
       - name: gh
         method: jwt
         subject: "repo:acme/app:ref:refs/heads/*"
-        claims: {{repository_owner: acme}}
+        claims: {repository_owner: acme}
         repositories: [acme/app/]
 """, issuers=f"""\
     issuers:
@@ -233,16 +233,14 @@ def test_a_certificate_client_is_refused_outside_its_prefix_by_the_gateways_poli
 
 
 def test_without_a_client_certificate_the_mutual_server_ends_the_handshake(certs, gateway):
-    with pytest.raises(httpx.TransportError):
-        with https(gateway, CERT_HOST) as client:
-            client.get("/v2/")
+    with pytest.raises(httpx.TransportError), https(gateway, CERT_HOST) as client:
+        client.get("/v2/")
 
 
 def test_a_certificate_of_another_ca_fails_the_handshake(certs, gateway, tmp_path):
     forged = Authority(tmp_path / "forger", "forger").issue(f"spiffe://{CERT_HOST}/client/loader", label="forged")
-    with pytest.raises(httpx.TransportError):
-        with https(gateway, CERT_HOST, cert_dir=forged.dir) as client:
-            client.get("/v2/")
+    with pytest.raises(httpx.TransportError), https(gateway, CERT_HOST, cert_dir=forged.dir) as client:
+        client.get("/v2/")
 
 
 CERT_TRICKS = [

@@ -37,7 +37,8 @@ def upstream_objects(stack: realstack.Stack) -> list[dict]:
     """A plain registry outside the mesh, on an emptyDir: what the mirror caches from."""
     labels = {"app": "upstream"}
     return [
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": UPSTREAM_NS, "labels": {realstack.TIER: "true"}}},
+        {"apiVersion": "v1", "kind": "Namespace",
+         "metadata": {"name": UPSTREAM_NS, "labels": {realstack.TIER: "true"}}},
         {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "upstream", "namespace": UPSTREAM_NS},
          "spec": {"replicas": 1, "selector": {"matchLabels": labels}, "strategy": {"type": "Recreate"},
                   "template": {"metadata": {"labels": labels}, "spec": {

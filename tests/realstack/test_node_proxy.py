@@ -88,9 +88,9 @@ def test_skopeo_on_the_node_is_refused_a_push(tmp_path):
 def test_a_tls_client_hello_gets_an_http_error_not_silence():
     """containerd 1.7.16+ falls back to plain HTTP after a failed TLS attempt: the answer must come at once."""
     context = ssl.create_default_context()
-    with socket.create_connection(("127.0.0.1", PORT), timeout=5) as raw:
-        with pytest.raises(ssl.SSLError, match="WRONG_VERSION_NUMBER|wrong version number"):
-            context.wrap_socket(raw, server_hostname="localhost")
+    with socket.create_connection(("127.0.0.1", PORT), timeout=5) as raw, \
+            pytest.raises(ssl.SSLError, match=r"WRONG_VERSION_NUMBER|wrong version number"):
+        context.wrap_socket(raw, server_hostname="localhost")
 
 
 def test_the_kubelet_pulls_from_localhost_through_the_node_proxy(stack, pushed, instance, proxy_log):

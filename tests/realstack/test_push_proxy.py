@@ -91,7 +91,7 @@ def test_delete_never_passes_the_push_proxy(pushed, stack):
 
 
 def test_pods_pull_what_was_pushed_from_the_node_proxy(pushed, stack, instance):
-    repo, digest = pushed
+    repo, _ = pushed
     event = kubelet_pull(stack, instance.namespace, "pull-pushed", f"localhost:{NODE_PORT}/{repo}:v1")
     assert event["reason"] == "Pulled" and event["message"].startswith("Successfully pulled"), event
 

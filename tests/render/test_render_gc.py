@@ -8,10 +8,10 @@ from importlib import resources
 import pytest
 import yaml
 
-from support.configs import GC_CONFIG, minimal
 from meshreg import config
 from meshreg.render import render
 from meshreg.render.labels import registry_pods
+from support.configs import GC_CONFIG, minimal
 
 
 def objects(text: str = GC_CONFIG) -> list[dict]:
@@ -49,7 +49,7 @@ def test_the_gc_pod_goes_where_the_volume_is_and_mounts_it_only_in_garbage_colle
     gc, collect = pod["containers"]
     assert "data" not in [m["name"] for m in gc["volumeMounts"]]
     assert {"name": "data", "mountPath": "/var/lib/registry"} in collect["volumeMounts"]
-    assert collect["image"] == "docker.io/library/registry:2.8.3" and gc["command"] == ["python", "-m", "meshreg_gc"]
+    assert collect["image"] == "docker.io/library/registry:2.8.3" and gc["command"] == ["python", "-m", "meshreg.gcjob"]
 
 
 def test_on_object_storage_the_gc_pod_has_no_volume_and_takes_the_s3_keys_but_not_the_upload_secret():
@@ -65,7 +65,8 @@ def test_the_gc_pods_are_selected_by_neither_the_registry_service_nor_its_polici
     labels = one(objs, "CronJob", "workspace-images-gc")["spec"]["jobTemplate"]["spec"]["template"]["metadata"][
         "labels"]
     selectors = [one(objs, "Service", "workspace-images")["spec"]["selector"]] + [
-        p["spec"]["selector"]["matchLabels"] for p in objs if p["kind"] in ("AuthorizationPolicy", "PeerAuthentication")]
+        p["spec"]["selector"]["matchLabels"] for p in objs
+        if p["kind"] in ("AuthorizationPolicy", "PeerAuthentication")]
     assert all(any(labels.get(k) != v for k, v in s.items()) for s in selectors)
     assert labels["sidecar.istio.io/inject"] == "true"  # it deletes through the mesh
 
@@ -78,9 +79,11 @@ def test_the_role_may_only_read_and_patch_its_own_registry_deployment():
 
 def test_the_job_code_is_meshregs_own_modules_byte_for_byte_and_the_plan_names_the_registry():
     data = one(objects(), "ConfigMap", "workspace-images-gc")["data"]
-    package = resources.files("meshreg.gcjob")
-    for name in ("run.py", "retention.py", "kube.py", "collect.sh"):
-        assert data[name] == package.joinpath(name).read_text()
+    package = resources.files("meshreg")
+    for key, name in (("meshreg.gcjob.run.py", "gcjob/run.py"), ("meshreg.gcjob.retention.py", "gcjob/retention.py"),
+                      ("meshreg.gcjob.kube.py", "gcjob/kube.py"), ("collect.sh", "gcjob/collect.sh"),
+                      ("meshreg.retention.py", "retention.py"), ("meshreg.__init__.py", "__init__.py")):
+        assert data[key] == package.joinpath(name).read_text()
     plan = json.loads(data["plan.json"])
     assert plan["registry"] == "http://workspace-images.registry.svc.cluster.local:5000"
     assert plan["retention"]["rules"][0] == {"repositories": ["workspace/"], "keepNewerThan": "14d"}
@@ -153,3 +156,22 @@ def test_policies_are_the_same_whatever_the_number_of_replicas(replicas):
     cfg = config.from_text(minimal(), name="t.yaml")
     assert all(p["spec"]["selector"]["matchLabels"] == registry_pods(cfg) for p in several
                if p["metadata"]["name"].startswith("registry"))
+
+
+def test_the_job_code_is_mounted_as_in_the_source_tree_and_run_from_there():
+    """The same imports work in the Job and here: meshreg/retention.py beside meshreg/gcjob/, on PYTHONPATH."""
+    objs = objects()
+    data = one(objs, "ConfigMap", "workspace-images-gc")["data"]
+    pod = one(objs, "CronJob", "workspace-images-gc")["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    [code] = [v["configMap"]["items"] for v in pod["volumes"] if v["name"] == "code"]
+    shipped = {item["path"]: data[item["key"]] for item in code}
+    package = resources.files("meshreg")
+    modules = sorted(f"meshreg/gcjob/{p.name}" for p in package.joinpath("gcjob").iterdir() if p.name.endswith(".py"))
+    assert sorted(p for p in shipped if p.endswith(".py")) == sorted(
+        ["meshreg/__init__.py", "meshreg/retention.py", *modules])
+    assert all(text == package.joinpath(path.removeprefix("meshreg/")).read_text()
+               for path, text in shipped.items() if path.endswith(".py"))
+    gc = pod["containers"][0]
+    [mount] = [m for m in gc["volumeMounts"] if m["name"] == "code"]
+    assert {"name": "PYTHONPATH", "value": mount["mountPath"]} in gc["env"]
+    assert gc["workingDir"] == mount["mountPath"]

@@ -489,6 +489,14 @@ def connected(monkeypatch) -> FakeCluster:
     return route(monkeypatch, cluster)
 
 
+def registry_pod(cluster: FakeCluster, *, spec: dict, status: dict | None = None) -> dict:
+    """A pod as the ReplicaSet controller would create it from the live registry Deployment's template."""
+    template = cluster.get("apps/v1", "Deployment", "registry", namespace="meshreg")["spec"]["template"]
+    return cluster.put({"apiVersion": "v1", "kind": "Pod", "metadata": {
+        "name": "registry-abc", "namespace": "meshreg", "labels": template["metadata"]["labels"]},
+        "spec": spec, "status": status or {}})
+
+
 def writes(cluster: FakeCluster) -> list:
     """The requests that changed something (applies and deletes that were not dry runs)."""
     return [r for r in cluster.requests if r[0] in ("apply", "delete") and not r[2].get("dry_run")]

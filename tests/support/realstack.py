@@ -18,15 +18,17 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from support.paths import ROOT, SHARED
 
 TMP = Path(tempfile.gettempdir())
-HOW = ("start the real stack first, as ../shared/lab-istio/README.md says under 'A real sidecar mesh on the real node': "
+HOW = ("start the real stack first, as ../shared/lab-istio/README.md says under "
+       "'A real sidecar mesh on the real node': "
        "LAB_APISERVER_IP=192.0.2.2 $LAB_KUBE/start.sh --fresh, the Istio CRDs, LAB_NODE_DNS=192.0.2.2 "
        "../shared/lab-kube/real-node.sh start, ../shared/lab-istio/mesh.sh start")
 PREFIX = "rs-"  # every namespace, instance and PersistentVolume of this tier

@@ -33,8 +33,8 @@ class Access:
     @property
     def policy(self) -> str | None:
         """The AuthorizationPolicy that denied the request (`none`: no ALLOW policy matched), or None."""
-        found = re.search(r"rbac_access_denied_matched_policy\[(?:ns\[[^\]]*\]-policy\[([^\]]*)\]-rule\[\d+\]|(none))\]",
-                          self.details)
+        found = re.search(r"rbac_access_denied_matched_policy\[(?:ns\[[^\]]*\]-policy\[([^\]]*)\]-rule\[\d+\]"
+                          r"|(none))\]", self.details)
         return (found.group(1) or found.group(2)) if found else None
 
 

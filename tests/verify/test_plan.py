@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
-import pytest
-from click.testing import CliRunner
-
-from support.fakes import route
-from meshreg.cli import main
 from meshreg.verify.plan import Planner
 from meshreg.config import from_text, load
 from support.paths import ROOT
-from support.verify_helpers import CONFIG, deployed_cluster
+from support.verify_helpers import CONFIG
 
 
 def plan(cfg, pushed=(), as_identity=None):
@@ -67,36 +60,3 @@ def test_as_picks_the_writer_that_pushes_and_the_scoped_one_stays_inside_its_pre
     assert rows[1][1] == "scoped writer team-a/builder pushes meshreg-verify-outside/r1"
     assert [(p.namespace, p.service_account) for p in planner.probes.values() if p.name.startswith("writer")] == [
         ("team-a", "builder")]
-
-
-@pytest.fixture
-def fake(monkeypatch, tmp_path):
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "meshreg.yaml").write_text(CONFIG)
-    cluster, _, _ = deployed_cluster()
-    return route(monkeypatch, cluster)
-
-
-def test_verify_prints_the_table_and_exits_zero_when_every_expectation_held(fake):
-    result = CliRunner().invoke(main, ["verify", "-q"])
-    assert result.exit_code == 0, result.output
-    header, *rows = result.output.splitlines()
-    assert header.split() == ["EXPECTATION", "OBSERVED", "VERDICT"]
-    assert rows[0].startswith("writer builds/kaniko pushes meshreg-verify/") and rows[0].endswith("PASS")
-    assert any(r.startswith("9 of 9 expectations held (probes on node node-b, run ") for r in rows)
-
-
-def test_verify_json_and_exit_one_when_an_expectation_fails(fake):
-    fake.pod_logs.clear()
-    fake.on_create[0].logs = False
-    result = CliRunner().invoke(main, ["verify", "-o", "json"])
-    data = json.loads(result.output)
-    assert result.exit_code == 1 and data["ok"] is False
-    assert set(data["expectations"][0]) == {"registry", "expectation", "expected", "observed", "verdict"}
-
-
-def test_verify_as_someone_who_is_not_a_writer_is_bad_input(fake):
-    result = CliRunner().invoke(main, ["verify", "--as", "apps/web"])
-    assert result.exit_code == 2
-    assert "--as apps/web: not a writer of any registry in meshreg.yaml" in result.output
-    assert not [r for r in fake.requests if r[0] == "create"]

@@ -2,6 +2,8 @@
 
 - the ConfigMap volumes are written out item by item, and every mount path in the containers' commands and
   environment is mapped to its directory here (the registry's data directory for the claim);
+- `python` is this interpreter without site-packages (-S), as bare as the Job's image: the code runs from the
+  ConfigMap's files only, never from the meshreg installed here;
 - `registry` is distribution's binary (Debian calls it docker-registry);
 - the gc container reaches the registry through an outbound Envoy that carries its requests over mTLS with the
   gc ServiceAccount's certificate, as its sidecar would;
@@ -181,7 +183,7 @@ class GcJob:
                 env[e["name"]] = local(e["value"])
             elif e["valueFrom"].get("fieldRef", {}).get("fieldPath") == "spec.nodeName":
                 env[e["name"]] = NODE
-        argv = [sys.executable if a == "python" else local(a) for a in container["command"]]
+        argv = [b for a in container["command"] for b in ([sys.executable, "-S"] if a == "python" else [local(a)])]
         cwd = local(container["workingDir"]) if container.get("workingDir") else None
         return argv, {**env, **extra.get(container["name"], {})}, cwd
 

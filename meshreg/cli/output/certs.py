@@ -1,0 +1,28 @@
+"""`certs list` for people and for -o json."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from meshreg.pki.listing import CertificateListing
+
+__all__ = ["data", "text"]
+
+
+def data(listing: CertificateListing) -> dict[str, Any]:
+    """`certs list -o json`: each certificate as index.json records it, with its status and whether it is configured."""
+    return {"ca": listing.ca, "crlNumber": listing.crl_number,
+            "certificates": [{**dataclasses.asdict(c.issued), "status": c.status, "configured": c.configured}
+                             for c in listing.certificates],
+            "withoutCertificate": list(listing.without_certificate)}
+
+
+def text(listing: CertificateListing) -> str:
+    """One line per certificate, then one per mtls client without a valid one."""
+    lines = [f"client CA {listing.ca} for {listing.host}; CRL number {listing.crl_number}"]
+    for c in listing.certificates:
+        note = "" if c.configured else "  (not a client in the config)"
+        lines.append(f"  {c.issued.name:24} {c.status:8} serial {c.issued.serial:34} until {c.issued.not_after}{note}")
+    lines += [f"  {name:24} no valid certificate: meshreg certs issue {name}" for name in listing.without_certificate]
+    return "\n".join(lines)

@@ -1,0 +1,218 @@
+"""`meshreg status`'s report as people read it, and as -o json prints it (the same dict, key for key, as ever)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from meshreg.status.report import (
+    GcState,
+    Mtls,
+    NodeProxyState,
+    NodeRuntime,
+    ObjectState,
+    PushProxyState,
+    RegistryEntry,
+    RuntimeConfigState,
+    StatusReport,
+    VolumeUsage,
+    WaypointState,
+)
+
+RUNTIME_CONFIG_SETTING = "spec.nodeProxy.runtimeConfig"
+HIDDEN_ADDRESS_KEYS = ("help", "role", "default")  # published beside the addresses, not addresses themselves
+
+
+def data(report: StatusReport) -> dict[str, Any]:
+    """The -o json shape; "registry" is the default registry's entry, for scripts that only ever have one."""
+    out: dict[str, Any] = {"server": report.server, "objects": [_object(o) for o in report.objects],
+           "registries": [_registry(r) for r in report.registries], "registry": _registry(report.default_registry),
+           "nodeProxy": _node_proxy(report.node_proxy), "runtimeConfig": _runtime_config(report.runtime_config),
+           "pushProxies": [_push_proxy(p) for p in report.push_proxies]}
+    if report.waypoint is not None:
+        out["waypoint"] = _waypoint(report.waypoint)
+    out["healthy"] = report.healthy
+    return out
+
+
+def _object(o: ObjectState) -> dict[str, Any]:
+    out: dict[str, Any] = {"kind": o.kind, "namespace": o.namespace, "name": o.name, "state": o.state}
+    if o.fields:
+        out["fields"] = list(o.fields)
+    return out
+
+
+def _registry(r: RegistryEntry) -> dict[str, Any]:
+    mesh = {} if r.in_ambient is None else {"inAmbient": r.in_ambient}
+    out = {"name": r.name, "role": r.role, "default": r.default, "ready": r.ready, "replicas": r.replicas,
+           "pods": r.pods, "withSidecar": r.with_sidecar, **mesh, "mtls": _mtls(r.mtls), "writers": list(r.writers),
+           "endpoints": r.endpoints, "addresses": r.addresses, "problems": list(r.problems), "storage": r.storage}
+    if r.gc is not None:
+        out["gc"] = _gc(r.gc)
+    if r.storage == "volume":
+        out["volume"] = _volume(r.volume)
+    return out
+
+
+def _mtls(m: Mtls) -> dict[str, Any]:
+    return {"effective": m.effective, "workload": m.workload, "namespace": m.namespace, "mesh": m.mesh}
+
+
+def _gc(gc: GcState) -> dict[str, Any]:
+    if not gc.deployed:
+        return {"deployed": False}
+    job = gc.last_job
+    return {"deployed": True, "schedule": gc.schedule, "lastSchedule": gc.last_schedule,
+            "lastSuccess": gc.last_success, "lastJob": None if job is None else {
+                "name": job.name, "state": job.state, "started": job.started, "completed": job.completed}}
+
+
+def _volume(v: VolumeUsage | None) -> dict[str, Any] | None:
+    return None if v is None else {"usedBytes": v.used_bytes, "capacityBytes": v.capacity_bytes}
+
+
+def _node_proxy(p: NodeProxyState) -> dict[str, Any]:
+    return {"enabled": p.enabled, "ready": p.ready, "nodes": p.nodes}
+
+
+def _runtime_config(rc: RuntimeConfigState) -> dict[str, Any]:
+    out: dict[str, Any] = {"enabled": rc.enabled, "directories": dict(rc.directories)}
+    if rc.enabled:
+        out.update(ready=rc.ready, nodes=rc.nodes)
+    out["runtimes"] = f"unknown ({rc.unread})" if rc.unread is not None else [_node_runtime(n) for n in rc.runtimes]
+    return out
+
+
+def _node_runtime(n: NodeRuntime) -> dict[str, Any]:
+    return {"node": n.node, "containerRuntimeVersion": n.container_runtime_version, "needed": n.needed,
+            "setting": n.setting, "setUp": n.set_up, "k3s": n.k3s, "reason": n.reason}
+
+
+def _push_proxy(p: PushProxyState) -> dict[str, Any]:
+    return {"registry": p.registry, "namespace": p.namespace, "ready": p.ready, "replicas": p.replicas,
+            "repositories": list(p.repositories), "port": p.port}
+
+
+def _waypoint(w: WaypointState) -> dict[str, Any]:
+    return {"name": w.name, "programmed": w.programmed, "message": w.message, "ready": w.ready,
+            "replicas": w.replicas}
+
+
+def _ready(ready: bool | None) -> str:
+    return "ready" if ready else "NOT ready"
+
+
+def text(report: StatusReport) -> str:
+    """The human-readable form: each object, each registry, the node proxy, the waypoint, the runtime config, the
+    push proxies, and the verdict."""
+    lines = [f"cluster: {report.server}", *(_object_line(o) for o in report.objects)]
+    for r in report.registries:
+        lines += registry_lines(r, several=len(report.registries) > 1)
+    lines.append("node proxy: " + _node_proxy_text(report.node_proxy))
+    if report.waypoint is not None:
+        w = report.waypoint
+        lines.append(f"waypoint {w.name}: {'programmed' if w.programmed else 'NOT programmed'} ({w.message}), "
+                     f"{_ready(w.ready)} ({w.replicas})")
+    lines += runtime_config_lines(report.runtime_config)
+    lines += [_push_proxy_line(p) for p in report.push_proxies]
+    lines.append("healthy" if report.healthy else "NOT healthy")
+    return "\n".join(lines)
+
+
+def _object_line(o: ObjectState) -> str:
+    where = f"{o.namespace}/" if o.namespace else ""
+    extra = f" ({', '.join(o.fields)})" if o.fields else ""
+    return f"  {o.state:<8} {o.kind} {where}{o.name}{extra}"
+
+
+def _node_proxy_text(p: NodeProxyState) -> str:
+    return "disabled" if not p.enabled else f"{_ready(p.ready)} ({p.nodes})"
+
+
+def _push_proxy_line(p: PushProxyState) -> str:
+    return (f"push proxy ({p.registry}): {_ready(p.ready)} ({p.replicas}) in namespace {p.namespace}, writes "
+            f"{', '.join(p.repositories)}; meshreg connect listens on localhost:{p.port}")
+
+
+def registry_lines(r: RegistryEntry, *, several: bool) -> list[str]:
+    """A registry's lines: its state and its pods in the mesh first, the rest indented when there are several."""
+    pad = "  " if several else ""
+    mtls = r.mtls
+    return [
+        f"{_registry_name(r, several=several)}: {_ready(r.ready)} ({r.replicas}), {_meshed(r)}",
+        f"{pad}mTLS: {mtls.effective} (registry: {mtls.workload or 'none'}, namespace: "
+        f"{mtls.namespace or 'none'}, mesh-wide: {mtls.mesh or 'none'})",
+        f"{pad}in-cluster path: Service endpoints {_endpoints(r.endpoints)}",
+        *(f"{pad}problem: {p}" for p in r.problems),
+        f"{pad}writers: " + (", ".join(r.writers) or _nobody(r.role)),
+        *_gc_lines(r, pad),
+        f"{pad}published: " + _published(r.addresses),
+    ]
+
+
+def _registry_name(r: RegistryEntry, *, several: bool) -> str:
+    return f"registry {r.name} ({r.role}{', default' if r.default else ''})" if several else "registry"
+
+
+def _meshed(r: RegistryEntry) -> str:
+    if r.in_ambient is not None:
+        return f"{r.in_ambient} of {r.pods} pods captured by ztunnel"
+    return f"{r.with_sidecar} of {r.pods} pods with the istio-proxy sidecar"
+
+
+def _endpoints(n: int) -> str:
+    return "unknown (cannot list EndpointSlices)" if n == -1 else f"{n} ready"
+
+
+def _nobody(role: str) -> str:
+    return "none (nobody can push" + ("; run meshreg policy grant NS/SA)" if role == "images" else ")")
+
+
+def _published(addresses: dict[str, Any] | None) -> str:
+    if not addresses:
+        return "missing"
+    return ", ".join(f"{k}={v}" for k, v in addresses.items() if k not in HIDDEN_ADDRESS_KEYS)
+
+
+def _gib(n: int) -> str:
+    return f"{n / (1 << 30):.1f} GiB"
+
+
+def _gc_lines(r: RegistryEntry, pad: str) -> list[str]:
+    lines = []
+    if r.gc is not None:
+        lines.append(f"{pad}gc: " + (f"{r.gc.schedule}; {_last_run(r.gc)}" if r.gc.deployed else "CronJob missing"))
+    if r.storage == "volume":
+        lines.append(f"{pad}volume: " + _volume_text(r.volume))
+    return lines
+
+
+def _last_run(gc: GcState) -> str:
+    job = gc.last_job
+    if job is None:
+        return "never run"
+    return f"last Job {job.name} {job.state}" + (f" ({job.completed})" if job.completed else "")
+
+
+def _volume_text(v: VolumeUsage | None) -> str:
+    if v is None or v.used_bytes is None or v.capacity_bytes is None:
+        return "usage unknown (the kubelet's stats are not reachable through the API)"
+    return f"{_gib(v.used_bytes)} used of {_gib(v.capacity_bytes)}"
+
+
+def runtime_config_lines(rc: RuntimeConfigState) -> list[str]:
+    """The DaemonSet, then each node that needs the runtime config and does not have it."""
+    where = ", ".join(f"{runtime} {directory}" for runtime, directory in rc.directories.items())
+    head = (f"runtime config: {_ready(rc.ready)} ({rc.nodes}), writing {where}" if rc.enabled
+            else "runtime config: disabled")
+    if rc.unread is not None:
+        return [head, f"  node runtimes: unknown ({rc.unread})"]
+    return [head, *(line for n in rc.runtimes if (line := _node_runtime_line(n)))]
+
+
+def _node_runtime_line(n: NodeRuntime) -> str | None:
+    if n.needed is None:
+        return f"  node {n.node}: {n.container_runtime_version or 'no runtime reported'}: {n.reason}"
+    if n.needed and not n.set_up:
+        fix = "registries.yaml (k3s/RKE2)" if n.k3s else f"{RUNTIME_CONFIG_SETTING}.{n.setting}"
+        return f"  node {n.node}: {n.container_runtime_version} needs it ({fix}): {n.reason}"
+    return None

@@ -1,0 +1,51 @@
+"""`meshreg verify`: an end-to-end self-test of the deployment, in the cluster."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from meshreg.cli.options import cluster_options, config_option, interruptible, output_option, prepare, say
+from meshreg.cli.output import verify as formats
+from meshreg.cluster.wait import Progress
+from meshreg.operations.verify import verify as run_verify
+
+
+@click.command()
+@config_option
+@cluster_options
+@output_option("Output format.")
+@click.option("--as", "as_identity", metavar="NS/SA", default=None,
+              help="The writer whose identity pushes [default: each registry's first unscoped writer].")
+@click.option("--image", default=None, metavar="IMAGE",
+              help="Probe image with sh and curl, for airgapped clusters [default: docker.io/curlimages/curl].")
+@click.option("--node", metavar="NAME", default=None,
+              help="Node for the node-proxy and kubelet probes [default: a Ready node running the node proxy].")
+@click.option("--timeout", type=click.FloatRange(min=10), default=180, show_default=True, metavar="SECONDS",
+              help="How long to wait for each phase of probes.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress line.")
+@click.pass_context
+def verify(ctx: click.Context, config_path: str | None, kubeconfig: str | None, context: str | None, output: str,
+           as_identity: str | None, image: str | None, node: str | None, timeout: float, quiet: bool) -> None:
+    """Prove the deployment works: short-lived probe pods push and pull through the mesh as a writer, a writer
+    outside its prefixes, a bystander and a pod with no sidecar; a hostNetwork probe uses the node proxy on a node;
+    the kubelet pulls the pushed image from localhost. Prints expectation / observed / verdict, removes every probe
+    (also on Ctrl-C), and exits 0 only if every expectation held.
+
+    \b
+    Examples:
+      meshreg verify
+      meshreg verify --as builds/kaniko --node worker-2
+      meshreg verify --image registry.internal/tools/curl:8.11.1 -o json
+    """
+    cfg, _, cluster = prepare(config_path, kubeconfig, context)
+    interruptible()
+    report = run_verify(cfg, cluster, image=image, as_identity=as_identity, node=node, timeout=timeout,
+                        progress=Progress(quiet=quiet or output == "json"))
+    if report.interrupted:
+        for line in formats.interruption(report):
+            say(line)
+    else:
+        click.echo(json.dumps(formats.data(report), indent=2) if output == "json" else formats.text(report))
+    ctx.exit(report.exit_code)

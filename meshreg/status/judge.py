@@ -1,0 +1,104 @@
+"""What `status` (and doctor's `deployed` check) concludes from what it read: drift, meshed pods, health."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from meshreg.cluster.api import Object
+from meshreg.cluster.storage import quantity
+from meshreg.status.report import (
+    DRIFTED,
+    MISSING,
+    PRESENT,
+    NodeProxyState,
+    ObjectState,
+    PushProxyState,
+    RegistryEntry,
+    RuntimeConfigState,
+    WaypointState,
+)
+
+SHOWN_FIELDS = 5  # drifted paths named per object
+
+
+def drifted(rendered: Any, live: Any) -> list[str]:
+    """Dotted paths where the live object differs from what meshreg renders (rendered fields as a subset)."""
+    if rendered in ({}, []) and live is None:  # an empty map or list the server did not keep
+        return []
+    if isinstance(rendered, dict):
+        return _drifted_map(rendered, live)
+    if isinstance(rendered, list):
+        return _drifted_list(rendered, live)
+    return [] if _same_scalar(rendered, live) else [""]
+
+
+def _drifted_map(rendered: dict[str, Any], live: Any) -> list[str]:
+    if not isinstance(live, dict):
+        return [""]
+    return [f".{k}{sub}" for k, v in rendered.items() for sub in drifted(v, live.get(k))]
+
+
+def _drifted_list(rendered: list[Any], live: Any) -> list[str]:
+    if not isinstance(live, list) or len(live) != len(rendered):
+        return [""]
+    return [f"[{i}]{sub}" for i, (r, v) in enumerate(zip(rendered, live, strict=True)) for sub in drifted(r, v)]
+
+
+def _same_scalar(rendered: Any, live: Any) -> bool:
+    if rendered == live or str(rendered) == str(live):
+        return True
+    # The server stores quantities in canonical form ("0.5" becomes "500m", "1024Mi" becomes "1Gi").
+    try:
+        return isinstance(rendered, str) and isinstance(live, str) and quantity(rendered) == quantity(live)
+    except ValueError:
+        return False
+
+
+def object_state(rendered: Object, live: Object | None) -> ObjectState:
+    """A rendered object as the cluster has it: missing, drifted (naming the first few fields), or present."""
+    fields = drifted(rendered, live) if live is not None else []
+    state = MISSING if live is None else (DRIFTED if fields else PRESENT)
+    meta = rendered["metadata"]
+    return ObjectState(kind=rendered["kind"], namespace=meta.get("namespace"), name=meta["name"], state=state,
+                       fields=tuple(fields[:SHOWN_FIELDS]))
+
+
+def meshed(entry: RegistryEntry) -> tuple[int, str]:
+    """How many of a registry's pods are in the mesh, and how: with the sidecar, or in ambient mode captured by
+    ztunnel."""
+    if entry.in_ambient is not None:
+        return entry.in_ambient, "captured by ztunnel"
+    return entry.with_sidecar, "with the istio-proxy sidecar"
+
+
+def registry_healthy(entry: RegistryEntry) -> bool:
+    """Ready, with pods, every one of them in the mesh."""
+    return entry.ready and entry.pods > 0 and meshed(entry)[0] == entry.pods
+
+
+def healthy(*, objects: tuple[ObjectState, ...], registries: tuple[RegistryEntry, ...], node_proxy: NodeProxyState,
+            runtime_config: RuntimeConfigState, push_proxies: tuple[PushProxyState, ...],
+            waypoint: WaypointState | None) -> bool:
+    """Every object present and as rendered, registry pods ready with a sidecar (in ambient mode: captured by
+    ztunnel, and the waypoint programmed and ready), node proxy, runtime config and push proxies ready."""
+    return (all(o.state == PRESENT for o in objects)
+            and all(registry_healthy(r) for r in registries)
+            and node_proxy_healthy(node_proxy)
+            and runtime_config_healthy(runtime_config)
+            and waypoint_healthy(waypoint)
+            and all(p.ready for p in push_proxies))
+
+
+def node_proxy_healthy(node_proxy: NodeProxyState) -> bool:
+    """Ready on every node, or disabled."""
+    return not node_proxy.enabled or node_proxy.ready
+
+
+def runtime_config_healthy(runtime_config: RuntimeConfigState) -> bool:
+    """Rolled out, or disabled."""
+    return not runtime_config.enabled or bool(runtime_config.ready)
+
+
+def waypoint_healthy(waypoint: WaypointState | None) -> bool:
+    """Programmed by istiod and ready, or none (sidecar mode)."""
+    return waypoint is None or (waypoint.programmed and waypoint.ready)
