@@ -87,6 +87,8 @@ def test_verify_holds_every_expectation_with_its_image_from_the_environment(inst
     assert found["ok"] and set(verdicts.values()) == {"PASS"}, verdicts
     assert len(verdicts) == 7  # writer, bystander, 2 x no sidecar, node proxy read and push, kubelet
     assert found["node"] == stack.node
+    # The one real node ran every probe: the scheduler placed the mesh probes (no toleration needed: untainted).
+    assert {v["node"] for v in found["expectations"]} == {stack.node}
     kubelet = next(v for v in found["expectations"] if v["expectation"].startswith("kubelet pulls"))
     assert kubelet["observed"].startswith(f"Pulled on {stack.node}: Successfully pulled image \"localhost:{PORT}/")
 
