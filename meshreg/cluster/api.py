@@ -55,5 +55,6 @@ class ClusterClient(Protocol):
             tail: int | None = None, limit_bytes: int | None = None) -> str | None:
         """A container's log; None when the pod is gone."""
 
-    def node_summary(self, node: str) -> Object | None:
-        """The kubelet's stats summary through the API server; None when it cannot be read."""
+    def node_summary(self, node: str) -> Object:
+        """The kubelet's stats summary through the API server; ClusterError, with the API's reason, when it cannot
+        be read."""

@@ -112,7 +112,7 @@ def test_status_shows_the_last_run_and_the_volume_usage(deployed):
     assert run(path).exit_code == 0
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "wi-1", "namespace": NS, "labels": {
         "app.kubernetes.io/instance": "dev", "app.kubernetes.io/name": "registry",
-        "meshreg.dev/registry": "workspace-images"}}, "spec": {"nodeName": "n1"}}
+        "meshreg.dev/registry": "workspace-images"}}, "spec": {"nodeName": "n1"}, "status": {"phase": "Running"}}
     cluster.put(pod)
     cluster.summaries["n1"] = {"pods": [{"podRef": {"name": "wi-1"}, "volume": [
         {"name": "data", "pvcRef": {"name": "workspace-images-data"}, "usedBytes": 5 << 30,
