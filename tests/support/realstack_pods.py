@@ -117,6 +117,24 @@ class MeshPod:
         body, _, status = done.stdout.rpartition("\n")
         return (int(status), body) if status.strip("0") else (0, done.stderr.strip())
 
+    def push_blob(self, base: str, repo: str, *, mib: int) -> str:
+        """Upload a blob of `mib` MiB of random bytes to BASE/v2/REPO (monolithic PUT); its digest."""
+        script = f"""set -e
+head -c {mib * 1024 * 1024} /dev/urandom > /tmp/blob
+digest="sha256:$(sha256sum /tmp/blob | cut -d' ' -f1)"
+location=$(curl -sS -f -X POST -D - -o /dev/null "{base}/v2/{repo}/blobs/uploads/" | tr -d '\\r' |
+  sed -n 's/^[Ll]ocation: //p')
+case $location in http*) ;; *) location="{base}$location";; esac
+case $location in *\\?*) sep='&';; *) sep='?';; esac
+curl -sS -f -X PUT -H 'Content-Type: application/octet-stream' --data-binary @/tmp/blob \\
+  "$location${{sep}}digest=$digest" -o /dev/null
+rm /tmp/blob
+echo "$digest"
+"""
+        done = self.exec("sh", "-c", script, timeout=300)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip().splitlines()[-1]
+
     def probe(self, *steps: str, timeout: float = 180) -> dict[str, dict]:
         """Run `meshreg verify`'s own probe script with these steps (`ID VERB BASE REPO [REF]`); its result lines
         by step id."""
