@@ -8,8 +8,7 @@ from typing import cast
 
 from meshreg import render as rendering
 from meshreg.cluster import apply as applying
-from meshreg.cluster import deleting
-from meshreg.cluster import enforcement, parallel, runtimeconfig
+from meshreg.cluster import deleting, enforcement, parallel, runtimeconfig
 from meshreg.cluster import live as lives
 from meshreg.cluster import pushproxy as pushproxies
 from meshreg.cluster import scope as scopes
