@@ -85,7 +85,7 @@ def test_status_says_the_runtime_config_is_ready(instance):
 
 def test_a_real_containerd_reading_them_pulls_through_the_node_proxy(stack, instance, containerd):
     with MeshPod(stack, "rs-rtc-builds", "kaniko", service_account="kaniko") as writer:
-        pushed = writer.probe(f"w push http://registry.rs-rtc.svc.cluster.local:5000 apps/web")["w"]
+        pushed = writer.probe("w push http://registry.rs-rtc.svc.cluster.local:5000 apps/web")["w"]
     start = len(containerd.log_text())
     ref = f"localhost:{PORT}/apps/web@{pushed['digest']}"
     assert containerd.cri.pull(ref)

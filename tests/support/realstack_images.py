@@ -20,7 +20,8 @@ from support.realstack import TMP, Stack
 PYTHON = "airgap.invalid/meshreg-rs/python:3.11"
 REGISTRY_WITH_SHELL = "airgap.invalid/meshreg-rs/registry-sh:2.8.2"
 CACHE = TMP / "meshreg-realstack-images"
-_SKIP = {"test", "idlelib", "tkinter", "turtledemo", "lib2to3", "ensurepip", "__pycache__", "config-3.11-x86_64-linux-gnu"}
+_SKIP = {"test", "idlelib", "tkinter", "turtledemo", "lib2to3", "ensurepip", "__pycache__",
+         "config-3.11-x86_64-linux-gnu"}
 
 
 def on_node(stack: Stack) -> set[str]:
