@@ -103,3 +103,12 @@ def test_connect_follows_the_push_proxy_to_a_new_pod(pushed, stack, tmp_path):
     stack.wait("delete", f"pod/{old}", namespace="rs-push-push", timeout=60)
     done = push(images.build(tmp_path / "after"), f"{LOCAL}/dev/after-restart:v1")
     assert done.returncode == 0, done.stderr
+
+
+def test_the_injected_push_proxy_keeps_if_not_present_and_the_kubelet_pulls_nothing(stack, instance):
+    [pod] = [p for p in stack.get("pods", namespace="rs-push-push", selector="app.kubernetes.io/name=push-proxy")
+             if not p["metadata"].get("deletionTimestamp")]
+    [proxy] = pod["spec"]["containers"]
+    assert proxy["image"] != "auto" and proxy["imagePullPolicy"] == "IfNotPresent"
+    events = [f"{e['reason']}: {e['message']}" for e in stack.events("rs-push-push", pod["metadata"]["name"])]
+    assert not [e for e in events if e.startswith("Pulling")], events
