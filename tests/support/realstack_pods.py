@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import subprocess
 import time
 from dataclasses import dataclass
@@ -137,9 +138,10 @@ echo "$digest"
 
     def probe(self, *steps: str, timeout: float = 180) -> dict[str, dict]:
         """Run `meshreg verify`'s own probe script with these steps (`ID VERB BASE REPO [REF]`); its result lines
-        by step id."""
-        env = {"PROBE_STEPS": "\n".join(steps), "PROBE_SIDECAR": "none", "PROBE_RUN": self.name,
-               "TMPDIR": "/tmp"}
+        by step id. Each run pushes an image of its own (PROBE_RUN goes into its config), so no pull of it can be
+        served from what a node kept of an earlier run."""
+        env = {"PROBE_STEPS": "\n".join(steps), "PROBE_SIDECAR": "none", "TMPDIR": "/tmp",
+               "PROBE_RUN": f"{self.name}-{secrets.token_hex(4)}"}
         done = self.exec("env", *(f"{k}={v}" for k, v in env.items()), "sh", "-s", stdin=probe_script(),
                          timeout=timeout)
         out = {}
