@@ -25,17 +25,16 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from support.lab import images  # noqa: E402
-from support.lab.clients import skopeo_copy  # noqa: E402
-from support.lab.objectstore import S3  # noqa: E402
-from support.lab.processes import NO_AWS, Server, free_port  # noqa: E402
-
-from meshreg import config as configs  # noqa: E402
-from meshreg.gcjob.inventory import Reader  # noqa: E402
-from meshreg.gcjob.registry import Client  # noqa: E402
-from meshreg.gcjob.retention import select  # noqa: E402
-from meshreg.retention import Retention, Rule  # noqa: E402
-from meshreg.render import render  # noqa: E402
+from meshreg import config as configs
+from meshreg.gcjob.inventory import Reader
+from meshreg.gcjob.registry import Client
+from meshreg.gcjob.retention import select
+from meshreg.render import render
+from meshreg.retention import Retention, Rule
+from support.lab import images
+from support.lab.clients import skopeo_copy
+from support.lab.objectstore import S3
+from support.lab.processes import NO_AWS, Server, free_port
 
 RUNS = 3
 LAYER = 64 * 1024 * 1024

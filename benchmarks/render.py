@@ -62,7 +62,8 @@ def largest_objects() -> None:
     from meshreg import config, render
     from meshreg.render import policysize
 
-    print(f"{'writers':>8}{'render s':>10}{'policies':>10}{'largest object':>16}  (limit {policysize.MAX_OBJECT_BYTES})")
+    limit = policysize.MAX_OBJECT_BYTES
+    print(f"{'writers':>8}{'render s':>10}{'policies':>10}{'largest object':>16}  (limit {limit})")
     for n in (1000, 10_000, 50_000):
         cfg = config.from_text(large_config(writers=n), name="large.yaml")
         start = time.perf_counter()

@@ -8,7 +8,8 @@ The API server is the lab in ../shared/lab-kube (started with LAB_FAKE_KUBELET=1
 and lab-pv.yaml applied, and a stand-in `istiod` Deployment in istio-system, so that `up`'s checks pass as on a
 cluster with Istio); --kubeconfig points elsewhere. meshreg runs `up --no-wait`, which includes its checks, the
 read of what exists and the server-side dry run of every object; kubectl runs `apply --server-side --field-manager
-meshreg -f` the same rendered objects, with its discovery cache warm, as a user's would be. Requests are counted by each client's own request log
+meshreg -f` the same rendered objects, with its discovery cache warm, as a user's would be. Requests are counted by
+each client's own request log
 (kubectl -v=6, urllib3's debug log for meshreg) and by the server's apiserver_request_total (which leaves out
 discovery and /version); connections by the proxy. Targets (issue 17): meshreg at most
 1.5x kubectl on loopback and at most 0.75x at 25 ms each way.

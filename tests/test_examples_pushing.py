@@ -22,8 +22,10 @@ EXAMPLES = ROOT / "examples"
 CONFIG = EXAMPLES / "builders" / "meshreg.yaml"
 CFG = config.load(str(CONFIG))
 SERVICE = CFG.service_host()  # registry.meshreg.svc.cluster.local:5000
-# appArmorProfile (rootless BuildKit) is a field since 1.30; native sidecars need 1.29 or newer anyway.
-VERSIONS = [v for v in kubernetes_versions() if Version(v) >= Version("1.30")]
+# appArmorProfile (rootless BuildKit) is a field since 1.30; native sidecars need 1.29 or newer anyway. The README
+# says so: test_the_builders_readme_claims_the_versions_validated_here checks that it does.
+OLDEST = "1.30"
+VERSIONS = [v for v in kubernetes_versions() if Version(v) >= Version(OLDEST)]
 MANIFESTS = sorted([*(EXAMPLES / "builders").glob("*.yaml"), *(EXAMPLES / "skaffold" / "k8s").glob("*.yaml"),
                     *(EXAMPLES / "tilt" / "k8s").glob("*.yaml")])
 MANIFESTS.remove(CONFIG)
@@ -61,10 +63,18 @@ def test_every_kubernetes_object_in_the_examples_validates_strictly(path, versio
     assert [e for d in built_in for e in validate_kubernetes(d, version)] == []
 
 
+def test_the_builders_readme_claims_the_versions_validated_here():
+    readme = (EXAMPLES / "builders" / "README.md").read_text()
+    assert f"**Kubernetes {OLDEST} or newer**" in readme and f"from {OLDEST} on" in readme
+    assert VERSIONS[0] == OLDEST
+
+
 def builder_pods() -> dict[str, tuple[str, dict]]:
     """Job name -> (NS/SA identity, pod template)."""
-    return {j["metadata"]["name"]: (f"{j['metadata']['namespace']}/{j['spec']['template']['spec']['serviceAccountName']}",
-                                    j["spec"]["template"]) for j in objects("Job")}
+    def identity(job: dict) -> str:
+        return f"{job['metadata']['namespace']}/{job['spec']['template']['spec']['serviceAccountName']}"
+
+    return {j["metadata"]["name"]: (identity(j), j["spec"]["template"]) for j in objects("Job")}
 
 
 def test_there_is_a_kaniko_and_a_rootless_buildkit_job():
@@ -110,9 +120,11 @@ def test_kaniko_and_the_tekton_step_use_plain_http_to_exactly_that_registry():
 
 
 def test_buildkit_pushes_and_pulls_plain_http_to_that_registry():
-    [buildkit] = [c for _, pod in builder_pods().values() for c in pod["spec"]["containers"] if "buildkit" in c["image"]]
+    containers = [c for _, pod in builder_pods().values() for c in pod["spec"]["containers"]]
+    [buildkit] = [c for c in containers if "buildkit" in c["image"]]
     assert any("push=true,registry.insecure=true" in a for a in buildkit["args"])
-    toml = [c for c in objects("ConfigMap") if c["metadata"]["name"] == "buildkitd"][0]["data"]["buildkitd.toml"]
+    config = next(c for c in objects("ConfigMap") if c["metadata"]["name"] == "buildkitd")
+    toml = config["data"]["buildkitd.toml"]
     assert f'[registry."{SERVICE}"]' in toml and "http = true" in toml
     assert "--config=/etc/buildkit/buildkitd.toml" in buildkit["env"][0]["value"]
 
@@ -145,17 +157,23 @@ def test_the_tekton_steps_are_valid_containers_and_the_taskrun_fits_the_task():
 
 def test_the_laptop_address_is_the_published_host_and_pushes_land_in_the_push_proxys_scope():
     host = hosting.addresses(CFG)["host"]
-    assert host == f"localhost:{CFG.registry.push_proxy.port}" == "localhost:5000"
+    assert host == f"localhost:{CFG.registry.push_proxy.port}/dev" == "localhost:5000/dev"
     assert check("push-proxy", "dev/hello:v1") == 0
     assert check("push-proxy", "builds/hello:v1") == 3
 
 
 SKAFFOLD = yaml.safe_load((EXAMPLES / "skaffold" / "skaffold.yaml").read_text())
-SKAFFOLD_RUNS = re.findall(r"skaffold dev (.*)", (EXAMPLES / "skaffold" / "skaffold.yaml").read_text())
+SKAFFOLD_RUNS = re.findall(r"skaffold dev (-p .*)", (EXAMPLES / "skaffold" / "skaffold.yaml").read_text())
+PUBLISHED = hosting.addresses(CFG)
 
 
 def _default_repo(flags: str) -> str:
     return next(a.split("=", 1)[1] for a in shlex.split(flags) if a.startswith("--default-repo="))
+
+
+def skaffold_name(image: str, repo: str) -> str:
+    """Skaffold v2.24.0's default-repo rule (pkg/skaffold/docker/default_repo.go) for single-level repos."""
+    return f"{repo}/{re.sub(r'[/._:@]', '_', image)}"
 
 
 @pytest.mark.parametrize("example", ["skaffold", "tilt"])
@@ -163,8 +181,8 @@ def test_skaffold_and_tilt_say_how_to_run_and_use_the_builders_config(example):
     assert "../builders/meshreg.yaml" in (EXAMPLES / example / "README.md").read_text()
 
 
-def test_skaffold_builds_the_image_its_manifest_deploys():
-    assert SKAFFOLD["apiVersion"] == "skaffold/v4beta13" and SKAFFOLD["kind"] == "Config"
+def test_skaffold_uses_the_newest_schema_and_builds_the_image_its_manifest_deploys():
+    assert SKAFFOLD["apiVersion"] == "skaffold/v4beta14" and SKAFFOLD["kind"] == "Config"
     [artifact] = SKAFFOLD["build"]["artifacts"]
     [manifest] = SKAFFOLD["manifests"]["rawYaml"]
     deployment = documents(EXAMPLES / "skaffold" / manifest)[0]
@@ -172,15 +190,18 @@ def test_skaffold_builds_the_image_its_manifest_deploys():
     assert SKAFFOLD["build"]["local"]["push"] is True
 
 
-def test_skaffold_on_a_laptop_pushes_through_meshreg_connect_into_dev():
-    [laptop] = [r for r in SKAFFOLD_RUNS if "-p " not in r]
-    repo = _default_repo(laptop)
+def test_skaffold_on_a_laptop_takes_the_published_host_and_pushes_into_dev():
     image = SKAFFOLD["build"]["artifacts"][0]["image"]
-    assert check("push-proxy", f"{split(repo, 'localhost:5000')}/{image}:v1") == 0
+    pushed = skaffold_name(image, PUBLISHED["host"])
+    assert pushed == PUBLISHED["hostFromContainerRuntime"] + "/hello"  # the same name pods pull
+    assert check("push-proxy", f"{split(pushed, 'localhost:5000')}:v1") == 0
+    text = (EXAMPLES / "skaffold" / "skaffold.yaml").read_text()
+    assert "skaffold config set --kube-context CONTEXT local-cluster true" in text
+    assert f"--default-repo={PUBLISHED['host']}" in text
 
 
 def test_skaffold_in_cluster_builds_as_a_writer_of_its_default_repo():
-    [run] = [r for r in SKAFFOLD_RUNS if "-p in-cluster" in r]
+    [run] = SKAFFOLD_RUNS
     [profile] = SKAFFOLD["profiles"]
     cluster = profile["build"]["cluster"]
     identity = f"{cluster['namespace']}/{cluster['serviceAccount']}"
@@ -196,30 +217,33 @@ def tilt(path) -> dict:
     def record(name):
         return lambda *args, **kwargs: calls.setdefault(name, []).append((args, kwargs))
 
-    names = ("default_registry", "docker_build", "custom_build", "k8s_yaml")
-    exec(compile(path.read_text(), str(path), "exec"), {n: record(n) for n in names})  # noqa: S102
+    names = ("default_registry", "docker_build", "custom_build", "k8s_yaml", "allow_k8s_contexts")
+    exec(compile(path.read_text(), str(path), "exec"), {n: record(n) for n in names})
     for args, _ in calls["k8s_yaml"]:
         assert (path.parent / args[0]).exists()
     return calls
 
 
-def test_tilt_on_a_laptop_pushes_through_meshreg_connect_into_dev():
+def test_tilt_on_a_laptop_names_no_registry_and_its_published_names_land_in_dev():
     calls = tilt(EXAMPLES / "tilt" / "Tiltfile")
-    [((registry,), _)] = calls["default_registry"]
+    assert "default_registry" not in calls  # Tilt would ignore it: the published ConfigMap wins
     [((image, context), _)] = calls["docker_build"]
     assert (EXAMPLES / "tilt" / context / "Dockerfile").exists()
-    assert check("push-proxy", f"{split(registry, 'localhost:5000')}/{image}:v1") == 0
+    assert PUBLISHED["host"] == PUBLISHED["hostFromContainerRuntime"] == "localhost:5000/dev"
+    assert check("push-proxy", f"dev/{image}:tilt-0123456789abcdef") == 0
 
 
-def test_tilt_in_cluster_pushes_as_kaniko_and_deploys_the_node_proxys_name():
+def test_tilt_in_cluster_pushes_to_the_cluster_network_address_as_kaniko_and_deploys_the_node_proxys_name():
     calls = tilt(EXAMPLES / "tilt" / "in-cluster" / "Tiltfile")
-    [((registry,), options)] = calls["default_registry"]
-    [((image, command), _)] = calls["custom_build"]
+    [((_image, command), options)] = calls["custom_build"]
     overrides = json.loads(re.search(r"--overrides='([^']+)'", command).group(1))
     namespace = re.search(r"kubectl -n (\S+) run", command).group(1)
     identity = f"{namespace}/{overrides['spec']['serviceAccountName']}"
-    repo = split(registry, SERVICE)
-    assert check(identity, f"{repo}/{image}:v1") == 0
-    assert options["host_from_cluster"] == f"{hosting.addresses(CFG)['hostFromContainerRuntime']}/{repo}"
-    assert f"--insecure-registry={SERVICE}" in command and '--destination="$EXPECTED_REF"' in command
+    push = re.search(r'--destination="([^"]+):\$TAG"', command).group(1)
+    pull = re.search(r'echo "([^"]+):\$TAG" > (\S+)', command)
+    assert push.startswith(PUBLISHED["hostFromClusterNetwork"] + "/")  # never localhost inside the Kaniko pod
+    assert check(identity, f"{split(push, SERVICE)}:v1") == 0
+    assert pull.group(1) == f"localhost:{CFG.registry.port}/{split(push, SERVICE)}"  # the node proxy's name
+    assert options["outputs_image_ref_to"] == pull.group(2) and options["skips_local_docker"] is True
+    assert f"--insecure-registry={SERVICE}" in command
     assert overrides["metadata"]["annotations"]["sidecar.istio.io/nativeSidecar"] == "true"

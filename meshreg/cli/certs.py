@@ -143,7 +143,7 @@ def list_(config_path: str | None, output: str) -> None:
       meshreg certs list -o json | jq '.certificates[] | select(.status == "valid")'
     """
     from meshreg.cli.output import certs as formats
-    from meshreg.pki.listing import listing as certificates
+    from meshreg.operations.certs import listing as certificates
 
     _, ing = _ingress(config_path)
     found = certificates(ing, now=datetime.datetime.now(datetime.timezone.utc))

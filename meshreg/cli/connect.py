@@ -36,7 +36,12 @@ def connect(config_path: str | None, registry: str | None, port: int | None, add
       meshreg connect                             # localhost:5000 -> the default registry
       meshreg connect --registry service-images --port 5001
       docker push localhost:5000/dev/app:v1       # in another terminal
-      skaffold dev --default-repo=localhost:5000/dev
+      tilt up                                     # Tilt reads kube-public/local-registry-hosting
+      skaffold run --default-repo=localhost:5000/dev
+
+    \b
+    On a machine that is itself the cluster's node (k3s, minikube --driver=none), the node proxy's hostPort takes
+    127.0.0.1:<nodeProxy.port>: give the push proxy a port of its own (pushProxy.port), see docs/pushing.md.
 
     \b
     Exit codes: 0 stopped with Ctrl-C, 1 cluster problem (no ready pod, forbidden), 2 bad input.

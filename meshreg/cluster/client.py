@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 import os
 import re
-from urllib.parse import quote
 from collections.abc import Iterable, Sequence
 from typing import Any
+from urllib.parse import quote
 
 from meshreg.cluster import parallel
 from meshreg.cluster.api import Object
@@ -267,37 +267,46 @@ def connect(*, kubeconfig: str | None = None, context: str | None = None) -> Clu
 def _kubeconfig_files(explicit: str | None) -> list[str]:
     """--kubeconfig must name readable files; $KUBECONFIG entries that do not exist are skipped, as kubectl does."""
     if explicit:
-        paths = [os.path.expanduser(p) for p in explicit.split(os.pathsep) if p]
-        for path in paths:
-            try:
-                open(path, "rb").close()  # readable, not merely present: root passes os.access regardless
-            except OSError as e:
-                raise UsageError(f"--kubeconfig {path}: cannot read: {e.strerror}") from e
-        return paths
+        return _readable([os.path.expanduser(p) for p in explicit.split(os.pathsep) if p])
     listed = os.environ.get("KUBECONFIG") or "~/.kube/config"
     return [p for p in (os.path.expanduser(x) for x in listed.split(os.pathsep) if x) if os.path.exists(p)]
 
 
-def _check_context(files: list[str], context: str | None) -> None:
-    import yaml
-
-    names, current = [], None
-    for path in files:
+def _readable(paths: list[str]) -> list[str]:
+    for path in paths:
         try:
-            with open(path, encoding="utf-8") as f:
-                doc = yaml.safe_load(f) or {}
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
-            raise UsageError(f"kubeconfig {path}: cannot read: {_reason(e)}") from e
-        if not isinstance(doc, dict):
-            raise UsageError(f"kubeconfig {path}: not a kubeconfig (expected a mapping)")
-        names += [c.get("name") for c in doc.get("contexts") or [] if isinstance(c, dict)]
-        current = current or doc.get("current-context")
-    wanted = context or current
+            open(path, "rb").close()  # readable, not merely present: root passes os.access regardless
+        except OSError as e:
+            raise UsageError(f"--kubeconfig {path}: cannot read: {e.strerror}") from e
+    return paths
+
+
+def _check_context(files: list[str], context: str | None) -> None:
+    docs = [_kubeconfig(path) for path in files]
+    names = [name for doc in docs for name in _context_names(doc)]
+    wanted = context or next((doc["current-context"] for doc in docs if doc.get("current-context")), None)
     if not wanted:
         raise UsageError(f"kubeconfig {files[0]}: no current-context; pass --context NAME")
     if wanted not in names:
-        known = ", ".join(n for n in names if n) or "none"
+        known = ", ".join(names) or "none"
         raise UsageError(f"context {wanted!r} is not in the kubeconfig (contexts: {known})")
+
+
+def _context_names(doc: dict[str, Any]) -> list[str]:
+    return [c["name"] for c in doc.get("contexts") or [] if isinstance(c, dict) and c.get("name")]
+
+
+def _kubeconfig(path: str) -> dict[str, Any]:
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = yaml.safe_load(f) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        raise UsageError(f"kubeconfig {path}: cannot read: {_reason(e)}") from e
+    if not isinstance(doc, dict):
+        raise UsageError(f"kubeconfig {path}: not a kubeconfig (expected a mapping)")
+    return doc
 
 
 def _reason(e: BaseException) -> str:

@@ -10,7 +10,6 @@ a missing permission when a quota or a policy said no.
 from __future__ import annotations
 
 import re
-
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -89,15 +88,30 @@ def translate(code: int, status: Status, *, subject: str) -> ApiError:
         return cls(message, code=code, status=status, subject=subject)
 
     reason = server_reason(status) or f"HTTP {code}"
+    if code in (401, 409):  # the credentials, or the object's own state: never an admission controller
+        found = _credentials_or_state(code, reason, status, subject, make)
+        if found is not None:
+            return found
     admission = _admission(reason, status, subject)
-    if code == 401:
-        return make(Unauthorized, f"unauthorized: the server rejected the credentials ({reason})")
-    if code == 409 and status.get("reason") == "Conflict":
-        return _conflict(reason, status, code=code, subject=subject)
-    if code == 409 and status.get("reason") == "AlreadyExists":
-        return make(ServerError, f"{subject}: already exists")
     if admission:
         return make(AdmissionDenied, admission)
+    return _by_code(code, reason, status, subject, make)
+
+
+Make = Callable[[type[ApiError], str], ApiError]
+
+
+def _credentials_or_state(code: int, reason: str, status: Status, subject: str, make: Make) -> ApiError | None:
+    if code == 401:
+        return make(Unauthorized, f"unauthorized: the server rejected the credentials ({reason})")
+    if status.get("reason") == "Conflict":
+        return _conflict(reason, status, code=code, subject=subject)
+    if status.get("reason") == "AlreadyExists":
+        return make(ServerError, f"{subject}: already exists")
+    return None
+
+
+def _by_code(code: int, reason: str, status: Status, subject: str, make: Make) -> ApiError:
     if code == 403:
         return _forbidden(reason, subject, make)
     if code == 422:
@@ -108,7 +122,7 @@ def translate(code: int, status: Status, *, subject: str) -> ApiError:
     return make(ServerError, f"{subject}: the API server answered {answer}: {reason}")
 
 
-def _forbidden(reason: str, subject: str, make: Callable[[type[ApiError], str], ApiError]) -> ApiError:
+def _forbidden(reason: str, subject: str, make: Make) -> ApiError:
     """403: RBAC, or one of the admission plugins that answer 403 too."""
     if _RBAC.search(reason):
         return make(PermissionDenied, f"{subject}: not permitted (RBAC): {reason}")
@@ -128,13 +142,19 @@ def _admission(reason: str, status: Status, subject: str) -> str | None:
                 f"(failurePolicy: Fail), so every matching request is refused until it answers: {m[2]}")
     if m := _POLICY_DENIED.search(reason):
         return f"{subject}: refused by ValidatingAdmissionPolicy {m[1]} (binding {m[2]}): {m[3]}"
-    causes = (status.get("details") or {}).get("causes") or []
-    if any(c.get("reason") == "NamespaceTerminating" for c in causes):
-        namespace = next((c.get("message", "").split()[1] for c in causes if c.get("reason") == "NamespaceTerminating"
-                          and len(c.get("message", "").split()) > 1), "")
+    namespace = _terminating(status)
+    if namespace is not None:
         return (f"{subject}: refused: namespace {namespace} is being deleted; wait until it is gone "
                 f"(kubectl get namespace {namespace}), then run meshreg up again")
     return None
+
+
+def _terminating(status: Status) -> str | None:
+    """The namespace a NamespaceTerminating refusal names ("" when it names none), or None for other refusals."""
+    causes = [c for c in (status.get("details") or {}).get("causes") or [] if c.get("reason") == "NamespaceTerminating"]
+    if not causes:
+        return None
+    return next((words[1] for c in causes if len(words := c.get("message", "").split()) > 1), "")
 
 
 def _conflict(reason: str, status: Status, *, code: int, subject: str) -> ConflictError:

@@ -145,6 +145,7 @@ class Mirror:
 
 ROLES = ("images", "readonly", "mirror")
 PUSH_PROXY = "push-proxy"  # the push proxy's ServiceAccount and workload name, in its own namespace
+CONNECT_ROLE = "meshreg-connect"  # the Role in the push proxy's namespace that lets people port-forward to it
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from meshreg.config import mesh, names, pushproxy, scheduling
@@ -123,8 +124,19 @@ def _check_namespace(value: str) -> str | None:
     return names.check_label(value)
 
 
+_HOSTNAME = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)*[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+                       r"|\[[0-9A-Fa-f:.]+\]")
+
+
 def _check_host(value: str) -> str | None:
-    host, _, port = value.rpartition(":")
-    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-        return f"{value!r} is not HOST:PORT (e.g. localhost:5000)"
+    """HOST:PORT with an optional repository path, as KEP-1755 tools read it (Tilt: reference.ParseNamed of
+    host + "/name"; Skaffold: a default repo): localhost:5001 or localhost:5001/dev."""
+    address, _, path = value.partition("/")
+    host, _, port = address.rpartition(":")
+    if not host or not _HOSTNAME.fullmatch(host) or not port.isdigit() or not 1 <= int(port) <= 65535:
+        return (f"{value!r} is not HOST:PORT with an optional repository path (e.g. localhost:5000 or "
+                "localhost:5001/dev)")
+    if path and not names.is_repository(path):
+        return (f"{value!r}: {path!r} is not a repository path (lowercase letters, digits and separators, "
+                "components joined by '/', e.g. dev or team-a/dev)")
     return None

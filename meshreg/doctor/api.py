@@ -78,7 +78,7 @@ def grants(rules: list[Object], *, verb: str, group: str, resource: str) -> bool
 def answers(cluster: ClusterClient, asks: list[Ask]) -> list[bool]:
     """Whether each (verb, (apiVersion, kind, namespace)) is allowed, in order."""
     namespaces = sorted({ns for _, (av, kind, ns) in asks if ns and KINDS[(av, kind)][1]})
-    reviews = dict(zip(namespaces, parallel.values(lambda ns: rules(cluster, ns), namespaces)))
+    reviews = dict(zip(namespaces, parallel.values(lambda ns: rules(cluster, ns), namespaces), strict=True))
 
     def settle(item: Ask) -> bool:
         verb, (api_version, kind, namespace) = item
@@ -103,7 +103,7 @@ def permissions(facts: Facts) -> list[Result]:
         return [warn(CHECK, f"could not check permissions: {e}",
                      "`up` will report any permission it lacks as it applies")]
     denied: dict[tuple[str, str | None], list[str]] = {}
-    for (verb, (api_version, kind, namespace)), yes in zip(asks, allowed):
+    for (verb, (api_version, kind, namespace)), yes in zip(asks, allowed, strict=True):
         if not yes:
             denied.setdefault((resource_name(api_version, kind), namespace), []).append(verb)
     if not denied:

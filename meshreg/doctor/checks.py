@@ -13,7 +13,7 @@ from meshreg.errors import ClusterError
 # check group -> module; the order is the order of the lines
 GROUPS = {"api": "api", "istio": "istio", "ambient": "ambient", "ingress": "ingress", "trust-domain": "trustdomain",
           "writers": "writers", "policies": "policies", "nodes": "nodes", "admission": "admission",
-          "storage": "storage", "bypass": "access", "deployed": "deployed"}
+          "storage": "storage", "bypass": "access", "deployed": "deployed", "connect": "devloop"}
 # admission is not among them: `up` sends the same dry run itself, before it changes anything.
 PREFLIGHT = ("api", "istio", "ambient", "ingress", "trust-domain", "writers", "nodes", "storage")
 
@@ -33,7 +33,7 @@ def run(*, facts: Facts, groups: Iterable[str] | None = None) -> list[Result]:
     if unreachable is not None:
         raise Unreachable(str(unreachable)) from unreachable
     results: list[Result] = []
-    for name, (_, found, error) in zip(names, answers[1:]):
+    for name, (_, found, error) in zip(names, answers[1:], strict=True):
         # a ClusterError is e.g. forbidden for a namespace-scoped user: say so, go on
         results += (found or []) if error is None else [could_not(name, error)]
     return results
@@ -42,7 +42,7 @@ def run(*, facts: Facts, groups: Iterable[str] | None = None) -> list[Result]:
 def _answer(facts: Facts, name: str | None) -> list[Result]:
     """One check group's results; for None, the server's version is read (and nothing to report)."""
     if name is None:
-        facts.version  # read for its error: the server does not answer
+        _ = facts.version  # read for its error: the server does not answer
         return []
     results: list[Result] = importlib.import_module(f"meshreg.doctor.{GROUPS[name]}").check(facts)
     return results

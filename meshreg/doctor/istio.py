@@ -35,7 +35,7 @@ def crds(facts: Facts) -> Result:
 
 def control_plane(facts: Facts) -> list[Result]:
     try:
-        facts.istiods
+        _ = facts.istiods
         revision, istiod = facts.control_plane()
     except ClusterError as e:
         return [warn(CHECK, f"could not look for istiod: {e}", "check that istiod runs: kubectl get deploy -A "
@@ -72,7 +72,7 @@ def _istiod(revision: str, istiod: Object) -> Result:
 def injection(facts: Facts) -> list[Result]:
     """Does an injector webhook select the registry's namespace and each pod template meshreg renders?"""
     try:
-        facts.webhooks
+        _ = facts.webhooks
     except ClusterError as e:
         return [warn(CHECK, f"could not check sidecar injection: {e}",
                      "ask a cluster admin to confirm the registry namespace is injected")]

@@ -32,7 +32,7 @@ def selects(policy: Object, *, namespace: str, labels: dict[str, str], root: str
     if spec.get("targetRef") or spec.get("targetRefs"):
         return False
     where = policy["metadata"].get("namespace")
-    return (where == namespace or where == root) and matches(spec.get("selector"), labels)
+    return where in (namespace, root) and matches(spec.get("selector"), labels)
 
 
 def check(facts: Facts) -> list[Result]:

@@ -13,6 +13,7 @@ from meshreg.cluster.pushproxy import Target
 from meshreg.config import Config
 from meshreg.errors import ConfigError
 from meshreg.render import pushproxy
+from meshreg.render.devloop import DevLoop, devloop
 
 __all__ = ["Forwarding", "Session", "listen", "target"]
 
@@ -40,13 +41,19 @@ class Forwarding:
     port: int  # the push proxy's port in its pod
     registry: str
     repositories: tuple[str, ...]  # what the push proxy writes: ("*",) or prefixes
-    pull: str  # where pod specs pull from: localhost:<port> through the node proxy, else the registry's Service
+    pull: str  # where pod specs pull from: localhost:<port>[/prefix] through the node proxy, else the Service
     node_proxy: bool
+    loop: DevLoop  # the published names and the setup (same name or split) the config makes
 
 
 def listen(cfg: Config, where: Target, *, address: str, port: int | None) -> Session:
-    """Listen on address:port (default: the push proxy's port); UsageError when that is impossible."""
-    return Session(cfg, where, portforward.listen(address, port or where.port), address=address)
+    """Listen on address:port (default: the push proxy's port); UsageError when that is impossible, saying which
+    setting to change when the default port is taken or, on a machine that is a node, intercepted by a hostPort."""
+    loop = devloop(cfg, cfg.get_registry(where.registry))
+    if port or loop is None:
+        return Session(cfg, where, portforward.listen(address, port or where.port), address=address)
+    listener = portforward.listen(address, where.port, hint=loop.taken_hint(), node_hint=loop.intercepted_hint())
+    return Session(cfg, where, listener, address=address)
 
 
 class Session:
@@ -63,11 +70,11 @@ class Session:
         host = "localhost" if self.address in LOOPBACK else self.address
         reg = self.cfg.get_registry(self.target.registry)
         assert reg.push_proxy is not None  # target() has checked
-        node_proxy = self.cfg.node_proxy.enabled
+        loop = devloop(self.cfg, reg)
+        assert loop is not None
         return Forwarding(local=f"{host}:{self.listener.getsockname()[1]}", namespace=self.target.namespace, pod=pod,
                           port=self.target.port, registry=reg.name, repositories=reg.push_proxy.repositories,
-                          pull=f"localhost:{reg.port}" if node_proxy else self.cfg.service_host(reg),
-                          node_proxy=node_proxy)
+                          pull=loop.pull, node_proxy=loop.node_proxy, loop=loop)
 
     def serve(self, stop: threading.Event) -> None:
         """Forward every connection until `stop` is set."""

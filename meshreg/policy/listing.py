@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from meshreg.config import Config, Registry
 from meshreg.config.mesh import WAYPOINT
+from meshreg.config.model import CONNECT_ROLE as ROLE
 from meshreg.config.model import Client, Ingress
-from meshreg.render.pushproxy import ROLE
 
 __all__ = ["ClientEntry", "GatewayEntry", "IngressEntry", "Listing", "NodeProxyEntry", "PushProxyEntry",
            "ReaderEntry", "RegistryEntry", "WaypointEntry", "WriterEntry", "listing"]

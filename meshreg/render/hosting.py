@@ -15,19 +15,33 @@ INDEX_LABEL = "meshreg.dev/local-registry-hosting"
 NAMESPACE = "kube-public"  # where KEP-1755 puts it, and meshreg its per-instance index
 
 
-def addresses(cfg: Config, reg: Registry | None = None) -> dict[str, str]:
-    """A registry's published addresses, in KEP-1755's field names."""
-    reg = reg or cfg.registry
-    local = f"localhost:{reg.port}"
+def published_path(cfg: Config, reg: Registry) -> str:
+    """The repository path published after `host` and `hostFromContainerRuntime` ("" for none): the explicit host's,
+    else the push proxy's prefix (the first, alphabetically, when it has several), so that the names Tilt and
+    Skaffold derive from `host` (`<host>/<image>`) land where the push proxy may write."""
     explicit = cfg.local_registry_hosting.host if reg.default else None
-    # With a push proxy, `host` is where `meshreg connect` listens by default.
-    pushed = f"localhost:{reg.push_proxy.port}" if reg.push_proxy else None
+    if explicit:
+        return explicit.partition("/")[2]
+    scope = reg.push_proxy.repositories if reg.push_proxy else ("*",)
+    return "" if scope == ("*",) else scope[0].rstrip("/")
+
+
+def addresses(cfg: Config, reg: Registry | None = None) -> dict[str, str]:
+    """A registry's published addresses, in KEP-1755's field names.
+
+    `host` is where tools outside the cluster push: with a push proxy, where `meshreg connect` listens by default,
+    under the push proxy's prefix; `hostFromContainerRuntime` is the name pod specs pull, under the same path."""
+    reg = reg or cfg.registry
+    path = published_path(cfg, reg)
+    under = f"/{path}" if path else ""
+    explicit = cfg.local_registry_hosting.host if reg.default else None
+    pushed = f"localhost:{reg.push_proxy.port}{under}" if reg.push_proxy else None
     out = {}
-    host = explicit or pushed or (local if cfg.node_proxy.enabled else None)
+    host = explicit or pushed or (f"localhost:{reg.port}{under}" if cfg.node_proxy.enabled else None)
     if host:
         out["host"] = host
     if cfg.node_proxy.enabled:
-        out["hostFromContainerRuntime"] = local
+        out["hostFromContainerRuntime"] = f"localhost:{reg.port}{under}"
     out["hostFromClusterNetwork"] = cfg.service_host(reg)
     out["help"] = _help(cfg, pushed=None if explicit else pushed)
     return out

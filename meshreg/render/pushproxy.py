@@ -9,6 +9,7 @@ reaching the pod IP or the Service find nothing listening. It passes reads and u
 from __future__ import annotations
 
 from meshreg.config import PUSH_PROXY, REGISTRY_PORT, Config, PushProxy, Registry
+from meshreg.config.model import CONNECT_ROLE
 from meshreg.objects import Labels, Object
 from meshreg.render import podspec
 from meshreg.render.labels import COMPONENT, INSTANCE, NAME, REGISTRY, common, metadata, namespace_injection, sidecar
@@ -16,7 +17,10 @@ from meshreg.render.labels import selector as selector_text
 from meshreg.render.nodeproxy import port_name
 
 LABEL = "meshreg.dev/push-proxy"  # Gateway selectors match pods in every namespace: name the push proxy's own
-ROLE = "meshreg-connect"
+ROLE = CONNECT_ROLE
+# How long a replaced push-proxy pod keeps serving the uploads it has (a rollout starts the new pod first, and
+# `meshreg connect` sends new connections there): it stops as soon as its last connection ends, at most this late.
+DRAIN_SECONDS = 600
 BIND = "127.0.0.1"
 METHODS = ["GET", "HEAD", "PATCH", "POST", "PUT"]  # a push and a pull; no DELETE
 
@@ -79,12 +83,15 @@ def deployment(cfg: Config, reg: Registry) -> Object:
     container = {"name": "istio-proxy", "image": "auto",  # filled in by Istio's gateway injection template
                  "imagePullPolicy": "IfNotPresent",
                  "ports": [{"name": port_name(proxy.port), "containerPort": proxy.port, "protocol": "TCP"}],
+                 # pilot-agent ends the drain when no connection is left (Istio 1.12+), not after the whole duration
+                 "env": [{"name": "EXIT_ON_ZERO_ACTIVE_CONNECTIONS", "value": "true"}],
                  "resources": proxy.resources.as_dict()}
+    drain = f'{{"terminationDrainDuration": "{DRAIN_SECONDS}s"}}'
     template = {
         "metadata": {"labels": _pod_labels(cfg, reg),
-                     "annotations": {"inject.istio.io/templates": "gateway",
+                     "annotations": {"inject.istio.io/templates": "gateway", "proxy.istio.io/config": drain,
                                      "kubectl.kubernetes.io/default-container": "istio-proxy"}},
-        "spec": {"serviceAccountName": PUSH_PROXY, "terminationGracePeriodSeconds": 30,
+        "spec": {"serviceAccountName": PUSH_PROXY, "terminationGracePeriodSeconds": DRAIN_SECONDS + 30,
                  "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
                  "containers": [container], **podspec.placement(proxy.scheduling), **podspec.pull_secrets(cfg)},
     }

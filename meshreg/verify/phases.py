@@ -120,7 +120,7 @@ def _phase(r: Run, expectations: list[Expectation], *, platform: Platform, node:
     for name, (ns, job_name) in jobs.items():
         problems[name] = _read(r, name, where=(ns, job_name), problem=problems.get(name))
     out = [_judge(r, exp, problems, node) for exp in expectations]
-    for exp, v in zip(expectations, out):
+    for exp, v in zip(expectations, out, strict=True):
         r.verdicts[exp.id] = v
     if record:
         r.report.verdicts += out
@@ -249,7 +249,7 @@ def _delete_images(r: Run, platform: Platform) -> None:
             deletions.append(deletion)
     if deletions:
         verdicts = _phase(r, [d for d, _ in deletions], platform=platform, record=False)
-        for (_, where), v in zip(deletions, verdicts):
+        for (_, where), v in zip(deletions, verdicts, strict=True):
             r.report.notes.append(f"deleted the probe image {where}" if v.verdict == PASS else
                                   f"could not delete the probe image {where}: {v.observed}")
 

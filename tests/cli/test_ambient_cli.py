@@ -7,8 +7,8 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from support.configs import AMBIENT, SEVERAL_WRITERS, minimal
 from meshreg.cli import main
+from support.configs import AMBIENT, SEVERAL_WRITERS, minimal
 
 
 def invoke(tmp_path, text: str, *args: str):

@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 from cryptography import x509
 
-from support.ingress_configs import CLIENTS, HOST, ingress_text
 from meshreg.cli import main
+from support.ingress_configs import CLIENTS, HOST, ingress_text
 
 
 @pytest.fixture
@@ -108,6 +108,7 @@ def test_revoke_then_list_shows_the_revoked_certificate_and_the_client_without_o
 
 def test_the_rendered_secret_carries_the_new_crl_after_a_revoke(conf, tmp_path):
     import base64
+
     import yaml
 
     run("certs", "init", conf=conf)

@@ -9,8 +9,8 @@ import sys
 import yaml
 from click.testing import CliRunner
 
-from support.configs import SEVERAL_WRITERS
 from meshreg.cli import main
+from support.configs import SEVERAL_WRITERS
 
 
 def meshreg(*args: str, cwd, env_extra: dict | None = None) -> subprocess.CompletedProcess:

@@ -13,14 +13,14 @@ import threading
 import pytest
 from click.testing import CliRunner
 
+from meshreg.cli import main
+from meshreg.cluster.pushproxy import Target, ready_pod
+from meshreg.errors import ClusterError
 from support.apiserver import write_kubeconfig
 from support.configs import minimal
 from support.fakes import FakeCluster, refusal
 from support.kubeforward import KubeForward, pod
 from support.lab.processes import free_port
-from meshreg.cli import main
-from meshreg.cluster.pushproxy import Target, ready_pod
-from meshreg.errors import ClusterError
 
 CONFIG = minimal("  pushProxy: {repositories: [dev/], port: 5000}\n")
 LABELS = {"app.kubernetes.io/instance": "dev", "app.kubernetes.io/name": "push-proxy",
@@ -111,8 +111,7 @@ def start(tmp_path, api_url: str, port: int) -> subprocess.Popen:
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     lines = [proc.stdout.readline() for _ in range(6)]
     assert lines[0].startswith(f"forwarding localhost:{port} -> pod meshreg-push/push-proxy-1:5000"), lines
-    assert lines[2].strip() == f"skaffold: skaffold dev --default-repo=localhost:{port}/dev   (or: skaffold " \
-                               f"config set default-repo localhost:{port}/dev)"
+    assert lines[2].strip() == f"skaffold: skaffold run --default-repo=localhost:{port}/dev"
     return proc
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from pathlib import Path
 
 from click.testing import CliRunner
 
-from meshreg.config import starter
 from meshreg.cli import main
+from meshreg.config import starter
 
 
 @contextlib.contextmanager
@@ -34,7 +35,7 @@ def run(args, cwd):
 def test_grant_writes_the_writer_and_check_allows_its_push(tmp_path):
     runner = CliRunner()
     with _inside(tmp_path):
-        open("meshreg.yaml", "w").write(starter.TEXT)
+        Path("meshreg.yaml").write_text(starter.TEXT)
         assert runner.invoke(main, ["policy", "grant", "ci/b", "--repo", "team-a/"]).exit_code == 0
         ok = runner.invoke(main, ["policy", "check", "--as", "ci/b", "push", "team-a/app:v1"])
         denied = runner.invoke(main, ["policy", "check", "--as", "ci/b", "push", "team-ab/app", "-o", "json"])
@@ -66,13 +67,10 @@ def test_check_rejects_a_lowercase_method_with_exit_2(tmp_path):
 
 
 def test_grant_apply_applies_only_the_authorization_policies(tmp_path, monkeypatch):
-    from support.fakes import FakeCluster, route
-
     from meshreg import config
-
     from meshreg import render as rendering
-
     from meshreg.cluster import apply as applying
+    from support.fakes import FakeCluster, route
 
     fake = FakeCluster()
     namespace = [o for o in rendering.render(config.from_text(starter.TEXT, name="x")) if o["kind"] == "Namespace"]

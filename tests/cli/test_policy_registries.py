@@ -36,7 +36,8 @@ def test_grant_on_a_readonly_registry_is_refused_and_changes_nothing(tmp_path):
     path.write_text(SPLIT)
     result = run("policy", "grant", "ci/kaniko", "--registry", "service-images", "-c", str(path))
     assert result.exit_code == 2
-    assert "registry service-images is readonly: it has no writers (its publisher is gitpod/airgap-loader" in result.output
+    assert ("registry service-images is readonly: it has no writers (its publisher is gitpod/airgap-loader"
+            in result.output)
     assert path.read_text() == SPLIT
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from support.fakes import FakeCluster
 from meshreg.cluster import apply as applying
 from meshreg.cluster import remove as removing
 from meshreg.errors import ClusterError
+from support.fakes import FakeCluster
 
 LABELS = {"app.kubernetes.io/managed-by": "meshreg", "app.kubernetes.io/instance": "meshreg"}
 
@@ -61,7 +61,7 @@ def test_an_object_of_another_instance_is_foreign():
     other = obj("Namespace", "meshreg", namespace=None)
     other["metadata"]["labels"]["app.kubernetes.io/instance"] = "other"
     fake.put(other)
-    with pytest.raises(ClusterError, match="^owned by meshreg instance other, left alone: Namespace meshreg; "
+    with pytest.raises(ClusterError, match=r"^owned by meshreg instance other, left alone: Namespace meshreg; "
                                            "nothing was applied$"):
         applying.apply(manifests=[NAMESPACE], cluster=fake)
     assert [r for r in fake.requests if r[0] != "get"] == []
@@ -134,7 +134,8 @@ def test_the_plan_reports_every_refusal_at_once_and_changes_nothing():
 def test_the_plan_leaves_out_objects_of_a_namespace_that_does_not_exist_yet():
     fake = FakeCluster()
     planned = applying.plan(manifests=[NAMESPACE, POLICY], cluster=fake)
-    assert planned.refusals == [] and [str(o) for o in planned.unchecked] == ["AuthorizationPolicy meshreg/registry-allow-writes"]
+    assert planned.refusals == []
+    assert [str(o) for o in planned.unchecked] == ["AuthorizationPolicy meshreg/registry-allow-writes"]
     assert [r[1][1] for r in fake.requests if r[0] == "apply"] == ["Namespace"]
 
 

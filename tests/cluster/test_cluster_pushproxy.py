@@ -7,10 +7,10 @@ import json
 import pytest
 from click.testing import CliRunner
 
+from meshreg.cli import main
 from support import fakes
 from support.configs import minimal
 from support.kubeforward import pod
-from meshreg.cli import main
 
 WITH = minimal("  pushProxy: {repositories: [dev/]}\n  writers: [{serviceAccount: builds/kaniko}]\n")
 WITHOUT = minimal("  writers: [{serviceAccount: builds/kaniko}]\n")
@@ -97,3 +97,6 @@ def test_status_reports_the_push_proxy_and_is_unhealthy_while_it_is_not_ready(fa
     result = run(tmp_path, WITH, "status")
     assert result.exit_code == 1
     assert "push proxy (registry): NOT ready (0/1) in namespace meshreg-push, writes dev/" in result.output
+    # status cannot know whether meshreg connect runs, or on which --port: it names the default, as a default
+    assert "push with meshreg connect (local port 5000 unless --port says otherwise)" in result.output
+    assert "listens" not in result.output

@@ -7,10 +7,9 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from support.fakes import connected
 from meshreg.cli import main
+from support.fakes import connected
 from support.paths import ROOT
-
 
 SPLIT = (ROOT / "examples" / "gitpod-separate-registries" / "meshreg.yaml").read_text()
 SINGLE = SPLIT.split("    - name: service-images")[0]

@@ -7,8 +7,6 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from support.configs import GC_CONFIG
-from support.fakes import FakeCluster, ready_controller, route
 from meshreg import config
 from meshreg import status as statuses
 from meshreg.cli import main
@@ -16,6 +14,8 @@ from meshreg.cli.output import status as status_output
 from meshreg.cluster import apply as applying
 from meshreg.cluster import gc as gcs
 from meshreg.render import render
+from support.configs import GC_CONFIG
+from support.fakes import FakeCluster, ready_controller, route
 
 NS = "registry"
 RESULT = {"dryRun": False, "deployment": "registry/workspace-images", "readOnly": "restored",

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
+from meshreg.cli import main
 from support.fakes import connected
 from support.ingress_configs import CLIENTS, ingress_text, load
-from meshreg.cli import main
 
 GATEWAY_POD = {"apiVersion": "v1", "kind": "Pod", "metadata": {
     "name": "istio-ingressgateway-1", "namespace": "istio-system", "labels": {"istio": "ingressgateway"}}}

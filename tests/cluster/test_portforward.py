@@ -10,12 +10,12 @@ import threading
 
 import pytest
 
-from support.apiserver import write_kubeconfig
-from support.kubeforward import KubeForward, pod
 from meshreg.cluster import client as clusters
 from meshreg.cluster import portforward
 from meshreg.cluster.pushproxy import Target
 from meshreg.errors import ClusterError, UsageError
+from support.apiserver import write_kubeconfig
+from support.kubeforward import KubeForward, pod
 
 NS = "meshreg-push"
 LABELS = {"app.kubernetes.io/instance": "dev", "app.kubernetes.io/name": "push-proxy"}
@@ -54,14 +54,13 @@ def forwarder(api, tmp_path):
     fw = portforward.Forwarder(cluster=cluster, target=TARGET, listener=portforward.listen("127.0.0.1", 0),
                                say=said.append)
     fw.said = said
-    stop = threading.Event()
     fw.start()
-    thread = threading.Thread(target=fw.serve, args=(stop,), daemon=True)
+    thread = threading.Thread(target=fw.serve, daemon=True)
     thread.start()
     yield fw
-    stop.set()
     fw.close()
     thread.join(5)
+    assert not thread.is_alive()
 
 
 def exchange(fw, payload: bytes) -> bytes:
@@ -109,8 +108,11 @@ def test_a_pod_on_its_way_out_is_left_for_a_ready_one(api, forwarder):
 def test_a_refused_port_forward_closes_the_local_connection_and_says_why(api, forwarder):
     api.deny_forward = True
     assert exchange(forwarder, b"x") == b""
-    assert forwarder.said[-1] == ("warning: connection refused: port-forward to pod meshreg-push/push-proxy-a "
-                                  "failed: forbidden: cannot create pods/portforward")
+    assert forwarder.said[-1] == (
+        'warning: connection refused: port-forward to pod meshreg-push/push-proxy-a: not permitted (RBAC): User "dev" '
+        'cannot create resource "pods/portforward" in API group "" in the namespace "meshreg-push" (pushing through '
+        "the push proxy needs the Role meshreg-connect in namespace meshreg-push; an admin grants it with: kubectl -n "
+        "meshreg-push create rolebinding NAME --role=meshreg-connect --user=YOU)")
 
 
 def test_start_without_a_ready_pod_names_the_pods_it_found(api, tmp_path):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from meshreg.cluster import ambient
 
 WAYPOINT = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from support.apiserver import istio_cluster, only, run_cli, write_kubeconfig, writes
 from meshreg.cluster import apply as applying
 from meshreg.cluster import client as clusters
 from meshreg.errors import ClusterError, UsageError
+from support.apiserver import istio_cluster, only, run_cli, write_kubeconfig, writes
 
 DEPLOYMENT = {"apiVersion": "apps/v1", "kind": "Deployment",
               "metadata": {"name": "registry", "namespace": "meshreg", "labels": {
@@ -118,7 +118,7 @@ def test_invalid_object_reports_the_servers_own_message(api, cluster):
     message = 'Deployment.apps "registry" is invalid: spec.replicas: Invalid value: -1: must be >= 0'
     api.routes[("PATCH", "/apis/apps/v1/namespaces/meshreg/deployments/registry")] = (422, {
         "kind": "Status", "reason": "Invalid", "code": 422, "message": message})
-    with pytest.raises(ClusterError, match="spec.replicas: Invalid value: -1"):
+    with pytest.raises(ClusterError, match=r"spec.replicas: Invalid value: -1"):
         cluster.apply(DEPLOYMENT)
 
 

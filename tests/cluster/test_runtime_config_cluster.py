@@ -8,11 +8,11 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from support.fakes import FakeCluster, connected, ready_controller
 from meshreg import config
 from meshreg.cli import main
 from meshreg.cluster import runtimeconfig
 from meshreg.errors import ClusterError
+from support.fakes import FakeCluster, connected, ready_controller
 
 ENABLED = """\
 apiVersion: meshreg.dev/v1alpha1
@@ -41,7 +41,8 @@ def run(*args):
 def up(fake) -> None:
     """`meshreg up`, then the registry's pod with its sidecar, so only the runtime config decides health."""
     assert run("up", "-q").exit_code == 0
-    labels = fake.get("apps/v1", "Deployment", "registry", namespace="meshreg")["spec"]["template"]["metadata"]["labels"]
+    deployment = fake.get("apps/v1", "Deployment", "registry", namespace="meshreg")
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
     fake.put({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "registry-0", "namespace": "meshreg",
                                                              "labels": labels},
               "spec": {"containers": [{"name": "registry"}, {"name": "istio-proxy"}]}})

@@ -4,12 +4,11 @@ without Istio enforcing on every pod, and two instances side by side."""
 from __future__ import annotations
 
 import pytest
-
 from click.testing import CliRunner
 
+from meshreg.cli import main
 from support import fakes
 from support.fakes import quota, writes
-from meshreg.cli import main
 
 
 @pytest.fixture

@@ -6,9 +6,9 @@ import io
 
 import pytest
 
-from support.fakes import FakeCluster
 from meshreg.cluster import wait as waiting
 from meshreg.errors import ClusterError
+from support.fakes import FakeCluster
 
 NS = "meshreg"
 SELECTOR = {"app.kubernetes.io/name": "registry"}

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from support.configs import SEVERAL_WRITERS, minimal
 from meshreg import config
 from meshreg.errors import ConfigError
+from support.configs import SEVERAL_WRITERS, minimal
 
 
 def error_of(text: str) -> str:
@@ -52,7 +52,8 @@ def test_load_of_a_missing_file_says_how_to_make_one(tmp_path):
 
 @pytest.mark.parametrize(("spec", "expected"), [
     ("  registy: {}\n", "meshreg.yaml:5: spec.registy: unknown key (did you mean 'registry'?)"),
-    ("  nodeProxy: {port: '5000'}\n", "meshreg.yaml:5: spec.nodeProxy.port: expected an integer, got the string '5000'"),
+    ("  nodeProxy: {port: '5000'}\n",
+     "meshreg.yaml:5: spec.nodeProxy.port: expected an integer, got the string '5000'"),
     ("  nodeProxy: {port: 80}\n", "spec.nodeProxy.port: 80 is out of range (1024-65535)"),
     ("  nodeProxy: {port: 70000}\n", "spec.nodeProxy.port: 70000 is out of range"),
     ("  nodeProxy: {port: 15021}\n", "spec.nodeProxy.port: 15021 collides with a port the Istio proxy keeps"),
@@ -75,7 +76,8 @@ def test_load_of_a_missing_file_says_how_to_make_one(tmp_path):
     ("  writers: {serviceAccount: a/b}\n", "spec.writers: expected a list of writers"),
     ("  writers:\n    - serviceAccount: Kaniko/x\n",
      "meshreg.yaml:6: spec.writers[0].serviceAccount: 'Kaniko/x': namespace 'Kaniko' is not a valid name"),
-    ("  writers:\n    - serviceAccount: builds\n", "spec.writers[0].serviceAccount: 'builds' is not a workload identity (expected NS/SA"),
+    ("  writers:\n    - serviceAccount: builds\n",
+     "spec.writers[0].serviceAccount: 'builds' is not a workload identity (expected NS/SA"),
     ("  writers:\n    - serviceAccount: builds/*\n", "spec.writers[0].serviceAccount: 'builds/*'"),
     ("  writers:\n    - {serviceAccount: a/b}\n    - {serviceAccount: a/b}\n",
      "meshreg.yaml:7: spec.writers[1].serviceAccount: 'a/b' is already a writer (writers[0])"),

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from support.configs import minimal
 from meshreg import config
 from meshreg.config import Writer
 from meshreg.config.gc import check_schedule
 from meshreg.errors import ConfigError
+from support.configs import minimal
 
 S3 = "{s3: {bucket: images, region: eu-central-1, credentialsSecret: registry-s3}}"
 
@@ -86,7 +86,8 @@ def test_several_registries_take_the_same_keys():
 
 
 BAD = [
-    (registry("    replicas: 2\n"), "meshreg.yaml:6: spec.registry.replicas: 2 replicas need object storage (storage.s3)"),
+    (registry("    replicas: 2\n"),
+     "meshreg.yaml:6: spec.registry.replicas: 2 replicas need object storage (storage.s3)"),
     (registry(f"    storage: {S3}\n    replicas: 0\n"), "spec.registry.replicas: 0 is out of range (1-100)"),
     (registry('    gc: {schedule: "0 3 * *"}\n'), "spec.registry.gc.schedule: '0 3 * *' is not a cron schedule: "
                                                     "expected exactly 5 fields"),

@@ -26,7 +26,7 @@ spec:
 
 
 def changed(old: str, new: str) -> list[str]:
-    return [l for l in difflib.ndiff(old.splitlines(), new.splitlines()) if l[:1] in "+-"]
+    return [line for line in difflib.ndiff(old.splitlines(), new.splitlines()) if line[:1] in "+-"]
 
 
 def test_granting_the_first_writer_changes_only_the_writers_line():

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from support.configs import minimal
-from support.ingress_configs import CLIENTS, GATEWAY, GITHUB, HOST, ISSUER, ingress_text, jwks, load, signing_key
 from meshreg import config
 from meshreg.errors import ConfigError
+from support.configs import minimal
+from support.ingress_configs import CLIENTS, GATEWAY, GITHUB, HOST, ISSUER, ingress_text, jwks, load, signing_key
 
 
 def test_the_ingress_is_read_with_its_defaults(tmp_path):
@@ -174,13 +174,13 @@ def test_a_mirror_is_never_served_by_the_ingress(tmp_path):
     - {{name: cache, port: 5000, role: mirror, mirror: {{upstream: https://ghcr.io}}}}
   ingress: {{host: {HOST}, credentialName: tls, clients: []}}
 """)
-    with pytest.raises(ConfigError, match="spec.ingress.registry: 'cache' is a mirror"):
+    with pytest.raises(ConfigError, match=r"spec.ingress.registry: 'cache' is a mirror"):
         load(tmp_path, text)
 
 
 def test_an_empty_gateway_selector_is_refused(tmp_path):
     text = ingress_text(clients=CLIENTS, extra="    gateway: {selector: {}}\n")
-    with pytest.raises(ConfigError, match="spec.ingress.gateway.selector: empty"):
+    with pytest.raises(ConfigError, match=r"spec.ingress.gateway.selector: empty"):
         load(tmp_path, text)
 
 

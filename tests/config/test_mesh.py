@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from support.configs import AMBIENT, minimal
 from meshreg import config
 from meshreg.errors import ConfigError
+from support.configs import AMBIENT, minimal
 
 SEVERAL = """\
   mesh: ambient

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from support.configs import minimal
 from meshreg import config
 from meshreg.errors import ConfigError
+from support.configs import minimal
 
 SINGLE = "  pushProxy: {enabled: true, repositories: [dev/]}\n  writers: [{serviceAccount: builds/kaniko}]\n"
 REGISTRIES = """\

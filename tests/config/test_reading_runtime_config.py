@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from support.configs import minimal
 from meshreg import config
 from meshreg.cli import main
+from support.configs import minimal
 
 
 def runtime_config(body: str, *, node_proxy: str = "") -> str:

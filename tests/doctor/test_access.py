@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from support.doctor_helpers import check, cluster_with_istio
 from meshreg.doctor.access import allows, who_can
+from support.doctor_helpers import check, cluster_with_istio
 
 RBAC = "rbac.authorization.k8s.io/v1"
 EXEC = ("create", "", "pods/exec")

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from support.doctor_helpers import WRITERS, check, cluster_with_istio, lines, pod
-from support.fakes import ready_controller, refusal
 from meshreg.cluster import apply as applying
-from meshreg.doctor.nodes import judge_runtime
 from meshreg.config import DEFAULT
+from meshreg.doctor.nodes import judge_runtime
 from meshreg.errors import ClusterError
 from meshreg.render import render
+from support.doctor_helpers import WRITERS, check, cluster_with_istio, lines, pod
+from support.fakes import ready_controller, refusal
 
 REGISTRY_PODS = {"app.kubernetes.io/instance": "meshreg", "app.kubernetes.io/name": "registry",
                  "meshreg.dev/registry": "registry"}

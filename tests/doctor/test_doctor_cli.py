@@ -7,10 +7,10 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from support.doctor_helpers import cluster_with_istio
-from support.fakes import route
 from meshreg.cli import main
 from meshreg.errors import ClusterError
+from support.doctor_helpers import cluster_with_istio
+from support.fakes import route
 
 
 @pytest.fixture
@@ -38,7 +38,7 @@ def test_doctor_prints_one_line_per_check_and_exits_zero_without_failures(fake):
 def test_every_warning_and_failure_says_what_to_do(fake):
     del fake.objects[("apps/v1", "Deployment", "istio-system", "istiod")]
     lines = run("doctor").output.splitlines()[1:-1]
-    for line, after in zip(lines, lines[1:] + [""]):
+    for line, after in zip(lines, [*lines[1:], ""], strict=True):
         if line.startswith(("WARN", "FAIL")):
             assert after.split()[0] == "fix:", line
 

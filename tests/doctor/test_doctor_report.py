@@ -3,12 +3,11 @@ does, and counts, ok and the exit code following the results (a WARN never fails
 
 from __future__ import annotations
 
-from support.doctor_helpers import cluster_with_istio
-
 from meshreg.config import DEFAULT
 from meshreg.doctor import DoctorReport, fail, ok, warn
 from meshreg.operations.doctor import doctor
 from meshreg.render import render
+from support.doctor_helpers import cluster_with_istio
 
 
 def test_the_operation_renders_the_config_itself_when_the_caller_has_not():

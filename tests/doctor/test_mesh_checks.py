@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from support.doctor_helpers import WRITERS, check, cluster_with_istio, facts, lines, namespace, pod, service_account
-from support.fakes import FakeCluster, ISTIOD
 from meshreg import doctor
 from meshreg.errors import ClusterError
+from support.doctor_helpers import WRITERS, check, cluster_with_istio, facts, lines, namespace, pod, service_account
+from support.fakes import ISTIOD, FakeCluster
 
 
 def test_api_reports_the_server_version():

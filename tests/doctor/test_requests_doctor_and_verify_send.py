@@ -38,7 +38,7 @@ def test_create_posts_to_the_collection_with_the_field_manager(api, cluster):
 def test_create_of_an_existing_object_is_a_one_line_conflict(api, cluster):
     api.routes[("POST", "/apis/batch/v1/namespaces/builds/jobs")] = (409, {
         "kind": "Status", "reason": "AlreadyExists", "code": 409, "message": 'jobs.batch "probe" already exists'})
-    with pytest.raises(ClusterError, match='^creating Job builds/probe: already exists$'):
+    with pytest.raises(ClusterError, match=r'^creating Job builds/probe: already exists$'):
         cluster.create(JOB)
 
 
@@ -56,7 +56,8 @@ def test_logs_the_kubelet_cannot_serve_are_a_cluster_error_with_the_servers_mess
     api.routes[("GET", "/api/v1/namespaces/builds/pods/probe-x1/log")] = (500, {
         "kind": "Status", "code": 500, "message": 'Get "https://10.0.0.1:10250/containerLogs/builds/probe-x1/probe"'
                                                   ": dial tcp 10.0.0.1:10250: connect: connection refused"})
-    with pytest.raises(ClusterError, match="^reading the log of Pod builds/probe-x1: the API server answered 500: Get .*connection refused$"):
+    refused = r"^reading the log of Pod builds/probe-x1: the API server answered 500: Get .*connection refused$"
+    with pytest.raises(ClusterError, match=refused):
         cluster.log("probe-x1", namespace="builds", container="probe")
 
 

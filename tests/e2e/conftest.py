@@ -10,11 +10,10 @@ from contextlib import closing
 
 import pytest
 
+from support.e2e_cases import WITH_DELETE, WITHOUT_DELETE
 from support.lab import images
 from support.lab.mesh import Lab
 from support.lab.processes import missing_parts
-
-from support.e2e_cases import WITH_DELETE, WITHOUT_DELETE
 from support.push_cases import WITH_PUSH_PROXY
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -91,9 +90,8 @@ def _ingress_setup(lab) -> None:
 
 
 def _ingress_lab(tmp_path_factory, *, dedicated: bool, tokens: bool = True):
-    from support.lab.ingress import IngressLab
-
     from support.ingress_cases import config_text
+    from support.lab.ingress import IngressLab
 
     yield from _lab(tmp_path_factory, config_text(dedicated=dedicated, tokens=tokens), "ingress", cls=IngressLab,
                     setup=_ingress_setup)

@@ -10,11 +10,11 @@ import subprocess
 
 import pytest
 
+from meshreg.config import from_text
+from meshreg.render import render
 from support import runtime_config_pod as pod
 from support.e2e_cases import WITH_DELETE, WRITER
 from support.lab import pulls
-from meshreg.config import from_text
-from meshreg.render import render
 
 HOSTS = ["localhost", "127.0.0.1"]
 

@@ -200,7 +200,7 @@ def test_a_push_racing_gc_succeeds_intact_or_fails_cleanly(gc, tmp_path):
     assert run.codes["gc"] == 0, run.logs
     succeeded = [(i, image) for i, image, ok in outcomes if ok]
     assert len(outcomes) >= 2 and succeeded, outcomes
-    for i, image in succeeded:
+    for i, _ in succeeded:
         result = skopeo_copy(f"docker://{gc.lab.node_proxy}/race/app:r{i}", f"oci:{tmp_path / f'pull-{i}'}:x")
         assert result.returncode == 0, result.stderr
     for tag in httpx.get(f"http://{gc.lab.direct}/v2/race/app/tags/list").json()["tags"] or []:

@@ -8,8 +8,19 @@ import ssl
 import httpx
 import pytest
 
-from support.ingress_cases import (AUDIENCE, GITHUB_SUB, ISSUER, client, github, handshake_alert, key, pushed, refused,
-                           token, unsigned)
+from support.ingress_cases import (
+    AUDIENCE,
+    GITHUB_SUB,
+    ISSUER,
+    client,
+    github,
+    handshake_alert,
+    key,
+    pushed,
+    refused,
+    token,
+    unsigned,
+)
 
 
 def test_a_certificate_client_pushes_inside_its_prefix(ingress_lab, image):

@@ -10,11 +10,11 @@ from contextlib import closing
 import httpx
 import pytest
 
+from meshreg.cluster import crashes
 from support.lab import images
 from support.lab.clients import skopeo_copy
 from support.lab.mirror import PASSWORD, USER, MirrorLab
 from support.lab.processes import free_port
-from meshreg.cluster import crashes
 
 CONFIG = """\
 apiVersion: meshreg.dev/v1alpha1

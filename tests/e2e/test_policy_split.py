@@ -8,12 +8,12 @@ import random
 
 import pytest
 
+from meshreg.config import Writer
+from meshreg.policy.evaluate import evaluate
 from support.lab import envoy, rbac
 from support.lab.clients import mtls_client, raw_request
 from support.lab.pki import Authority, spiffe
 from support.lab.processes import free_port, start_envoy
-from meshreg.config import Writer
-from meshreg.policy.evaluate import evaluate
 from support.splitting import finest
 from support.strategies import GC, NAMES, PREFIXES, make
 
@@ -46,7 +46,8 @@ def split_mesh(real_parts, tmp_path_factory):
     for i, cfg in enumerate(cfgs):
         objects = finest(cfg)
         pod = next(o for o in objects if o["kind"] == "Deployment")["spec"]["template"]
-        policies = [o for o in objects if rbac.selects(o, namespace=cfg.namespace, pod_labels=pod["metadata"]["labels"])]
+        labels = pod["metadata"]["labels"]
+        policies = [o for o in objects if rbac.selects(o, namespace=cfg.namespace, pod_labels=labels)]
         server = ca.issue(spiffe(cfg.trust_domain, f"{cfg.namespace}/registry"), label=f"registry-{i}", server=True)
         ports.append(free_port())
         listeners.append(envoy.sidecar_listener(port=ports[-1], server=server, trust_domain=cfg.trust_domain,
@@ -90,7 +91,8 @@ def test_envoy_decides_every_request_as_the_evaluator_does(split_mesh, index):
     disagreements, seen, certs = [], set(), {}
     for identity, method, path in requests_for(cfg):
         if identity not in certs:
-            certs[identity] = ca.issue(spiffe(cfg.trust_domain, identity), label=f"{index}-{identity.replace('/', '.')}")
+            label = f"{index}-{identity.replace('/', '.')}"
+            certs[identity] = ca.issue(spiffe(cfg.trust_domain, identity), label=label)
         ident = certs[identity]
         with mtls_client(f"127.0.0.1:{ports[index]}", ident, ca=ca.ca_file) as client:
             status = raw_request(client, method, path).status_code

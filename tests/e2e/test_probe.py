@@ -12,13 +12,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from meshreg.verify.objects import script
+from meshreg.verify.plan import Expectation
+from meshreg.verify.results import PASS, judge, parse
 from support.e2e_cases import NON_WRITER, SCOPED, WRITER
 from support.lab import images
 from support.lab.clients import manifest_digest
 from support.lab.containerd import Containerd, unavailable
-from meshreg.verify.objects import script
-from meshreg.verify.plan import Expectation
-from meshreg.verify.results import PASS, judge, parse
 
 
 @pytest.fixture(scope="session")

@@ -9,11 +9,10 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from support import e2e_cases
-from support import push_cases
+from meshreg.cli import main
+from support import e2e_cases, push_cases
 from support.e2e_cases import NON_WRITER, SCOPED, Case
 from support.lab.clients import manifest_digest, skopeo_copy
-from meshreg.cli import main
 
 EVERY_CASE = push_cases.CASES + e2e_cases.CASES  # the bystanders' cases must hold with a push proxy too
 

@@ -12,12 +12,12 @@ import re
 import grpc
 import pytest
 
+from meshreg.config import from_text
+from meshreg.render import render, runtimeconfig
 from support import runtime_config_pod as pod
 from support.e2e_cases import WITH_DELETE, WRITER
 from support.lab import images, pulls
 from support.lab.containerd import Containerd, unavailable
-from meshreg.config import from_text
-from meshreg.render import render, runtimeconfig
 
 HOSTS = ["localhost", "127.0.0.1"]
 

@@ -14,6 +14,7 @@ from meshreg.cluster import client as clusters
 from meshreg.cluster.pushproxy import Target
 from meshreg.errors import ClusterError, ConfigError, UsageError
 from meshreg.operations.connect import Forwarding, listen, target
+from meshreg.render.devloop import devloop
 from support.apiserver import write_kubeconfig
 from support.configs import minimal
 from support.kubeforward import KubeForward, pod
@@ -66,7 +67,8 @@ def test_a_session_forwards_to_the_ready_pod_and_says_where_to_push_and_pull(clu
         port = session.listener.getsockname()[1]
         assert forwarding == Forwarding(local=f"localhost:{port}", namespace="meshreg-push", pod="push-proxy-1",
                                         port=5000, registry="registry", repositories=("dev/", "team/"),
-                                        pull="localhost:5000", node_proxy=True)
+                                        pull="localhost:5000/dev", node_proxy=True, loop=devloop(cfg, cfg.registry))
+        assert forwarding.loop.push == "localhost:5000/dev" and forwarding.loop.same_name
         stop = threading.Event()
         serving = threading.Thread(target=session.serve, args=(stop,), daemon=True)
         serving.start()

@@ -110,7 +110,7 @@ def test_revoking_what_is_not_there_changes_nothing(ca):
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command (apt-get install openssl)")
 def test_openssl_accepts_an_issued_certificate_until_the_crl_lists_it(ca, tmp_path):
-    issued, pem, _ = ca.issue("ci", uri=URI, days=30)
+    _, pem, _ = ca.issue("ci", uri=URI, days=30)
     (tmp_path / "client.pem").write_bytes(pem)
 
     def verify() -> subprocess.CompletedProcess:
@@ -132,21 +132,21 @@ def test_public_material_is_the_certificate_and_crl_or_nothing(ca, tmp_path):
 
 def test_signing_without_the_key_says_where_it_should_be(ca):
     (ca.directory / "ca.key").unlink()
-    with pytest.raises(UsageError, match="the CA key \\(ca.key\\) is not here"):
+    with pytest.raises(UsageError, match=r"the CA key \(ca.key\) is not here"):
         Authority.open(ca.directory).issue("ci", uri=URI, days=1)
 
 
 def test_opening_a_directory_without_a_ca_says_how_to_make_one(tmp_path):
-    with pytest.raises(UsageError, match="no CA there .* `meshreg certs init`"):
+    with pytest.raises(UsageError, match=r"no CA there .* `meshreg certs init`"):
         Authority.open(tmp_path)
 
 
 def test_certs_d_files_keep_the_key_private_and_are_not_overwritten_while_valid(ca, tmp_path):
-    issued, pem, key = ca.issue("ci", uri=URI, days=30)
+    _, pem, key = ca.issue("ci", uri=URI, days=30)
     written = certsd.write(tmp_path / "out", DOMAIN, cert=pem, key=key, server_ca=None)
     assert [p.name for p in written] == ["client.cert", "client.key"]
     assert _mode(tmp_path / "out" / DOMAIN / "client.key") == 0o600
-    with pytest.raises(UsageError, match="client.cert already exists"):
+    with pytest.raises(UsageError, match=r"client.cert already exists"):
         certsd.check_free(tmp_path / "out", DOMAIN, force=False, spent=ca.spent)
     ca.revoke("ci")
     certsd.check_free(tmp_path / "out", DOMAIN, force=False, spent=ca.spent)  # a revoked one may be replaced

@@ -175,9 +175,9 @@ def test_skip_waypoint_is_a_usage_error_for_the_node_proxy_and_in_sidecar_mode()
 
 
 def test_the_push_proxy_goes_through_its_own_policy_then_the_waypoint_then_ztunnel():
-    from support.configs import minimal
     from meshreg import config
     from meshreg.render import render
+    from support.configs import minimal
 
     cfg = config.from_text(minimal("  mesh: ambient\n  pushProxy: {repositories: [dev/]}\n"), name="m.yaml")
     objects = render(cfg)

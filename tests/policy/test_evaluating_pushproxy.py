@@ -7,11 +7,11 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from support.configs import minimal
 from meshreg import config
 from meshreg.cli import main
 from meshreg.policy.evaluate import evaluate
 from meshreg.render import render
+from support.configs import minimal
 
 SEVERAL = minimal("""\
   registries:

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from support.ingress_configs import CLIENTS, GATEWAY, GITHUB, ISSUER, ingress_text, load
 from meshreg.errors import UsageError
 from meshreg.policy import claims
 from meshreg.policy.evaluate import evaluate
 from meshreg.policy.rules import Request, match_rule
 from meshreg.render import render
+from support.ingress_configs import CLIENTS, GATEWAY, GITHUB, ISSUER, ingress_text, load
 
 PUSH = ["POST /v2/{r}/blobs/uploads/", "PATCH /v2/{r}/blobs/uploads/u", "PUT /v2/{r}/manifests/v1"]
 
@@ -91,7 +91,7 @@ def test_the_registry_refuses_the_gateway_outside_its_clients_prefixes(setups):
 def test_an_unknown_client_or_a_config_without_ingress_is_bad_input(setups, tmp_path):
     with pytest.raises(UsageError, match="no client named 'ghost'"):
         check(setups["shared"], "client:ghost", "GET", "/v2/")
-    with pytest.raises(UsageError, match="the config has no spec.ingress"):
+    with pytest.raises(UsageError, match=r"the config has no spec.ingress"):
         evaluate([], identity="external", method="GET", path="/v2/", ingress=None)
 
 

@@ -9,11 +9,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from support.ingress_configs import HOST, ISSUER, jwks
 from meshreg import config
 from meshreg import render as rendering
 from meshreg.pki.authority import Authority
 from meshreg.policy.evaluate import evaluate
+from support.ingress_configs import HOST, ISSUER, jwks
 
 PREFIXES = ["team-a/", "team-ab/", "team-a/app/", "b/", "shared/base/"]
 WRITES = ["POST", "PUT", "PATCH", "DELETE", "OPTIONS"]

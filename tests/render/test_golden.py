@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from support.configs import AMBIENT, RUNTIME_CONFIG, SEVERAL_WRITERS
 from meshreg import config
 from meshreg.render import manifests, render
+from support.configs import AMBIENT, RUNTIME_CONFIG, SEVERAL_WRITERS
 from support.paths import ROOT
 
 GOLDEN = ROOT / "tests" / "golden"
@@ -22,4 +22,5 @@ def test_render_matches_the_golden_file(case, update_golden):
     if update_golden:
         path.write_text(rendered)
     assert path.exists(), f"missing {path}: run pytest tests/render/test_golden.py --update-golden"
-    assert rendered == path.read_text(), f"{path.name} differs: review, then pytest tests/render/test_golden.py --update-golden"
+    hint = "review, then pytest tests/render/test_golden.py --update-golden"
+    assert rendered == path.read_text(), f"{path.name} differs: {hint}"

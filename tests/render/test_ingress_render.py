@@ -7,9 +7,9 @@ import base64
 
 import pytest
 
-from support.ingress_configs import CLIENTS, GATEWAY, GITHUB, HOST, ISSUER, ingress_text, load
 from meshreg.errors import ConfigError
 from meshreg.render import ingress, manifests, render
+from support.ingress_configs import CLIENTS, GATEWAY, GITHUB, HOST, ISSUER, ingress_text, load
 from support.validation import MISSING_SCHEMAS, SCHEMAS, check_crd_object, errors_in, is_custom, kubernetes_versions
 
 needs_schemas = pytest.mark.skipif(not SCHEMAS.is_dir(), reason=MISSING_SCHEMAS)
@@ -137,7 +137,7 @@ def test_the_registry_lets_the_gateway_write_only_its_clients_prefixes(cfg):
 
 
 def test_rendering_without_a_ca_says_to_create_it(tmp_path):
-    with pytest.raises(ConfigError, match="spec.ingress.clientCA: no CA in .* `meshreg certs init`"):
+    with pytest.raises(ConfigError, match=r"spec.ingress.clientCA: no CA in .* `meshreg certs init`"):
         render(load(tmp_path, ca=False))
 
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from support.configs import minimal
 from meshreg import config
 from meshreg.errors import ConfigError
 from meshreg.render import render
+from support.configs import minimal
 from support.validation import errors_in, kubernetes_versions
 
 SECOND = "  namespace: registry-beta\n  nodeProxy: {port: 5001}\n  localRegistryHosting: {publish: false}\n"

@@ -6,9 +6,9 @@ import re
 
 import yaml
 
-from support import validation
 from meshreg import config
 from meshreg.render import runtimeconfig
+from support import validation
 from support.paths import ROOT
 
 KIND = ROOT / "examples" / "kind"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from support.configs import minimal, rendered
 from meshreg import config
 from meshreg.errors import ConfigError
+from support.configs import minimal, rendered
 
 MIRROR = """\
   namespace: regs

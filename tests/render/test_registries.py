@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from support.configs import minimal, rendered
 from meshreg import config
 from meshreg.errors import ConfigError
 from meshreg.render import manifests, render
+from support.configs import minimal, rendered
 from support.paths import ROOT
 
 EXAMPLES = ROOT / "examples"
@@ -85,7 +85,8 @@ def test_a_readonly_registry_lets_only_its_publisher_write():
     spec = objects(TWO)[("AuthorizationPolicy", "service-images-deny-writes")]["spec"]
     assert spec["rules"][0]["from"] == [{"source": {"notPrincipals": ["cluster.local/ns/gitpod/sa/airgap-loader"]}}]
     workspace = objects(TWO)[("AuthorizationPolicy", "workspace-images-deny-writes")]["spec"]
-    assert workspace["rules"][0]["from"] == [{"source": {"notPrincipals": ["cluster.local/ns/gitpod/sa/image-builder"]}}]
+    writer = "cluster.local/ns/gitpod/sa/image-builder"
+    assert workspace["rules"][0]["from"] == [{"source": {"notPrincipals": [writer]}}]
 
 
 def test_a_readonly_registry_without_publisher_denies_every_write():
@@ -142,7 +143,8 @@ def test_a_single_registry_has_no_index_config_map():
     (MIRROR.replace("https://registry-1.docker.io", "ftp://x"), "spec.registries[1].mirror.upstream: 'ftp://x'"),
     (MIRROR.replace("hub-creds", "Hub_Creds"), "spec.registries[1].mirror.credentialsSecret: 'Hub_Creds'"),
     (MIRROR.replace("      role: mirror\n", "      role: mirror\n      publisher: a/b\n"),
-     "spec.registries[1].publisher: only a readonly registry has a publisher (this one is mirror: a mirror is read-only"),
+     "spec.registries[1].publisher: only a readonly registry has a publisher "
+     "(this one is mirror: a mirror is read-only"),
     (TWO.replace("publisher: gitpod/airgap-loader", "writers: [{serviceAccount: a/b}]"),
      "spec.registries[1].writers: a readonly registry has no writers; name the one identity"),
     (TWO.replace("- name: workspace-images", "- name: node-proxy"), "'node-proxy' is reserved"),

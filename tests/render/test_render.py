@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import yaml
 
+from meshreg import config
+from meshreg.render import manifests, render
 from support.configs import SEVERAL_WRITERS, minimal
 from support.configs import rendered as objects
-from meshreg import config
-from meshreg.render import manifests
-from meshreg.render import render
 
 
 def test_every_object_carries_the_common_labels():

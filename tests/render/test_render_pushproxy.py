@@ -5,10 +5,17 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from support.configs import minimal
 from meshreg import config
 from meshreg.render import render
-from support.validation import MISSING_SCHEMAS, SCHEMAS, check_crd_object, is_custom, kubernetes_versions, validate_kubernetes
+from support.configs import minimal
+from support.validation import (
+    MISSING_SCHEMAS,
+    SCHEMAS,
+    check_crd_object,
+    is_custom,
+    kubernetes_versions,
+    validate_kubernetes,
+)
 
 SINGLE = minimal("  namespace: reg\n  pushProxy: {repositories: [dev/], port: 5000}\n"
                  "  writers: [{serviceAccount: builds/kaniko}]\n")
@@ -126,8 +133,8 @@ def test_the_registry_policies_admit_the_push_proxy_as_a_writer_of_its_prefixes_
 def test_the_published_host_is_where_connect_listens():
     objects = rendered(SINGLE.replace("port: 5000}", "port: 5100}"))
     hosting = yaml.safe_load(one(objects, "ConfigMap", "local-registry-hosting")["data"]["localRegistryHosting.v1"])
-    assert hosting["host"] == "localhost:5100" and hosting["hostFromContainerRuntime"] == "localhost:5000"
-    assert hosting["help"].endswith("From outside the cluster, run `meshreg connect` and push to localhost:5100.")
+    assert hosting["host"] == "localhost:5100/dev" and hosting["hostFromContainerRuntime"] == "localhost:5000/dev"
+    assert hosting["help"].endswith("From outside the cluster, run `meshreg connect` and push to localhost:5100/dev.")
 
 
 def test_each_registry_publishes_its_own_push_proxy_address_and_an_explicit_host_wins():

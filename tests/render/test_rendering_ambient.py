@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from support.configs import AMBIENT, SEVERAL_WRITERS, rendered
 from meshreg import config
 from meshreg.render import render
+from support.configs import AMBIENT, SEVERAL_WRITERS, rendered
 
 SPLIT = """\
 apiVersion: meshreg.dev/v1alpha1

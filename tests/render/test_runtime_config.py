@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 import tomllib
 
-import pytest
-
-from support import validation
-from support import configs
-from support.configs import RUNTIME_CONFIG, minimal
 from meshreg import config
 from meshreg.render import notices, render, runtimeconfig
+from support import configs, validation
+from support.configs import RUNTIME_CONFIG, minimal
 from support.paths import SHARED
 
 

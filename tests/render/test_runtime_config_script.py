@@ -11,10 +11,10 @@ import time
 
 import pytest
 
-from support import runtime_config_pod as pod
-from support.configs import minimal
 from meshreg import config
 from meshreg.render import render
+from support import runtime_config_pod as pod
+from support.configs import minimal
 
 SHELLS = [pytest.param("sh", id="sh"),
           pytest.param("busybox sh", id="busybox", marks=pytest.mark.skipif(

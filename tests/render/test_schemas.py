@@ -8,11 +8,19 @@ import functools
 import pytest
 from kubernetes_validate import utils as kv_utils
 
-from support.configs import AMBIENT, GC_CONFIG, SEVERAL_WRITERS
 from meshreg import config
 from meshreg.render import render
-from support.validation import (MISSING_SCHEMAS, SCHEMAS, check_crd_object, describe, is_custom, kubernetes_versions,
-                        validate_crd_object, validate_kubernetes)
+from support.configs import AMBIENT, GC_CONFIG, SEVERAL_WRITERS
+from support.validation import (
+    MISSING_SCHEMAS,
+    SCHEMAS,
+    check_crd_object,
+    describe,
+    is_custom,
+    kubernetes_versions,
+    validate_crd_object,
+    validate_kubernetes,
+)
 
 needs_schemas = pytest.mark.skipif(not SCHEMAS.is_dir(), reason=MISSING_SCHEMAS)
 

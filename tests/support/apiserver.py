@@ -120,6 +120,7 @@ def istio_cluster(api):
 
 def run_cli(api, tmp_path, monkeypatch, *args):
     from click.testing import CliRunner
+
     from meshreg.cli import main  # imported here: the server itself needs nothing from meshreg
 
     monkeypatch.chdir(tmp_path)

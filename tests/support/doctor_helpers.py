@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from support.fakes import INJECTOR, FakeCluster
 from meshreg import doctor
-from meshreg.doctor.facts import Facts
 from meshreg.config import DEFAULT, from_text
+from meshreg.doctor.facts import Facts
 from meshreg.render import render
+from support.fakes import INJECTOR, FakeCluster
 
 WRITERS = """\
 apiVersion: meshreg.dev/v1alpha1

@@ -1,4 +1,5 @@
-"""An in-memory stand-in for meshreg.cluster.client.Cluster with the API server's semantics where meshreg relies on them.
+"""An in-memory stand-in for meshreg.cluster.client.Cluster, with the API server's semantics where meshreg relies on
+them.
 
 resourceVersion bumps only on a real change; get/delete of a missing object is None/False (404); server-side apply
 tracks which field manager owns which leaf field and raises ConflictError (409) when another manager owns a field

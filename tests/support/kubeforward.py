@@ -66,8 +66,10 @@ class KubeForward:
             return _json(404, {"kind": "Status", "code": 404, "message": f'pods "{parts[5]}" not found'})
         if len(parts) == 6:
             return _json(200, found[parts[5]])
-        if self.deny_forward:
-            return _json(403, {"kind": "Status", "code": 403, "message": "forbidden"})
+        if self.deny_forward:  # as a real API server says it
+            return _json(403, {"kind": "Status", "code": 403, "reason": "Forbidden", "message": (
+                f'pods "{parts[5]}" is forbidden: User "dev" cannot create resource "pods/portforward" in API group '
+                f'"" in the namespace "{parts[3]}"')})
         return None  # go on with the WebSocket handshake
 
     # --- the port-forward stream ------------------------------------------------------------------------------------

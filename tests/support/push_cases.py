@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import httpx
 
-from support.e2e_cases import FORGED_XFCC, UPLOADS, WITH_DELETE, ZERO, Case, send as send_direct
+from support.e2e_cases import FORGED_XFCC, UPLOADS, WITH_DELETE, ZERO, Case
+from support.e2e_cases import send as send_direct
 from support.lab.clients import raw_request
 
 PUSH_PROXY = "push-proxy"  # `policy check --as push-proxy`: through the push proxy, as `meshreg connect` sends

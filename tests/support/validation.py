@@ -1,4 +1,5 @@
-"""Offline checks of rendered objects: kubernetes-validate for built-in kinds, CRD schemas and CEL rules for the rest."""
+"""Offline checks of rendered objects: kubernetes-validate for built-in kinds, CRD schemas and CEL rules for the
+rest."""
 
 from __future__ import annotations
 
@@ -152,7 +153,8 @@ def _validator(group: str, kind: str, version: str) -> jsonschema.Draft202012Val
 
 
 def _embedded_fields() -> dict:
-    """apiVersion, kind and metadata, which the API server knows for every object (ObjectMeta from kubernetes-validate)."""
+    """apiVersion, kind and metadata, which the API server knows for every object (ObjectMeta from
+    kubernetes-validate)."""
     return {"apiVersion": {"type": "string"}, "kind": {"type": "string"}, "metadata": {"$ref": _OBJECT_META}}
 
 

@@ -7,11 +7,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from support.fakes import FakeCluster, INJECTOR, ready_controller
 from meshreg.cluster import apply as applying
 from meshreg.config import from_text
 from meshreg.render import render
 from meshreg.render.labels import node_proxy_pods
+from support.fakes import INJECTOR, FakeCluster, ready_controller
 
 CONFIG = """\
 apiVersion: meshreg.dev/v1alpha1

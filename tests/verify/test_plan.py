@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from meshreg.verify.plan import Planner
 from meshreg.config import from_text, load
+from meshreg.verify.plan import Planner
 from support.paths import ROOT
 from support.verify_helpers import CONFIG
 

@@ -8,9 +8,9 @@ from datetime import datetime, timezone
 import pytest
 
 from meshreg import verify
-from meshreg.verify.session import sweep
 from meshreg.cluster.wait import Progress
 from meshreg.errors import ClusterError
+from meshreg.verify.session import sweep
 from support.verify_helpers import CONFIG, Clock, deployed_cluster, leftovers, line
 
 
@@ -29,7 +29,7 @@ def created(fake, kind) -> list[dict]:
 
 
 def test_a_healthy_mesh_holds_every_expectation_and_verify_leaves_nothing_behind():
-    fake, cfg, probes = deployed_cluster()
+    fake, cfg, _ = deployed_cluster()
     report = run_verify(fake, cfg)
     run = report.run
     assert table(report) == [
@@ -188,7 +188,7 @@ def test_the_probe_image_stays_and_is_named_where_delete_is_not_enabled():
 def test_verify_refuses_to_start_when_the_registry_is_not_deployed():
     fake, cfg, _ = deployed_cluster()
     del fake.objects[("apps/v1", "Deployment", "meshreg", "registry")]
-    with pytest.raises(ClusterError, match="registry registry is not deployed in namespace meshreg .*meshreg up"):
+    with pytest.raises(ClusterError, match=r"registry registry is not deployed in namespace meshreg .*meshreg up"):
         run_verify(fake, cfg)
     assert not [r for r in fake.requests if r[0] == "create"]
 

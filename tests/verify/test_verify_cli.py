@@ -9,12 +9,12 @@ import signal
 
 import pytest
 from click.testing import CliRunner
-from support.fakes import route
-from support.verify_helpers import CONFIG, deployed_cluster, leftovers
 
 from meshreg.cli import main
 from meshreg.cli.output.verify import text
 from meshreg.verify import Verdict, VerifyReport
+from support.fakes import route
+from support.verify_helpers import CONFIG, deployed_cluster, leftovers
 
 
 @pytest.fixture

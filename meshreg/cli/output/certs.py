@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from meshreg.pki.listing import CertificateListing
+from meshreg.operations.certs import CertificateListing
 
 __all__ = ["data", "text"]
 

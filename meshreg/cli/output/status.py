@@ -132,7 +132,8 @@ def _node_proxy_text(p: NodeProxyState) -> str:
 
 def _push_proxy_line(p: PushProxyState) -> str:
     return (f"push proxy ({p.registry}): {_ready(p.ready)} ({p.replicas}) in namespace {p.namespace}, writes "
-            f"{', '.join(p.repositories)}; meshreg connect listens on localhost:{p.port}")
+            f"{', '.join(p.repositories)}; push with meshreg connect (local port {p.port} unless --port says "
+            "otherwise)")
 
 
 def registry_lines(r: RegistryEntry, *, several: bool) -> list[str]:

@@ -24,14 +24,14 @@ def one(objects: list[dict], kind: str, name: str) -> dict:
 class Lab:
     """Everything started for one meshreg config; `close()` stops it all."""
 
-    def __init__(self, config_text: str, root: Path, *, tuning: envoy.Tuning = envoy.Tuning()):
+    def __init__(self, config_text: str, root: Path, *, tuning: envoy.Tuning | None = None):
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         self.config_file = root / "meshreg.yaml"
         self.config_file.write_text(config_text)
         self.cfg: Config = from_text(config_text, name=str(self.config_file))
         self.objects = render(self.cfg)
-        self.tuning = tuning
+        self.tuning = tuning or envoy.Tuning()
         self.servers: list[Server] = []
         self.ca = Authority(root / "pki", "mesh")
         try:

@@ -107,7 +107,7 @@ class Replicas:
         self.service, admin = free_port(), free_port()
         self.admin = f"http://127.0.0.1:{admin}"
         listeners, clusters = [], []
-        for i, (port, listen) in enumerate(zip(self.ports, self.sidecars)):
+        for i, (port, listen) in enumerate(zip(self.ports, self.sidecars, strict=True)):
             listeners.append(envoy.sidecar_listener(port=listen, server=server, trust_domain=self.cfg.trust_domain,
                                                     rbac=rbac.http_filters(policies), tuning=envoy.Tuning(),
                                                     cluster=f"replica-{i}", name=f"sidecar-{i}"))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime
 
+from meshreg.operations.certs import CertificateEntry, listing
 from meshreg.pki.authority import Authority, client_uri
-from meshreg.pki.listing import CertificateEntry, listing
 from support.ingress_configs import HOST, load
 
 UTC = datetime.timezone.utc

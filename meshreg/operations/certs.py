@@ -1,4 +1,4 @@
-"""The client CA's certificates as `certs list` shows them: each one issued with its status now, and the mtls
+"""`certs list`: each certificate the client CA issued, with its status now, and the mtls
 clients of the config that hold no valid certificate."""
 
 from __future__ import annotations

@@ -1,0 +1,185 @@
+"""The dev loop on the real stack, side by side in one run:
+
+1. push throughput of a fresh 256 MiB layer through `meshreg connect` (streaming port-forward -> push-proxy Envoy
+   -> mTLS -> registry) and through a plain `kubectl port-forward` to the registry pod (straight into the
+   registry's process, past every policy: the insecure way people use today), paired runs, medians; target >= 0.8x;
+2. the inner loop of a one-line change with the real Tilt (`tilt up`, a custom_build pushing with skopeo): the time
+   from writing the file to a new pod Running and printing the new line, through meshreg (KEP-1755 from
+   `meshreg up`, pushes through `meshreg connect`, pulls from the node proxy) next to Tilt with a plain registry
+   (a registry pod with a hostPort, the kind/k3d local-registry recipe, published in KEP-1755 the same way);
+   target <= 1.2x.
+
+    python benchmarks/devloop.py [--pushes 5] [--edits 5]
+
+Needs the real stack (../shared/lab-kube real-node.sh, ../shared/lab-istio mesh.sh) and ../shared/lab-devtools'
+Tilt. Uses namespaces dl-bench*, ports 5030-5041 and holds the labs' lock on kube-public/local-registry-hosting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from support import devloop, realstack
+
+NAME, NODE_PORT, PUSH_PORT, FORWARD_PORT, PROXY_PORT, PLAIN_PORT = "dl-bench", 5030, 5031, 5032, 5033, 5040
+LAYER = 256 << 20
+TARGETS = {"push": 0.8, "inner loop": 1.2}
+PLAIN = "dl-bench-registry"
+
+
+def _forward(stack: realstack.Stack, namespace: str, name: str, ports: str) -> subprocess.Popen:
+    pod = json.loads(stack.kubectl("-n", namespace, "get", "pods", "-l", f"app.kubernetes.io/name={name}", "-o",
+                                   "json").stdout)["items"][0]["metadata"]["name"]
+    return subprocess.Popen(["kubectl", "-n", namespace, "port-forward", f"pod/{pod}", ports], env=stack.env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def push_figures(stack: realstack.Stack, inst: devloop.Instance, work: Path, runs: int) -> tuple[list, list, list]:
+    """MB/s of paired pushes: through meshreg connect, through kubectl port-forward to the registry pod, and (to
+    tell the port-forward from the mesh's two Envoys) through kubectl port-forward to the push-proxy pod."""
+    forwards = [_forward(stack, NAME, "registry", f"{FORWARD_PORT}:5000"),
+                _forward(stack, inst.push_namespace, "push-proxy", f"{PROXY_PORT}:{PUSH_PORT}")]
+    meshreg, kubectl, proxy = [], [], []
+    names = {PUSH_PORT: "meshreg connect", FORWARD_PORT: "kubectl to the registry",
+             PROXY_PORT: "kubectl to the push proxy"}
+    try:
+        time.sleep(2)
+        with devloop.connected(inst, workdir=work):
+            for i in range(runs):
+                for port, figures in ((PUSH_PORT, meshreg), (FORWARD_PORT, kubectl), (PROXY_PORT, proxy)):
+                    layout = work / f"push-{i}-{port}"
+                    devloop.large_image(layout, (LAYER,))
+                    result, took = devloop.skopeo(f"oci:{layout}:latest", f"docker://localhost:{port}/dev/b{i}:v1")
+                    shutil.rmtree(layout)
+                    if result.returncode != 0:
+                        raise SystemExit(f"push through port {port} failed: {result.stderr[-500:]}")
+                    figures.append(LAYER / took / 1e6)
+                    print(f"  push {i + 1}/{runs} via {names[port]}: {figures[-1]:.1f} MB/s", flush=True)
+    finally:
+        for forward in forwards:
+            forward.terminate()
+            forward.wait()
+    return meshreg, kubectl, proxy
+
+
+@contextlib.contextmanager
+def plain_registry(stack: realstack.Stack) -> Iterator[None]:
+    """registry:2 with hostPort 127.0.0.1:5040 and KEP-1755 naming it (host = pull name), as kind's recipe does."""
+    objects = [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": PLAIN}},
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "registry", "namespace": PLAIN},
+         "spec": {"containers": [{"name": "registry", "image": stack.registry_image, "imagePullPolicy": "IfNotPresent",
+                                  "ports": [{"containerPort": 5000, "hostPort": PLAIN_PORT, "hostIP": "127.0.0.1"}]}]}},
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "local-registry-hosting",
+                                                               "namespace": "kube-public"},
+         "data": {"localRegistryHosting.v1": f"host: localhost:{PLAIN_PORT}\n"}}]
+    stack.kubectl("-n", "kube-public", "delete", "configmap", "local-registry-hosting", "--ignore-not-found")
+    stack.kubectl("apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}))
+    stack.kubectl("-n", PLAIN, "wait", "--for=condition=Ready", "pod/registry", "--timeout=120s")
+    try:
+        yield
+    finally:
+        stack.kubectl("delete", "namespace", PLAIN, "--wait=false", check=False)
+        stack.kubectl("-n", "kube-public", "delete", "configmap", "local-registry-hosting", check=False)
+
+
+def inner_loop(stack: realstack.Stack, work: Path, label: str, edits: int, env: dict) -> list[float]:
+    """Seconds from an edit to a new pod Running that prints it, with `tilt up` running."""
+    namespace = f"dl-bench-{label}"
+    stack.kubectl("create", "namespace", namespace)
+    folder = work / label
+    folder.mkdir()
+    (folder / "hello.txt").write_text("edit 0\n")
+    (folder / "Tiltfile").write_text(devloop.tiltfile("example.com/team/app", context="lab"))
+    (folder / "k8s.yaml").write_text(devloop.deployment("app", namespace, "example.com/team/app"))
+    with open(folder / "tilt.log", "w") as log:
+        tilt = subprocess.Popen([str(devloop.TILT), "up", "--port", "10393", "--stream"], cwd=folder, env=env,
+                                stdout=log, stderr=subprocess.STDOUT)
+    times = []
+    try:
+        _wait_for(stack, namespace, "edit 0\n", timeout=180)
+        for i in range(1, edits + 1):
+            start = time.monotonic()
+            (folder / "hello.txt").write_text(f"edit {i}\n")
+            _wait_for(stack, namespace, f"edit {i}\n", timeout=180)
+            times.append(time.monotonic() - start)
+            print(f"  {label}: edit {i}/{edits} running after {times[-1]:.2f} s", flush=True)
+    finally:
+        tilt.terminate()
+        tilt.wait(30)
+        subprocess.run([str(devloop.TILT), "down"], cwd=folder, env=env, capture_output=True, timeout=120, check=False)
+        stack.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+    return times
+
+
+def _wait_for(stack: realstack.Stack, namespace: str, text: str, *, timeout: float) -> None:
+    """Until a Running, Ready pod of the namespace has printed `text`."""
+    from kubernetes import client, config
+
+    api = client.CoreV1Api(config.new_client_from_config(str(stack.kubeconfig)))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for pod in api.list_namespaced_pod(namespace).items:
+            ready = any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
+            if pod.status.phase == "Running" and ready and not pod.metadata.deletion_timestamp:
+                try:
+                    if api.read_namespaced_pod_log(pod.metadata.name, namespace) == text:
+                        return
+                except client.ApiException:
+                    pass
+        time.sleep(0.1)
+    raise SystemExit(f"no pod in {namespace} printed {text!r} within {timeout:.0f} s")
+
+
+def row(name: str, ours: list[float], theirs: list[float], unit: str, *, higher_is_better: bool) -> str:
+    a, b = statistics.median(ours), statistics.median(theirs)
+    ratio = a / b
+    target = TARGETS[name]
+    met = ratio >= target if higher_is_better else ratio <= target
+    return (f"{name:<11} {b:>10.2f} {unit:<5} {a:>10.2f} {unit:<5} {ratio:>6.2f}x  "
+            f"{'>=' if higher_is_better else '<='} {target}x {'met' if met else 'MISSED'}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pushes", type=int, default=5)
+    parser.add_argument("--edits", type=int, default=5)
+    args = parser.parse_args()
+    stack, why = realstack.find()
+    if stack is None or devloop.tools_missing(devloop.TILT):
+        raise SystemExit(f"needs the real stack and Tilt: {why or devloop.tools_missing(devloop.TILT)}")
+    work = Path(tempfile.mkdtemp(prefix="dl-bench-"))
+    env = devloop.tool_env(stack, work / "home", devloop.base_image(work))
+    print(f"load average before: {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
+    with devloop.instance(stack, NAME, node_port=NODE_PORT, push_port=PUSH_PORT, workdir=work) as inst:
+        ours_push, their_push, via_proxy = push_figures(stack, inst, work, args.pushes)
+        with devloop.connected(inst, workdir=work):
+            ours_loop = inner_loop(stack, work, "meshreg", args.edits, env)
+        with plain_registry(stack):
+            their_loop = inner_loop(stack, work, "plain", args.edits, env)
+    print(f"load average after: {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
+    print(f"\n{'':<11} {'baseline':>16} {'meshreg':>16} {'ratio':>7}  target")
+    print(row("push", ours_push, their_push, "MB/s", higher_is_better=True)
+          + "   (baseline: kubectl port-forward to the registry pod)")
+    proxied = statistics.median(via_proxy)
+    print(f"{'':<11} kubectl port-forward to the push-proxy pod (the same two Envoys as connect): "
+          f"{proxied:.2f} MB/s, {proxied / statistics.median(their_push):.2f}x")
+    print(row("inner loop", ours_loop, their_loop, "s", higher_is_better=False)
+          + "   (baseline: Tilt with a plain hostPort registry)")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
