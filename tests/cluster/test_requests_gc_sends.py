@@ -71,13 +71,13 @@ def test_a_summary_the_api_cannot_give_is_an_error_with_the_apis_reason(api, clu
     api.routes[("GET", "/api/v1/nodes/node-a/proxy/stats/summary")] = (
         503, {"kind": "Status", "code": 503, "message": "error trying to reach service: dial tcp 10.0.0.1:10250: "
                                                          "connect: connection refused"})
-    with pytest.raises(ClusterError, match="reading the kubelet's stats of node node-a: .*connection refused"):
+    with pytest.raises(ClusterError, match=r"reading the kubelet's stats of node node-a: .*connection refused"):
         cluster.node_summary("node-a")
+    api.routes[("GET", "/api/v1/nodes/node-b/proxy/stats/summary")] = (403, {
+        "kind": "Status", "code": 403, "reason": "Forbidden",
+        "message": 'nodes "node-b" is forbidden: User "dev" cannot get resource "nodes/proxy" in API group "" at '
+                   "the cluster scope"})
     with pytest.raises(ClusterError, match="not permitted"):
-        api.routes[("GET", "/api/v1/nodes/node-b/proxy/stats/summary")] = (403, {
-            "kind": "Status", "code": 403, "reason": "Forbidden",
-            "message": 'nodes "node-b" is forbidden: User "dev" cannot get resource "nodes/proxy" in API group "" at '
-                       "the cluster scope"})
         cluster.node_summary("node-b")
 
 
