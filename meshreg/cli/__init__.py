@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import importlib
-import os
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 import click
+from click.exceptions import NoArgsIsHelpError
 
 from meshreg import __version__
-from meshreg.cli.options import config_option, say
+from meshreg.cli.options import say
 from meshreg.errors import MeshregError
 
-# Commands that talk to a cluster live in their own modules and are imported only when used,
-# so `meshreg render` never pays for importing the Kubernetes client.
+# Every command lives in its own module, imported only when used, so `meshreg render` never pays for importing the
+# Kubernetes client.
 LAZY_COMMANDS = {
+    "init": "meshreg.cli.init:init",
+    "render": "meshreg.cli.render:render",
+    "schema": "meshreg.cli.schema:schema",
+    "completion": "meshreg.cli.completion:completion",
     "up": "meshreg.cli.up:up",
     "down": "meshreg.cli.down:down",
     "status": "meshreg.cli.status:status",
@@ -25,6 +29,7 @@ LAZY_COMMANDS = {
     "verify": "meshreg.cli.verify:verify",
     "certs": "meshreg.cli.certs:certs",
     "gc": "meshreg.cli.gc:gc",
+    "audit": "meshreg.cli.audit:audit",
 }
 
 
@@ -39,15 +44,40 @@ class _Group(click.Group):
             return command
         return super().get_command(ctx, name)
 
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
+                     **extra: Any) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as e:  # `meshreg --bogus`
+            _usage(e)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except MeshregError as e:
             say(f"error: {e}")
             ctx.exit(e.exit_code)
+        except click.UsageError as e:  # a bad option or value of a command: one line too
+            _usage(e)
         except BrokenPipeError:  # `meshreg render | head`
             sys.stderr.close()
             ctx.exit(0)
+
+
+class _OneLine(click.ClickException):
+    """A usage error as one line, like every other error: what is wrong, and where the help is."""
+
+    exit_code = 2
+
+    def show(self, file: Any = None) -> None:
+        say(f"error: {self.format_message()}")
+
+
+def _usage(e: click.UsageError) -> NoReturn:
+    if isinstance(e, NoArgsIsHelpError):  # `meshreg policy`: the help, as click shows it
+        raise e
+    help_hint = f"; see {e.ctx.command_path} --help" if e.ctx is not None else ""
+    raise _OneLine(f"{e.format_message().rstrip('.')}{help_hint}") from None
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "MESHREG"})
@@ -62,57 +92,10 @@ def main() -> None:
       meshreg render | less        see every object it deploys
       meshreg up                   deploy to the current kubectl context
       meshreg policy grant builds/kaniko
-    """
-
-
-@main.command()
-@click.option("-o", "--output", "path", default="meshreg.yaml", show_default=True, metavar="FILE",
-              help="Where to write; - for stdout.")
-@click.option("--force", is_flag=True, help="Overwrite an existing file.")
-def init(path: str, force: bool) -> None:
-    """Write a commented starter meshreg.yaml.
 
     \b
-    Examples:
-      meshreg init
-      meshreg init -o dev.yaml && meshreg render -c dev.yaml
+    The config is -c FILE (or $MESHREG_CONFIG), else meshreg.yaml here, else the nearest one above up to the
+    root of the Git work tree; with none, the built-in default (said on stderr). -o text|json|yaml is a format
+    everywhere (docs/output.md); --timeout takes 90s, 5m, 1h30m. Completion: source <(meshreg completion bash).
     """
-    from meshreg.config import starter
 
-    if path == "-":
-        click.echo(starter.TEXT, nl=False)
-        return
-    if os.path.exists(path) and not force:
-        raise click.UsageError(f"{path} already exists (use --force to overwrite it)")
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(starter.TEXT)
-    click.echo(f"wrote {path}; next: meshreg policy grant NS/SA, then meshreg render or meshreg up", err=True)
-
-
-@main.command()
-@config_option
-@click.option("-o", "--output", "out", default="-", show_default=True, metavar="DIR|-",
-              help="A directory to write one file per object into, or - for one YAML stream on stdout.")
-def render(config_path: str | None, out: str) -> None:
-    """Print every manifest meshreg deploys. Pure: no cluster needed, same config gives the same bytes.
-
-    \b
-    Examples:
-      meshreg render > meshreg-manifests.yaml
-      meshreg render -c prod.yaml -o build/
-      meshreg render | kubectl apply --server-side --field-manager meshreg -f -
-    """
-    from meshreg import config
-    from meshreg import render as rendering
-    from meshreg.render import manifests
-
-    cfg = config.load(config_path)
-    objects = rendering.render(cfg)
-    header = manifests.header(cfg, "meshreg render" + (f" -o {out}" if out != "-" else ""))
-    if out == "-":
-        sys.stdout.write(manifests.dump_all(objects, header))
-    else:
-        written = manifests.write_dir(objects, out, header)
-        click.echo(f"wrote {len(written)} files to {out}", err=True)
-    for line in rendering.notices(cfg):
-        say(line)

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import datetime
-import json
 import os
 
 import click
 
-from meshreg.cli.options import apply_only, cluster_options, config_option, only_with_apply, output_option
+from meshreg.cli.completion import mtls_clients
+from meshreg.cli.options import (
+    apply_only,
+    cluster_options,
+    config_option,
+    echo_report,
+    load_config,
+    moved_option,
+    only_with_apply,
+    output_option,
+)
 from meshreg.cluster.api import Object
 from meshreg.config import Config
 from meshreg.config.model import Client, Ingress
@@ -37,9 +46,7 @@ def certs() -> None:
 
 
 def _ingress(config_path: str | None) -> tuple[Config, Ingress]:
-    from meshreg import config
-
-    cfg = config.load(config_path)
+    cfg = load_config(config_path)
     if cfg.ingress is None:
         raise UsageError(f"{cfg.source}: no spec.ingress: add one first (host, credentialName, clients; "
                          "see docs/ingress.md)")
@@ -82,17 +89,18 @@ def init(config_path: str | None, days: int) -> None:
     \b
     Examples:
       meshreg certs issue airgap-loader
-      meshreg certs issue ci --days 30 -o ./certs.d --server-ca corp-root.pem
+      meshreg certs issue ci --days 30 --output-dir ./certs.d --server-ca corp-root.pem
       skopeo copy --dest-cert-dir ingress-ca/clients/ci/registry.example.com \
           oci:img docker://registry.example.com/ci/app
 
     """ + EXIT_CODES)
-@click.argument("name")
+@click.argument("name", shell_complete=mtls_clients)
 @config_option
 @click.option("--days", type=click.IntRange(1, 3650), default=90, show_default=True,
               help="How long the certificate is valid (never past the CA).")
-@click.option("-o", "--output", "out", metavar="DIR", default=None,
+@click.option("--output-dir", "out", metavar="DIR", default=None,
               help="A certs.d directory to write into [default: <clientCA>/clients/NAME].")
+@moved_option("-o", "--output", instead="the certs.d directory as --output-dir DIR")
 @click.option("--server-ca", metavar="FILE", default=None, help="The server certificate's CA, written as ca.crt.")
 @click.option("--force", is_flag=True, help="Issue even if NAME has a valid certificate; overwrite files in DIR.")
 def issue(name: str, config_path: str | None, days: int, out: str | None, server_ca: str | None,
@@ -133,7 +141,7 @@ def _mtls_client(cfg: Config, ing: Ingress, name: str) -> Client:
 
 @certs.command("list")
 @config_option
-@output_option()
+@output_option
 def list_(config_path: str | None, output: str) -> None:
     """Every certificate the CA issued (valid, expired or revoked), and mtls clients without a valid one.
 
@@ -147,7 +155,7 @@ def list_(config_path: str | None, output: str) -> None:
 
     _, ing = _ingress(config_path)
     found = certificates(ing, now=datetime.datetime.now(datetime.timezone.utc))
-    click.echo(json.dumps(formats.data(found), indent=2) if output == "json" else formats.text(found))
+    echo_report(output, text=lambda: formats.text(found), data=lambda: formats.data(found))
 
 
 @certs.command(help="""Revoke NAME's certificates (or the one with --serial) and re-sign the CRL.
@@ -163,7 +171,7 @@ def list_(config_path: str | None, output: str) -> None:
       meshreg certs revoke ci --serial 3f2a... --apply --context prod
 
     """ + EXIT_CODES)
-@click.argument("name")
+@click.argument("name", shell_complete=mtls_clients)
 @click.option("--serial", metavar="HEX", default=None, help="Only this certificate (see `meshreg certs list`).")
 @config_option
 @click.option("--apply", "apply", is_flag=True, help="Then server-side apply the CA Secret with the new CRL.")
@@ -185,7 +193,6 @@ def revoke(name: str, serial: str | None, config_path: str | None, apply: bool, 
 
 def _ca_secret(config_path: str | None) -> Object:
     """The gateway's CA Secret, rendered from the directory just updated (the config is read again for its CRL)."""
-    from meshreg import config
     from meshreg.render import ingress
 
-    return ingress.ca_secret(config.load(config_path))
+    return ingress.ca_secret(load_config(config_path))

@@ -8,8 +8,7 @@ import threading
 
 import click
 
-from meshreg import config
-from meshreg.cli.options import cluster_options, config_option, interruptible, registry_option, say
+from meshreg.cli.options import cluster_options, config_option, interruptible, load_config, registry_option, say
 from meshreg.cli.output import connect as formats
 from meshreg.operations import connect as connecting
 
@@ -49,7 +48,7 @@ def connect(config_path: str | None, registry: str | None, port: int | None, add
     from meshreg.cluster import client as clusters
 
     interruptible()
-    cfg = config.load(config_path)
+    cfg = load_config(config_path)
     target = connecting.target(cfg, registry)
     session = connecting.listen(cfg, target, address=_address(address), port=port)
     try:  # from here on Ctrl-C, even while starting, stops cleanly with exit 0

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
-from meshreg.cli.options import cluster_options, config_option, output_option, prepare
+from meshreg.cli.options import cluster_options, config_option, echo_report, output_option, prepare
 from meshreg.cli.output import doctor as formats
 from meshreg.doctor import GROUPS
 from meshreg.operations.doctor import doctor as run_doctor
@@ -15,7 +13,7 @@ from meshreg.operations.doctor import doctor as run_doctor
 @click.command()
 @config_option
 @cluster_options
-@output_option("Output format.")
+@output_option
 @click.option("--check", "checks", multiple=True, type=click.Choice(list(GROUPS)), metavar="NAME",
               help=f"Run only these checks (repeatable): {', '.join(GROUPS)}.")
 @click.pass_context
@@ -30,8 +28,9 @@ def doctor(ctx: click.Context, config_path: str | None, kubeconfig: str | None, 
       meshreg doctor
       meshreg doctor --check nodes --check bypass
       meshreg doctor -o json | jq '.results[] | select(.status != "OK")'
+      meshreg doctor -o yaml
     """
     cfg, manifests, cluster = prepare(config_path, kubeconfig, context)
     report = run_doctor(cfg, cluster, checks=checks or None, manifests=manifests)
-    click.echo(json.dumps(formats.data(report), indent=2) if output == "json" else formats.text(report))
+    echo_report(output, text=lambda: formats.text(report), data=lambda: formats.data(report))
     ctx.exit(report.exit_code)

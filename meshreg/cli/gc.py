@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
-from meshreg import config
-from meshreg.cli.options import cluster_options, config_option, output_option, registry_option, say
+from meshreg.cli.options import (
+    cluster_options,
+    config_option,
+    echo_report,
+    load_config,
+    output_option,
+    registry_option,
+    say,
+    timeout_option,
+)
 from meshreg.cli.output import gc as formats
 from meshreg.errors import ClusterError
 
@@ -18,9 +24,8 @@ from meshreg.errors import ClusterError
 @registry_option
 @click.option("--dry-run", is_flag=True, help="Change nothing: say what retention would delete and what "
                                               "garbage-collect would reclaim (the registry stays writable).")
-@click.option("--timeout", type=click.FloatRange(min=1), default=3600, show_default=True, metavar="SECONDS",
-              help="How long to follow the Job.")
-@output_option()
+@timeout_option(default="1h", minimum=1, what="the Job")
+@output_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress line.")
 @click.pass_context
 def gc(ctx: click.Context, config_path: str | None, kubeconfig: str | None, context: str | None, registry: str | None,
@@ -36,7 +41,7 @@ def gc(ctx: click.Context, config_path: str | None, kubeconfig: str | None, cont
     Examples:
       meshreg gc --dry-run
       meshreg gc --registry workspace-images
-      meshreg gc -o json | jq .blobs
+      meshreg gc --timeout 30m -o json | jq .result.blobs
 
     \b
     Exit codes: 0 done, 1 the Job failed or its result is unknown, 2 bad input.
@@ -45,12 +50,12 @@ def gc(ctx: click.Context, config_path: str | None, kubeconfig: str | None, cont
     from meshreg.cluster.wait import Progress
     from meshreg.operations import gc as gcs
 
-    cfg = config.load(config_path)
+    cfg = load_config(config_path)
     gcs.collectable(cfg, registry)  # bad input fails before any connection
     cluster = clusters.connect(kubeconfig=kubeconfig, context=context)
     report = gcs.gc(cfg, cluster, registry=registry, dry_run=dry_run, timeout=timeout, progress=Progress(quiet=quiet),
                     started=lambda job: say(formats.started(job)))
-    click.echo(json.dumps(formats.data(report), indent=2) if output == "json" else formats.text(report))
+    echo_report(output, text=lambda: formats.text(report), data=lambda: formats.data(report))
     if not report.ok:
         if output == "text" and report.state != "Complete":
             raise ClusterError(formats.failure(report))

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Literal
 
 import click
 
-from meshreg import config
+from meshreg.cli.completion import identities, writers
 from meshreg.cli.options import (
     apply_only,
     cluster_options,
     config_option,
+    echo_report,
+    load_config,
     only_with_apply,
     output_option,
     registry_option,
@@ -40,7 +41,7 @@ def policy() -> None:
 
 def _edit_command(action: Literal["grant", "revoke"], help_text: str) -> Callable[..., None]:
     @policy.command(action, help=help_text + "\n\n" + EXIT_CODES)
-    @click.argument("identity", metavar="NS/SA")
+    @click.argument("identity", metavar="NS/SA", shell_complete=writers if action == "revoke" else None)
     @click.option("--repo", "repositories", multiple=True, metavar="PREFIX",
                   help="A repository prefix such as team-a/ (repeatable); '*' for every repository.")
     @click.option("--delete", is_flag=True, help="The DELETE grant (needs deleteEnabled on the registry).")
@@ -93,7 +94,7 @@ revoke = _edit_command("revoke", """Remove a writer, some of its prefixes, or it
 @policy.command("list")
 @config_option
 @registry_option
-@output_option()
+@output_option
 def list_(config_path: str | None, registry: str | None, output: str) -> None:
     """Show the writers with their scopes and DELETE grants, the readers, the node proxy, the push proxy (its
     scope, namespace and Role), and the principals (trust domain applied) the policies name.
@@ -103,19 +104,18 @@ def list_(config_path: str | None, registry: str | None, output: str) -> None:
       meshreg policy list
       meshreg policy list -c prod.yaml -o json | jq '.writers[].principal'
     """
-    listing = policies.listing(config.load(config_path), registry=registry)
-    click.echo(json.dumps(formats.listing_data(listing), indent=2) if output == "json"
-               else formats.listing_text(listing))
+    listing = policies.listing(load_config(config_path), registry=registry)
+    echo_report(output, text=lambda: formats.listing_text(listing), data=lambda: formats.listing_data(listing))
 
 
 @policy.command(context_settings={"ignore_unknown_options": False})
 @config_option
 @registry_option
-@click.option("--as", "identity", required=True, metavar="IDENTITY",
+@click.option("--as", "identity", required=True, metavar="IDENTITY", shell_complete=identities,
               help="NS/SA (a mesh workload), node-proxy (a pull from a node), push-proxy (a push through "
                    "`meshreg connect`), anonymous (plain text), client:NAME (a client of spec.ingress) or external "
                    "(through the ingress without credentials).")
-@output_option()
+@output_option
 @click.option("--skip-waypoint", is_flag=True,
               help="Ambient mode: a client that does not go through the waypoint (it dials the pod IP, or has a "
                    "sidecar); ztunnel alone decides.")
@@ -151,8 +151,7 @@ def check(ctx: click.Context, config_path: str | None, registry: str | None, ide
     \b
     Exit codes: 0 every request allowed, 3 at least one denied, 2 bad input.
     """
-    report = policies.check(config.load(config_path), identity=identity, what=what, registry=registry,
+    report = policies.check(load_config(config_path), identity=identity, what=what, registry=registry,
                             skip_waypoint=skip_waypoint)
-    click.echo(json.dumps(formats.check_data(report), indent=2) if output == "json"
-               else formats.check_text(report))
+    echo_report(output, text=lambda: formats.check_text(report), data=lambda: formats.check_data(report))
     ctx.exit(0 if report.allowed else 3)

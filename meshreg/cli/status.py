@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
-from meshreg.cli.options import cluster_options, config_option, output_option, prepare
+from meshreg.cli.options import cluster_options, config_option, echo_report, output_option, prepare
 from meshreg.cli.output import status as formats
 from meshreg.operations.status import status as read_status
 
@@ -14,7 +12,7 @@ from meshreg.operations.status import status as read_status
 @click.command()
 @config_option
 @cluster_options
-@output_option("Output format.")
+@output_option
 @click.pass_context
 def status(ctx: click.Context, config_path: str | None, kubeconfig: str | None, context: str | None,
            output: str) -> None:
@@ -25,8 +23,9 @@ def status(ctx: click.Context, config_path: str | None, kubeconfig: str | None, 
     Examples:
       meshreg status
       meshreg status -o json | jq .registry
+      meshreg status -o yaml
     """
     cfg, objects, cluster = prepare(config_path, kubeconfig, context)
     report = read_status(cfg, cluster, manifests=objects)
-    click.echo(json.dumps(formats.data(report), indent=2) if output == "json" else formats.text(report))
+    echo_report(output, text=lambda: formats.text(report), data=lambda: formats.data(report))
     ctx.exit(0 if report.healthy else 1)

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
 import click
 
-from meshreg.cli.options import cluster_options, config_option, interruptible, output_option, prepare, say
+from meshreg.cli.completion import writers
+from meshreg.cli.options import (
+    cluster_options,
+    config_option,
+    echo_report,
+    interruptible,
+    output_option,
+    prepare,
+    say,
+    timeout_option,
+)
 from meshreg.cli.output import verify as formats
 from meshreg.cluster.wait import Progress
 from meshreg.operations.verify import verify as run_verify
@@ -30,8 +39,8 @@ def _parsed(parse: Callable[[str], Any]) -> Callback:
 @click.command()
 @config_option
 @cluster_options
-@output_option("Output format.")
-@click.option("--as", "as_identity", metavar="NS/SA", default=None,
+@output_option
+@click.option("--as", "as_identity", metavar="NS/SA", default=None, shell_complete=writers,
               help="The writer whose identity pushes [default: each registry's first unscoped writer].")
 @click.option("--image", default=None, metavar="IMAGE", envvar="MESHREG_VERIFY_IMAGE", show_envvar=True,
               help="Probe image with sh and curl, e.g. in a private mirror for airgapped clusters "
@@ -45,8 +54,7 @@ def _parsed(parse: Callable[[str], Any]) -> Callback:
                    "NoSchedule taint). Default: none, so probes run only where untolerating pods may.")
 @click.option("--node-selector", "node_selector", multiple=True, metavar="KEY=VALUE", callback=_parsed(parse_label),
               help="Run the probes only on nodes with this label (repeatable).")
-@click.option("--timeout", type=click.FloatRange(min=10), default=180, show_default=True, metavar="SECONDS",
-              help="How long to wait for each phase of probes.")
+@timeout_option(default="3m", minimum=10, what="each phase of probes")
 @click.option("-q", "--quiet", is_flag=True, help="No progress line.")
 @click.pass_context
 def verify(ctx: click.Context, config_path: str | None, kubeconfig: str | None, context: str | None, output: str,
@@ -62,16 +70,16 @@ def verify(ctx: click.Context, config_path: str | None, kubeconfig: str | None, 
       meshreg verify
       meshreg verify --as builds/kaniko --node worker-2
       meshreg verify --image registry.internal/tools/curl:8.11.1 -o json
+      meshreg verify --timeout 5m -o yaml
       meshreg verify --toleration dedicated=registry:NoSchedule --node-selector pool=registry
     """
     cfg, _, cluster = prepare(config_path, kubeconfig, context)
     interruptible()
     report = run_verify(cfg, cluster, image=image, as_identity=as_identity, node=node, timeout=timeout,
-                        placement=Placement(tolerations, node_selector),
-                        progress=Progress(quiet=quiet or output == "json"))
+                        placement=Placement(tolerations, node_selector), progress=Progress(quiet=quiet))
     if report.interrupted:
         for line in formats.interruption(report):
             say(line)
     else:
-        click.echo(json.dumps(formats.data(report), indent=2) if output == "json" else formats.text(report))
+        echo_report(output, text=lambda: formats.text(report), data=lambda: formats.data(report))
     ctx.exit(report.exit_code)

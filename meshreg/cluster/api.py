@@ -52,8 +52,9 @@ class ClusterClient(Protocol):
         """Delete; False when it was already gone."""
 
     def log(self, pod: str, *, namespace: str, container: str | None = None, previous: bool = False,
-            tail: int | None = None, limit_bytes: int | None = None) -> str | None:
-        """A container's log; None when the pod is gone."""
+            tail: int | None = None, limit_bytes: int | None = None, since_seconds: int | None = None,
+            timestamps: bool = False) -> str | None:
+        """A container's log (each line after the kubelet's time with `timestamps`); None when the pod is gone."""
 
     def node_summary(self, node: str) -> Object:
         """The kubelet's stats summary through the API server; ClusterError, with the API's reason, when it cannot

@@ -29,14 +29,15 @@ __all__ = ["OPTIONAL", "ORDER", "PRUNABLE", "PUBLISHED", "NotOwned", "Outcome", 
 # Dependency order: what others refer to first. Deleting goes the other way.
 ORDER = ["Namespace", "ServiceAccount", "Role", "RoleBinding", "ConfigMap", "Secret", "PersistentVolumeClaim",
          "Service", "Deployment", "DaemonSet", "PeerAuthentication", "RequestAuthentication", "AuthorizationPolicy",
-         "Gateway", "VirtualService", "ServiceEntry", "DestinationRule", "PodDisruptionBudget", "CronJob"]
+         "Gateway", "VirtualService", "ServiceEntry", "DestinationRule", "Telemetry", "PodDisruptionBudget", "CronJob"]
 # Every kind meshreg may have rendered in its namespace, so a kind the config no longer renders is still pruned.
 # The PVC and the Namespace are absent on purpose: pruning must never delete registry data.
 PRUNABLE = [("v1", "ServiceAccount"), ("v1", "ConfigMap"), ("v1", "Service"), ("apps/v1", "Deployment"),
             ("apps/v1", "DaemonSet"), ("security.istio.io/v1", "PeerAuthentication"),
             ("security.istio.io/v1", "AuthorizationPolicy"), ("networking.istio.io/v1", "Gateway"),
             ("networking.istio.io/v1", "VirtualService"), ("networking.istio.io/v1", "ServiceEntry"),
-            ("networking.istio.io/v1", "DestinationRule"), ("gateway.networking.k8s.io/v1", "Gateway"),
+            ("networking.istio.io/v1", "DestinationRule"), ("telemetry.istio.io/v1", "Telemetry"),
+            ("gateway.networking.k8s.io/v1", "Gateway"),
             ("policy/v1", "PodDisruptionBudget"), ("rbac.authorization.k8s.io/v1", "Role"),
             ("rbac.authorization.k8s.io/v1", "RoleBinding"), ("batch/v1", "CronJob")]
 # CRDs a cluster may lack (the Gateway API, for ambient mode's waypoint): pruned only where the server serves them.

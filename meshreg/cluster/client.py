@@ -46,6 +46,7 @@ KINDS = {
     ("networking.istio.io/v1", "VirtualService"): ("virtualservices", True),
     ("networking.istio.io/v1", "ServiceEntry"): ("serviceentries", True),
     ("networking.istio.io/v1", "DestinationRule"): ("destinationrules", True),
+    ("telemetry.istio.io/v1", "Telemetry"): ("telemetries", True),
     ("gateway.networking.k8s.io/v1", "Gateway"): ("gateways", True),
     ("gateway.networking.k8s.io/v1", "GatewayClass"): ("gatewayclasses", False),
     ("discovery.k8s.io/v1", "EndpointSlice"): ("endpointslices", True),
@@ -171,12 +172,15 @@ class Cluster:
         return gone is not None
 
     def log(self, pod: str, *, namespace: str, container: str | None = None, previous: bool = False,
-            tail: int | None = None, limit_bytes: int | None = None) -> str | None:
+            tail: int | None = None, limit_bytes: int | None = None, since_seconds: int | None = None,
+            timestamps: bool = False) -> str | None:
         """What a container wrote (of its previous run with `previous`; the last `tail` lines, at most `limit_bytes`
-        bytes); None when the pod is gone."""
+        bytes, the last `since_seconds`; each line after the kubelet's RFC 3339 time with `timestamps`); None when
+        the pod is gone."""
         path = object_path("v1", "Pod", namespace=namespace, name=pod) + "/log"
-        query = [(k, str(v)) for k, v in (("container", container), ("tailLines", tail), ("limitBytes", limit_bytes))
-                 if v is not None] + ([("previous", "true")] if previous else [])
+        query = [(k, str(v)) for k, v in (("container", container), ("tailLines", tail), ("limitBytes", limit_bytes),
+                                          ("sinceSeconds", since_seconds)) if v is not None]
+        query += [(k, "true") for k, on in (("previous", previous), ("timestamps", timestamps)) if on]
         # The log is plain text, but the API server answers `Accept: text/plain` with 406: ask for anything.
         status, raw, _ = self._exchange("GET", path, query=query, body=None, content_type=None, accept="*/*")
         if status == 404:  # the pod is gone (400 names what is missing: a container not started, no previous run)

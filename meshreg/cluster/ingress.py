@@ -12,7 +12,7 @@ from meshreg.render.labels import selector as selector_text
 # In apply order; pruning goes the other way (the route first, the CA Secret last).
 KINDS = [("v1", "Secret"), ("security.istio.io/v1", "RequestAuthentication"),
          ("security.istio.io/v1", "AuthorizationPolicy"), ("networking.istio.io/v1", "Gateway"),
-         ("networking.istio.io/v1", "VirtualService")]
+         ("networking.istio.io/v1", "VirtualService"), ("telemetry.istio.io/v1", "Telemetry")]
 
 
 def recorded_namespace(cluster: ClusterClient, namespace: str) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -13,22 +14,27 @@ from meshreg.cluster.api import ClusterClient, Object
 from meshreg.cluster.enforcement import has_sidecar
 from meshreg.errors import ClusterError
 
+CLOCK = re.compile(r" \(\d+s\)$")  # the elapsed time a progress line may end with
 PULL_FAILURES = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
 
 Workload = tuple[str, str, str]  # (apiVersion, kind, name)
 
 
 class Progress:
-    """One status line on stderr: rewritten in place on a TTY, plain lines when piped or NO_COLOR, silent when quiet."""
+    """One status line on stderr: rewritten in place on a TTY (so a trailing clock, ` (12s)`, keeps moving), plain
+    lines when piped or NO_COLOR, and then only when what it reports changes (the clock alone is no news); silent
+    when quiet."""
 
     def __init__(self, *, stream: TextIO | None = None, quiet: bool = False) -> None:
         self.stream = stream or sys.stderr
         self.quiet = quiet
-        self.live = not quiet and _isatty(self.stream) and "NO_COLOR" not in os.environ
+        self.live = (not quiet and _isatty(self.stream) and "NO_COLOR" not in os.environ
+                     and os.environ.get("TERM") != "dumb")
         self.last: str | None = None
 
     def update(self, text: str) -> None:
-        if self.quiet or text == self.last:
+        if self.quiet or text == self.last or (not self.live and self.last is not None
+                                               and _news(text) == _news(self.last)):
             return
         if self.live:
             self.stream.write(f"\r\x1b[K{text}")
@@ -38,9 +44,16 @@ class Progress:
         self.last = text
 
     def done(self) -> None:
+        """The wait is over: end the live line; the next update starts a new one."""
         if self.live and self.last is not None:
             self.stream.write("\n")
             self.stream.flush()
+        self.last = None
+
+
+def _news(text: str) -> str:
+    """What a progress line reports, without its trailing clock."""
+    return CLOCK.sub("", text)
 
 
 def _isatty(stream: Any) -> bool:

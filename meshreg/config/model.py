@@ -13,6 +13,7 @@ from meshreg.retention import Retention
 API_VERSION = "meshreg.dev/v1alpha1"
 KIND = "MeshRegistry"
 DEFAULT_FILE = "meshreg.yaml"
+SCHEMA_FILE = "meshreg.schema.json"  # `meshreg schema`, written by `meshreg init` beside the config its modeline names
 DEFAULT_IMAGE = "docker.io/library/registry:2.8.3"
 REGISTRY_PORT = 5000  # the registry Service port; fixed so every address meshreg publishes agrees
 
@@ -234,6 +235,17 @@ class LocalRegistryHosting:
                  "hostFromContainerRuntime. Run `meshreg status` for details.")
 
 
+@dataclass(frozen=True)
+class Audit:
+    """An audit record of every write and refusal (docs/audit.md): Telemetry objects that log them through
+    `provider`, an extension provider in the mesh config. A Telemetry on a workload replaces the access-log providers
+    the mesh gives it, so `keep_providers` are named beside it (Istio's built-in `envoy`: the usual access log)."""
+
+    enabled: bool = True
+    provider: str = "meshreg-audit"
+    keep_providers: tuple[str, ...] = ("envoy",)
+
+
 INGRESS_METHODS = ("mtls", "jwt")
 
 
@@ -324,6 +336,7 @@ class Config:
     local_registry_hosting: LocalRegistryHosting = LocalRegistryHosting()
     source: str = "<built-in default>"
     ingress: Ingress | None = None  # writers outside the cluster (spec.ingress)
+    audit: Audit = Audit()  # who wrote what, in the proxies' access logs (spec.audit)
     image_pull_secrets: tuple[str, ...] = ()  # Secrets in each namespace meshreg runs pods in, for private mirrors
 
     def principal(self, identity: str) -> str:

@@ -22,6 +22,19 @@ NODE_OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt")
 LABEL_OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
 REQUIRED_TERMS = "requiredDuringSchedulingIgnoredDuringExecution"
 PREFERRED_TERMS = "preferredDuringSchedulingIgnoredDuringExecution"
+# The reader's key tables (meshreg.config.schema builds the JSON Schema from them).
+TOLERATION: dict[str, Any] = {"key": None, "operator": None, "value": None, "effect": None, "tolerationSeconds": None}
+AFFINITY: dict[str, Any] = {"nodeAffinity": None, "podAffinity": None, "podAntiAffinity": None}
+TERMS: dict[str, Any] = {REQUIRED_TERMS: None, PREFERRED_TERMS: None}  # node, pod and pod anti-affinity
+NODE_SELECTOR: dict[str, Any] = {"nodeSelectorTerms": REQUIRED}
+NODE_TERM: dict[str, Any] = {"matchExpressions": None, "matchFields": None}
+REQUIREMENT: dict[str, Any] = {"key": REQUIRED, "operator": REQUIRED, "values": None}
+PREFERENCE: dict[str, Any] = {"weight": REQUIRED, "preference": REQUIRED}
+WEIGHTED_POD_TERM: dict[str, Any] = {"weight": REQUIRED, "podAffinityTerm": REQUIRED}
+POD_TERM: dict[str, Any] = {"labelSelector": None, "namespaceSelector": None, "namespaces": None,
+                            "topologyKey": REQUIRED, "matchLabelKeys": None, "mismatchLabelKeys": None}
+LABEL_SELECTOR: dict[str, Any] = {"matchLabels": None, "matchExpressions": None}
+PULL_SECRET: dict[str, Any] = {"name": REQUIRED}
 _KEY = "an optional DNS prefix and '/', then a name of at most 63 characters"
 _VALUE = "at most 63 letters, digits, '-', '_' or '.'"
 Term = Callable[[Reader, object, Path], dict[str, Any]]
@@ -54,7 +67,7 @@ def read_pull_secrets(r: Reader, value: object, path: Path) -> tuple[str, ...]:
     """`imagePullSecrets` as the pod spec has it: a list of {name: SECRET}."""
     seen: dict[str, int] = {}
     for i, item in enumerate(_list(r, value, path)):
-        m = r.mapping(item, path + (i,), {"name": REQUIRED})
+        m = r.mapping(item, path + (i,), PULL_SECRET)
         name = r.string(m["name"], path + (i, "name"), names.check_subdomain)
         if name in seen:
             r.fail(path + (i, "name"), f"{name!r} is listed twice (imagePullSecrets[{seen[name]}])")
@@ -69,8 +82,7 @@ def _list(r: Reader, value: object, path: Path) -> list[Any]:
 
 
 def _toleration(r: Reader, value: object, path: Path) -> dict[str, Any]:
-    m = r.mapping(value, path, {"key": None, "operator": None, "value": None, "effect": None,
-                                "tolerationSeconds": None})
+    m = r.mapping(value, path, TOLERATION)
     key = r.string(m["key"], path + ("key",), lambda v: names.check_label_key(v, expected=_KEY) if v else None,
                    nullable=True)
     operator = r.string(m["operator"], path + ("operator",), lambda v: None if v in ("Equal", "Exists") else
@@ -99,7 +111,7 @@ def _seconds(r: Reader, value: object, path: Path, *, effect: str | None) -> int
 
 
 def _affinity(r: Reader, value: object, path: Path) -> dict[str, Any]:
-    m = r.mapping(value, path, {"nodeAffinity": None, "podAffinity": None, "podAntiAffinity": None})
+    m = r.mapping(value, path, AFFINITY)
     out = {}
     if m["nodeAffinity"] is not None:
         out["nodeAffinity"] = _node_affinity(r, m["nodeAffinity"], path + ("nodeAffinity",))
@@ -110,11 +122,11 @@ def _affinity(r: Reader, value: object, path: Path) -> dict[str, Any]:
 
 
 def _node_affinity(r: Reader, value: object, path: Path) -> dict[str, Any]:
-    m = r.mapping(value, path, {REQUIRED_TERMS: None, PREFERRED_TERMS: None})
+    m = r.mapping(value, path, TERMS)
     out: dict[str, Any] = {}
     if m[REQUIRED_TERMS] is not None:
         p = path + (REQUIRED_TERMS,)
-        selector = r.mapping(m[REQUIRED_TERMS], p, {"nodeSelectorTerms": REQUIRED})
+        selector = r.mapping(m[REQUIRED_TERMS], p, NODE_SELECTOR)
         terms = _list(r, selector["nodeSelectorTerms"], p + ("nodeSelectorTerms",))
         if not terms:
             r.fail(p + ("nodeSelectorTerms",), "expected at least one term (a node must match one of them)")
@@ -122,19 +134,20 @@ def _node_affinity(r: Reader, value: object, path: Path) -> dict[str, Any]:
                                                      for i, t in enumerate(terms)]}
     if m[PREFERRED_TERMS] is not None:
         p = path + (PREFERRED_TERMS,)
-        out[PREFERRED_TERMS] = [_weighted(r, t, p + (i,), "preference", _node_term)
+        out[PREFERRED_TERMS] = [_weighted(r, t, p + (i,), PREFERENCE, _node_term)
                                 for i, t in enumerate(_list(r, m[PREFERRED_TERMS], p))]
     return out
 
 
-def _weighted(r: Reader, value: object, path: Path, key: str, read_term: Term) -> dict[str, Any]:
-    m = r.mapping(value, path, {"weight": REQUIRED, key: REQUIRED})
+def _weighted(r: Reader, value: object, path: Path, keys: dict[str, Any], read_term: Term) -> dict[str, Any]:
+    key = list(keys)[1]  # the term beside the weight
+    m = r.mapping(value, path, keys)
     return {"weight": r.integer(m["weight"], path + ("weight",), low=1, high=100),
             key: read_term(r, m[key], path + (key,))}
 
 
 def _node_term(r: Reader, value: object, path: Path) -> dict[str, Any]:
-    m = r.mapping(value, path, {"matchExpressions": None, "matchFields": None})
+    m = r.mapping(value, path, NODE_TERM)
     out = {}
     for kind in ("matchExpressions", "matchFields"):
         if m[kind] is not None:
@@ -149,7 +162,7 @@ def _node_term(r: Reader, value: object, path: Path) -> dict[str, Any]:
 def _requirement(r: Reader, value: object, path: Path, operators: tuple[str, ...], *,
                  field: bool = False) -> dict[str, Any]:
     """One {key, operator, values} with the rules of its operator."""
-    m = r.mapping(value, path, {"key": REQUIRED, "operator": REQUIRED, "values": None})
+    m = r.mapping(value, path, REQUIREMENT)
     if field:
         r.string(m["key"], path + ("key",), lambda v: None if v == "metadata.name" else
                  f"{v!r}: matchFields supports only metadata.name")
@@ -183,21 +196,20 @@ def _values_problem(operator: str, values: list[str], *, field: bool) -> str | N
 
 
 def _pod_affinity(r: Reader, value: object, path: Path) -> dict[str, Any]:
-    m = r.mapping(value, path, {REQUIRED_TERMS: None, PREFERRED_TERMS: None})
+    m = r.mapping(value, path, TERMS)
     out: dict[str, Any] = {}
     if m[REQUIRED_TERMS] is not None:
         p = path + (REQUIRED_TERMS,)
         out[REQUIRED_TERMS] = [_pod_term(r, t, p + (i,)) for i, t in enumerate(_list(r, m[REQUIRED_TERMS], p))]
     if m[PREFERRED_TERMS] is not None:
         p = path + (PREFERRED_TERMS,)
-        out[PREFERRED_TERMS] = [_weighted(r, t, p + (i,), "podAffinityTerm", _pod_term)
+        out[PREFERRED_TERMS] = [_weighted(r, t, p + (i,), WEIGHTED_POD_TERM, _pod_term)
                                 for i, t in enumerate(_list(r, m[PREFERRED_TERMS], p))]
     return out
 
 
 def _pod_term(r: Reader, value: object, path: Path) -> dict[str, Any]:
-    m = r.mapping(value, path, {"labelSelector": None, "namespaceSelector": None, "namespaces": None,
-                                "topologyKey": REQUIRED, "matchLabelKeys": None, "mismatchLabelKeys": None})
+    m = r.mapping(value, path, POD_TERM)
     out: dict[str, Any] = {}
     for kind in ("labelSelector", "namespaceSelector"):
         if m[kind] is not None:
@@ -213,7 +225,7 @@ def _pod_term(r: Reader, value: object, path: Path) -> dict[str, Any]:
 
 
 def _label_selector(r: Reader, value: object, path: Path) -> dict[str, Any]:
-    m = r.mapping(value, path, {"matchLabels": None, "matchExpressions": None})
+    m = r.mapping(value, path, LABEL_SELECTOR)
     out: dict[str, Any] = {}
     if m["matchLabels"] is not None:
         out["matchLabels"] = dict(read_node_selector(r, m["matchLabels"], path + ("matchLabels",), what="labels"))

@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from meshreg.config import mesh, names, pushproxy, scheduling
+from meshreg.config.audit import read_audit
 from meshreg.config.ingress import read_ingress
 from meshreg.config.model import API_VERSION, KIND, Config, LocalRegistryHosting, NodeProxy, Registry
 from meshreg.config.reader import REQUIRED, Reader
@@ -17,7 +18,7 @@ _NP = NodeProxy()
 _SPEC_KEYS: dict[str, object] = {
     "namespace": "meshreg", "trustDomain": "cluster.local", "istioRevision": None, "registry": None, "nodeProxy": {},
     "readers": None, "writers": None, "registries": None, "localRegistryHosting": {}, "mesh": mesh.MESHES[0],
-    "pushProxy": None, "ingress": None, "imagePullSecrets": []}
+    "pushProxy": None, "ingress": None, "audit": {}, "imagePullSecrets": []}
 
 
 def read_config(r: Reader, data: object, name: str) -> Config:
@@ -58,6 +59,7 @@ def read_config(r: Reader, data: object, name: str) -> Config:
             publish=r.boolean(hosting["publish"], p + ("localRegistryHosting", "publish"))),
         source=name,
         ingress=ingress,
+        audit=read_audit(r, spec["audit"], p + ("audit",)),
         image_pull_secrets=scheduling.read_pull_secrets(r, spec["imagePullSecrets"], p + ("imagePullSecrets",)),
     )
 

@@ -1,6 +1,9 @@
-"""The commented starter config that `meshreg init` writes."""
+"""The commented starter config that `meshreg init` writes; its first line names the JSON Schema `init` writes beside
+it (`meshreg schema`), so editors check it offline."""
 
-TEXT = """\
+from meshreg.config.model import SCHEMA_FILE
+
+TEXT = f"# yaml-language-server: $schema={SCHEMA_FILE}\n" + """\
 # meshreg config: `meshreg render` shows what it deploys, `meshreg up` deploys it.
 apiVersion: meshreg.dev/v1alpha1
 kind: MeshRegistry
@@ -33,4 +36,7 @@ spec:
   # pushProxy:
   #   enabled: true
   #   repositories: ["dev/"]        # what people may push; who may is RBAC on pods/portforward there
+  # Who wrote what: the proxies that enforce the policies log every write and refusal (on by default; the mesh
+  # config needs the provider `meshreg audit --mesh-config` prints; docs/audit.md):
+  # audit: {enabled: true, provider: meshreg-audit, keepProviders: [envoy]}
 """

@@ -13,9 +13,10 @@ from meshreg.errors import ClusterError
 # check group -> module; the order is the order of the lines
 GROUPS = {"api": "api", "istio": "istio", "ambient": "ambient", "ingress": "ingress", "trust-domain": "trustdomain",
           "writers": "writers", "policies": "policies", "nodes": "nodes", "admission": "admission",
-          "storage": "storage", "bypass": "access", "deployed": "deployed", "connect": "devloop"}
-# admission is not among them: `up` sends the same dry run itself, before it changes anything.
-PREFLIGHT = ("api", "istio", "ambient", "ingress", "trust-domain", "writers", "nodes", "storage")
+          "storage": "storage", "audit": "audit", "bypass": "access", "deployed": "deployed", "connect": "devloop"}
+# admission is not among them: `up` sends the same dry run itself, before it changes anything. audit never FAILs:
+# `up` runs it to print its warnings.
+PREFLIGHT = ("api", "istio", "ambient", "ingress", "trust-domain", "writers", "nodes", "storage", "audit")
 
 
 class Unreachable(ClusterError):

@@ -31,6 +31,7 @@ class DownReport:
 
     outcomes: tuple[Outcome, ...]
     note: str | None
+    server: str = ""
 
     @property
     def counts(self) -> dict[str, int]:
@@ -61,5 +62,5 @@ def down(cfg: Config, cluster: ClusterClient, *, manifests: list[Object] | None 
         events.confirm_purge(Purge(server=cluster.server, claim=f"{cfg.namespace}/registry-data",
                                    namespaces=(cfg.namespace, *push_proxy_namespaces(cfg))))
     outcomes = removing.remove(manifests=objects, cluster=cluster, purge=purge, on_outcome=events.outcome)
-    return DownReport(outcomes=tuple(outcomes),
-                      note=runtimeconfig.after_down(cluster=cluster, cfg=cfg, outcomes=outcomes))
+    note = runtimeconfig.after_down(cluster=cluster, cfg=cfg, outcomes=outcomes)
+    return DownReport(outcomes=tuple(outcomes), note=note, server=cluster.server)

@@ -38,6 +38,8 @@ class GcReport:
     state: str  # "Complete" or "Failed"
     result: GcResult | None
     result_error: str  # why `result` is None ("" when it was read)
+    registry: str = ""
+    dry_run: bool = False
 
     @property
     def ok(self) -> bool:
@@ -68,4 +70,5 @@ def gc(cfg: Config, cluster: ClusterClient, *, registry: str | None, dry_run: bo
     if state == "Complete" and not dry_run:
         waiting.wait(cluster=cluster, namespace=cfg.namespace, workloads=[("apps/v1", "Deployment", reg.name)],
                      timeout=ROLLOUT_TIMEOUT, progress=progress)
-    return GcReport(namespace=cfg.namespace, job=name, state=state, result=result, result_error=why)
+    return GcReport(namespace=cfg.namespace, job=name, state=state, result=result, result_error=why, registry=reg.name,
+                    dry_run=dry_run)

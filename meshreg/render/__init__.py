@@ -8,6 +8,7 @@ from meshreg.config import Config, Registry
 from meshreg.objects import Object
 from meshreg.render import (
     ambient,
+    audit,
     gc,
     hosting,
     ingress,
@@ -70,12 +71,13 @@ def _policies(cfg: Config, regs: list[Registry]) -> list[Object]:
 
 
 def _routes(cfg: Config, regs: list[Registry]) -> list[Object]:
-    """Each mirror's way to its upstream, the ambient waypoint, the push proxies and the ingress."""
+    """Each mirror's way to its upstream, the ambient waypoint, the push proxies, the ingress, the audit logs."""
     return [
         *[o for reg in regs if reg.mirror for o in mirror.objects(cfg, reg)],
         *([ambient.waypoint(cfg)] if ambient.is_ambient(cfg) else []),
         *[o for reg in regs if reg.push_proxy for o in pushproxy.objects(cfg, reg)],
         *ingress.objects(cfg),
+        *audit.objects(cfg),
     ]
 
 
@@ -110,4 +112,4 @@ def notices(cfg: Config, *, writers: bool = True) -> list[str]:
         if cfg.node_proxy.enabled and "*" not in reg.readers:
             out.append(f"{label}readers are restricted, but the node proxy serves reads to anything on a node "
                        "(and to pods that can reach its pod IP): keep confidential images in a separate registry.")
-    return out + ambient.notices(cfg) + ingress.notices(cfg)
+    return out + ambient.notices(cfg) + ingress.notices(cfg) + audit.notices(cfg)

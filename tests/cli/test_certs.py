@@ -49,7 +49,7 @@ def test_issue_with_the_servers_ca_writes_it_as_ca_crt(conf, tmp_path):
     run("certs", "init", conf=conf)
     server_ca = (tmp_path / "ingress-ca" / "ca.crt").read_bytes()  # any PEM certificate stands for it here
     (tmp_path / "server-ca.pem").write_bytes(server_ca)
-    out = run("certs", "issue", "loader", "-o", str(tmp_path / "certs.d"),
+    out = run("certs", "issue", "loader", "--output-dir", str(tmp_path / "certs.d"),
               "--server-ca", str(tmp_path / "server-ca.pem"), conf=conf)
     assert out.exit_code == 0, out.output
     assert (tmp_path / "certs.d" / HOST / "ca.crt").read_bytes() == server_ca

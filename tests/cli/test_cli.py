@@ -28,7 +28,7 @@ def test_render_without_a_config_renders_the_default_and_says_how_to_grant(tmp_p
 
 
 def test_render_to_a_directory_writes_one_file_per_object(tmp_path):
-    out = meshreg("render", "-o", "out", cwd=tmp_path)
+    out = meshreg("render", "--output-dir", "out", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     files = sorted(p for p in (tmp_path / "out").iterdir() if p.name != "kustomization.yaml")
     stream = [d for d in yaml.safe_load_all(meshreg("render", cwd=tmp_path).stdout) if d]

@@ -76,7 +76,7 @@ def test_two_claims_that_fit_the_quota_one_at_a_time_are_refused_only_on_the_rea
 def test_dry_run_on_a_new_namespace_says_the_server_could_not_check_its_contents(fake):
     result = run("up", "--dry-run")
     assert result.exit_code == 0, result.output
-    assert "15 objects were not checked by the server: namespace meshreg does not exist yet" in result.output
+    assert "16 objects were not checked by the server: namespace meshreg does not exist yet" in result.output
     assert writes(fake) == []
 
 
@@ -175,7 +175,7 @@ def test_up_fails_when_the_registry_pod_has_no_sidecar_and_says_how_to_fix_it(fa
         "auto), so no proxy serves the node-local port. Fix sidecar injection (the namespace's istio-injection or "
         "istio.io/rev label must match a running istiod's injector, and no sidecar.istio.io/inject: \"false\" on the "
         "pods), then restart the pods: kubectl -n meshreg rollout restart deployment/registry daemonset/node-proxy "
-        "(all 17 objects were applied)")
+        "(all 18 objects were applied)")
     assert "push (in-cluster writers)" not in result.output
 
 
@@ -240,7 +240,7 @@ def test_two_instances_up_then_one_down_leaves_the_other_intact(fake, tmp_path):
     assert {k: fake.objects.get(k) for k in alpha_objects} == alpha_objects
     assert "registry-alpha.svc.cluster.local" in fake.get("v1", "ConfigMap", "local-registry-hosting",
                                                           namespace="kube-public")["data"]["localRegistryHosting.v1"]
-    assert up(tmp_path, alpha).exit_code == 0 and "17 unchanged" in up(tmp_path, alpha).output
+    assert up(tmp_path, alpha).exit_code == 0 and "18 unchanged" in up(tmp_path, alpha).output
 
 
 def test_status_of_an_instance_that_does_not_publish_reads_its_own_addresses(fake, tmp_path):

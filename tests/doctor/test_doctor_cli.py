@@ -27,7 +27,7 @@ def run(*args):
 def test_doctor_prints_one_line_per_check_and_exits_zero_without_failures(fake):
     result = run("doctor")
     assert result.exit_code == 0, result.output
-    first, *body, summary = result.output.splitlines()
+    first, *body, summary = result.stdout.splitlines()
     assert first == "meshreg doctor: https://fake.invalid:6443 (config <built-in default>, namespace meshreg)"
     assert body[0].split() == ["OK", "api", "Kubernetes", "v1.31.0", "at", "https://fake.invalid:6443"]
     assert any(line.split()[:2] == ["WARN", "deployed"] for line in body)
@@ -37,7 +37,7 @@ def test_doctor_prints_one_line_per_check_and_exits_zero_without_failures(fake):
 
 def test_every_warning_and_failure_says_what_to_do(fake):
     del fake.objects[("apps/v1", "Deployment", "istio-system", "istiod")]
-    lines = run("doctor").output.splitlines()[1:-1]
+    lines = run("doctor").stdout.splitlines()[1:-1]
     for line, after in zip(lines, [*lines[1:], ""], strict=True):
         if line.startswith(("WARN", "FAIL")):
             assert after.split()[0] == "fix:", line
@@ -53,7 +53,7 @@ def test_doctor_exits_one_when_a_check_fails(fake):
 def test_doctor_json_has_every_result_with_its_status_and_fix(fake):
     fake.served_groups = {}
     result = run("doctor", "-o", "json", "--check", "istio", "--check", "storage")
-    data = json.loads(result.output)
+    data = json.loads(result.stdout)
     assert data["ok"] is False and data["counts"]["FAIL"] >= 1
     assert {r["check"] for r in data["results"]} == {"istio", "storage"}
     assert all(set(r) == {"check", "status", "message", "fix"} for r in data["results"])
@@ -62,8 +62,9 @@ def test_doctor_json_has_every_result_with_its_status_and_fix(fake):
 def test_doctor_exits_two_when_the_cluster_cannot_be_reached(fake):
     fake.failures[("get", "version", "*")] = ClusterError("cannot reach the Kubernetes API server at x: refused")
     result = run("doctor")
-    assert result.exit_code == 2
-    assert result.output == "meshreg: error: cannot reach the Kubernetes API server at x: refused\n"
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr == ("meshreg: no meshreg.yaml here; using the built-in default (writers: none)\n"
+                             "meshreg: error: cannot reach the Kubernetes API server at x: refused\n")
 
 
 def test_doctor_exits_two_for_an_unknown_check(fake):
@@ -95,7 +96,7 @@ def test_up_skip_checks_goes_ahead_without_asking_anything(fake):
     # the dry run of every object is part of applying, not a check: it still comes first
     first_write = next(i for i, r in enumerate(fake.requests) if r[0] == "apply" and not r[2]["dry_run"]
                        and r[1][1] != "Namespace")  # a new Namespace is created first, for the dry run to land in
-    assert len({r[1] for r in fake.requests[:first_write] if r[0] == "apply" and r[2]["dry_run"]}) == 16
+    assert len({r[1] for r in fake.requests[:first_write] if r[0] == "apply" and r[2]["dry_run"]}) == 17
 
 
 def test_up_prints_preflight_warnings_and_goes_on(fake):

@@ -22,8 +22,8 @@ def test_the_operation_renders_the_config_itself_when_the_caller_has_not():
 def test_without_checks_named_every_group_runs_in_order():
     report = doctor(DEFAULT, cluster_with_istio(), checks=None)
     checks = list(dict.fromkeys(r.check for r in report.results))
-    assert checks == ["api", "istio", "trust-domain", "writers", "policies", "nodes", "admission", "storage", "bypass",
-                      "deployed"]
+    assert checks == ["api", "istio", "trust-domain", "writers", "policies", "nodes", "admission", "storage", "audit",
+                      "bypass", "deployed"]
 
 
 def test_warnings_leave_the_report_ok_and_one_failure_does_not():

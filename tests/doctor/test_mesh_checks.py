@@ -63,7 +63,8 @@ def test_complete_rules_that_lack_a_kind_fail_without_asking_again():
     fake = cluster_with_istio()
     admin = [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}]
     every_group_but_apps = [{"verbs": ["*"], "apiGroups": ["", "security.istio.io", "networking.istio.io",
-                                                           "rbac.authorization.k8s.io", "batch", "policy"],
+                                                           "telemetry.istio.io", "rbac.authorization.k8s.io", "batch",
+                                                           "policy"],
                              "resources": ["*"]},
                             {"verbs": ["*"], "apiGroups": ["apps"], "resources": ["deployments"]},
                             {"verbs": ["*"], "apiGroups": ["apps"], "resources": ["daemonsets"],

@@ -66,7 +66,8 @@ def test_a_completed_run_reports_the_job_its_state_and_its_result(cfg, cluster):
     report = gc(cfg, cluster, registry=None, dry_run=False, timeout=60, progress=Lines(), started=told.append)
     [job] = [o["metadata"]["name"] for o in cluster.objects.values() if o["kind"] == "Job"]
     assert told == [JobStarted(namespace=NS, job=job, cron="workspace-images-gc")]
-    assert report == GcReport(namespace=NS, job=job, state="Complete", result=RESULT, result_error="")
+    assert report == GcReport(namespace=NS, job=job, state="Complete", result=RESULT, result_error="",
+                              registry="workspace-images", dry_run=False)
     assert report.ok
 
 

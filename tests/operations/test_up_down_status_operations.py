@@ -42,7 +42,7 @@ class Recorder(UpEvents, DownEvents):
 
 def test_up_returns_what_it_applied_and_where_to_push_and_pull_and_prints_nothing(fake, capsys):
     report = up(config.DEFAULT, fake)
-    assert report.counts == {"created": 17} and not report.dry_run
+    assert report.counts == {"created": 18} and not report.dry_run
     [addresses] = report.addresses
     assert addresses.pull == "localhost:5000" and addresses.push == "registry.meshreg.svc.cluster.local:5000"
     assert capsys.readouterr() == ("", "")
@@ -51,7 +51,7 @@ def test_up_returns_what_it_applied_and_where_to_push_and_pull_and_prints_nothin
 def test_up_tells_each_outcome_as_it_happens_then_that_everything_is_applied(fake):
     events = Recorder()
     up(config.DEFAULT, fake, dry_run=True, events=events)
-    assert events.said == ["dry run", *["outcome"] * 17, "applied"]
+    assert events.said == ["dry run", *["outcome"] * 18, "applied"]
 
 
 def test_down_asks_before_a_purge_and_deletes_nothing_when_the_answer_is_no(fake):

@@ -15,9 +15,9 @@ from support.paths import ROOT, SHARED
 
 SPLIT_CONFIG = "examples/gitpod-separate-registries/meshreg.yaml"
 AMBIENT_CONFIG = "examples/gitpod-ambient/meshreg.yaml"
-REGENERATE = ("meshreg render > manifests/meshreg.yaml && meshreg render -o kustomize/base && "
-              f"meshreg render -c {SPLIT_CONFIG} -o kustomize/base-split && "
-              f"meshreg render -c {AMBIENT_CONFIG} -o kustomize/base-ambient  (from the repository root)")
+REGENERATE = ("meshreg render > manifests/meshreg.yaml && meshreg render --output-dir kustomize/base && "
+              f"meshreg render -c {SPLIT_CONFIG} --output-dir kustomize/base-split && "
+              f"meshreg render -c {AMBIENT_CONFIG} --output-dir kustomize/base-ambient  (from the repository root)")
 BASES = {"kustomize/base": None, "kustomize/base-split": SPLIT_CONFIG, "kustomize/base-ambient": AMBIENT_CONFIG}
 OVERLAYS = sorted(p.name for p in (ROOT / "kustomize" / "overlays").iterdir() if p.is_dir())
 
@@ -44,7 +44,7 @@ def test_manifests_file_is_the_default_render(tmp_path):
 @pytest.mark.parametrize("base", sorted(BASES))
 def test_kustomize_bases_are_the_current_render(base, tmp_path):
     # Rendered under the same relative names, so the header matches byte for byte.
-    args = ["render", "-o", base]
+    args = ["render", "--output-dir", base]
     if BASES[base]:
         (tmp_path / BASES[base]).parent.mkdir(parents=True)
         shutil.copy(ROOT / BASES[base], tmp_path / BASES[base])

@@ -10,7 +10,7 @@ from meshreg import config
 from meshreg.errors import ConfigError
 from meshreg.render import render
 from support.configs import minimal
-from support.validation import errors_in, kubernetes_versions
+from support.validation import MISSING_SCHEMAS, SCHEMAS, errors_in, kubernetes_versions
 
 SECOND = "  namespace: registry-beta\n  nodeProxy: {port: 5001}\n  localRegistryHosting: {publish: false}\n"
 
@@ -39,6 +39,7 @@ def test_publishing_is_the_default():
     assert not [k for k in objs if k[2].startswith("meshreg-")]
 
 
+@pytest.mark.skipif(not SCHEMAS.is_dir(), reason=MISSING_SCHEMAS)
 def test_the_render_of_a_second_instance_validates():
     assert errors_in(list(objects(SECOND).values()), kubernetes_versions()) == []
 

@@ -77,9 +77,10 @@ def test_strict_mtls_and_the_node_proxy_are_the_sidecar_modes_own():
         assert AMB[key] == revisioned, key
 
 
-def test_ambient_adds_only_the_waypoint_and_one_l4_policy_per_registry():
-    assert set(AMB) - set(SIDE) == {("Gateway", "waypoint"), ("AuthorizationPolicy", "registry-allow-waypoint")}
-    assert set(SIDE) - set(AMB) == set()
+def test_ambient_adds_only_the_waypoint_and_one_l4_policy_per_registry_and_audits_at_the_waypoint():
+    assert set(AMB) - set(SIDE) == {("Gateway", "waypoint"), ("AuthorizationPolicy", "registry-allow-waypoint"),
+                                    ("Telemetry", "waypoint-audit")}
+    assert set(SIDE) - set(AMB) == {("Telemetry", "registry-audit")}  # the registry pods have no proxy to log
 
 
 def test_with_several_registries_each_service_has_its_own_policies_and_all_share_one_waypoint():

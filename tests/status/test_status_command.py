@@ -28,7 +28,7 @@ def test_status_after_up_is_healthy_when_pods_carry_the_sidecar(fake):
     registry_pod(fake, spec={"containers": [{"name": "registry"}],
                              "initContainers": [{"name": "istio-proxy", "restartPolicy": "Always"}]})
     result = run("status", "-o", "json")
-    report = json.loads(result.output)
+    report = json.loads(result.stdout)
     assert result.exit_code == 0, result.output
     assert report["registry"]["mtls"]["effective"] == "STRICT"
     assert report["registry"]["addresses"]["hostFromContainerRuntime"] == "localhost:5000"
@@ -56,5 +56,5 @@ def test_status_reports_drift_and_exits_one(fake):
 def test_status_on_an_empty_cluster_reports_missing_objects(fake):
     result = run("status", "-o", "json")
     assert result.exit_code == 1
-    assert {o["state"] for o in json.loads(result.output)["objects"]} == {"missing"}
+    assert {o["state"] for o in json.loads(result.stdout)["objects"]} == {"missing"}
 

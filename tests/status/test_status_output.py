@@ -1,5 +1,6 @@
-"""`meshreg status -o json` keeps its shape, key for key and in order (meshreg.cli.output.status.data), and the
-runtime config's lines point each node at what it needs."""
+"""`meshreg status -o json` has the shape docs/output.md documents, key for key and in order
+(meshreg.cli.output.status.data): every key always present, null where it does not apply; and the runtime config's
+lines point each node at what it needs."""
 
 from __future__ import annotations
 
@@ -59,14 +60,16 @@ IMAGES_DATA = {"name": "images", "role": "images", "default": True, "ready": Tru
 CACHE_DATA = {"name": "cache", "role": "mirror", "default": False, "ready": False, "replicas": "missing", "pods": 0,
               "withSidecar": 0, "inAmbient": 0,
               "mtls": {"effective": "STRICT", "workload": "STRICT", "namespace": None, "mesh": "unknown"},
-              "writers": [], "endpoints": -1, "addresses": None, "problems": [], "storage": "s3",
-              "gc": {"deployed": False}}
+              "writers": [], "endpoints": None, "addresses": None, "problems": [], "storage": "s3",
+              "gc": {"deployed": False, "schedule": None, "lastSchedule": None, "lastSuccess": None, "lastJob": None},
+              "volume": None}
 
 
 def test_the_json_has_every_key_of_every_part_in_its_order():
     expected = {
-        "server": "https://k:6443",
-        "objects": [{"kind": "Namespace", "namespace": None, "name": "ns", "state": "present"},
+        "apiVersion": "meshreg.dev/v1alpha1", "kind": "StatusReport",
+        "server": "https://k:6443", "healthy": False,
+        "objects": [{"kind": "Namespace", "namespace": None, "name": "ns", "state": "present", "fields": []},
                     {"kind": "Deployment", "namespace": "ns", "name": "images", "state": "drifted",
                      "fields": [".spec.replicas"]}],
         "registries": [IMAGES_DATA, CACHE_DATA], "registry": IMAGES_DATA,
@@ -74,11 +77,11 @@ def test_the_json_has_every_key_of_every_part_in_its_order():
         "runtimeConfig": {"enabled": True, "directories": {"containerd": "/etc/containerd/certs.d"}, "ready": True,
                           "nodes": "2/2 nodes", "runtimes": [{
                               "node": "a", "containerRuntimeVersion": "cri-o://1.28.1", "needed": True,
-                              "setting": "crio", "setUp": False, "k3s": False, "reason": "r"}]},
+                              "setting": "crio", "setUp": False, "k3s": False, "reason": "r"}],
+                          "runtimesUnread": None},
         "pushProxies": [{"registry": "images", "namespace": "push", "ready": True, "replicas": "1/1",
                          "repositories": ["dev/"], "port": 5050}],
-        "waypoint": {"name": "waypoint", "programmed": True, "message": "m", "ready": True, "replicas": "1/1"},
-        "healthy": False}
+        "waypoint": {"name": "waypoint", "programmed": True, "message": "m", "ready": True, "replicas": "1/1"}}
     assert json.dumps(data(REPORT), indent=2) == json.dumps(expected, indent=2)
 
 
@@ -86,8 +89,9 @@ def test_a_disabled_runtime_config_and_unlisted_nodes_keep_their_json_shape():
     disabled = RuntimeConfigState(enabled=False, directories={}, ready=None, nodes=None, runtimes=(),
                                   unread="forbidden")
     assert data(StatusReport(**{**vars(REPORT), "runtime_config": disabled, "waypoint": None}))["runtimeConfig"] == {
-        "enabled": False, "directories": {}, "runtimes": "unknown (forbidden)"}
-    assert "waypoint" not in data(StatusReport(**{**vars(REPORT), "waypoint": None}))
+        "enabled": False, "directories": {}, "ready": None, "nodes": None, "runtimes": [],
+        "runtimesUnread": "forbidden"}
+    assert data(StatusReport(**{**vars(REPORT), "waypoint": None}))["waypoint"] is None
 
 
 def test_a_k3s_node_is_pointed_at_registries_yaml():

@@ -104,7 +104,8 @@ def istio_cluster(api):
     """Routes that make the tiny server look like a cluster with Istio (CRDs, injector, istiod) and a default
     StorageClass."""
     for group, names in (("security.istio.io/v1", ["authorizationpolicies", "peerauthentications"]),
-                         ("networking.istio.io/v1", ["gateways", "virtualservices"])):
+                         ("networking.istio.io/v1", ["gateways", "virtualservices"]),
+                         ("telemetry.istio.io/v1", ["telemetries"])):
         api.routes[("GET", f"/apis/{group}")] = (200, {"resources": [{"name": n} for n in names]})
     api.routes[("GET", "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations")] = (200, {"items": [
         {"metadata": {"name": "istio-sidecar-injector"}, "webhooks": [{"name": "w", "namespaceSelector": {

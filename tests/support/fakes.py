@@ -26,6 +26,7 @@ from meshreg.errors import ClusterError
 ISTIO_GROUPS = {
     "security.istio.io/v1": {"authorizationpolicies", "peerauthentications", "requestauthentications"},
     "networking.istio.io/v1": {"gateways", "virtualservices", "destinationrules", "serviceentries"},
+    "telemetry.istio.io/v1": {"telemetries"},
 }
 # Istio's sidecar injector webhook as istioctl installs it, selecting namespaces labelled istio-injection=enabled.
 INJECTOR = {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
@@ -162,10 +163,14 @@ class FakeCluster:
                 out.append(copy.deepcopy(obj))
         return out
 
-    def log(self, pod, *, namespace, container=None, previous=False, tail=None, limit_bytes=None):
+    def log(self, pod, *, namespace, container=None, previous=False, tail=None, limit_bytes=None, since_seconds=None,
+            timestamps=False):
         """The kubelet's log: from `logs` or `pod_logs`; None for a pod that does not exist; a ClusterError (the
-        kubelet cannot be reached) for one whose log the test did not set."""
-        self.requests.append(("log", (namespace, pod, container), {"previous": previous}))
+        kubelet cannot be reached) for one whose log the test did not set. A test that asks with `timestamps` or
+        `since_seconds` stores the lines the kubelet would send (each after its RFC 3339 time) and gets them as stored:
+        the request records what was asked."""
+        self.requests.append(("log", (namespace, pod, container), {"previous": previous, **(
+            {"timestamps": timestamps, "since_seconds": since_seconds} if timestamps or since_seconds else {})}))
         self._maybe_fail("get", "pods/log", pod)
         text = self.logs.get((namespace, pod, container, previous))
         if text is None and not previous:

@@ -28,7 +28,7 @@ def fake(monkeypatch, tmp_path):
 def test_verify_prints_the_table_and_exits_zero_when_every_expectation_held(fake):
     result = CliRunner().invoke(main, ["verify", "-q"])
     assert result.exit_code == 0, result.output
-    header, *rows = result.output.splitlines()
+    header, *rows = result.stdout.splitlines()
     assert header.split() == ["EXPECTATION", "OBSERVED", "NODE", "VERDICT"]
     assert rows[0].startswith("writer builds/kaniko pushes meshreg-verify/") and rows[0].endswith("node-a  PASS")
     assert next(r for r in rows if r.startswith("kubelet pulls")).endswith("node-b  PASS")
@@ -39,7 +39,7 @@ def test_verify_json_and_exit_one_when_an_expectation_fails(fake):
     fake.pod_logs.clear()
     fake.on_create[0].logs = False
     result = CliRunner().invoke(main, ["verify", "-o", "json"])
-    data = json.loads(result.output)
+    data = json.loads(result.stdout)
     assert result.exit_code == 1 and data["ok"] is False
     assert set(data["expectations"][0]) == {"registry", "expectation", "expected", "observed", "verdict", "node"}
 

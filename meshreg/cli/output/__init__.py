@@ -1,1 +1,2 @@
-"""One formatter per report type: text(report) for people, data(report) for -o json."""
+"""One formatter per report type: text(report) for people, data(report) the versioned document of -o json and
+-o yaml (document.py, docs/output.md)."""

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
+from meshreg.cli.output.document import document
 from meshreg.operations.certs import CertificateListing
 
 __all__ = ["data", "text"]
 
 
 def data(listing: CertificateListing) -> dict[str, Any]:
-    """`certs list -o json`: each certificate as index.json records it, with its status and whether it is configured."""
-    return {"ca": listing.ca, "crlNumber": listing.crl_number,
-            "certificates": [{**dataclasses.asdict(c.issued), "status": c.status, "configured": c.configured}
-                             for c in listing.certificates],
-            "withoutCertificate": list(listing.without_certificate)}
+    """The `kind: CertificateListing` document (docs/output.md): each certificate the CA issued, with its status and
+    whether the config names its client."""
+    return document("CertificateListing", {
+        "ca": listing.ca, "host": listing.host, "crlNumber": listing.crl_number,
+        "certificates": [{"name": c.issued.name, "serial": c.issued.serial, "notBefore": c.issued.not_before,
+                          "notAfter": c.issued.not_after, "sha256": c.issued.sha256, "revoked": c.issued.revoked,
+                          "status": c.status, "configured": c.configured} for c in listing.certificates],
+        "withoutCertificate": list(listing.without_certificate)})
 
 
 def text(listing: CertificateListing) -> str:

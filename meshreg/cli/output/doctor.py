@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from meshreg.cli.output.document import document
 from meshreg.doctor import FAIL, OK, WARN, DoctorReport
 
 
@@ -21,5 +22,7 @@ def text(report: DoctorReport) -> str:
 
 
 def data(report: DoctorReport) -> dict[str, Any]:
-    return {"server": report.server, "config": report.config, "results": [r.as_dict() for r in report.results],
-            "counts": report.counts, "ok": report.ok}
+    """The `kind: DoctorReport` document (docs/output.md)."""
+    return document("DoctorReport", {
+        "server": report.server, "config": report.config, "namespace": report.namespace, "ok": report.ok,
+        "counts": report.counts, "results": [r.as_dict() for r in report.results]})

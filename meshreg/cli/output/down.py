@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from meshreg.cli.output.up import summary
+from typing import Any
+
+from meshreg.cli.output.document import document
+from meshreg.cli.output.up import outcome_data, summary
 from meshreg.operations.down import DownReport, Purge
 
 
@@ -15,3 +18,9 @@ def question(purge: Purge) -> str:
 def text(report: DownReport) -> str:
     """The summary line."""
     return summary(report.counts, dry_run=False)
+
+
+def data(report: DownReport) -> dict[str, Any]:
+    """The `kind: DownReport` document (docs/output.md): what happened to each object."""
+    return document("DownReport", {"server": report.server, "counts": report.counts,
+                                   "objects": [outcome_data(o) for o in report.outcomes], "note": report.note})

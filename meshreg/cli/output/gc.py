@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from meshreg.cli.output.document import document
 from meshreg.cluster.gc import GcResult
 from meshreg.operations.gc import GcReport, JobStarted
 
@@ -16,9 +17,12 @@ def started(job: JobStarted) -> str:
 
 
 def data(report: GcReport) -> dict[str, Any]:
-    """`gc -o json`: the Job, how it ended, and its result (with why it is missing, when it is)."""
-    return {"job": report.job, "state": report.state, "result": report.result,
-            **({"resultError": report.result_error} if report.result is None else {})}
+    """The `kind: GcReport` document (docs/output.md): the Job, how it ended, and its result (or why it is
+    missing)."""
+    return document("GcReport", {
+        "registry": report.registry, "namespace": report.namespace, "job": report.job, "dryRun": report.dry_run,
+        "state": report.state, "ok": report.ok, "result": report.result,
+        "resultError": report.result_error if report.result is None else None})
 
 
 def text(report: GcReport) -> str:

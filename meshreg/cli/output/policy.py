@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from meshreg.cli.output.document import document
 from meshreg.config import Writer
 from meshreg.operations.policy import CheckReport, EditReport
 from meshreg.policy.listing import ClientEntry, IngressEntry, Listing, PushProxyEntry
@@ -12,20 +13,21 @@ __all__ = ["check_data", "check_text", "edit_text", "listing_data", "listing_tex
 
 
 def listing_data(listing: Listing) -> dict[str, Any]:
-    """`policy list -o json`."""
+    """The `kind: PolicyListing` document (docs/output.md)."""
     reg, np = listing.registry, listing.node_proxy
-    return {
-        "trustDomain": listing.trust_domain,
+    return document("PolicyListing", {
+        "config": listing.source, "namespace": listing.namespace, "trustDomain": listing.trust_domain,
         "registry": {"name": reg.name, "role": reg.role, "default": reg.default, "publisher": reg.publisher},
         "writers": [{"serviceAccount": w.service_account, "repositories": list(w.repositories), "delete": w.delete,
                      "push": w.push, "principal": w.principal} for w in listing.writers],
         "readers": [{"reader": r.reader, "principal": r.principal} for r in listing.readers],
         "nodeProxy": {"enabled": np.enabled, "port": np.port, "hostIP": np.host_ip, "principal": np.principal},
-        **({"waypoint": {"name": listing.waypoint.name, "principal": listing.waypoint.principal}}
-           if listing.waypoint else {}),
+        "waypoint": {"name": listing.waypoint.name, "principal": listing.waypoint.principal}
+        if listing.waypoint else None,
         "pushProxy": _push_proxy_data(listing.push_proxy),
-        **({"ingress": _ingress_data(listing.ingress)} if listing.ingress else {}),
-    }
+        "ingress": _ingress_data(listing.ingress) if listing.ingress else None,
+        "otherRegistries": list(listing.others),
+    })
 
 
 def _push_proxy_data(pp: PushProxyEntry | None) -> dict[str, Any] | None:
@@ -45,10 +47,11 @@ def _ingress_data(ing: IngressEntry) -> dict[str, Any]:
 
 
 def _client_data(c: ClientEntry) -> dict[str, Any]:
-    who: dict[str, Any] = {"principal": c.principal} if c.method == "mtls" else \
-        {"requestPrincipal": c.request_principal, "claims": {k: list(v) for k, v in (c.claims or {}).items()}}
-    return {"name": c.name, "method": c.method, **who, "repositories": list(c.repositories),
-            "readRepositories": list(c.read_repositories), "delete": c.delete}
+    jwt = c.method == "jwt"
+    return {"name": c.name, "method": c.method, "principal": None if jwt else c.principal,
+            "requestPrincipal": c.request_principal if jwt else None,
+            "claims": {k: list(v) for k, v in (c.claims or {}).items()} if jwt else None,
+            "repositories": list(c.repositories), "readRepositories": list(c.read_repositories), "delete": c.delete}
 
 
 def listing_text(listing: Listing) -> str:
@@ -115,11 +118,12 @@ def _ingress_text(ing: IngressEntry) -> list[str]:
 
 
 def check_data(report: CheckReport) -> dict[str, Any]:
-    """`policy check -o json`."""
-    return {"decision": "ALLOW" if report.allowed else "DENY", "identity": report.identity, "requests": [
-        {"method": r.method, "path": r.path, "decision": r.decision.decision, "policy": r.decision.policy,
-         "rule": r.decision.rule, "reason": r.decision.reason, **({"hop": r.decision.hop} if r.decision.hop else {})}
-        for r in report.requests]}
+    """The `kind: PolicyCheckReport` document (docs/output.md)."""
+    return document("PolicyCheckReport", {
+        "decision": "ALLOW" if report.allowed else "DENY", "identity": report.identity, "what": list(report.what),
+        "requests": [{"method": r.method, "path": r.path, "decision": r.decision.decision, "hop": r.decision.hop,
+                      "policy": r.decision.policy, "rule": r.decision.rule, "reason": r.decision.reason}
+                     for r in report.requests]})
 
 
 def check_text(report: CheckReport) -> str:

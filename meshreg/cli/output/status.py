@@ -1,9 +1,10 @@
-"""`meshreg status`'s report as people read it, and as -o json prints it (the same dict, key for key, as ever)."""
+"""`meshreg status`'s report as people read it, and as -o json and -o yaml print it (docs/output.md)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from meshreg.cli.output.document import document
 from meshreg.status.report import (
     GcState,
     Mtls,
@@ -23,34 +24,27 @@ HIDDEN_ADDRESS_KEYS = ("help", "role", "default")  # published beside the addres
 
 
 def data(report: StatusReport) -> dict[str, Any]:
-    """The -o json shape; "registry" is the default registry's entry, for scripts that only ever have one."""
-    out: dict[str, Any] = {"server": report.server, "objects": [_object(o) for o in report.objects],
-           "registries": [_registry(r) for r in report.registries], "registry": _registry(report.default_registry),
-           "nodeProxy": _node_proxy(report.node_proxy), "runtimeConfig": _runtime_config(report.runtime_config),
-           "pushProxies": [_push_proxy(p) for p in report.push_proxies]}
-    if report.waypoint is not None:
-        out["waypoint"] = _waypoint(report.waypoint)
-    out["healthy"] = report.healthy
-    return out
+    """The `kind: StatusReport` document (docs/output.md); "registry" is the default registry's entry, for scripts
+    that only ever have one."""
+    return document("StatusReport", {
+        "server": report.server, "healthy": report.healthy, "objects": [_object(o) for o in report.objects],
+        "registries": [_registry(r) for r in report.registries], "registry": _registry(report.default_registry),
+        "nodeProxy": _node_proxy(report.node_proxy), "runtimeConfig": _runtime_config(report.runtime_config),
+        "pushProxies": [_push_proxy(p) for p in report.push_proxies],
+        "waypoint": None if report.waypoint is None else _waypoint(report.waypoint)})
 
 
 def _object(o: ObjectState) -> dict[str, Any]:
-    out: dict[str, Any] = {"kind": o.kind, "namespace": o.namespace, "name": o.name, "state": o.state}
-    if o.fields:
-        out["fields"] = list(o.fields)
-    return out
+    return {"kind": o.kind, "namespace": o.namespace, "name": o.name, "state": o.state, "fields": list(o.fields)}
 
 
 def _registry(r: RegistryEntry) -> dict[str, Any]:
-    mesh = {} if r.in_ambient is None else {"inAmbient": r.in_ambient}
-    out = {"name": r.name, "role": r.role, "default": r.default, "ready": r.ready, "replicas": r.replicas,
-           "pods": r.pods, "withSidecar": r.with_sidecar, **mesh, "mtls": _mtls(r.mtls), "writers": list(r.writers),
-           "endpoints": r.endpoints, "addresses": r.addresses, "problems": list(r.problems), "storage": r.storage}
-    if r.gc is not None:
-        out["gc"] = _gc(r.gc)
-    if r.storage == "volume":
-        out["volume"] = _volume(r.volume)
-    return out
+    return {"name": r.name, "role": r.role, "default": r.default, "ready": r.ready, "replicas": r.replicas,
+            "pods": r.pods, "withSidecar": r.with_sidecar, "inAmbient": r.in_ambient, "mtls": _mtls(r.mtls),
+            "writers": list(r.writers), "endpoints": None if r.endpoints == -1 else r.endpoints,
+            "addresses": r.addresses, "problems": list(r.problems), "storage": r.storage,
+            "gc": None if r.gc is None else _gc(r.gc),
+            "volume": _volume(r.volume) if r.storage == "volume" else None}
 
 
 def _mtls(m: Mtls) -> dict[str, Any]:
@@ -58,10 +52,8 @@ def _mtls(m: Mtls) -> dict[str, Any]:
 
 
 def _gc(gc: GcState) -> dict[str, Any]:
-    if not gc.deployed:
-        return {"deployed": False}
     job = gc.last_job
-    return {"deployed": True, "schedule": gc.schedule, "lastSchedule": gc.last_schedule,
+    return {"deployed": gc.deployed, "schedule": gc.schedule, "lastSchedule": gc.last_schedule,
             "lastSuccess": gc.last_success, "lastJob": None if job is None else {
                 "name": job.name, "state": job.state, "started": job.started, "completed": job.completed}}
 
@@ -77,11 +69,9 @@ def _node_proxy(p: NodeProxyState) -> dict[str, Any]:
 
 
 def _runtime_config(rc: RuntimeConfigState) -> dict[str, Any]:
-    out: dict[str, Any] = {"enabled": rc.enabled, "directories": dict(rc.directories)}
-    if rc.enabled:
-        out.update(ready=rc.ready, nodes=rc.nodes)
-    out["runtimes"] = f"unknown ({rc.unread})" if rc.unread is not None else [_node_runtime(n) for n in rc.runtimes]
-    return out
+    return {"enabled": rc.enabled, "directories": dict(rc.directories), "ready": rc.ready, "nodes": rc.nodes,
+            "runtimes": [_node_runtime(n) for n in rc.runtimes],
+            "runtimesUnread": rc.unread}
 
 
 def _node_runtime(n: NodeRuntime) -> dict[str, Any]:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from meshreg.cli.output.document import document
 from meshreg.cluster.outcomes import Outcome
 from meshreg.operations.up import Addresses, UpReport
 
@@ -27,6 +30,28 @@ def summary(counts: dict[str, int], *, dry_run: bool) -> str:
 def text(report: UpReport) -> str:
     """The summary line."""
     return summary(report.counts, dry_run=report.dry_run)
+
+
+def data(report: UpReport) -> dict[str, Any]:
+    """The `kind: UpReport` document (docs/output.md): what was applied (or planned), and where to push and pull."""
+    return document("UpReport", {
+        "server": report.server, "dryRun": report.dry_run, "counts": report.counts,
+        "objects": [outcome_data(o) for o in report.outcomes],
+        "addresses": [_address_data(a) for a in report.addresses],
+        "notes": list(report.notes), "notices": list(report.notices)})
+
+
+def outcome_data(outcome: Outcome) -> dict[str, Any]:
+    """One object and what happened to it (`up` and `down` alike)."""
+    return {"apiVersion": outcome.api_version, "kind": outcome.kind, "namespace": outcome.namespace,
+            "name": outcome.name, "action": outcome.action, "note": outcome.note}
+
+
+def _address_data(a: Addresses) -> dict[str, Any]:
+    return {"registry": a.registry, "role": a.role, "default": a.default, "push": a.push, "pull": a.pull,
+            "writers": list(a.writers),
+            "pushProxy": {"port": a.push_proxy.port, "namespace": a.push_proxy.namespace} if a.push_proxy else None,
+            "ingress": {"address": a.ingress.address, "clients": list(a.ingress.clients)} if a.ingress else None}
 
 
 def addresses(report: UpReport) -> str:

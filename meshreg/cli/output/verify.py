@@ -5,6 +5,7 @@ from __future__ import annotations
 import textwrap
 from typing import Any
 
+from meshreg.cli.output.document import document
 from meshreg.verify import FAIL, VerifyReport
 
 OBSERVED_WIDTH = 60
@@ -43,8 +44,10 @@ def _row(expectation: str, observed: str, *, widths: tuple[int, int, int], node:
 
 
 def data(report: VerifyReport) -> dict[str, Any]:
-    return {"server": report.server, "run": report.run, "node": report.node,
-            "expectations": [v.as_dict() for v in report.verdicts], "notes": report.notes, "ok": report.ok}
+    """The `kind: VerifyReport` document (docs/output.md)."""
+    return document("VerifyReport", {
+        "server": report.server, "run": report.run, "node": report.node, "registries": list(report.registries),
+        "ok": report.ok, "expectations": [v.as_dict() for v in report.verdicts], "notes": list(report.notes)})
 
 
 def interruption(report: VerifyReport) -> list[str]:

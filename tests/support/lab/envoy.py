@@ -38,8 +38,12 @@ def _cert(ident: Identity) -> dict:
     return {"certificate_chain": {"filename": str(ident.cert)}, "private_key": {"filename": str(ident.key)}}
 
 
-def _hcm(name: str, *, cluster: str, route_timeout: str, filters: list[dict], domains=("*",)) -> dict:
+def _hcm(name: str, *, cluster: str, route_timeout: str, filters: list[dict], domains=("*",),
+         access_log: list[dict] | None = None) -> dict:
+    """An HTTP connection manager as Istio configures one; `access_log`: what the Telemetry API gives it
+    (lab/telemetry.py)."""
     return {"name": "envoy.filters.network.http_connection_manager", "typed_config": {
+        **({"access_log": access_log} if access_log else {}),
         "@type": HCM, "stat_prefix": name, "codec_type": "AUTO",
         "normalize_path": True, "merge_slashes": False, "path_with_escaped_slashes_action": "KEEP_UNCHANGED",
         # Istio never trusts a client's XFCC: it replaces it with what it saw on the connection.
@@ -50,11 +54,11 @@ def _hcm(name: str, *, cluster: str, route_timeout: str, filters: list[dict], do
 
 
 def sidecar_listener(*, port: int, server: Identity, trust_domain: str, rbac: list[dict], tuning: Tuning,
-                     name: str = "sidecar", cluster: str = "registry") -> dict:
+                     name: str = "sidecar", cluster: str = "registry", access_log: list[dict] | None = None) -> dict:
     listener = {"name": name, "address": _address(port), "filter_chains": [{
         "transport_socket": {"name": "envoy.transport_sockets.tls", "typed_config": downstream_tls(server,
                                                                                                     trust_domain)},
-        "filters": [_hcm(name, cluster=cluster, route_timeout="0s", filters=rbac)]}]}
+        "filters": [_hcm(name, cluster=cluster, route_timeout="0s", filters=rbac, access_log=access_log)]}]}
     if tuning.buffer_bytes:
         listener["per_connection_buffer_limit_bytes"] = tuning.buffer_bytes
     return listener
@@ -76,10 +80,11 @@ def node_proxy_listener(*, port: int, rbac: list[dict], route_timeout: str, tuni
 
 
 def gateway_listener(name: str, *, port: int, cluster: str, rbac: list[dict], route_timeout: str, tuning: Tuning,
-                     address: str = "127.0.0.1") -> dict:
+                     address: str = "127.0.0.1", access_log: list[dict] | None = None) -> dict:
     """A gateway's plain-HTTP listener (node proxy, push proxy) with its RBAC, routing to `cluster`."""
     listener = {"name": name, "address": _address(port, address), "filter_chains": [{
-        "filters": [_hcm(name, cluster=cluster, route_timeout=route_timeout, filters=rbac)]}]}
+        "filters": [_hcm(name, cluster=cluster, route_timeout=route_timeout, filters=rbac,
+                         access_log=access_log)]}]}
     if tuning.buffer_bytes:
         listener["per_connection_buffer_limit_bytes"] = tuning.buffer_bytes
     return listener

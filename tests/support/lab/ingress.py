@@ -31,6 +31,7 @@ from .processes import free_port
 
 JWT_AUTHN = "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication"
 UPSTREAM = "sidecar-from-ingress"
+GATEWAY = "ingress-gateway"  # the gateway's name for its stdout file
 
 
 def jwt_filter(request_authentications: list[dict]) -> list[dict]:
@@ -88,7 +89,7 @@ def routes(http: list[dict]) -> list[dict]:
 
 
 def listener(*, port: int, server: Identity, tls: dict, client_ca: tuple[Path, Path] | None, domains: list[str],
-             http: list[dict], filters: list[dict]) -> dict:
+             http: list[dict], filters: list[dict], access_log: list[dict] | None = None) -> dict:
     mode = tls["mode"]
     assert mode in ("MUTUAL", "OPTIONAL_MUTUAL", "SIMPLE"), f"lab cannot translate tls mode {mode}"
     common: dict = {"tls_certificates": [_cert(server)], "alpn_protocols": ["h2", "http/1.1"],
@@ -98,7 +99,8 @@ def listener(*, port: int, server: Identity, tls: dict, client_ca: tuple[Path, P
         ca, crl = client_ca
         common["validation_context"] = {"trusted_ca": {"filename": str(ca)}, "crl": {"filename": str(crl)}}
     context = {"@type": DOWNSTREAM_TLS, "require_client_certificate": mode == "MUTUAL", "common_tls_context": common}
-    hcm = _hcm("ingress", cluster=UPSTREAM, route_timeout="0s", filters=filters, domains=domains)
+    hcm = _hcm("ingress", cluster=UPSTREAM, route_timeout="0s", filters=filters, domains=domains,
+               access_log=access_log)
     hcm["typed_config"]["route_config"]["virtual_hosts"][0]["routes"] = routes(http)
     return {"name": "ingress", "address": _address(port), "filter_chains": [{
         "transport_socket": {"name": "envoy.transport_sockets.tls", "typed_config": context}, "filters": [hcm]}]}
@@ -134,7 +136,8 @@ class IngressLab(Lab):
 
     def issue(self, name: str, *, out: Path | None = None) -> Path:
         """`meshreg certs issue NAME --server-ca <the public CA>`: the certs.d directory of the host."""
-        args = ["certs", "issue", name, "--server-ca", str(self.public.ca_file)] + (["-o", str(out)] if out else [])
+        args = ["certs", "issue", name, "--server-ca", str(self.public.ca_file)]
+        args += ["--output-dir", str(out)] if out else []
         self.meshreg(*args)
         return (out or self.root / "ingress-ca" / "clients" / name) / "localhost"
 
@@ -177,7 +180,8 @@ class IngressLab(Lab):
         vs = self._virtual_service(gateway)
         listeners.append(listener(port=self.ingress_port, server=self.server, tls=gateway["spec"]["servers"][0]["tls"],
                                   client_ca=self._client_ca(), domains=[d for h in vs["hosts"] for d in (h, f"{h}:*")],
-                                  http=vs["http"], filters=jwt_filter(authns) + rbac.http_filters(policies)))
+                                  http=vs["http"], filters=jwt_filter(authns) + rbac.http_filters(policies),
+                                  access_log=self.access_logs(GATEWAY, selector, mode="CLIENT", namespace=ns)))
         identity = self.identity(self.cfg.ingress.gateway.identity)
         clusters.append(envoy.sidecar_cluster(port=self.sidecar_port, client=identity, name=UPSTREAM,
                                               registry_uri=self.registry_identity.uri, tuning=self.tuning))

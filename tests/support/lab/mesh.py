@@ -7,11 +7,12 @@ from pathlib import Path
 from meshreg.config import Config, from_text
 from meshreg.render import render
 
-from . import envoy, pushproxy, rbac
+from . import envoy, pushproxy, rbac, telemetry
 from .pki import Authority, Identity, spiffe
 from .processes import Server, free_port, start_envoy
 
 FOREIGN_TRUST_DOMAIN = "foreign.example"
+SIDECAR = "registry-sidecar"  # the registry sidecar's name for its stdout file
 
 
 def one(objects: list[dict], kind: str, name: str) -> dict:
@@ -113,15 +114,17 @@ class Lab:
         self.admin = f"127.0.0.1:{admin}"  # Envoy's admin interface: /stats counts what each listener served
         listeners = [envoy.sidecar_listener(port=self.sidecar_port, server=self.registry_identity,
                                             trust_domain=self.cfg.trust_domain, tuning=self.tuning,
-                                            rbac=rbac.http_filters(self._policies_for(registry_labels)))]
+                                            rbac=rbac.http_filters(self._policies_for(registry_labels)),
+                                            access_log=self.access_logs(SIDECAR, registry_labels, mode="SERVER"))]
         clusters = [envoy.registry_cluster(self.registry_port, self.tuning)]
         if self.cfg.node_proxy.enabled:
             proxy_labels, proxy_sa = self._pod("DaemonSet", "node-proxy")
             self.node_proxy_identity = self.identity(f"{self.cfg.namespace}/{proxy_sa}")
             self.node_proxy_port = free_port()
-            listeners.append(envoy.node_proxy_listener(
-                port=self.node_proxy_port, rbac=rbac.http_filters(self._policies_for(proxy_labels)),
-                route_timeout=self._node_proxy_route(), tuning=self.tuning))
+            listeners.append(envoy.gateway_listener(
+                "node-proxy", port=self.node_proxy_port, cluster="sidecar", tuning=self.tuning,
+                rbac=rbac.http_filters(self._policies_for(proxy_labels)), route_timeout=self._node_proxy_route(),
+                access_log=self.access_logs("node-proxy", proxy_labels, mode="CLIENT")))
             clusters.append(envoy.sidecar_cluster(port=self.sidecar_port, client=self.node_proxy_identity,
                                                   registry_uri=self.registry_identity.uri, tuning=self.tuning))
         if self.cfg.registry.push_proxy:
@@ -131,6 +134,22 @@ class Lab:
         self._more_envoy(listeners, clusters)
         self.servers.append(start_envoy(envoy.bootstrap(admin_port=admin, listeners=listeners, clusters=clusters),
                                         self.root / "envoy.json", concurrency=self.tuning.concurrency))
+
+    # --- access logs (the Telemetry API) -------------------------------------------------------------------------
+    def stdout(self, proxy: str) -> Path:
+        """The file that stands for `proxy`'s container log (its /dev/stdout)."""
+        (self.root / "stdout").mkdir(exist_ok=True)
+        return self.root / "stdout" / f"{proxy}.log"
+
+    def access_logs(self, proxy: str, pod_labels: dict, *, mode: str, namespace: str | None = None) -> list[dict]:
+        """What istiod would give `proxy`'s HTTP connection manager for the rendered Telemetry objects."""
+        return telemetry.access_logs(self.objects, namespace=namespace or self.cfg.namespace, pod_labels=pod_labels,
+                                     mode=mode, stdout=self.stdout(proxy))
+
+    def proxy_log(self, proxy: str) -> str:
+        """What `proxy` has written to its stdout so far (Envoy flushes access logs every 100 ms)."""
+        path = self.stdout(proxy)
+        return path.read_text() if path.exists() else ""
 
     def _more_envoy(self, listeners: list[dict], clusters: list[dict]) -> None:
         """Where a lab with more gateways (tests/e2e/lab/ingress.py) adds its listeners and clusters."""

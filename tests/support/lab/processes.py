@@ -83,9 +83,11 @@ class Server:
 
 
 def start_envoy(bootstrap: dict, path: Path, *, concurrency: int | None = None) -> Server:
-    """Envoy with `bootstrap` written to `path` (its log beside it), once its admin interface says /ready."""
+    """Envoy with `bootstrap` written to `path` (its log beside it), once its admin interface says /ready. Access
+    logs reach their files within 100 ms (Envoy's default is 10 s), so a test can read what it just did."""
     path.write_text(json.dumps(bootstrap, indent=1))
-    argv = [envoy_binary(), "-c", str(path), "--disable-hot-restart", "--log-level", "warn"]
+    argv = [envoy_binary(), "-c", str(path), "--disable-hot-restart", "--log-level", "warn",
+            "--file-flush-interval-msec", "100"]
     if concurrency:
         argv += ["--concurrency", str(concurrency)]
     server = Server(argv, log=path.with_suffix(".log"))

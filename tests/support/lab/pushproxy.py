@@ -47,7 +47,9 @@ def listener_and_cluster(lab, reg) -> tuple[dict, dict]:
     policies = [o for o in lab.objects if rbac.selects(o, namespace=ns, pod_labels=pod["metadata"]["labels"])]
     assert policies, "no AuthorizationPolicy selects the push proxy"
     listener = envoy.gateway_listener("push-proxy", address=address, port=lab.push_proxy_port, cluster=UPSTREAM,
-                                      rbac=rbac.http_filters(policies), route_timeout=timeout, tuning=lab.tuning)
+                                      rbac=rbac.http_filters(policies), route_timeout=timeout, tuning=lab.tuning,
+                                      access_log=lab.access_logs("push-proxy", pod["metadata"]["labels"], mode="CLIENT",
+                                                                 namespace=ns))
     cluster = envoy.sidecar_cluster(name=UPSTREAM, port=lab.sidecar_port, client=lab.push_proxy_identity,
                                     registry_uri=lab.registry_identity.uri, tuning=lab.tuning)
     return listener, cluster

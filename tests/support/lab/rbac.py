@@ -161,8 +161,9 @@ def http_filters(policies: list[dict]) -> list[dict]:
         if action not in by_action:
             raise NotImplementedError(f"lab RBAC translator does not handle action {action}")
         by_action[action].setdefault(policy["metadata"]["name"], None)  # an ALLOW policy with no rules still counts
-        for i, rule in enumerate(spec.get("rules") or []):
-            by_action[action][f"{policy['metadata']['name']}[{i}]"] = rule_policy(rule)
+        for i, rule in enumerate(spec.get("rules") or []):  # named as Istio names them (authz/builder/builder.go)
+            meta = policy["metadata"]
+            by_action[action][f"ns[{meta['namespace']}]-policy[{meta['name']}]-rule[{i}]"] = rule_policy(rule)
     filters = []
     for action in ("DENY", "ALLOW"):
         if by_action[action]:
