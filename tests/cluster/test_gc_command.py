@@ -120,7 +120,7 @@ def test_status_shows_the_last_run_and_the_volume_usage(deployed):
     report = statuses.report(cluster, config.load(str(path)), manifests=render(config.load(str(path))))
     entry = next(r for r in status_output.data(report)["registries"] if r["name"] == "workspace-images")
     assert entry["gc"]["lastJob"]["state"] == "Complete" and entry["gc"]["schedule"] == "0 3 * * 0"
-    assert entry["volume"] == {"usedBytes": 5 << 30, "capacityBytes": 50 << 30}
+    assert entry["volume"] == {"usedBytes": 5 << 30, "capacityBytes": 50 << 30, "reason": None}
     text = status_output.text(report)
     assert "gc: 0 3 * * 0; last Job workspace-images-gc-manual-" in text and "volume: 5.0 GiB used of 50.0 GiB" in text
 

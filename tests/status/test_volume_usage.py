@@ -42,7 +42,7 @@ def test_a_measured_volume_shows_its_figures():
     fake.summaries["n1"] = measured()
     found = volume.usage(fake, CFG, REG)
     assert (found.used_bytes, found.capacity_bytes, found.reason) == (12 << 20, 64 << 20, None)
-    assert output._volume(found) == {"usedBytes": 12 << 20, "capacityBytes": 64 << 20}
+    assert output._volume(found) == {"usedBytes": 12 << 20, "capacityBytes": 64 << 20, "reason": None}
     assert output._volume_text(found) == "12.0 MiB used of 64.0 MiB"
 
 

@@ -202,6 +202,6 @@ def test_the_probe_image_comes_from_meshreg_verify_image(monkeypatch, tmp_path):
     route(monkeypatch, fake)
     result = CliRunner(env={"MESHREG_VERIFY_IMAGE": "mirror.example/tools/curl:8.11.1"}).invoke(
         main, ["verify", "-o", "json"])
-    assert result.exit_code == 0 and json.loads(result.output)["ok"], result.output
+    assert result.exit_code == 0 and json.loads(result.stdout)["ok"], result.output
     assert {c["image"] for p in probes.pods for c in p["spec"]["containers"] if c["name"] == "probe"} == {
         "mirror.example/tools/curl:8.11.1"}

@@ -61,7 +61,7 @@ def _gc(gc: GcState) -> dict[str, Any]:
 def _volume(v: VolumeUsage | None) -> dict[str, Any] | None:
     if v is None:
         return None
-    return {"usedBytes": v.used_bytes, "capacityBytes": v.capacity_bytes, **({"reason": v.reason} if v.reason else {})}
+    return {"usedBytes": v.used_bytes, "capacityBytes": v.capacity_bytes, "reason": v.reason}
 
 
 def _node_proxy(p: NodeProxyState) -> dict[str, Any]:
