@@ -55,7 +55,8 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except MeshregError as e:
-            say(f"error: {e}")
+            for line in e.lines:  # a config error: one line per problem
+                say(f"error: {line}")
             ctx.exit(e.exit_code)
         except click.UsageError as e:  # a bad option or value of a command: one line too
             _usage(e)

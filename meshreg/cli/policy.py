@@ -57,7 +57,7 @@ def _edit_command(action: Literal["grant", "revoke"], help_text: str) -> Callabl
         click.echo(formats.edit_text(report))
         if apply:
             apply_only(policies.authorization_policies(report), kubeconfig=kubeconfig, context=context)
-        else:
+        elif report.changed:
             click.echo("next: meshreg up (or meshreg render) to deploy the new policies", err=True)
 
     return command
@@ -68,8 +68,8 @@ grant = _edit_command("grant", """Add a writer, or widen one, keeping the file's
     \b
     Without --repo the writer may write every repository. With --repo, only repositories under those
     prefixes ("team-a/" covers team-a/app, not team-ab/app). On an existing writer, --repo adds prefixes
-    ('*' widens it to every repository) and --delete adds the DELETE grant; a grant that changes nothing is
-    refused. The node proxy's own identity can never be a writer.
+    ('*' widens it to every repository) and --delete adds the DELETE grant; a grant of what is already granted
+    leaves the file as it is and says "unchanged" (exit 0). The node proxy's own identity can never be a writer.
 
     \b
     Examples:
@@ -83,7 +83,7 @@ revoke = _edit_command("revoke", """Remove a writer, some of its prefixes, or it
     Without --repo or --delete the writer is removed. --repo removes those prefixes; removing the last one
     removes the writer (revoking never widens a writer to every repository). A writer of every repository
     cannot be narrowed by revoke: revoke it, then grant it again with --repo. --delete removes only the
-    DELETE grant.
+    DELETE grant. Revoking what is not granted leaves the file as it is and says "unchanged" (exit 0).
 
     \b
     Examples:

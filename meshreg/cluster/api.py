@@ -6,11 +6,39 @@ implement; code above `cluster` annotates with it and never with the concrete cl
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol, TypedDict, runtime_checkable
 
-__all__ = ["ClusterClient", "Discovery", "Object"]
+__all__ = ["ClusterClient", "Discovery", "Object", "Snapshot", "WatchEvent", "WatchStream"]
 
 Object = dict[str, Any]  # a Kubernetes object as the API server sends it (JSON)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A list of objects and the resourceVersion it was read at: a watch from there misses no change."""
+
+    items: list[Object]
+    resource_version: str
+
+
+class WatchEvent(TypedDict):
+    """One event of a watch, as the API server sends it: ADDED, MODIFIED or DELETED with the object; BOOKMARK with
+    an object that carries only metadata.resourceVersion; ERROR with a Status (code 410 Gone: the resourceVersion
+    is too old, list again)."""
+
+    type: str
+    object: Object
+
+
+class WatchStream(Protocol):
+    """The events of one watch, until the server ends it (its timeoutSeconds) or `close` is called (from any
+    thread)."""
+
+    def __iter__(self) -> Iterator[WatchEvent]: ...
+
+    def close(self) -> None: ...
 
 
 class Discovery(Protocol):
@@ -39,6 +67,16 @@ class ClusterClient(Protocol):
     def list(self, api_version: str, kind: str, *, namespace: str | None = None,
              label_selector: str | None = None, field_selector: str | None = None) -> list[Object]:
         """Objects of a kind (in a namespace, or everywhere), with apiVersion and kind set on each."""
+
+    def snapshot(self, api_version: str, kind: str, *, namespace: str | None = None,
+                 label_selector: str | None = None, field_selector: str | None = None) -> Snapshot:
+        """Like `list`, with the list's resourceVersion, from which `watch` goes on."""
+
+    def watch(self, api_version: str, kind: str, *, namespace: str | None = None, label_selector: str | None = None,
+              field_selector: str | None = None, resource_version: str, timeout_seconds: int) -> WatchStream:
+        """The changes after `resource_version` (with bookmarks), until the server ends the watch after
+        `timeout_seconds`. ClusterError when the server refuses it (RBAC without watch: 403); a resourceVersion too
+        old for the server is an ERROR event with code 410 (or, from some servers, ClusterError with code 410)."""
 
     def apply(self, obj: Object, *, dry_run: bool = False, force: bool = False,
               field_manager: str = ...) -> Object:

@@ -15,8 +15,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import quote
 
-from meshreg.cluster import parallel
-from meshreg.cluster.api import Object
+from meshreg.cluster import parallel, retries, streams
+from meshreg.cluster.api import Object, Snapshot, WatchStream
 from meshreg.cluster.errors import ConflictError, translate, warning_texts
 from meshreg.errors import ClusterError, UsageError
 
@@ -25,6 +25,7 @@ __all__ = ["KINDS", "Cluster", "ConflictError", "connect", "object_path", "resou
 FIELD_MANAGER = "meshreg"
 APPLY_PATCH = "application/apply-patch+yaml"
 TIMEOUT = (10, 60)  # (connect, read) seconds for every request
+WATCH_GRACE = 30  # seconds a watch may stay silent past its timeoutSeconds before the read gives up
 
 # (apiVersion, kind) -> (plural, namespaced)
 KINDS = {
@@ -136,6 +137,41 @@ class Cluster:
             item.setdefault("apiVersion", api_version)
             item.setdefault("kind", kind)
         return items
+
+    def snapshot(self, api_version: str, kind: str, *, namespace: str | None = None,
+                 label_selector: str | None = None, field_selector: str | None = None) -> Snapshot:
+        """Like `list`, with the resourceVersion of the list, from which a watch goes on."""
+        query = [(k, v) for k, v in (("labelSelector", label_selector), ("fieldSelector", field_selector)) if v]
+        path = object_path(api_version, kind, namespace=namespace)
+        where = f" in namespace {namespace}" if namespace else ""
+        body = self._call("GET", path, query=query, subject=f"listing {resource_name(api_version, kind)}{where}")
+        items = body.get("items") or []
+        for item in items:  # list items carry neither apiVersion nor kind
+            item.setdefault("apiVersion", api_version)
+            item.setdefault("kind", kind)
+        return Snapshot(items=items, resource_version=str((body.get("metadata") or {}).get("resourceVersion", "")))
+
+    def watch(self, api_version: str, kind: str, *, namespace: str | None = None, label_selector: str | None = None,
+              field_selector: str | None = None, resource_version: str, timeout_seconds: int) -> WatchStream:
+        """The changes after `resource_version`, with bookmarks, until the server ends the watch after
+        `timeout_seconds`; ClusterError (with the code) when the server refuses it."""
+        query = [("watch", "true"), ("resourceVersion", resource_version), ("allowWatchBookmarks", "true"),
+                 ("timeoutSeconds", str(timeout_seconds))]
+        query += [(k, v) for k, v in (("labelSelector", label_selector), ("fieldSelector", field_selector)) if v]
+        where = f" in namespace {namespace}" if namespace else ""
+        subject = f"watching {resource_name(api_version, kind)}{where}"
+        headers = {"Accept": "application/json"}
+        try:
+            _, url, headers, _, _ = self.api_client.param_serialize(
+                method="GET", resource_path=object_path(api_version, kind, namespace=namespace), query_params=query,
+                header_params=headers, auth_settings=["BearerToken"])
+            response = self.api_client.call_api("GET", url, header_params=headers,
+                                                _request_timeout=(TIMEOUT[0], timeout_seconds + WATCH_GRACE))
+        except Exception as e:  # as in _exchange: could not talk to the server
+            raise ClusterError(f"cannot reach the Kubernetes API server at {self.server}: {_reason(e)}") from e
+        if response.status != 200:
+            raise translate(response.status, _json(response.read() or b""), subject=subject)
+        return streams.Watch(response.response, subject=subject)
 
     def apply(self, obj: dict, *, dry_run: bool = False, force: bool = False,
               field_manager: str = FIELD_MANAGER) -> dict:
@@ -265,6 +301,7 @@ def connect(*, kubeconfig: str | None = None, context: str | None = None) -> Clu
         raise UsageError(f"kubeconfig {os.pathsep.join(files) or '(in-cluster)'}: {_reason(e)}") from e
     # Enough pooled connections for the requests meshreg sends at once, so none is opened and then discarded.
     configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize or 0, 2 * parallel.WORKERS)
+    configuration.retries = retries.policy()  # 429, Retry-After and dropped connections, where safe
     return Cluster(client.ApiClient(configuration), server=configuration.host)
 
 

@@ -1,5 +1,5 @@
-"""`meshreg gc` and the gc part of `status`: run a registry's gc CronJob now, follow the Job, read its result
-from the coordinator's log, and find the last run and the volume's usage."""
+"""`meshreg gc` and the gc part of `status`: run a registry's gc CronJob now, follow the Job (watching it), read its
+result from the coordinator's log, and find the last run and the volume's usage."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any, TypedDict, cast
 
 from meshreg.cluster.api import ClusterClient, Object
 from meshreg.cluster.wait import Progress
+from meshreg.cluster.watching import Source, pause, watch
 from meshreg.errors import ClusterError, UsageError
 from meshreg.render.gc import CONTAINER
 
@@ -84,25 +85,30 @@ def finished(job: Object) -> str | None:
 
 def follow(*, cluster: ClusterClient, namespace: str, name: str, timeout: float, progress: Progress,
            interval: float = 2.0, clock: Callable[[], float] = time.monotonic,
-           sleep: Callable[[float], None] = time.sleep) -> Object:
-    """Poll the Job until it completes or fails; ClusterError on timeout. The final Job."""
+           sleep: Callable[[float], None] | None = None) -> Object:
+    """Watch the Job until it completes or fails; ClusterError on timeout. The final Job. The progress line is
+    refreshed on every change and at least every `interval` seconds; `sleep` (tests) replaces waiting for a
+    change."""
     start_time = clock()
-    while True:
-        job = cluster.get("batch/v1", "Job", name, namespace=namespace)
-        if job is None:
-            raise ClusterError(f"Job {namespace}/{name} disappeared while running")
-        state = finished(job)
-        status = job.get("status") or {}
-        progress.update(f"Job {name}: {state or ('running' if status.get('active') else 'starting')} "
-                        f"({clock() - start_time:.0f}s)")
-        if state:
-            progress.done()
-            return job
-        if clock() - start_time >= timeout:
-            progress.done()
-            raise ClusterError(f"Job {namespace}/{name} did not finish in {timeout:.0f}s; it keeps running: "
-                               f"kubectl -n {namespace} logs job/{name} -c {CONTAINER} -f")
-        sleep(interval)
+    source = Source("batch/v1", "Job", namespace, name=name)
+    with watch(cluster, [source], sleep=sleep) as watcher:
+        while True:
+            job = watcher.get(source)
+            if job is None:
+                raise ClusterError(f"Job {namespace}/{name} disappeared while running")
+            state = finished(job)
+            status = job.get("status") or {}
+            elapsed = clock() - start_time
+            progress.update(f"Job {name}: {state or ('running' if status.get('active') else 'starting')} "
+                            f"({elapsed:.0f}s)")
+            if state:
+                progress.done()
+                return job
+            if elapsed >= timeout:
+                progress.done()
+                raise ClusterError(f"Job {namespace}/{name} did not finish in {timeout:.0f}s; it keeps running: "
+                                   f"kubectl -n {namespace} logs job/{name} -c {CONTAINER} -f")
+            pause(watcher, sleep)(min(interval, max(timeout - elapsed, 0.1)))
 
 
 def pods_of(cluster: ClusterClient, namespace: str, job_name: str) -> list[Object]:

@@ -1,4 +1,5 @@
-"""Wait for the registry and node-proxy rollouts with a live progress line; on timeout, say why from pods and events."""
+"""Wait for the registry and node-proxy rollouts, watching them, with a live progress line; on timeout, say why from
+pods and events."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any, TextIO
 from meshreg.cluster import crashes, selectors
 from meshreg.cluster.api import ClusterClient, Object
 from meshreg.cluster.enforcement import has_sidecar
+from meshreg.cluster.watching import Source, pause, watch
 from meshreg.errors import ClusterError
 
 CLOCK = re.compile(r" \(\d+s\)$")  # the elapsed time a progress line may end with
@@ -82,27 +84,35 @@ def rollout(obj: Object | None) -> tuple[bool, str]:
 
 def wait(*, cluster: ClusterClient, namespace: str, workloads: list[Workload], timeout: float, progress: Progress,
          interval: float = 2.0, clock: Callable[[], float] = time.monotonic,
-         sleep: Callable[[float], None] = time.sleep) -> None:
-    """Poll `workloads` [(apiVersion, kind, name)] until every rollout is done, or raise ClusterError with a
-    diagnosis."""
+         sleep: Callable[[float], None] | None = None) -> None:
+    """Watch `workloads` [(apiVersion, kind, name)] until every rollout is done, or raise ClusterError with a
+    diagnosis. The progress line is refreshed on every change and at least every `interval` seconds; `sleep`
+    (tests) replaces waiting for a change."""
     start = clock()
-    while True:
-        states = {w: rollout(cluster.get(w[0], w[1], w[2], namespace=namespace)) for w in workloads}
-        elapsed = clock() - start
-        progress.update("waiting: " + ", ".join(f"{w[2]} {text}" for w, (_, text) in states.items())
-                        + f" ({elapsed:.0f}s)")
-        pending = [w for w, (done, _) in states.items() if not done]
-        if not pending:
-            progress.done()
-            return
-        if elapsed >= timeout:
-            progress.done()
-            names = ", ".join(f"{w[1]} {namespace}/{w[2]} ({states[w][1]})" for w in pending)
-            causes = diagnose(cluster=cluster, namespace=namespace, workloads=pending)
-            raise ClusterError(f"timed out after {timeout:.0f}s waiting for {names}: "
-                               + ("; ".join(causes) or "no cause found in pod status or events; "
-                                  f"try kubectl -n {namespace} describe pods"))
-        sleep(interval)
+    sources = {w: Source(w[0], w[1], namespace, name=w[2]) for w in workloads}
+    with watch(cluster, list(sources.values()), sleep=sleep) as watcher:
+        while True:
+            states = {w: rollout(watcher.get(source)) for w, source in sources.items()}
+            elapsed = clock() - start
+            progress.update("waiting: " + ", ".join(f"{w[2]} {text}" for w, (_, text) in states.items())
+                            + f" ({elapsed:.0f}s)")
+            pending = [w for w, (done, _) in states.items() if not done]
+            if not pending:
+                progress.done()
+                return
+            if elapsed >= timeout:
+                progress.done()
+                raise _timed_out(cluster, namespace, pending, states, timeout)
+            pause(watcher, sleep)(min(interval, max(timeout - elapsed, 0.1)))
+
+
+def _timed_out(cluster: ClusterClient, namespace: str, pending: list[Workload],
+               states: dict[Workload, tuple[bool, str]], timeout: float) -> ClusterError:
+    names = ", ".join(f"{w[1]} {namespace}/{w[2]} ({states[w][1]})" for w in pending)
+    causes = diagnose(cluster=cluster, namespace=namespace, workloads=pending)
+    return ClusterError(f"timed out after {timeout:.0f}s waiting for {names}: "
+                        + ("; ".join(causes) or "no cause found in pod status or events; "
+                           f"try kubectl -n {namespace} describe pods"))
 
 
 def diagnose(*, cluster: ClusterClient, namespace: str, workloads: Iterable[Workload]) -> list[str]:

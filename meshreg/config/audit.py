@@ -26,10 +26,10 @@ def read_audit(r: Reader, data: object, path: Path) -> Audit:
     """`spec.audit`; absent: audit records on, through the provider `meshreg-audit`, keeping Istio's `envoy` log."""
     spec = r.mapping(data, path, {"enabled": _DEFAULT.enabled, "provider": _DEFAULT.provider,
                                   "keepProviders": list(_DEFAULT.keep_providers)})
-    enabled = r.boolean(spec["enabled"], path + ("enabled",))
-    provider = r.string(spec["provider"], path + ("provider",), check_provider)
-    keep = r.strings(spec["keepProviders"], path + ("keepProviders",), check_provider)
-    for i, name in enumerate(keep):
-        if name.lower() == provider.lower():
+    enabled = r.attempt(lambda: r.boolean(spec["enabled"], path + ("enabled",)))
+    provider = r.attempt(lambda: r.string(spec["provider"], path + ("provider",), check_provider))
+    keep = r.attempt(lambda: r.strings(spec["keepProviders"], path + ("keepProviders",), check_provider))
+    for i, name in enumerate(keep.value):
+        if name.lower() == provider.value.lower():
             r.fail(path + ("keepProviders", i), f"{name!r} is the audit provider itself (spec.audit.provider)")
-    return Audit(enabled=enabled, provider=provider, keep_providers=tuple(keep))
+    return Audit(enabled=enabled.value, provider=provider.value, keep_providers=tuple(keep.value))

@@ -26,13 +26,15 @@ def read_gc(r: Reader, value: object, path: source.Path, *, registry: Scheduling
     if value is None:
         return None
     m = r.mapping(value, path, _GC_KEYS)
-    timeout = _read_seconds(r, m["timeout"], path + ("timeout",))
-    return GC(schedule=r.string(m["schedule"], path + ("schedule",), check_schedule),
-              time_zone=r.string(m["timeZone"], path + ("timeZone",), check_time_zone, nullable=True),
-              delete_untagged=r.boolean(m["deleteUntagged"], path + ("deleteUntagged",)),
-              image=r.string(m["image"], path + ("image",), names.check_image), timeout=timeout,
-              scheduling=scheduling.read(r, m, path, inherit=Scheduling(node_selector=registry.node_selector,
-                                                                         tolerations=registry.tolerations)))
+    schedule = r.attempt(lambda: r.string(m["schedule"], path + ("schedule",), check_schedule))
+    zone = r.attempt(lambda: r.string(m["timeZone"], path + ("timeZone",), check_time_zone, nullable=True))
+    untagged = r.attempt(lambda: r.boolean(m["deleteUntagged"], path + ("deleteUntagged",)))
+    image = r.attempt(lambda: r.string(m["image"], path + ("image",), names.check_image))
+    timeout = r.attempt(lambda: _read_seconds(r, m["timeout"], path + ("timeout",)))
+    placed = r.attempt(lambda: scheduling.read(r, m, path, inherit=Scheduling(
+        node_selector=registry.node_selector, tolerations=registry.tolerations)))
+    return GC(schedule=schedule.value, time_zone=zone.value, delete_untagged=untagged.value, image=image.value,
+              timeout=timeout.value, scheduling=placed.value)
 
 
 def _read_seconds(r: Reader, value: object, path: source.Path) -> int:
@@ -46,45 +48,57 @@ def read_retention(r: Reader, value: object, path: source.Path) -> Retention | N
     if value is None:
         return None
     m = r.mapping(value, path, {"rules": REQUIRED, "protectedTags": []})
-    if not isinstance(m["rules"], list) or not m["rules"]:
-        r.fail(path + ("rules",), "expected a non-empty list of rules ({repositories: [...], keepNewest: N, "
-                                  "keepNewerThan: 14d})")
-    rules = [_read_rule(r, item, path + ("rules", i)) for i, item in enumerate(m["rules"])]
+    protected = r.attempt(lambda: r.strings(m["protectedTags"], path + ("protectedTags",), _check_tag_pattern))
+    expected = "a non-empty list of rules ({repositories: [...], keepNewest: N, keepNewerThan: 14d})"
+    items = r.sequence(m["rules"], path + ("rules",), expected)
+    if not items:
+        r.fail(path + ("rules",), f"expected {expected}")
+    rules = [a.value for a in r.each(items, path + ("rules",), lambda item, p: _read_rule(r, item, p))]
     seen: dict[str, int] = {}
-    for i, rule in enumerate(rules):
-        for prefix in rule.repositories:
-            if prefix in seen:
-                r.fail(path + ("rules", i, "repositories"), f"{prefix!r} already has a rule (rules[{seen[prefix]}])")
-            seen[prefix] = i
-    protected = r.strings(m["protectedTags"], path + ("protectedTags",), _check_tag_pattern)
-    return Retention(rules=tuple(rules), protected_tags=tuple(protected))
+    with r.checks():
+        for i, rule in enumerate(rules):
+            for prefix in rule.repositories:
+                if prefix in seen:
+                    r.record(path + ("rules", i, "repositories"),
+                             f"{prefix!r} already has a rule (rules[{seen[prefix]}])")
+                seen.setdefault(prefix, i)
+    return Retention(rules=tuple(rules), protected_tags=tuple(protected.value))
 
 
 def _read_rule(r: Reader, value: object, path: source.Path) -> Rule:
     m = r.mapping(value, path, _RULE_KEYS)
-    repos = r.strings(m["repositories"], path + ("repositories",), names.check_repository_prefix)
-    if not repos or ("*" in repos and len(repos) > 1):
-        r.fail(path + ("repositories",), "list \"*\" alone for every repository, or repository prefixes")
-    newest = None if m["keepNewest"] is None else r.integer(m["keepNewest"], path + ("keepNewest",),
-                                                            low=0, high=1_000_000)
-    newer = r.string(m["keepNewerThan"], path + ("keepNewerThan",), _check_duration, nullable=True)
-    if not newest and not (newer and parse_duration(newer)):
+    repos = r.attempt(lambda: _read_rule_prefixes(r, m["repositories"], path + ("repositories",)))
+    newest = r.attempt(lambda: None if m["keepNewest"] is None else r.integer(
+        m["keepNewest"], path + ("keepNewest",), low=0, high=1_000_000))
+    newer = r.attempt(lambda: r.string(m["keepNewerThan"], path + ("keepNewerThan",), _check_duration, nullable=True))
+    if not newest.value and not (newer.value and parse_duration(newer.value)):
         r.fail(path, "this rule would keep nothing but protected tags: set keepNewest (at least 1) or "
                      "keepNewerThan (e.g. 14d)")
-    return Rule(repositories=tuple(sorted(names.normalize_prefix(p) for p in repos)), keep_newest=newest,
-                keep_newer_than=newer)
+    return Rule(repositories=repos.value, keep_newest=newest.value, keep_newer_than=newer.value)
+
+
+def _read_rule_prefixes(r: Reader, value: object, path: source.Path) -> tuple[str, ...]:
+    repos = r.strings(value, path, names.check_repository_prefix)
+    if not repos or ("*" in repos and len(repos) > 1):
+        r.fail(path, "list \"*\" alone for every repository, or repository prefixes")
+    return tuple(sorted(names.normalize_prefix(p) for p in repos))
 
 
 def check_gc(r: Reader, reg: Registry, path: source.Path, *, delete_switch: str) -> None:
     """What gc and retention need from the rest of a registry's settings."""
+    with r.checks():
+        _check_gc_settings(r, reg, path, delete_switch=delete_switch)
+
+
+def _check_gc_settings(r: Reader, reg: Registry, path: source.Path, *, delete_switch: str) -> None:
     if reg.gc and reg.role == "mirror":
-        r.fail(path + ("gc",), "a mirror expires its cache itself (distribution's proxy scheduler); "
-                               "gc and retention are for images and readonly registries")
+        r.record(path + ("gc",), "a mirror expires its cache itself (distribution's proxy scheduler); "
+                                 "gc and retention are for images and readonly registries")
     if reg.retention and not reg.gc:
-        r.fail(path + ("retention",), "retention runs in the gc CronJob: set gc.schedule too")
+        r.record(path + ("retention",), "retention runs in the gc CronJob: set gc.schedule too")
     if reg.retention and not reg.delete_enabled:
-        r.fail(path + ("retention",), f"retention deletes manifests through the registry API, which needs "
-                                      f"{delete_switch}: true (writers still need delete: true to delete)")
+        r.record(path + ("retention",), f"retention deletes manifests through the registry API, which needs "
+                                        f"{delete_switch}: true (writers still need delete: true to delete)")
 
 
 def check_schedule(value: str) -> str | None:

@@ -7,6 +7,7 @@ import json
 import os
 import re
 from dataclasses import replace
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -32,24 +33,27 @@ _PRIVATE_JWK = {"d", "p", "q", "dp", "dq", "qi", "oth"}
 
 def read_ingress(r: Reader, value: object, path: Path, *, registries: tuple[Registry, ...], namespace: str) -> Ingress:
     m = r.mapping(value, path, _KEYS)
-    registry = _read_registry(r, m["registry"], path + ("registry",), registries)
-    gateway = _read_gateway(r, m["gateway"], path + ("gateway",))
-    _check_gateway_identity(r, gateway, registry, namespace, path + ("gateway", "serviceAccount"))
-    issuers = _read_issuers(r, m["issuers"], path + ("issuers",))
-    clients = _read_clients(r, m["clients"], path + ("clients",), issuers=issuers, registry=registry)
+    host = r.attempt(lambda: r.string(m["host"], path + ("host",), _check_host))
+    credential = r.attempt(lambda: r.string(m["credentialName"], path + ("credentialName",), names.check_subdomain))
+    registry = r.attempt(lambda: _read_registry(r, m["registry"], path + ("registry",), registries))
+    gateway = r.attempt(lambda: _read_gateway(r, m["gateway"], path + ("gateway",)))
+    with r.guard():
+        _check_gateway_identity(r, gateway.value, registry.value, namespace, path + ("gateway", "serviceAccount"))
+    issuers = r.attempt(lambda: _read_issuers(r, m["issuers"], path + ("issuers",)))
+    clients = r.attempt(lambda: _read_clients(r, m["clients"], path + ("clients",), issuers=issuers.value,
+                                              registry=registry.value))
     ca_dir = r.string(m["clientCA"], path + ("clientCA",), lambda v: None if v.strip() else "empty: name a directory")
     resolved = os.path.join(os.path.dirname(r.source.name), ca_dir)
     material = public_material(resolved)
     return Ingress(
-        host=r.string(m["host"], path + ("host",), _check_host), registry=registry.name,
-        credential_name=r.string(m["credentialName"], path + ("credentialName",), names.check_subdomain),
-        client_ca=resolved, gateway=gateway, issuers=issuers, clients=clients,
+        host=host.value, registry=registry.value.name, credential_name=credential.value, client_ca=resolved,
+        gateway=gateway.value, issuers=issuers.value, clients=clients.value,
         ca_pem=material[0] if material else None, crl_pem=material[1] if material else None)
 
 
 def _read_registry(r: Reader, value: object, path: Path, registries: tuple[Registry, ...]) -> Registry:
     """The registry named (default: the default one); never a mirror."""
-    name = next(reg.name for reg in registries if reg.default) if value is None else r.string(value, path)
+    name = next(reg.name for reg in registries if reg.default) if not r.given(value) else r.string(value, path)
     reg = next((x for x in registries if x.name == name), None)
     if reg is None:
         r.fail(path, f"no registry named {name!r} (registries: {', '.join(x.name for x in registries)})")
@@ -60,16 +64,22 @@ def _read_registry(r: Reader, value: object, path: Path, registries: tuple[Regis
 
 def _read_gateway(r: Reader, value: object, path: Path) -> IngressGateway:
     m = r.mapping(value, path, _GATEWAY_KEYS)
-    selector = r.mapping(m["selector"], path + ("selector",), _any_keys(m["selector"]))
+    selector = r.attempt(lambda: _read_selector(r, m["selector"], path + ("selector",)))
+    namespace = r.attempt(lambda: r.string(m["namespace"], path + ("namespace",), names.check_label))
+    account = r.attempt(lambda: r.string(m["serviceAccount"], path + ("serviceAccount",), names.check_subdomain))
+    port = r.attempt(lambda: _read_gateway_port(r, m["port"], path + ("port",)))
+    dedicated = r.attempt(lambda: r.boolean(m["dedicated"], path + ("dedicated",)))
+    return IngressGateway(namespace=namespace.value, selector=selector.value, service_account=account.value,
+                          port=port.value, dedicated=dedicated.value)
+
+
+def _read_selector(r: Reader, value: object, path: Path) -> dict[str, str]:
+    selector = r.mapping(value, path, _any_keys(value))
     if not selector:
-        r.fail(path + ("selector",), "empty: name the labels of the gateway's pods (e.g. istio: ingressgateway)")
-    read_labels(r, selector, path + ("selector",), expected_key="e.g. istio or app.kubernetes.io/name",
+        r.fail(path, "empty: name the labels of the gateway's pods (e.g. istio: ingressgateway)")
+    read_labels(r, selector, path, expected_key="e.g. istio or app.kubernetes.io/name",
                 expected_value="letters, digits, '-', '_', '.'; at most 63; no wildcards")
-    return IngressGateway(
-        namespace=r.string(m["namespace"], path + ("namespace",), names.check_label), selector=dict(selector),
-        service_account=r.string(m["serviceAccount"], path + ("serviceAccount",), names.check_subdomain),
-        port=_read_gateway_port(r, m["port"], path + ("port",)),
-        dedicated=r.boolean(m["dedicated"], path + ("dedicated",)))
+    return dict(selector)
 
 
 def _check_gateway_identity(r: Reader, gateway: IngressGateway, registry: Registry, namespace: str,
@@ -95,71 +105,99 @@ def _read_gateway_port(r: Reader, value: object, path: Path) -> int:
 
 
 def _read_issuers(r: Reader, value: object, path: Path) -> tuple[Issuer, ...]:
-    if not isinstance(value, list):
-        r.fail(path, "expected a list of issuers ({issuer: ..., audiences: [...], jwksUri: https://...})")
-    out: list[Issuer] = []
-    for i, item in enumerate(value):
-        p = path + (i,)
-        m = r.mapping(item, p, {"issuer": REQUIRED, "audiences": REQUIRED, "jwks": None, "jwksUri": None})
-        issuer = r.string(m["issuer"], p + ("issuer",), _check_token_text)
-        if any(x.issuer == issuer for x in out):
-            r.fail(p + ("issuer",), f"{issuer!r} is listed twice")
-        audiences = r.strings(m["audiences"], p + ("audiences",), _check_token_text)
-        if not audiences:
-            r.fail(p + ("audiences",), "empty: name the audience tokens for this registry carry (a token minted "
-                                       "for another service must not push here)")
-        if (m["jwks"] is None) == (m["jwksUri"] is None):
-            r.fail(p, "set exactly one of jwks (the key set, inline) or jwksUri (where istiod fetches it)")
-        out.append(Issuer(issuer=issuer, audiences=tuple(audiences),
-                          jwks=r.string(m["jwks"], p + ("jwks",), check_jwks, nullable=True),
-                          jwks_uri=r.string(m["jwksUri"], p + ("jwksUri",), _check_jwks_uri, nullable=True)))
-    return tuple(out)
+    items = r.sequence(value, path, "a list of issuers ({issuer: ..., audiences: [...], jwksUri: https://...})")
+    read = r.each(items, path, lambda item, p: _read_issuer(r, item, p))
+    with r.checks():
+        seen: set[str] = set()
+        for i, attempt in enumerate(read):
+            issuer = attempt.value.issuer if attempt.ok else None
+            if issuer in seen:
+                r.record(path + (i, "issuer"), f"{issuer!r} is listed twice")
+            elif issuer is not None:
+                seen.add(issuer)
+    return tuple(a.value for a in read)
+
+
+def _read_issuer(r: Reader, value: object, p: Path) -> Issuer:
+    m = r.mapping(value, p, {"issuer": REQUIRED, "audiences": REQUIRED, "jwks": None, "jwksUri": None})
+    issuer = r.attempt(lambda: r.string(m["issuer"], p + ("issuer",), _check_token_text))
+    audiences = r.attempt(lambda: _read_audiences(r, m["audiences"], p + ("audiences",)))
+    jwks = r.attempt(lambda: r.string(m["jwks"], p + ("jwks",), check_jwks, nullable=True))
+    jwks_uri = r.attempt(lambda: r.string(m["jwksUri"], p + ("jwksUri",), _check_jwks_uri, nullable=True))
+    if (m["jwks"] is None) == (m["jwksUri"] is None):
+        r.fail(p, "set exactly one of jwks (the key set, inline) or jwksUri (where istiod fetches it)")
+    return Issuer(issuer=issuer.value, audiences=audiences.value, jwks=jwks.value, jwks_uri=jwks_uri.value)
+
+
+def _read_audiences(r: Reader, value: object, path: Path) -> tuple[str, ...]:
+    audiences = r.strings(value, path, _check_token_text)
+    if not audiences:
+        r.fail(path, "empty: name the audience tokens for this registry carry (a token minted for another service "
+                     "must not push here)")
+    return tuple(audiences)
 
 
 def _read_clients(r: Reader, value: object, path: Path, *, issuers: tuple[Issuer, ...],
                   registry: Registry) -> tuple[Client, ...]:
-    if not isinstance(value, list):
-        r.fail(path, "expected a list of clients ({name: ..., method: mtls|jwt, repositories: [...]})")
-    clients: list[Client] = []
-    for i, item in enumerate(value):
-        client = _read_client(r, item, path + (i,), issuers=issuers, registry=registry)
-        for j, other in enumerate(clients):
-            if other.name == client.name:
-                r.fail(path + (i, "name"), f"{client.name!r} is already the name of clients[{j}]")
-            if client.method == "jwt" and (other.issuer, other.subject) == (client.issuer, client.subject):
-                r.fail(path + (i, "subject"), f"clients[{j}] already has issuer {client.issuer!r} and subject "
-                                              f"{client.subject!r}: a token must name one client")
-        clients.append(client)
-    return tuple(clients)
+    items = r.sequence(value, path, "a list of clients ({name: ..., method: mtls|jwt, repositories: [...]})")
+    read = r.each(items, path, lambda item, p: _read_client(r, item, p, issuers=issuers, registry=registry))
+    with r.checks():
+        for i, attempt in enumerate(read):
+            if attempt.ok:
+                _check_unique_client(r, attempt.value, [(j, a.value) for j, a in enumerate(read[:i]) if a.ok],
+                                     path + (i,))
+    return tuple(a.value for a in read)
+
+
+def _check_unique_client(r: Reader, client: Client, others: list[tuple[int, Client]], path: Path) -> None:
+    """A client's name names one client, and a token (issuer and subject) one client."""
+    for j, other in others:
+        if other.name == client.name:
+            r.record(path + ("name",), f"{client.name!r} is already the name of clients[{j}]")
+        elif client.method == "jwt" and (other.issuer, other.subject) == (client.issuer, client.subject):
+            r.record(path + ("subject",), f"clients[{j}] already has issuer {client.issuer!r} and subject "
+                                          f"{client.subject!r}: a token must name one client")
 
 
 def _read_client(r: Reader, value: object, p: Path, *, issuers: tuple[Issuer, ...], registry: Registry) -> Client:
     m = r.mapping(value, p, _CLIENT_KEYS)
-    name = r.string(m["name"], p + ("name",), names.check_label)
-    method = r.string(m["method"], p + ("method",), lambda v: None if v in INGRESS_METHODS else
-                      f"{v!r} is not an authentication method (expected one of: {', '.join(INGRESS_METHODS)})")
-    repositories = read_prefixes(r, m["repositories"], p + ("repositories",))
-    read = repositories if m["readRepositories"] is None else \
-        read_prefixes(r, m["readRepositories"], p + ("readRepositories",))
-    delete = r.boolean(m["delete"], p + ("delete",))
-    if delete and not registry.delete_enabled:
-        r.fail(p + ("delete",),
-               f"grants DELETE but registry {registry.name!r} has deleteEnabled false; enable it first")
-    client = Client(name=name, method=method, repositories=repositories, read_repositories=read, delete=delete)
-    if method == "mtls":
-        for key in _JWT_ONLY:
-            if m[key] is not None:
-                r.fail(p + (key,), f"only a jwt client has {key} (this one presents a client certificate)")
-        return client
-    return _read_jwt(r, m, p, client, issuers)
+    name = r.attempt(lambda: r.string(m["name"], p + ("name",), names.check_label))
+    method = r.attempt(lambda: r.string(m["method"], p + ("method",), _check_method))
+    repositories = r.attempt(lambda: read_prefixes(r, m["repositories"], p + ("repositories",)))
+    read = r.attempt(lambda: repositories.value if m["readRepositories"] is None else
+                     read_prefixes(r, m["readRepositories"], p + ("readRepositories",)))
+    delete = r.attempt(lambda: r.boolean(m["delete"], p + ("delete",)))
+    if delete.get() and not registry.delete_enabled:
+        r.record(p + ("delete",),
+                 f"grants DELETE but registry {registry.name!r} has deleteEnabled false; enable it first")
+    if method.value == "mtls":
+        with r.checks():
+            for key in _JWT_ONLY:
+                if m[key] is not None:
+                    r.record(p + (key,), f"only a jwt client has {key} (this one presents a client certificate)")
+    jwt = r.attempt(lambda: None if method.value == "mtls" else _read_jwt(r, m, p, issuers))
+    client = Client(name=name.value, method=method.value, repositories=repositories.value,
+                    read_repositories=read.value, delete=delete.value)
+    return client if jwt.value is None else replace(client, issuer=jwt.value[0], subject=jwt.value[1],
+                                                    claims=jwt.value[2])
 
 
-def _read_jwt(r: Reader, m: dict[str, Any], p: Path, client: Client, issuers: tuple[Issuer, ...]) -> Client:
-    issuer = _read_client_issuer(r, m["issuer"], p, issuers)
-    if m["subject"] is None:
-        r.fail(p, "missing required key 'subject' (the `sub` claim of this client's tokens)")
-    subject = r.string(m["subject"], p + ("subject",), _check_pattern)
-    return replace(client, issuer=issuer, subject=subject, claims=_read_claims(r, m["claims"], p + ("claims",)))
+def _check_method(value: str) -> str | None:
+    if value in INGRESS_METHODS:
+        return None
+    return f"{value!r} is not an authentication method (expected one of: {', '.join(INGRESS_METHODS)})"
+
+
+Claims = tuple[tuple[str, tuple[str, ...]], ...]
+
+
+def _read_jwt(r: Reader, m: dict[str, Any], p: Path, issuers: tuple[Issuer, ...]) -> tuple[str, str, Claims]:
+    """A jwt client's issuer, subject and claims."""
+    issuer = r.attempt(lambda: _read_client_issuer(r, m["issuer"], p, issuers))
+    subject = r.attempt(lambda: r.string(m["subject"], p + ("subject",), _check_pattern) if m["subject"] is not None
+                        else r.fail(p, "missing required key 'subject' (the `sub` claim of this client's tokens)"))
+    claims = r.attempt(lambda: _read_claims(r, m["claims"], p + ("claims",)))
+    return issuer.value, subject.value, claims.value
 
 
 def _read_client_issuer(r: Reader, value: object, p: Path, issuers: tuple[Issuer, ...]) -> str:
@@ -175,17 +213,19 @@ def _read_client_issuer(r: Reader, value: object, p: Path, issuers: tuple[Issuer
     return issuer or known[0]
 
 
-def _read_claims(r: Reader, value: object, path: Path) -> tuple[tuple[str, tuple[str, ...]], ...]:
+def _read_claims(r: Reader, value: object, path: Path) -> Claims:
     """`claims: {NAME: value or [values]}`, sorted by name."""
     claims = r.mapping(value, path, _any_keys(value))
-    read = []
-    for key, values in claims.items():
-        r.string(key, path + (key,), _check_claim_name)
-        listed = r.strings([values] if isinstance(values, str) else values, path + (key,), _check_pattern)
-        if not listed:
-            r.fail(path + (key,), "empty: list the values this claim may take")
-        read.append((key, tuple(listed)))
-    return tuple(sorted(read))
+    read = [r.attempt(partial(_read_claim, r, key, values, path + (key,))) for key, values in claims.items()]
+    return tuple(sorted(a.value for a in read))
+
+
+def _read_claim(r: Reader, key: str, values: object, path: Path) -> tuple[str, tuple[str, ...]]:
+    r.string(key, path, _check_claim_name)
+    listed = r.strings([values] if isinstance(values, str) else values, path, _check_pattern)
+    if not listed:
+        r.fail(path, "empty: list the values this claim may take")
+    return key, tuple(listed)
 
 
 def _any_keys(value: object) -> dict[str, object]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 
 from meshreg.config.model import DEFAULT, DEFAULT_FILE, Config
-from meshreg.config.reader import Reader
-from meshreg.config.source import parse
+from meshreg.config.reader import Invalid, Reader
+from meshreg.config.source import decode, parse
 from meshreg.errors import ConfigError
 
 
@@ -17,21 +17,28 @@ def load(path: str | None = None) -> Config:
             return DEFAULT
         path = DEFAULT_FILE
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
+        with open(path, "rb") as f:
+            data = f.read()
     except FileNotFoundError as e:
         raise ConfigError(f"{path}: no such file (run `meshreg init` to write a starter config)") from e
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path}: cannot read: {getattr(e, 'strerror', None) or e}") from e
-    return from_text(text, name=path)
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror or e}") from e
+    return from_text(decode(data, path), name=path)
 
 
 def from_text(text: str, *, name: str) -> Config:
-    """Validate a config document; the first problem raises ConfigError naming file, line and field."""
+    """Validate a config document; ConfigError names every problem found, each with file, line and field."""
     source = parse(text, name)
     if source.data is None:
         raise ConfigError(f"{name}: the file is empty (run `meshreg init` to write a starter config)")
     # Imported here: the built-in default (no file) never pays for the validators.
     from meshreg.config.spec import read_config
 
-    return read_config(Reader(source), source.data, name)
+    reader = Reader(source)
+    try:
+        cfg = read_config(reader, source.data, name)
+    except Invalid:  # raised only once its problem is recorded
+        cfg = None
+    reader.raise_problems()
+    assert cfg is not None
+    return cfg

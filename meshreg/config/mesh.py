@@ -8,7 +8,6 @@ creates with the Gateway's name, so that name is reserved for it.
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from meshreg.config.model import Registry
 from meshreg.config.reader import Reader
@@ -38,28 +37,27 @@ def read_mesh(r: Reader, value: object, path: Path) -> str:
                     f"{v!r} is not a mesh mode (expected one of: {', '.join(MESHES)})")
 
 
-def check_ambient(r: Reader, spec: dict[str, Any], *, registries: tuple[Registry, ...], several: bool) -> None:
-    """One line, exit 2, for a setting that ambient mode cannot honour (config.spec also refuses the waypoint's
-    identity as a writer or publisher)."""
-    _check_revision(r, spec["istioRevision"])
+def check_ambient(r: Reader, *, registries: tuple[Registry, ...], several: bool) -> None:
+    """A problem for each setting of the registries that ambient mode cannot honour (config.spec also checks the
+    revision with check_revision, and refuses the waypoint's identity as a writer or publisher)."""
     for i, reg in enumerate(registries):
         _check_sidecar_free(r, reg, ("spec", "registries", i) if several else ("spec", "registry"), several=several)
 
 
-def _check_revision(r: Reader, revision: object) -> None:
+def check_revision(r: Reader, revision: object) -> None:
     """A revision named after an Istio version older than MINIMUM_ISTIO."""
     match = _VERSIONED_REVISION.fullmatch(revision) if isinstance(revision, str) else None
     if match and (1, int(match.group(1))) < MINIMUM_ISTIO:
-        r.fail(("spec", "istioRevision"), f"{revision!r} names Istio 1.{match.group(1)}, but mesh: ambient needs "
+        r.record(("spec", "istioRevision"), f"{revision!r} names Istio 1.{match.group(1)}, but mesh: ambient needs "
                                           f"Istio {'.'.join(map(str, MINIMUM_ISTIO))} or newer ({MINIMUM_REASON})")
 
 
 def _check_sidecar_free(r: Reader, reg: Registry, base: Path, *, several: bool) -> None:
     """One registry (at `base`): not named like the waypoint, and nothing that needs a sidecar in its pods."""
     if several and reg.name == WAYPOINT:  # only spec.registries names registries
-        r.fail(base + ("name",), f"{WAYPOINT!r} is the waypoint's name in ambient mode (its Service and "
+        r.record(base + ("name",), f"{WAYPOINT!r} is the waypoint's name in ambient mode (its Service and "
                                  "ServiceAccount): name the registry otherwise")
     if reg.role == "mirror":  # only in spec.registries: the single registry is an images registry
-        r.fail(base + ("role",), SIDECAR_ONLY_MIRROR)
+        r.record(base + ("role",), SIDECAR_ONLY_MIRROR)
     if reg.gc or reg.retention:
-        r.fail(base + ("gc" if reg.gc else "retention",), SIDECAR_ONLY_GC)
+        r.record(base + ("gc" if reg.gc else "retention",), SIDECAR_ONLY_GC)

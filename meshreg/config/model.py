@@ -315,6 +315,12 @@ class Ingress:
         return self.host if self.gateway.port == 443 else f"{self.host}:{self.gateway.port}"
 
     @property
+    def read_restricted(self) -> bool:
+        """Whether some client may read less than every repository (then the ingress refuses cross-repository
+        mounts, which would read past it)."""
+        return any(c.read_repositories != ("*",) for c in self.clients)
+
+    @property
     def writer(self) -> Writer | None:
         """The gateway as the registry sees it: one writer for the union of its clients' prefixes."""
         if not self.clients:

@@ -9,6 +9,7 @@ is also the address people push to (`localhost:PORT`), so it must not stand for 
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 from meshreg.config import names, scheduling
@@ -28,18 +29,20 @@ def read(r: Reader, spec: dict[str, Any], registries: tuple[Registry, ...], *, n
     """The registries with their push proxies read from spec.pushProxy or spec.registries[].pushProxy."""
     raws = [entry.get("pushProxy") for entry in spec["registries"]] if several else [spec["pushProxy"]]
     paths: list[Path] = [("spec", "registries", i) if several else ("spec",) for i in range(len(registries))]
-    out = []
+    read = []
     for reg, raw, base in zip(registries, raws, paths, strict=True):
         default = f"{namespace}-push-{reg.name}" if several else f"{namespace}-push"
-        proxy = _read_one(r, raw, base, reg=reg, default_namespace=default, namespace=namespace)
-        out.append(replace(reg, push_proxy=proxy))
-    _check_together(r, out, paths, node_proxy=node_proxy)
+        read.append(r.attempt(partial(_read_one, r, raw, base, reg=reg, default_namespace=default,
+                                      namespace=namespace)))
+    out = [replace(reg, push_proxy=proxy.value) for reg, proxy in zip(registries, read, strict=True)]
+    with r.checks():
+        _check_together(r, out, paths, node_proxy=node_proxy)
     return tuple(out)
 
 
 def _read_one(r: Reader, raw: object, base: Path, *, reg: Registry, default_namespace: str,
               namespace: str) -> PushProxy | None:
-    if raw is None:
+    if not r.given(raw):
         return None
     path = base + ("pushProxy",)
     m = r.mapping(raw, path, _KEYS)
@@ -47,15 +50,14 @@ def _read_one(r: Reader, raw: object, base: Path, *, reg: Registry, default_name
         return None
     if reg.role == "mirror":
         r.fail(path, "a mirror is a read-only cache of its upstream: nobody writes it, so it has no push proxy")
-    if m["repositories"] is None:
-        r.fail(path, "missing required key 'repositories': the repository prefixes people may push to through "
-                     "the push proxy, e.g. [\"dev/\"] (or [\"*\"] for every repository)")
-    proxy = PushProxy(
-        namespace=_namespace(r, m["namespace"], path, default=default_namespace, registry_namespace=namespace),
-        repositories=read_prefixes(r, m["repositories"], path + ("repositories",)),
-        port=reg.port if m["port"] is None else read_port(r, m["port"], path + ("port",)),
-        resources=read_resources(r, m["resources"], path + ("resources",), _D.resources),
-        scheduling=scheduling.read(r, m, path))
+    where = r.attempt(lambda: _namespace(r, m["namespace"], path, default=default_namespace,
+                                         registry_namespace=namespace))
+    repositories = r.attempt(lambda: _read_repositories(r, m["repositories"], path))
+    port = r.attempt(lambda: reg.port if m["port"] is None else read_port(r, m["port"], path + ("port",)))
+    resources = r.attempt(lambda: read_resources(r, m["resources"], path + ("resources",), _D.resources))
+    placed = r.attempt(lambda: scheduling.read(r, m, path))
+    proxy = PushProxy(namespace=where.value, repositories=repositories.value, port=port.value,
+                      resources=resources.value, scheduling=placed.value)
     if reg.role == "readonly" and reg.publisher != proxy.identity:
         r.fail(path, f"registry {reg.name} is readonly: only its publisher writes it. To load images through the "
                      f"push proxy, make the push proxy its publisher (publisher: {proxy.identity})")
@@ -63,6 +65,13 @@ def _read_one(r: Reader, raw: object, base: Path, *, reg: Registry, default_name
     refuse_identity(r, reg, base, proxy.identity, as_writer=f"{proxy.identity!r} is the push proxy: what it may "
                     "write is pushProxy.repositories, not a writers entry")
     return proxy
+
+
+def _read_repositories(r: Reader, value: object, path: Path) -> tuple[str, ...]:
+    if value is None:
+        r.fail(path, "missing required key 'repositories': the repository prefixes people may push to through "
+                     "the push proxy, e.g. [\"dev/\"] (or [\"*\"] for every repository)")
+    return read_prefixes(r, value, path + ("repositories",))
 
 
 def _namespace(r: Reader, value: object, path: Path, *, default: str, registry_namespace: str) -> str:
@@ -93,17 +102,26 @@ def _check_together(r: Reader, registries: list[Registry], paths: list[Path], *,
             continue
         path = base + ("pushProxy",)
         if proxy.namespace in seen_ns:
-            r.fail(path + ("namespace",), f"{proxy.namespace!r} is already the push-proxy namespace of registry "
-                                          f"{seen_ns[proxy.namespace]}; {_ROLE_BINDING_HINT}, so each needs its own")
-        if proxy.port in seen_port:
-            r.fail(path + ("port",), f"{proxy.port} is already the push-proxy port of registry "
-                                     f"{seen_port[proxy.port]}")
-        others = [o for o in registries if o is not reg and o.port == proxy.port]
-        if node_proxy and others:
-            r.fail(path + ("port",), f"{proxy.port} is the node-proxy port of registry {others[0].name}: "
-                                     f"localhost:{proxy.port} would name another registry on the nodes")
-        seen_ns[proxy.namespace], seen_port[proxy.port] = reg.name, reg.name
+            r.record(path + ("namespace",), f"{proxy.namespace!r} is already the push-proxy namespace of "
+                                            f"registry {seen_ns[proxy.namespace]}; {_ROLE_BINDING_HINT}, so each "
+                                            "needs its own")
+        _check_port(r, reg, registries, path + ("port",), seen=seen_port, node_proxy=node_proxy)
+        seen_ns.setdefault(proxy.namespace, reg.name)
+        seen_port.setdefault(proxy.port, reg.name)
         _check_alone(r, registries, proxy, path)
+
+
+def _check_port(r: Reader, reg: Registry, registries: list[Registry], path: Path, *, seen: dict[int, str],
+                node_proxy: bool) -> None:
+    """A push proxy's port is no other push proxy's, nor (with a node proxy) another registry's node-proxy port."""
+    assert reg.push_proxy is not None
+    port = reg.push_proxy.port
+    others = [o for o in registries if o is not reg and o.port == port]
+    if port in seen:
+        r.record(path, f"{port} is already the push-proxy port of registry {seen[port]}")
+    elif node_proxy and others:
+        r.record(path, f"{port} is the node-proxy port of registry {others[0].name}: localhost:{port} would name "
+                       "another registry on the nodes")
 
 
 def _check_alone(r: Reader, registries: list[Registry], proxy: PushProxy, path: Path) -> None:
@@ -111,5 +129,6 @@ def _check_alone(r: Reader, registries: list[Registry], proxy: PushProxy, path: 
         identities = [w.service_account for w in reg.writers] + list(reg.readers) + [reg.publisher or ""]
         for identity in identities:
             if identity.split("/")[0] == proxy.namespace and identity != proxy.identity:
-                r.fail(path, f"namespace {proxy.namespace!r} also holds {identity} (of registry {reg.name}); the "
-                             f"push proxy needs a namespace of its own, because {_ROLE_BINDING_HINT}")
+                r.record(path, f"namespace {proxy.namespace!r} also holds {identity} (of registry {reg.name}); the "
+                               f"push proxy needs a namespace of its own, because {_ROLE_BINDING_HINT}")
+                return

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+from functools import partial
 
 from meshreg.config import names
 from meshreg.config.model import RUNTIMES, RuntimeConfig
@@ -20,29 +21,34 @@ _KEYS: dict[str, object] = {"containerd": {}, "crio": {}, "image": _D.image, "re
 _PATH = re.compile(r"/[A-Za-z0-9._@+=,:/-]+")
 
 
-def read_runtime_config(r: Reader, value: object, path: Path, *, node_proxy: bool) -> RuntimeConfig:
-    """The runtimeConfig mapping (absent: nothing is written on nodes)."""
+def read_runtime_config(r: Reader, value: object, path: Path, *, node_proxy: bool | None) -> RuntimeConfig:
+    """The runtimeConfig mapping (absent: nothing is written on nodes); `node_proxy`: whether the node proxy is
+    enabled (None: unknown, as spec.nodeProxy.enabled did not read)."""
     if value is None:
         return _D
     m = r.mapping(value, path, _KEYS)
-    directories = []
-    for runtime in RUNTIMES:
-        key, default = DIRECTORY_KEYS[runtime]
-        p = path + (runtime,)
-        entry = r.mapping(m[runtime], p, {"enabled": False, key: default})
-        if not r.boolean(entry["enabled"], p + ("enabled",)):
-            continue
-        if not node_proxy:
-            r.fail(p + ("enabled",), "writes runtime configuration for the node proxy's ports, but "
-                                     "spec.nodeProxy.enabled is false: enable the node proxy or remove this")
-        directories.append((runtime, r.string(entry[key], p + (key,), check_directory)))
+    read = [r.attempt(partial(_read_directory, r, m[runtime], path + (runtime,), runtime, node_proxy=node_proxy))
+            for runtime in RUNTIMES]
+    image = r.attempt(lambda: r.string(m["image"], path + ("image",), names.check_image))
+    resources = r.attempt(lambda: read_resources(r, m["resources"], path + ("resources",), _D.resources))
+    selector = r.attempt(lambda: read_node_selector(r, m["nodeSelector"], path + ("nodeSelector",)))
+    directories = [(runtime, directory) for runtime, a in zip(RUNTIMES, read, strict=True)
+                   if (directory := a.value) is not None]
     _check_apart(r, directories, path)
-    return RuntimeConfig(
-        directories=tuple(directories),
-        image=r.string(m["image"], path + ("image",), names.check_image),
-        resources=read_resources(r, m["resources"], path + ("resources",), _D.resources),
-        node_selector=read_node_selector(r, m["nodeSelector"], path + ("nodeSelector",)),
-    )
+    return RuntimeConfig(directories=tuple(directories), image=image.value, resources=resources.value,
+                         node_selector=selector.value)
+
+
+def _read_directory(r: Reader, value: object, p: Path, runtime: str, *, node_proxy: bool | None) -> str | None:
+    """The directory a runtime's entry enables (None: not enabled)."""
+    key, default = DIRECTORY_KEYS[runtime]
+    entry = r.mapping(value, p, {"enabled": False, key: default})
+    if not r.boolean(entry["enabled"], p + ("enabled",)):
+        return None
+    if node_proxy is False:
+        r.fail(p + ("enabled",), "writes runtime configuration for the node proxy's ports, but "
+                                 "spec.nodeProxy.enabled is false: enable the node proxy or remove this")
+    return r.string(entry[key], p + (key,), check_directory)
 
 
 def check_directory(value: str) -> str | None:
@@ -63,4 +69,3 @@ def _check_apart(r: Reader, directories: list[tuple[str, str]], path: Path) -> N
     if a == b or b.startswith(a + "/") or a.startswith(b + "/"):
         r.fail(path + (second, DIRECTORY_KEYS[second][0]),
                f"{b!r} overlaps {first}'s directory {a!r}: give each runtime its own directory")
-

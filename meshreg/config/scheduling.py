@@ -4,16 +4,20 @@ spec's fields) and which Secrets pull their images (`imagePullSecrets`), checked
 
 Hand-written on purpose: the schema validators (kubernetes-validate, the client's models) are not runtime
 dependencies, know nothing of lines in meshreg.yaml, and leave out the cross-field rules checked here (an operator's
-values, tolerationSeconds only with NoExecute, Gt/Lt taking one integer)."""
+values, tolerationSeconds only with NoExecute, Gt/Lt taking one integer).
+
+Every field is read on its own (`Reader.attempt`), so one run reports every problem; a rule across fields (an
+operator's values) is checked only once the fields it needs have read."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from meshreg.config import names
 from meshreg.config.model import Scheduling
-from meshreg.config.reader import REQUIRED, Reader
+from meshreg.config.reader import REQUIRED, Attempt, Reader
 from meshreg.config.source import Path
 
 KEYS: dict[str, Any] = {"nodeSelector": None, "tolerations": None, "affinity": None}
@@ -38,72 +42,99 @@ PULL_SECRET: dict[str, Any] = {"name": REQUIRED}
 _KEY = "an optional DNS prefix and '/', then a name of at most 63 characters"
 _VALUE = "at most 63 letters, digits, '-', '_' or '.'"
 Term = Callable[[Reader, object, Path], dict[str, Any]]
+Item = Callable[[Reader, object, Path], Any]
 
 
 def read(r: Reader, m: dict[str, Any], path: Path, *, inherit: Scheduling | None = None) -> Scheduling:
     """The scheduling keys of the mapping `m` (read at `path`); a key that is absent takes `inherit`'s value."""
     base = inherit or Scheduling()
-    selector = base.node_selector if m["nodeSelector"] is None else \
-        read_node_selector(r, m["nodeSelector"], path + ("nodeSelector",))
-    tolerations = base.tolerations if m["tolerations"] is None else \
-        tuple(_toleration(r, t, path + ("tolerations", i)) for i, t in enumerate(_list(r, m["tolerations"],
-                                                                                         path + ("tolerations",))))
-    affinity = base.affinity if m["affinity"] is None else _affinity(r, m["affinity"], path + ("affinity",))
-    return Scheduling(node_selector=selector, tolerations=tolerations, affinity=affinity)
+    selector = r.attempt(lambda: read_node_selector(r, m["nodeSelector"], path + ("nodeSelector",))
+                         if r.given(m["nodeSelector"]) else base.node_selector)
+    tolerations = r.attempt(lambda: tuple(_items(r, m["tolerations"], path + ("tolerations",), _toleration))
+                            if r.given(m["tolerations"]) else base.tolerations)
+    affinity = r.attempt(lambda: _affinity(r, m["affinity"], path + ("affinity",))
+                         if r.given(m["affinity"]) else base.affinity)
+    return Scheduling(node_selector=selector.value, tolerations=tolerations.value, affinity=affinity.value)
 
 
 def read_node_selector(r: Reader, value: object, path: Path, *,
                        what: str = "node labels") -> tuple[tuple[str, str], ...]:
-    """Labels as KEY: VALUE (a nodeSelector, a label selector's matchLabels)."""
-    if not isinstance(value, dict):
+    """Labels as KEY: VALUE (a nodeSelector, a label selector's matchLabels); every label is checked."""
+    if not r.given(value) or not isinstance(value, dict):
         r.fail(path, f"expected a mapping of {what} (e.g. {{kubernetes.io/os: linux}})")
-    for key, label in value.items():
-        r.string(key, path + (key,), lambda v: names.check_label_key(v, expected=_KEY))
-        r.string(label, path + (key,), lambda v: names.check_label_value(v, expected=_VALUE))
+    with r.checks():
+        for key, label in value.items():
+            r.attempt(partial(r.string, key, path + (key,), _check_key))
+            r.attempt(partial(r.string, label, path + (key,), _check_value))
     return tuple(sorted(value.items()))
 
 
 def read_pull_secrets(r: Reader, value: object, path: Path) -> tuple[str, ...]:
-    """`imagePullSecrets` as the pod spec has it: a list of {name: SECRET}."""
+    """`imagePullSecrets` as the pod spec has it: a list of {name: SECRET}, each named once."""
+    read = r.each(r.sequence(value, path, "a list"), path, partial(_pull_secret, r))
     seen: dict[str, int] = {}
-    for i, item in enumerate(_list(r, value, path)):
-        m = r.mapping(item, path + (i,), PULL_SECRET)
-        name = r.string(m["name"], path + (i, "name"), names.check_subdomain)
-        if name in seen:
-            r.fail(path + (i, "name"), f"{name!r} is listed twice (imagePullSecrets[{seen[name]}])")
-        seen[name] = i
-    return tuple(seen)
+    with r.checks():
+        for i, name in enumerate(a.get() for a in read):
+            if name is None:
+                continue
+            if name in seen:
+                r.record(path + (i, "name"), f"{name!r} is listed twice (imagePullSecrets[{seen[name]}])")
+            seen.setdefault(name, i)
+    return tuple(a.value for a in read)
 
 
-def _list(r: Reader, value: object, path: Path) -> list[Any]:
-    if not isinstance(value, list):
-        r.fail(path, "expected a list")
-    return value
+def _pull_secret(r: Reader, value: object, path: Path) -> str:
+    m = r.mapping(value, path, PULL_SECRET)
+    return r.string(m["name"], path + ("name",), names.check_subdomain)
+
+
+def _check_key(value: str) -> str | None:
+    return names.check_label_key(value, expected=_KEY)
+
+
+def _check_value(value: str) -> str | None:
+    return names.check_label_value(value, expected=_VALUE)
+
+
+def _items(r: Reader, value: object, path: Path, read_item: Item) -> list[Any]:
+    """Every item of a list read by `read_item`, each on its own; Invalid (silently) if any did not read."""
+    items = r.sequence(value, path, "a list")
+    return [a.value for a in r.each(items, path, partial(read_item, r))]
+
+
+def _optional(r: Reader, m: dict[str, Any], key: str, path: Path, read_value: Item) -> Attempt[Any]:
+    """`read_value` of m[key] where the key is set; None where it is not."""
+    return r.attempt(lambda: read_value(r, m[key], path + (key,)) if r.given(m[key]) else None)
 
 
 def _toleration(r: Reader, value: object, path: Path) -> dict[str, Any]:
     m = r.mapping(value, path, TOLERATION)
-    key = r.string(m["key"], path + ("key",), lambda v: names.check_label_key(v, expected=_KEY) if v else None,
-                   nullable=True)
-    operator = r.string(m["operator"], path + ("operator",), lambda v: None if v in ("Equal", "Exists") else
-                        f"{v!r} is not a toleration operator (Equal or Exists)", nullable=True)
-    if m["value"] is not None and operator == "Exists":
-        r.fail(path + ("value",), "a toleration with operator Exists matches any value: leave value out")
-    value_ = r.string(m["value"], path + ("value",), lambda v: names.check_label_value(v, expected=_VALUE),
-                      nullable=True)
-    if not key and operator != "Exists":
+    key = r.attempt(lambda: r.string(m["key"], path + ("key",), lambda v: _check_key(v) if v else None,
+                                     nullable=True))
+    operator = r.attempt(lambda: r.string(m["operator"], path + ("operator",), lambda v: None if v in (
+        "Equal", "Exists") else f"{v!r} is not a toleration operator (Equal or Exists)", nullable=True))
+    value_ = r.attempt(lambda: _toleration_value(r, m["value"], path + ("value",), operator=operator.get()))
+    effect = r.attempt(lambda: r.string(m["effect"], path + ("effect",), lambda v: None if v in EFFECTS else
+                                        f"{v!r} is not a taint effect ({', '.join(EFFECTS)}; leave it out for all "
+                                        "of them)", nullable=True))
+    seconds = r.attempt(lambda: _seconds(r, m["tolerationSeconds"], path + ("tolerationSeconds",),
+                                         effect=effect.value))
+    if not key.value and operator.value != "Exists":
         r.fail(path, "a toleration without a key must have operator: Exists (it then tolerates every taint)")
-    effect = r.string(m["effect"], path + ("effect",), lambda v: None if v in EFFECTS else
-                      f"{v!r} is not a taint effect ({', '.join(EFFECTS)}; leave it out for all of them)",
-                      nullable=True)
-    out = {"key": key, "operator": operator, "value": value_, "effect": effect,
-           "tolerationSeconds": _seconds(r, m["tolerationSeconds"], path + ("tolerationSeconds",), effect=effect)}
+    out = {"key": key.value, "operator": operator.value, "value": value_.value, "effect": effect.value,
+           "tolerationSeconds": seconds.value}
     return {k: v for k, v in out.items() if v is not None}
+
+
+def _toleration_value(r: Reader, value: object, path: Path, *, operator: str | None) -> str | None:
+    if r.given(value) and operator == "Exists":
+        r.fail(path, "a toleration with operator Exists matches any value: leave value out")
+    return r.string(value, path, _check_value, nullable=True)
 
 
 def _seconds(r: Reader, value: object, path: Path, *, effect: str | None) -> int | None:
     """tolerationSeconds: how long a NoExecute taint is tolerated before eviction."""
-    if value is None:
+    if not r.given(value):
         return None
     if effect != "NoExecute":
         r.fail(path, "only a NoExecute toleration has tolerationSeconds")
@@ -112,74 +143,79 @@ def _seconds(r: Reader, value: object, path: Path, *, effect: str | None) -> int
 
 def _affinity(r: Reader, value: object, path: Path) -> dict[str, Any]:
     m = r.mapping(value, path, AFFINITY)
-    out = {}
-    if m["nodeAffinity"] is not None:
-        out["nodeAffinity"] = _node_affinity(r, m["nodeAffinity"], path + ("nodeAffinity",))
-    for kind in ("podAffinity", "podAntiAffinity"):
-        if m[kind] is not None:
-            out[kind] = _pod_affinity(r, m[kind], path + (kind,))
-    return out
+    read = {"nodeAffinity": _optional(r, m, "nodeAffinity", path, _node_affinity),
+            "podAffinity": _optional(r, m, "podAffinity", path, _pod_affinity),
+            "podAntiAffinity": _optional(r, m, "podAntiAffinity", path, _pod_affinity)}
+    return _set(read)
+
+
+def _set(read: dict[str, Attempt[Any]]) -> dict[str, Any]:
+    """The fields that are set, once every one of them has read."""
+    return {key: a.value for key, a in read.items() if a.value is not None}
 
 
 def _node_affinity(r: Reader, value: object, path: Path) -> dict[str, Any]:
     m = r.mapping(value, path, TERMS)
-    out: dict[str, Any] = {}
-    if m[REQUIRED_TERMS] is not None:
-        p = path + (REQUIRED_TERMS,)
-        selector = r.mapping(m[REQUIRED_TERMS], p, NODE_SELECTOR)
-        terms = _list(r, selector["nodeSelectorTerms"], p + ("nodeSelectorTerms",))
-        if not terms:
-            r.fail(p + ("nodeSelectorTerms",), "expected at least one term (a node must match one of them)")
-        out[REQUIRED_TERMS] = {"nodeSelectorTerms": [_node_term(r, t, p + ("nodeSelectorTerms", i))
-                                                     for i, t in enumerate(terms)]}
-    if m[PREFERRED_TERMS] is not None:
-        p = path + (PREFERRED_TERMS,)
-        out[PREFERRED_TERMS] = [_weighted(r, t, p + (i,), PREFERENCE, _node_term)
-                                for i, t in enumerate(_list(r, m[PREFERRED_TERMS], p))]
-    return out
+    return _set({REQUIRED_TERMS: _optional(r, m, REQUIRED_TERMS, path, _node_selector),
+                 PREFERRED_TERMS: _optional(r, m, PREFERRED_TERMS, path, partial(_each_weighted, keys=PREFERENCE,
+                                                                                 read_term=_node_term))})
 
 
-def _weighted(r: Reader, value: object, path: Path, keys: dict[str, Any], read_term: Term) -> dict[str, Any]:
+def _node_selector(r: Reader, value: object, path: Path) -> dict[str, Any]:
+    """A required node affinity: {nodeSelectorTerms: [...]}, at least one term."""
+    selector = r.mapping(value, path, NODE_SELECTOR)
+    p = path + ("nodeSelectorTerms",)
+    terms = r.sequence(selector["nodeSelectorTerms"], p, "a list")
+    if not terms:
+        r.fail(p, "expected at least one term (a node must match one of them)")
+    return {"nodeSelectorTerms": _items(r, terms, p, _node_term)}
+
+
+def _each_weighted(r: Reader, value: object, path: Path, *, keys: dict[str, Any], read_term: Term) -> list[Any]:
+    return _items(r, value, path, partial(_weighted, keys=keys, read_term=read_term))
+
+
+def _weighted(r: Reader, value: object, path: Path, *, keys: dict[str, Any], read_term: Term) -> dict[str, Any]:
     key = list(keys)[1]  # the term beside the weight
     m = r.mapping(value, path, keys)
-    return {"weight": r.integer(m["weight"], path + ("weight",), low=1, high=100),
-            key: read_term(r, m[key], path + (key,))}
+    weight = r.attempt(lambda: r.integer(m["weight"], path + ("weight",), low=1, high=100))
+    term = r.attempt(lambda: read_term(r, m[key], path + (key,)))
+    return {"weight": weight.value, key: term.value}
 
 
 def _node_term(r: Reader, value: object, path: Path) -> dict[str, Any]:
     m = r.mapping(value, path, NODE_TERM)
-    out = {}
-    for kind in ("matchExpressions", "matchFields"):
-        if m[kind] is not None:
-            p = path + (kind,)
-            out[kind] = [_requirement(r, e, p + (i,), NODE_OPERATORS, field=kind == "matchFields")
-                         for i, e in enumerate(_list(r, m[kind], p))]
+    out = _set({"matchExpressions": _optional(r, m, "matchExpressions", path, partial(
+                    _each_requirement, operators=NODE_OPERATORS)),
+                "matchFields": _optional(r, m, "matchFields", path, partial(
+                    _each_requirement, operators=("In", "NotIn"), field=True))})
     if not out:
         r.fail(path, "an empty term matches no node: give matchExpressions or matchFields")
     return out
 
 
-def _requirement(r: Reader, value: object, path: Path, operators: tuple[str, ...], *,
+def _each_requirement(r: Reader, value: object, path: Path, *, operators: tuple[str, ...],
+                      field: bool = False) -> list[Any]:
+    return _items(r, value, path, partial(_requirement, operators=operators, field=field))
+
+
+def _requirement(r: Reader, value: object, path: Path, *, operators: tuple[str, ...],
                  field: bool = False) -> dict[str, Any]:
-    """One {key, operator, values} with the rules of its operator."""
+    """One {key, operator, values} with the rules of its operator (matchFields: metadata.name, In or NotIn)."""
     m = r.mapping(value, path, REQUIREMENT)
-    if field:
-        r.string(m["key"], path + ("key",), lambda v: None if v == "metadata.name" else
-                 f"{v!r}: matchFields supports only metadata.name")
-        operators = ("In", "NotIn")
-    else:
-        r.string(m["key"], path + ("key",), lambda v: names.check_label_key(v, expected=_KEY))
-    operator = r.string(m["operator"], path + ("operator",), lambda v: None if v in operators else
-                        f"{v!r} is not an operator here ({', '.join(operators)})")
-    values = r.strings(m["values"], path + ("values",)) if m["values"] is not None else []
-    _check_values(r, operator, values, path + ("values",), field=field)
-    return {"key": m["key"], "operator": operator, **({"values": values} if m["values"] is not None else {})}
-
-
-def _check_values(r: Reader, operator: str, values: list[str], path: Path, *, field: bool) -> None:
-    problem = _values_problem(operator, values, field=field)
+    key = r.attempt(lambda: r.string(m["key"], path + ("key",), _check_field if field else _check_key))
+    operator = r.attempt(lambda: r.string(m["operator"], path + ("operator",), lambda v: None if v in operators
+                                          else f"{v!r} is not an operator here ({', '.join(operators)})"))
+    values = r.attempt(lambda: r.strings(m["values"], path + ("values",)) if r.given(m["values"]) else None)
+    problem = _values_problem(operator.value, values.value or [], field=field)
     if problem:
-        r.fail(path, problem)
+        r.fail(path + ("values",), problem)
+    return {"key": key.value, "operator": operator.value,
+            **({"values": values.value} if values.value is not None else {})}
+
+
+def _check_field(value: str) -> str | None:
+    return None if value == "metadata.name" else f"{value!r}: matchFields supports only metadata.name"
 
 
 def _values_problem(operator: str, values: list[str], *, field: bool) -> str | None:
@@ -197,40 +233,40 @@ def _values_problem(operator: str, values: list[str], *, field: bool) -> str | N
 
 def _pod_affinity(r: Reader, value: object, path: Path) -> dict[str, Any]:
     m = r.mapping(value, path, TERMS)
-    out: dict[str, Any] = {}
-    if m[REQUIRED_TERMS] is not None:
-        p = path + (REQUIRED_TERMS,)
-        out[REQUIRED_TERMS] = [_pod_term(r, t, p + (i,)) for i, t in enumerate(_list(r, m[REQUIRED_TERMS], p))]
-    if m[PREFERRED_TERMS] is not None:
-        p = path + (PREFERRED_TERMS,)
-        out[PREFERRED_TERMS] = [_weighted(r, t, p + (i,), WEIGHTED_POD_TERM, _pod_term)
-                                for i, t in enumerate(_list(r, m[PREFERRED_TERMS], p))]
-    return out
+    return _set({REQUIRED_TERMS: _optional(r, m, REQUIRED_TERMS, path, partial(_items_of, read_item=_pod_term)),
+                 PREFERRED_TERMS: _optional(r, m, PREFERRED_TERMS, path, partial(
+                     _each_weighted, keys=WEIGHTED_POD_TERM, read_term=_pod_term))})
+
+
+def _items_of(r: Reader, value: object, path: Path, *, read_item: Item) -> list[Any]:
+    return _items(r, value, path, read_item)
 
 
 def _pod_term(r: Reader, value: object, path: Path) -> dict[str, Any]:
     m = r.mapping(value, path, POD_TERM)
-    out: dict[str, Any] = {}
-    for kind in ("labelSelector", "namespaceSelector"):
-        if m[kind] is not None:
-            out[kind] = _label_selector(r, m[kind], path + (kind,))
-    if m["namespaces"] is not None:
-        out["namespaces"] = r.strings(m["namespaces"], path + ("namespaces",), names.check_label)
-    out["topologyKey"] = r.string(m["topologyKey"], path + ("topologyKey",),
-                                  lambda v: names.check_label_key(v, expected=_KEY))
-    for kind in ("matchLabelKeys", "mismatchLabelKeys"):
-        if m[kind] is not None:
-            out[kind] = r.strings(m[kind], path + (kind,), lambda v: names.check_label_key(v, expected=_KEY))
-    return out
+    read = {"labelSelector": _optional(r, m, "labelSelector", path, _label_selector),
+            "namespaceSelector": _optional(r, m, "namespaceSelector", path, _label_selector),
+            "namespaces": _optional(r, m, "namespaces", path, _namespaces),
+            "topologyKey": r.attempt(lambda: r.string(m["topologyKey"], path + ("topologyKey",), _check_key)),
+            "matchLabelKeys": _optional(r, m, "matchLabelKeys", path, _label_keys),
+            "mismatchLabelKeys": _optional(r, m, "mismatchLabelKeys", path, _label_keys)}
+    return _set(read)
+
+
+def _namespaces(r: Reader, value: object, path: Path) -> list[str]:
+    return r.strings(value, path, names.check_label)
+
+
+def _label_keys(r: Reader, value: object, path: Path) -> list[str]:
+    return r.strings(value, path, _check_key)
 
 
 def _label_selector(r: Reader, value: object, path: Path) -> dict[str, Any]:
     m = r.mapping(value, path, LABEL_SELECTOR)
-    out: dict[str, Any] = {}
-    if m["matchLabels"] is not None:
-        out["matchLabels"] = dict(read_node_selector(r, m["matchLabels"], path + ("matchLabels",), what="labels"))
-    if m["matchExpressions"] is not None:
-        p = path + ("matchExpressions",)
-        out["matchExpressions"] = [_requirement(r, e, p + (i,), LABEL_OPERATORS)
-                                   for i, e in enumerate(_list(r, m["matchExpressions"], p))]
-    return out
+    return _set({"matchLabels": _optional(r, m, "matchLabels", path, _match_labels),
+                 "matchExpressions": _optional(r, m, "matchExpressions", path, partial(
+                     _each_requirement, operators=LABEL_OPERATORS))})
+
+
+def _match_labels(r: Reader, value: object, path: Path) -> dict[str, str]:
+    return dict(read_node_selector(r, value, path, what="labels"))

@@ -9,7 +9,7 @@ from meshreg.config import mesh, names, pushproxy, scheduling
 from meshreg.config.audit import read_audit
 from meshreg.config.ingress import read_ingress
 from meshreg.config.model import API_VERSION, KIND, Config, LocalRegistryHosting, NodeProxy, Registry
-from meshreg.config.reader import REQUIRED, Reader
+from meshreg.config.reader import REQUIRED, UNREADABLE, Attempt, Invalid, Reader
 from meshreg.config.registries import read_entries, read_resources, read_single, refuse_identity
 from meshreg.config.runtimeconfig import read_runtime_config
 from meshreg.config.source import Path
@@ -22,57 +22,76 @@ _SPEC_KEYS: dict[str, object] = {
 
 
 def read_config(r: Reader, data: object, name: str) -> Config:
-    meta, spec = _read_top(r, data)
+    """Read every part of the document; a part that depends on others is checked only once they read cleanly."""
+    instance, spec = _read_top(r, data)
     p: Path = ("spec",)
-    several = spec["registries"] is not None
-    np = r.mapping(spec["nodeProxy"], p + ("nodeProxy",),
-                   {"enabled": True, "port": None, "hostIP": _NP.host_ip, "resources": None, "runtimeConfig": None})
-    registries = _read_registries(r, spec, node_proxy_port=np["port"], several=several)
-    hosting = r.mapping(spec["localRegistryHosting"], p + ("localRegistryHosting",),
-                        {"host": None, "help": LocalRegistryHosting.help, "publish": True})
-    default = next(x for x in registries if x.default)
-    _check_never_writes(r, registries, several=several, identity=f"{spec['namespace']}/node-proxy",
-                        role="the node proxy", why=", which serves unauthenticated reads")
+    several = r.attempt(lambda: r.given(spec["registries"]))
+    namespace = r.attempt(lambda: r.string(spec["namespace"], p + ("namespace",), _check_namespace))
+    trust_domain = r.attempt(lambda: r.string(spec["trustDomain"], p + ("trustDomain",), names.check_trust_domain))
+    revision = r.attempt(lambda: r.string(spec["istioRevision"], p + ("istioRevision",), names.check_label,
+                                          nullable=True))
+    np = r.attempt(lambda: r.mapping(spec["nodeProxy"], p + ("nodeProxy",), {
+        "enabled": True, "port": None, "hostIP": _NP.host_ip, "resources": None, "runtimeConfig": None}))
+    enabled = r.attempt(lambda: r.boolean(np.value["enabled"], p + ("nodeProxy", "enabled")))
+    registries = r.attempt(lambda: _read_registries(r, spec, node_proxy_port=np.value["port"],
+                                                    several=several.value))
+    node_proxy = r.attempt(lambda: _read_node_proxy(r, np.value, enabled=enabled, registries=registries))
+    hosting = r.attempt(lambda: _read_hosting(r, spec["localRegistryHosting"], p + ("localRegistryHosting",)))
+    with r.guard():
+        _check_identities(r, spec, registries.value, several=several.value)
+    mode = r.attempt(lambda: _read_mesh(r, spec, registries=registries.get(), several=several.value))
+    with_proxies = r.attempt(lambda: pushproxy.read(r, spec, registries.value, namespace=namespace.value,
+                                                    several=several.value, node_proxy=enabled.value))
+    ingress = r.attempt(lambda: None if not r.given(spec["ingress"]) else read_ingress(
+        r, spec["ingress"], p + ("ingress",), registries=with_proxies.value, namespace=namespace.value))
+    audit = r.attempt(lambda: read_audit(r, spec["audit"], p + ("audit",)))
+    pull_secrets = r.attempt(lambda: scheduling.read_pull_secrets(r, spec["imagePullSecrets"],
+                                                                  p + ("imagePullSecrets",)))
+    return Config(name=instance.value, namespace=namespace.value, trust_domain=trust_domain.value,
+                  istio_revision=revision.value, mesh=mode.value, registries=with_proxies.value,
+                  node_proxy=node_proxy.value, local_registry_hosting=hosting.value, source=name,
+                  ingress=ingress.value, audit=audit.value, image_pull_secrets=pull_secrets.value)
+
+
+def _read_node_proxy(r: Reader, np: dict[str, Any], *, enabled: Attempt[bool],
+                     registries: Attempt[tuple[Registry, ...]]) -> NodeProxy:
+    """spec.nodeProxy, whose port is the default registry's (read with the registries)."""
+    p: Path = ("spec", "nodeProxy")
+    host_ip = r.attempt(lambda: r.string(np["hostIP"], p + ("hostIP",), names.check_loopback))
+    resources = r.attempt(lambda: read_resources(r, np["resources"], p + ("resources",), _NP.resources))
+    runtime = r.attempt(lambda: read_runtime_config(r, np["runtimeConfig"], p + ("runtimeConfig",),
+                                                    node_proxy=enabled.get()))
+    default = next(x for x in registries.value if x.default)
+    return NodeProxy(enabled=enabled.value, port=default.port, host_ip=host_ip.value, resources=resources.value,
+                     runtime_config=runtime.value)
+
+
+def _read_hosting(r: Reader, value: object, p: Path) -> LocalRegistryHosting:
+    hosting = r.mapping(value, p, {"host": None, "help": LocalRegistryHosting.help, "publish": True})
+    host = r.attempt(lambda: r.string(hosting["host"], p + ("host",), _check_host, nullable=True))
+    text = r.attempt(lambda: r.string(hosting["help"], p + ("help",)))
+    publish = r.attempt(lambda: r.boolean(hosting["publish"], p + ("publish",)))
+    return LocalRegistryHosting(host=host.value, help=text.value, publish=publish.value)
+
+
+def _check_identities(r: Reader, spec: dict[str, Any], registries: tuple[Registry, ...], *, several: bool) -> None:
+    """Identities meshreg deploys itself (the node proxy, the retention jobs) are nobody's writer or publisher."""
+    with r.guard():
+        _check_never_writes(r, registries, several=several, identity=f"{spec['namespace']}/node-proxy",
+                            role="the node proxy", why=", which serves unauthenticated reads")
     _check_gc_identities(r, spec, registries, several=several)
-    mode = _read_mesh(r, spec, registries=registries, several=several)
-    proxy = r.boolean(np["enabled"], p + ("nodeProxy", "enabled"))
-    namespace = r.string(spec["namespace"], p + ("namespace",), _check_namespace)
-    registries = pushproxy.read(r, spec, registries, namespace=namespace, several=several, node_proxy=proxy)
-    ingress = None if spec["ingress"] is None else \
-        read_ingress(r, spec["ingress"], p + ("ingress",), registries=registries, namespace=namespace)
-    return Config(
-        name=r.string(meta["name"], ("metadata", "name"), names.check_label),
-        namespace=namespace,
-        trust_domain=r.string(spec["trustDomain"], p + ("trustDomain",), names.check_trust_domain),
-        istio_revision=r.string(spec["istioRevision"], p + ("istioRevision",), names.check_label, nullable=True),
-        mesh=mode,
-        registries=registries,
-        node_proxy=NodeProxy(
-            enabled=proxy, port=default.port,
-            host_ip=r.string(np["hostIP"], p + ("nodeProxy", "hostIP"), names.check_loopback),
-            resources=read_resources(r, np["resources"], p + ("nodeProxy", "resources"), _NP.resources),
-            runtime_config=read_runtime_config(r, np["runtimeConfig"], p + ("nodeProxy", "runtimeConfig"),
-                                               node_proxy=proxy)),
-        local_registry_hosting=LocalRegistryHosting(
-            host=r.string(hosting["host"], p + ("localRegistryHosting", "host"), _check_host, nullable=True),
-            help=r.string(hosting["help"], p + ("localRegistryHosting", "help")),
-            publish=r.boolean(hosting["publish"], p + ("localRegistryHosting", "publish"))),
-        source=name,
-        ingress=ingress,
-        audit=read_audit(r, spec["audit"], p + ("audit",)),
-        image_pull_secrets=scheduling.read_pull_secrets(r, spec["imagePullSecrets"], p + ("imagePullSecrets",)),
-    )
 
 
-def _read_top(r: Reader, data: object) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The document's metadata and spec, once its apiVersion and kind are meshreg's."""
+def _read_top(r: Reader, data: object) -> tuple[Attempt[str], dict[str, Any]]:
+    """The instance name (if it reads) and the spec; apiVersion and kind must be meshreg's."""
     top = r.mapping(data, (), {"apiVersion": REQUIRED, "kind": REQUIRED, "metadata": REQUIRED, "spec": {}})
-    if top["apiVersion"] != API_VERSION:
-        r.fail(("apiVersion",), f"expected {API_VERSION!r}, got {top['apiVersion']!r}")
-    if top["kind"] != KIND:
-        r.fail(("kind",), f"expected {KIND!r}, got {top['kind']!r}")
-    meta = r.mapping(top["metadata"], ("metadata",), {"name": REQUIRED})
-    return meta, r.mapping(top["spec"], ("spec",), _SPEC_KEYS)
+    if top["apiVersion"] is not UNREADABLE and top["apiVersion"] != API_VERSION:
+        r.record(("apiVersion",), f"expected {API_VERSION!r}, got {top['apiVersion']!r}")
+    if top["kind"] is not UNREADABLE and top["kind"] != KIND:
+        r.record(("kind",), f"expected {KIND!r}, got {top['kind']!r}")
+    meta = r.attempt(lambda: r.mapping(top["metadata"], ("metadata",), {"name": REQUIRED}))
+    instance = r.attempt(lambda: r.string(meta.value["name"], ("metadata", "name"), names.check_label))
+    return instance, r.mapping(top["spec"], ("spec",), _SPEC_KEYS)
 
 
 def _read_registries(r: Reader, spec: dict[str, Any], *, node_proxy_port: object,
@@ -80,20 +99,28 @@ def _read_registries(r: Reader, spec: dict[str, Any], *, node_proxy_port: object
     """spec.registries, or the single registry of spec.registry, spec.readers, spec.writers and spec.nodeProxy.port."""
     p: Path = ("spec",)
     if not several:
-        return (read_single(r, spec, 5000 if node_proxy_port is None else node_proxy_port, p),)
-    if node_proxy_port is not None:
-        r.fail(p + ("nodeProxy", "port"), "with spec.registries, each registry has its own port")
-    for key in ("registry", "readers", "writers", "pushProxy"):
-        if spec[key] is not None:
-            r.fail(p + (key,), f"with spec.registries, set {key} on each registry (spec.registries[].{key})")
-    return read_entries(r, spec["registries"], p + ("registries",))
+        return (read_single(r, spec, 5000 if not r.given(node_proxy_port) else node_proxy_port, p),)
+    mixed = [key for key in ("registry", "readers", "writers", "pushProxy") if r.given(spec[key])]
+    for key in mixed:
+        r.record(p + (key,), f"with spec.registries, set {key} on each registry (spec.registries[].{key})")
+    if r.given(node_proxy_port):
+        mixed.append("nodeProxy.port")
+        r.record(p + ("nodeProxy", "port"), "with spec.registries, each registry has its own port")
+    entries = read_entries(r, spec["registries"], p + ("registries",))
+    if mixed:
+        raise Invalid
+    return entries
 
 
-def _read_mesh(r: Reader, spec: dict[str, Any], *, registries: tuple[Registry, ...], several: bool) -> str:
-    """spec.mesh; in ambient mode, also what ambient cannot honour and the waypoint as a writer."""
+def _read_mesh(r: Reader, spec: dict[str, Any], *, registries: tuple[Registry, ...] | None, several: bool) -> str:
+    """spec.mesh; in ambient mode, also what ambient cannot honour and the waypoint as a writer (once the registries
+    read: None where they did not)."""
     mode = mesh.read_mesh(r, spec["mesh"], ("spec", "mesh"))
     if mode == "ambient":
-        mesh.check_ambient(r, spec, registries=registries, several=several)
+        mesh.check_revision(r, spec["istioRevision"])
+        if registries is None:
+            raise Invalid
+        mesh.check_ambient(r, registries=registries, several=several)
         _check_never_writes(r, registries, several=several, identity=f"{spec['namespace']}/{mesh.WAYPOINT}",
                             role="the waypoint", why=", which forwards every client's requests")
     return mode

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 from meshreg.config import names
 from meshreg.config.model import S3, Storage
-from meshreg.config.reader import REQUIRED, Reader
+from meshreg.config.reader import REQUIRED, Invalid, Reader
 from meshreg.config.source import Path
 
 _D = Storage()
@@ -24,19 +24,26 @@ MAX_REPLICAS = 100
 def read_storage(r: Reader, value: object, path: Path) -> Storage:
     """`storage: {size, storageClassName}` (a PersistentVolumeClaim) or `storage: {s3: {...}}`."""
     m = r.mapping(value, path, {"size": None, "storageClassName": None, "s3": None})
-    if m["s3"] is not None:
-        for key in ("size", "storageClassName"):
-            if m[key] is not None:
-                r.fail(path + (key,), "belongs to a PersistentVolumeClaim; with storage.s3 the images live in "
-                                      "the bucket (remove this key)")
-        return Storage(s3=_read_s3(r, m["s3"], path + ("s3",)))
+    if r.given(m["s3"]):
+        with r.checks():
+            for key in ("size", "storageClassName"):
+                if m[key] is not None:
+                    r.record(path + (key,), "belongs to a PersistentVolumeClaim; with storage.s3 the images live in "
+                                            "the bucket (remove this key)")
+            s3 = _read_s3(r, m["s3"], path + ("s3",))
+        return Storage(s3=s3)
     storage_class = m["storageClassName"]
-    if storage_class != "":  # "" asks for no class (static binding)
-        r.string(storage_class, path + ("storageClassName",), names.check_subdomain, nullable=True)
-    size = r.string(_D.size if m["size"] is None else m["size"], path + ("size",), names.check_quantity)
+    klass = r.attempt(lambda: "" if storage_class == "" else  # "" asks for no class (static binding)
+                      r.string(storage_class, path + ("storageClassName",), names.check_subdomain, nullable=True))
+    size = r.attempt(lambda: _read_size(r, _D.size if m["size"] is None else m["size"], path + ("size",)))
+    return Storage(size=size.value, storage_class_name=klass.value)
+
+
+def _read_size(r: Reader, value: object, path: Path) -> str:
+    size = r.string(value, path, names.check_quantity)
     if _amount(size) <= 0:
-        r.fail(path + ("size",), f"{size!r} must be larger than zero")
-    return Storage(size=size, storage_class_name=storage_class)
+        r.fail(path, f"{size!r} must be larger than zero")
+    return size
 
 
 def _amount(quantity: str) -> float:
@@ -48,18 +55,22 @@ def _amount(quantity: str) -> float:
 
 def _read_s3(r: Reader, value: object, path: Path) -> S3:
     m = r.mapping(value, path, _S3_KEYS)
-    return S3(
-        bucket=r.string(m["bucket"], path + ("bucket",), check_bucket),
-        region=r.string(m["region"], path + ("region",), _check_region),
-        credentials_secret=r.string(m["credentialsSecret"], path + ("credentialsSecret",), names.check_subdomain),
-        endpoint=r.string(m["endpoint"], path + ("endpoint",), _check_endpoint, nullable=True),
-        root_directory=r.string(m["rootDirectory"], path + ("rootDirectory",), _check_root, nullable=True),
-        redirect=r.boolean(m["redirect"], path + ("redirect",)),
-    )
+    bucket = r.attempt(lambda: r.string(m["bucket"], path + ("bucket",), check_bucket))
+    region = r.attempt(lambda: r.string(m["region"], path + ("region",), _check_region))
+    secret = r.attempt(lambda: r.string(m["credentialsSecret"], path + ("credentialsSecret",),
+                                        names.check_subdomain))
+    endpoint = r.attempt(lambda: r.string(m["endpoint"], path + ("endpoint",), _check_endpoint, nullable=True))
+    root = r.attempt(lambda: r.string(m["rootDirectory"], path + ("rootDirectory",), _check_root, nullable=True))
+    redirect = r.attempt(lambda: r.boolean(m["redirect"], path + ("redirect",)))
+    return S3(bucket=bucket.value, region=region.value, credentials_secret=secret.value, endpoint=endpoint.value,
+              root_directory=root.value, redirect=redirect.value)
 
 
-def read_replicas(r: Reader, value: object, path: Path, storage: Storage) -> int:
+def read_replicas(r: Reader, value: object, path: Path, storage: Storage | None) -> int:
+    """How many registry pods; more than one only with object storage (None: the storage did not read)."""
     replicas = r.integer(value, path, low=1, high=MAX_REPLICAS)
+    if storage is None:
+        raise Invalid
     if replicas > 1 and storage.s3 is None:
         r.fail(path, f"{replicas} replicas need object storage (storage.s3): a PersistentVolumeClaim is "
                      "ReadWriteOnce, so only one registry pod can use it")

@@ -1,6 +1,7 @@
 """Check 2c (with spec.ingress only): the ingress gateway's namespace and pods, its server certificate Secret, and
-RequestAuthentication for jwt clients, as meshreg.cluster.ingress checks them before `up`; and a Gateway tls.mode
-the cluster's istiod knows."""
+RequestAuthentication for jwt clients, as meshreg.cluster.ingress checks them before `up`; a Gateway tls.mode the
+cluster's istiod knows; and whether the istiod can take the route that refuses cross-repository mounts (a header match
+on `:path`, which Istio 1.23.0 to 1.24.3 refuse: their validation allowed only `[-_A-Za-z0-9]` in header names)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from meshreg.errors import ClusterError
 CHECK = "ingress"
 FIX = "see docs/ingress.md: the ingress uses an Istio ingress gateway that already runs (spec.ingress.gateway)"
 OPTIONAL_MUTUAL_SINCE = (1, 22)  # absent from Istio 1.14's API (the lab's), served by 1.22 (meshreg's oldest)
+PATH_MATCH_REFUSED = ((1, 23), (1, 24, 4))  # Istio versions whose validation refuses a header match on :path
 
 
 def check(facts: Facts) -> list[Result]:
@@ -24,9 +26,31 @@ def check(facts: Facts) -> list[Result]:
         warnings = ingress.preflight(cluster=facts.cluster, manifests=facts.manifests)
     except ClusterError as e:
         return [fail(CHECK, str(e), FIX)]
+    mounts = _mounts(facts)
     if warnings:
-        return [warn(CHECK, w, FIX) for w in warnings]
-    return [ok(CHECK, f"the ingress gateway for {facts.cfg.ingress.host} is in place")]
+        return [warn(CHECK, w, FIX) for w in warnings] + mounts
+    return [ok(CHECK, f"the ingress gateway for {facts.cfg.ingress.host} is in place"), *mounts]
+
+
+def _mounts(facts: Facts) -> list[Result]:
+    """With a client that may read less than everything, the route refusing mounts must be accepted."""
+    ing = facts.cfg.ingress
+    if ing is None or not ing.read_restricted:
+        return []
+    try:
+        _, istiod = facts.control_plane()
+    except ClusterError:
+        istiod = None
+    version = istiod_version(istiod) if istiod else None
+    low, high = PATH_MATCH_REFUSED
+    if version and low <= version_tuple(version) < high:
+        return [fail(CHECK, f"istiod {version} refuses the ingress route that refuses cross-repository mounts (a "
+                            "VirtualService header match on :path; Istio 1.23.0 to 1.24.3), so `up` would be "
+                            "refused, and without that route a client could read past its read prefixes",
+                     "upgrade Istio to 1.24.4 or newer; or let every client read everything (readRepositories: "
+                     "['*']) and keep images a client must not read in another registry")]
+    return [ok(CHECK, f"cross-repository mounts are refused at the gateway for {ing.host}, so no client reads past "
+                      "its read prefixes")]
 
 
 def _unknown_tls_mode(facts: Facts) -> Result | None:

@@ -27,12 +27,26 @@ def check(facts: Facts) -> list[Result]:
     found = identities(facts.cfg)
     if not found:
         return [ok(CHECK, "no writers configured (nobody can push; meshreg policy grant NS/SA adds one)")]
-    out = []
+    out = [*_reads(facts.cfg)]
     for identity, registries in sorted(found.items()):
         try:
             out.append(writer(facts, identity, registries))
         except ClusterError as e:  # e.g. no read access to the writer's namespace
             out.append(could_not(CHECK, f"{identity}: {e}"))
+    return out
+
+
+def _reads(cfg: Config) -> list[Result]:
+    """A registry whose readers are restricted and whose writers are scoped may look as if reads were scoped too."""
+    out = []
+    for reg in cfg.registries:
+        scoped = [w.service_account for w in cfg.writers_of(reg) if w.scoped]
+        if scoped and "*" not in reg.readers:
+            out.append(warn(CHECK, f"registry {reg.name}: readers are restricted and writers limited to prefixes, but "
+                                   "reads are per registry: every reader and writer reads every repository of it "
+                                   "(a cross-repository mount needs only a digest; AuthorizationPolicies cannot see "
+                                   "it)", "keep images that some of them must not read in a separate registry "
+                                          "(spec.registries, docs/security.md)"))
     return out
 
 

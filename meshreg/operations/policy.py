@@ -11,6 +11,7 @@ from meshreg import config
 from meshreg import render as rendering
 from meshreg.cluster.api import Object
 from meshreg.config import DEFAULT_FILE, Config, Writer, editing
+from meshreg.config.source import decode
 from meshreg.errors import ConfigError, UsageError
 from meshreg.policy import evaluate as evaluating
 from meshreg.policy.ingress import is_ingress_identity
@@ -74,25 +75,29 @@ def served_registry(cfg: Config, identity: str, registry: str | None) -> str | N
 
 @dataclass(frozen=True)
 class EditReport:
-    """A grant or revoke written to the config file: the writer before and after (None: not a writer)."""
+    """A grant or revoke written to the config file: the writer before and after (None: not a writer); with
+    `changed` False the file already said so and was left as it was (`note` says why)."""
 
     path: str
     identity: str
     before: Writer | None
     after: Writer | None
     note: str
+    changed: bool = True
 
 
 def edit(action: Literal["grant", "revoke"], *, config_path: str | None, identity: str,
          repositories: tuple[str, ...], delete: bool, registry: str | None) -> EditReport:
     """Grant or revoke in the config file (keeping its comments and layout), written atomically."""
     path = config_file(config_path)
-    with open(path, encoding="utf-8", newline="") as f:
-        text = f.read()
+    with open(path, "rb") as f:
+        text = decode(f.read(), path)
     change = editing.grant if action == "grant" else editing.revoke
     done = change(text, name=path, identity=identity, repositories=repositories, delete=delete, registry=registry)
-    editing.write_atomically(path, done.text)
-    return EditReport(path=path, identity=identity, before=done.before, after=done.after, note=done.note)
+    if done.changed:
+        editing.write_atomically(path, done.text)
+    return EditReport(path=path, identity=identity, before=done.before, after=done.after, note=done.note,
+                      changed=done.changed)
 
 
 def config_file(config_path: str | None) -> str:

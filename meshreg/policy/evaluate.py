@@ -13,7 +13,7 @@ from meshreg.config import names
 from meshreg.config.model import Ingress
 from meshreg.errors import UsageError
 from meshreg.objects import Object
-from meshreg.policy import ambient
+from meshreg.policy import ambient, routes
 from meshreg.policy.ingress import Caller, caller, is_ingress_identity
 from meshreg.policy.normalize import Rejected, normalize
 from meshreg.policy.rules import (
@@ -46,22 +46,26 @@ def evaluate(objects: list[Object], *, identity: str, method: str, path: str,
     the config's spec.ingress) may send METHOD PATH to the registry named `registry`; `skip_waypoint` (ambient mode
     only): the client does not go through the registry's waypoint."""
     check_request(identity=identity, method=method, path=path)
+    workload = find_workload(objects, (REGISTRY[0], registry))
+    ambient_mode = workload is not None and ambient.enrolled(objects, workload)
+    refused = _strict_refusal(objects, workload) if identity == "anonymous" and not ambient_mode else None
+    if refused:  # the TLS handshake is over before Envoy reads the request line
+        return refused
     try:
         normalized = normalize(path)
     except Rejected as e:
         return Decision("DENY", None, None, str(e))
-    workload = find_workload(objects, (REGISTRY[0], registry))
-    if workload is not None and ambient.enrolled(objects, workload):
-        return _ambient(objects, workload, identity=identity, method=method, path=normalized,
+    if workload is not None and ambient_mode:
+        return _ambient(objects, workload, identity=identity, method=method, path=normalized, raw=path,
                         trust_domain=trust_domain, skip_waypoint=skip_waypoint, name=registry, ingress=ingress)
     if skip_waypoint:
         raise UsageError("--skip-waypoint: there is no waypoint in sidecar mode (spec.mesh: sidecar); the registry's "
                          "sidecar decides every request")
-    return _sidecar(objects, workload, identity=identity, method=method, path=normalized, trust_domain=trust_domain,
-                    name=registry, ingress=ingress)
+    return _sidecar(objects, workload, identity=identity, method=method, path=normalized, raw=path,
+                    trust_domain=trust_domain, name=registry, ingress=ingress)
 
 
-def _sidecar(objects: list[Object], registry: Workload | None, *, identity: str, method: str, path: str,
+def _sidecar(objects: list[Object], registry: Workload | None, *, identity: str, method: str, path: str, raw: str,
              trust_domain: str | None, name: str, ingress: Ingress | None) -> Decision:
     """The registry's sidecar decides, after the node proxy, a push proxy or the ingress gateway when the request
     goes through one."""
@@ -79,13 +83,13 @@ def _sidecar(objects: list[Object], registry: Workload | None, *, identity: str,
             _via_proxy(objects, registry, pushed, what="push proxy", method=method, path=path,
                        trust_domain=trust_domain)
     if is_ingress_identity(identity):
-        return _via_ingress(objects, registry, method=method, path=path, who=caller(ingress, identity),
+        return _via_ingress(objects, registry, method=method, path=path, raw=raw, who=caller(ingress, identity),
                             ingress=ingress, trust_domain=trust_domain or infer_trust_domain(objects))
     principal = principal_of(identity, trust_domain or infer_trust_domain(objects))
     return at_workload(objects, registry, _request(registry, principal, method, path))
 
 
-def _ambient(objects: list[Object], registry: Workload, *, identity: str, method: str, path: str,
+def _ambient(objects: list[Object], registry: Workload, *, identity: str, method: str, path: str, raw: str,
              trust_domain: str | None, skip_waypoint: bool, name: str, ingress: Ingress | None) -> Decision:
     if identity in ("node-proxy", "push-proxy") and skip_waypoint:
         raise UsageError(f"--skip-waypoint: the {identity.replace('-', ' ')}'s path follows its labels "
@@ -93,7 +97,7 @@ def _ambient(objects: list[Object], registry: Workload, *, identity: str, method
                          "on the registry Service); check an NS/SA identity instead")
     trust_domain = trust_domain or infer_trust_domain(objects)
     if is_ingress_identity(identity):  # the ingress gateway reaches the registry through the waypoint
-        return _via_ingress(objects, registry, method=method, path=path, who=caller(ingress, identity),
+        return _via_ingress(objects, registry, method=method, path=path, raw=raw, who=caller(ingress, identity),
                             ingress=ingress, trust_domain=trust_domain, ambient_mode=True)
     if identity == "push-proxy":
         proxy = _push_proxy(objects, name)
@@ -166,13 +170,18 @@ def _request(workload: Workload | None, principal: str | None, method: str, path
     return Request(principal, method, path, host, workload.port)
 
 
-def _anonymous(objects: list[Object], registry: Workload | None, method: str, path: str) -> Decision:
+def _strict_refusal(objects: list[Object], registry: Workload | None) -> Decision | None:
+    """The DENY of a plain-text request where STRICT mTLS is in force, before any HTTP is read."""
     peer = peer_authentication(objects, registry)
     if peer and peer[1] == "STRICT":
         return Decision("DENY", f"PeerAuthentication/{peer[0]}", None,
                         "STRICT mTLS rejects plain text before any AuthorizationPolicy: a request without a "
                         "mesh identity never reaches the registry")
-    return at_workload(objects, registry, _request(registry, None, method, path))
+    return None
+
+
+def _anonymous(objects: list[Object], registry: Workload | None, method: str, path: str) -> Decision:
+    return _strict_refusal(objects, registry) or at_workload(objects, registry, _request(registry, None, method, path))
 
 
 def _via_proxy(objects: list[Object], registry: Workload | None, proxy: Workload, *, what: str, method: str,
@@ -189,16 +198,21 @@ def _via_proxy(objects: list[Object], registry: Workload | None, proxy: Workload
                     f"at the {what}: {first.reason}; then at the registry as {principal}: {second.reason}")
 
 
-def _via_ingress(objects: list[Object], registry: Workload | None, *, method: str, path: str, who: Caller,
+def _via_ingress(objects: list[Object], registry: Workload | None, *, method: str, path: str, raw: str, who: Caller,
                  ingress: Ingress | None, trust_domain: str, ambient_mode: bool = False) -> Decision:
-    """At the ingress gateway as the caller (certificate, token or neither), then at the registry as the gateway
-    (in ambient mode: through the registry's waypoint and ztunnel)."""
+    """At the ingress gateway as the caller (certificate, token or neither), then its routes (one may answer the
+    request itself), then at the registry as the gateway (in ambient mode: through the registry's waypoint and
+    ztunnel)."""
     assert ingress is not None  # caller() named `who` from it
     gw = ingress.gateway
     gateway = Workload("Deployment", "ingress gateway", gw.namespace, dict(gw.selector), gw.service_account, gw.port)
     first = at_workload(objects, gateway, Request(who.principal, method, path, ingress.address, gw.port, who.claims))
     if not first.allowed:
         return Decision("DENY", first.policy, first.rule, f"at the ingress gateway as {who.label}: {first.reason}")
+    refused = routes.refusal(objects, ingress, method=method, path=path, raw=raw)
+    if refused:
+        return Decision("DENY", refused.policy, None, f"at the ingress gateway as {who.label}: {first.reason}; "
+                                                      f"then {refused.reason}")
     principal = principal_of(gw.identity, trust_domain)
     if ambient_mode and registry is not None:  # in ambient mode the registry was found (and is enrolled)
         second = ambient.evaluate(objects, registry, client=principal, method=method, path=path,

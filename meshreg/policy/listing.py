@@ -108,6 +108,7 @@ class IngressEntry:
     registry: str
     gateway: GatewayEntry
     clients: tuple[ClientEntry, ...]
+    mounts_refused: bool  # the gateway refuses cross-repository mounts (some client may read less than everything)
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,7 @@ class Listing:
     waypoint: WaypointEntry | None  # ambient mode only
     push_proxy: PushProxyEntry | None
     ingress: IngressEntry | None  # only when the ingress serves this registry
+    scoped: bool  # some writer is limited to prefixes, or the readers are restricted: reads are still per registry
 
 
 def listing(cfg: Config, reg: Registry) -> Listing:
@@ -144,7 +146,13 @@ def listing(cfg: Config, reg: Registry) -> Listing:
         if cfg.mesh == "ambient" else None,
         push_proxy=_push_proxy(cfg, reg),
         ingress=_ingress(cfg.ingress, gateway_principal=cfg.principal(cfg.ingress.gateway.identity))
-        if cfg.ingress is not None and cfg.ingress.registry == reg.name else None)
+        if cfg.ingress is not None and cfg.ingress.registry == reg.name else None,
+        scoped=_scoped(cfg, reg))
+
+
+def _scoped(cfg: Config, reg: Registry) -> bool:
+    """Restricted readers or writers limited to prefixes: then the listing says reads are still per registry."""
+    return "*" not in reg.readers or any(w.scoped for w in cfg.writers_of(reg))
 
 
 def _push_proxy(cfg: Config, reg: Registry) -> PushProxyEntry | None:
@@ -165,7 +173,8 @@ def _ingress(ingress: Ingress, *, gateway_principal: str) -> IngressEntry:
         host=ingress.address, registry=ingress.registry,
         gateway=GatewayEntry(namespace=gw.namespace, selector=dict(gw.selector), service_account=gw.service_account,
                              principal=gateway_principal, dedicated=gw.dedicated),
-        clients=tuple(_client(ingress, c) for c in ingress.clients))
+        clients=tuple(_client(ingress, c) for c in ingress.clients),
+        mounts_refused=ingress.read_restricted)
 
 
 def _client(ingress: Ingress, c: Client) -> ClientEntry:

@@ -5,9 +5,9 @@ BASE is Envoy's `normalize_path` (RFC 3986) plus backslash-to-slash: percent-enc
 `%2F` and `%5C` are left encoded (only DECODE_AND_MERGE_SLASHES decodes them), `//` is not merged (only
 MERGE_SLASHES does that), `%00` and a fragment are rejected with 400, and the query string is not matched.
 Checked against a real Envoy (tests/policy/test_normalization.py): a segment starting with a literal `.;` or
-`..;` is a dot segment too, other escapes keep their case, and ``"<>^`{|}`` are percent-encoded. Leading slashes stay
-as they are: `//v2/team-a/...` does not match `/v2/team-a/*` (seen on the real stack's sidecars, where the evaluator
-once collapsed them because the echo server of that test, Python's http.server, does so itself).
+`..;` is a dot segment too, leading slashes stay as they are (`//v2/x` is compared as `//v2/x`, so it matches no
+`/v2/*` rule; the real stack's istiod-configured sidecars deny `//v2/team-a/...` under `/v2/team-a/*` too, see
+tests/realstack/test_writers.py), other escapes keep their case, and ``"<>^`{|}`` are percent-encoded.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def normalize(raw: str) -> str:
         raise Rejected("Envoy rejects a path containing %00 with 400")
     if "#" in raw:
         raise Rejected("Envoy rejects a path with a fragment (#) with 400")
-    segments = path.replace("\\", "/").split("/")
+    segments = path.replace("\\", "/").split("/")  # `//` stays, leading ones too: BASE does not merge slashes
     return remove_dot_segments("/".join(_segment(s) for s in segments))
 
 

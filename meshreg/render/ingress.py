@@ -17,6 +17,7 @@ from meshreg.config import REGISTRY_PORT, Config
 from meshreg.config.model import Client, Ingress
 from meshreg.errors import ConfigError
 from meshreg.objects import Object
+from meshreg.render import refusals
 from meshreg.render.labels import COMPONENT, metadata, selector
 from meshreg.render.policies import READ, WRITE, repository_paths
 
@@ -65,9 +66,11 @@ def virtual_service(cfg: Config) -> Object:
     # No `timeout`: Istio then sets none, so long layer uploads are never cut (its CRD rejects 0s).
     ing = _ingress(cfg)
     reg = cfg.get_registry(ing.registry)
-    route = {"name": reg.name, "route": [{"destination": {"host": cfg.service_name(reg),
-                                                          "port": {"number": REGISTRY_PORT}}}]}
-    routes = [challenge(ing), route] if _clients(ing, "jwt") else [route]
+    destination: Object = {"destination": {"host": cfg.service_name(reg), "port": {"number": REGISTRY_PORT}}}
+    route = {"name": reg.name, "route": [destination]}
+    tokens = bool(_clients(ing, "jwt"))
+    routes = [*refusals.routes(ing, tokens=tokens, destination=destination), *([challenge(ing)] if tokens else []),
+              route]
     return {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": _meta(cfg),
             "spec": {"hosts": [ing.host], "gateways": [name(cfg)], "exportTo": ["."], "http": routes}}
 
@@ -107,6 +110,7 @@ def request_authentication(cfg: Config) -> Object:
     for issuer in (i for i in ing.issuers if i.issuer in used):
         rule: Object = {"issuer": issuer.issuer, "audiences": list(issuer.audiences)}
         rule.update({"jwks": issuer.jwks} if issuer.jwks else {"jwksUri": issuer.jwks_uri})
+        rule["fromHeaders"] = refusals.from_headers()  # not Envoy's default `?access_token=` as well
         rules.append(rule)
     return {"apiVersion": "security.istio.io/v1", "kind": "RequestAuthentication", "metadata": _meta(cfg),
             "spec": {"selector": {"matchLabels": dict(sorted(ing.gateway.selector.items()))},
@@ -244,6 +248,11 @@ def notices(cfg: Config) -> list[str]:
     out = []
     if not ing.clients:
         out.append(f"ingress {ing.host}: no clients, so every request to it is denied; add spec.ingress.clients")
+    if "." not in ing.host:
+        out.append(f"ingress {ing.host}: a host without a dot never reaches the registry: Istio reads a VirtualService "
+                   f"host without one as the short name of a Service in its namespace "
+                   f"({ing.host}.{ing.gateway.namespace}.svc.cluster.local), which no Gateway server names; use the "
+                   "fully qualified name clients push to")
     if _clients(ing, "jwt") and not ing.gateway.dedicated:
         out.append(f"ingress: the RequestAuthentication applies to every host on the gateway pods "
                    f"({selector(ing.gateway.selector)} in {ing.gateway.namespace}): a request to any of them with a "

@@ -69,7 +69,7 @@ def ready_registries(cluster: ClusterClient, cfg: Config) -> None:
 
 def run(*, cluster: ClusterClient, cfg: Config, image: str = objects.DEFAULT_IMAGE, as_identity: str | None = None,
         node: str | None = None, timeout: float = 180, progress: Progress, placement: Placement = ANYWHERE,
-        clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> VerifyReport:
+        clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] | None = None) -> VerifyReport:
     """The whole self-test; cleans up in any case (also on KeyboardInterrupt: it then raises Interrupted, with the
     report marked interrupted). Probes tolerate and select only what `placement` says."""
     ready_registries(cluster, cfg)

@@ -1,6 +1,6 @@
 """One verify run's objects: created and remembered, removed at the end even on failure or Ctrl-C (signals wait
-while cleaning up: meshreg.verify.signals); waits for probe Jobs and for the kubelet's pull, each with a deadline and
-a diagnosis."""
+while cleaning up: meshreg.verify.signals); waits, watching, for probe Jobs and for the kubelet's pull, each with a
+deadline and a diagnosis."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from datetime import datetime, timezone
 
 from meshreg.cluster import selectors
 from meshreg.cluster.api import ClusterClient, Object
+from meshreg.cluster.errors import ApiError
 from meshreg.cluster.wait import Progress, diagnose, pod_causes
+from meshreg.cluster.watching import Source, pause, watch
 from meshreg.errors import ClusterError
 from meshreg.render import labels
 from meshreg.verify import objects
@@ -18,21 +20,38 @@ from meshreg.verify.plan import Expectation
 from meshreg.verify.results import FAIL, Verdict, judge_pull, verdict
 
 FIELD_MANAGER = "meshreg-verify"
+INTERVAL = 2.0  # seconds between refreshes of the progress line while nothing changes
 
 
 class Session:
     """What one run created, in order; `cleanup` removes it newest first."""
 
     def __init__(self, cluster: ClusterClient, *, run: str, namespace: str,
-                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep):
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] | None = None):
+        """`sleep` (tests) replaces waiting for the next change in the waits, and the pause while a namespace
+        goes."""
         self.cluster, self.run, self.namespace = cluster, run, namespace
         self.clock, self.sleep = clock, sleep
         self.created: list[tuple[str, str, str | None, str]] = []  # (apiVersion, kind, namespace, name)
 
     def create(self, obj: Object) -> Object:
-        live = self.cluster.create(obj, field_manager=FIELD_MANAGER)
         meta = obj["metadata"]
+        try:
+            live = self.cluster.create(obj, field_manager=FIELD_MANAGER)
+        except ApiError as e:
+            live = self._created_already(obj, e)
         self.created.append((obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"]))
+        return live
+
+    def _created_already(self, obj: Object, error: ApiError) -> Object:
+        """The object, when a create answered AlreadyExists for one this run made: a request the server carried
+        out although its answer was lost on the way (names carry the run id, so nothing else has them)."""
+        meta = obj["metadata"]
+        if (error.status or {}).get("reason") != "AlreadyExists":
+            raise error
+        live = self.cluster.get(obj["apiVersion"], obj["kind"], meta["name"], namespace=meta.get("namespace"))
+        if live is None or (live["metadata"].get("labels") or {}).get(objects.RUN) != self.run:
+            raise error
         return live
 
     def cleanup(self, *, timeout: float) -> list[str]:
@@ -55,7 +74,7 @@ class Session:
         while self.clock() < deadline:
             if self.cluster.get("v1", "Namespace", self.namespace) is None:
                 return f"removed namespace {self.namespace} and the probes"
-            self.sleep(1.0)
+            (self.sleep or time.sleep)(1.0)
         return (f"namespace {self.namespace} is still terminating after {timeout:.0f}s; it goes away by itself "
                 f"(kubectl get namespace {self.namespace})")
 
@@ -89,7 +108,7 @@ def job_done(job: Object | None) -> bool:
 
 def wait_jobs(session: Session, jobs: dict[str, tuple[str, str]], *, timeout: float, progress: Progress,
               sidecars: dict[str, bool]) -> dict[str, str]:
-    """Poll the Jobs {probe name: (namespace, job name)} until each finished; for the ones that did not within
+    """Watch the Jobs {probe name: (namespace, job name)} until each finished; for the ones that did not within
     `timeout`, why not (pods, events). `sidecars`: probe name -> whether it should have a sidecar."""
     pending = _unfinished(session, jobs, timeout=timeout, progress=progress)
     return {probe: _not_finished(session.cluster, (ns, name), timeout=timeout, sidecar=sidecars.get(probe, False))
@@ -98,20 +117,21 @@ def wait_jobs(session: Session, jobs: dict[str, tuple[str, str]], *, timeout: fl
 
 def _unfinished(session: Session, jobs: dict[str, tuple[str, str]], *, timeout: float,
                 progress: Progress) -> dict[str, tuple[str, str]]:
-    """Poll until each Job finished or `timeout` passed; the Jobs that did not finish."""
-    cluster, start = session.cluster, session.clock()
+    """Watch the Jobs until each finished or `timeout` passed; the Jobs that did not finish."""
+    start = session.clock()
+    sources = {probe: Source("batch/v1", "Job", ns, name=name) for probe, (ns, name) in jobs.items()}
     pending = dict(jobs)
-    while pending:
-        for probe, (ns, name) in list(pending.items()):
-            if job_done(cluster.get("batch/v1", "Job", name, namespace=ns)):
+    with watch(session.cluster, list(sources.values()), sleep=session.sleep) as watcher:
+        while pending:
+            for probe in [p for p in pending if job_done(watcher.get(sources[p]))]:
                 del pending[probe]
-        elapsed = session.clock() - start
-        progress.update(f"verify: {len(jobs) - len(pending)} of {len(jobs)} probes finished" + _seconds(progress,
-                                                                                                     elapsed))
-        if pending and elapsed >= timeout:
-            break
-        if pending:
-            session.sleep(2.0)
+            elapsed = session.clock() - start
+            progress.update(f"verify: {len(jobs) - len(pending)} of {len(jobs)} probes finished"
+                            + _seconds(progress, elapsed))
+            if pending and elapsed >= timeout:
+                break
+            if pending:
+                pause(watcher, session.sleep)(min(INTERVAL, max(timeout - elapsed, 0.1)))
     progress.done()
     return pending
 
@@ -134,20 +154,24 @@ def job_pod(cluster: ClusterClient, namespace: str, name: str) -> Object | None:
 
 
 def wait_pull(session: Session, exp: Expectation, *, pod_name: str, timeout: float, progress: Progress) -> Verdict:
-    """Poll the kubelet-pull pod's events until they show the pull or its failure; diagnose a timeout."""
-    cluster, ns, start = session.cluster, session.namespace, session.clock()
-    while True:
-        pod = cluster.get("v1", "Pod", pod_name, namespace=ns)
-        events = cluster.list("v1", "Event", namespace=ns, field_selector=f"involvedObject.name={pod_name}")
-        found = judge_pull(exp, events=events, pod=pod)
-        elapsed = session.clock() - start
-        progress.update("verify: waiting for the kubelet to pull" + _seconds(progress, elapsed))
-        if found or elapsed >= timeout:
-            progress.done()
-            if found:
-                return found
-            causes = pod_causes(pod) if pod else [f"pod {pod_name} is gone"]
-            causes = [c for c in causes if "no istio-proxy sidecar" not in c]
-            return verdict(exp, FAIL, f"no Pulled event within {timeout:.0f}s: "
-                                      + ("; ".join(causes) or f"kubectl -n {ns} describe pod {pod_name}"))
-        session.sleep(2.0)
+    """Watch the kubelet-pull pod and its events until they show the pull or its failure; diagnose a timeout."""
+    ns, start = session.namespace, session.clock()
+    pod_source = Source("v1", "Pod", ns, name=pod_name)
+    events = Source("v1", "Event", ns, field_selector=f"involvedObject.name={pod_name}")
+    with watch(session.cluster, [pod_source, events], sleep=session.sleep) as watcher:
+        while True:
+            pod = watcher.get(pod_source)
+            found = judge_pull(exp, events=watcher.items(events), pod=pod)
+            elapsed = session.clock() - start
+            progress.update("verify: waiting for the kubelet to pull" + _seconds(progress, elapsed))
+            if found or elapsed >= timeout:
+                progress.done()
+                return found or _no_pull(exp, pod, pod_name=pod_name, namespace=ns, timeout=timeout)
+            pause(watcher, session.sleep)(min(INTERVAL, max(timeout - elapsed, 0.1)))
+
+
+def _no_pull(exp: Expectation, pod: Object | None, *, pod_name: str, namespace: str, timeout: float) -> Verdict:
+    causes = pod_causes(pod) if pod else [f"pod {pod_name} is gone"]
+    causes = [c for c in causes if "no istio-proxy sidecar" not in c]
+    return verdict(exp, FAIL, f"no Pulled event within {timeout:.0f}s: "
+                              + ("; ".join(causes) or f"kubectl -n {namespace} describe pod {pod_name}"))

@@ -159,3 +159,9 @@ def test_policy_check_through_the_ingress_goes_to_the_registry_it_serves(tmp_pat
     assert run("policy", "check", "--as", "client:airgap", "push", "gitpod/server", conf=conf).exit_code == 0
     wrong = run("policy", "check", "--registry", "images", "--as", "client:airgap", "push", "gitpod/x", conf=conf)
     assert wrong.exit_code == 2 and "the ingress serves registry 'services' only" in wrong.output
+
+
+def test_policy_list_says_mounts_are_refused_at_the_gateway(conf):
+    run("certs", "init", conf=conf)
+    text = run("policy", "list", conf=conf).output
+    assert "reads acme/" in text and "cross-repository mounts are refused at the gateway" in text

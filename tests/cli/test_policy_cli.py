@@ -82,3 +82,36 @@ def test_grant_apply_applies_only_the_authorization_policies(tmp_path, monkeypat
     principals = stored["spec"]["rules"][0]["from"][0]["source"]["principals"]
     assert principals == ["cluster.local/ns/builds/sa/kaniko"]
     assert fake.get("apps/v1", "Deployment", "registry", namespace="meshreg") is None
+
+
+def test_granting_an_existing_writer_again_says_unchanged_and_exits_0(tmp_path):
+    runner = CliRunner()
+    with _inside(tmp_path):
+        Path("meshreg.yaml").write_text(starter.TEXT)
+        first = runner.invoke(main, ["policy", "grant", "ci/b", "--repo", "team-a/"])
+        granted = Path("meshreg.yaml").read_bytes()
+        again = runner.invoke(main, ["policy", "grant", "ci/b", "--repo", "team-a/app"])
+        assert Path("meshreg.yaml").read_bytes() == granted
+    assert (first.exit_code, again.exit_code) == (0, 0)
+    assert again.stdout == ("meshreg.yaml: ci/b unchanged\n"
+                            "  writer: writes repositories team-a/; DELETE not granted\n"
+                            "  note:   ci/b already writes team-a/app/ (by team-a/)\n")
+    assert "next: meshreg up" not in again.output  # nothing new to deploy
+
+
+def test_revoking_what_is_not_granted_says_unchanged_and_exits_0(tmp_path):
+    result, text = run(["policy", "revoke", "ci/b"], tmp_path)
+    assert (result.exit_code, text) == (0, starter.TEXT)
+    assert result.stdout.splitlines()[0] == "meshreg.yaml: ci/b unchanged"
+
+
+def test_a_grant_keeps_a_crlf_file_crlf(tmp_path):
+    runner = CliRunner()
+    with _inside(tmp_path):
+        Path("meshreg.yaml").write_bytes(starter.TEXT.replace("\n", "\r\n").encode())
+        assert runner.invoke(main, ["policy", "grant", "ci/b"]).exit_code == 0
+        data = Path("meshreg.yaml").read_bytes()
+        assert runner.invoke(main, ["policy", "revoke", "ci/b"]).exit_code == 0
+        back = Path("meshreg.yaml").read_bytes()
+    assert data.count(b"\r\n") == data.count(b"\n") == starter.TEXT.count("\n") + 2
+    assert back == starter.TEXT.replace("\n", "\r\n").encode()

@@ -61,3 +61,13 @@ def test_list_shows_the_publisher_of_a_readonly_registry_as_its_only_writer(tmp_
                                 "publisher": "gitpod/airgap-loader"}
     assert [w["serviceAccount"] for w in data["writers"]] == ["gitpod/airgap-loader"]
     assert data["nodeProxy"]["port"] == 5001
+
+
+def test_list_says_reads_are_per_registry_when_writers_are_scoped(tmp_path):
+    path = tmp_path / "meshreg.yaml"
+    path.write_text("apiVersion: meshreg.dev/v1alpha1\nkind: MeshRegistry\nmetadata: {name: m}\nspec:\n"
+                    "  writers: [{serviceAccount: ci/a, repositories: [team-a/]}]\n")
+    scoped = run("policy", "list", "-c", str(path)).output
+    assert "reads are per registry: each reader and writer reads every repository of registry" in scoped
+    path.write_text(path.read_text().replace("repositories: [team-a/]", "repositories: ['*']"))
+    assert "reads are per registry" not in run("policy", "list", "-c", str(path)).output

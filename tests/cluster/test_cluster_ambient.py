@@ -89,8 +89,8 @@ def test_up_applies_the_waypoint_and_waits_for_istiods_deployment(fake):
     assert result.exit_code == 0, result.output
     assert "created     Gateway meshreg/waypoint" in result.output
     assert "created     AuthorizationPolicy meshreg/registry-allow-waypoint" in result.output
-    waited = [r[1] for r in fake.requests if r[0] == "get" and r[1][1] == "Deployment"]
-    assert ("apps/v1", "Deployment", "meshreg", "waypoint") in waited
+    waited = [(*r[1], r[2]["fieldSelector"]) for r in fake.requests if r[0] == "list" and r[1][1] == "Deployment"]
+    assert ("apps/v1", "Deployment", "meshreg", "metadata.name=waypoint") in waited
 
 
 def test_a_second_up_leaves_the_objects_istiod_made_for_the_waypoint(fake):

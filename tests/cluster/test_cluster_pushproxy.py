@@ -44,8 +44,8 @@ def test_up_creates_the_push_proxy_namespace_and_its_objects_and_says_how_to_con
 
 def test_up_waits_for_the_push_proxy_rollout_in_its_namespace(fake, tmp_path):
     run(tmp_path, WITH, "up", "-q")
-    gets = [r[1] for r in fake.requests if r[0] == "get" and r[1][1] == "Deployment"]
-    assert ("apps/v1", "Deployment", PUSH_NS, "push-proxy") in gets
+    waited = [(*r[1], r[2]["fieldSelector"]) for r in fake.requests if r[0] == "list" and r[1][1] == "Deployment"]
+    assert ("apps/v1", "Deployment", PUSH_NS, "metadata.name=push-proxy") in waited
 
 
 def test_up_refuses_a_push_proxy_namespace_that_runs_other_pods_before_applying_anything(fake, tmp_path):

@@ -224,12 +224,13 @@ def test_up_against_a_cluster_without_istio_stops_after_discovery(api, tmp_path,
 
 
 def rolled_out(api, pods_by_selector):
-    """Routes for a finished rollout of the default render whose pods are `pods_by_selector` {selector: [pod]}."""
-    api.routes[("GET", "/apis/apps/v1/namespaces/meshreg/deployments/registry")] = (200, {
+    """A finished rollout of the default render (the workloads listed and watched as the API server serves them)
+    whose pods are `pods_by_selector` {selector: [pod]}."""
+    api.collection("/apis/apps/v1/namespaces/meshreg/deployments").put({
         "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "registry", "generation": 1},
         "spec": {"replicas": 1}, "status": {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1,
                                             "availableReplicas": 1}})
-    api.routes[("GET", "/apis/apps/v1/namespaces/meshreg/daemonsets/node-proxy")] = (200, {
+    api.collection("/apis/apps/v1/namespaces/meshreg/daemonsets").put({
         "apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "node-proxy", "generation": 1},
         "status": {"observedGeneration": 1, "desiredNumberScheduled": 1, "updatedNumberScheduled": 1,
                    "numberReady": 1}})

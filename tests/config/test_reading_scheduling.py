@@ -163,3 +163,60 @@ def test_a_mistake_is_one_line_exit_2_and_nothing_rendered(tmp_path, monkeypatch
     assert result.stdout == ""
     [line] = result.stderr.splitlines()
     assert line.startswith("meshreg: error: ") and expected in line, line
+
+
+def test_every_placement_mistake_is_reported_in_one_run_without_cascades(tmp_path, monkeypatch):
+    """Each field is read on its own (as the rest of the config is): independent mistakes in tolerations, affinity,
+    gc's placement and imagePullSecrets all come out of one run, in file order; a misspelled key reports only
+    itself."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "m.yaml").write_text(minimal("""\
+  registry:
+    nodeSelecter: {pool: a}
+    tolerations:
+      - {key: a, operator: Matches, effect: NoRun}
+      - {key: b, operator: Exists, value: c}
+    affinity:
+      nodeAffinity:
+        requiredDuringSchedulingIgnoredDuringExecution:
+          nodeSelectorTerms: [{matchExpressions: [{key: 'a b', operator: Gt, values: [many]}]}]
+    gc: {schedule: '@daily', nodeSelector: {pool: 'a b'}}
+  imagePullSecrets: [{name: Mirror}, {name: ok}, {name: ok}]
+"""))
+    result = CliRunner().invoke(main, ["render", "-c", "m.yaml"])
+    assert result.exit_code == 2 and result.stdout == ""
+    assert [line.removeprefix("meshreg: error: ") for line in result.stderr.splitlines()] == [
+        "m.yaml:6: spec.registry.nodeSelecter: unknown key (did you mean 'nodeSelector'?)",
+        "m.yaml:8: spec.registry.tolerations[0].operator: 'Matches' is not a toleration operator (Equal or Exists)",
+        "m.yaml:8: spec.registry.tolerations[0].effect: 'NoRun' is not a taint effect (NoSchedule, "
+        "PreferNoSchedule, NoExecute; leave it out for all of them)",
+        "m.yaml:9: spec.registry.tolerations[1].value: a toleration with operator Exists matches any value: leave "
+        "value out",
+        "m.yaml:13: spec.registry.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution."
+        "nodeSelectorTerms[0].matchExpressions[0].key: 'a b' is not a label key (an optional DNS prefix and '/', "
+        "then a name of at most 63 characters)",
+        "m.yaml:13: spec.registry.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution."
+        "nodeSelectorTerms[0].matchExpressions[0].values: operator Gt needs exactly one integer value",
+        "m.yaml:14: spec.registry.gc.nodeSelector.pool: 'a b' is not a label value (at most 63 letters, digits, "
+        "'-', '_' or '.')",
+        "m.yaml:15: spec.imagePullSecrets[0].name: 'Mirror' is not a valid name (lowercase RFC 1123 subdomain: a-z, "
+        "0-9, '-' and '.')",
+        "m.yaml:15: spec.imagePullSecrets[2].name: 'ok' is listed twice (imagePullSecrets[1])",
+    ]
+
+
+def test_a_push_proxys_placement_is_reported_beside_the_registrys_other_mistakes(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "m.yaml").write_text(minimal("""\
+  registry: {tolerations: [{key: a, operator: Exists, effect: NoExecute, tolerationSeconds: 30}]}
+  pushProxy: {repositories: [dev/], tolerations: {key: a}, nodeSelector: {pool: 'a b'}}
+  imagePullSecrets: {name: x}
+"""))
+    result = CliRunner().invoke(main, ["render", "-c", "m.yaml"])
+    assert result.exit_code == 2 and result.stdout == ""
+    assert [line.removeprefix("meshreg: error: ") for line in result.stderr.splitlines()] == [
+        "m.yaml:6: spec.pushProxy.nodeSelector.pool: 'a b' is not a label value (at most 63 letters, digits, '-', "
+        "'_' or '.')",
+        "m.yaml:6: spec.pushProxy.tolerations: expected a list",
+        "m.yaml:7: spec.imagePullSecrets: expected a list",
+    ]

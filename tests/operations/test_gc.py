@@ -43,6 +43,7 @@ def job_controller(log: str, *, state: str = "Complete"):
             "labels": {"batch.kubernetes.io/job-name": name}}})
         cluster.logs[(NS, f"{name}-x1", "gc")] = f"retention: ...\nMESHREG-GC-RESULT {log}\n"
         cluster.objects[cluster._key_of(obj)]["status"] = {"conditions": [{"type": state, "status": "True"}]}
+        cluster.changed(cluster._key_of(obj))
     return hook
 
 

@@ -124,6 +124,16 @@ def test_an_encoded_slash_is_caught_by_not_paths():
     assert decide(objects(deny), path="/v2/a%2Fx/blobs/uploads/").decision == "DENY"
 
 
+def test_a_leading_double_slash_is_not_merged_so_a_prefix_rule_misses_it():
+    """Istio's default normalization does not merge slashes, leading ones included (Envoy, real istiod: 403)."""
+    allow = policy("a", "ALLOW", [{"to": [{"operation": {"paths": ["/v2/a/*"]}}]}])
+    deny = policy("not-a", "DENY", [{"to": [{"operation": {"methods": ["PUT"], "notPaths": ["/v2/a/*"]}}]}])
+    assert decide(objects(allow), path="//v2/a/app/manifests/v1").decision == "DENY"
+    put = decide(objects(deny), method="PUT", path="//v2/a/app/manifests/v1")
+    assert (put.decision, put.policy) == ("DENY", "not-a")
+    assert decide(objects(allow), path="//../v2/a/app/manifests/v1").allowed  # `..` climbs back over the empty one
+
+
 def test_not_methods_matches_every_other_method():
     deny = policy("writes", "DENY", [{"to": [{"operation": {"notMethods": ["GET", "HEAD"]}}]}])
     assert [decide(objects(deny), method=m).decision for m in ("HEAD", "PATCH")] == ["ALLOW", "DENY"]
@@ -147,6 +157,11 @@ def test_namespaces_are_taken_from_the_peer_principal():
 
 def test_plain_text_is_rejected_by_strict_mtls_before_any_policy():
     d = decide(objects(policy("allow-all", "ALLOW", [{}])), identity="anonymous")
+    assert (d.decision, d.policy) == ("DENY", "PeerAuthentication/registry")
+
+
+def test_plain_text_is_refused_by_strict_mtls_before_envoy_reads_its_path():
+    d = decide(objects(policy("allow-all", "ALLOW", [{}])), identity="anonymous", path="/v2/a%00/x")
     assert (d.decision, d.policy) == ("DENY", "PeerAuthentication/registry")
 
 

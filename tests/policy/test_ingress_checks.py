@@ -88,6 +88,37 @@ def test_the_registry_refuses_the_gateway_outside_its_clients_prefixes(setups):
         assert d.allowed is allowed, d.reason
 
 
+MOUNT = "?mount=sha256:0&from=builds/secret"
+
+
+@pytest.mark.parametrize("identity, method, path, refused_by", [
+    ("client:app-ci", "POST", f"/v2/acme/app/blobs/uploads/{MOUNT}", "refuse-mount"),
+    ("client:app-ci", "POST", "/v2/acme/app/blobs/uploads/?m%6Funt=sha256:0&from=builds/secret", "refuse-mount"),
+    ("client:loader", "POST", f"/v2/images/app/blobs/uploads/{MOUNT}", "refuse-mount"),
+    ("client:bot", "PUT", "/v2/bots/x/manifests/v1?access_token=t", "refuse-query-token"),
+    ("external", "GET", "/v2/?access_token=t", "refuse-query-token"),
+])
+def test_the_ingress_routes_refuse_mounts_and_query_tokens_after_the_policies(setups, identity, method, path,
+                                                                              refused_by):
+    d = check(setups["shared"], identity, method, path)
+    assert (d.decision, d.policy) == ("DENY", "VirtualService/meshreg-dev-ingress")
+    assert f"the route {refused_by} answers" in d.reason
+
+
+@pytest.mark.parametrize("identity, method, path", [
+    ("client:app-ci", "POST", "/v2/acme/app/blobs/uploads/"),  # an upload without a mount goes on
+    ("client:app-ci", "POST", "/v2/acme/app/blobs/uploads/?amount=1"),
+    ("external", "GET", "/v2/"),  # the challenge route is not a refusal: policy check leaves it to the registry hop
+])
+def test_requests_that_no_refusal_route_matches_go_on_to_the_registry(setups, identity, method, path):
+    assert check(setups["shared"], identity, method, path).allowed
+
+
+def test_a_policy_denial_comes_before_the_routes(setups):
+    d = check(setups["shared"], "client:app-ci", "POST", f"/v2/builds/x/blobs/uploads/{MOUNT}")
+    assert d.policy == "meshreg-dev-ingress-deny"
+
+
 def test_an_unknown_client_or_a_config_without_ingress_is_bad_input(setups, tmp_path):
     with pytest.raises(UsageError, match="no client named 'ghost'"):
         check(setups["shared"], "client:ghost", "GET", "/v2/")

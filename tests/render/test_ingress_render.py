@@ -64,8 +64,12 @@ def test_the_virtual_service_routes_the_host_to_the_registry_with_no_timeout(cfg
     assert route["route"] == [{"destination": {"host": "registry.meshreg.svc.cluster.local", "port": {"number": 5000}}}]
 
 
+def _routes(objs: dict) -> dict:
+    return {r["name"]: r for r in objs[("VirtualService", "meshreg-dev-ingress")]["spec"]["http"]}
+
+
 def test_token_clients_get_a_bearer_challenge_at_the_ping_without_credentials(cfg):
-    challenge = _ingress_objects(cfg)[("VirtualService", "meshreg-dev-ingress")]["spec"]["http"][0]
+    challenge = _routes(_ingress_objects(cfg))["token-challenge"]
     assert challenge["match"] == [{"uri": {"exact": "/v2/"}, "withoutHeaders": {
         "x-forwarded-client-cert": {}, "@request.auth.claims.iss": {"regex": ".+"}}}]
     assert challenge["directResponse"]["status"] == 401
@@ -75,7 +79,7 @@ def test_token_clients_get_a_bearer_challenge_at_the_ping_without_credentials(cf
 def test_without_token_clients_there_is_no_challenge_and_no_ping_exception(tmp_path):
     clients = "      - {name: c, method: mtls, repositories: [x/]}\n"
     objs = _ingress_objects(load(tmp_path, ingress_text(clients=clients)))
-    assert [r["name"] for r in objs[("VirtualService", "meshreg-dev-ingress")]["spec"]["http"]] == ["registry"]
+    assert list(_routes(objs)) == ["refuse-mount", "registry"]  # x/ is also all c may read
     first = objs[("AuthorizationPolicy", "meshreg-dev-ingress-deny")]["spec"]["rules"][0]
     assert first["to"] == [{"operation": {"hosts": [HOST, f"{HOST}:*"]}}]
 
@@ -84,7 +88,61 @@ def test_the_request_authentication_lists_each_issuer_with_its_keys_and_audience
     ra = _ingress_objects(cfg)[("RequestAuthentication", "meshreg-dev-ingress")]["spec"]
     assert ra["selector"] == {"matchLabels": {"istio": "ingressgateway"}}
     assert [(r["issuer"], r["audiences"], sorted(r)) for r in ra["jwtRules"]] == [
-        (ISSUER, [HOST], ["audiences", "issuer", "jwks"]), (GITHUB, [HOST], ["audiences", "issuer", "jwksUri"])]
+        (ISSUER, [HOST], ["audiences", "fromHeaders", "issuer", "jwks"]),
+        (GITHUB, [HOST], ["audiences", "fromHeaders", "issuer", "jwksUri"])]
+
+
+def test_tokens_are_taken_from_the_authorization_header_only(cfg):
+    """Not also from `?access_token=`, Envoy's default: a token in a URL lands in logs along the way."""
+    ra = _ingress_objects(cfg)[("RequestAuthentication", "meshreg-dev-ingress")]["spec"]
+    assert all(r["fromHeaders"] == [{"name": "Authorization", "prefix": "Bearer "}] and "fromParams" not in r
+               for r in ra["jwtRules"])
+    refusal = _routes(_ingress_objects(cfg))["refuse-query-token"]
+    assert refusal["match"] == [{"queryParams": {"access_token": {"regex": ".*"}}}]
+    assert refusal["fault"] == {"abort": {"httpStatus": 400, "percentage": {"value": 100}}}
+
+
+def test_the_refusals_come_before_the_challenge_and_the_registry(cfg):
+    assert list(_routes(_ingress_objects(cfg))) == ["refuse-mount", "refuse-query-token", "token-challenge",
+                                                    "registry"]
+
+
+def test_mounts_are_refused_when_a_client_may_read_less_than_everything(cfg):
+    mount = _routes(_ingress_objects(cfg))["refuse-mount"]
+    # 401 without a challenge (containerd uploads instead), as an abort fault: Istio before 1.15 has no directResponse
+    # and drops a VirtualService that uses one
+    assert mount["fault"] == {"abort": {"httpStatus": 401, "percentage": {"value": 100}}} and "headers" not in mount
+    assert mount["route"] == _routes(_ingress_objects(cfg))["registry"]["route"]
+    [query, body] = mount["match"]
+    assert set(query) == {"headers"} and set(query["headers"]) == {":path"}
+    assert body["method"] == {"exact": "POST"} and set(body["headers"]) == {"content-type"}
+
+
+def test_no_mount_is_refused_when_every_client_reads_everything(tmp_path):
+    clients = (f"      - {{name: a, method: jwt, issuer: {ISSUER}, subject: a, repositories: [a/], "
+               "readRepositories: ['*']}\n      - {name: b, method: mtls, repositories: ['*']}\n")
+    routes = _routes(_ingress_objects(load(tmp_path, ingress_text(clients=clients))))
+    assert "refuse-mount" not in routes and "refuse-query-token" in routes
+
+
+@pytest.mark.parametrize(("path", "refused"), [
+    ("/v2/a/blobs/uploads/?mount=sha256:x&from=b", True),
+    ("/v2/a/blobs/uploads/?from=b&mount=sha256:x", True),
+    ("/v2/a/blobs/uploads/?m%6Funt=sha256:x&from=b", True),
+    ("/v2/a/blobs/uploads/?%6D%6F%75%6E%74=sha256:x&from=b", True),
+    ("/v2/a/blobs/uploads/?x=1;mount=sha256:x", True),
+    ("/v2/a/blobs/uploads/?mount=", False),  # an empty mount is no mount (distribution needs both values)
+    ("/v2/a/blobs/uploads/?amount=1", False),
+    ("/v2/a/blobs/uploads/", False),
+    ("/v2/mount=x/blobs/uploads/", False),
+    ("/v2/a/blobs/uploads/abc?_state=x&digest=sha256:y", False),
+])
+def test_the_mount_refusal_matches_every_spelling_of_mount_and_nothing_else(path, refused):
+    import re
+
+    from meshreg.render import refusals
+
+    assert (re.fullmatch(refusals.MOUNT_PATH, path) is not None) == refused
 
 
 def test_every_gateway_rule_is_scoped_to_the_ingress_host(cfg):
@@ -173,3 +231,14 @@ def test_an_issuer_no_client_uses_is_left_out_of_the_request_authentication(tmp_
     objs = _ingress_objects(load(tmp_path, ingress_text(clients=clients)))
     ra = objs[("RequestAuthentication", "meshreg-dev-ingress")]
     assert [r["issuer"] for r in ra["spec"]["jwtRules"]] == [ISSUER]
+
+
+def test_a_host_without_a_dot_is_named_as_one_istio_never_binds(tmp_path):
+    """Istio resolves a VirtualService host without a dot as <host>.<namespace>.svc.cluster.local (seen on a real
+    istiod: the gateway got no virtual host for `localhost`), so the render says so."""
+    from meshreg.config import from_text
+
+    text = ingress_text(clients=CLIENTS).replace(f"host: {HOST}", "host: localhost")
+    cfg = from_text(text, name=str(tmp_path / "meshreg.yaml"))
+    assert any("localhost.istio-system.svc.cluster.local" in n for n in ingress.notices(cfg))
+    assert not any("without a dot" in n for n in ingress.notices(load(tmp_path / "dotted")))

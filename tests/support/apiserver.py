@@ -3,27 +3,112 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 from meshreg.cluster import client as clusters
 
 PLURALS = {plural for plural, _ in clusters.KINDS.values()}
+DROP = "drop"  # a route answering DROP closes the connection without any response (a dropped connection)
 
 
 class FakeApiServer(ThreadingHTTPServer):
     """Records every request; answers from `routes` {(METHOD, path): (status, body[, [(header, value)]])}, or a
-    callable taking the recorded request and returning that, else like an empty cluster. A str or bytes body is sent
-    as text/plain."""
+    callable taking the recorded request and returning that (or DROP), else from `collections` (list and watch, as
+    the API server answers them), else like an empty cluster. A str or bytes body is sent as text/plain."""
 
     request_queue_size = 64  # meshreg connects many times at once; a full backlog drops SYNs (1 s retries)
 
-    def __init__(self):
-        super().__init__(("127.0.0.1", 0), _Handler)
+    def __init__(self, port: int = 0):
+        super().__init__(("127.0.0.1", port), _Handler)
         self.requests, self.routes = [], {}
+        self.collections: dict[str, Collection] = {}  # collection path -> its objects and their changes
+
+    def collection(self, path: str) -> Collection:
+        """The objects at a collection path (e.g. /apis/apps/v1/namespaces/ns/deployments), created on first use."""
+        return self.collections.setdefault(path, Collection())
+
+
+class Collection:
+    """Objects of one collection and every change to them, at resourceVersions, so a list says where it was read and a
+    watch streams what changed after that: ADDED, MODIFIED, DELETED, a BOOKMARK when idle for `bookmark_every`
+    seconds, and ERROR 410 Gone from a resourceVersion before `compacted`."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, dict] = {}
+        self.history: list[tuple[int, str, dict]] = []
+        self.revision = 100
+        self.compacted = 0
+        self.bookmark_every: float | None = None
+        self.changes = threading.Condition()
+
+    def put(self, obj: dict) -> dict:
+        with self.changes:
+            self.revision += 1
+            obj = json.loads(json.dumps(obj))
+            obj["metadata"]["resourceVersion"] = str(self.revision)
+            kind = "MODIFIED" if obj["metadata"]["name"] in self.objects else "ADDED"
+            self.objects[obj["metadata"]["name"]] = obj
+            self.history.append((self.revision, kind, obj))
+            self.changes.notify_all()
+            return obj
+
+    def delete(self, name: str) -> None:
+        with self.changes:
+            self.revision += 1
+            obj = self.objects.pop(name)
+            obj["metadata"]["resourceVersion"] = str(self.revision)
+            self.history.append((self.revision, "DELETED", obj))
+            self.changes.notify_all()
+
+    def compact(self) -> None:
+        with self.changes:
+            self.compacted = self.revision
+
+    def listing(self, query: dict) -> dict:
+        with self.changes:
+            items = [o for o in self.objects.values() if _selected(o, query)]
+            return {"kind": "List", "apiVersion": "v1", "metadata": {"resourceVersion": str(self.revision)},
+                    "items": items}
+
+    def events(self, query: dict, closed: threading.Event):
+        """The watch's events as the server sends them, until its timeoutSeconds pass."""
+        version = int((query.get("resourceVersion") or ["0"])[0] or 0)
+        deadline = time.monotonic() + float((query.get("timeoutSeconds") or ["1800"])[0])
+        if version < self.compacted:
+            yield {"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1", "metadata": {},
+                                               "status": "Failure", "reason": "Expired", "code": 410,
+                                               "message": f"too old resource version: {version} ({self.compacted})"}}
+            return
+        bookmarks = (query.get("allowWatchBookmarks") or ["false"])[0] == "true"
+        while not closed.is_set() and time.monotonic() < deadline:
+            with self.changes:
+                idle = self.bookmark_every if bookmarks and self.bookmark_every else 0.5
+                if not self.history or self.history[-1][0] <= version:
+                    self.changes.wait(timeout=min(idle, max(deadline - time.monotonic(), 0)))
+                new = [c for c in self.history if c[0] > version]
+                current = self.revision
+            for _, kind, obj in new:
+                if _selected(obj, query):
+                    yield {"type": kind, "object": obj}
+            if new:
+                version = new[-1][0]
+            elif bookmarks and self.bookmark_every and time.monotonic() < deadline:
+                yield {"type": "BOOKMARK", "object": {"kind": "Bookmark", "metadata": {
+                    "resourceVersion": str(current)}}}
+
+
+def _selected(obj: dict, query: dict) -> bool:
+    """The metadata.name field selector (the only one these tests send to a collection)."""
+    selector = (query.get("fieldSelector") or [""])[0]
+    return not selector.startswith("metadata.name=") or obj["metadata"]["name"] == selector.split("=", 1)[1]
 
 
 class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, and chunked watch responses as the API server sends them
+
     def log_message(self, *args):
         pass
 
@@ -35,7 +120,14 @@ class _Handler(BaseHTTPRequestHandler):
                    "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body}
         self.server.requests.append(request)
         route = self.server.routes.get((self.command, url.path))
-        status, answer, *more = (route(request) if callable(route) else route) or self._default(url.path, body)
+        found = (route(request) if callable(route) else route) or self._collection(url.path, request)
+        if found == DROP:
+            self.close_connection = True
+            return
+        if found == "watch":
+            self._watch(url.path, request["query"])
+            return
+        status, answer, *more = found or self._default(url.path, body)
         text = isinstance(answer, (str, bytes))  # a plain-text body (pod logs), else JSON
         data = (answer.encode() if isinstance(answer, str) else answer) if text else json.dumps(answer).encode()
         self.send_response(status)
@@ -45,6 +137,35 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(data)
+
+    def _collection(self, path, request):
+        """A list or watch of a collection, or a GET of one of its objects."""
+        if request["method"] != "GET":
+            return None
+        collection = self.server.collections.get(path)
+        if collection is not None:
+            return "watch" if (request["query"].get("watch") or [""])[0] in ("true", "1") else \
+                (200, collection.listing(request["query"]))
+        parent, _, name = path.rpartition("/")
+        collection = self.server.collections.get(parent)
+        return (200, collection.objects[name]) if collection is not None and name in collection.objects else None
+
+    def _watch(self, path, query):
+        """A chunked stream of watch events, one JSON line each, as the API server sends them."""
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        closed = threading.Event()
+        try:
+            for event in self.server.collections[path].events(query, closed):
+                line = json.dumps(event).encode() + b"\n"
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+        except OSError:  # the client went away
+            closed.set()
+            self.close_connection = True
 
     def _default(self, path, body):
         if self.command == "POST" and path.endswith("/selfsubjectaccessreviews"):

@@ -16,9 +16,11 @@ import copy
 import itertools
 import re
 import threading
+import time
 
 from kubernetes.utils.quantity import parse_quantity
 
+from meshreg.cluster.api import Snapshot
 from meshreg.cluster.client import KINDS, describe
 from meshreg.cluster.errors import translate
 from meshreg.errors import ClusterError
@@ -115,7 +117,13 @@ class FakeCluster:
         self.admission = [_pvc_resize]  # callables(cluster, obj, live) run on every apply, dry run or not
         self.warnings: list[str] = []  # as Cluster.warnings: "<object>: <text>" for every Warning header seen
         self._lock = threading.RLock()  # meshreg sends requests from several threads
+        self._changes = threading.Condition(self._lock)  # watches wait on it for the next change
         self._rv = itertools.count(1000)
+        # Every change as a watch sees it, oldest first: (resourceVersion, ADDED|MODIFIED|DELETED, the object).
+        self.history: list[tuple[int, str, dict]] = []
+        self.compacted = 0  # a watch from a resourceVersion below this gets ERROR 410 Gone (see compact())
+        self.bookmark_every: float | None = None  # seconds a watch is idle before the server sends a BOOKMARK
+        self.watches: list[_Watch] = []  # every watch opened
         for ns in ("default", "kube-system", "kube-public", "istio-system"):  # what every cluster has
             self.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
         self.put(STANDARD)
@@ -201,7 +209,8 @@ class FakeCluster:
         self._maybe_fail("create", obj["kind"], obj["metadata"]["name"])
         self._validate(obj, key, self.objects.get(key))
         if key in self.objects:
-            raise ClusterError(f'conflict: {KINDS[key[:2]][0]} "{key[3]}" already exists')
+            raise refusal(409, f"creating {describe(key[1], key[3], key[2])}",
+                          f'{KINDS[key[:2]][0]} "{key[3]}" already exists', reason="AlreadyExists")
         obj = copy.deepcopy(obj)
         obj["metadata"]["uid"] = f"uid-{next(self._rv)}"
         created = self.put(obj)
@@ -247,6 +256,7 @@ class FakeCluster:
         result = self._finish(live, merged)
         if not dry_run and result is not live:
             self.objects[key], self.owners[key] = result, owners
+            self.record("MODIFIED" if live else "ADDED", result)
             for hook in self.on_apply:
                 hook(self, result)
         return copy.deepcopy(result if result is not None else live)
@@ -263,10 +273,10 @@ class FakeCluster:
         if key not in self.objects:
             return False
         if not dry_run:
-            gone = self.objects.pop(key)
+            gone = self.remove(key)
             if kind == "Namespace":  # the namespace controller deletes its contents
                 for k in [k for k in self.objects if k[2] == name]:
-                    del self.objects[k]
+                    self.remove(k)
             self._collect(gone["metadata"].get("uid"))
         return True
 
@@ -276,7 +286,7 @@ class FakeCluster:
             return
         for k, obj in list(self.objects.items()):
             if k in self.objects and any(o.get("uid") == uid for o in obj["metadata"].get("ownerReferences") or []):
-                del self.objects[k]
+                self.remove(k)
                 self._collect(obj["metadata"].get("uid"))
 
     # --- test helpers (not part of Cluster)
@@ -284,8 +294,62 @@ class FakeCluster:
         """Store an object as-is (as a controller or another client would), bumping resourceVersion."""
         obj = copy.deepcopy(obj)
         obj["metadata"]["resourceVersion"] = str(next(self._rv))
-        self.objects[self._key_of(obj)] = obj
+        key = self._key_of(obj)
+        with self._lock:
+            existed = key in self.objects
+            self.objects[key] = obj
+            self.record("MODIFIED" if existed else "ADDED", obj)
         return obj
+
+    def changed(self, key):
+        """A controller wrote objects[key] in place: a new resourceVersion, and the MODIFIED event watches see."""
+        with self._lock:
+            obj = self.objects[key]
+            obj["metadata"]["resourceVersion"] = str(next(self._rv))
+            self.record("MODIFIED", obj)
+
+    def remove(self, key):
+        """Delete objects[key] as the server does: gone, and a DELETED event (at a new resourceVersion)."""
+        with self._lock:
+            gone = self.objects.pop(key)
+            last = copy.deepcopy(gone)
+            last["metadata"]["resourceVersion"] = str(next(self._rv))
+            self.record("DELETED", last)
+            return gone
+
+    def record(self, kind, obj):
+        with self._changes:
+            self.history.append((int(obj["metadata"]["resourceVersion"]), kind, copy.deepcopy(obj)))
+            self._changes.notify_all()
+
+    @property
+    def revision(self) -> str:
+        """The cluster's resourceVersion now (what a list returns)."""
+        with self._lock:
+            return str(self.history[-1][0]) if self.history else "1"
+
+    def compact(self):
+        """Forget the history so far, as etcd compaction does: older resourceVersions can no longer be watched."""
+        with self._lock:
+            self.compacted = int(self.revision)
+
+    # --- watching
+    def snapshot(self, api_version, kind, *, namespace=None, label_selector=None, field_selector=None):
+        with self._lock:
+            return Snapshot(self._list(api_version, kind, namespace=namespace, label_selector=label_selector,
+                                       field_selector=field_selector), self.revision)
+
+    def watch(self, api_version, kind, *, namespace=None, label_selector=None, field_selector=None,
+              resource_version, timeout_seconds):
+        with self._lock:
+            self.requests.append(("watch", (api_version, kind, namespace), {
+                "labelSelector": label_selector, "fieldSelector": field_selector,
+                "resourceVersion": resource_version, "timeoutSeconds": timeout_seconds}))
+            self._maybe_fail("watch", kind, "")
+            stream = _Watch(self, (api_version, kind, namespace, label_selector, field_selector),
+                            int(resource_version), timeout_seconds)
+            self.watches.append(stream)
+            return stream
 
     def _finish(self, live, merged):
         if live is not None and merged == live:
@@ -341,6 +405,68 @@ class FakeCluster:
         return (api_version, kind, namespace if namespaced else None, name)
 
 
+class _Watch:
+    """A watch on the fake: the recorded changes after its resourceVersion that match, then the ones to come, until
+    `timeout_seconds` (real time) pass or it is closed; BOOKMARKs when the cluster's bookmark_every says so; ERROR 410
+    Gone from a compacted resourceVersion."""
+
+    def __init__(self, cluster, what, version, timeout_seconds):
+        self.cluster, self.what, self.version = cluster, what, version
+        self.deadline = time.monotonic() + timeout_seconds
+        self.closed = False
+        self.sent: list[dict] = []
+
+    def close(self):
+        with self.cluster._changes:
+            self.closed = True
+            self.cluster._changes.notify_all()
+
+    def __iter__(self):
+        if self.version < self.cluster.compacted:
+            yield self._sent({"type": "ERROR", "object": {
+                "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "reason": "Expired",
+                "code": 410, "message": f"too old resource version: {self.version} ({self.cluster.compacted})"}})
+            return
+        while True:
+            batch, bookmark = self._next()
+            if batch is None:
+                return
+            for event in batch:
+                yield self._sent(event)
+            if bookmark:
+                yield self._sent({"type": "BOOKMARK", "object": {
+                    "kind": self.what[1], "apiVersion": self.what[0],
+                    "metadata": {"resourceVersion": self.cluster.revision}}})
+
+    def _next(self):
+        """The matching changes not sent yet (None: the watch is over), and whether a BOOKMARK is due."""
+        changes = self.cluster._changes
+        with changes:
+            idle_until = time.monotonic() + (self.cluster.bookmark_every or 1e9)
+            while not self.closed and time.monotonic() < min(self.deadline, idle_until) and \
+                    not [c for c in self.cluster.history if c[0] > self.version]:
+                changes.wait(min(self.deadline, idle_until) - time.monotonic())
+            if self.closed or time.monotonic() >= self.deadline:
+                return None, False
+            new = [c for c in self.cluster.history if c[0] > self.version]
+            if new:
+                self.version = new[-1][0]
+            return [{"type": kind, "object": copy.deepcopy(obj)} for _, kind, obj in new if self._matches(obj)], \
+                not new
+
+    def _matches(self, obj):
+        api_version, kind, namespace, labels, fields = self.what
+        wanted = dict(p.split("=", 1) for p in labels.split(",")) if labels else {}
+        have = obj["metadata"].get("labels") or {}
+        return (obj["apiVersion"], obj["kind"]) == (api_version, kind) and \
+            namespace in (None, obj["metadata"].get("namespace")) and \
+            all(have.get(a) == b for a, b in wanted.items()) and _fields_match(obj, fields)
+
+    def _sent(self, event):
+        self.sent.append(event)
+        return event
+
+
 def _fields_match(obj, selector) -> bool:
     """A field selector (`a.b=c`, `a.b!=c`, comma-separated, all must hold) on an object's dotted fields."""
     for term in (selector or "").split(","):
@@ -363,7 +489,6 @@ def ready_controller(cluster, obj):
         return
     live = cluster.objects[cluster._key_of(obj)]
     gen = live["metadata"].get("generation", 1)
-    live["metadata"]["resourceVersion"] = str(next(cluster._rv))  # a status write is a write
     if obj["kind"] == "Deployment":
         n = live["spec"].get("replicas", 1)
         live["status"] = {"observedGeneration": gen, "replicas": n, "updatedReplicas": n, "readyReplicas": n,
@@ -372,6 +497,7 @@ def ready_controller(cluster, obj):
         n = getattr(cluster, "nodes", 2)
         live["status"] = {"observedGeneration": gen, "desiredNumberScheduled": n, "currentNumberScheduled": n,
                           "updatedNumberScheduled": n, "numberReady": n, "numberAvailable": n}
+    cluster.changed(cluster._key_of(obj))  # a status write is a write
     _replace_pods(cluster, live, n)
 
 
@@ -380,7 +506,7 @@ def _replace_pods(cluster, workload, n):
     selector = workload["spec"]["selector"]["matchLabels"].items()
     for key in [k for k, pod in cluster.objects.items() if k[1] == "Pod" and k[2] == namespace
                 and selector <= (pod["metadata"].get("labels") or {}).items()]:
-        del cluster.objects[key]
+        cluster.remove(key)
     template = workload["spec"]["template"]
     labels = dict(template["metadata"].get("labels") or {})
     injected = getattr(cluster, "inject", True) and labels.get("sidecar.istio.io/inject") != "false"

@@ -156,10 +156,27 @@ CASES = [
     _case("token:gh", "puts a manifest next to it", "/v2/acme/lib/manifests/v1", outside="acme/lib", method="PUT"),
     _case("token:gh", "reads next to it", "/v2/acme/lib/manifests/v1", denied=False, method="GET"),
     _case("token:gh", "reads outside its read prefixes", "/v2/images/app/manifests/v1", method="GET"),
+    _case("token:gh", "mounts from outside its read prefixes", f"/v2/acme/app/m/{UPLOADS}?mount={ZERO}&from=ci/app",
+          outside="acme/app/m", status=401),
+    _case("token:gh", "mounts with an escaped name", f"/v2/acme/app/m/{UPLOADS}?m%6Funt={ZERO}&from=ci/app",
+          outside="acme/app/m", status=401),
+    _case("cert:loader", "mounts within its prefix", f"/v2/images/m/{UPLOADS}?mount={ZERO}&from=images/app",
+          outside="images/m", status=401),
+    _case("token:ci", "puts its token in the query string too", f"/v2/ci/app/{UPLOADS}?access_token=x", status=400),
+    _case("none", "pings with a token in the query string", "/v2/?access_token=x", method="GET", status=400),
     _case("none", "pings the registry and gets the token challenge", "/v2/", denied=False, method="GET", status=401),
     _case("none", "posts to the ping", "/v2/", method="POST"),
     _case("none", "opens an upload", f"/v2/images/anonymous/{UPLOADS}", outside="images/anonymous"),
 ]
+
+
+def refused_at_gateway(response: httpx.Response) -> bool:
+    """Whether the gateway refused the request: a policy (403), or one of its routes answering a refusal itself (a
+    mount: 401, a token in the query: 400, each an abort fault of the route). The token challenge (401 with
+    WWW-Authenticate) is not a refusal."""
+    if response.status_code == 403:
+        return True
+    return response.status_code in (400, 401) and response.text == "fault filter abort"
 
 
 def client(lab, who: str) -> httpx.Client:

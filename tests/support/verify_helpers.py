@@ -106,6 +106,7 @@ class ProbeRuntime:
         live["spec"]["selector"] = job["spec"]["selector"]
         if self.finish:
             live["status"] = {"succeeded": 1}
+        cluster.changed(("batch/v1", "Job", ns, meta["name"]))
         if self.logs:
             cluster.pod_logs[(ns, pod["metadata"]["name"])] = self._log(pod)
         self.pods.append(pod)

@@ -210,3 +210,21 @@ def test_probe_lines_the_probe_never_prints_are_not_results():
     log = parse("\n".join(["noise", line(event="start"), "meshreg-probe {torn", line(id="e1", result="ok"),
                            line(event="end")]))
     assert list(log.results) == ["e1"] and log.ended and log.sidecar_ready is None
+
+
+def test_a_create_this_run_already_made_counts_as_created_and_anyone_elses_is_refused():
+    from meshreg.verify import objects
+    from meshreg.verify.session import Session
+    from support.fakes import FakeCluster
+
+    fake = FakeCluster()
+    session = Session(fake, run="abc123", namespace="meshreg-verify-abc123")
+    mine = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {
+        "name": "probe", "namespace": "default", "labels": {objects.RUN: "abc123"}}}
+    fake.put(mine)  # the server did the create, and its answer was lost on the way
+    assert session.create(mine)["metadata"]["labels"] == {objects.RUN: "abc123"}
+    assert session.created == [("v1", "ServiceAccount", "default", "probe")]  # so cleanup removes it
+    theirs = {**mine, "metadata": {**mine["metadata"], "name": "other", "labels": {objects.RUN: "def456"}}}
+    fake.put(theirs)
+    with pytest.raises(ClusterError, match='creating ServiceAccount default/other: already exists'):
+        session.create({**theirs, "metadata": {**theirs["metadata"], "labels": {objects.RUN: "abc123"}}})

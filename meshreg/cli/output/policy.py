@@ -62,6 +62,10 @@ def listing_text(listing: Listing) -> str:
     for r in listing.readers:
         shown = "every mesh identity" if r.reader == "*" else r.reader
         lines.append(f"  {shown:30} ({r.principal})")
+    if listing.scoped:
+        lines.append(f"  reads are per registry: each reader and writer reads every repository of "
+                     f"{listing.registry.name}; prefixes bound writes only (a cross-repository mount, which policies "
+                     "cannot see, needs only a digest). Keep images some of them must not read in another registry.")
     lines.append(f"node proxy: reads only, on {np.host_ip}:{np.port} as {np.principal}" if np.enabled
                  else "node proxy: disabled")
     if listing.waypoint:
@@ -114,6 +118,9 @@ def _ingress_text(ing: IngressEntry) -> list[str]:
             f", {k} in [{', '.join(v)}]" for k, v in (c.claims or {}).items())
         lines.append(f"  {c.name:20} {c.method:4} writes {_scope(c.repositories)}; reads "
                      f"{_scope(c.read_repositories)}{'  +DELETE' if c.delete else ''}  ({who})")
+    if ing.mounts_refused:
+        lines.append("  cross-repository mounts are refused at the gateway (401; clients upload instead), so no "
+                     "client reads past its read prefixes")
     return lines
 
 
@@ -138,7 +145,11 @@ def check_text(report: CheckReport) -> str:
 
 
 def edit_text(report: EditReport) -> str:
-    """`policy grant|revoke`: the file, and the writer before and after."""
+    """`policy grant|revoke`: the file, and the writer before and after; "unchanged" (like kubectl apply) when the
+    file already said so."""
+    if not report.changed:
+        return "\n".join([f"{report.path}: {report.identity} unchanged", f"  writer: {_writer(report.after)}",
+                          f"  note:   {report.note}"])
     lines = [f"{report.path}: {report.identity}", f"  before: {_writer(report.before)}",
              f"  after:  {_writer(report.after)}"]
     if report.note:

@@ -38,16 +38,25 @@ def _cert(ident: Identity) -> dict:
     return {"certificate_chain": {"filename": str(ident.cert)}, "private_key": {"filename": str(ident.key)}}
 
 
+# How istiod sets X-Forwarded-Client-Cert (Istio 1.14 and 1.30 alike): a sidecar's inbound listener appends what it
+# saw on the connection to the header it received (APPEND_FORWARD, subject/URI/DNS); a gateway replaces the header with
+# it (SANITIZE_SET, subject/certificate/URI/DNS; the mesh config's gatewayTopology.forwardClientCertDetails may change
+# that). Seen in a real sidecar's and gateway's config dump.
+SIDECAR_XFCC = {"forward_client_cert_details": "APPEND_FORWARD",
+                "set_current_client_cert_details": {"subject": True, "uri": True, "dns": True}}
+GATEWAY_XFCC = {"forward_client_cert_details": "SANITIZE_SET",
+                "set_current_client_cert_details": {"subject": True, "cert": True, "uri": True, "dns": True}}
+
+
 def _hcm(name: str, *, cluster: str, route_timeout: str, filters: list[dict], domains=("*",),
-         access_log: list[dict] | None = None) -> dict:
+         access_log: list[dict] | None = None, xfcc: dict = GATEWAY_XFCC) -> dict:
     """An HTTP connection manager as Istio configures one; `access_log`: what the Telemetry API gives it
-    (lab/telemetry.py)."""
+    (lab/telemetry.py); `xfcc`: how it treats X-Forwarded-Client-Cert."""
     return {"name": "envoy.filters.network.http_connection_manager", "typed_config": {
         **({"access_log": access_log} if access_log else {}),
         "@type": HCM, "stat_prefix": name, "codec_type": "AUTO",
         "normalize_path": True, "merge_slashes": False, "path_with_escaped_slashes_action": "KEEP_UNCHANGED",
-        # Istio never trusts a client's XFCC: it replaces it with what it saw on the connection.
-        "forward_client_cert_details": "SANITIZE_SET", "set_current_client_cert_details": {"uri": True},
+        **xfcc,
         "route_config": {"name": name, "virtual_hosts": [{"name": name, "domains": list(domains), "routes": [
             {"match": {"prefix": "/"}, "route": {"cluster": cluster, "timeout": route_timeout}}]}]},
         "http_filters": [*filters, {"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER}}]}}
@@ -58,7 +67,8 @@ def sidecar_listener(*, port: int, server: Identity, trust_domain: str, rbac: li
     listener = {"name": name, "address": _address(port), "filter_chains": [{
         "transport_socket": {"name": "envoy.transport_sockets.tls", "typed_config": downstream_tls(server,
                                                                                                     trust_domain)},
-        "filters": [_hcm(name, cluster=cluster, route_timeout="0s", filters=rbac, access_log=access_log)]}]}
+        "filters": [_hcm(name, cluster=cluster, route_timeout="0s", filters=rbac, access_log=access_log,
+                         xfcc=SIDECAR_XFCC)]}]}
     if tuning.buffer_bytes:
         listener["per_connection_buffer_limit_bytes"] = tuning.buffer_bytes
     return listener

@@ -7,11 +7,14 @@ The translation follows Istio (1.30) and is independent of meshreg's evaluator:
   istiod serves them over SDS (trusted_ca and crl of the validation context); the server certificate stands for the
   credentialName Secret the user provides;
 - the VirtualService gives the routes, in order: its hosts as domains (with any port); a match on the exact path,
-  on headers absent (`withoutHeaders`, present-match inverted) and on JWT claims absent (`@request.auth.claims.X`,
-  a metadata match on the jwt_authn payload, inverted); a direct response with its response headers, or the
-  registry with no timeout;
+  the method, headers (`:path` included: the normalized path with the query as sent), query parameters (by name
+  as written), headers absent (`withoutHeaders`, present-match inverted) and JWT claims absent
+  (`@request.auth.claims.X`, a metadata match on the jwt_authn payload, inverted); a direct response with its
+  response headers, or the registry with no timeout, aborted with a status where the route has an abort fault (the
+  fault filter after the RBAC filters, as istiod builds it);
 - a RequestAuthentication becomes the jwt_authn filter as pilot/pkg/security/authn/policy_applier.go builds it:
-  one provider per jwtRule, the payload kept in metadata under "payload", a token either absent or valid, and
+  one provider per jwtRule, the payload kept in metadata under "payload", the token read only where `fromHeaders`
+  says (Envoy's defaults otherwise: the Authorization header and `?access_token=`), a token either absent or valid, and
   (on gateways) the route cache cleared after a token is verified, so claims take part in routing;
 - the AuthorizationPolicies selecting the gateway become RBAC filters (lab/rbac.py), after jwt_authn.
 """
@@ -30,6 +33,11 @@ from .pki import Authority, Identity
 from .processes import free_port
 
 JWT_AUTHN = "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication"
+HTTP_FAULT = "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault"
+FAULT = "envoy.filters.http.fault"
+# Istio puts the fault filter after the RBAC filters on every HTTP chain (seen in a real sidecar's and gateway's
+# configuration): a route's abort answers only a request the policies let through.
+FAULT_FILTER = {"name": FAULT, "typed_config": {"@type": HTTP_FAULT}}
 UPSTREAM = "sidecar-from-ingress"
 GATEWAY = "ingress-gateway"  # the gateway's name for its stdout file
 
@@ -40,10 +48,14 @@ def jwt_filter(request_authentications: list[dict]) -> list[dict]:
         return []
     providers = {}
     for i, rule in enumerate(rules):
-        assert set(rule) <= {"issuer", "audiences", "jwks"}, f"lab cannot translate jwtRule keys {sorted(rule)}"
+        assert set(rule) <= {"issuer", "audiences", "jwks", "fromHeaders"}, \
+            f"lab cannot translate jwtRule keys {sorted(rule)}"
         providers[f"origins-{i}"] = {"issuer": rule["issuer"], "audiences": rule.get("audiences", []),
                                      "forward": False, "payload_in_metadata": "payload", "clear_route_cache": True,
                                      "local_jwks": {"inline_string": rule["jwks"]}}
+        if "fromHeaders" in rule:  # then Envoy reads only these, not its default Authorization and ?access_token=
+            providers[f"origins-{i}"]["from_headers"] = [{"name": h["name"], "value_prefix": h.get("prefix", "")}
+                                                         for h in rule["fromHeaders"]]
     each = [{"requires_any": {"requirements": [{"provider_name": n}, {"allow_missing": {}}]}} for n in providers]
     requires = each[0] if len(each) == 1 else {"requires_any": {"requirements": [
         *({"provider_name": n} for n in providers), {"requires_all": {"requirements": each}}]}}
@@ -52,11 +64,27 @@ def jwt_filter(request_authentications: list[dict]) -> list[dict]:
         "rules": [{"match": {"prefix": "/"}, "requires": requires}]}}]
 
 
+def _string_match(spec: dict) -> dict:
+    """An Istio StringMatch as Envoy's StringMatcher (regex: RE2, a full match)."""
+    [(kind, value)] = spec.items()
+    assert kind in ("exact", "prefix", "regex"), f"lab cannot translate the string match {spec}"
+    return {"safe_regex": {"regex": value}} if kind == "regex" else {kind: value}
+
+
 def _route_match(match: dict | None) -> dict:
     if match is None:
         return {"prefix": "/"}
-    assert set(match) <= {"uri", "withoutHeaders"} and set(match["uri"]) == {"exact"}, f"lab cannot translate {match}"
-    out: dict = {"path": match["uri"]["exact"], "headers": [], "dynamic_metadata": []}
+    assert set(match) <= {"uri", "withoutHeaders", "headers", "queryParams", "method"}, f"lab cannot translate {match}"
+    uri = match.get("uri", {"prefix": "/"})
+    assert set(uri) <= {"exact", "prefix"}, f"lab cannot translate the uri match {uri}"
+    out: dict = {"path" if "exact" in uri else "prefix": uri.get("exact", uri.get("prefix")),
+                 "headers": [], "dynamic_metadata": [], "query_parameters": []}
+    if "method" in match:
+        out["headers"].append({"name": ":method", "string_match": _string_match(match["method"])})
+    for name, spec in sorted(match.get("headers", {}).items()):
+        out["headers"].append({"name": name, "string_match": _string_match(spec)})
+    for name, spec in sorted(match.get("queryParams", {}).items()):
+        out["query_parameters"].append({"name": name, "string_match": _string_match(spec)})
     for name, string_match in sorted(match.get("withoutHeaders", {}).items()):
         if name.startswith("@request.auth.claims."):
             value = {"string_match": {"safe_regex": {"regex": string_match["regex"]}}}
@@ -67,6 +95,16 @@ def _route_match(match: dict | None) -> dict:
             assert string_match == {}, f"lab cannot translate withoutHeaders {name}: {string_match}"
             out["headers"].append({"name": name, "present_match": True, "invert_match": True})
     return {k: v for k, v in out.items() if v}
+
+
+def _fault(fault: dict) -> dict:
+    """An abort fault as istiod builds it (route.go translateFault): the status, the percentage per million."""
+    assert set(fault) == {"abort"} and set(fault["abort"]) <= {"httpStatus", "percentage"}, \
+        f"lab cannot translate {fault}"
+    abort = fault["abort"]
+    per_million = int(float(abort.get("percentage", {}).get("value", 100)) * 10000)
+    return {"@type": HTTP_FAULT, "abort": {"http_status": abort["httpStatus"],
+                                           "percentage": {"numerator": per_million, "denominator": "MILLION"}}}
 
 
 def routes(http: list[dict]) -> list[dict]:
@@ -80,6 +118,8 @@ def routes(http: list[dict]) -> list[dict]:
         else:
             assert "timeout" not in route and len(route["route"]) == 1
             action = {"route": {"cluster": UPSTREAM, "timeout": "0s"}}
+            if "fault" in route:
+                action["typed_per_filter_config"] = {FAULT: _fault(route["fault"])}
         headers = [{"header": {"key": k, "value": v}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}
                    for k, v in route.get("headers", {}).get("response", {}).get("set", {}).items()]
         for match in route.get("match") or [None]:
@@ -89,7 +129,8 @@ def routes(http: list[dict]) -> list[dict]:
 
 
 def listener(*, port: int, server: Identity, tls: dict, client_ca: tuple[Path, Path] | None, domains: list[str],
-             http: list[dict], filters: list[dict], access_log: list[dict] | None = None) -> dict:
+             http: list[dict], filters: list[dict], access_log: list[dict] | None = None,
+             xfcc: dict = envoy.GATEWAY_XFCC) -> dict:
     mode = tls["mode"]
     assert mode in ("MUTUAL", "OPTIONAL_MUTUAL", "SIMPLE"), f"lab cannot translate tls mode {mode}"
     common: dict = {"tls_certificates": [_cert(server)], "alpn_protocols": ["h2", "http/1.1"],
@@ -99,8 +140,8 @@ def listener(*, port: int, server: Identity, tls: dict, client_ca: tuple[Path, P
         ca, crl = client_ca
         common["validation_context"] = {"trusted_ca": {"filename": str(ca)}, "crl": {"filename": str(crl)}}
     context = {"@type": DOWNSTREAM_TLS, "require_client_certificate": mode == "MUTUAL", "common_tls_context": common}
-    hcm = _hcm("ingress", cluster=UPSTREAM, route_timeout="0s", filters=filters, domains=domains,
-               access_log=access_log)
+    hcm = _hcm("ingress", cluster=UPSTREAM, route_timeout="0s", filters=[*filters, FAULT_FILTER], domains=domains,
+               access_log=access_log, xfcc=xfcc)
     hcm["typed_config"]["route_config"]["virtual_hosts"][0]["routes"] = routes(http)
     return {"name": "ingress", "address": _address(port), "filter_chains": [{
         "transport_socket": {"name": "envoy.transport_sockets.tls", "typed_config": context}, "filters": [hcm]}]}
@@ -110,7 +151,10 @@ class IngressLab(Lab):
     """A Lab whose config has spec.ingress: `meshreg certs init` runs first (the render needs the CA), then
     `setup(lab)` (issue and revoke certificates), then everything starts, the ingress listener included."""
 
-    def __init__(self, config_text: str, root: Path, *, setup=None):
+    def __init__(self, config_text: str, root: Path, *, setup=None, xfcc: dict = envoy.GATEWAY_XFCC):
+        """`xfcc`: the gateway's X-Forwarded-Client-Cert handling (Istio's gatewayTopology.forwardClientCertDetails;
+        SANITIZE_SET unless set)."""
+        self.xfcc = xfcc
         root.mkdir(parents=True, exist_ok=True)
         self.config_file = root / "meshreg.yaml"
         self.config_file.write_text(config_text)
@@ -181,7 +225,8 @@ class IngressLab(Lab):
         listeners.append(listener(port=self.ingress_port, server=self.server, tls=gateway["spec"]["servers"][0]["tls"],
                                   client_ca=self._client_ca(), domains=[d for h in vs["hosts"] for d in (h, f"{h}:*")],
                                   http=vs["http"], filters=jwt_filter(authns) + rbac.http_filters(policies),
-                                  access_log=self.access_logs(GATEWAY, selector, mode="CLIENT", namespace=ns)))
+                                  access_log=self.access_logs(GATEWAY, selector, mode="CLIENT", namespace=ns),
+                                  xfcc=self.xfcc))
         identity = self.identity(self.cfg.ingress.gateway.identity)
         clusters.append(envoy.sidecar_cluster(port=self.sidecar_port, client=identity, name=UPSTREAM,
                                               registry_uri=self.registry_identity.uri, tuning=self.tuning))
