@@ -147,7 +147,7 @@ def certs(stack, workdir, gateway):
     """The instance with a certificate client, its CA from `meshreg certs init` and the client's certs.d."""
     with realstack.deployed(stack, workdir / "certs", CERT_CONFIG, up=None) as found:
         found.meshreg("certs", "init")
-        found.meshreg("certs", "issue", "loader", "--server-ca", str(gateway.server_ca), "-o",
+        found.meshreg("certs", "issue", "loader", "--server-ca", str(gateway.server_ca), "--output-dir",
                       str(found.directory / "certs.d"))
         found.meshreg("up", "--timeout", "180")
         _listening(gateway, CERT_HOST, cert_dir=found.directory / "certs.d" / f"{CERT_HOST}:{GATEWAY_PORT}")
