@@ -43,6 +43,7 @@ spec:
   namespace: {name}
   nodeProxy: {{port: {port}}}
   localRegistryHosting: {{publish: false}}
+  audit: {{enabled: false}}  # the tier reads the sidecars' default access log (see docs/realstack.md)
   ingress:
     host: {host}
     credentialName: rs-ingress-tls

@@ -22,6 +22,7 @@ spec:
   namespace: rs-life
   nodeProxy: {{port: {PORT}}}
   localRegistryHosting: {{publish: false}}
+  audit: {{enabled: false}}  # the tier reads the sidecars' default access log (see docs/realstack.md)
   writers:
     - serviceAccount: rs-life-builds/kaniko
 """

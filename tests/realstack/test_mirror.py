@@ -25,6 +25,7 @@ metadata: {{name: rs-mirror}}
 spec:
   namespace: rs-mirror
   localRegistryHosting: {{publish: false}}
+  audit: {{enabled: false}}  # the tier reads the sidecars' default access log (see docs/realstack.md)
   registries:
     - name: cache
       role: mirror

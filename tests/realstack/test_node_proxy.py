@@ -25,6 +25,7 @@ spec:
   namespace: rs-nodeproxy
   nodeProxy: {{port: {PORT}}}
   localRegistryHosting: {{publish: false}}
+  audit: {{enabled: false}}  # the tier reads the sidecars' default access log (see docs/realstack.md)
   writers:
     - serviceAccount: rs-np-builds/kaniko
 """

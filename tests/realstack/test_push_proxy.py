@@ -23,6 +23,7 @@ spec:
   namespace: rs-push
   nodeProxy: {{port: {NODE_PORT}}}
   localRegistryHosting: {{publish: false}}
+  audit: {{enabled: false}}  # the tier reads the sidecars' default access log (see docs/realstack.md)
   pushProxy:
     repositories: [dev/]
     port: {CONNECT_PORT}

@@ -21,6 +21,7 @@ metadata: {{name: rs-several}}
 spec:
   namespace: rs-several
   localRegistryHosting: {{publish: false}}
+  audit: {{enabled: false}}  # the tier reads the sidecars' default access log (see docs/realstack.md)
   registries:
     - name: images
       default: true

@@ -18,6 +18,7 @@ spec:
   namespace: rs-writers
   nodeProxy: {port: 5101}
   localRegistryHosting: {publish: false}
+  audit: {enabled: false}  # the tier reads the sidecars' default access log (see docs/realstack.md)
   registry: {deleteEnabled: true}
   readers: [rs-w-apps/reader]
   writers:
