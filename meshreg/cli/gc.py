@@ -34,8 +34,9 @@ def gc(ctx: click.Context, config_path: str | None, kubeconfig: str | None, cont
     follow it, and print what retention deleted and what garbage-collect reclaimed.
 
     \b
-    During a real run the registry is restarted read-only (pulls go on, pushes fail cleanly) while
-    distribution's garbage-collect runs, then restarted writable; see docs/gc.md.
+    During a real run the registry is restarted read-only while distribution's garbage-collect runs (pushes
+    get 405, pulls go on), then restarted writable; each restart pauses reads for a few seconds with a volume.
+    The window is printed; whatever stops the Job, the registry is made writable again. See docs/gc.md.
 
     \b
     Examples:

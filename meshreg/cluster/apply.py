@@ -17,11 +17,12 @@ from meshreg.cluster import live as lives
 from meshreg.cluster import parallel, storage
 from meshreg.cluster.api import ClusterClient, Discovery, Object
 from meshreg.cluster.client import FIELD_MANAGER, KINDS
-from meshreg.cluster.live import Key, Live, Scope, instance_of, key_of
+from meshreg.cluster.live import Key, Live, Scope, key_of
 from meshreg.cluster.outcomes import NotOwned, Outcome, Plan, Refusal, Refused, named, outcome
+from meshreg.cluster.ownership import Identity, Ownership, describe, owner_of
 from meshreg.cluster.storage import Change
 from meshreg.errors import ClusterError
-from meshreg.render.labels import INSTANCE, MANAGED_BY
+from meshreg.render.labels import APPLYSET_ID, APPLYSET_KINDS, APPLYSET_NAMESPACES, INSTANCE, MANAGED_BY
 
 __all__ = ["OPTIONAL", "ORDER", "PRUNABLE", "PUBLISHED", "NotOwned", "Outcome", "Plan", "Refusal", "Refused", "apply",
            "key_of", "ordered", "plan", "served"]
@@ -83,24 +84,36 @@ def render_instance(manifests: Iterable[Object]) -> str | None:
     return next((o["metadata"].get("labels", {}).get(INSTANCE) for o in manifests), None)
 
 
-def check_ownership(objs: list[Object], live: Live, *, adopt: bool) -> None:
+def check_ownership(objs: list[Object], live: Live, *, adopt: bool, ownership: Ownership | None = None,
+                    cluster: ClusterClient | None = None) -> None:
     """Refuse objects with meshreg's names held by another meshreg instance (always: --adopt never takes them) or
-    by nobody meshreg knows (unless adopt)."""
-    instance = render_instance(objs)
-    others: dict[str, list[str]] = {}
+    by nobody meshreg knows (unless adopt). With `cluster`, another instance is named with its namespace."""
+    ownership = ownership or Ownership(Identity.of(objs), live)
+    others: dict[tuple[str, str | None], list[str]] = {}
     unmanaged: list[str] = []
     for obj in objs:
         current = live.of(obj)
-        if current is None or instance_of(current) == instance:  # what does not exist yet is the instance's
+        if current is None or ownership.mine(current):  # what does not exist yet is the instance's
             continue
-        who, name = instance_of(current), named(obj)
-        if who is not None:
-            others.setdefault(who, []).append(name)
+        owner = owner_of(current)
+        if owner.managed:
+            others.setdefault((ownership.whose(current), owner.set_id), []).append(named(obj))
         elif not adopt:
-            manager = (current["metadata"].get("labels") or {}).get(MANAGED_BY)
-            unmanaged.append(name + (f" (managed-by={manager})" if manager else ""))
+            unmanaged.append(_unmanaged(obj, current))
     if others or unmanaged:
-        raise NotOwned(others=others, unmanaged=unmanaged)
+        raise NotOwned(others=_described(others, cluster), unmanaged=unmanaged)
+
+
+def _described(others: dict[tuple[str, str | None], list[str]],
+               cluster: ClusterClient | None) -> dict[str, list[str]]:
+    """Other owners named with their namespace (looked up in `cluster`, when given)."""
+    return {(describe(cluster, who, set_id) if cluster else who): found for (who, set_id), found in others.items()}
+
+
+def _unmanaged(obj: Object, current: Object) -> str:
+    """An object meshreg does not manage, named with the tool that says it does."""
+    manager = (current["metadata"].get("labels") or {}).get(MANAGED_BY)
+    return named(obj) + (f" (managed-by={manager})" if manager else "")
 
 
 def plan(*, manifests: list[Object], cluster: ClusterClient, live: Live | None = None, force_conflicts: bool = False,
@@ -180,9 +193,10 @@ def apply(*, manifests: list[Object], cluster: ClusterClient, dry_run: bool = Fa
     refused, and NotOwned before any request that writes when another owner holds one of the objects."""
     objs = ordered(manifests)
     live = live or lives.read(manifests=objs, cluster=cluster, scope=prune)
-    check_ownership(objs, live, adopt=adopt)
+    ownership = Ownership(Identity.of(objs), live)
+    check_ownership(objs, live, adopt=adopt, ownership=ownership, cluster=cluster)
     _check_not_deleted(objs, live)
-    strays = _strays(objs, live, prune)
+    strays = _strays(objs, live, prune, ownership)
     created = [] if dry_run else _create_namespaces(objs, live, cluster=cluster, force=force_conflicts)
     checked = plan(manifests=objs, cluster=cluster, live=live, force_conflicts=force_conflicts, deletions=strays,
                    created=[o.name for o in created])
@@ -192,10 +206,12 @@ def apply(*, manifests: list[Object], cluster: ClusterClient, dry_run: bool = Fa
     if dry_run:
         emit(checked.outcomes, on_outcome)
         return checked.outcomes
+    parent = Parent.of(checked, live)
     namespaces = namespaces_of(objs)
     done = _apply_waves(checked, created=created, namespaces=namespaces, cluster=cluster, force=force_conflicts,
-                        on_outcome=on_outcome)
-    return done + _prune(strays, cluster=cluster, on_outcome=on_outcome, applied=len(done))
+                        on_outcome=on_outcome, parent=parent)
+    pruned = _prune(strays, cluster=cluster, on_outcome=on_outcome, applied=len(done))
+    return done + pruned + parent.settle(cluster=cluster, force=force_conflicts, on_outcome=on_outcome)
 
 
 def _check_not_deleted(objs: list[Object], live: Live) -> None:
@@ -208,13 +224,57 @@ def _check_not_deleted(objs: list[Object], live: Live) -> None:
                                f"{name}), then run meshreg up again; nothing was changed")
 
 
-def _strays(objs: list[Object], live: Live, scope: Scope | None) -> list[Object]:
+def _strays(objs: list[Object], live: Live, scope: Scope | None, ownership: Ownership) -> list[Object]:
     """What prune deletes, workloads first, in a stable order."""
     if not scope:
         return []
-    found = sorted(live.strays(manifests=objs, instance=render_instance(objs), scope=scope),
-                   key=lambda o: str(key_of(o)))
+    found = sorted(live.strays(manifests=objs, mine=ownership.mine, scope=scope), key=lambda o: str(key_of(o)))
     return list(reversed(ordered(found)))
+
+
+class Parent:
+    """The instance's ApplySet parent through an apply (KEP-3659): before any member is written it lists every
+    group-kind and namespace that holds members, before or after this apply (the union of the live parent's and the
+    render's), so that an apply stopped half-way leaves no member its parent does not point to; once prune is done,
+    it is narrowed to the render's."""
+
+    def __init__(self, planned: Outcome | None, current: Object | None) -> None:
+        self.planned = planned
+        self.widened = _widened(planned.obj, current) if planned else None
+        self.sent: Object | None = None
+
+    @classmethod
+    def of(cls, checked: Plan, live: Live) -> Parent:
+        planned = next((o for o in checked.outcomes if APPLYSET_ID in (o.obj["metadata"].get("labels") or {})), None)
+        return cls(planned, live.of(planned.obj) if planned else None)
+
+    def widen(self, *, cluster: ClusterClient, force: bool) -> None:
+        """Before the members: the parent with every kind and namespace that holds members now or will."""
+        if self.widened is not None:
+            cluster.apply(self.widened, force=force)
+            self.sent = self.widened
+
+    def settle(self, *, cluster: ClusterClient, force: bool, on_outcome: OnOutcome | None) -> list[Outcome]:
+        """After the members and prune: the parent as rendered (unless that is what widen sent)."""
+        if self.planned is None:
+            return []
+        if self.sent != self.planned.obj and not (self.sent is None and self.planned.action == "unchanged"):
+            cluster.apply(self.planned.obj, force=force)
+        emit([self.planned], on_outcome)
+        return [self.planned]
+
+
+def _widened(parent: Object, current: Object | None) -> Object | None:
+    """`parent` with the union of its own and `current`'s member kinds and namespaces; None when that union is
+    what the render has already (no member will be written where the live parent does not point)."""
+    had = ((current or {}).get("metadata") or {}).get("annotations") or {}
+    rendered = parent["metadata"]["annotations"]
+    union = {key: ",".join(sorted(set(filter(None, rendered[key].split(","))) |
+                                  set(filter(None, had.get(key, "").split(",")))))
+             for key in (APPLYSET_KINDS, APPLYSET_NAMESPACES)}
+    if current is not None and all(had.get(k) == v for k, v in union.items()):
+        return None
+    return {**parent, "metadata": {**parent["metadata"], "annotations": {**rendered, **union}}}
 
 
 def emit(outcomes: Iterable[Outcome], on_outcome: OnOutcome | None) -> None:
@@ -249,12 +309,15 @@ def wave(kind: str, namespace: str | None, namespaces: set[str]) -> int:
 
 
 def _apply_waves(checked: Plan, *, created: list[Outcome], namespaces: set[str], cluster: ClusterClient, force: bool,
-                 on_outcome: OnOutcome | None) -> list[Outcome]:
+                 on_outcome: OnOutcome | None, parent: Parent | None = None) -> list[Outcome]:
     """Apply what the dry run says would change, a wave at a time, each wave at once; stop after a wave with a
-    refusal and say what was applied."""
-    done = list(created)
-    applying = [o for o in checked.outcomes if o.action != "would prune"]  # prune deletes those, after the waves
+    refusal and say what was applied. The parent is widened after the Namespaces and settled after prune."""
+    done, parent = list(created), parent or Parent(None, None)
+    # prune deletes the "would prune" ones, after the waves; the parent has its own moments
+    applying = [o for o in checked.outcomes if o.action != "would prune" and o is not parent.planned]
     for step in (0, 1, 2):
+        if step == 1:
+            parent.widen(cluster=cluster, force=force)
         ok, failed = _apply_wave([o for o in applying if wave(o.kind, o.namespace, namespaces) == step],
                                  cluster=cluster, force=force, versions=checked.versions)
         emit(ok, on_outcome)

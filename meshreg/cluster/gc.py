@@ -17,6 +17,9 @@ from meshreg.render.gc import CONTAINER
 
 RESULT = "MESHREG-GC-RESULT "  # the line meshreg.gcjob.run prints (not imported: it loads urllib and ssl)
 JOB_NAME = ("batch.kubernetes.io/job-name", "job-name")  # pod labels naming their Job (new, then old)
+# The Job's read-only switch, as meshreg.gcjob.kube applies it (not imported, as above)
+READ_ONLY = "REGISTRY_STORAGE_MAINTENANCE_READONLY"
+SWITCH_MANAGER = "meshreg-gc"
 
 
 class RetentionEntry(TypedDict):
@@ -35,6 +38,14 @@ class Blobs(TypedDict, total=False):
     unknownSize: int
 
 
+class Window(TypedDict, total=False):
+    """When the registry stopped and started taking writes, in seconds since the epoch (the coordinator's clock)."""
+
+    readOnlyFrom: float  # the switch to read-only was sent
+    readOnlyServing: float  # every registry pod serves read-only
+    writableFrom: float  # the switch was withdrawn (the writable pods start)
+
+
 class GcResult(TypedDict, total=False):
     """The result line of a gc Job's coordinator (meshreg.gcjob.run), as JSON; keys absent where a step did not run."""
 
@@ -44,7 +55,8 @@ class GcResult(TypedDict, total=False):
     untaggedManifests: int
     untaggedKept: list[str]  # repository@digest a tagged index lists
     blobs: Blobs
-    readOnly: str | None  # "on", "restored" or "stuck"
+    readOnly: str | None  # "switching", "on", "restored" or "stuck"
+    window: Window
     error: str
 
 
@@ -168,3 +180,46 @@ def _newest(jobs: list[Object]) -> dict[str, Any] | None:
     status = job.get("status") or {}
     return {"name": job["metadata"]["name"], "state": finished(job) or "Running",
             "started": status.get("startTime"), "completed": status.get("completionTime")}
+
+
+def read_only(deployment: Object | None) -> bool:
+    """Whether the registry's pods run (or are being rolled out) with the gc Job's read-only switch."""
+    spec = (((deployment or {}).get("spec") or {}).get("template") or {}).get("spec") or {}
+    return any(e.get("name") == READ_ONLY for c in spec.get("containers") or [] if c.get("name") == "registry"
+               for e in c.get("env") or [])
+
+
+def running(*, cluster: ClusterClient, namespace: str, cron_name: str, selector: str) -> list[str]:
+    """The gc Jobs of a CronJob (scheduled or manual) whose coordinator is still at work: not finished, and no pod
+    whose `gc` container ended (one killed outright, SIGKILL, leaves its Job running until the deadline)."""
+    jobs = [j["metadata"]["name"] for j in cluster.list("batch/v1", "Job", namespace=namespace,
+                                                         label_selector=selector)
+            if any(o.get("name") == cron_name for o in j["metadata"].get("ownerReferences") or [])
+            and finished(j) is None]
+    return sorted(job for job in jobs if not _coordinator_ended(cluster, namespace, job))
+
+
+def _coordinator_ended(cluster: ClusterClient, namespace: str, job: str) -> bool:
+    pods = pods_of(cluster, namespace, job)
+    states = [s.get("state") or {} for p in pods for s in (p.get("status") or {}).get("containerStatuses") or []
+              if s.get("name") == CONTAINER]
+    return bool(states) and all("terminated" in state for state in states)
+
+
+def left_read_only(*, cluster: ClusterClient, namespace: str, registry: str, cron_name: str,
+                   selector: str) -> str | None:
+    """Why the registry is read-only with no gc Job running to undo it (an earlier Job's pod was killed before it
+    could), or None when it is writable or a Job is running."""
+    if not read_only(cluster.get("apps/v1", "Deployment", registry, namespace=namespace)):
+        return None
+    if running(cluster=cluster, namespace=namespace, cron_name=cron_name, selector=selector):
+        return None
+    return (f"registry {namespace}/{registry} is read-only, and no gc Job is running to make it writable again "
+            "(the last one was stopped before it could)")
+
+
+def make_writable(*, cluster: ClusterClient, namespace: str, registry: str) -> None:
+    """Withdraw the gc Job's switch, as the Job would: apply its field manager's part of the Deployment empty."""
+    withdrawn = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": registry, "namespace": namespace},
+                 "spec": {"template": {"spec": {"containers": [{"name": "registry"}]}}}}
+    cluster.apply(withdrawn, force=True, field_manager=SWITCH_MANAGER)

@@ -45,18 +45,17 @@ class Live:
         """The live version of a rendered object, or None when it does not exist."""
         return self.objects.get(key_of(obj))
 
-    def strays(self, *, manifests: list[Object], instance: str | None, scope: Scope) -> list[Object]:
-        """Objects of this instance, of a kind and namespace in `scope` ({namespace: [(apiVersion, kind)]}),
-        that the render no longer has: what prune deletes."""
-        if instance is None:  # nothing rendered carries an instance: nothing can be this instance's
+    def strays(self, *, manifests: list[Object], mine: Callable[[Object], bool], scope: Scope) -> list[Object]:
+        """Objects of this instance (`mine`), of a kind and namespace in `scope` ({namespace: [(apiVersion,
+        kind)]}), that the render no longer has: what prune deletes."""
+        if not manifests:  # nothing rendered: no instance, nothing can be its own
             return []
         keep = {key_of(o) for o in manifests}
         wanted = {(av, kind, ns) for ns, kinds in scope.items() for av, kind in kinds}
         # Not what a controller made from a rendered object: istiod copies the waypoint Gateway's labels onto the
         # Deployment, Service and ServiceAccount it owns, and the garbage collector removes those with it.
         return [obj for key, obj in self.objects.items()
-                if key[:3] in wanted and key not in keep and instance_of(obj) == instance
-                and not obj["metadata"].get("ownerReferences")]
+                if key[:3] in wanted and key not in keep and mine(obj) and not obj["metadata"].get("ownerReferences")]
 
 
 def read(*, manifests: list[Object], cluster: ClusterClient, scope: Scope | None = None) -> Live:

@@ -3,7 +3,9 @@
 The registry's namespace and every push-proxy namespace (rendered, or labelled for this instance: a push proxy that
 was disabled or moved left its objects there) for every kind meshreg may have rendered; kube-public for the
 published addresses only; the ingress gateway's namespace (the configured one, and the one the previous `up`
-recorded, so removing spec.ingress prunes it too) for the ingress kinds only.
+recorded, so removing spec.ingress prunes it too) for the ingress kinds only; and every namespace and kind the
+instance's ApplySet parent records (where the previous `up` left members). Only what carries this instance's
+identity is ever pruned there (cluster/ownership.py): the scope says where to look, never whose.
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ from typing import Any
 
 from meshreg.cluster import apply as applying
 from meshreg.cluster import ingress, parallel
+from meshreg.cluster import live as lives
 from meshreg.cluster.api import ClusterClient, Object
-from meshreg.cluster.live import Scope
+from meshreg.cluster.live import Live, Scope
 from meshreg.config import Config
 from meshreg.errors import ClusterError
 from meshreg.render import labels
+from meshreg.render.applyset import group_kind
 from meshreg.render.hosting import NAMESPACE as HOSTING_NAMESPACE
 
 
@@ -59,3 +63,48 @@ def live(cluster: ClusterClient, cfg: Config, objects: list[Object]) -> Scope:
     also, kinds, gateways = parallel.values(lambda read: read(), reads)
     scope = rendered(cfg, objects, kinds, also=also)
     return with_gateways(scope, gateways + ([cfg.ingress.gateway.namespace] if cfg.ingress else []))
+
+
+def _known_kinds() -> dict[str, tuple[str, str]]:
+    """Group-kind (as the parent records it) -> (apiVersion, kind), for every kind prune may look at."""
+    kinds = [*applying.PRUNABLE, *applying.PUBLISHED, *ingress.KINDS]
+    return {group_kind({"apiVersion": av, "kind": kind}): (av, kind) for av, kind in kinds}
+
+
+def recorded(parent: Object | None, *, served: list[tuple[str, str]]) -> Scope:
+    """Where the live ApplySet parent says members are: its own namespace and the additional ones, each for the
+    recorded kinds prune handles and the server serves (a kind it does not serve holds nothing)."""
+    if parent is None:
+        return {}
+    annotations = parent["metadata"].get("annotations") or {}
+    known = _known_kinds()
+    kinds = [known[gk] for gk in (annotations.get(labels.APPLYSET_KINDS) or "").split(",")
+             if gk in known and known[gk] in served]
+    spaces = [parent["metadata"]["namespace"], *filter(None, (annotations.get(labels.APPLYSET_NAMESPACES) or "")
+                                                      .split(","))]
+    return {ns: list(kinds) for ns in spaces} if kinds else {}
+
+
+def live_and_scope(cluster: ClusterClient, cfg: Config, objects: list[Object]) -> tuple[Scope, Live]:
+    """The prune scope and what exists in it: one read of everything the config implies, then, only when the live
+    ApplySet parent records members elsewhere (the config changed since the last `up`), a read of those places."""
+    scope = live(cluster, cfg, objects)
+    found = lives.read(manifests=objects, cluster=cluster, scope=scope)
+    extra = _unread(scope, found, cfg=cfg, objects=objects)
+    if extra:
+        more = lives.read(manifests=[], cluster=cluster, scope=extra)
+        found.objects.update(more.objects)
+        found.listed |= more.listed
+        for ns, kinds in extra.items():
+            scope[ns] = scope.get(ns, []) + kinds
+    return scope, found
+
+
+def _unread(scope: Scope, found: Live, *, cfg: Config, objects: list[Object]) -> Scope:
+    """What the live parent records that `scope` does not cover yet."""
+    rendered = next((o for o in objects if labels.APPLYSET_ID in o["metadata"].get("labels", {})), None)
+    parent = found.of(rendered) if rendered else None
+    served = [*scope.get(cfg.namespace, []), *applying.PUBLISHED, *ingress.KINDS]  # what discovery said is served
+    extra = {ns: [k for k in kinds if k not in scope.get(ns, [])]
+             for ns, kinds in recorded(parent, served=served).items()}
+    return {ns: kinds for ns, kinds in extra.items() if kinds}

@@ -1,10 +1,18 @@
 """What a registry holds, read through its API: each repository's tags, the manifests they point at, which
-manifests an index lists, when each image was built, and the size of every blob seen on the way."""
+manifests an index lists, when each image was built, and the size of every blob seen on the way; and, from the
+registry's storage where the Job can read it, when the registry received each tag.
+
+distribution 2.8's API says nothing of when something was pushed. Its storage does: a push of `repo:tag` (re)writes
+`docker/registry/v2/repositories/<repo>/_manifests/tags/<tag>/current/link`, so that file's modification time is when
+the registry last received the tag. The Job mounts a registry's volume read-only to read it.
+"""
 
 from __future__ import annotations
 
 import datetime
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .registry import Client, Manifest
 from .retention import Tag
@@ -55,11 +63,27 @@ def parse_time(value: object) -> float | None:
     return moment.timestamp() if moment.timestamp() > 0 else None
 
 
+class Layout:
+    """A filesystem registry's storage (its volume, mounted read-only): when each tag was received."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root) / "docker/registry/v2/repositories"
+
+    def received(self, repository: str, tag: str) -> float | None:
+        """When the registry last received `repository:tag` (the mtime of its current link); None if unreadable."""
+        try:
+            return os.stat(self.root / repository / "_manifests/tags" / tag / "current/link").st_mtime
+        except OSError:
+            return None
+
+
 class Reader:
     """Reads repositories once each, caching manifests and image times by digest."""
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: Client, *, times: bool = True, layout: Layout | None = None) -> None:
         self.client = client
+        self.times = times  # False: what tags and indexes point at is enough (no image config read)
+        self.layout = layout  # where to read when tags were received (None: unknown, e.g. on S3)
         self.inventory = Inventory()
         self._created: dict[str, float | None] = {}
 
@@ -76,7 +100,8 @@ class Reader:
             manifest = self.client.manifest(name, tag)
             if manifest is None:  # deleted since the tag list was read
                 continue
-            repo.tags.append(Tag(tag, manifest.digest, self._time(name, manifest, repo)))
+            received = self.layout.received(name, tag) if self.layout and self.times else None
+            repo.tags.append(Tag(tag, manifest.digest, self._time(name, manifest, repo), received))
         return repo
 
     def _time(self, repo_name: str, manifest: Manifest, repo: Repository) -> float | None:
@@ -91,7 +116,7 @@ class Reader:
         if manifest.children:
             newest = self._children(repo_name, manifest, repo)  # read whether or not the index has a time
             when = when if when is not None else newest
-        elif when is None and manifest.body.get("config"):
+        elif when is None and self.times and manifest.body.get("config"):
             config = self.client.blob_json(repo_name, manifest.body["config"]["digest"]) or {}
             when = parse_time(config.get("created"))
         self._created[manifest.digest] = when

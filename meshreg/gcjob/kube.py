@@ -61,6 +61,18 @@ class Api:
             raise KubeError(f"{method} {path}: {getattr(e, 'reason', e)}") from e
 
 
+    def text(self, path: str) -> str:
+        """A plain-text answer (a container's log); KubeError as for call."""
+        request = urllib.request.Request(self.base + path, headers=self.headers)
+        try:
+            with urllib.request.urlopen(request, timeout=60, context=self.context) as response:
+                return str(response.read().decode("utf-8", "replace"))
+        except urllib.error.HTTPError as e:
+            raise KubeError(f"GET {path}: HTTP {e.code}: {e.read(500).decode('utf-8', 'replace')}") from e
+        except (urllib.error.URLError, OSError) as e:
+            raise KubeError(f"GET {path}: {getattr(e, 'reason', e)}") from e
+
+
 def deployment_path(namespace: str, name: str) -> str:
     """The API path of a Deployment."""
     return f"/apis/apps/v1/namespaces/{namespace}/deployments/{name}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.client
 import json
 import re
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -45,16 +46,36 @@ class Manifest:
         return ([config] if config else []) + list(self.body.get("layers") or [])
 
 
-class Client:
-    """A registry's API at `base_url` (plain HTTP in the Job: the sidecar carries it over mTLS)."""
+TRANSIENT = (502, 503, 504)  # a registry pod restarting (a rollout, another gc's switch), its sidecar not ready yet
 
-    def __init__(self, base_url: str, *, timeout: float = 60.0) -> None:
+
+class Client:
+    """A registry's API at `base_url` (plain HTTP in the Job: the sidecar carries it over mTLS). A request the
+    registry cannot answer now (it restarts: 503, or no connection) is sent again for up to `patience` seconds."""
+
+    def __init__(self, base_url: str, *, timeout: float = 60.0, patience: float = 120.0) -> None:
         self.base = base_url.rstrip("/")
-        self.timeout = timeout
+        self.timeout, self.patience = timeout, patience
 
     def _send(self, method: str, path: str,
               headers: dict[str, str] | None = None) -> http.client.HTTPResponse | urllib.error.HTTPError:
         """The response, an error status included; RegistryError when the registry cannot be reached."""
+        deadline, wait = time.monotonic() + self.patience, 0.5
+        while True:
+            try:
+                response = self._once(method, path, headers)
+            except RegistryError:
+                if time.monotonic() > deadline:
+                    raise
+            else:
+                if response.status not in TRANSIENT or time.monotonic() > deadline:
+                    return response
+                response.close()
+            time.sleep(wait)
+            wait = min(wait * 2, 5.0)
+
+    def _once(self, method: str, path: str,
+              headers: dict[str, str] | None) -> http.client.HTTPResponse | urllib.error.HTTPError:
         request = urllib.request.Request(self.base + path, method=method, headers=headers or {})
         try:
             return urllib.request.urlopen(request, timeout=self.timeout)

@@ -9,19 +9,35 @@ is deleted only when no kept tag points at it, directly or through a kept index.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from meshreg.retention import Retention
 
+_RUNS = re.compile(r"(\d+)")
+
 
 @dataclass(frozen=True)
 class Tag:
-    """A tag of a repository, the manifest it points at, and when that image was built."""
+    """A tag of a repository, the manifest it points at, when that image was built and when the registry received
+    it under this tag."""
 
     name: str
     digest: str
-    created: float | None = None  # seconds since the epoch, from the image; None: unknown (treated as newest)
+    created: float | None = None  # seconds since the epoch, from the image; None: no build time (or the epoch)
+    received: float | None = None  # when the tag was last pushed (its link in the registry's storage); None: unknown
+
+    @property
+    def age(self) -> float | None:
+        """The time retention ages the image by: its build time, else when the registry received it; None when
+        neither is known (then it counts as newest: never deleted for its age)."""
+        return self.created if self.created is not None else self.received
+
+
+def natural(name: str) -> tuple[tuple[int, int | str], ...]:
+    """A sort key comparing the numbers in a tag as numbers: v9 < v10, 1.9 < 1.10, rc2 < rc10."""
+    return tuple((0, int(part)) if part.isdigit() else (1, part) for part in _RUNS.split(name) if part)
 
 
 @dataclass(frozen=True)
@@ -36,7 +52,8 @@ class Plan:
 
 
 def _newest_first(tags: Iterable[Tag]) -> list[Tag]:
-    return sorted(tags, key=lambda t: (t.created is None, t.created or 0.0, t.name), reverse=True)
+    """Unknown age first, then by age; on equal ages, the tag that sorts last naturally (v10 before v9)."""
+    return sorted(tags, key=lambda t: (t.age is None, t.age or 0.0, natural(t.name), t.name), reverse=True)
 
 
 def kept_tags(retention: Retention, repository: str, tags: Iterable[Tag], *, now: float) -> set[str]:
@@ -55,8 +72,9 @@ def kept_tags(retention: Retention, repository: str, tags: Iterable[Tag], *, now
 
 
 def _younger(tags: Iterable[Tag], *, seconds: int, now: float) -> set[str]:
-    """Names of the tags built less than `seconds` ago, and of those whose age is unknown."""
-    return {t.name for t in tags if t.created is None or now - t.created < seconds}
+    """Names of the tags younger than `seconds` (built, else received, that recently), and of those of unknown
+    age."""
+    return {t.name for t in tags if t.age is None or now - t.age < seconds}
 
 
 def referenced(roots: Iterable[str], children: Mapping[str, Iterable[str]]) -> set[str]:

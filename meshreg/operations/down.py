@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from meshreg import render as rendering
 from meshreg.cluster import remove as removing
 from meshreg.cluster import runtimeconfig
+from meshreg.cluster import scope as scopes
 from meshreg.cluster.api import ClusterClient, Object
 from meshreg.cluster.outcomes import Outcome
 from meshreg.config import Config
@@ -61,6 +62,8 @@ def down(cfg: Config, cluster: ClusterClient, *, manifests: list[Object] | None 
     if purge:
         events.confirm_purge(Purge(server=cluster.server, claim=f"{cfg.namespace}/registry-data",
                                    namespaces=(cfg.namespace, *push_proxy_namespaces(cfg))))
-    outcomes = removing.remove(manifests=objects, cluster=cluster, purge=purge, on_outcome=events.outcome)
+    scope, live = scopes.live_and_scope(cluster, cfg, objects)
+    outcomes = removing.remove(manifests=objects, cluster=cluster, purge=purge, on_outcome=events.outcome,
+                               scope=scope, live=live)
     note = runtimeconfig.after_down(cluster=cluster, cfg=cfg, outcomes=outcomes)
     return DownReport(outcomes=tuple(outcomes), note=note, server=cluster.server)

@@ -134,8 +134,7 @@ def _checks_and_live(cluster: ClusterClient, cfg: Config, objects: list[Object],
         return [] if skip_checks else preflight.preflight(cluster=cluster, cfg=cfg, manifests=objects)
 
     def read() -> tuple[lives.Scope, lives.Live]:
-        scope = scopes.live(cluster, cfg, objects)
-        return scope, lives.read(manifests=objects, cluster=cluster, scope=scope)
+        return scopes.live_and_scope(cluster, cfg, objects)
 
     (_, warnings, failed), (_, found, unread) = parallel.each(lambda task: task(), [checks, read])
     if failed:
@@ -184,7 +183,12 @@ def _ownership_advice(e: applying.NotOwned, cfg: Config) -> str:
         advice.append("only one instance can publish kube-public/local-registry-hosting: set "
                       "spec.localRegistryHosting.publish: false in this config (its addresses are then published "
                       f"in {scopes.HOSTING_NAMESPACE}/{hosting.index_name(cfg)})")
-    if [o for o in theirs if o != published]:
+    index = f"ConfigMap {scopes.HOSTING_NAMESPACE}/{hosting.index_name(cfg)}"
+    if index in theirs:
+        advice.append(f"another instance named {cfg.name} publishes {index[len('ConfigMap '):]}: give this one its "
+                      "own metadata.name (an instance is its name and its namespace; the name also names what it "
+                      "publishes)")
+    if [o for o in theirs if o not in (published, index)]:
         advice.append("two instances cannot share objects: give this one its own spec.namespace and node-proxy port")
     if theirs:
         advice.append("--adopt never takes objects from another instance; see docs/operations.md")

@@ -8,6 +8,7 @@ from meshreg.config import Config, Registry
 from meshreg.objects import Object
 from meshreg.render import (
     ambient,
+    applyset,
     audit,
     gc,
     hosting,
@@ -24,10 +25,12 @@ __all__ = ["notices", "render"]
 
 
 def render(cfg: Config) -> list[Object]:
-    """Every manifest, in the order they can be applied (reverse it to delete)."""
+    """Every manifest, in the order they can be applied (reverse it to delete); last, the instance's ApplySet
+    parent, which names every other object as a member (`up` writes it before them: cluster/apply.py)."""
     regs = sorted(cfg.registries, key=lambda r: (not r.default, r.name))  # the default first, then by name
-    return [*_foundations(cfg, regs), *_workloads(cfg, regs), *_policies(cfg, regs), *_routes(cfg, regs),
-            *_extras(cfg, regs), *_published(cfg)]
+    members = [*_foundations(cfg, regs), *_workloads(cfg, regs), *_policies(cfg, regs), *_routes(cfg, regs),
+               *_extras(cfg, regs), *_published(cfg)]
+    return [*members, applyset.parent(cfg, members)]
 
 
 def _each(make: Callable[[Config, Registry], Object], cfg: Config, regs: list[Registry]) -> list[Object]:

@@ -1,11 +1,11 @@
 """A registry's gc CronJob: retention through the mesh, then distribution's garbage-collect while no registry pod
 accepts writes, and everything the Job needs (its account, the right to switch the registry read-only, its code).
 
-The Job's pod has two containers. `gc` (a plain Python image) runs meshreg's own code from meshreg/gcjob and the
-retention model it imports (meshreg/retention.py), shipped in a ConfigMap byte for byte and mounted in the source
-tree's layout, so the same imports work in both places: retention, the read-only switch, and the result line
-`meshreg gc` reads. `garbage-collect` (the registry's image) runs distribution's garbage-collect when `gc` says so
-(see collect.sh).
+`gc` (a plain Python image) runs meshreg's own code from meshreg/gcjob and the retention model it imports
+(meshreg/retention.py), shipped in a ConfigMap byte for byte and mounted in the source tree's layout, so the same
+imports work in both places: retention, the read-only switch, and the result line `meshreg gc` reads. Beside it,
+containers of the registry's own image run `registry garbage-collect` directly, no shell needed, each blocked on a
+FIFO until `gc` hands it a configuration (meshreg/gcjob/collect.py); an init container makes the FIFOs.
 """
 
 from __future__ import annotations
@@ -26,7 +26,13 @@ MODULES = ("meshreg/__init__.py", "meshreg/retention.py", *sorted(
     f"meshreg/gcjob/{p.name}" for p in resources.files("meshreg.gcjob").iterdir() if p.name.endswith(".py")))
 CODE_DIR = "/opt/meshreg"  # on PYTHONPATH: the modules are mounted under it as meshreg/...
 SHARED_DIR = "/run/meshreg-gc"
+REGISTRY_CONFIG_DIR = "/etc/meshreg-gc/registry"  # the registry's ConfigMap, which gc hands to garbage-collect
 CONTAINER = "gc"  # the coordinator, whose log carries the result line
+# garbage-collect's containers, named as meshreg/gcjob/collect.py names them (not imported: it loads urllib)
+PLAN, COLLECT, TAGGED = "garbage-collect-plan", "garbage-collect", "garbage-collect-tagged"
+# The coordinator talks to the API server directly, not through its sidecar, so that it can still make the registry
+# writable while the pod is being stopped (the sidecar drains and exits on the same SIGTERM).
+API_PORT = "443"
 
 
 def gc_name(reg: Registry) -> str:
@@ -59,10 +65,12 @@ def service_account(cfg: Config, reg: Registry) -> Object:
 
 
 def role(cfg: Config, reg: Registry) -> Object:
-    """Just enough to switch this one registry read-only and back, and watch it roll out."""
+    """Just enough to switch this one registry read-only and back and watch it roll out, and to follow its own
+    pod's garbage-collect containers (their state and output; a Job's pod name is not known in advance)."""
     return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": _meta(cfg, reg),
             "rules": [{"apiGroups": ["apps"], "resources": ["deployments"], "resourceNames": [reg.name],
-                       "verbs": ["get", "patch"]}]}
+                       "verbs": ["get", "patch"]},
+                      {"apiGroups": [""], "resources": ["pods", "pods/log"], "verbs": ["get"]}]}
 
 
 def role_binding(cfg: Config, reg: Registry) -> Object:
@@ -77,7 +85,13 @@ def plan(cfg: Config, reg: Registry) -> Object:
             "namespace": cfg.namespace, "deployment": reg.name,
             "retention": reg.retention.as_json() if reg.retention else None,
             "deleteUntagged": _gc(reg).delete_untagged, "storage": "s3" if reg.storage.s3 else "filesystem",
-            "rolloutTimeout": max(60, _gc(reg).timeout // 3)}
+            "rolloutTimeout": max(60, _gc(reg).timeout // 3), "collectors": collectors(reg),
+            "registryConfig": f"{REGISTRY_CONFIG_DIR}/config.yml", "data": None if reg.storage.s3 else DATA_DIR}
+
+
+def collectors(reg: Registry) -> list[str]:
+    """The garbage-collect containers: a dry run, the configured run, and one that keeps untagged manifests."""
+    return [PLAN, COLLECT, *([TAGGED] if _gc(reg).delete_untagged else [])]
 
 
 def key(module: str) -> str:
@@ -94,8 +108,8 @@ def _source(path: str) -> str:
 
 
 def code() -> dict[str, str]:
-    """The gc Job's code, as shipped: the modules of MODULES (by key) and the garbage-collect script."""
-    return {**{key(m): _source(m) for m in MODULES}, "collect.sh": _source("meshreg/gcjob/collect.sh")}
+    """The gc Job's code, as shipped: the modules of MODULES (by key)."""
+    return {key(m): _source(m) for m in MODULES}
 
 
 def config_map(cfg: Config, reg: Registry) -> Object:
@@ -113,36 +127,52 @@ def _mounts(*extra: Object) -> list[Object]:
             *extra]
 
 
-def coordinator(reg: Registry) -> Object:
-    return {"name": CONTAINER, "image": _gc(reg).image, "imagePullPolicy": "IfNotPresent",
-            "command": ["python", "-m", "meshreg.gcjob"], "workingDir": CODE_DIR,
+def _python(reg: Registry, name: str, command: list[str], *, env: list[Object], mounts: list[Object],
+            resources: Object) -> Object:
+    return {"name": name, "image": _gc(reg).image, "imagePullPolicy": "IfNotPresent", "command": command,
+            "workingDir": CODE_DIR,
             "env": [{"name": "MESHREG_GC_PLAN", "value": f"{CODE_DIR}/plan.json"},
                     {"name": "MESHREG_GC_SHARED", "value": SHARED_DIR},
                     {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"},
-                    {"name": "PYTHONPATH", "value": CODE_DIR},
-                    {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}],
-            "resources": {"requests": {"cpu": "20m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
-            "securityContext": _security(), "volumeMounts": _mounts()}
+                    {"name": "PYTHONPATH", "value": CODE_DIR}, *env],
+            "resources": resources, "securityContext": _security(), "volumeMounts": _mounts(*mounts)}
 
 
-def collector(reg: Registry) -> Object:
-    """distribution's garbage-collect, with the registry's config and storage."""
-    mounts = [{"name": "config", "mountPath": "/etc/docker/registry", "readOnly": True}]
-    if not reg.storage.s3:
-        mounts.append({"name": "data", "mountPath": DATA_DIR})
-    out: Object = {"name": "garbage-collect", "image": reg.image, "imagePullPolicy": "IfNotPresent",
-                   "command": ["sh", f"{CODE_DIR}/collect.sh"],
-                   "env": [{"name": "MESHREG_GC_SHARED", "value": SHARED_DIR}],
-                   "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "1Gi"}},
-                   "securityContext": _security(), "volumeMounts": _mounts(*mounts)}
-    if reg.storage.s3:
-        out["env"] += [e for e in objectstorage.env(reg) if e["name"] != "REGISTRY_HTTP_SECRET"]
+def prepare(reg: Registry) -> Object:
+    """The init container: the FIFOs the garbage-collect containers wait on."""
+    return _python(reg, "prepare", ["python", "-m", "meshreg.gcjob", "prepare"], env=[], mounts=[],
+                   resources={"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "64Mi"}})
+
+
+def coordinator(reg: Registry) -> Object:
+    env = [{"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+           {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]
+    mounts = [{"name": "config", "mountPath": REGISTRY_CONFIG_DIR, "readOnly": True}]
+    if not reg.storage.s3:  # to size the blobs garbage-collect removes
+        mounts.append({"name": "data", "mountPath": DATA_DIR, "readOnly": True})
+    return _python(reg, CONTAINER, ["python", "-m", "meshreg.gcjob"], env=env, mounts=mounts,
+                   resources={"requests": {"cpu": "20m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}})
+
+
+def collector(reg: Registry, name: str) -> Object:
+    """distribution's garbage-collect with the registry's storage, waiting on its FIFO for its configuration."""
+    untagged = ["--delete-untagged"] if _gc(reg).delete_untagged and name != TAGGED else []
+    flags = ["--dry-run", *untagged] if name == PLAN else untagged
+    out: Object = {"name": name, "image": reg.image, "imagePullPolicy": "IfNotPresent",
+                   "command": ["registry", "garbage-collect", *flags, f"{SHARED_DIR}/{name}.yml"],
+                   "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "1Gi"}},
+                   "securityContext": _security(),
+                   "volumeMounts": [{"name": "shared", "mountPath": SHARED_DIR},
+                                    *([] if reg.storage.s3 else [{"name": "data", "mountPath": DATA_DIR}])]}
+    if reg.storage.s3:  # as AWS_* variables: REGISTRY_STORAGE_S3_* would add an s3 driver to the empty storage's
+        keys = {"REGISTRY_STORAGE_S3_ACCESSKEY": "AWS_ACCESS_KEY_ID", "REGISTRY_STORAGE_S3_SECRETKEY":
+                "AWS_SECRET_ACCESS_KEY"}
+        out["env"] = [{**e, "name": keys[e["name"]]} for e in objectstorage.env(reg) if e["name"] in keys]
     return out
 
 
 def _volumes(reg: Registry) -> list[Object]:
-    items = [{"key": key(m), "path": m} for m in MODULES] + [
-        {"key": k, "path": k} for k in ("collect.sh", "plan.json")]
+    items = [{"key": key(m), "path": m} for m in MODULES] + [{"key": "plan.json", "path": "plan.json"}]
     out = [{"name": "code", "configMap": {"name": gc_name(reg), "items": items}},
            {"name": "config", "configMap": {"name": f"{reg.name}-config"}},
            {"name": "shared", "emptyDir": {}}]
@@ -156,14 +186,18 @@ def pod_template(cfg: Config, reg: Registry) -> Object:
         "serviceAccountName": gc_name(reg), "automountServiceAccountToken": True, "restartPolicy": "Never",
         "enableServiceLinks": False,
         "securityContext": {"fsGroup": RUN_AS, "seccompProfile": {"type": "RuntimeDefault"}},
-        "containers": [coordinator(reg), collector(reg)], "volumes": _volumes(reg), **podspec.pull_secrets(cfg)}
+        "terminationGracePeriodSeconds": 30,  # time enough to make the registry writable again when stopped
+        "initContainers": [prepare(reg)],
+        "containers": [coordinator(reg), *(collector(reg, name) for name in collectors(reg))],
+        "volumes": _volumes(reg), **podspec.pull_secrets(cfg)}
     # The ReadWriteOnce volume is attached where the registry runs: go there.
     follow = None if reg.storage.s3 else {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{
         "labelSelector": {"matchLabels": registry_pods(cfg, reg)}, "topologyKey": "kubernetes.io/hostname"}]}}
     spec.update(podspec.placement(_gc(reg).scheduling, own=follow))
     return {"metadata": {"labels": {**common(cfg), COMPONENT: "gc", **gc_pods(cfg, reg), **sidecar(cfg)},
                          "annotations": {"kubectl.kubernetes.io/default-container": CONTAINER,
-                                         "proxy.istio.io/config": '{"holdApplicationUntilProxyStarts": true}'}},
+                                         "proxy.istio.io/config": '{"holdApplicationUntilProxyStarts": true}',
+                                         "traffic.sidecar.istio.io/excludeOutboundPorts": API_PORT}},
             "spec": spec}
 
 

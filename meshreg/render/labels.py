@@ -1,6 +1,15 @@
-"""The labels that mark meshreg's objects, the selectors built from them, and Istio's injection labels."""
+"""The labels that mark meshreg's objects, the selectors built from them, and Istio's injection labels.
+
+An instance's identity is its ApplySet (KEP-3659): a parent ConfigMap `meshreg-<name>` in the instance's namespace
+labelled `applyset.kubernetes.io/id`, whose value hashes the parent's name and namespace, and every object the
+instance applies labelled `applyset.kubernetes.io/part-of` with that id. Two instances of the same name in different
+namespaces therefore have different ids, and prune and `down` only ever touch objects labelled with their own.
+"""
 
 from __future__ import annotations
+
+import base64
+import hashlib
 
 from meshreg.config import Config, Registry
 from meshreg.objects import Labels, Object
@@ -12,6 +21,14 @@ NAME = "app.kubernetes.io/name"
 COMPONENT = "app.kubernetes.io/component"
 # Gateway selectors match pods in every namespace, so the node proxy carries a label naming its own namespace.
 NODE_PROXY = "meshreg.dev/node-proxy"
+
+# KEP-3659 ApplySets: the parent's id label, the members' label, and the parent's annotations (kubectl's names).
+APPLYSET_ID = "applyset.kubernetes.io/id"
+APPLYSET_PART_OF = "applyset.kubernetes.io/part-of"
+APPLYSET_TOOLING = "applyset.kubernetes.io/tooling"
+APPLYSET_KINDS = "applyset.kubernetes.io/contains-group-kinds"
+APPLYSET_NAMESPACES = "applyset.kubernetes.io/additional-namespaces"
+TOOLING = "meshreg/v1"  # <tool>/<version of the set's format>: kubectl refuses to change sets of other tools
 
 # Istio's own labels: the control plane (revision) that injects and programs a pod, and whether it gets a sidecar.
 REVISION = "istio.io/rev"
@@ -36,6 +53,23 @@ def sidecar(cfg: Config) -> Labels:
 def common(cfg: Config) -> Labels:
     """Labels every rendered object carries, so `up` can prune and `down` can find what is its own."""
     return {INSTANCE: cfg.name, MANAGED_BY: "meshreg", PART_OF: "meshreg"}
+
+
+def parent_name(cfg: Config) -> str:
+    """The instance's ApplySet parent: a ConfigMap in its namespace."""
+    return f"meshreg-{cfg.name}"
+
+
+def set_id(name: str, namespace: str) -> str:
+    """KEP-3659's id of the set whose parent is ConfigMap `namespace/name`: base64url(sha256(name.namespace.Kind.
+    group)) without padding, between `applyset-` and `-v1` (what kubectl computes for --applyset)."""
+    digest = hashlib.sha256(f"{name}.{namespace}.ConfigMap.".encode()).digest()
+    return f"applyset-{base64.urlsafe_b64encode(digest).decode().rstrip('=')}-v1"
+
+
+def applyset(cfg: Config) -> str:
+    """This instance's set id: unique per (metadata.name, spec.namespace)."""
+    return set_id(parent_name(cfg), cfg.namespace)
 
 
 def selector(labels: Labels) -> str:
@@ -66,7 +100,7 @@ def metadata(cfg: Config, name: str, *, namespace: str | None = "", extra: Label
     meta: Object = {"name": name}
     if namespace is not None:
         meta["namespace"] = namespace or cfg.namespace
-    meta["labels"] = {**common(cfg), **(extra or {})}
+    meta["labels"] = {**common(cfg), APPLYSET_PART_OF: applyset(cfg), **(extra or {})}
     if annotations:
         meta["annotations"] = annotations
     return meta

@@ -55,7 +55,7 @@ def registry(cluster: ClusterClient, cfg: Config, reg: Registry, *, addresses: d
         with_sidecar=sum(1 for p in pods if has_sidecar(p)), in_ambient=_in_ambient(cfg, pods),
         mtls=mtls(cluster, cfg, reg.name), writers=tuple(w.service_account for w in cfg.writers_of(reg)),
         endpoints=ready_endpoints(cluster, cfg, reg.name), addresses=addresses, problems=problems,
-        storage="s3" if reg.storage.s3 else "volume", gc=gc(cluster, cfg, reg) if reg.gc else None,
+        storage="s3" if reg.storage.s3 else "volume", gc=gc(cluster, cfg, reg, deployment) if reg.gc else None,
         volume=None if reg.storage.s3 else volumes.usage(cluster, cfg, reg))
 
 
@@ -74,15 +74,25 @@ def _in_ambient(cfg: Config, pods: list[Object]) -> int | None:
     return sum(1 for p in pods if captured(p)) if cfg.mesh == "ambient" else None
 
 
-def gc(cluster: ClusterClient, cfg: Config, reg: Registry) -> GcState:
-    """The gc CronJob's last run."""
+def gc(cluster: ClusterClient, cfg: Config, reg: Registry, deployment: Object | None = None) -> GcState:
+    """The gc CronJob's last run, and whether a gc Job has the registry read-only (or left it so)."""
+    selector = labels.selector({labels.REGISTRY: reg.name, labels.COMPONENT: "gc"})
     found = gcs.last_run(cluster=cluster, namespace=cfg.namespace, cron_name=gc_objects.gc_name(reg),
-                         selector=labels.selector({labels.REGISTRY: reg.name, labels.COMPONENT: "gc"}))
+                         selector=selector)
     job = found.get("lastJob")
+    read_only, left = None, False
+    if gcs.read_only(deployment):
+        busy = gcs.running(cluster=cluster, namespace=cfg.namespace, cron_name=gc_objects.gc_name(reg),
+                           selector=selector)
+        left = not busy
+        read_only = (f"while gc Job {busy[0]} collects garbage" if busy else
+                     "left so by a gc Job stopped before it could undo it: writes are refused; meshreg gc makes it "
+                     "writable again first")
     return GcState(deployed=found["deployed"], schedule=found.get("schedule"),
                    last_schedule=found.get("lastSchedule"), last_success=found.get("lastSuccess"),
                    last_job=GcJob(name=job["name"], state=job["state"], started=job["started"],
-                                  completed=job["completed"]) if job else None)
+                                  completed=job["completed"]) if job else None,
+                   read_only=read_only, left_read_only=left)
 
 
 def ready_endpoints(cluster: ClusterClient, cfg: Config, service: str) -> int:

@@ -72,8 +72,9 @@ def meshed(entry: RegistryEntry) -> tuple[int, str]:
 
 
 def registry_healthy(entry: RegistryEntry) -> bool:
-    """Ready, with pods, every one of them in the mesh."""
-    return entry.ready and entry.pods > 0 and meshed(entry)[0] == entry.pods
+    """Ready, with pods, every one of them in the mesh, and not left read-only by a gc Job."""
+    return entry.ready and entry.pods > 0 and meshed(entry)[0] == entry.pods and \
+        not (entry.gc is not None and entry.gc.left_read_only)
 
 
 def healthy(*, objects: tuple[ObjectState, ...], registries: tuple[RegistryEntry, ...], node_proxy: NodeProxyState,

@@ -54,6 +54,8 @@ class GcState:
     last_schedule: str | None = None
     last_success: str | None = None
     last_job: GcJob | None = None
+    read_only: str | None = None  # why the registry is read-only (a gc Job runs, or one left it so); None: writable
+    left_read_only: bool = False  # read-only with no gc Job running to undo it (writes are refused until meshreg gc)
 
 
 @dataclass(frozen=True)

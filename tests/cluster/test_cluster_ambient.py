@@ -195,7 +195,7 @@ def test_up_fails_when_ztunnel_did_not_capture_the_registry_pods_and_says_what_t
     line = result.output.strip().splitlines()[-1]
     assert "registry pod meshreg/registry-1-0 is not captured by ztunnel" in line
     assert "Fix ambient capture (the namespace needs istio.io/dataplane-mode=ambient" in line
-    assert "sidecar injection" not in line and line.endswith("(all 20 objects were applied)")
+    assert "sidecar injection" not in line and line.endswith("(all 21 objects were applied)")
 
 
 def test_doctor_judges_ambient_registry_pods_by_ztunnel_capture_as_status_does(fake):

@@ -154,7 +154,7 @@ def test_up_reports_every_refusal_of_the_dry_run_at_once_and_changes_nothing(api
         "  DaemonSet meshreg/node-proxy: refused by ValidatingAdmissionPolicy no-hostport (binding "
         "no-hostport-capv): hostPort is not allowed in this cluster"]
     sent = [r for r in api.requests if r["method"] != "GET" and not r["path"].endswith("reviews")]
-    assert len(sent) == 18 and all(r["query"].get("dryRun") == ["All"] for r in sent) and not writes(api)
+    assert len(sent) == 19 and all(r["query"].get("dryRun") == ["All"] for r in sent) and not writes(api)
 
 
 def test_up_on_a_new_namespace_deletes_it_again_when_the_dry_run_refuses(api, tmp_path, monkeypatch):

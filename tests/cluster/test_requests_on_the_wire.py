@@ -191,7 +191,7 @@ def test_up_dry_run_sends_only_dry_run_patches_and_prints_in_dependency_order(ap
     assert all(r["query"]["dryRun"] == ["All"] for r in patches)
     assert [r for r in writes(api) if r["method"] != "PATCH"] == []
     lines = [line.split()[-1] for line in result.output.splitlines() if line.startswith("created ")]
-    assert lines[0] == "meshreg" and lines[-1] == "kube-public/local-registry-hosting" and len(lines) == 18
+    assert lines[0] == "meshreg" and lines[-1] == "kube-public/local-registry-hosting" and len(lines) == 19
 
 
 def test_up_applies_every_object_with_server_side_apply_after_its_dry_run(api, tmp_path, monkeypatch):
@@ -201,7 +201,7 @@ def test_up_applies_every_object_with_server_side_apply_after_its_dry_run(api, t
     patches = [r for r in api.requests if r["method"] == "PATCH"]
     real = [r["path"] for r in patches if "dryRun" not in r["query"]]
     checked = [r["path"] for r in patches if r["query"].get("dryRun") == ["All"]]
-    assert len(real) == 18 and sorted(checked) == sorted(real[1:])  # the new Namespace is created, not dry-run
+    assert len(real) == 19 and sorted(checked) == sorted(real[1:])  # the new Namespace is created, not dry-run
     assert real[0] == "/api/v1/namespaces/meshreg" and patches[0]["path"] == real[0]
     assert patches.index(next(r for r in patches if "dryRun" not in r["query"] and r is not patches[0])) > \
         max(patches.index(r) for r in patches if "dryRun" in r["query"])  # nothing else before every check
@@ -258,7 +258,7 @@ def test_up_fails_when_a_registry_pod_came_up_without_the_sidecar(api, tmp_path,
     assert result.output.splitlines()[-1].startswith(
         "meshreg: error: not enforced: registry pod meshreg/registry-7c9d-x2x has no istio-proxy sidecar, so nothing "
         "enforces mTLS or the AuthorizationPolicies there: any pod can push. Fix sidecar injection")
-    assert "kubectl -n meshreg rollout restart deployment/registry (all 18 objects were applied)" in result.output
+    assert "kubectl -n meshreg rollout restart deployment/registry (all 19 objects were applied)" in result.output
 
 
 def test_up_succeeds_when_the_registry_pod_has_the_sidecar_and_the_gateway_was_injected(api, tmp_path, monkeypatch):

@@ -76,7 +76,7 @@ def test_two_claims_that_fit_the_quota_one_at_a_time_are_refused_only_on_the_rea
 def test_dry_run_on_a_new_namespace_says_the_server_could_not_check_its_contents(fake):
     result = run("up", "--dry-run")
     assert result.exit_code == 0, result.output
-    assert "16 objects were not checked by the server: namespace meshreg does not exist yet" in result.output
+    assert "17 objects were not checked by the server: namespace meshreg does not exist yet" in result.output
     assert writes(fake) == []
 
 
@@ -175,7 +175,7 @@ def test_up_fails_when_the_registry_pod_has_no_sidecar_and_says_how_to_fix_it(fa
         "auto), so no proxy serves the node-local port. Fix sidecar injection (the namespace's istio-injection or "
         "istio.io/rev label must match a running istiod's injector, and no sidecar.istio.io/inject: \"false\" on the "
         "pods), then restart the pods: kubectl -n meshreg rollout restart deployment/registry daemonset/node-proxy "
-        "(all 18 objects were applied)")
+        "(all 19 objects were applied)")
     assert "push (in-cluster writers)" not in result.output
 
 
@@ -207,7 +207,8 @@ def test_a_second_instance_that_would_publish_too_is_told_whose_configmap_it_is_
     result = up(tmp_path, instance("beta", "registry-beta", 5001))
     assert result.exit_code == 1
     assert error(result) == (
-        "meshreg: error: owned by meshreg instance alpha, left alone: ConfigMap kube-public/local-registry-hosting; "
+        "meshreg: error: owned by meshreg instance alpha (namespace registry-alpha), left alone: ConfigMap "
+        "kube-public/local-registry-hosting; "
         "nothing was applied; only one instance can publish kube-public/local-registry-hosting: set "
         "spec.localRegistryHosting.publish: false in this config (its addresses are then published in "
         "kube-public/meshreg-beta-registries); --adopt never takes objects from another instance; see "
@@ -219,7 +220,8 @@ def test_a_second_instance_that_would_publish_too_is_told_whose_configmap_it_is_
 def test_a_second_instance_in_the_same_namespace_is_told_to_take_its_own(fake, tmp_path):
     up(tmp_path, instance("alpha", "registry", 5000))
     result = up(tmp_path, instance("beta", "registry", 5001, publish=False))
-    assert "owned by meshreg instance alpha, left alone: Namespace registry, ServiceAccount registry/registry" \
+    assert "owned by meshreg instance alpha (namespace registry), left alone: Namespace registry, ServiceAccount " \
+        "registry/registry" \
         in error(result)
     assert "two instances cannot share objects: give this one its own spec.namespace and node-proxy port" \
         in error(result)
@@ -240,7 +242,7 @@ def test_two_instances_up_then_one_down_leaves_the_other_intact(fake, tmp_path):
     assert {k: fake.objects.get(k) for k in alpha_objects} == alpha_objects
     assert "registry-alpha.svc.cluster.local" in fake.get("v1", "ConfigMap", "local-registry-hosting",
                                                           namespace="kube-public")["data"]["localRegistryHosting.v1"]
-    assert up(tmp_path, alpha).exit_code == 0 and "18 unchanged" in up(tmp_path, alpha).output
+    assert up(tmp_path, alpha).exit_code == 0 and "19 unchanged" in up(tmp_path, alpha).output
 
 
 def test_status_of_an_instance_that_does_not_publish_reads_its_own_addresses(fake, tmp_path):
@@ -259,3 +261,4 @@ def test_a_namespace_being_deleted_is_said_once(fake):
     assert error(result) == ("meshreg: error: Namespace meshreg is being deleted; wait until it is gone (kubectl get "
                              "namespace meshreg), then run meshreg up again; nothing was changed")
     assert writes(fake) == []
+

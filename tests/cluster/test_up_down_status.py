@@ -41,7 +41,7 @@ def writes(fake):
 def test_up_creates_every_rendered_object_and_prints_the_addresses(fake):
     result = run("up", "-q")
     assert result.exit_code == 0, result.output
-    assert result.output.count("created ") == 18
+    assert result.output.count("created ") == 19
     assert fake.get("apps/v1", "Deployment", "registry", namespace="meshreg") is not None
     assert "push (in-cluster writers): registry.meshreg.svc.cluster.local:5000" in result.output
     assert "pull (pod specs):          localhost:5000" in result.output
@@ -53,7 +53,7 @@ def test_second_up_reports_everything_unchanged_and_keeps_resource_versions(fake
     before = {k: v["metadata"]["resourceVersion"] for k, v in fake.objects.items()}
     result = run("up", "-q")
     assert result.exit_code == 0, result.output
-    assert "18 unchanged" in result.output
+    assert "19 unchanged" in result.output
     assert {k: v["metadata"]["resourceVersion"] for k, v in fake.objects.items()} == before
 
 
@@ -68,7 +68,7 @@ def test_up_reports_a_changed_object_when_the_config_changes(fake, tmp_path):
 def test_dry_run_prints_outcomes_and_writes_nothing(fake):
     result = run("up", "--dry-run")
     assert result.exit_code == 0, result.output
-    assert "dry run: 18 created" in result.output
+    assert "dry run: 19 created" in result.output
     assert writes(fake) == []
     assert fake.get("v1", "Namespace", "meshreg") is None
 
@@ -76,7 +76,7 @@ def test_dry_run_prints_outcomes_and_writes_nothing(fake):
 def test_dry_run_after_up_reports_every_object_unchanged(fake):
     run("up", "-q")
     result = run("up", "--dry-run")
-    assert "dry run: 18 unchanged" in result.output
+    assert "dry run: 19 unchanged" in result.output
 
 
 def test_up_prunes_objects_the_config_no_longer_renders_but_keeps_the_pvc(fake, tmp_path):

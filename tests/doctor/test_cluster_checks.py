@@ -156,7 +156,7 @@ def test_admission_says_what_it_could_not_dry_run_before_the_namespace_exists():
     results = check(cluster_with_istio(), "admission")
     assert [(r.status, r.message) for r in results] == [
         ("OK", "server-side dry run of 2 objects: no refusal, no warning"),
-        ("WARN", "16 of 18 objects not dry-run: namespace meshreg does not exist yet, and a server-side dry run "
+        ("WARN", "17 of 19 objects not dry-run: namespace meshreg does not exist yet, and a server-side dry run "
                  "needs it")]
 
 
@@ -232,7 +232,7 @@ def test_deployed_warns_before_up_and_is_healthy_after_it():
                                                           "https://fake.invalid:6443")
     deployed(fake)  # the fake's controllers start the pods, and its injector gives them their proxies
     assert [(r.status, r.message) for r in check(fake, "deployed")] == [
-        ("OK", "all 18 objects present and as rendered"),
+        ("OK", "all 19 objects present and as rendered"),
         ("OK", "registry registry ready (1/1), every pod with the istio-proxy sidecar"),
         ("OK", "node proxy ready (2/2 nodes)"),
         ("OK", "Gateway node-proxy serves port(s) 5000 on 2 node-proxy pod(s)")]

@@ -96,7 +96,7 @@ def test_up_skip_checks_goes_ahead_without_asking_anything(fake):
     # the dry run of every object is part of applying, not a check: it still comes first
     first_write = next(i for i, r in enumerate(fake.requests) if r[0] == "apply" and not r[2]["dry_run"]
                        and r[1][1] != "Namespace")  # a new Namespace is created first, for the dry run to land in
-    assert len({r[1] for r in fake.requests[:first_write] if r[0] == "apply" and r[2]["dry_run"]}) == 17
+    assert len({r[1] for r in fake.requests[:first_write] if r[0] == "apply" and r[2]["dry_run"]}) == 18
 
 
 def test_up_prints_preflight_warnings_and_goes_on(fake):

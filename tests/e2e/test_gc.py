@@ -79,7 +79,7 @@ def pushed(gc, tmp_path_factory):
 def test_a_dry_run_changes_nothing_and_says_what_would_go(gc, pushed):
     app, moving = pushed
     run = gc.run(dry_run=True)
-    assert run.codes == {"gc": 0, "garbage-collect": 0}, run.logs
+    assert set(run.codes.values()) == {0}, run.logs
     assert run.result["retention"] == [{"repository": "team-a/app", "tags": ["v1", "v2", "v3"],
                                         "manifests": sorted(app[t].digest for t in ("v1", "v2", "v3"))}]
     doomed = set().union(*(blobs_of(app[t]) for t in ("v1", "v2", "v3")), blobs_of(moving[0]))
@@ -91,7 +91,7 @@ def test_a_dry_run_changes_nothing_and_says_what_would_go(gc, pushed):
 def test_retention_and_gc_remove_exactly_the_expected_manifests_and_blobs(gc, pushed, tmp_path):
     app, moving = pushed
     run = gc.run()
-    assert run.codes == {"gc": 0, "garbage-collect": 0}, run.logs
+    assert set(run.codes.values()) == {0}, run.logs
     gone, kept = ("v1", "v2", "v3"), ("v4", "v5", "release-1")
     doomed = set().union(*(blobs_of(app[t]) for t in gone), blobs_of(moving[0]))
     assert {d for d in doomed if stored(gc.lab, d)} == set()
@@ -170,7 +170,7 @@ def test_delete_untagged_never_breaks_a_multi_platform_image(gc):
     3178): the Job sees it in the plan and collects without it."""
     index, children = _index(gc.lab, "team-b/multi")
     run = gc.run()
-    assert run.codes == {"gc": 0, "garbage-collect": 0}, run.logs
+    assert set(run.codes.values()) == {0}, run.logs
     assert sorted(run.result["untaggedKept"]) == sorted(f"team-b/multi@{c}" for c in children)
     accept = {"Accept": f"{images.MANIFEST}, application/vnd.oci.image.index.v1+json"}
     for digest in [index, *children]:

@@ -89,6 +89,37 @@ def test_each_replica_enforces_the_same_rendered_policies(replicas, tmp_path):
         assert result.returncode != 0 and "StatusCode: 403" in result.stderr
 
 
+def test_gc_garbage_collect_on_s3_finds_its_credentials_under_the_aws_names(replicas, tmp_path):
+    """The gc Job's garbage-collect containers take the S3 keys as AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (the
+    driver's credential chain), not REGISTRY_STORAGE_S3_*, which would add an s3 driver to the empty storage's
+    config the containers that should not run are handed: both configs work with the rendered environment."""
+    import subprocess
+
+    from meshreg.config import from_text
+    from meshreg.render import render
+    from support.lab.mesh import one
+    from support.lab.objectstore import SECRET
+
+    assert push(replicas, images.build(tmp_path / "img", layer_sizes=(3_000,)), replicas.sidecar(0),
+                "team/gc:v1").returncode == 0
+    with_gc = config(replicas.s3.url).replace("    replicas: 2\n", "    replicas: 2\n    gc: {schedule: \"@daily\"}\n")
+    cron = one(render(from_text(with_gc, name="gc.yaml")), "CronJob", "registry-gc")
+    collector = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][1]
+    env_of = {e["name"]: SECRET[e["valueFrom"]["secretKeyRef"]["key"]] for e in collector["env"]}
+    assert sorted(env_of) == ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]
+    noop = tmp_path / "noop"
+    for part in ("repositories", "blobs"):
+        (noop / "docker/registry/v2" / part).mkdir(parents=True)
+    (tmp_path / "noop.yml").write_text(f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {noop}\n")
+    env = {"PATH": "/usr/bin:/bin", **env_of}
+    real = subprocess.run(["docker-registry", "garbage-collect", "--dry-run", str(replicas.root / "config.yml")],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert real.returncode == 0 and "team/gc: marking manifest" in real.stdout, real.stderr
+    empty = subprocess.run(["docker-registry", "garbage-collect", "--delete-untagged", str(tmp_path / "noop.yml")],
+                           env=env, capture_output=True, text=True, timeout=60)
+    assert empty.returncode == 0 and "0 blobs marked" in empty.stdout, empty.stderr
+
+
 def test_after_a_replica_dies_mid_push_the_next_push_succeeds(replicas, tmp_path):
     """Last in this module: it kills replica 0."""
     big = images.build(tmp_path / "big", layer_sizes=(48 * 1024 * 1024,))
@@ -109,3 +140,4 @@ def test_after_a_replica_dies_mid_push_the_next_push_succeeds(replicas, tmp_path
     assert pull(replicas, replicas.sidecar(1), "team/big:v2", tmp_path / "v2").returncode == 0
     if outcome["first"].returncode == 0:  # finished before the kill, or on the survivor: then it is whole
         assert pull(replicas, replicas.sidecar(1), "team/big:v1", tmp_path / "v1").returncode == 0
+

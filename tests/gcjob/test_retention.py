@@ -112,3 +112,38 @@ def test_a_repository_no_rule_covers_is_left_alone():
     tags = [Tag("a", DIGESTS[0], 1.0), Tag("b", DIGESTS[1], 2.0)]
     assert select(retention, "team-b/app", tags, children={}, now=NOW).delete_manifests == ()
     assert select(retention, "team-a", tags, children={}, now=NOW).delete_manifests == (DIGESTS[0],)
+
+
+def test_tags_compare_naturally_numbers_as_numbers():
+    from meshreg.gcjob.retention import natural
+
+    assert sorted(["v10", "v9", "v1.10", "v1.9", "rc10", "rc2", "1.0.0-rc.10", "1.0.0-rc.9"], key=natural) == [
+        "1.0.0-rc.9", "1.0.0-rc.10", "rc2", "rc10", "v1.9", "v1.10", "v9", "v10"]
+
+
+def test_without_a_build_time_the_push_decides_and_names_only_break_ties():
+    keep_two = Retention(rules=(Rule(keep_newest=2),))
+    pushed = [Tag(name, DIGESTS[i], None, received=100.0 + i) for i, name in enumerate(["r7", "r8", "r1", "r2"])]
+    assert select(keep_two, "a", pushed, children={}, now=NOW).delete_tags == ("r7", "r8")
+    tied = [Tag("v9", DIGESTS[0], 50.0, received=90.0), Tag("v10", DIGESTS[1], 50.0, received=80.0)]
+    assert select(Retention(rules=(Rule(keep_newest=1),)), "a", tied, children={}, now=NOW).delete_tags == ("v9",)
+
+
+def test_a_build_time_beats_the_push_time_and_unknown_ages_stay_newest():
+    keep_one = Retention(rules=(Rule(keep_newest=1),))
+    built_long_ago = Tag("copied", DIGESTS[0], 10.0, received=NOW)  # an old release copied in just now
+    pushed_earlier = Tag("fresh", DIGESTS[1], None, received=NOW - 60)
+    assert select(keep_one, "a", [built_long_ago, pushed_earlier], children={}, now=NOW).delete_tags == ("copied",)
+    unknown = Tag("unknown", DIGESTS[2])  # neither time readable: never deleted for its age
+    assert select(keep_one, "a", [pushed_earlier, unknown], children={}, now=NOW).keep == ("unknown",)
+
+
+@PROPERTY
+@given(st.integers(1, 6), st.lists(st.sampled_from(TAG_NAMES), unique=True, max_size=10), st.randoms())
+def test_keep_newest_of_untimed_images_keeps_exactly_the_last_pushed(n, names, random):
+    tags = [Tag(name, DIGESTS[0][:-2] + f"{i:02x}", None, received=NOW - random.randint(0, 10**6))
+            for i, name in enumerate(names)]
+    plan = select(Retention(rules=(Rule(keep_newest=n),)), "a", tags, children={}, now=NOW)
+    kept = remaining(tags, plan)
+    assert len(kept) == min(n, len(tags))
+    assert all(k.received >= d.received for k in kept for d in tags if d.name in plan.delete_tags)

@@ -8,7 +8,7 @@ import pytest
 
 from meshreg import config
 from meshreg.cluster import apply as applying
-from meshreg.errors import ConfigError, UsageError
+from meshreg.errors import ClusterError, ConfigError, UsageError
 from meshreg.operations.gc import GcReport, JobStarted, collectable, gc
 from meshreg.render import render
 from support.configs import GC_CONFIG
@@ -64,11 +64,12 @@ def cluster(cfg) -> FakeCluster:
 def test_a_completed_run_reports_the_job_its_state_and_its_result(cfg, cluster):
     cluster.on_apply.append(job_controller(json.dumps(RESULT)))
     told: list[JobStarted] = []
-    report = gc(cfg, cluster, registry=None, dry_run=False, timeout=60, progress=Lines(), started=told.append)
+    report = gc(cfg, cluster, registry=None, dry_run=False, timeout=60, progress=Lines(), started=told.append,
+                clock=lambda: 1000.0)
     [job] = [o["metadata"]["name"] for o in cluster.objects.values() if o["kind"] == "Job"]
     assert told == [JobStarted(namespace=NS, job=job, cron="workspace-images-gc")]
     assert report == GcReport(namespace=NS, job=job, state="Complete", result=RESULT, result_error="",
-                              registry="workspace-images", dry_run=False)
+                              registry="workspace-images", dry_run=False, writable_at=1000.0)
     assert report.ok
 
 
@@ -108,3 +109,60 @@ def test_gc_of_a_registry_without_gc_asks_nothing_of_the_cluster(cfg):
     with pytest.raises(UsageError, match="has no gc"):
         gc(cfg, cluster, registry="cache", dry_run=False, timeout=60, progress=Lines())
     assert cluster.requests == []
+
+
+def _switched(cluster: FakeCluster) -> None:
+    """The registry as a gc Job's read-only switch leaves it."""
+    cluster.apply({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "workspace-images",
+                   "namespace": NS}, "spec": {"template": {"spec": {"containers": [{"name": "registry", "env": [
+                       {"name": "REGISTRY_STORAGE_MAINTENANCE_READONLY", "value": '{"enabled": true}'}]}]}}}},
+                  force=True, field_manager="meshreg-gc")
+
+
+def _env(cluster: FakeCluster) -> list:
+    deployment = cluster.get("apps/v1", "Deployment", "workspace-images", namespace=NS)
+    return deployment["spec"]["template"]["spec"]["containers"][0].get("env", [])
+
+
+def test_a_registry_an_earlier_job_left_read_only_is_made_writable_first_and_said_so(cfg, cluster):
+    _switched(cluster)  # a Job whose pod was killed (SIGKILL, a lost node) before it withdrew its switch
+    cluster.on_apply.append(job_controller(json.dumps(RESULT)))
+    report = gc(cfg, cluster, registry="workspace-images", dry_run=False, timeout=60, progress=Lines())
+    assert report.recovered == ("registry registry/workspace-images is read-only, and no gc Job is running to make it "
+                                "writable again (the last one was stopped before it could): made it writable again "
+                                "first")
+    assert "REGISTRY_STORAGE_MAINTENANCE_READONLY" not in str(_env(cluster))
+
+
+def test_a_dry_run_only_says_the_registry_was_left_read_only(cfg, cluster):
+    _switched(cluster)
+    cluster.on_apply.append(job_controller(json.dumps({**RESULT, "dryRun": True})))
+    report = gc(cfg, cluster, registry="workspace-images", dry_run=True, timeout=60, progress=Lines())
+    assert report.recovered.endswith("; run meshreg gc without --dry-run to make it writable again")
+    assert "REGISTRY_STORAGE_MAINTENANCE_READONLY" in str(_env(cluster))
+
+
+def test_gc_is_refused_while_another_gc_job_of_the_registry_runs(cfg, cluster):
+    cluster.on_apply.append(job_controller(json.dumps(RESULT), state="Running"))
+    gc_job = gc  # the first Job never finishes: follow it briefly
+    with pytest.raises(Exception, match="did not finish"):
+        gc_job(cfg, cluster, registry="workspace-images", dry_run=False, timeout=0.01, progress=Lines())
+    _switched(cluster)  # read-only because that Job is running: not to be undone
+    with pytest.raises(ClusterError, match=r"^gc Job registry/workspace-images-gc-manual-\d+ of registry "
+                                           r"workspace-images is still running; wait for it"):
+        gc(cfg, cluster, registry="workspace-images", dry_run=False, timeout=60, progress=Lines())
+    assert "REGISTRY_STORAGE_MAINTENANCE_READONLY" in str(_env(cluster))
+
+
+def test_status_says_a_registry_was_left_read_only_and_is_unhealthy_until_gc_runs(cfg, cluster):
+    from meshreg.cli.output import status as formats
+    from meshreg.operations.status import status
+    from meshreg.status.judge import registry_healthy
+
+    [before] = [r for r in status(cfg, cluster).registries if r.name == "workspace-images"]
+    _switched(cluster)
+    after = status(cfg, cluster)
+    [entry] = [r for r in after.registries if r.name == "workspace-images"]
+    assert registry_healthy(before) and entry.gc.left_read_only and not registry_healthy(entry)
+    assert "READ-ONLY: left so by a gc Job stopped before it could undo it: writes are refused; meshreg gc makes " \
+           "it writable again first" in formats.text(after)

@@ -42,7 +42,7 @@ class Recorder(UpEvents, DownEvents):
 
 def test_up_returns_what_it_applied_and_where_to_push_and_pull_and_prints_nothing(fake, capsys):
     report = up(config.DEFAULT, fake)
-    assert report.counts == {"created": 18} and not report.dry_run
+    assert report.counts == {"created": 19} and not report.dry_run
     [addresses] = report.addresses
     assert addresses.pull == "localhost:5000" and addresses.push == "registry.meshreg.svc.cluster.local:5000"
     assert capsys.readouterr() == ("", "")
@@ -51,7 +51,7 @@ def test_up_returns_what_it_applied_and_where_to_push_and_pull_and_prints_nothin
 def test_up_tells_each_outcome_as_it_happens_then_that_everything_is_applied(fake):
     events = Recorder()
     up(config.DEFAULT, fake, dry_run=True, events=events)
-    assert events.said == ["dry run", *["outcome"] * 18, "applied"]
+    assert events.said == ["dry run", *["outcome"] * 19, "applied"]
 
 
 def test_down_asks_before_a_purge_and_deletes_nothing_when_the_answer_is_no(fake):
@@ -66,6 +66,8 @@ def test_down_asks_before_a_purge_and_deletes_nothing_when_the_answer_is_no(fake
 def test_down_then_status_report_what_is_left(fake):
     up(config.DEFAULT, fake)
     report = down(config.DEFAULT, fake)
-    assert report.counts["deleted"] > 0 and report.counts["kept"] == 2 and report.note is None
+    assert report.counts["deleted"] > 0 and report.counts["kept"] == 3 and report.note is None
+    assert sorted(str(o) for o in report.outcomes if o.action == "kept") == [  # the data, and whose it is
+        "ConfigMap meshreg/meshreg-meshreg", "Namespace meshreg", "PersistentVolumeClaim meshreg/registry-data"]
     after = status(config.DEFAULT, fake)
     assert not after.healthy and {o.state for o in after.objects} == {"missing", "present"}

@@ -14,7 +14,7 @@ import pytest
 
 from support import realstack
 from support.lab import images
-from support.realstack_images import PYTHON, REGISTRY_WITH_SHELL, ensure
+from support.realstack_images import PYTHON, REGISTRY, ensure
 from support.realstack_pods import pod_events
 
 NODE_PORT, CONNECT_PORT = 5112, 5113
@@ -28,7 +28,7 @@ spec:
   nodeProxy: {{port: {NODE_PORT}}}
   localRegistryHosting: {{publish: false}}
   registry:
-    image: {REGISTRY_WITH_SHELL}
+    image: {REGISTRY}
     deleteEnabled: true
     storage: {{size: 1Gi}}
     gc:
@@ -46,7 +46,7 @@ spec:
 @pytest.fixture(scope="module")
 def instance(stack, workdir):
     ensure(stack, PYTHON)
-    ensure(stack, REGISTRY_WITH_SHELL)
+    ensure(stack, REGISTRY)
     with realstack.deployed(stack, workdir, CONFIG) as found:
         yield found
 
@@ -97,7 +97,7 @@ def test_the_gc_job_ran_airgapped_with_preloaded_images(instance, pushed, stack)
     assert pods, "no gc pod left to look at"
     events = " ".join(e for p in pods for e in pod_events(stack, instance.namespace, p))
     assert f'Container image "{PYTHON}" already present on machine' in events
-    assert f'Container image "{REGISTRY_WITH_SHELL}" already present on machine' in events
+    assert f'Container image "{REGISTRY}" already present on machine' in events
     assert "Pulling" not in events
 
 

@@ -74,11 +74,12 @@ def test_a_plain_http_upstream_needs_no_tls_origination():
         "authority": "registry.example:8080"}
 
 
-def test_every_registry_pod_starts_after_its_sidecar():
+def test_every_registry_pod_starts_after_its_sidecar_whose_drain_does_not_delay_a_restart():
     for (kind, _), obj in objects(MIRROR).items():
         if kind == "Deployment":
             annotations = obj["spec"]["template"]["metadata"]["annotations"]
-            assert yaml.safe_load(annotations["proxy.istio.io/config"]) == {"holdApplicationUntilProxyStarts": True}
+            assert yaml.safe_load(annotations["proxy.istio.io/config"]) == {"holdApplicationUntilProxyStarts": True,
+                                                                            "terminationDrainDuration": "1s"}
 
 
 def test_only_a_mirror_has_an_upstream_path():

@@ -123,7 +123,7 @@ def test_every_registry_publishes_its_three_addresses():
 
 
 def test_a_single_registry_has_no_index_config_map():
-    assert not [k for k in objects("") if k[1].startswith("meshreg-")]
+    assert not [k for k in objects("") if k[1].endswith("-registries")]
 
 
 @pytest.mark.parametrize(("spec", "expected"), [

@@ -41,23 +41,52 @@ def test_the_cronjob_runs_on_schedule_never_twice_at_once():
     assert spec["jobTemplate"]["spec"]["activeDeadlineSeconds"] == 3600
 
 
-def test_the_gc_pod_goes_where_the_volume_is_and_mounts_it_only_in_garbage_collect():
+def test_the_gc_pod_goes_where_the_volume_is_and_writes_it_only_in_garbage_collect():
     pod = one(objects(), "CronJob", "workspace-images-gc")["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     [term] = pod["affinity"]["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
     assert term["topologyKey"] == "kubernetes.io/hostname"
     assert term["labelSelector"]["matchLabels"]["meshreg.dev/registry"] == "workspace-images"
-    gc, collect = pod["containers"]
-    assert "data" not in [m["name"] for m in gc["volumeMounts"]]
-    assert {"name": "data", "mountPath": "/var/lib/registry"} in collect["volumeMounts"]
-    assert collect["image"] == "docker.io/library/registry:2.8.3" and gc["command"] == ["python", "-m", "meshreg.gcjob"]
+    gc, *collectors = pod["containers"]
+    assert {"name": "data", "mountPath": "/var/lib/registry", "readOnly": True} in gc["volumeMounts"]
+    for collect in collectors:
+        assert {"name": "data", "mountPath": "/var/lib/registry"} in collect["volumeMounts"]
+        assert collect["image"] == "docker.io/library/registry:2.8.3"
+    assert gc["command"] == ["python", "-m", "meshreg.gcjob"]
+
+
+def test_garbage_collect_is_the_registry_binary_itself_each_way_it_can_run_waiting_on_a_fifo():
+    pod = one(objects(), "CronJob", "workspace-images-gc")["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert {c["name"]: c["command"] for c in pod["containers"][1:]} == {  # deleteUntagged: true
+        "garbage-collect-plan": ["registry", "garbage-collect", "--dry-run", "--delete-untagged",
+                                 "/run/meshreg-gc/garbage-collect-plan.yml"],
+        "garbage-collect": ["registry", "garbage-collect", "--delete-untagged", "/run/meshreg-gc/garbage-collect.yml"],
+        "garbage-collect-tagged": ["registry", "garbage-collect", "/run/meshreg-gc/garbage-collect-tagged.yml"]}
+    [prepare] = pod["initContainers"]
+    assert prepare["command"] == ["python", "-m", "meshreg.gcjob", "prepare"]
+    assert json.loads(one(objects(), "ConfigMap", "workspace-images-gc")["data"]["plan.json"])["collectors"] == [
+        "garbage-collect-plan", "garbage-collect", "garbage-collect-tagged"]
+
+
+def test_the_container_names_are_the_ones_the_job_code_runs():
+    from meshreg.gcjob import collect
+    from meshreg.render import gc
+
+    assert (gc.PLAN, gc.COLLECT, gc.TAGGED) == (collect.PLAN, collect.COLLECT, collect.TAGGED)
+
+
+def test_the_coordinator_reaches_the_api_server_around_its_sidecar_and_has_time_to_restore_when_stopped():
+    template = one(objects(), "CronJob", "workspace-images-gc")["spec"]["jobTemplate"]["spec"]["template"]
+    assert template["metadata"]["annotations"]["traffic.sidecar.istio.io/excludeOutboundPorts"] == "443"
+    assert template["spec"]["terminationGracePeriodSeconds"] == 30
 
 
 def test_on_object_storage_the_gc_pod_has_no_volume_and_takes_the_s3_keys_but_not_the_upload_secret():
     pod = one(objects(), "CronJob", "service-images-gc")["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     assert "affinity" not in pod and "data" not in [v["name"] for v in pod["volumes"]]
-    env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in pod["containers"][1]["env"] if "valueFrom" in e}
-    assert env == {"REGISTRY_STORAGE_S3_ACCESSKEY": {"name": "service-images-s3", "key": "accessKey"},
-                   "REGISTRY_STORAGE_S3_SECRETKEY": {"name": "service-images-s3", "key": "secretKey"}}
+    for container in pod["containers"][1:]:  # the AWS SDK's names: REGISTRY_STORAGE_S3_* would add an s3 driver
+        env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"]}  # to the empty storage's config
+        assert env == {"AWS_ACCESS_KEY_ID": {"name": "service-images-s3", "key": "accessKey"},
+                       "AWS_SECRET_ACCESS_KEY": {"name": "service-images-s3", "key": "secretKey"}}
 
 
 def test_the_gc_pods_are_selected_by_neither_the_registry_service_nor_its_policies():
@@ -71,17 +100,18 @@ def test_the_gc_pods_are_selected_by_neither_the_registry_service_nor_its_polici
     assert labels["sidecar.istio.io/inject"] == "true"  # it deletes through the mesh
 
 
-def test_the_role_may_only_read_and_patch_its_own_registry_deployment():
+def test_the_role_may_only_read_and_patch_its_own_registry_deployment_and_read_pods():
     assert one(objects(), "Role", "workspace-images-gc")["rules"] == [
         {"apiGroups": ["apps"], "resources": ["deployments"], "resourceNames": ["workspace-images"],
-         "verbs": ["get", "patch"]}]
+         "verbs": ["get", "patch"]},
+        {"apiGroups": [""], "resources": ["pods", "pods/log"], "verbs": ["get"]}]
 
 
 def test_the_job_code_is_meshregs_own_modules_byte_for_byte_and_the_plan_names_the_registry():
     data = one(objects(), "ConfigMap", "workspace-images-gc")["data"]
     package = resources.files("meshreg")
     for key, name in (("meshreg.gcjob.run.py", "gcjob/run.py"), ("meshreg.gcjob.retention.py", "gcjob/retention.py"),
-                      ("meshreg.gcjob.kube.py", "gcjob/kube.py"), ("collect.sh", "gcjob/collect.sh"),
+                      ("meshreg.gcjob.kube.py", "gcjob/kube.py"), ("meshreg.gcjob.collect.py", "gcjob/collect.py"),
                       ("meshreg.retention.py", "retention.py"), ("meshreg.__init__.py", "__init__.py")):
         assert data[key] == package.joinpath(name).read_text()
     plan = json.loads(data["plan.json"])

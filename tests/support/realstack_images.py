@@ -3,8 +3,8 @@ the node's containerd (real-node.sh import), as an airgapped cluster gets its im
 registry that does not exist (`airgap.invalid/...`), so any attempt of the kubelet to pull them fails at once.
 
 - a Python for gc's coordinator (its code is standard library only): the host's python3.11 and its standard library;
-- a registry image with a shell for gc's garbage-collect step (collect.sh): the lab's registry image plus busybox,
-  as the upstream registry:2 image (Alpine) has one."""
+- the lab's registry image (`/bin/registry` and its libraries, no shell) under such a name, for gc's garbage-collect
+  containers, which run the registry binary directly."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from support.paths import SHARED
 from support.realstack import TMP, Stack
 
 PYTHON = "airgap.invalid/meshreg-rs/python:3.11"
-REGISTRY_WITH_SHELL = "airgap.invalid/meshreg-rs/registry-sh:2.8.2"
+REGISTRY = "airgap.invalid/meshreg-rs/registry:2.8.2"  # no shell, as minimal and distroless builds
 CACHE = TMP / "meshreg-realstack-images"
 _SKIP = {"test", "idlelib", "tkinter", "turtledemo", "lib2to3", "ensurepip", "__pycache__",
          "config-3.11-x86_64-linux-gnu"}
@@ -31,7 +31,7 @@ def on_node(stack: Stack) -> set[str]:
 
 
 def ensure(stack: Stack, name: str) -> str:
-    """`name` (PYTHON or REGISTRY_WITH_SHELL) on the node: built and imported once, then found there."""
+    """`name` (PYTHON or REGISTRY) on the node: built and imported once, then found there."""
     if name in on_node(stack):
         return name
     build, config = _BUILDERS[name]
@@ -76,14 +76,9 @@ def _python(stack: Stack, root: Path) -> None:
     _base(root)
 
 
-def _registry_with_shell(stack: Stack, root: Path) -> None:
+def _registry(stack: Stack, root: Path) -> None:
     shutil.copytree(stack.lab_istio / "mesh" / "images" / "registry", root, symlinks=True, dirs_exist_ok=True)
-    busybox = stack.lab_node / "debs" / "bbs" / "bin" / "busybox"
-    shutil.copy2(busybox, root / "bin" / "busybox")
-    applets = subprocess.run([str(busybox), "--list"], capture_output=True, text=True, check=True).stdout.split()
-    for applet in applets:
-        if not (root / "bin" / applet).exists():
-            (root / "bin" / applet).symlink_to("busybox")
+    assert not (root / "bin" / "sh").exists(), "the lab's registry image has a shell: gc must not need one"
 
 
 def _base(root: Path) -> None:
@@ -95,6 +90,6 @@ def _base(root: Path) -> None:
 
 _BUILDERS: dict[str, tuple[Callable[[Stack, Path], None], list[str]]] = {
     PYTHON: (_python, ["--cmd", '["python"]']),
-    REGISTRY_WITH_SHELL: (_registry_with_shell, ["--entrypoint", '["/bin/registry"]',
-                                                 "--cmd", '["serve", "/etc/docker/registry/config.yml"]']),
+    REGISTRY: (_registry, ["--entrypoint", '["/bin/registry"]',
+                           "--cmd", '["serve", "/etc/docker/registry/config.yml"]']),
 }

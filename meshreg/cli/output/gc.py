@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from meshreg.cli.output.document import document
-from meshreg.cluster.gc import GcResult
+from meshreg.cluster.gc import GcResult, Window
 from meshreg.operations.gc import GcReport, JobStarted
 
 __all__ = ["data", "describe", "failure", "size", "started", "text"]
@@ -18,19 +19,24 @@ def started(job: JobStarted) -> str:
 
 def data(report: GcReport) -> dict[str, Any]:
     """The `kind: GcReport` document (docs/output.md): the Job, how it ended, and its result (or why it is
-    missing)."""
+    missing); when the registry served writable again (seconds since the epoch: the read-only window's end), and an
+    earlier Job's read-only switch withdrawn first."""
     return document("GcReport", {
         "registry": report.registry, "namespace": report.namespace, "job": report.job, "dryRun": report.dry_run,
         "state": report.state, "ok": report.ok, "result": report.result,
-        "resultError": report.result_error if report.result is None else None})
+        "resultError": report.result_error if report.result is None else None,
+        "writableServing": None if report.writable_at is None else round(report.writable_at, 3),
+        "recovered": report.recovered})
 
 
 def text(report: GcReport) -> str:
     """The result for people, or where to look when it cannot be read."""
+    first = [report.recovered] if report.recovered else []
     if report.result is None:
-        return (f"Job {report.job}: {report.state}; its result cannot be read ({report.result_error}); "
-                f"try kubectl -n {report.namespace} logs job/{report.job} -c gc")
-    return "\n".join(describe(report.result))
+        return "\n".join([*first, f"Job {report.job}: {report.state}; its result cannot be read "
+                                   f"({report.result_error}); try kubectl -n {report.namespace} logs "
+                                   f"job/{report.job} -c gc"])
+    return "\n".join([*first, *describe(report.result, writable_at=report.writable_at)])
 
 
 def failure(report: GcReport) -> str:
@@ -48,11 +54,11 @@ def size(n: float) -> str:
     return f"{n:.1f} TiB"
 
 
-def describe(result: GcResult) -> list[str]:
-    """The result line of a gc Job, for people."""
+def describe(result: GcResult, *, writable_at: float | None = None) -> list[str]:
+    """The result line of a gc Job, for people (`writable_at`: when the registry served writable again)."""
     dry = bool(result.get("dryRun"))
     return [*_retention(result, dry=dry), *_untagged(result, dry=dry), *_blobs(result, dry=dry),
-            *_registry(result), *([f"error: {result['error']}"] if result.get("error") else [])]
+            *_registry(result, writable_at), *([f"error: {result['error']}"] if result.get("error") else [])]
 
 
 def _retention(result: GcResult, *, dry: bool) -> list[str]:
@@ -80,9 +86,33 @@ def _blobs(result: GcResult, *, dry: bool) -> list[str]:
             f"{size(blobs['bytes'])}{unknown} {'would be reclaimed' if dry else 'reclaimed'}"]
 
 
-def _registry(result: GcResult) -> list[str]:
+def _registry(result: GcResult, writable_at: float | None) -> list[str]:
     read_only = result.get("readOnly")
     if not read_only:
         return []
-    state = {"restored": "read-only while collecting, writable again", "stuck": "STILL READ-ONLY"}
-    return [f"registry {result.get('deployment', '')}: {state.get(read_only, read_only)}"]
+    name = f"registry {result.get('deployment', '')}"
+    if read_only == "stuck":
+        return [f"{name}: STILL READ-ONLY"]
+    window = window_text(result.get("window") or {}, writable_at)
+    return [f"{name}: " + (f"read-only {window}; writable again" if window else "read-only while collecting, "
+                                                                                   "writable again")]
+
+
+def window_text(window: Window, writable_at: float | None) -> str:
+    """`for 23 s, 12:00:03 to 12:00:26 UTC (restarting read-only 9 s, garbage-collect 2 s, restarting writable 12 s)`:
+    from the switch to read-only to the registry serving writable again (or, not waited for, to the switch back)."""
+    start, back = window.get("readOnlyFrom"), window.get("writableFrom")
+    if start is None or back is None:
+        return ""
+    end = writable_at or back
+    serving = window.get("readOnlyServing")
+    phases = [] if serving is None else [f"restarting read-only {serving - start:.0f} s",
+                                         f"garbage-collect {back - serving:.0f} s"]
+    if writable_at is not None:
+        phases.append(f"restarting writable {end - back:.0f} s")
+    detail = f" ({', '.join(phases)})" if phases else ""
+    return f"for {end - start:.0f} s, {_clock(start)} to {_clock(end)} UTC{detail}"
+
+
+def _clock(moment: float) -> str:
+    return time.strftime("%H:%M:%S", time.gmtime(round(moment)))

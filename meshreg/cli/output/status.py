@@ -55,7 +55,8 @@ def _gc(gc: GcState) -> dict[str, Any]:
     job = gc.last_job
     return {"deployed": gc.deployed, "schedule": gc.schedule, "lastSchedule": gc.last_schedule,
             "lastSuccess": gc.last_success, "lastJob": None if job is None else {
-                "name": job.name, "state": job.state, "started": job.started, "completed": job.completed}}
+                "name": job.name, "state": job.state, "started": job.started, "completed": job.completed},
+            **({"readOnly": gc.read_only} if gc.read_only else {})}
 
 
 def _volume(v: VolumeUsage | None) -> dict[str, Any] | None:
@@ -180,6 +181,9 @@ def _gc_lines(r: RegistryEntry, pad: str) -> list[str]:
     lines = []
     if r.gc is not None:
         lines.append(f"{pad}gc: " + (f"{r.gc.schedule}; {_last_run(r.gc)}" if r.gc.deployed else "CronJob missing"))
+        if r.gc.read_only:
+            lines.append(f"{pad}READ-ONLY: {r.gc.read_only}" if r.gc.left_read_only else
+                         f"{pad}read-only {r.gc.read_only}")
     if r.storage == "volume":
         lines.append(f"{pad}volume: " + _volume_text(r.volume))
     return lines

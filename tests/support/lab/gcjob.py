@@ -4,11 +4,14 @@
   environment is mapped to its directory here (the registry's data directory for the claim);
 - `python` is this interpreter without site-packages (-S), as bare as the Job's image: the code runs from the
   ConfigMap's files only, never from the meshreg installed here;
-- `registry` is distribution's binary (Debian calls it docker-registry);
+- `registry` is distribution's binary (Debian calls it docker-registry), started directly as the containers'
+  command says, as the kubelet starts it (no shell);
+- the init container runs to completion first, then every container at once;
 - the gc container reaches the registry through an outbound Envoy that carries its requests over mTLS with the
   gc ServiceAccount's certificate, as its sidecar would;
-- the Kubernetes API is a stand-in for the registry's Deployment: a server-side apply of the registry container's
-  environment restarts the lab's registry with that environment, as a rollout would.
+- the Kubernetes API is a stand-in for the registry's Deployment and for the Job's own pod: a server-side apply of
+  the registry container's environment restarts the lab's registry with that environment, as a rollout would; the
+  pod's status has each container's state, and its log endpoint serves each container's output.
 """
 
 from __future__ import annotations
@@ -16,9 +19,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -43,6 +48,9 @@ class Deployment(ThreadingHTTPServer):
         self.applied: list[dict] = []  # every apply body, with its query
         self.env: dict[str, str] = {}
         self.quits = 0
+        self.pod: dict[str, subprocess.Popen] = {}  # the running Job pod's containers
+        self.unstartable: set[str] = set()  # containers whose image cannot be pulled
+        self.outputs: dict[str, Path] = {}  # container -> the file its output goes to
         self.lock = threading.Lock()
         threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
 
@@ -66,6 +74,17 @@ class Deployment(ThreadingHTTPServer):
             restart_registry(self.lab, self.env)
             return self.status()
 
+    def pod_status(self) -> dict:
+        statuses = [{"name": name, "state": {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling "
+                                                         "image \"docker.io/library/registry:2.8.3\""}}}
+                    for name in self.unstartable]
+        for name, proc in self.pod.items():
+            code = proc.poll()
+            state = {"running": {}} if code is None else {"terminated": {"exitCode": code, "reason": "Completed"
+                                                                          if code == 0 else "Error"}}
+            statuses.append({"name": name, "state": state})
+        return {"kind": "Pod", "status": {"containerStatuses": statuses}}
+
     def close(self) -> None:
         self.shutdown()
         self.server_close()
@@ -84,7 +103,19 @@ class _DeploymentHandler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def do_GET(self):
-        self._reply(200, self.server.status())
+        url = urlsplit(self.path)
+        if "/pods/" not in url.path:
+            self._reply(200, self.server.status())
+        elif url.path.endswith("/log"):
+            container = dict(p.split("=", 1) for p in url.query.split("&"))["container"]
+            data = self.server.outputs[container].read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        else:
+            self._reply(200, self.server.pod_status())
 
     def do_POST(self):  # the sidecar's /quitquitquit
         self.server.quits += 1
@@ -187,28 +218,56 @@ class GcJob:
         cwd = local(container["workingDir"]) if container.get("workingDir") else None
         return argv, {**env, **extra.get(container["name"], {})}, cwd
 
-    def run(self, *, dry_run: bool = False, timeout: float = 300) -> JobRun:
-        """Both containers of one Job pod, to completion; the coordinator's result line parsed."""
+    def run(self, *, dry_run: bool = False, timeout: float = 300, stop_when: str | None = None,
+            replace: dict[str, list[str]] | None = None, unstartable: tuple[str, ...] = ()) -> JobRun:
+        """The Job pod: its init container, then every container at once, to completion; the coordinator's result
+        line parsed. `stop_when`: SIGTERM the pod's containers (the kubelet stopping it) once the coordinator has
+        printed a line containing that text; `replace`: a container's command replaced (one that fails);
+        `unstartable`: containers whose image cannot be pulled (never started)."""
         self.runs += 1
         root = self.lab.root / f"gc-run-{self.runs}"
         mounts = self._volumes(root)
-        config = str(mounts["config"] / "config.yml")
+        config = root / "registry-config.yml"  # the registry's config, pointing at the lab's storage
+        config.write_text((mounts["config"] / "config.yml").read_text().replace("/var/lib/registry",
+                                                                                 str(self.lab.storage)))
         extra = {"gc": {"MESHREG_GC_REGISTRY": self.registry_url, "MESHREG_GC_KUBE": self.deployment.url,
-                        "MESHREG_GC_SIDECAR": self.deployment.url + "/quitquitquit",
-                        **({"MESHREG_GC_DRY_RUN": "true"} if dry_run else {})},
-                 "garbage-collect": {"MESHREG_GC_REGISTRY_CONFIG": config,
-                                     "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY": str(self.lab.storage)}}
+                        "MESHREG_GC_SIDECAR": self.deployment.url + "/quitquitquit", "POD_NAME": f"gc-{self.runs}",
+                        "MESHREG_GC_REGISTRY_CONFIG": str(config), "MESHREG_GC_DATA": str(self.lab.storage),
+                        **({"MESHREG_GC_DRY_RUN": "true"} if dry_run else {})}}
+        [init] = self.pod["initContainers"]
+        argv, env, cwd = self._process(init, mounts, extra)
+        subprocess.run(argv, env={**env, **extra["gc"]}, cwd=cwd, check=True, timeout=60)
         before = len(self.deployment.applied)
-        procs = {}
+        procs = self.deployment.pod = {}
+        self.deployment.unstartable = set(unstartable)
         for container in self.pod["containers"]:
+            if container["name"] in unstartable:
+                continue
             argv, env, cwd = self._process(container, mounts, extra)
-            procs[container["name"]] = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.PIPE,
-                                                        stderr=subprocess.STDOUT, text=True)
-        logs = {name: p.communicate(timeout=timeout)[0] for name, p in procs.items()}
+            argv = (replace or {}).get(container["name"], argv)
+            out = self.deployment.outputs[container["name"]] = root / f"{container['name']}.log"
+            with open(out, "wb") as sink:
+                procs[container["name"]] = subprocess.Popen(argv, env=env, cwd=cwd, stdout=sink,
+                                                            stderr=subprocess.STDOUT)
+        if stop_when is not None:
+            self._stop_when(stop_when, procs, timeout=timeout)
+        for proc in procs.values():
+            proc.wait(timeout=timeout)
+        logs = {name: self.deployment.outputs[name].read_text() for name in procs}
         codes = {name: p.returncode for name, p in procs.items()}
         lines = [line for line in logs["gc"].splitlines() if line.startswith(RESULT)]
         assert len(lines) == 1, logs
         return JobRun(json.loads(lines[0][len(RESULT):]), logs, codes, self.deployment.applied[before:])
+
+    def _stop_when(self, text: str, procs: dict[str, subprocess.Popen], *, timeout: float) -> None:
+        """SIGTERM every container once the coordinator printed `text`, as the kubelet stops a pod."""
+        deadline = time.monotonic() + timeout
+        while text not in self.deployment.outputs["gc"].read_text():
+            assert procs["gc"].poll() is None and time.monotonic() < deadline, f"never printed {text!r}"
+            time.sleep(0.05)
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
 
     def close(self) -> None:
         self.deployment.close()
