@@ -76,7 +76,7 @@ def test_nobody_writes_through_the_node_proxy_and_its_own_policy_says_so(method,
     assert entry.policy == "none", entry.line  # node-proxy-allow-reads admits only GET and HEAD
 
 
-def test_skopeo_on_the_node_is_refused_a_push(tmp_path):
+def test_skopeo_on_the_node_is_refused_a_push(instance, tmp_path):
     from support.lab import images
 
     image = images.build(tmp_path / "image")
@@ -86,7 +86,7 @@ def test_skopeo_on_the_node_is_refused_a_push(tmp_path):
     assert done.returncode != 0 and ("403" in done.stderr or "denied" in done.stderr.lower()), done.stderr
 
 
-def test_a_tls_client_hello_gets_an_http_error_not_silence():
+def test_a_tls_client_hello_gets_an_http_error_not_silence(instance):
     """containerd 1.7.16+ falls back to plain HTTP after a failed TLS attempt: the answer must come at once."""
     context = ssl.create_default_context()
     with socket.create_connection(("127.0.0.1", PORT), timeout=5) as raw, \
