@@ -19,6 +19,7 @@ from meshreg.config import Config, PushProxy, Registry
 from meshreg.errors import ClusterError
 from meshreg.render import gc as gc_objects
 from meshreg.render import hosting, labels
+from meshreg.status import nodeproxy
 from meshreg.status import volume as volumes
 from meshreg.status.report import (
     GcJob,
@@ -132,8 +133,11 @@ def _wide_mode(cluster: ClusterClient, namespace: str) -> str | None:
 def node_proxy(cluster: ClusterClient, cfg: Config) -> NodeProxyState:
     if not cfg.node_proxy.enabled:
         return NodeProxyState(enabled=False, ready=True, nodes="disabled")
-    done, text = rollout(cluster.get("apps/v1", "DaemonSet", "node-proxy", namespace=cfg.namespace))
-    return NodeProxyState(enabled=True, ready=done, nodes=text)
+    daemonset = cluster.get("apps/v1", "DaemonSet", "node-proxy", namespace=cfg.namespace)
+    done, text = rollout(daemonset)
+    pods = sorted((nodeproxy.pod_state(p) for p in _pods(cluster, cfg.namespace, daemonset)),
+                  key=lambda p: (p.node, p.created or ""))
+    return NodeProxyState(enabled=True, ready=done, nodes=text, pods=tuple(pods))
 
 
 def push_proxy(cluster: ClusterClient, registry: str, proxy: PushProxy) -> PushProxyState:

@@ -91,10 +91,25 @@ class RegistryEntry:
 
 
 @dataclass(frozen=True)
+class NodeProxyPod:
+    """The node proxy on one node, so an interval without it is explained: ready or not since when (the pod's Ready
+    condition), when the pod was created (a replaced pod is a new one), its restarts, and why it is not ready."""
+
+    node: str
+    pod: str
+    ready: bool
+    since: str | None  # when the Ready condition last changed, or the pod was deleted (RFC 3339); None: unknown
+    created: str | None
+    restarts: int
+    why: str | None  # not ready: terminating, a container's waiting reason, or the kubelet's condition reason
+
+
+@dataclass(frozen=True)
 class NodeProxyState:
     enabled: bool
     ready: bool
     nodes: str  # "ready/desired nodes", "missing", or "disabled"
+    pods: tuple[NodeProxyPod, ...] = ()  # one per pod, by node then creation
 
 
 @dataclass(frozen=True)

@@ -73,7 +73,7 @@ def test_the_json_has_every_key_of_every_part_in_its_order():
                     {"kind": "Deployment", "namespace": "ns", "name": "images", "state": "drifted",
                      "fields": [".spec.replicas"]}],
         "registries": [IMAGES_DATA, CACHE_DATA], "registry": IMAGES_DATA,
-        "nodeProxy": {"enabled": True, "ready": True, "nodes": "2/2 nodes"},
+        "nodeProxy": {"enabled": True, "ready": True, "nodes": "2/2 nodes", "pods": []},
         "runtimeConfig": {"enabled": True, "directories": {"containerd": "/etc/containerd/certs.d"}, "ready": True,
                           "nodes": "2/2 nodes", "runtimes": [{
                               "node": "a", "containerRuntimeVersion": "cri-o://1.28.1", "needed": True,

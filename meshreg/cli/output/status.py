@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from meshreg.cli.output.document import document
+from meshreg.status import nodeproxy
 from meshreg.status.report import (
     GcState,
     Mtls,
@@ -66,7 +67,18 @@ def _volume(v: VolumeUsage | None) -> dict[str, Any] | None:
 
 
 def _node_proxy(p: NodeProxyState) -> dict[str, Any]:
-    return {"enabled": p.enabled, "ready": p.ready, "nodes": p.nodes}
+    return {"enabled": p.enabled, "ready": p.ready, "nodes": p.nodes, "pods": [
+        {"node": n.node, "pod": n.pod, "ready": n.ready, "since": n.since, "created": n.created,
+         "restarts": n.restarts, "why": n.why} for n in p.pods]}
+
+
+def node_proxy_lines(p: NodeProxyState) -> list[str]:
+    """The node proxy's line, then one per pod worth saying something about (nodeproxy.notable)."""
+    lines = ["node proxy: " + _node_proxy_text(p)]
+    for pod in nodeproxy.notable(p.pods):
+        state = f"ready since {pod.since}" if pod.ready else f"NOT ready since {pod.since or '(unknown)'}: {pod.why}"
+        lines.append(f"  {pod.node}: {state} (pod {pod.pod} created {pod.created}, {pod.restarts} restarts)")
+    return lines
 
 
 def _runtime_config(rc: RuntimeConfigState) -> dict[str, Any]:
@@ -100,7 +112,7 @@ def text(report: StatusReport) -> str:
     lines = [f"cluster: {report.server}", *(_object_line(o) for o in report.objects)]
     for r in report.registries:
         lines += registry_lines(r, several=len(report.registries) > 1)
-    lines.append("node proxy: " + _node_proxy_text(report.node_proxy))
+    lines += node_proxy_lines(report.node_proxy)
     if report.waypoint is not None:
         w = report.waypoint
         lines.append(f"waypoint {w.name}: {'programmed' if w.programmed else 'NOT programmed'} ({w.message}), "
