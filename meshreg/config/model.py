@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from meshreg.errors import ConfigError
 
@@ -51,6 +51,26 @@ class Resources:
             out["limits"] = dict(sorted(self.limits.items()))
         if self.requests:
             out["requests"] = dict(sorted(self.requests.items()))
+        return out
+
+
+@dataclass(frozen=True)
+class Scheduling:
+    """Where a workload's pods may run, as the pod spec says it (config.scheduling reads and checks it)."""
+
+    node_selector: tuple[tuple[str, str], ...] = ()
+    tolerations: tuple[dict[str, Any], ...] = ()  # each as the pod spec has it
+    affinity: dict[str, Any] | None = None
+
+    def pod_spec(self) -> dict[str, Any]:
+        """The pod spec fields, only those that are set."""
+        out: dict[str, Any] = {}
+        if self.node_selector:
+            out["nodeSelector"] = dict(self.node_selector)
+        if self.tolerations:
+            out["tolerations"] = [dict(t) for t in self.tolerations]
+        if self.affinity:
+            out["affinity"] = self.affinity
         return out
 
 
@@ -102,6 +122,7 @@ class Registry:
     replicas: int = 1  # more than one only with object storage
     gc: GC | None = None
     retention: Retention | None = None
+    scheduling: Scheduling = Scheduling()
 
     @property
     def effective_writers(self) -> tuple[Writer, ...]:
@@ -177,6 +198,7 @@ class Config:
     source: str = "<built-in default>"
     ingress: Ingress | None = None  # writers outside the cluster (spec.ingress)
     audit: Audit = Audit()  # who wrote what, in the proxies' access logs (spec.audit)
+    image_pull_secrets: tuple[str, ...] = ()  # Secrets in each namespace meshreg runs pods in, for private mirrors
 
     def principal(self, identity: str) -> str:
         """`builds/kaniko` -> `cluster.local/ns/builds/sa/kaniko` (Istio's principal form)."""

@@ -7,8 +7,8 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from meshreg.config import names, storage
-from meshreg.config.model import ROLES, Registry, Resources, Writer
+from meshreg.config import names, scheduling, storage
+from meshreg.config.model import ROLES, Registry, Resources, Scheduling, Writer
 from meshreg.config.reader import REQUIRED, Attempt, Reader
 from meshreg.config.source import Path
 
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 _D = Registry()
 _REGISTRY_KEYS = {"image": _D.image, "storage": {}, "deleteEnabled": False, "resources": None, "replicas": 1,
-                  "gc": None, "retention": None}
+                  "gc": None, "retention": None, **scheduling.KEYS}
 _ENTRY_KEYS = {"name": REQUIRED, "role": "images", "default": False, "port": REQUIRED, **_REGISTRY_KEYS,
                "readers": ["*"], "writers": [], "publisher": None, "mirror": None, "pushProxy": None}
 _RESERVED_NAMES = ("node-proxy", "local-registry-hosting", "push-proxy")
@@ -156,23 +156,26 @@ def _read_mirror(r: Reader, value: object, path: Path) -> Mirror:
 
 
 def _read_storage_and_image(r: Reader, m: dict[str, Any], path: Path) -> dict[str, Any]:
-    """The settings every registry shape shares: image, storage, replicas, resources, gc and retention."""
+    """The settings every registry shape shares: image, storage, replicas, resources, scheduling, gc and
+    retention (gc's Job takes the registry's placement unless it has its own)."""
     where = r.attempt(lambda: storage.read_storage(r, m["storage"], path + ("storage",)))
+    placed = r.attempt(lambda: scheduling.read(r, m, path))
     read: dict[str, Attempt[Any]] = {
         "image": r.attempt(lambda: r.string(m["image"], path + ("image",), names.check_image)), "storage": where,
         "replicas": r.attempt(lambda: storage.read_replicas(r, m["replicas"], path + ("replicas",), where.get())),
         "resources": r.attempt(lambda: read_resources(r, m["resources"], path + ("resources",), _D.resources)),
-        **_read_gc(r, m, path)}
+        "scheduling": placed,
+        **_read_gc(r, m, path, placed)}
     return {key: attempt.value for key, attempt in read.items()}
 
 
-def _read_gc(r: Reader, m: dict[str, Any], path: Path) -> dict[str, Attempt[Any]]:
+def _read_gc(r: Reader, m: dict[str, Any], path: Path, placed: Attempt[Scheduling]) -> dict[str, Attempt[Any]]:
     """`gc` and `retention`, read by config.gc, which loads (with the retention model) only when one is set."""
     if m["gc"] is None and m["retention"] is None:
         return {"gc": Attempt(None, ok=True), "retention": Attempt(None, ok=True)}
     from meshreg.config import gc
 
-    return {"gc": r.attempt(lambda: gc.read_gc(r, m["gc"], path + ("gc",))),
+    return {"gc": r.attempt(lambda: gc.read_gc(r, m["gc"], path + ("gc",), registry=placed.get() or Scheduling())),
             "retention": r.attempt(lambda: gc.read_retention(r, m["retention"], path + ("retention",)))}
 
 

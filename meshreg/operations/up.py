@@ -8,7 +8,7 @@ from typing import cast
 
 from meshreg import render as rendering
 from meshreg.cluster import apply as applying
-from meshreg.cluster import enforcement, parallel, runtimeconfig
+from meshreg.cluster import deleting, enforcement, parallel, runtimeconfig
 from meshreg.cluster import live as lives
 from meshreg.cluster import pushproxy as pushproxies
 from meshreg.cluster import scope as scopes
@@ -115,6 +115,8 @@ def up(cfg: Config, cluster: ClusterClient, *, manifests: list[Object] | None = 
     phase = Phase("up", CHECKS)
     try:
         scope, live = _checks_and_live(cluster, cfg, objects, skip_checks=skip_checks, events=events)
+        live = _after_deletions(cluster, objects, live=live, scope=scope, dry_run=dry_run, timeout=timeout,
+                                events=events)
         pushproxies.check_alone(cluster=cluster, instance=cfg.name, namespaces=push_proxy_namespaces(cfg))
         if dry_run:
             events.dry_run(cluster.server)
@@ -153,6 +155,21 @@ def _checks_and_live(cluster: ClusterClient, cfg: Config, objects: list[Object],
     if unread:
         raise unread
     return cast(tuple[lives.Scope, lives.Live], found)
+
+
+def _after_deletions(cluster: ClusterClient, objects: list[Object], *, live: lives.Live, scope: lives.Scope,
+                     dry_run: bool, timeout: float, events: UpEvents) -> lives.Live:
+    """What exists once the objects being deleted (a `meshreg down` just before, whose workloads go in the
+    foreground) are gone: applying to them would change nothing, and then they would vanish. A dry run only says
+    so."""
+    pending = deleting.being_deleted(objects, live)
+    if not pending:
+        return live
+    if dry_run:
+        events.warning(f"{len(pending)} object(s) are being deleted; up waits until they are gone before applying")
+        return live
+    deleting.await_gone(cluster, pending, timeout=timeout, progress=events.progress())
+    return lives.read(manifests=objects, cluster=cluster, scope=scope)
 
 
 def _apply(cluster: ClusterClient, cfg: Config, objects: list[Object], *, live: lives.Live, scope: lives.Scope,

@@ -6,7 +6,7 @@ import hashlib
 
 from meshreg.config import REGISTRY_PORT, Config, Registry
 from meshreg.objects import Labels, Object
-from meshreg.render import yamltext
+from meshreg.render import podspec, yamltext
 from meshreg.render.labels import (
     COMPONENT,
     REGISTRY,
@@ -211,11 +211,13 @@ def deployment(cfg: Config, reg: Registry) -> Object:
     }
     # ReadWriteOnce volume: the old pod must let go before the new one mounts it.
     strategy: Object = {"type": "Recreate"}
+    spread = None
     if reg.storage.s3:
         from meshreg.render import objectstorage
 
         strategy = objectstorage.rolling_update()
-        template["spec"]["affinity"] = objectstorage.spread(registry_pods(cfg, reg))
+        spread = objectstorage.spread(registry_pods(cfg, reg))
+    template["spec"].update({**podspec.placement(reg.scheduling, own=spread), **podspec.pull_secrets(cfg)})
     return {"apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": _meta(cfg, reg, reg.name),
             "spec": {"replicas": reg.replicas, "revisionHistoryLimit": 3, "strategy": strategy,

@@ -60,10 +60,11 @@ class GcState:
 
 @dataclass(frozen=True)
 class VolumeUsage:
-    """A registry volume's usage as the kubelet reports it."""
+    """A registry volume's usage as the kubelet reports it, or why there is no figure (`reason`)."""
 
     used_bytes: int | None
     capacity_bytes: int | None
+    reason: str | None = None  # set when the figures are unknown
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ class RegistryEntry:
     problems: tuple[str, ...]
     storage: str  # "s3" or "volume"
     gc: GcState | None  # None: the registry has no gc
-    volume: VolumeUsage | None  # None: unknown, or storage is s3
+    volume: VolumeUsage | None  # None: storage is s3
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,7 @@ IMAGES_DATA = {"name": "images", "role": "images", "default": True, "ready": Tru
                "problems": ["pod x: y"], "storage": "volume",
                "gc": {"deployed": True, "schedule": "0 3 * * 0", "lastSchedule": "t0", "lastSuccess": None,
                       "lastJob": {"name": "j", "state": "Complete", "started": "t1", "completed": "t2"}},
-               "volume": {"usedBytes": 1, "capacityBytes": 2}}
+               "volume": {"usedBytes": 1, "capacityBytes": 2, "reason": None}}
 CACHE_DATA = {"name": "cache", "role": "mirror", "default": False, "ready": False, "replicas": "missing", "pods": 0,
               "withSidecar": 0, "inAmbient": 0,
               "mtls": {"effective": "STRICT", "workload": "STRICT", "namespace": None, "mesh": "unknown"},

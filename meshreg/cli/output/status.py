@@ -61,7 +61,9 @@ def _gc(gc: GcState) -> dict[str, Any]:
 
 
 def _volume(v: VolumeUsage | None) -> dict[str, Any] | None:
-    return None if v is None else {"usedBytes": v.used_bytes, "capacityBytes": v.capacity_bytes}
+    if v is None:
+        return None
+    return {"usedBytes": v.used_bytes, "capacityBytes": v.capacity_bytes, "reason": v.reason}
 
 
 def _node_proxy(p: NodeProxyState) -> dict[str, Any]:
@@ -177,8 +179,14 @@ def _published(addresses: dict[str, Any] | None) -> str:
     return ", ".join(f"{k}={v}" for k, v in addresses.items() if k not in HIDDEN_ADDRESS_KEYS)
 
 
-def _gib(n: int) -> str:
-    return f"{n / (1 << 30):.1f} GiB"
+def _size(n: int) -> str:
+    """Bytes in the largest binary unit that keeps the figure at 1 or more (up to TiB)."""
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024:
+            return f"{n} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"
 
 
 def _gc_lines(r: RegistryEntry, pad: str) -> list[str]:
@@ -202,8 +210,8 @@ def _last_run(gc: GcState) -> str:
 
 def _volume_text(v: VolumeUsage | None) -> str:
     if v is None or v.used_bytes is None or v.capacity_bytes is None:
-        return "usage unknown (the kubelet's stats are not reachable through the API)"
-    return f"{_gib(v.used_bytes)} used of {_gib(v.capacity_bytes)}"
+        return f"usage unknown: {v.reason if v and v.reason else 'the kubelet gave no figure'}"
+    return f"{_size(v.used_bytes)} used of {_size(v.capacity_bytes)}"
 
 
 def runtime_config_lines(rc: RuntimeConfigState) -> list[str]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from meshreg.config.model import Scheduling
+
 
 @dataclass(frozen=True)
 class GC:
@@ -14,3 +16,4 @@ class GC:
     delete_untagged: bool = False
     image: str = "docker.io/library/python:3.13-alpine"  # runs meshreg's retention and coordination (stdlib only)
     timeout: int = 3600  # seconds: the Job's activeDeadlineSeconds
+    scheduling: Scheduling = Scheduling()  # noqa: RUF009 (frozen) by default the registry's nodeSelector and tolerations

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from meshreg.config.model import PUSH_PROXY, Resources, Writer
+from meshreg.config.model import PUSH_PROXY, Resources, Scheduling, Writer
 
 
 @dataclass(frozen=True)
@@ -17,6 +17,7 @@ class PushProxy:
     port: int = 5000  # where it listens in its pod, the default local port of `meshreg connect`, the published host
     resources: Resources = Resources(requests={"cpu": "50m", "memory": "64Mi"},  # noqa: RUF009 (frozen: shared safely)
                                      limits={"memory": "256Mi"})
+    scheduling: Scheduling = Scheduling()  # noqa: RUF009 (frozen: shared safely)
 
     @property
     def identity(self) -> str:
