@@ -291,6 +291,14 @@ def failed_requests(records: list[dict], expected: dict[str, tuple[int, ...]]) -
     return out
 
 
+def latencies(name: str, seconds: list[float]) -> dict[str, float]:
+    return {f"{name}_p50": pct(seconds, 50), f"{name}_p99": pct(seconds, 99)}
+
+
+def timed(records: list[dict], what: str) -> list[float]:
+    return [r["seconds"] for r in records if r["what"] == what]
+
+
 def figures(args: argparse.Namespace, out: dict) -> dict:
     results, pulls = out["results"], out["pulls"]
     pushes = [r for w in results for r in w["requests"]]
@@ -305,14 +313,8 @@ def figures(args: argparse.Namespace, out: dict) -> dict:
         "failed_pull_requests": failed_requests(pulled, {"tags": (200, 404)}),
         "failed_pushes": [f for w in results for f in w["failed"]], "failed_pulls": pulls.failed,
         "pushed_images": len(images), "verified_images": out["verified"], "unverified": out["unverified"][:20],
-        "push_image_p50": pct([p["seconds"] for p in images], 50), "push_image_p99": pct([p["seconds"] for p in images],
-                                                                                          99),
-        "patch_p50": pct([r["seconds"] for r in pushes if r["what"] == "upload-patch"], 50),
-        "patch_p99": pct([r["seconds"] for r in pushes if r["what"] == "upload-patch"], 99),
-        "pull_image_p50": pct([s for s, _ in pulls.images], 50), "pull_image_p99": pct([s for s, _ in pulls.images],
-                                                                                        99),
-        "blob_get_p50": pct([r["seconds"] for r in pulled if r["what"] == "blob-get"], 50),
-        "blob_get_p99": pct([r["seconds"] for r in pulled if r["what"] == "blob-get"], 99),
+        **latencies("push_image", [p["seconds"] for p in images]), **latencies("patch", timed(pushes, "upload-patch")),
+        **latencies("pull_image", [s for s, _ in pulls.images]), **latencies("blob_get", timed(pulled, "blob-get")),
         "pulled_images": len(pulls.images),
         "push_mb_s": uploaded / MB / args.seconds, "pushed_images_s": len(images) / args.seconds,
         "pull_mb_s": sum(b for _, b in pulls.images) / MB / args.seconds,
@@ -360,7 +362,7 @@ def report(f: dict) -> None:
             print(f"  {what}: {value}")
 
 
-def main() -> int:
+def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--writers", type=int, default=20, help="writers pushing at once (default 20)")
     parser.add_argument("--pods", type=int, default=0, help="writer pods, each its own sidecar (default: --writers)")
@@ -378,6 +380,11 @@ def main() -> int:
     args.lead = args.lead or 20 + 2 * args.pods
     if not 0 < args.pods <= args.writers or not 0 <= args.shared <= args.layers:
         raise SystemExit("--pods must be 1 to --writers, --shared 0 to --layers")
+    return args
+
+
+def main() -> int:
+    args = arguments()
     stack, why = realstack.find()
     if stack is None:
         raise SystemExit(f"the real stack is not running: {why}")

@@ -84,28 +84,28 @@ def sweep(stack: Stack, *names: str, timeout: float = 180) -> None:
     itself and `NAME-*`): namespaces, volumes and published ConfigMaps. Only those: other work on the shared stack
     uses `fl-*` names at the same time."""
     assert names and all(n.startswith(PREFIX) and len(n) > len(PREFIX) for n in names), names
-    mine = lambda name: name in names or name.startswith(tuple(n + "-" for n in names))  # noqa: E731
+    prefixes = tuple(n + "-" for n in names)
+
+    def mine(name: str) -> bool:
+        return name in names or name.startswith(prefixes)
     spaces = [n["metadata"]["name"] for n in get(stack, "namespaces") if mine(n["metadata"]["name"])]
-    if spaces:
-        delete(stack, "namespace", *spaces)
-    volumes = [v["metadata"]["name"] for v in get(stack, "persistentvolumes", selector=f"{TIER}=true")
-               if mine(v["metadata"]["name"])]
-    if volumes:
-        delete(stack, "persistentvolume", *volumes)
-    maps = [m["metadata"]["name"] for m in get(stack, "configmaps", namespace="kube-public")
-            if mine(m["metadata"]["name"].removeprefix("meshreg-"))]
-    if maps:
-        delete(stack, "configmap", *maps, namespace="kube-public")
-    deadline = time.monotonic() + timeout
-    while spaces and time.monotonic() < deadline:
-        spaces = [n for n in spaces if get(stack, "namespace", n) is not None]
-        time.sleep(2)
+    _delete_all(stack, "namespace", spaces)
+    _delete_all(stack, "persistentvolume", [v["metadata"]["name"] for v in get(
+        stack, "persistentvolumes", selector=f"{TIER}=true") if mine(v["metadata"]["name"])])
+    _delete_all(stack, "configmap", [m["metadata"]["name"] for m in get(stack, "configmaps", namespace="kube-public")
+                                     if mine(m["metadata"]["name"].removeprefix("meshreg-"))], namespace="kube-public")
+    gone(stack, spaces, timeout=timeout)
     for mount in _mounts_under(DATA):
         if mine(Path(mount).name):
             subprocess.run(["umount", "-l", mount], check=False)
     for directory in DATA.glob(f"{PREFIX}*"):
         if mine(directory.name):
             shutil.rmtree(directory, ignore_errors=True)
+
+
+def _delete_all(stack: Stack, kind: str, names: list[str], *, namespace: str | None = None) -> None:
+    if names:
+        delete(stack, kind, *names, namespace=namespace)
 
 
 def _mounts_under(base: Path) -> list[str]:
