@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 
@@ -112,6 +113,7 @@ def test_a_resource_version_the_server_no_longer_has_is_410_and_the_watcher_list
         def close(self):
             self.stream.close()
 
+    compact_etcd()
     source = Source("v1", "ConfigMap", namespace, name="late")
     with Watcher(Counting(), [source]) as watcher:  # type: ignore[arg-type]
         admin.apply(config_map(namespace, "late", a="1"))
@@ -122,6 +124,17 @@ def test_a_resource_version_the_server_no_longer_has_is_410_and_the_watcher_list
     assert first[0]["type"] == "ERROR" and first[0]["object"]["code"] == 410
     assert "too old resource version" in first[0]["object"]["message"]
     assert len(lists) >= 2  # listed again after the 410
+
+
+def compact_etcd() -> None:
+    """Compact the lab's etcd to its newest revision, as the API server does every 5 minutes on its own: a lab younger
+    than that still has revision 1, and a watch from there would be served instead of refused."""
+    etcd = os.environ.get("LAB_ETCD", "http://127.0.0.1:2379")
+    try:
+        head = httpx.post(f"{etcd}/v3/kv/range", json={"key": "AA=="}, timeout=5).json()["header"]["revision"]
+        httpx.post(f"{etcd}/v3/kv/compaction", json={"revision": head, "physical": True}, timeout=30)
+    except (httpx.HTTPError, KeyError, ValueError) as e:
+        pytest.skip(f"cannot compact the lab's etcd at {etcd} ({e}): a watch from revision 1 may not be refused yet")
 
 
 def pause_deployment(namespace: str, name: str = "sleeper") -> dict:

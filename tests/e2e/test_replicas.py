@@ -89,28 +89,6 @@ def test_each_replica_enforces_the_same_rendered_policies(replicas, tmp_path):
         assert result.returncode != 0 and "StatusCode: 403" in result.stderr
 
 
-def test_after_a_replica_dies_mid_push_the_next_push_succeeds(replicas, tmp_path):
-    """Last in this module: it kills replica 0."""
-    big = images.build(tmp_path / "big", layer_sizes=(48 * 1024 * 1024,))
-    outcome = {}
-    thread = threading.Thread(target=lambda: outcome.update(
-        first=push(replicas, big, replicas.service_address, "team/big:v1")))
-    thread.start()
-    time.sleep(1.0)
-    replicas.kill(0)
-    thread.join()
-    deadline = time.monotonic() + 15
-    while replicas.healthy() != 1 and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert replicas.healthy() == 1  # the Service no longer sends to the dead replica
-    again = images.build(tmp_path / "again", layer_sizes=(2 * 1024 * 1024,))
-    result = push(replicas, again, replicas.service_address, "team/big:v2")
-    assert result.returncode == 0, result.stderr
-    assert pull(replicas, replicas.sidecar(1), "team/big:v2", tmp_path / "v2").returncode == 0
-    if outcome["first"].returncode == 0:  # finished before the kill, or on the survivor: then it is whole
-        assert pull(replicas, replicas.sidecar(1), "team/big:v1", tmp_path / "v1").returncode == 0
-
-
 def test_gc_garbage_collect_on_s3_finds_its_credentials_under_the_aws_names(replicas, tmp_path):
     """The gc Job's garbage-collect containers take the S3 keys as AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (the
     driver's credential chain), not REGISTRY_STORAGE_S3_*, which would add an s3 driver to the empty storage's
@@ -140,3 +118,26 @@ def test_gc_garbage_collect_on_s3_finds_its_credentials_under_the_aws_names(repl
     empty = subprocess.run(["docker-registry", "garbage-collect", "--delete-untagged", str(tmp_path / "noop.yml")],
                            env=env, capture_output=True, text=True, timeout=60)
     assert empty.returncode == 0 and "0 blobs marked" in empty.stdout, empty.stderr
+
+
+def test_after_a_replica_dies_mid_push_the_next_push_succeeds(replicas, tmp_path):
+    """Last in this module: it kills replica 0."""
+    big = images.build(tmp_path / "big", layer_sizes=(48 * 1024 * 1024,))
+    outcome = {}
+    thread = threading.Thread(target=lambda: outcome.update(
+        first=push(replicas, big, replicas.service_address, "team/big:v1")))
+    thread.start()
+    time.sleep(1.0)
+    replicas.kill(0)
+    thread.join()
+    deadline = time.monotonic() + 15
+    while replicas.healthy() != 1 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert replicas.healthy() == 1  # the Service no longer sends to the dead replica
+    again = images.build(tmp_path / "again", layer_sizes=(2 * 1024 * 1024,))
+    result = push(replicas, again, replicas.service_address, "team/big:v2")
+    assert result.returncode == 0, result.stderr
+    assert pull(replicas, replicas.sidecar(1), "team/big:v2", tmp_path / "v2").returncode == 0
+    if outcome["first"].returncode == 0:  # finished before the kill, or on the survivor: then it is whole
+        assert pull(replicas, replicas.sidecar(1), "team/big:v1", tmp_path / "v1").returncode == 0
+
