@@ -1,15 +1,16 @@
 """The dev loop on the real stack, side by side in one run:
 
-1. push throughput of a fresh 256 MiB layer through `meshreg connect` (streaming port-forward -> push-proxy Envoy
-   -> mTLS -> registry) and through a plain `kubectl port-forward` to the registry pod (straight into the
-   registry's process, past every policy: the insecure way people use today), paired runs, medians; target >= 0.8x;
+1. push and pull throughput of a fresh layer (256 MiB, `--size-mib`) through `meshreg connect` (streaming
+   port-forward -> push-proxy Envoy -> mTLS -> registry) and through a plain `kubectl port-forward` to the registry
+   pod (straight into the registry's process, past every policy: the insecure way people use today), paired runs,
+   medians; target >= 0.8x; and `meshreg connect`'s peak resident size through them (target <= 100 MB);
 2. the inner loop of a one-line change with the real Tilt (`tilt up`, a custom_build pushing with skopeo): the time
    from writing the file to a new pod Running and printing the new line, through meshreg (KEP-1755 from
    `meshreg up`, pushes through `meshreg connect`, pulls from the node proxy) next to Tilt with a plain registry
    (a registry pod with a hostPort, the kind/k3d local-registry recipe, published in KEP-1755 the same way);
    target <= 1.2x.
 
-    python benchmarks/devloop.py [--pushes 5] [--edits 5]
+    python benchmarks/devloop.py [--pushes 5] [--size-mib 256] [--edits 5]
 
 Needs the real stack (../shared/lab-kube real-node.sh, ../shared/lab-istio mesh.sh) and ../shared/lab-devtools'
 Tilt. Uses namespaces dl-bench*, ports 5030-5041 and holds the labs' lock on kube-public/local-registry-hosting.
@@ -27,6 +28,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -34,8 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from support import devloop, realstack
 
 NAME, NODE_PORT, PUSH_PORT, FORWARD_PORT, PROXY_PORT, PLAIN_PORT = "dl-bench", 5030, 5031, 5032, 5033, 5040
-LAYER = 256 << 20
-TARGETS = {"push": 0.8, "inner loop": 1.2}
+TARGETS = {"push": 0.8, "pull": 0.8, "inner loop": 1.2}
 PLAIN = "dl-bench-registry"
 
 
@@ -46,32 +47,56 @@ def _forward(stack: realstack.Stack, namespace: str, name: str, ports: str) -> s
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def push_figures(stack: realstack.Stack, inst: devloop.Instance, work: Path, runs: int) -> tuple[list, list, list]:
-    """MB/s of paired pushes: through meshreg connect, through kubectl port-forward to the registry pod, and (to
+PATHS = {PUSH_PORT: "meshreg connect", FORWARD_PORT: "kubectl to the registry", PROXY_PORT: "kubectl to the push proxy"}
+
+
+@dataclass
+class Transfers:
+    """MB/s of paired transfers by port (push, then pull of what was pushed), and connect's peak resident KiB."""
+
+    push: dict[int, list[float]] = field(default_factory=lambda: {port: [] for port in PATHS})
+    pull: dict[int, list[float]] = field(default_factory=lambda: {port: [] for port in PATHS})
+    connect_peak_kib: int = 0
+
+
+def _copy(src: str, dest: str, size: int, what: str) -> float:
+    result, took = devloop.skopeo(src, dest)
+    if result.returncode != 0:
+        raise SystemExit(f"{what} failed: {result.stderr[-500:]}")
+    return size / took / 1e6
+
+
+def _round(i: int, work: Path, size: int, figures: Transfers) -> None:
+    """One push and one pull of a fresh layer on each path, in turn."""
+    for port, name in PATHS.items():
+        layout, back = work / f"push-{i}-{port}", work / f"pull-{i}-{port}"
+        devloop.large_image(layout, (size,))
+        ref = f"docker://localhost:{port}/dev/b{i}-{port}:v1"
+        figures.push[port].append(_copy(f"oci:{layout}:latest", ref, size, f"push through {name}"))
+        shutil.rmtree(layout)
+        figures.pull[port].append(_copy(ref, f"oci:{back}:latest", size, f"pull through {name}"))
+        shutil.rmtree(back)
+        print(f"  round {i + 1} via {name}: push {figures.push[port][-1]:.1f} MB/s, "
+              f"pull {figures.pull[port][-1]:.1f} MB/s", flush=True)
+
+
+def transfer_figures(stack: realstack.Stack, inst: devloop.Instance, work: Path, runs: int, size: int) -> Transfers:
+    """Paired pushes and pulls through meshreg connect, through kubectl port-forward to the registry pod, and (to
     tell the port-forward from the mesh's two Envoys) through kubectl port-forward to the push-proxy pod."""
     forwards = [_forward(stack, NAME, "registry", f"{FORWARD_PORT}:5000"),
                 _forward(stack, inst.push_namespace, "push-proxy", f"{PROXY_PORT}:{PUSH_PORT}")]
-    meshreg, kubectl, proxy = [], [], []
-    names = {PUSH_PORT: "meshreg connect", FORWARD_PORT: "kubectl to the registry",
-             PROXY_PORT: "kubectl to the push proxy"}
+    figures = Transfers()
     try:
         time.sleep(2)
-        with devloop.connected(inst, workdir=work):
+        with devloop.connected(inst, workdir=work) as connect:
             for i in range(runs):
-                for port, figures in ((PUSH_PORT, meshreg), (FORWARD_PORT, kubectl), (PROXY_PORT, proxy)):
-                    layout = work / f"push-{i}-{port}"
-                    devloop.large_image(layout, (LAYER,))
-                    result, took = devloop.skopeo(f"oci:{layout}:latest", f"docker://localhost:{port}/dev/b{i}:v1")
-                    shutil.rmtree(layout)
-                    if result.returncode != 0:
-                        raise SystemExit(f"push through port {port} failed: {result.stderr[-500:]}")
-                    figures.append(LAYER / took / 1e6)
-                    print(f"  push {i + 1}/{runs} via {names[port]}: {figures[-1]:.1f} MB/s", flush=True)
+                _round(i, work, size, figures)
+            figures.connect_peak_kib = connect.status("VmHWM")
     finally:
         for forward in forwards:
             forward.terminate()
             forward.wait()
-    return meshreg, kubectl, proxy
+    return figures
 
 
 @contextlib.contextmanager
@@ -152,10 +177,22 @@ def row(name: str, ours: list[float], theirs: list[float], unit: str, *, higher_
             f"{'>=' if higher_is_better else '<='} {target}x {'met' if met else 'MISSED'}")
 
 
+def _transfer_rows(figures: Transfers) -> None:
+    for way, by_port in (("push", figures.push), ("pull", figures.pull)):
+        print(row(way, by_port[PUSH_PORT], by_port[FORWARD_PORT], "MB/s", higher_is_better=True)
+              + "   (baseline: kubectl port-forward to the registry pod)")
+        proxied = statistics.median(by_port[PROXY_PORT])
+        print(f"{'':<11} kubectl port-forward to the push-proxy pod (the same two Envoys as connect): "
+              f"{proxied:.2f} MB/s, {proxied / statistics.median(by_port[FORWARD_PORT]):.2f}x")
+    peak = figures.connect_peak_kib / 1024
+    print(f"{'':<11} meshreg connect's peak resident size: {peak:.0f} MiB (target <= 100 MB)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--pushes", type=int, default=5)
-    parser.add_argument("--edits", type=int, default=5)
+    parser.add_argument("--pushes", type=int, default=5, help="paired push and pull rounds")
+    parser.add_argument("--size-mib", type=int, default=256, help="the layer pushed and pulled in each round")
+    parser.add_argument("--edits", type=int, default=5, help="edits timed with Tilt on each side (0: none)")
     args = parser.parse_args()
     stack, why = realstack.find()
     if stack is None or devloop.tools_missing(devloop.TILT):
@@ -163,21 +200,22 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="dl-bench-"))
     env = devloop.tool_env(stack, work / "home", devloop.base_image(work))
     print(f"load average before: {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
+    figures, ours_loop, their_loop = None, [], []
     with devloop.instance(stack, NAME, node_port=NODE_PORT, push_port=PUSH_PORT, workdir=work) as inst:
-        ours_push, their_push, via_proxy = push_figures(stack, inst, work, args.pushes)
-        with devloop.connected(inst, workdir=work):
-            ours_loop = inner_loop(stack, work, "meshreg", args.edits, env)
-        with plain_registry(stack):
-            their_loop = inner_loop(stack, work, "plain", args.edits, env)
+        if args.pushes:
+            figures = transfer_figures(stack, inst, work, args.pushes, args.size_mib << 20)
+        if args.edits:
+            with devloop.connected(inst, workdir=work):
+                ours_loop = inner_loop(stack, work, "meshreg", args.edits, env)
+            with plain_registry(stack):
+                their_loop = inner_loop(stack, work, "plain", args.edits, env)
     print(f"load average after: {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
-    print(f"\n{'':<11} {'baseline':>16} {'meshreg':>16} {'ratio':>7}  target")
-    print(row("push", ours_push, their_push, "MB/s", higher_is_better=True)
-          + "   (baseline: kubectl port-forward to the registry pod)")
-    proxied = statistics.median(via_proxy)
-    print(f"{'':<11} kubectl port-forward to the push-proxy pod (the same two Envoys as connect): "
-          f"{proxied:.2f} MB/s, {proxied / statistics.median(their_push):.2f}x")
-    print(row("inner loop", ours_loop, their_loop, "s", higher_is_better=False)
-          + "   (baseline: Tilt with a plain hostPort registry)")
+    print(f"\n{'':<11} {'baseline':>16} {'meshreg':>16} {'ratio':>7}  target   ({args.size_mib} MiB layers)")
+    if figures:
+        _transfer_rows(figures)
+    if ours_loop:
+        print(row("inner loop", ours_loop, their_loop, "s", higher_is_better=False)
+              + "   (baseline: Tilt with a plain hostPort registry)")
     shutil.rmtree(work, ignore_errors=True)
 
 

@@ -1,10 +1,16 @@
-"""`meshreg connect`'s data path: a local listener whose every connection becomes a streaming port-forward
-(meshreg.cluster.tunnel) to a ready push-proxy pod, switching to a new ready pod when that one is gone.
+"""`meshreg connect`'s data path: a local listener whose every connection is forwarded to a ready push-proxy pod
+through a Kubernetes port-forward, switching to a new ready pod when that one is gone.
+
+The port-forward is kubectl's: SPDY (`portforward.k8s.io`, meshreg.cluster.session), one session per pod carrying
+every local connection as a pair of streams. Where SPDY cannot be used (an HTTP proxy in the kubeconfig, or a server
+that does not switch to it), every local connection gets a WebSocket port-forward of its own (`v4.channel.k8s.io`,
+meshreg.cluster.tunnel), as the first versions of `meshreg connect` did.
 
 Everything runs on one asyncio loop: an idle `meshreg connect` sleeps in the kernel, and a connection whose local
-client has gone is closed with its WebSocket at once. New connections go to the newest ready pod; a connection
-already open stays with the pod it started on until that pod ends it (during a rollout, the old pod drains its
-connections and then stops: a request cut there fails, and the client retries it on a new connection).
+client has gone is closed with its streams at once. New connections go to the newest ready pod (its readiness is
+read for each, alongside setting up the streams); a connection already open stays with the pod it started on until
+that pod ends it (during a rollout, the old pod drains its connections and then stops: a request cut there fails,
+and the client retries it on a new connection).
 """
 
 from __future__ import annotations
@@ -20,10 +26,12 @@ from typing import Any, Protocol
 from meshreg.cluster.api import ClusterClient
 from meshreg.cluster.localport import listen
 from meshreg.cluster.pushproxy import Target, forbidden_hint, is_ready, ready_pod
+from meshreg.cluster.session import Local, NotSpdy, Pair, Session, SessionLost, open_session
 from meshreg.cluster.tunnel import Endpoint, Tunnel, endpoint, open_tunnel
 from meshreg.errors import ClusterError
 
 __all__ = ["Forwardable", "Forwarder", "endpoint_of", "listen"]
+
 
 class Forwardable(ClusterClient, Protocol):
     """A cluster client that holds the official client's ApiClient too (meshreg.cluster.client.Cluster does)."""
@@ -45,9 +53,14 @@ class Forwarder:
         self.endpoint = ep or endpoint_of(cluster)
         self.pod: str | None = None
         self.connections = 0  # accepted so far
+        self.transport = "spdy"  # or "websocket": chosen when serving starts
+        self.sessions: dict[str, asyncio.Future[Session]] = {}  # pod -> its SPDY session (being opened, or open)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
+        self._live: set[asyncio.Task[None]] = set()
+        self._locals: set[Local] = set()
         self._ready = threading.Event()
+        self._serving = False
         self._lock = threading.Lock()  # one pod change at a time
 
     def start(self) -> str:
@@ -58,6 +71,7 @@ class Forwarder:
     def serve(self, stop: threading.Event | None = None, *, signals: bool = False) -> None:
         """Serve until `stop` is set or `close()` is called (from another thread) or, with `signals`, SIGINT or
         SIGTERM arrives; then stop listening and end every forwarded connection."""
+        self._serving = True
         if stop is not None:  # a thread that only waits: nothing polls
             threading.Thread(target=self._close_when, args=(stop,), daemon=True).start()
         asyncio.run(self._serve(signals))
@@ -68,6 +82,8 @@ class Forwarder:
 
     def close(self) -> None:
         """Stop serving (thread-safe); returns at once, `serve` returns once everything is closed."""
+        if not self._serving:
+            return
         self._ready.wait(5)
         loop, stop = self._loop, self._stop
         if loop and stop and not loop.is_closed():
@@ -79,29 +95,128 @@ class Forwarder:
         if signals:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self._loop.add_signal_handler(sig, self._stop.set)
-        live: set[asyncio.Task[None]] = set()
-
-        async def accepted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            task = asyncio.current_task()
-            assert task is not None
-            live.add(task)
-            try:
-                await self._handle(reader, writer)
-            except asyncio.CancelledError:  # stopping: asyncio's stream callback would log a cancelled task
-                writer.transport.abort()
-            finally:
-                live.discard(task)
-
-        server = await asyncio.start_server(accepted, sock=self.listener, limit=1 << 16)
-        self._ready.set()
+        try:
+            self.transport = await self._choose()
+            if self.transport == "spdy":
+                server = await self._loop.create_server(self._accept, sock=self.listener)
+            else:
+                server = await asyncio.start_server(self._accepted, sock=self.listener, limit=1 << 16)
+        finally:
+            self._ready.set()
         try:
             await self._stop.wait()
         finally:
             server.close()
-            for task in list(live):
-                task.cancel()
-            await asyncio.gather(*live, return_exceptions=True)
+            await self._end_all()
             await server.wait_closed()
+
+    async def _choose(self) -> str:
+        """SPDY, with a session to the first pod opened ahead of the first connection; a WebSocket per connection
+        when the kubeconfig names a proxy or the server does not switch to SPDY."""
+        if self.endpoint.proxy:
+            return "websocket"
+        if self.pod:
+            try:
+                await self._session(self.pod)
+            except NotSpdy as e:
+                self.say(f"{e}; forwarding each connection over its own WebSocket instead")
+                return "websocket"
+            except ClusterError:
+                pass  # said for each connection, as it happens
+        return "spdy"
+
+    async def _end_all(self) -> None:
+        for local in list(self._locals):
+            if local.transport:
+                local.transport.abort()
+        for task in list(self._live):
+            task.cancel()
+        await asyncio.gather(*self._live, return_exceptions=True)
+        for opening in self.sessions.values():
+            if opening.done() and not opening.exception():
+                opening.result().close()
+            else:
+                opening.cancel()
+
+    # --- SPDY: one session per pod, a pair of streams per local connection ------------------------------------------
+    def _accept(self) -> Local:
+        local = Local()
+        self._locals.add(local)
+        local.gone.add_done_callback(lambda _: self._locals.discard(local))
+        self._track(self._forward(local))
+        return local
+
+    def _track(self, work: Any) -> None:
+        task = asyncio.ensure_future(work)
+        self._live.add(task)
+        task.add_done_callback(self._live.discard)
+
+    async def _forward(self, local: Local) -> None:
+        self.connections += 1
+        try:
+            pod, pair = await self._pair(local)
+        except ClusterError as e:
+            self.say(f"warning: connection refused: {e}{forbidden_hint(e, self.target)}")
+            local.close()
+            return
+        local.attach(pair)
+        await local.gone
+        text = pair.error.decode("utf-8", "replace").strip()
+        if text:
+            self.say(f"warning: pod {pod}: {text}")
+
+    async def _pair(self, local: Local) -> tuple[str, Pair]:
+        """Streams to the current pod, set up while its readiness is read; if that pod has gone, to the new one."""
+        check = asyncio.ensure_future(self._current())
+        pod, first = self.pod, None
+        if pod:
+            with contextlib.suppress(ClusterError):
+                first = await self._on(pod, local)
+        try:
+            current = await check
+        except ClusterError:
+            if first:
+                first.local_gone()
+            raise
+        if first and current == pod:
+            return pod, first
+        if first:
+            first.local_gone()
+        return current, await self._on(current, local)
+
+    async def _on(self, pod: str, local: Local) -> Pair:
+        """A pair on the pod's session; once more on a new session when that one turns out to have ended."""
+        try:
+            return await (await self._session(pod)).pair(local)
+        except SessionLost:
+            return await (await self._session(pod)).pair(local)
+
+    async def _session(self, pod: str) -> Session:
+        """The pod's open session, or a new one (connections arriving meanwhile wait for the same one)."""
+        opening = self.sessions.get(pod)
+        if opening is None or (opening.done() and (opening.exception() or not opening.result().usable)):
+            opening = asyncio.ensure_future(open_session(self.endpoint, namespace=self.target.namespace, pod=pod,
+                                                         port=self.target.port, on_end=self._ended))
+            opening.add_done_callback(lambda f: f.cancelled() or f.exception())
+            self.sessions[pod] = opening
+        return await asyncio.shield(opening)
+
+    def _ended(self, session: Session) -> None:
+        opening = self.sessions.get(session.pod)
+        if opening is not None and opening.done() and not opening.exception() and opening.result() is session:
+            del self.sessions[session.pod]
+
+    # --- WebSocket: a port-forward of its own for every local connection --------------------------------------------
+    async def _accepted(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._live.add(task)
+        try:
+            await self._handle(reader, writer)
+        except asyncio.CancelledError:  # stopping: asyncio's stream callback would log a cancelled task
+            writer.transport.abort()
+        finally:
+            self._live.discard(task)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
@@ -127,6 +242,7 @@ class Forwarder:
     async def _tunnel(self, pod: str) -> Tunnel:
         return await open_tunnel(self.endpoint, namespace=self.target.namespace, pod=pod, port=self.target.port)
 
+    # --- which pod ----------------------------------------------------------------------------------------------------
     async def _current(self) -> str:
         """The current pod, checked for readiness: a pod on its way out keeps its open connections, gets no new ones."""
         pod = self.pod

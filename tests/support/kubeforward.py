@@ -1,22 +1,30 @@
-"""A tiny Kubernetes API server on 127.0.0.1 for `meshreg connect`: pods (list, get) as JSON, and the WebSocket
-port-forward the official Python client speaks, forwarding to a real local TCP server.
+"""A tiny Kubernetes API server on 127.0.0.1 for `meshreg connect`: pods (list, get) as JSON, and both port-forward
+protocols, forwarding to a real local TCP server.
 
-The protocol, as kubernetes/stream/ws_client.py reads it: the client asks for `v5.channel.k8s.io,v4.channel.k8s.io`
-(the kubelet answers with v4 for port-forward); every message is binary and starts with a channel byte, the data
-channel of the first port being 0 and its error channel 1; the first message on each channel is the port number,
-two bytes little-endian; later messages on channel 0 carry the stream, on channel 1 an error text.
+- SPDY (`portforward.k8s.io`, kubectl's; support/spdyforward.py): POST .../portforward with `Upgrade: SPDY/3.1`.
+- WebSocket (`v4.channel.k8s.io`), as kubernetes/stream/ws_client.py reads it: every message is binary and starts
+  with a channel byte, the data channel of the first port being 0 and its error channel 1; the first message on each
+  channel is the port number, two bytes little-endian; later messages on channel 0 carry the stream, on channel 1 an
+  error text.
+
+A front server reads each request's head: SPDY upgrades it serves itself (or, with `spdy = False`, answers 400 as a
+server or proxy that does not pass SPDY would), everything else goes on to a `websockets` server behind it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
+import socketserver
 import threading
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.datastructures import Headers
 from websockets.http11 import Response
 from websockets.sync.server import serve
+
+from support.spdyforward import SpdyServer
 
 DATA, ERROR = 0, 1
 
@@ -39,21 +47,105 @@ class KubeForward:
         self.requests: list[tuple[str, str]] = []  # (method, path with query)
         self.forwards: list[str] = []  # "namespace/pod" of every port-forward served
         self.deny_forward = False  # answer port-forward upgrades with 403
+        self.spdy = True  # False: answer SPDY upgrades with 400, as a server or proxy without SPDY does
+        self.sessions: list[SpdyServer] = []  # every SPDY session served, in order
+        self.spdy_options: dict = {}  # passed to every new SpdyServer (see support/spdyforward.py)
         self._server = serve(self._forward, "127.0.0.1", 0, process_request=self._http,
                              subprotocols=["v4.channel.k8s.io"], max_size=None, compression=None,
                              close_timeout=0.5)  # a plain HTTP answer waits this long for the client to hang up
-        self.url = f"http://127.0.0.1:{self._server.socket.getsockname()[1]}"
+        self._behind = self._server.socket.getsockname()
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
+        fake = self
+
+        class Front(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                fake._front(self.request)
+
+        self._front_server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Front)
+        self._front_server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._front_server.server_address[1]}"
+        self._front_thread = threading.Thread(target=self._front_server.serve_forever, args=(0.05,), daemon=True)
+        self._front_thread.start()
 
     def close(self) -> None:
+        for session in self.sessions:
+            session.kill()
+        self._front_server.shutdown()
+        self._front_server.server_close()
+        self._front_thread.join(5)
         self._server.shutdown()
         self._thread.join(5)
 
+    def open_streams(self) -> int:
+        """Streams of every SPDY session still open on the server's side (neither closed both ways nor reset)."""
+        return sum(s.open_streams() for s in self.sessions if s.alive)
+
+    # --- the front: SPDY here, everything else behind -----------------------------------------------------------------
+    def _front(self, sock: socket.socket) -> None:
+        head = b""
+        while b"\r\n\r\n" not in head:
+            data = sock.recv(65536)
+            if not data:
+                return
+            head += data
+        raw, _, rest = head.partition(b"\r\n\r\n")
+        lines = raw.decode("latin-1").split("\r\n")
+        method, path = lines[0].split(" ")[:2]
+        headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+        if method == "POST" and headers.get("upgrade", "").lower() == "spdy/3.1":
+            self._spdy(sock, path, headers, rest)
+        else:
+            self._splice(sock, head)
+
+    def _spdy(self, sock: socket.socket, path: str, headers: dict, rest: bytes) -> None:
+        self.requests.append(("POST", path))
+        parts = urlsplit(path).path.strip("/").split("/")  # api v1 namespaces NS pods NAME portforward
+        if not self.spdy:
+            sock.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 21\r\n\r\nno upgrade to SPDY/3.1")
+            return
+        denied = self._answer(path)
+        if denied is not None:
+            sock.sendall(f"HTTP/1.1 {denied.status_code} {denied.reason_phrase}\r\n".encode()
+                         + b"".join(f"{k}: {v}\r\n".encode() for k, v in denied.headers.raw_items())
+                         + b"\r\n" + denied.body)
+            return
+        assert headers.get("x-stream-protocol-version") == "portforward.k8s.io", headers
+        assert headers.get("authorization") == "Bearer secret-token", headers
+        sock.sendall(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n"
+                     b"X-Stream-Protocol-Version: portforward.k8s.io\r\n\r\n")
+        session = SpdyServer(sock, self.target, pod=f"{parts[3]}/{parts[5]}", on_forward=self.forwards.append,
+                             **self.spdy_options)
+        self.sessions.append(session)
+        session.serve(rest)
+
+    def _splice(self, sock: socket.socket, head: bytes) -> None:
+        behind = socket.create_connection(self._behind)
+        behind.sendall(head)
+
+        def copy(src: socket.socket, dst: socket.socket) -> None:
+            try:
+                while data := src.recv(65536):
+                    dst.sendall(data)
+            except OSError:
+                pass
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+        back = threading.Thread(target=copy, args=(behind, sock), daemon=True)
+        back.start()
+        copy(sock, behind)
+        back.join(5)
+        behind.close()
+
     # --- plain HTTP: the reads `connect` makes ---------------------------------------------------------------------
     def _http(self, connection, request):
-        url = urlsplit(request.path)
         self.requests.append(("GET", request.path))
+        return self._answer(request.path)
+
+    def _answer(self, path: str):
+        url = urlsplit(path)
         parts = url.path.strip("/").split("/")  # api v1 namespaces NS pods [NAME [portforward]]
         if parts[:3] != ["api", "v1", "namespaces"] or len(parts) < 5 or parts[4] != "pods":
             return _json(404, {"kind": "Status", "code": 404, "message": f"{url.path} not found"})
