@@ -293,7 +293,7 @@ _SKIP = ("test", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2to3", "py
 
 def node_has(stack: Stack, image: str) -> bool:
     node = kubectl_json(stack, "get", "node", stack.node)
-    return any(image in i.get("names", []) for i in node["status"].get("images") or [])
+    return any(image in (i.get("names") or []) for i in node["status"].get("images") or [])
 
 
 def python_image(stack: Stack) -> str:
