@@ -46,3 +46,10 @@ class ClusterError(MeshregError):
     """The cluster refused, failed or could not be reached."""
 
     exit_code = 1
+
+
+class Interrupted(MeshregError):
+    """Ctrl-C (SIGINT) stopped a command: where it was, what is changed, what to run next; exit 130 (128 + SIGINT),
+    as shells report a command stopped by SIGINT."""
+
+    exit_code = 130

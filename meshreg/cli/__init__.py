@@ -11,7 +11,7 @@ from click.exceptions import NoArgsIsHelpError
 
 from meshreg import __version__
 from meshreg.cli.options import say
-from meshreg.errors import MeshregError
+from meshreg.errors import Interrupted, MeshregError
 
 # Every command lives in its own module, imported only when used, so `meshreg render` never pays for importing the
 # Kubernetes client.
@@ -63,6 +63,9 @@ class _Group(click.Group):
         except BrokenPipeError:  # `meshreg render | head`
             sys.stderr.close()
             ctx.exit(0)
+        except KeyboardInterrupt:  # Ctrl-C in a command that has nothing more to say than that (up, down say more)
+            say("error: interrupted")
+            ctx.exit(Interrupted.exit_code)
 
 
 class _OneLine(click.ClickException):

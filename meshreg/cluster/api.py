@@ -94,5 +94,6 @@ class ClusterClient(Protocol):
             timestamps: bool = False) -> str | None:
         """A container's log (each line after the kubelet's time with `timestamps`); None when the pod is gone."""
 
-    def node_summary(self, node: str) -> Object | None:
-        """The kubelet's stats summary through the API server; None when it cannot be read."""
+    def node_summary(self, node: str) -> Object:
+        """The kubelet's stats summary through the API server; ClusterError, with the API's reason, when it cannot
+        be read."""

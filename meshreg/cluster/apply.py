@@ -9,6 +9,7 @@ and the published addresses), and prune. An object the dry run shows unchanged i
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any
@@ -52,6 +53,8 @@ FOREGROUND = ("Deployment", "DaemonSet")  # the workload stays visible until its
 VOLATILE = ("managedFields", "resourceVersion", "generation", "creationTimestamp", "uid")
 
 OnOutcome = Callable[[Outcome], None]
+OnPhase = Callable[[str], None]
+DRY_RUN, APPLY, PRUNE = "dry run", "apply", "prune"  # the phases of an apply, in order
 Answer = tuple[Object | None, ClusterError | None]  # a dry run's answer: the object the server would hold, or why not
 
 
@@ -187,19 +190,23 @@ def comparable(obj: Object) -> Object:
 
 def apply(*, manifests: list[Object], cluster: ClusterClient, dry_run: bool = False, force_conflicts: bool = False,
           adopt: bool = False, prune: Scope | None = None, live: Live | None = None,
-          on_outcome: OnOutcome | None = None) -> list[Outcome]:
+          on_outcome: OnOutcome | None = None, on_phase: OnPhase | None = None) -> list[Outcome]:
     """Check the whole render (and the prune of what it no longer has, for `prune` {namespace: [(apiVersion,
     kind)]}) with a server-side dry run, then apply and prune; raises Refused, changing nothing, when anything is
-    refused, and NotOwned before any request that writes when another owner holds one of the objects."""
+    refused, and NotOwned before any request that writes when another owner holds one of the objects. `on_phase`
+    hears DRY_RUN, APPLY and PRUNE as each starts (what a Ctrl-C stopped)."""
+    phase = on_phase or (lambda _: None)
     objs = ordered(manifests)
     live = live or lives.read(manifests=objs, cluster=cluster, scope=prune)
     ownership = Ownership(Identity.of(objs), live)
     check_ownership(objs, live, adopt=adopt, ownership=ownership, cluster=cluster)
     _check_not_deleted(objs, live)
+    if not dry_run:
+        _after_deletions(objs, live, cluster=cluster)
     strays = _strays(objs, live, prune, ownership)
+    phase(DRY_RUN)
     created = [] if dry_run else _create_namespaces(objs, live, cluster=cluster, force=force_conflicts)
-    checked = plan(manifests=objs, cluster=cluster, live=live, force_conflicts=force_conflicts, deletions=strays,
-                   created=[o.name for o in created])
+    checked = _checked(objs, cluster=cluster, live=live, force=force_conflicts, strays=strays, created=created)
     if checked.refusals:
         raise Refused(checked.refusals, rolled_back=_roll_back(created, cluster))
     emit(created, on_outcome)
@@ -208,10 +215,24 @@ def apply(*, manifests: list[Object], cluster: ClusterClient, dry_run: bool = Fa
         return checked.outcomes
     parent = Parent.of(checked, live)
     namespaces = namespaces_of(objs)
+    phase(APPLY)
     done = _apply_waves(checked, created=created, namespaces=namespaces, cluster=cluster, force=force_conflicts,
                         on_outcome=on_outcome, parent=parent)
+    phase(PRUNE)
     pruned = _prune(strays, cluster=cluster, on_outcome=on_outcome, applied=len(done))
     return done + pruned + parent.settle(cluster=cluster, force=force_conflicts, on_outcome=on_outcome)
+
+
+def _checked(objs: list[Object], *, cluster: ClusterClient, live: Live, force: bool, strays: list[Object],
+             created: list[Outcome]) -> Plan:
+    """The dry run of everything; interrupted (Ctrl-C), the Namespaces created for it are deleted again, as after a
+    refusal: they hold nothing yet, and nothing would point to them."""
+    try:
+        return plan(manifests=objs, cluster=cluster, live=live, force_conflicts=force, deletions=strays,
+                    created=[o.name for o in created])
+    except KeyboardInterrupt:
+        _roll_back(created, cluster)
+        raise
 
 
 def _check_not_deleted(objs: list[Object], live: Live) -> None:
@@ -222,6 +243,26 @@ def _check_not_deleted(objs: list[Object], live: Live) -> None:
             name = obj["metadata"]["name"]
             raise ClusterError(f"Namespace {name} is being deleted; wait until it is gone (kubectl get namespace "
                                f"{name}), then run meshreg up again; nothing was changed")
+
+
+def _after_deletions(objs: list[Object], live: Live, *, cluster: ClusterClient, timeout: float = 120.0,
+                     interval: float = 1.0) -> None:
+    """Rendered objects still on their way out (a prune or `down` moments ago: a workload stays until its pods are
+    gone) are waited for and then counted absent, so they are created again; applied while terminating, they would
+    be "unchanged" and then gone. Before any write: a timeout changes nothing."""
+    deadline = time.monotonic() + timeout
+    for obj in objs:
+        current = live.of(obj)
+        if obj["kind"] == "Namespace" or not current or not current["metadata"].get("deletionTimestamp"):
+            continue
+        meta = obj["metadata"]
+        while cluster.get(obj["apiVersion"], obj["kind"], meta["name"], namespace=meta.get("namespace")):
+            if time.monotonic() > deadline:
+                raise ClusterError(f"{named(obj)} is still being deleted after {timeout:.0f}s (kubectl get shows "
+                                   "its deletionTimestamp and finalizers); run meshreg up again once it is gone; "
+                                   "nothing was changed")
+            time.sleep(interval)
+        live.objects.pop(key_of(obj), None)
 
 
 def _strays(objs: list[Object], live: Live, scope: Scope | None, ownership: Ownership) -> list[Object]:

@@ -225,14 +225,21 @@ class Cluster:
             raise translate(status, _json(raw), subject=f"reading the log of {describe('Pod', pod, namespace)}")
         return raw.decode("utf-8", "replace")
 
-    def node_summary(self, node: str) -> dict | None:
-        """The kubelet's stats summary through the API server's node proxy (volume usage); None if unavailable."""
+    def node_summary(self, node: str) -> Object:
+        """The kubelet's stats summary through the API server's node proxy (volume usage); ClusterError with the
+        API's reason (RBAC on nodes/proxy, an unreachable kubelet, ...) when it cannot be read."""
         path = object_path("v1", "Node", name=node) + "/proxy/stats/summary"
+        subject = f"reading the kubelet's stats of node {node}"
         status, raw, _ = self._exchange("GET", path, query=[], body=None, content_type=None)
+        if status != 200:
+            raise translate(status, _json(raw), subject=subject)
         try:
-            return json.loads(raw) if status == 200 else None
-        except ValueError:
-            return None
+            found = json.loads(raw)
+        except ValueError as e:
+            raise ClusterError(f"{subject}: the answer is not JSON") from e
+        if not isinstance(found, dict):
+            raise ClusterError(f"{subject}: the answer is not a stats summary")
+        return found
 
     def _call(self, method: str, path: str, *, subject: str, query: Iterable[tuple[str, str]] = (),
               body: Object | None = None, content_type: str | None = None, missing_ok: bool = False) -> Any:

@@ -182,28 +182,6 @@ def _newest(jobs: list[Object]) -> dict[str, Any] | None:
             "started": status.get("startTime"), "completed": status.get("completionTime")}
 
 
-def volume_usage(*, cluster: ClusterClient, namespace: str, claim: str, selector: str) -> dict[str, Any] | None:
-    """usedBytes and capacityBytes of `claim` as the kubelet of the registry pod's node reports them."""
-    for pod in cluster.list("v1", "Pod", namespace=namespace, label_selector=selector):
-        node = (pod.get("spec") or {}).get("nodeName")
-        summary = cluster.node_summary(node) if node else None
-        found = _claim_usage(summary, pod=pod["metadata"]["name"], claim=claim)
-        if found is not None:
-            return found
-    return None
-
-
-def _claim_usage(summary: Object | None, *, pod: str, claim: str) -> dict[str, Any] | None:
-    """The claim's volume among `pod`'s in a kubelet's stats summary."""
-    for entry in (summary or {}).get("pods") or []:
-        if entry.get("podRef", {}).get("name") != pod:
-            continue
-        for volume in entry.get("volume") or []:
-            if (volume.get("pvcRef") or {}).get("name") == claim:
-                return {"usedBytes": volume.get("usedBytes"), "capacityBytes": volume.get("capacityBytes")}
-    return None
-
-
 def read_only(deployment: Object | None) -> bool:
     """Whether the registry's pods run (or are being rolled out) with the gc Job's read-only switch."""
     spec = (((deployment or {}).get("spec") or {}).get("template") or {}).get("spec") or {}

@@ -2,12 +2,15 @@
 
 The official client's urllib3 pool is thread-safe, and a request spends its time waiting on the network, so threads
 are enough; the connection pool is sized to WORKERS in `client.connect` so no connection is opened and thrown away.
+The threads are daemons of our own rather than a ThreadPoolExecutor's, which the interpreter joins at exit: Ctrl-C
+must end meshreg at once, not after a request the API server holds has timed out.
 """
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar, cast
 
 from meshreg.errors import ClusterError
@@ -20,13 +23,43 @@ R = TypeVar("R")
 
 def each(fn: Callable[[T], R], items: Iterable[T]) -> list[tuple[T, R | None, ClusterError | None]]:
     """(item, fn(item), None) or (item, None, the ClusterError it raised) for every item, in the items' order.
-    Anything else raised (a bug) propagates."""
+    Anything else raised (a bug) propagates. Interrupted (Ctrl-C), what has not started never starts."""
     items = list(items)
     if len(items) <= 1:
         return [_one(fn, item) for item in items]
-    with ThreadPoolExecutor(max_workers=min(WORKERS, len(items)), thread_name_prefix="meshreg") as pool:
-        futures = [pool.submit(_one, fn, item) for item in items]
-        return [f.result() for f in futures]
+    todo: queue.SimpleQueue[tuple[int, T]] = queue.SimpleQueue()
+    for index, item in enumerate(items):
+        todo.put((index, item))
+    done: queue.SimpleQueue[tuple[int, tuple[T, R | None, ClusterError | None] | BaseException]] = \
+        queue.SimpleQueue()
+    stop = threading.Event()
+    for _ in range(min(WORKERS, len(items))):
+        threading.Thread(target=_work, args=(fn, todo, done, stop), daemon=True, name="meshreg").start()
+    results: dict[int, tuple[T, R | None, ClusterError | None]] = {}
+    try:
+        while len(results) < len(items):
+            index, result = done.get()
+            if isinstance(result, BaseException):
+                raise result
+            results[index] = result
+    finally:
+        stop.set()
+    return [results[i] for i in range(len(items))]
+
+
+def _work(fn: Callable[[T], R], todo: queue.SimpleQueue[tuple[int, T]],
+          done: queue.SimpleQueue[tuple[int, tuple[T, R | None, ClusterError | None] | BaseException]],
+          stop: threading.Event) -> None:
+    """Take items until there are none left (or the caller stopped waiting)."""
+    while not stop.is_set():
+        try:
+            index, item = todo.get_nowait()
+        except queue.Empty:
+            return
+        try:
+            done.put((index, _one(fn, item)))
+        except BaseException as e:  # a bug: the caller raises it
+            done.put((index, e))
 
 
 def _one(fn: Callable[[T], R], item: T) -> tuple[T, R | None, ClusterError | None]:

@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import zoneinfo
 
-from meshreg.config import names, source
-from meshreg.config.model import GC, Registry
+from meshreg.config import names, scheduling, source
+from meshreg.config.model import GC, Registry, Scheduling
 from meshreg.config.reader import REQUIRED, Reader
 from meshreg.retention import Retention, Rule, parse_duration
 
 MACROS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
 _GC_KEYS = {"schedule": REQUIRED, "timeZone": None, "deleteUntagged": False, "image": GC.image,
-            "timeout": "1h"}
+            "timeout": "1h", **scheduling.KEYS}
 _RULE_KEYS = {"repositories": ["*"], "keepNewest": None, "keepNewerThan": None}
 
 
-def read_gc(r: Reader, value: object, path: source.Path) -> GC | None:
+def read_gc(r: Reader, value: object, path: source.Path, *, registry: Scheduling) -> GC | None:
+    """The gc mapping; its Job runs where the registry may (its volume is there): nodeSelector and tolerations
+    default to the registry's (`registry`), affinity does not (the Job follows the registry's pod by itself)."""
     if value is None:
         return None
     m = r.mapping(value, path, _GC_KEYS)
@@ -29,8 +31,10 @@ def read_gc(r: Reader, value: object, path: source.Path) -> GC | None:
     untagged = r.attempt(lambda: r.boolean(m["deleteUntagged"], path + ("deleteUntagged",)))
     image = r.attempt(lambda: r.string(m["image"], path + ("image",), names.check_image))
     timeout = r.attempt(lambda: _read_seconds(r, m["timeout"], path + ("timeout",)))
+    placed = r.attempt(lambda: scheduling.read(r, m, path, inherit=Scheduling(
+        node_selector=registry.node_selector, tolerations=registry.tolerations)))
     return GC(schedule=schedule.value, time_zone=zone.value, delete_untagged=untagged.value, image=image.value,
-              timeout=timeout.value)
+              timeout=timeout.value, scheduling=placed.value)
 
 
 def _read_seconds(r: Reader, value: object, path: source.Path) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 from meshreg.errors import ConfigError
@@ -31,6 +32,26 @@ class Resources:
             out["limits"] = dict(sorted(self.limits.items()))
         if self.requests:
             out["requests"] = dict(sorted(self.requests.items()))
+        return out
+
+
+@dataclass(frozen=True)
+class Scheduling:
+    """Where a workload's pods may run, as the pod spec says it (config.scheduling reads and checks it)."""
+
+    node_selector: tuple[tuple[str, str], ...] = ()
+    tolerations: tuple[dict[str, Any], ...] = ()  # each as the pod spec has it
+    affinity: dict[str, Any] | None = None
+
+    def pod_spec(self) -> dict[str, Any]:
+        """The pod spec fields, only those that are set."""
+        out: dict[str, Any] = {}
+        if self.node_selector:
+            out["nodeSelector"] = dict(self.node_selector)
+        if self.tolerations:
+            out["tolerations"] = [dict(t) for t in self.tolerations]
+        if self.affinity:
+            out["affinity"] = self.affinity
         return out
 
 
@@ -88,6 +109,7 @@ class GC:
     delete_untagged: bool = False
     image: str = "docker.io/library/python:3.13-alpine"  # runs meshreg's retention and coordination (stdlib only)
     timeout: int = 3600  # seconds: the Job's activeDeadlineSeconds
+    scheduling: Scheduling = Scheduling()  # by default the registry's nodeSelector and tolerations
 
 
 @dataclass(frozen=True)
@@ -136,6 +158,7 @@ class PushProxy:
     repositories: tuple[str, ...]
     port: int = 5000  # where it listens in its pod, the default local port of `meshreg connect`, the published host
     resources: Resources = Resources(requests={"cpu": "50m", "memory": "64Mi"}, limits={"memory": "256Mi"})
+    scheduling: Scheduling = Scheduling()
 
     @property
     def identity(self) -> str:
@@ -166,6 +189,7 @@ class Registry:
     replicas: int = 1  # more than one only with object storage
     gc: GC | None = None
     retention: Retention | None = None
+    scheduling: Scheduling = Scheduling()
 
     @property
     def effective_writers(self) -> tuple[Writer, ...]:
@@ -319,6 +343,7 @@ class Config:
     source: str = "<built-in default>"
     ingress: Ingress | None = None  # writers outside the cluster (spec.ingress)
     audit: Audit = Audit()  # who wrote what, in the proxies' access logs (spec.audit)
+    image_pull_secrets: tuple[str, ...] = ()  # Secrets in each namespace meshreg runs pods in, for private mirrors
 
     def principal(self, identity: str) -> str:
         """`builds/kaniko` -> `cluster.local/ns/builds/sa/kaniko` (Istio's principal form)."""

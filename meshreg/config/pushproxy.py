@@ -12,14 +12,15 @@ from dataclasses import replace
 from functools import partial
 from typing import Any
 
-from meshreg.config import names
+from meshreg.config import names, scheduling
 from meshreg.config.model import PushProxy, Registry
 from meshreg.config.reader import Reader
 from meshreg.config.registries import read_port, read_prefixes, read_resources, refuse_identity
 from meshreg.config.source import Path
 
 _D = PushProxy(namespace="", repositories=())
-_KEYS = {"enabled": True, "repositories": None, "port": None, "namespace": None, "resources": None}
+_KEYS = {"enabled": True, "repositories": None, "port": None, "namespace": None, "resources": None,
+         **scheduling.KEYS}
 _ROLE_BINDING_HINT = "the Role there lets its holders port-forward to every pod in it"
 
 
@@ -54,8 +55,9 @@ def _read_one(r: Reader, raw: object, base: Path, *, reg: Registry, default_name
     repositories = r.attempt(lambda: _read_repositories(r, m["repositories"], path))
     port = r.attempt(lambda: reg.port if m["port"] is None else read_port(r, m["port"], path + ("port",)))
     resources = r.attempt(lambda: read_resources(r, m["resources"], path + ("resources",), _D.resources))
+    placed = r.attempt(lambda: scheduling.read(r, m, path))
     proxy = PushProxy(namespace=where.value, repositories=repositories.value, port=port.value,
-                      resources=resources.value)
+                      resources=resources.value, scheduling=placed.value)
     if reg.role == "readonly" and reg.publisher != proxy.identity:
         r.fail(path, f"registry {reg.name} is readonly: only its publisher writes it. To load images through the "
                      f"push proxy, make the push proxy its publisher (publisher: {proxy.identity})")

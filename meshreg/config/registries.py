@@ -7,14 +7,14 @@ from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
-from meshreg.config import gc, names, storage
-from meshreg.config.model import ROLES, Mirror, Registry, Resources, Writer
+from meshreg.config import gc, names, scheduling, storage
+from meshreg.config.model import ROLES, Mirror, Registry, Resources, Scheduling, Writer
 from meshreg.config.reader import REQUIRED, Attempt, Reader
 from meshreg.config.source import Path
 
 _D = Registry()
 _REGISTRY_KEYS = {"image": _D.image, "storage": {}, "deleteEnabled": False, "resources": None, "replicas": 1,
-                  "gc": None, "retention": None}
+                  "gc": None, "retention": None, **scheduling.KEYS}
 _ENTRY_KEYS = {"name": REQUIRED, "role": "images", "default": False, "port": REQUIRED, **_REGISTRY_KEYS,
                "readers": ["*"], "writers": [], "publisher": None, "mirror": None, "pushProxy": None}
 _RESERVED_NAMES = ("node-proxy", "local-registry-hosting", "push-proxy")
@@ -144,13 +144,16 @@ def _read_mirror(r: Reader, value: object, path: Path) -> Mirror:
 
 
 def _read_storage_and_image(r: Reader, m: dict[str, Any], path: Path) -> dict[str, Any]:
-    """The settings every registry shape shares: image, storage, replicas, resources, gc and retention."""
+    """The settings every registry shape shares: image, storage, replicas, resources, scheduling, gc and
+    retention (gc's Job takes the registry's placement unless it has its own)."""
     where = r.attempt(lambda: storage.read_storage(r, m["storage"], path + ("storage",)))
+    placed = r.attempt(lambda: scheduling.read(r, m, path))
     read: dict[str, Attempt[Any]] = {
         "image": r.attempt(lambda: r.string(m["image"], path + ("image",), names.check_image)), "storage": where,
         "replicas": r.attempt(lambda: storage.read_replicas(r, m["replicas"], path + ("replicas",), where.get())),
         "resources": r.attempt(lambda: read_resources(r, m["resources"], path + ("resources",), _D.resources)),
-        "gc": r.attempt(lambda: gc.read_gc(r, m["gc"], path + ("gc",))),
+        "scheduling": placed,
+        "gc": r.attempt(lambda: gc.read_gc(r, m["gc"], path + ("gc",), registry=placed.get() or Scheduling())),
         "retention": r.attempt(lambda: gc.read_retention(r, m["retention"], path + ("retention",)))}
     return {key: attempt.value for key, attempt in read.items()}
 

@@ -8,8 +8,9 @@ from functools import partial
 
 from meshreg.config import names
 from meshreg.config.model import RUNTIMES, RuntimeConfig
-from meshreg.config.reader import UNREADABLE, Invalid, Reader
-from meshreg.config.registries import read_labels, read_resources
+from meshreg.config.reader import Reader
+from meshreg.config.registries import read_resources
+from meshreg.config.scheduling import read_node_selector
 from meshreg.config.source import Path
 
 _D = RuntimeConfig()
@@ -30,7 +31,7 @@ def read_runtime_config(r: Reader, value: object, path: Path, *, node_proxy: boo
             for runtime in RUNTIMES]
     image = r.attempt(lambda: r.string(m["image"], path + ("image",), names.check_image))
     resources = r.attempt(lambda: read_resources(r, m["resources"], path + ("resources",), _D.resources))
-    selector = r.attempt(lambda: _read_node_selector(r, m["nodeSelector"], path + ("nodeSelector",)))
+    selector = r.attempt(lambda: read_node_selector(r, m["nodeSelector"], path + ("nodeSelector",)))
     directories = [(runtime, directory) for runtime, a in zip(RUNTIMES, read, strict=True)
                    if (directory := a.value) is not None]
     _check_apart(r, directories, path)
@@ -68,14 +69,3 @@ def _check_apart(r: Reader, directories: list[tuple[str, str]], path: Path) -> N
     if a == b or b.startswith(a + "/") or a.startswith(b + "/"):
         r.fail(path + (second, DIRECTORY_KEYS[second][0]),
                f"{b!r} overlaps {first}'s directory {a!r}: give each runtime its own directory")
-
-
-def _read_node_selector(r: Reader, value: object, path: Path) -> tuple[tuple[str, str], ...]:
-    if value is UNREADABLE:
-        raise Invalid
-    if not isinstance(value, dict):
-        r.fail(path, "expected a mapping of node labels (e.g. {kubernetes.io/os: linux})")
-    read_labels(r, value, path,
-                expected_key="an optional DNS prefix and '/', then a name of at most 63 characters",
-                expected_value="at most 63 letters, digits, '-', '_' or '.'")
-    return tuple(sorted(value.items()))

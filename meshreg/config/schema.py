@@ -17,7 +17,19 @@ from collections.abc import Mapping
 from typing import Any
 
 from meshreg import __version__, retention
-from meshreg.config import audit, gc, ingress, mesh, names, pushproxy, registries, runtimeconfig, spec, storage
+from meshreg.config import (
+    audit,
+    gc,
+    ingress,
+    mesh,
+    names,
+    pushproxy,
+    registries,
+    runtimeconfig,
+    scheduling,
+    spec,
+    storage,
+)
 from meshreg.config.model import (
     API_VERSION,
     INGRESS_METHODS,
@@ -136,6 +148,55 @@ def _storage() -> Schema:
                    "Where the images live: a PersistentVolumeClaim (size, storageClassName) or S3.")
 
 
+def _requirement(operators: tuple[str, ...]) -> Schema:
+    return _object(scheduling.REQUIREMENT, {"key": STRING, "operator": {"enum": list(operators)},
+                                            "values": _null(_list(STRING))}, "KEY OPERATOR VALUES.", nullable=False)
+
+
+def _pod_term() -> Schema:
+    selector = _object(scheduling.LABEL_SELECTOR, {
+        "matchLabels": _null(_map(STRING, description="Labels.")),
+        "matchExpressions": _null(_list(_requirement(scheduling.LABEL_OPERATORS), unique=False))},
+        "A label selector.")
+    keys = _null(_list(STRING))
+    return _object(scheduling.POD_TERM, {"labelSelector": selector, "namespaceSelector": selector,
+                                         "namespaces": keys, "topologyKey": STRING, "matchLabelKeys": keys,
+                                         "mismatchLabelKeys": keys}, "Pods (by labels) on the same topology.",
+                   nullable=False)
+
+
+def _terms(required: Schema, weighted: Schema, description: str) -> Schema:
+    return _object(scheduling.TERMS, {scheduling.REQUIRED_TERMS: required,
+                                      scheduling.PREFERRED_TERMS: _null(_list(weighted, unique=False))}, description)
+
+
+def _affinity() -> Schema:
+    """As a pod spec's affinity (the reader checks the rules of each operator)."""
+    match = _null(_list(_requirement(scheduling.NODE_OPERATORS), unique=False))
+    term = _object(scheduling.NODE_TERM, {"matchExpressions": match, "matchFields": match}, "A node selector term.",
+                   nullable=False)
+    weight = {"type": "integer", "minimum": 1, "maximum": 100}
+    node = _terms(_object(scheduling.NODE_SELECTOR, {"nodeSelectorTerms": _list(term, unique=False, min_items=1)},
+                          "Nodes that match one of the terms."),
+                  _object(scheduling.PREFERENCE, {"weight": weight, "preference": term}, "A preferred node term.",
+                          nullable=False), "Node affinity, as in a pod spec.")
+    pod = _terms(_null(_list(_pod_term(), unique=False)),
+                 _object(scheduling.WEIGHTED_POD_TERM, {"weight": weight, "podAffinityTerm": _pod_term()},
+                         "A preferred pod term.", nullable=False), "Pod (anti-)affinity, as in a pod spec.")
+    return _object(scheduling.AFFINITY, {"nodeAffinity": node, "podAffinity": pod, "podAntiAffinity": pod},
+                   "Affinity, as in a pod spec.")
+
+
+def _scheduling() -> dict[str, Schema]:
+    """nodeSelector, tolerations and affinity, as in a pod spec (docs/operations.md)."""
+    toleration = _object(scheduling.TOLERATION, {
+        "key": _null(STRING), "operator": _null({"enum": ["Equal", "Exists"]}), "value": _null(STRING),
+        "effect": _null({"enum": list(scheduling.EFFECTS)}), "tolerationSeconds": _null({"type": "integer"})},
+        "A taint the pods tolerate.", nullable=False)
+    return {"nodeSelector": _null(_map(STRING, description="Node labels the pods need.")),
+            "tolerations": _null(_list(toleration, unique=False)), "affinity": _affinity()}
+
+
 def _gc() -> dict[str, Schema]:
     rule = _object(gc._RULE_KEYS, {
         "repositories": _list(PREFIX), "keepNewest": _null({"type": "integer", "minimum": 0, "maximum": 1_000_000}),
@@ -143,7 +204,8 @@ def _gc() -> dict[str, Schema]:
     return {
         "gc": _object(gc._GC_KEYS, {
             "schedule": {"type": "string", "description": "Cron schedule or macro, e.g. \"0 3 * * 0\"."},
-            "timeZone": _null(STRING), "deleteUntagged": BOOLEAN, "image": STRING, "timeout": DURATION},
+            "timeZone": _null(STRING), "deleteUntagged": BOOLEAN, "image": STRING, "timeout": DURATION,
+            **_scheduling()},
             "Run garbage collection on a schedule (a CronJob); see docs/gc.md."),
         "retention": _object(RETENTION, {"rules": _list(rule, unique=False, min_items=1),
                                          "protectedTags": _list(STRING)}, "Which tags the gc Job deletes."),
@@ -153,7 +215,7 @@ def _gc() -> dict[str, Schema]:
 def _registry_settings() -> dict[str, Schema]:
     """What every registry takes: image, storage, deleteEnabled, resources, replicas, gc, retention."""
     return {"image": STRING, "storage": _storage(), "deleteEnabled": BOOLEAN, "resources": _resources(),
-            "replicas": {"type": "integer", "minimum": 1, "maximum": storage.MAX_REPLICAS}, **_gc()}
+            "replicas": {"type": "integer", "minimum": 1, "maximum": storage.MAX_REPLICAS}, **_gc(), **_scheduling()}
 
 
 def _writers() -> Schema:
@@ -165,7 +227,7 @@ def _writers() -> Schema:
 def _push_proxy() -> Schema:
     return _object(pushproxy._KEYS, {
         "enabled": BOOLEAN, "repositories": _null(_list(PREFIX, min_items=1)), "port": _null(_port(1024)),
-        "namespace": _null(LABEL), "resources": _resources()},
+        "namespace": _null(LABEL), "resources": _resources(), **_scheduling()},
         "Push from laptops through `meshreg connect` (docs/pushing.md).")
 
 
@@ -225,7 +287,9 @@ def _spec() -> Schema:
         "registries": _null(_list(_entry(), unique=False, min_items=1)),
         "localRegistryHosting": _object(HOSTING, {"host": _null(STRING), "help": STRING, "publish": BOOLEAN},
                                         "The KEP-1755 ConfigMap kube-public/local-registry-hosting."),
-        "mesh": {"enum": list(mesh.MESHES)}, "pushProxy": _push_proxy(), "ingress": _ingress(), "audit": _audit()},
+        "mesh": {"enum": list(mesh.MESHES)}, "pushProxy": _push_proxy(), "ingress": _ingress(), "audit": _audit(),
+        "imagePullSecrets": _list(_object(scheduling.PULL_SECRET, {"name": SUBDOMAIN}, "A Secret in each namespace "
+                                          "meshreg runs pods in.", nullable=False))},
         "What meshreg deploys; every key is optional.")
 
 

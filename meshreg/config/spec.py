@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from meshreg.config import mesh, names, pushproxy
+from meshreg.config import mesh, names, pushproxy, scheduling
 from meshreg.config.audit import read_audit
 from meshreg.config.ingress import read_ingress
 from meshreg.config.model import API_VERSION, KIND, Config, LocalRegistryHosting, NodeProxy, Registry
@@ -18,7 +18,7 @@ _NP = NodeProxy()
 _SPEC_KEYS: dict[str, object] = {
     "namespace": "meshreg", "trustDomain": "cluster.local", "istioRevision": None, "registry": None, "nodeProxy": {},
     "readers": None, "writers": None, "registries": None, "localRegistryHosting": {}, "mesh": mesh.MESHES[0],
-    "pushProxy": None, "ingress": None, "audit": {}}
+    "pushProxy": None, "ingress": None, "audit": {}, "imagePullSecrets": []}
 
 
 def read_config(r: Reader, data: object, name: str) -> Config:
@@ -45,10 +45,12 @@ def read_config(r: Reader, data: object, name: str) -> Config:
     ingress = r.attempt(lambda: None if not r.given(spec["ingress"]) else read_ingress(
         r, spec["ingress"], p + ("ingress",), registries=with_proxies.value, namespace=namespace.value))
     audit = r.attempt(lambda: read_audit(r, spec["audit"], p + ("audit",)))
+    pull_secrets = r.attempt(lambda: scheduling.read_pull_secrets(r, spec["imagePullSecrets"],
+                                                                  p + ("imagePullSecrets",)))
     return Config(name=instance.value, namespace=namespace.value, trust_domain=trust_domain.value,
                   istio_revision=revision.value, mesh=mode.value, registries=with_proxies.value,
                   node_proxy=node_proxy.value, local_registry_hosting=hosting.value, source=name,
-                  ingress=ingress.value, audit=audit.value)
+                  ingress=ingress.value, audit=audit.value, image_pull_secrets=pull_secrets.value)
 
 
 def _read_node_proxy(r: Reader, np: dict[str, Any], *, enabled: Attempt[bool],

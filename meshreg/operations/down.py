@@ -12,6 +12,7 @@ from meshreg.cluster import scope as scopes
 from meshreg.cluster.api import ClusterClient, Object
 from meshreg.cluster.outcomes import Outcome
 from meshreg.config import Config
+from meshreg.operations.interruption import DELETE, FILES, READ, Phase
 from meshreg.operations.up import push_proxy_namespaces
 
 __all__ = ["DownEvents", "DownReport", "Purge", "down"]
@@ -62,8 +63,14 @@ def down(cfg: Config, cluster: ClusterClient, *, manifests: list[Object] | None 
     if purge:
         events.confirm_purge(Purge(server=cluster.server, claim=f"{cfg.namespace}/registry-data",
                                    namespaces=(cfg.namespace, *push_proxy_namespaces(cfg))))
-    scope, live = scopes.live_and_scope(cluster, cfg, objects)
-    outcomes = removing.remove(manifests=objects, cluster=cluster, purge=purge, on_outcome=events.outcome,
-                               scope=scope, live=live)
-    note = runtimeconfig.after_down(cluster=cluster, cfg=cfg, outcomes=outcomes)
+    phase = Phase("down", READ, purge=purge)
+    try:
+        scope, live = scopes.live_and_scope(cluster, cfg, objects)
+        phase(DELETE)
+        outcomes = removing.remove(manifests=objects, cluster=cluster, purge=purge, on_outcome=events.outcome,
+                                   scope=scope, live=live)
+        phase(FILES)
+        note = runtimeconfig.after_down(cluster=cluster, cfg=cfg, outcomes=outcomes)
+    except KeyboardInterrupt:
+        raise phase.interrupted() from None
     return DownReport(outcomes=tuple(outcomes), note=note, server=cluster.server)

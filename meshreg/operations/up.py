@@ -8,7 +8,7 @@ from typing import cast
 
 from meshreg import render as rendering
 from meshreg.cluster import apply as applying
-from meshreg.cluster import enforcement, parallel, runtimeconfig
+from meshreg.cluster import deleting, enforcement, parallel, runtimeconfig
 from meshreg.cluster import live as lives
 from meshreg.cluster import pushproxy as pushproxies
 from meshreg.cluster import scope as scopes
@@ -19,6 +19,7 @@ from meshreg.config import Config, Registry
 from meshreg.config.mesh import WAYPOINT
 from meshreg.doctor import preflight
 from meshreg.errors import ClusterError
+from meshreg.operations.interruption import CHECKS, ENFORCEMENT, WAIT, Phase
 from meshreg.render import hosting
 from meshreg.status import gather
 
@@ -111,17 +112,25 @@ def up(cfg: Config, cluster: ClusterClient, *, manifests: list[Object] | None = 
     `timeout` seconds, or Istio does not enforce on every pod."""
     events = events or UpEvents()
     objects = rendering.render(cfg) if manifests is None else manifests
-    scope, live = _checks_and_live(cluster, cfg, objects, skip_checks=skip_checks, events=events)
-    pushproxies.check_alone(cluster=cluster, instance=cfg.name, namespaces=push_proxy_namespaces(cfg))
-    if dry_run:
-        events.dry_run(cluster.server)
-    outcomes = _apply(cluster, cfg, objects, live=live, scope=scope, dry_run=dry_run, adopt=adopt,
-                      force_conflicts=force_conflicts, events=events)
-    report = UpReport(server=cluster.server, dry_run=dry_run, outcomes=tuple(outcomes), notes=_notes(outcomes, cfg),
-                      addresses=addresses(cfg), notices=tuple(rendering.notices(cfg, writers=False)))
-    events.applied(report)
-    if not dry_run:
-        _verify(cfg, objects, cluster, wait=wait, applied=len(outcomes), timeout=timeout, events=events)
+    phase = Phase("up", CHECKS)
+    try:
+        scope, live = _checks_and_live(cluster, cfg, objects, skip_checks=skip_checks, events=events)
+        live = _after_deletions(cluster, objects, live=live, scope=scope, dry_run=dry_run, timeout=timeout,
+                                events=events)
+        pushproxies.check_alone(cluster=cluster, instance=cfg.name, namespaces=push_proxy_namespaces(cfg))
+        if dry_run:
+            events.dry_run(cluster.server)
+        outcomes = _apply(cluster, cfg, objects, live=live, scope=scope, dry_run=dry_run, adopt=adopt,
+                          force_conflicts=force_conflicts, events=events, phase=phase)
+        report = UpReport(server=cluster.server, dry_run=dry_run, outcomes=tuple(outcomes),
+                          notes=_notes(outcomes, cfg), addresses=addresses(cfg),
+                          notices=tuple(rendering.notices(cfg, writers=False)))
+        events.applied(report)
+        if not dry_run:
+            _verify(cfg, objects, cluster, wait=wait, applied=len(outcomes), timeout=timeout, events=events,
+                    phase=phase)
+    except KeyboardInterrupt:
+        raise phase.interrupted() from None
     return report
 
 
@@ -145,12 +154,28 @@ def _checks_and_live(cluster: ClusterClient, cfg: Config, objects: list[Object],
     return cast(tuple[lives.Scope, lives.Live], found)
 
 
+def _after_deletions(cluster: ClusterClient, objects: list[Object], *, live: lives.Live, scope: lives.Scope,
+                     dry_run: bool, timeout: float, events: UpEvents) -> lives.Live:
+    """What exists once the objects being deleted (a `meshreg down` just before, whose workloads go in the
+    foreground) are gone: applying to them would change nothing, and then they would vanish. A dry run only says
+    so."""
+    pending = deleting.being_deleted(objects, live)
+    if not pending:
+        return live
+    if dry_run:
+        events.warning(f"{len(pending)} object(s) are being deleted; up waits until they are gone before applying")
+        return live
+    deleting.await_gone(cluster, pending, timeout=timeout, progress=events.progress())
+    return lives.read(manifests=objects, cluster=cluster, scope=scope)
+
+
 def _apply(cluster: ClusterClient, cfg: Config, objects: list[Object], *, live: lives.Live, scope: lives.Scope,
-           dry_run: bool, adopt: bool, force_conflicts: bool, events: UpEvents) -> list[Outcome]:
+           dry_run: bool, adopt: bool, force_conflicts: bool, events: UpEvents, phase: Phase) -> list[Outcome]:
     """The dry run, then (unless `dry_run`) apply and prune; then the server's own warnings, whatever happened."""
     try:
         return applying.apply(manifests=objects, cluster=cluster, live=live, prune=scope, dry_run=dry_run,
-                              force_conflicts=force_conflicts, adopt=adopt, on_outcome=events.outcome)
+                              force_conflicts=force_conflicts, adopt=adopt, on_outcome=events.outcome,
+                              on_phase=phase)
     except applying.NotOwned as e:
         raise ClusterError(_ownership_advice(e, cfg)) from e
     finally:
@@ -203,17 +228,19 @@ def _workloads(cfg: Config) -> list[waiting.Workload]:
 
 
 def _verify(cfg: Config, objects: list[Object], cluster: ClusterClient, *, wait: bool, applied: int, timeout: float,
-            events: UpEvents) -> None:
+            events: UpEvents, phase: Phase) -> None:
     """Wait for the rollout, then make sure Istio enforces on every pod: no success without enforcement."""
     if not wait:
         events.note("not waiting for the rollout, so sidecar injection is not verified; meshreg status checks it")
         return
     try:
+        phase(WAIT)
         waiting.wait(cluster=cluster, namespace=cfg.namespace, workloads=_workloads(cfg), timeout=timeout,
                      progress=events.progress())
         for namespace in push_proxy_namespaces(cfg):
             waiting.wait(cluster=cluster, namespace=namespace, workloads=[("apps/v1", "Deployment", "push-proxy")],
                          timeout=timeout, progress=events.progress())
+        phase(ENFORCEMENT)
         enforcement.check(cluster=cluster, manifests=objects)
     except ClusterError as e:
         raise ClusterError(f"{e}{_waypoint_note(cluster, cfg, objects)} (all {applied} objects were applied)") from e

@@ -9,17 +9,19 @@ from meshreg.config import Config
 from meshreg.config.names import check_identity
 from meshreg.errors import UsageError
 from meshreg.verify import VerifyReport
+from meshreg.verify.placement import ANYWHERE, Placement
 
 
 def verify(cfg: Config, cluster: ClusterClient, *, image: str | None, as_identity: str | None, node: str | None,
-           timeout: float, progress: Progress) -> VerifyReport:
+           timeout: float, progress: Progress, placement: Placement = ANYWHERE) -> VerifyReport:
     """Run every phase and remove every probe. Ctrl-C or SIGTERM stops the run after its cleanup: the report then
     says `interrupted` (its notes what was removed). A bad `as_identity` is a UsageError, before any request."""
     _check_writer(cfg, as_identity)
     with verifying.sigterm_interrupts():
         try:
             return verifying.run(cluster=cluster, cfg=cfg, image=image or verifying.DEFAULT_IMAGE,
-                                 as_identity=as_identity, node=node, timeout=timeout, progress=progress)
+                                 as_identity=as_identity, node=node, timeout=timeout, progress=progress,
+                                 placement=placement)
         except verifying.Interrupted as e:
             return e.report
 

@@ -6,7 +6,8 @@ BASE is Envoy's `normalize_path` (RFC 3986) plus backslash-to-slash: percent-enc
 MERGE_SLASHES does that), `%00` and a fragment are rejected with 400, and the query string is not matched.
 Checked against a real Envoy (tests/policy/test_normalization.py): a segment starting with a literal `.;` or
 `..;` is a dot segment too, leading slashes stay as they are (`//v2/x` is compared as `//v2/x`, so it matches no
-`/v2/*` rule), other escapes keep their case, and ``"<>^`{|}`` are percent-encoded.
+`/v2/*` rule; the real stack's istiod-configured sidecars deny `//v2/team-a/...` under `/v2/team-a/*` too, see
+tests/realstack/test_writers.py), other escapes keep their case, and ``"<>^`{|}`` are percent-encoded.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from importlib import resources
 from meshreg.config import Config, Registry
 from meshreg.config.model import GC
 from meshreg.objects import Labels, Object
-from meshreg.render import objectstorage
+from meshreg.render import objectstorage, podspec
 from meshreg.render.labels import COMPONENT, INSTANCE, NAME, REGISTRY, common, metadata, registry_pods, sidecar
 from meshreg.render.registry import DATA_DIR, RUN_AS
 
@@ -189,10 +189,11 @@ def pod_template(cfg: Config, reg: Registry) -> Object:
         "terminationGracePeriodSeconds": 30,  # time enough to make the registry writable again when stopped
         "initContainers": [prepare(reg)],
         "containers": [coordinator(reg), *(collector(reg, name) for name in collectors(reg))],
-        "volumes": _volumes(reg)}
-    if not reg.storage.s3:  # the ReadWriteOnce volume is attached where the registry runs: go there
-        spec["affinity"] = {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{
-            "labelSelector": {"matchLabels": registry_pods(cfg, reg)}, "topologyKey": "kubernetes.io/hostname"}]}}
+        "volumes": _volumes(reg), **podspec.pull_secrets(cfg)}
+    # The ReadWriteOnce volume is attached where the registry runs: go there.
+    follow = None if reg.storage.s3 else {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{
+        "labelSelector": {"matchLabels": registry_pods(cfg, reg)}, "topologyKey": "kubernetes.io/hostname"}]}}
+    spec.update(podspec.placement(_gc(reg).scheduling, own=follow))
     return {"metadata": {"labels": {**common(cfg), COMPONENT: "gc", **gc_pods(cfg, reg), **sidecar(cfg)},
                          "annotations": {"kubectl.kubernetes.io/default-container": CONTAINER,
                                          "proxy.istio.io/config": '{"holdApplicationUntilProxyStarts": true}',

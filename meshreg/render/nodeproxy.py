@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from meshreg.config import REGISTRY_PORT, Config
 from meshreg.objects import Labels, Object
+from meshreg.render import podspec
 from meshreg.render.labels import COMPONENT, common, metadata, node_proxy_pods, sidecar
 
 NAME = "node-proxy"
@@ -27,6 +28,9 @@ def daemon_set(cfg: Config) -> Object:
     container = {
         "name": "istio-proxy",
         "image": "auto",  # filled in by Istio's gateway injection template
+        # Without a policy the API server defaults `auto` (an untagged image) to Always, and Istio's injector keeps
+        # what the pod spec says: a node without registry access (airgapped, preloaded) never starts the proxy.
+        "imagePullPolicy": "IfNotPresent",
         # hostIP keeps the port on the node's loopback: only the node itself (its kubelet and runtime) reaches it.
         "ports": [{"name": port_name(p), "containerPort": p, "hostPort": p, "hostIP": np.host_ip, "protocol": "TCP"}
                   for p in ports(cfg)],
@@ -42,6 +46,7 @@ def daemon_set(cfg: Config) -> Object:
             "tolerations": [{"operator": "Exists"}],
             "terminationGracePeriodSeconds": 30,
             "containers": [container],
+            **podspec.pull_secrets(cfg),
         },
     }
     return {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": metadata(cfg, NAME, extra={COMPONENT: NAME}),

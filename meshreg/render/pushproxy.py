@@ -11,6 +11,7 @@ from __future__ import annotations
 from meshreg.config import PUSH_PROXY, REGISTRY_PORT, Config, PushProxy, Registry
 from meshreg.config.model import CONNECT_ROLE
 from meshreg.objects import Labels, Object
+from meshreg.render import podspec
 from meshreg.render.labels import COMPONENT, INSTANCE, NAME, REGISTRY, common, metadata, namespace_injection, sidecar
 from meshreg.render.labels import selector as selector_text
 from meshreg.render.nodeproxy import port_name
@@ -78,7 +79,9 @@ def _pod_labels(cfg: Config, reg: Registry) -> Labels:
 
 def deployment(cfg: Config, reg: Registry) -> Object:
     proxy = _proxy(reg)
+    # imagePullPolicy: the API server would default `auto` to Always, which Istio's injector keeps (nodeproxy.py).
     container = {"name": "istio-proxy", "image": "auto",  # filled in by Istio's gateway injection template
+                 "imagePullPolicy": "IfNotPresent",
                  "ports": [{"name": port_name(proxy.port), "containerPort": proxy.port, "protocol": "TCP"}],
                  # pilot-agent ends the drain when no connection is left (Istio 1.12+), not after the whole duration
                  "env": [{"name": "EXIT_ON_ZERO_ACTIVE_CONNECTIONS", "value": "true"}],
@@ -90,7 +93,7 @@ def deployment(cfg: Config, reg: Registry) -> Object:
                                      "kubectl.kubernetes.io/default-container": "istio-proxy"}},
         "spec": {"serviceAccountName": PUSH_PROXY, "terminationGracePeriodSeconds": DRAIN_SECONDS + 30,
                  "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
-                 "containers": [container]},
+                 "containers": [container], **podspec.placement(proxy.scheduling), **podspec.pull_secrets(cfg)},
     }
     # maxUnavailable 0: a rollout starts the new pod before stopping the old one, so `connect` always finds one.
     return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": _meta(cfg, reg, PUSH_PROXY),

@@ -8,7 +8,7 @@ import yaml
 
 from meshreg.config import REGISTRY_PORT, Config, Registry
 from meshreg.objects import Labels, Object
-from meshreg.render import ambient, objectstorage
+from meshreg.render import ambient, objectstorage, podspec
 from meshreg.render.ingress import NAMESPACE_ANNOTATION
 from meshreg.render.labels import COMPONENT, REGISTRY, common, metadata, namespace_injection, registry_pods, sidecar
 from meshreg.render.mirror import remote_url
@@ -182,8 +182,8 @@ def deployment(cfg: Config, reg: Registry) -> Object:
     }
     # ReadWriteOnce volume: the old pod must let go before the new one mounts it.
     strategy = objectstorage.rolling_update() if reg.storage.s3 else {"type": "Recreate"}
-    if reg.storage.s3:
-        template["spec"]["affinity"] = objectstorage.spread(registry_pods(cfg, reg))
+    spread = objectstorage.spread(registry_pods(cfg, reg)) if reg.storage.s3 else None
+    template["spec"].update({**podspec.placement(reg.scheduling, own=spread), **podspec.pull_secrets(cfg)})
     return {"apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": _meta(cfg, reg, reg.name),
             "spec": {"replicas": reg.replicas, "revisionHistoryLimit": 3, "strategy": strategy,

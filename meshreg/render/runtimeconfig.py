@@ -13,6 +13,7 @@ from importlib import resources
 
 from meshreg.config import Config
 from meshreg.objects import Labels, Object
+from meshreg.render import podspec
 from meshreg.render.labels import COMPONENT, INJECT, INSTANCE, common, metadata
 from meshreg.render.labels import NAME as APP_NAME
 from meshreg.render.nodeproxy import ports
@@ -158,6 +159,7 @@ def daemon_set(cfg: Config, *, kept: list[File], wanted: Object) -> Object:
         "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
         "containers": [_container(cfg, runtime, directory, kept=kept) for runtime, directory in rc.directories],
         "volumes": _volumes(cfg, kept),
+        **podspec.pull_secrets(cfg),
     }
     template = {"metadata": {"labels": {**common(cfg), **_pods(cfg), COMPONENT: LABEL,
                                         INJECT: "false"},  # not in the mesh: no traffic at all

@@ -19,6 +19,8 @@ from meshreg.config import Config, PushProxy, Registry
 from meshreg.errors import ClusterError
 from meshreg.render import gc as gc_objects
 from meshreg.render import hosting, labels
+from meshreg.status import nodeproxy
+from meshreg.status import volume as volumes
 from meshreg.status.report import (
     GcJob,
     GcState,
@@ -28,7 +30,6 @@ from meshreg.status.report import (
     PushProxyState,
     RegistryEntry,
     RuntimeConfigState,
-    VolumeUsage,
     WaypointState,
 )
 
@@ -56,7 +57,7 @@ def registry(cluster: ClusterClient, cfg: Config, reg: Registry, *, addresses: d
         mtls=mtls(cluster, cfg, reg.name), writers=tuple(w.service_account for w in cfg.writers_of(reg)),
         endpoints=ready_endpoints(cluster, cfg, reg.name), addresses=addresses, problems=problems,
         storage="s3" if reg.storage.s3 else "volume", gc=gc(cluster, cfg, reg, deployment) if reg.gc else None,
-        volume=None if reg.storage.s3 else volume(cluster, cfg, reg))
+        volume=None if reg.storage.s3 else volumes.usage(cluster, cfg, reg))
 
 
 def _pods(cluster: ClusterClient, namespace: str, workload: Object | None) -> list[Object]:
@@ -93,16 +94,6 @@ def gc(cluster: ClusterClient, cfg: Config, reg: Registry, deployment: Object | 
                    last_job=GcJob(name=job["name"], state=job["state"], started=job["started"],
                                   completed=job["completed"]) if job else None,
                    read_only=read_only, left_read_only=left)
-
-
-def volume(cluster: ClusterClient, cfg: Config, reg: Registry) -> VolumeUsage | None:
-    """The volume's usage where the kubelet's stats reach the API (None where they do not)."""
-    try:
-        found = gcs.volume_usage(cluster=cluster, namespace=cfg.namespace, claim=f"{reg.name}-data",
-                                 selector=labels.selector(labels.registry_pods(cfg, reg)))
-    except ClusterError:
-        return None
-    return VolumeUsage(used_bytes=found["usedBytes"], capacity_bytes=found["capacityBytes"]) if found else None
 
 
 def ready_endpoints(cluster: ClusterClient, cfg: Config, service: str) -> int:
@@ -142,8 +133,11 @@ def _wide_mode(cluster: ClusterClient, namespace: str) -> str | None:
 def node_proxy(cluster: ClusterClient, cfg: Config) -> NodeProxyState:
     if not cfg.node_proxy.enabled:
         return NodeProxyState(enabled=False, ready=True, nodes="disabled")
-    done, text = rollout(cluster.get("apps/v1", "DaemonSet", "node-proxy", namespace=cfg.namespace))
-    return NodeProxyState(enabled=True, ready=done, nodes=text)
+    daemonset = cluster.get("apps/v1", "DaemonSet", "node-proxy", namespace=cfg.namespace)
+    done, text = rollout(daemonset)
+    pods = sorted((nodeproxy.pod_state(p) for p in _pods(cluster, cfg.namespace, daemonset)),
+                  key=lambda p: (p.node, p.created or ""))
+    return NodeProxyState(enabled=True, ready=done, nodes=text, pods=tuple(pods))
 
 
 def push_proxy(cluster: ClusterClient, registry: str, proxy: PushProxy) -> PushProxyState:

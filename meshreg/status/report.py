@@ -60,10 +60,11 @@ class GcState:
 
 @dataclass(frozen=True)
 class VolumeUsage:
-    """A registry volume's usage as the kubelet reports it."""
+    """A registry volume's usage as the kubelet reports it, or why there is no figure (`reason`)."""
 
     used_bytes: int | None
     capacity_bytes: int | None
+    reason: str | None = None  # set when the figures are unknown
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,21 @@ class RegistryEntry:
     problems: tuple[str, ...]
     storage: str  # "s3" or "volume"
     gc: GcState | None  # None: the registry has no gc
-    volume: VolumeUsage | None  # None: unknown, or storage is s3
+    volume: VolumeUsage | None  # None: storage is s3
+
+
+@dataclass(frozen=True)
+class NodeProxyPod:
+    """The node proxy on one node, so an interval without it is explained: ready or not since when (the pod's Ready
+    condition), when the pod was created (a replaced pod is a new one), its restarts, and why it is not ready."""
+
+    node: str
+    pod: str
+    ready: bool
+    since: str | None  # when the Ready condition last changed, or the pod was deleted (RFC 3339); None: unknown
+    created: str | None
+    restarts: int
+    why: str | None  # not ready: terminating, a container's waiting reason, or the kubelet's condition reason
 
 
 @dataclass(frozen=True)
@@ -94,6 +109,7 @@ class NodeProxyState:
     enabled: bool
     ready: bool
     nodes: str  # "ready/desired nodes", "missing", or "disabled"
+    pods: tuple[NodeProxyPod, ...] = ()  # one per pod, by node then creation
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from typing import Any
 from meshreg.cluster.api import Object
 from meshreg.config import Config
 from meshreg.render.labels import INJECT, namespace_injection, sidecar
+from meshreg.verify.placement import ANYWHERE, Placement
 from meshreg.verify.plan import Probe
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "meshreg-verify"}
@@ -71,8 +72,10 @@ def _restricted() -> dict[str, Any]:
 
 
 def job(probe: Probe, *, cfg: Config, run: str, image: str, deadline: int, node: str | None,
-        platform: Platform) -> Object:
-    """A probe Job: one pod, never retried, gone `TTL` seconds after it finished, killed after `deadline`."""
+        platform: Platform, placement: Placement = ANYWHERE) -> Object:
+    """A probe Job: one pod, never retried, gone `TTL` seconds after it finished, killed after `deadline`. It
+    tolerates only what `placement` says (nothing by default: a probe must not land where pods cannot run), and
+    pulls with the config's imagePullSecrets."""
     name = f"meshreg-verify-{run}-{probe.name}"
     labels = {**MANAGED_BY, RUN: run, **(sidecar(cfg) if probe.sidecar else {INJECT: "false"})}
     annotations: dict[str, str] = {}
@@ -82,10 +85,12 @@ def job(probe: Probe, *, cfg: Config, run: str, image: str, deadline: int, node:
     env = {"PROBE_STEPS": "\n".join(s.line() for s in probe.steps), "PROBE_SIDECAR": "wait" if probe.sidecar
            else "none", "PROBE_RUN": run, "PROBE_OS": platform[0], "PROBE_ARCH": platform[1]}
     spec: dict[str, Any] = {"restartPolicy": "Never", "serviceAccountName": probe.service_account,
-            "automountServiceAccountToken": False, "enableServiceLinks": False,
-            "tolerations": [{"operator": "Exists"}], "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
-            "containers": [_container(image=image, env=env)],
-            "volumes": [{"name": "probe", "configMap": {"name": name}}, {"name": "tmp", "emptyDir": {}}]}
+                            "automountServiceAccountToken": False, "enableServiceLinks": False,
+                            "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+                            "containers": [_container(image=image, env=env)],
+                            "volumes": [{"name": "probe", "configMap": {"name": name}},
+                                        {"name": "tmp", "emptyDir": {}}],
+                            **placement.pod_fields(), **pull_secrets(cfg)}
     if node:
         spec["nodeName"] = node
     if probe.host_network:
@@ -95,8 +100,16 @@ def job(probe: Probe, *, cfg: Config, run: str, image: str, deadline: int, node:
                      "template": {"metadata": {"labels": labels, "annotations": annotations}, "spec": spec}}}
 
 
-def pull_pod(*, name: str, namespace: str, run: str, image: str, node: str, deadline: int) -> Object:
-    """A pod whose only job is to make the kubelet on `node` pull `image` (what the container does next is moot)."""
+def pull_secrets(cfg: Config) -> dict[str, Any]:
+    """The config's imagePullSecrets, for the probe image (a private mirror's credentials)."""
+    return {"imagePullSecrets": [{"name": n} for n in cfg.image_pull_secrets]} if cfg.image_pull_secrets else {}
+
+
+def pull_pod(*, name: str, namespace: str, run: str, image: str, node: str, deadline: int,
+             placement: Placement = ANYWHERE) -> Object:
+    """A pod whose only job is to make the kubelet on `node` pull `image` (what the container does next is moot).
+    Always: the pull itself is the test, from the node proxy, which needs no pull secret; it tolerates what the
+    probes tolerate (a NoExecute taint would evict it)."""
     meta = _meta(name, namespace, run)
     meta["labels"][INJECT] = "false"
     container = {"name": "pull", "image": image, "imagePullPolicy": "Always", "command": ["/meshreg-verify"],
@@ -104,5 +117,5 @@ def pull_pod(*, name: str, namespace: str, run: str, image: str, node: str, dead
     return {"apiVersion": "v1", "kind": "Pod", "metadata": meta,
             "spec": {"nodeName": node, "restartPolicy": "Never", "activeDeadlineSeconds": deadline,
                      "automountServiceAccountToken": False, "enableServiceLinks": False,
-                     "tolerations": [{"operator": "Exists"}],
-                     "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}}, "containers": [container]}}
+                     "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}}, "containers": [container],
+                     **placement.pod_fields()}}

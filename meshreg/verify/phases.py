@@ -6,7 +6,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -15,9 +15,10 @@ from meshreg.cluster.enforcement import has_sidecar
 from meshreg.cluster.wait import Progress, rollout
 from meshreg.config import Config, Registry
 from meshreg.errors import ClusterError
-from meshreg.verify import objects
+from meshreg.verify import objects, pullsecrets
 from meshreg.verify.nodes import pick_node
 from meshreg.verify.objects import Platform
+from meshreg.verify.placement import ANYWHERE, Placement
 from meshreg.verify.plan import BYSTANDER, KUBELET, Expectation, Planner
 from meshreg.verify.report import VerifyReport
 from meshreg.verify.results import FAIL, PASS, SKIP, Log, Verdict, judge, parse, verdict
@@ -43,6 +44,8 @@ class Run:
     context: dict[str, str] = field(default_factory=dict)  # probe name -> what explains its failures (no sidecar)
     verdicts: dict[str, Verdict] = field(default_factory=dict)  # expectation id -> Verdict
     launched: set[str] = field(default_factory=set)
+    placement: Placement = ANYWHERE
+    nodes: dict[str, str] = field(default_factory=dict)  # probe name -> the node its pod ran on
 
 
 class Interrupted(KeyboardInterrupt):
@@ -65,22 +68,26 @@ def ready_registries(cluster: ClusterClient, cfg: Config) -> None:
 
 
 def run(*, cluster: ClusterClient, cfg: Config, image: str = objects.DEFAULT_IMAGE, as_identity: str | None = None,
-        node: str | None = None, timeout: float = 180, progress: Progress,
+        node: str | None = None, timeout: float = 180, progress: Progress, placement: Placement = ANYWHERE,
         clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] | None = None) -> VerifyReport:
     """The whole self-test; cleans up in any case (also on KeyboardInterrupt: it then raises Interrupted, with the
-    report marked interrupted)."""
+    report marked interrupted). Probes tolerate and select only what `placement` says."""
     ready_registries(cluster, cfg)
     run_id = secrets.token_hex(3)
     namespace = f"meshreg-verify-{run_id}"
     report = VerifyReport(cluster.server, run_id, namespace, tuple(reg.name for reg in cfg.registries))
     r = Run(cluster, cfg, image, timeout, progress, Planner(cfg, run=run_id, namespace=namespace,
                                                             as_identity=as_identity),
-            Session(cluster, run=run_id, namespace=namespace, clock=clock, sleep=sleep), report)
+            Session(cluster, run=run_id, namespace=namespace, clock=clock, sleep=sleep), report,
+            placement=placement)
     r.report.notes += sweep(cluster)
-    r.report.node, platform = pick_node(cluster, cfg, wanted=node)
+    r.report.node, platform = pick_node(cluster, cfg, wanted=node, placement=placement)
     try:
         _set_up(r)
-        _phase(r, r.planner.phase_one(), platform=platform)
+        first = r.planner.phase_one()
+        r.report.notes += pullsecrets.missing(cluster, cfg, namespaces={
+            p.namespace for p in r.planner.probes.values()} - {namespace})
+        _phase(r, first, platform=platform)
         _phase(r, r.planner.phase_two(_pushed(r)), platform=platform, node=r.report.node)
         _delete_images(r, platform)
     except KeyboardInterrupt as e:
@@ -100,6 +107,7 @@ def _set_up(r: Run) -> None:
     expires = (datetime.now(timezone.utc) + timedelta(seconds=r.timeout * 3 + 600)).strftime("%Y-%m-%dT%H:%M:%SZ")
     r.session.create(objects.namespace(r.cfg, r.report.namespace, run=r.report.run, expires=expires))
     r.session.create(objects.service_account(BYSTANDER, r.report.namespace, run=r.report.run))
+    r.report.notes += pullsecrets.copy_into(r.session, r.cfg, namespace=r.report.namespace)
 
 
 def _phase(r: Run, expectations: list[Expectation], *, platform: Platform, node: str | None = None,
@@ -130,7 +138,7 @@ def _launch(r: Run, expectations: list[Expectation], *, platform: Platform,
             continue
         r.launched.add(name)
         job = objects.job(probe, cfg=r.cfg, run=r.report.run, image=r.image, deadline=int(r.timeout) + 60,
-                          node=node if probe.host_network else None, platform=platform)
+                          node=node if probe.host_network else None, platform=platform, placement=r.placement)
         try:
             live = r.session.create(job)
             r.session.create(objects.config_map(live))
@@ -148,6 +156,7 @@ def _read(r: Run, probe_name: str, *, where: tuple[str, str], problem: str | Non
     pod = job_pod(r.cluster, ns, job_name)
     if pod is None:
         return problem or f"probe Job {ns}/{job_name} created no pod"
+    _ran_on(r, probe_name, pod)
     if probe.sidecar and not has_sidecar(pod):
         r.context[probe_name] = f"no istio-proxy sidecar was injected into the probe pod (is namespace {ns} injected?)"
         problem = _also(problem, r.context[probe_name])
@@ -161,6 +170,12 @@ def _read(r: Run, probe_name: str, *, where: tuple[str, str], problem: str | Non
         if step.id in log.results:
             r.results[step.id] = log.results[step.id]
     return _unreported(log, problem)
+
+
+def _ran_on(r: Run, probe_name: str, pod: Object) -> None:
+    """Remember the node the probe's pod ran on, for its verdicts."""
+    if pod["spec"].get("nodeName"):
+        r.nodes[probe_name] = pod["spec"]["nodeName"]
 
 
 def _also(problem: str | None, more: str) -> str:
@@ -191,12 +206,12 @@ def _judge(r: Run, exp: Expectation, problems: dict[str, str], node: str | None)
     if exp.blocked:
         return verdict(exp, FAIL, exp.blocked)
     if exp.probe == KUBELET:
-        return _kubelet(r, exp, node)
+        return replace(_kubelet(r, exp, node), node=node)
     found = judge(exp, r.results.get(exp.id), missing=problems.get(exp.probe) or "the probe did not run")
     why = r.context.get(exp.probe)
     if found.verdict == FAIL and why and why not in found.observed:
-        return verdict(exp, FAIL, f"{found.observed}; {why}")
-    return found
+        found = verdict(exp, FAIL, f"{found.observed}; {why}")
+    return replace(found, node=r.nodes.get(exp.probe))
 
 
 def _kubelet(r: Run, exp: Expectation, node: str | None) -> Verdict:
@@ -204,7 +219,8 @@ def _kubelet(r: Run, exp: Expectation, node: str | None) -> Verdict:
     reg = next(x for x in r.cfg.registries if x.name == exp.registry)
     name = f"meshreg-verify-{r.report.run}-pull-{reg.name}"
     pod = objects.pull_pod(name=name, namespace=r.report.namespace, run=r.report.run, node=node,
-                           image=f"localhost:{reg.port}/{exp.repo}@{exp.digest}", deadline=int(r.timeout) + 60)
+                           image=f"localhost:{reg.port}/{exp.repo}@{exp.digest}", deadline=int(r.timeout) + 60,
+                           placement=r.placement)
     try:
         r.session.create(pod)
     except ClusterError as e:

@@ -26,8 +26,9 @@ class Verdict:
     expected: str
     observed: str
     verdict: str
+    node: str | None = None  # where the probe that observed it ran (None: it did not run)
 
-    def as_dict(self) -> dict[str, str]:
+    def as_dict(self) -> dict[str, str | None]:
         return asdict(self)
 
 

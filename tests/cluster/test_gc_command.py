@@ -112,7 +112,7 @@ def test_status_shows_the_last_run_and_the_volume_usage(deployed):
     assert run(path).exit_code == 0
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "wi-1", "namespace": NS, "labels": {
         "app.kubernetes.io/instance": "dev", "app.kubernetes.io/name": "registry",
-        "meshreg.dev/registry": "workspace-images"}}, "spec": {"nodeName": "n1"}}
+        "meshreg.dev/registry": "workspace-images"}}, "spec": {"nodeName": "n1"}, "status": {"phase": "Running"}}
     cluster.put(pod)
     cluster.summaries["n1"] = {"pods": [{"podRef": {"name": "wi-1"}, "volume": [
         {"name": "data", "pvcRef": {"name": "workspace-images-data"}, "usedBytes": 5 << 30,
@@ -120,7 +120,7 @@ def test_status_shows_the_last_run_and_the_volume_usage(deployed):
     report = statuses.report(cluster, config.load(str(path)), manifests=render(config.load(str(path))))
     entry = next(r for r in status_output.data(report)["registries"] if r["name"] == "workspace-images")
     assert entry["gc"]["lastJob"]["state"] == "Complete" and entry["gc"]["schedule"] == "0 3 * * 0"
-    assert entry["volume"] == {"usedBytes": 5 << 30, "capacityBytes": 50 << 30}
+    assert entry["volume"] == {"usedBytes": 5 << 30, "capacityBytes": 50 << 30, "reason": None}
     text = status_output.text(report)
     assert "gc: 0 3 * * 0; last Job workspace-images-gc-manual-" in text and "volume: 5.0 GiB used of 50.0 GiB" in text
 

@@ -60,20 +60,25 @@ def test_a_log_the_server_cannot_give_is_a_one_line_error(api, cluster):
     assert cluster.log("gone", namespace=NS, container="gc") is None  # 404
 
 
-def test_volume_usage_comes_from_the_kubelet_summary_through_the_node_proxy(api, cluster):
-    api.routes[("GET", f"/api/v1/namespaces/{NS}/pods")] = json_route(
-        {"items": [{"metadata": {"name": "reg-1"}, "spec": {"nodeName": "node-a"}}]})
-    api.routes[("GET", "/api/v1/nodes/node-a/proxy/stats/summary")] = json_route({"pods": [
-        {"podRef": {"name": "reg-1"}, "volume": [{"pvcRef": {"name": "images-data"}, "usedBytes": 7,
-                                                  "capacityBytes": 9}]}]})
-    assert gcs.volume_usage(cluster=cluster, namespace=NS, claim="images-data", selector="x=y") == {
-        "usedBytes": 7, "capacityBytes": 9}
+def test_the_kubelets_summary_is_read_through_the_node_proxy(api, cluster):
+    summary = {"pods": [{"podRef": {"name": "reg-1"}, "volume": [{"pvcRef": {"name": "images-data"},
+                                                                  "usedBytes": 7, "capacityBytes": 9}]}]}
+    api.routes[("GET", "/api/v1/nodes/node-a/proxy/stats/summary")] = json_route(summary)
+    assert cluster.node_summary("node-a") == summary
 
 
-def test_no_kubelet_behind_the_node_proxy_means_unknown_usage(api, cluster):
-    api.routes[("GET", f"/api/v1/namespaces/{NS}/pods")] = json_route(
-        {"items": [{"metadata": {"name": "reg-1"}, "spec": {"nodeName": "node-a"}}]})
-    assert gcs.volume_usage(cluster=cluster, namespace=NS, claim="images-data", selector="x=y") is None
+def test_a_summary_the_api_cannot_give_is_an_error_with_the_apis_reason(api, cluster):
+    api.routes[("GET", "/api/v1/nodes/node-a/proxy/stats/summary")] = (
+        503, {"kind": "Status", "code": 503, "message": "error trying to reach service: dial tcp 10.0.0.1:10250: "
+                                                         "connect: connection refused"})
+    with pytest.raises(ClusterError, match=r"reading the kubelet's stats of node node-a: .*connection refused"):
+        cluster.node_summary("node-a")
+    api.routes[("GET", "/api/v1/nodes/node-b/proxy/stats/summary")] = (403, {
+        "kind": "Status", "code": 403, "reason": "Forbidden",
+        "message": 'nodes "node-b" is forbidden: User "dev" cannot get resource "nodes/proxy" in API group "" at '
+                   "the cluster scope"})
+    with pytest.raises(ClusterError, match="not permitted"):
+        cluster.node_summary("node-b")
 
 
 def test_a_log_no_kubelet_can_serve_leaves_the_result_unknown_with_the_reason(api, cluster):

@@ -30,6 +30,26 @@ VALIDATOR = jsonschema.Draft202012Validator(schema())
 EXAMPLES = sorted(ROOT.glob("examples/*/meshreg.yaml"))
 RESOURCES = {"requests": {"cpu": "10m", "memory": "16Mi", "ephemeral-storage": "1Gi"}, "limits": {"memory": "1Gi"}}
 TOP = {"apiVersion": "meshreg.dev/v1alpha1", "kind": "MeshRegistry", "metadata": {"name": "dev"}}
+# Where pods run, with every key of a pod spec's tolerations and affinity that the reader reads.
+POD_TERM = {"labelSelector": {"matchLabels": {"app": "noisy"},
+                              "matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["db"]}]},
+            "namespaceSelector": {"matchLabels": {"team": "a"},
+                                  "matchExpressions": [{"key": "env", "operator": "Exists"}]}, "namespaces": ["apps"],
+            "topologyKey": "kubernetes.io/hostname", "matchLabelKeys": ["pod-template-hash"],
+            "mismatchLabelKeys": ["tenant"]}
+POD_TERMS = {"requiredDuringSchedulingIgnoredDuringExecution": [POD_TERM],
+             "preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 5, "podAffinityTerm": POD_TERM}]}
+PLACED = {"nodeSelector": {"pool": "registry"},
+          "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "registry", "effect": "NoExecute",
+                           "tolerationSeconds": 30}],
+          "affinity": {"nodeAffinity": {
+              "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{
+                  "matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}],
+                  "matchFields": [{"key": "metadata.name", "operator": "In", "values": ["node-1"]}]}]},
+              "preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 10, "preference": {
+                  "matchExpressions": [{"key": "disk", "operator": "Exists"}],
+                  "matchFields": [{"key": "metadata.name", "operator": "NotIn", "values": ["node-2"]}]}}]},
+              "podAffinity": POD_TERMS, "podAntiAffinity": POD_TERMS}}
 
 # Every key the reader reads, in the single-registry shape (with the ingress and the runtime config) ...
 SINGLE = {**TOP, "spec": {
@@ -39,9 +59,9 @@ SINGLE = {**TOP, "spec": {
                      "rootDirectory": None, "redirect": True}},
                  "deleteEnabled": True, "resources": RESOURCES, "replicas": 2,
                  "gc": {"schedule": "0 3 * * 0", "timeZone": "Etc/UTC", "deleteUntagged": False,
-                        "image": "docker.io/library/python:3.13-alpine", "timeout": "2h"},
+                        "image": "docker.io/library/python:3.13-alpine", "timeout": "2h", **PLACED},
                  "retention": {"rules": [{"repositories": ["team-a/"], "keepNewest": 3, "keepNewerThan": "14d"}],
-                               "protectedTags": ["release-*"]}},
+                               "protectedTags": ["release-*"]}, **PLACED},
     "nodeProxy": {"enabled": True, "port": 5000, "hostIP": "127.0.0.1", "resources": RESOURCES, "runtimeConfig": {
         "containerd": {"enabled": True, "configPath": "/etc/containerd/certs.d"},
         "crio": {"enabled": True, "registriesDir": "/etc/containers/registries.conf.d"},
@@ -51,7 +71,8 @@ SINGLE = {**TOP, "spec": {
     "writers": [{"serviceAccount": "builds/kaniko", "repositories": ["team-a/"], "delete": True}],
     "localRegistryHosting": {"host": "localhost:5000", "help": "https://example.org/help", "publish": False},
     "pushProxy": {"enabled": True, "repositories": ["dev/"], "port": 5010, "namespace": "registry-push",
-                  "resources": RESOURCES},
+                  "resources": RESOURCES, **PLACED},
+    "imagePullSecrets": [{"name": "mirror-pull"}],
     "audit": {"enabled": True, "provider": "meshreg-audit", "keepProviders": ["envoy"]},
     "ingress": {"host": "registry.example.com", "registry": "registry", "credentialName": "registry-tls",
                 "clientCA": "ingress-ca",
@@ -71,11 +92,11 @@ SEVERAL = {**TOP, "spec": {"namespace": "registry", "nodeProxy": {"enabled": Tru
                         "https://minio.storage.svc:9000", "rootDirectory": "/registry", "redirect": False}},
      "deleteEnabled": False, "resources": RESOURCES, "replicas": 2, "gc": None, "retention": None,
      "readers": ["*"], "writers": [{"serviceAccount": "builds/kaniko"}], "publisher": None, "mirror": None,
-     "pushProxy": None},
+     "pushProxy": None, **PLACED},
     {"name": "loaded", "role": "readonly", "port": 5001, "publisher": "registry-push-loaded/push-proxy",
      "storage": {"size": "5Gi", "storageClassName": ""}, "deleteEnabled": True,
-     "gc": {"schedule": "@weekly"}, "retention": {"rules": [{"keepNewest": 1}]},
-     "pushProxy": {"repositories": ["*"], "resources": RESOURCES}},
+     "gc": {"schedule": "@weekly", **PLACED}, "retention": {"rules": [{"keepNewest": 1}]},
+     "pushProxy": {"repositories": ["*"], "resources": RESOURCES, **PLACED}},
     {"name": "cache", "role": "mirror", "port": 5002, "mirror": {
         "upstream": "https://ghcr.io", "credentialsSecret": "ghcr",
         "extraHosts": ["pkg-containers.githubusercontent.com"]}},
@@ -169,8 +190,13 @@ def test_the_reader_and_the_schema_know_the_same_keys_everywhere(tmp_path):
     assert unread == []  # and no table of the schema that the reader never reads
 
 
-def mutations(doc: Any, path: tuple = ()):
-    """Each (path, mutated document): every key removed, set to null, or given a value of another type."""
+def mutations(doc: Any, path: tuple = (), seen: set[int] | None = None):
+    """Each (path, mutated document): every key removed, set to null, or given a value of another type. A subtree
+    that appears in several places (PLACED: the same schema at each) is mutated inside only where it appears first."""
+    seen = set() if seen is None else seen
+    if id(doc) in seen:
+        return
+    seen.add(id(doc))
     if isinstance(doc, dict):
         items = list(doc.items())
     elif isinstance(doc, list):
@@ -184,7 +210,7 @@ def mutations(doc: Any, path: tuple = ()):
             if replacement == "<removed>" and isinstance(doc, list):
                 continue
             yield (*path, key), replacement, value
-        yield from mutations(value, (*path, key))
+        yield from mutations(value, (*path, key), seen)
 
 
 def mutated(doc: dict, path: tuple, replacement: Any) -> dict:

@@ -20,7 +20,15 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def stack() -> realstack.Stack:
+    """The running stack, swept once of what an interrupted earlier run of the tier left behind."""
     found, why = realstack.find()
     if found is None:
         pytest.skip(f"the real stack is not running: {why}")
+    realstack.sweep(found)
     return found
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory, request) -> pathlib.Path:
+    """A directory of the module's own (its meshreg.yaml, certificates, images)."""
+    return tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1])

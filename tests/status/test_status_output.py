@@ -56,7 +56,7 @@ IMAGES_DATA = {"name": "images", "role": "images", "default": True, "ready": Tru
                "problems": ["pod x: y"], "storage": "volume",
                "gc": {"deployed": True, "schedule": "0 3 * * 0", "lastSchedule": "t0", "lastSuccess": None,
                       "lastJob": {"name": "j", "state": "Complete", "started": "t1", "completed": "t2"}},
-               "volume": {"usedBytes": 1, "capacityBytes": 2}}
+               "volume": {"usedBytes": 1, "capacityBytes": 2, "reason": None}}
 CACHE_DATA = {"name": "cache", "role": "mirror", "default": False, "ready": False, "replicas": "missing", "pods": 0,
               "withSidecar": 0, "inAmbient": 0,
               "mtls": {"effective": "STRICT", "workload": "STRICT", "namespace": None, "mesh": "unknown"},
@@ -73,7 +73,7 @@ def test_the_json_has_every_key_of_every_part_in_its_order():
                     {"kind": "Deployment", "namespace": "ns", "name": "images", "state": "drifted",
                      "fields": [".spec.replicas"]}],
         "registries": [IMAGES_DATA, CACHE_DATA], "registry": IMAGES_DATA,
-        "nodeProxy": {"enabled": True, "ready": True, "nodes": "2/2 nodes"},
+        "nodeProxy": {"enabled": True, "ready": True, "nodes": "2/2 nodes", "pods": []},
         "runtimeConfig": {"enabled": True, "directories": {"containerd": "/etc/containerd/certs.d"}, "ready": True,
                           "nodes": "2/2 nodes", "runtimes": [{
                               "node": "a", "containerRuntimeVersion": "cri-o://1.28.1", "needed": True,

@@ -40,14 +40,14 @@ def test_a_full_volume_makes_the_registry_unhealthy_but_it_still_runs():
 
 def test_status_says_full_with_the_share_what_fails_and_how_to_free_space():
     [line] = [line for line in registry_lines(entry(64 * MiB), several=False) if "volume:" in line]
-    assert line.strip() == ("volume: 0.1 GiB used of 0.1 GiB (100%): FULL: pushes fail (the registry answers HTTP 500, "
-                            "`no space left on device` in its log); what is stored still pulls; free space with "
+    assert line.strip() == ("volume: 64.0 MiB used of 64.0 MiB (100%): FULL: pushes fail (the registry answers HTTP "
+                            "500, `no space left on device` in its log); what is stored still pulls; free space with "
                             "meshreg gc (retention and deleteUntagged), or grow the volume")
     [line] = [line for line in registry_lines(entry(60 * MiB), several=False) if "volume:" in line]
     assert line.strip().endswith("(94%): nearly full: pushes fail once it is full; free space with meshreg gc "
                                  "(retention and deleteUntagged), or grow the volume")
     [line] = [line for line in registry_lines(entry(32 * MiB), several=False) if "volume:" in line]
-    assert line.strip() == "volume: 0.0 GiB used of 0.1 GiB"
+    assert line.strip() == "volume: 32.0 MiB used of 64.0 MiB"
 
 
 def test_doctor_fails_a_full_volume_warns_a_nearly_full_one_and_shows_the_usage_of_any_other():

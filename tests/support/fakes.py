@@ -220,7 +220,8 @@ class FakeCluster:
 
     def node_summary(self, node):
         self.requests.append(("summary", node, {}))
-        return copy.deepcopy(self.summaries.get(node))
+        self._maybe_fail("get", "NodeSummary", node)
+        return copy.deepcopy(self.summaries.get(node, {}))
 
     # --- writes
     def apply(self, obj, *, dry_run=False, force=False, field_manager="meshreg"):

@@ -71,12 +71,17 @@ class ProbeRuntime:
     end: bool = True
     drop: set = field(default_factory=set)  # verbs whose result line never makes it into the log
     pulled: list = field(default_factory=lambda: [("Normal", "Pulled", "Successfully pulled image in 0.2s")])
-    pods: list = field(default_factory=list)
+    pods: list = field(default_factory=list)  # the probe Jobs' pods
+    jobs: list = field(default_factory=list)  # the probe Jobs as created
+    pull_pods: list = field(default_factory=list)  # the kubelet-pull pods as created
+    scheduled_on: str = "node-a"
 
     def __call__(self, cluster, obj):
         if obj["kind"] == "Job":
+            self.jobs.append(json.loads(json.dumps(obj)))
             self._job(cluster, obj)
         elif obj["kind"] == "Pod" and obj["spec"]["containers"][0]["name"] == "pull":
+            self.pull_pods.append(obj)
             for kind, reason, message in self.pulled:
                 cluster.put({"apiVersion": "v1", "kind": "Event", "metadata": {
                     "name": f"{obj['metadata']['name']}.{reason}", "namespace": obj["metadata"]["namespace"]},
@@ -87,6 +92,7 @@ class ProbeRuntime:
         meta, template = job["metadata"], job["spec"]["template"]
         ns = meta["namespace"]
         spec = json.loads(json.dumps(template["spec"]))
+        spec.setdefault("nodeName", self.scheduled_on)  # what the scheduler would do with a pod not bound to a node
         asks = template["metadata"]["labels"].get("sidecar.istio.io/inject") == "true"
         if self.inject.get(ns, asks):
             spec["containers"].append({"name": "istio-proxy", "image": "istio/proxyv2"})
@@ -139,7 +145,8 @@ def deployed_cluster(text: str = CONFIG, **runtime):
             "nodeInfo": {"operatingSystem": "linux", "architecture": "arm64"}}})
     fake.put({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "node-proxy-b", "namespace": "meshreg",
                                                               "labels": node_proxy_pods(cfg)},
-              "spec": {"nodeName": "node-b", "containers": [{"name": "istio-proxy"}]}})
+              "spec": {"nodeName": "node-b", "containers": [{"name": "istio-proxy"}]},
+              "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}})
     probes = ProbeRuntime(mesh_decides(cfg), **runtime)
     fake.on_create.append(probes)
     return fake, cfg, probes

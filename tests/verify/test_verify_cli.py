@@ -29,9 +29,10 @@ def test_verify_prints_the_table_and_exits_zero_when_every_expectation_held(fake
     result = CliRunner().invoke(main, ["verify", "-q"])
     assert result.exit_code == 0, result.output
     header, *rows = result.stdout.splitlines()
-    assert header.split() == ["EXPECTATION", "OBSERVED", "VERDICT"]
-    assert rows[0].startswith("writer builds/kaniko pushes meshreg-verify/") and rows[0].endswith("PASS")
-    assert any(r.startswith("9 of 9 expectations held (probes on node node-b, run ") for r in rows)
+    assert header.split() == ["EXPECTATION", "OBSERVED", "NODE", "VERDICT"]
+    assert rows[0].startswith("writer builds/kaniko pushes meshreg-verify/") and rows[0].endswith("node-a  PASS")
+    assert next(r for r in rows if r.startswith("kubelet pulls")).endswith("node-b  PASS")
+    assert any(r.startswith("9 of 9 expectations held (node-proxy and kubelet probes on node-b, run ") for r in rows)
 
 
 def test_verify_json_and_exit_one_when_an_expectation_fails(fake):
@@ -40,7 +41,7 @@ def test_verify_json_and_exit_one_when_an_expectation_fails(fake):
     result = CliRunner().invoke(main, ["verify", "-o", "json"])
     data = json.loads(result.stdout)
     assert result.exit_code == 1 and data["ok"] is False
-    assert set(data["expectations"][0]) == {"registry", "expectation", "expected", "observed", "verdict"}
+    assert set(data["expectations"][0]) == {"registry", "expectation", "expected", "observed", "verdict", "node"}
 
 
 def test_verify_as_someone_who_is_not_a_writer_is_bad_input(fake):
@@ -93,17 +94,18 @@ def test_sigterm_stops_verify_as_ctrl_c_does_and_its_own_handler_is_put_back(fak
 
 def test_with_several_registries_each_row_names_its_registry_and_long_observations_wrap():
     report = VerifyReport("https://x", "abc123", "meshreg-verify-abc123", ("images", "cache"), "node-b", [
-        Verdict("images", "writer builds/kaniko pushes x", "pushed", "pushed sha256:abababababab…", "PASS"),
+        Verdict("images", "writer builds/kaniko pushes x", "pushed", "pushed sha256:abababababab…", "PASS",
+                "node-a"),
         Verdict("cache", "a pod with no sidecar pulls", "refused", "layer: no HTTP answer (curl: (56) Recv failure: "
-                "Connection reset by peer) and then some more words", "FAIL")], ["removed namespace x"])
+                "Connection reset by peer) and then some more words", "FAIL", "node-b")], ["removed namespace x"])
     assert text(report).splitlines() == [
         ("EXPECTATION                                      "
-         "OBSERVED                                                      VERDICT"),
+         "OBSERVED                                                      NODE    VERDICT"),
         ("[images] writer builds/kaniko pushes x → pushed  "
-         "pushed sha256:abababababab…                                   PASS"),
+         "pushed sha256:abababababab…                                   node-a  PASS"),
         ("[cache] a pod with no sidecar pulls → refused    "
-         "layer: no HTTP answer (curl: (56) Recv failure: Connection    FAIL"),
+         "layer: no HTTP answer (curl: (56) Recv failure: Connection    node-b  FAIL"),
         ("                                                 "
          "reset by peer) and then some more words"),
-        "1 of 2 expectations held (probes on node node-b, run abc123)",
+        "1 of 2 expectations held (node-proxy and kubelet probes on node-b, run abc123)",
         "note: removed namespace x"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from meshreg.cli.output.document import document
-from meshreg.status import judge
+from meshreg.status import judge, nodeproxy
 from meshreg.status.report import (
     GcState,
     Mtls,
@@ -61,11 +61,24 @@ def _gc(gc: GcState) -> dict[str, Any]:
 
 
 def _volume(v: VolumeUsage | None) -> dict[str, Any] | None:
-    return None if v is None else {"usedBytes": v.used_bytes, "capacityBytes": v.capacity_bytes}
+    if v is None:
+        return None
+    return {"usedBytes": v.used_bytes, "capacityBytes": v.capacity_bytes, "reason": v.reason}
 
 
 def _node_proxy(p: NodeProxyState) -> dict[str, Any]:
-    return {"enabled": p.enabled, "ready": p.ready, "nodes": p.nodes}
+    return {"enabled": p.enabled, "ready": p.ready, "nodes": p.nodes, "pods": [
+        {"node": n.node, "pod": n.pod, "ready": n.ready, "since": n.since, "created": n.created,
+         "restarts": n.restarts, "why": n.why} for n in p.pods]}
+
+
+def node_proxy_lines(p: NodeProxyState) -> list[str]:
+    """The node proxy's line, then one per pod worth saying something about (nodeproxy.notable)."""
+    lines = ["node proxy: " + _node_proxy_text(p)]
+    for pod in nodeproxy.notable(p.pods):
+        state = f"ready since {pod.since}" if pod.ready else f"NOT ready since {pod.since or '(unknown)'}: {pod.why}"
+        lines.append(f"  {pod.node}: {state} (pod {pod.pod} created {pod.created}, {pod.restarts} restarts)")
+    return lines
 
 
 def _runtime_config(rc: RuntimeConfigState) -> dict[str, Any]:
@@ -99,7 +112,7 @@ def text(report: StatusReport) -> str:
     lines = [f"cluster: {report.server}", *(_object_line(o) for o in report.objects)]
     for r in report.registries:
         lines += registry_lines(r, several=len(report.registries) > 1)
-    lines.append("node proxy: " + _node_proxy_text(report.node_proxy))
+    lines += node_proxy_lines(report.node_proxy)
     if report.waypoint is not None:
         w = report.waypoint
         lines.append(f"waypoint {w.name}: {'programmed' if w.programmed else 'NOT programmed'} ({w.message}), "
@@ -166,8 +179,14 @@ def _published(addresses: dict[str, Any] | None) -> str:
     return ", ".join(f"{k}={v}" for k, v in addresses.items() if k not in HIDDEN_ADDRESS_KEYS)
 
 
-def _gib(n: int) -> str:
-    return f"{n / (1 << 30):.1f} GiB"
+def _size(n: int) -> str:
+    """Bytes in the largest binary unit that keeps the figure at 1 or more (up to TiB)."""
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024:
+            return f"{n} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"
 
 
 def _gc_lines(r: RegistryEntry, pad: str) -> list[str]:
@@ -191,8 +210,8 @@ def _last_run(gc: GcState) -> str:
 
 def _volume_text(v: VolumeUsage | None) -> str:
     if v is None or v.used_bytes is None or v.capacity_bytes is None:
-        return "usage unknown (the kubelet's stats are not reachable through the API)"
-    return f"{_gib(v.used_bytes)} used of {_gib(v.capacity_bytes)}" + _fill_text(v)
+        return f"usage unknown: {v.reason if v and v.reason else 'the kubelet gave no figure'}"
+    return f"{_size(v.used_bytes)} used of {_size(v.capacity_bytes)}" + _fill_text(v)
 
 
 def _fill_text(v: VolumeUsage) -> str:
