@@ -113,7 +113,7 @@ class Registry:
     image: str = DEFAULT_IMAGE
     storage: Storage = Storage()
     delete_enabled: bool = False
-    resources: Resources = Resources(requests={"cpu": "50m", "memory": "64Mi"}, limits={"memory": "512Mi"})
+    resources: Resources = Resources(requests={"cpu": "50m", "memory": "64Mi"}, limits={"memory": "1Gi"})
     readers: tuple[str, ...] = ("*",)
     writers: tuple[Writer, ...] = ()
     publisher: str | None = None  # readonly only: the one identity that loads images
