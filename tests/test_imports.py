@@ -33,7 +33,7 @@ with open(out, "w") as f:
 FEATURES = {
     "ambient": ["meshreg.render.ambient"],
     "gc": ["meshreg.render.gc", "meshreg.config.gc", "meshreg.config.features.gc", "meshreg.retention",
-           "meshreg.gcjob", "croniter", "zoneinfo"],
+           "meshreg.gcjob", "cronsim", "zoneinfo"],
     "ingress": ["meshreg.render.ingress", "meshreg.config.ingress", "meshreg.config.features.ingress",
                 "meshreg.pki.material"],
     "mirror": ["meshreg.render.mirror", "meshreg.config.features.mirror"],

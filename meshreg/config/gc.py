@@ -1,17 +1,21 @@
 """Reads a registry's gc: `gc` (when the CronJob runs) and `retention` (which tags it deletes).
 
-Schedules are checked with croniter (a well-kept cron parser) narrowed to what a Kubernetes CronJob accepts:
-five fields or one of the documented macros, day of week 0-6, none of croniter's extensions (L, W, #, seconds,
-years), and no `TZ=`/`CRON_TZ=` prefix, which the API server rejects (the time zone goes in `gc.timeZone`).
+Schedules are checked with cronsim (a small, well-kept cron parser) narrowed to what a Kubernetes CronJob accepts:
+five fields or one of the documented macros, day of week 0-6, none of cronsim's extensions (L, W, #), and no
+`TZ=`/`CRON_TZ=` prefix, which the API server rejects (the time zone goes in `gc.timeZone`).
 """
 
 from __future__ import annotations
+
+import re
+from datetime import datetime
 
 from meshreg.config import names, scheduling, source
 from meshreg.config.model import GC, Registry, Scheduling
 from meshreg.config.reader import REQUIRED, Reader
 from meshreg.retention import Retention, Rule, parse_duration
 
+_NAMES = re.compile(r"[A-Z]{3}")  # JAN-DEC, SUN-SAT: their letters are not the L and W extensions
 MACROS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
 _GC_KEYS = {"schedule": REQUIRED, "timeZone": None, "deleteUntagged": False, "image": GC.image,
             "timeout": "1h", **scheduling.KEYS}
@@ -109,13 +113,15 @@ def check_schedule(value: str) -> str | None:
     if len(fields) != 5:
         return f"{value!r} is not a cron schedule: expected exactly 5 fields (minute hour day month weekday), " \
                f"found {len(fields)}"
-    if any(c in text.upper() for c in "L#W"):
+    if any(c in _NAMES.sub("", text.upper()) for c in "L#W"):
         return f"{value!r}: L, W and # are not in the cron syntax Kubernetes accepts"
     if any(int(n) > 6 for n in _weekdays(fields[4])):
         return f"{value!r}: day of week is 0-6 (Sunday is 0) for a Kubernetes CronJob"
-    from croniter import croniter  # only for a cron expression: a macro (@weekly) never loads it
+    from cronsim import CronSim, CronSimError  # only for a cron expression: a macro (@weekly) never loads it
 
-    if not croniter.is_valid(text, strict=True):
+    try:  # "?" is "*" for Kubernetes (robfig/cron), which cronsim does not know
+        CronSim(text.replace("?", "*"), datetime(2000, 1, 1))
+    except CronSimError:
         return f"{value!r} is not a valid cron schedule (minute hour day month weekday, e.g. \"0 3 * * 0\")"
     return None
 

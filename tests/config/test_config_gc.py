@@ -96,6 +96,8 @@ BAD = [
     (registry('    gc: {schedule: "61 3 * * *"}\n'), "'61 3 * * *' is not a valid cron schedule"),
     (registry('    gc: {schedule: "0 3 30 2 *"}\n'), "'0 3 30 2 *' is not a valid cron schedule"),
     (registry('    gc: {schedule: "0 3 * * 7"}\n'), "day of week is 0-6 (Sunday is 0)"),
+    (registry('    gc: {schedule: "5-1 3 * * *"}\n'), "'5-1 3 * * *' is not a valid cron schedule"),
+    (registry('    gc: {schedule: "0 3 15W * *"}\n'), "L, W and # are not in the cron syntax Kubernetes accepts"),
     (registry('    gc: {schedule: "0 3 L * *"}\n'), "L, W and # are not in the cron syntax Kubernetes accepts"),
     (registry('    gc: {schedule: "TZ=UTC 0 3 * * *"}\n'), "Kubernetes rejects TZ= and CRON_TZ= in a schedule; "
                                                            "set gc.timeZone instead"),
@@ -154,6 +156,7 @@ def test_bad_gc_and_storage_input_is_one_line_naming_the_field(text, expected):
 
 
 @pytest.mark.parametrize("schedule", ["0 3 * * 0", "*/15 * * * *", "0 3 * * sun", "0 2 1-7 * mon-fri", "@hourly",
-                                      "@weekly", "0 0 * * 0,6", "30 4 ? * *", "0 3 * * 1-5/2"])
+                                      "@weekly", "0 0 * * 0,6", "30 4 ? * *", "0 3 * * 1-5/2",
+                                      "0 3 * * wed", "0 3 * jul *", "0 3 * apr-jul sat"])
 def test_schedules_a_cronjob_accepts_are_accepted(schedule):
     assert check_schedule(schedule) is None
