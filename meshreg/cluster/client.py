@@ -133,15 +133,8 @@ class Cluster:
     def list(self, api_version: str, kind: str, *, namespace: str | None = None,
              label_selector: str | None = None, field_selector: str | None = None) -> list[dict]:
         """Objects of a kind in a namespace (or cluster-wide), optionally filtered by selectors."""
-        query = [(k, v) for k, v in (("labelSelector", label_selector), ("fieldSelector", field_selector)) if v]
-        path = object_path(api_version, kind, namespace=namespace)
-        where = f" in namespace {namespace}" if namespace else ""
-        body = self._call("GET", path, query=query, subject=f"listing {resource_name(api_version, kind)}{where}")
-        items = body.get("items") or []
-        for item in items:  # list items carry neither apiVersion nor kind
-            item.setdefault("apiVersion", api_version)
-            item.setdefault("kind", kind)
-        return items
+        return self.snapshot(api_version, kind, namespace=namespace, label_selector=label_selector,
+                             field_selector=field_selector).items
 
     def snapshot(self, api_version: str, kind: str, *, namespace: str | None = None,
                  label_selector: str | None = None, field_selector: str | None = None) -> Snapshot:

@@ -78,14 +78,22 @@ def recorded(parent: Object | None, *, served: list[tuple[str, str]]) -> Scope:
         return {}
     annotations = parent["metadata"].get("annotations") or {}
     known = _known_kinds()
-    kinds = [known[gk] for gk in (annotations.get(labels.APPLYSET_KINDS) or "").split(",")
-             if gk in known and known[gk] in served]
-    spaces = [parent["metadata"]["namespace"], *filter(None, (annotations.get(labels.APPLYSET_NAMESPACES) or "")
-                                                      .split(","))]
+    kinds = [known[gk] for gk in _listed(annotations, labels.APPLYSET_KINDS) if gk in known and known[gk] in served]
+    spaces = [parent["metadata"]["namespace"], *_listed(annotations, labels.APPLYSET_NAMESPACES)]
     # The parent records kinds for all its namespaces at once; in the hosting namespace meshreg only ever applies
     # the published ConfigMaps, so every other kind there would be a LIST on each `up` that can find nothing.
-    out = {ns: [k for k in kinds if ns != HOSTING_NAMESPACE or k in applying.PUBLISHED] for ns in spaces}
+    out = {ns: _kinds_in(ns, kinds) for ns in spaces}
     return {ns: found for ns, found in out.items() if found}
+
+
+def _kinds_in(namespace: str, kinds: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The recorded kinds that can be in `namespace`: in the hosting namespace only the published ConfigMaps."""
+    return [k for k in kinds if namespace != HOSTING_NAMESPACE or k in applying.PUBLISHED]
+
+
+def _listed(annotations: dict[str, str], key: str) -> list[str]:
+    """A comma-separated annotation of the parent (group-kinds, namespaces) as a list, empty when absent."""
+    return [x for x in (annotations.get(key) or "").split(",") if x]
 
 
 def live_and_scope(cluster: ClusterClient, cfg: Config, objects: list[Object]) -> tuple[Scope, Live]:

@@ -98,6 +98,15 @@ def answers(cluster: ClusterClient, asks: list[Ask]) -> list[bool]:
     return parallel.values(settle, asks)
 
 
+def _denied(asks: list[Ask], allowed: list[bool]) -> dict[tuple[str, str | None], list[str]]:
+    """The verbs refused, by resource and namespace."""
+    denied: dict[tuple[str, str | None], list[str]] = {}
+    for (verb, (api_version, kind, namespace)), yes in zip(asks, allowed, strict=True):
+        if not yes:
+            denied.setdefault((resource_name(api_version, kind), namespace), []).append(verb)
+    return denied
+
+
 def permissions(facts: Facts) -> list[Result]:
     try:
         prunable = served(facts, PRUNABLE)
@@ -107,10 +116,7 @@ def permissions(facts: Facts) -> list[Result]:
     except ClusterError as e:
         return [warn(CHECK, f"could not check permissions: {e}",
                      "`up` will report any permission it lacks as it applies")]
-    denied: dict[tuple[str, str | None], list[str]] = {}
-    for (verb, (api_version, kind, namespace)), yes in zip(asks, allowed, strict=True):
-        if not yes:
-            denied.setdefault((resource_name(api_version, kind), namespace), []).append(verb)
+    denied = _denied(asks, allowed)
     if not denied:
         what = "delete what up prunes" if facts.dry_run_follows else "do what up and down need"
         return [ok(CHECK, f"you may {what} ({len(asks)} permissions checked)")]

@@ -116,11 +116,17 @@ class Reader:
         if manifest.children:
             newest = self._children(repo_name, manifest, repo)  # read whether or not the index has a time
             when = when if when is not None else newest
-        elif when is None and self.times and manifest.body.get("config"):
-            config = self.client.blob_json(repo_name, manifest.body["config"]["digest"]) or {}
-            when = parse_time(config.get("created"))
+        elif when is None:
+            when = self._config_time(repo_name, manifest)
         self._created[manifest.digest] = when
         return when
+
+    def _config_time(self, repo_name: str, manifest: Manifest) -> float | None:
+        """The `created` of an image's config blob, when build times are read and the manifest has a config."""
+        if not (self.times and manifest.body.get("config")):
+            return None
+        config = self.client.blob_json(repo_name, manifest.body["config"]["digest"]) or {}
+        return parse_time(config.get("created"))
 
     def _children(self, repo_name: str, index: Manifest, repo: Repository) -> float | None:
         """Read the manifests an index lists (noting what they hold); the newest of their build times."""

@@ -3,6 +3,7 @@ purged; then wait for the runtime config's pods to remove their files from the n
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 from meshreg import render as rendering
@@ -38,10 +39,7 @@ class DownReport:
     @property
     def counts(self) -> dict[str, int]:
         """How many objects each action had, in the order the actions first came."""
-        out: dict[str, int] = {}
-        for o in self.outcomes:
-            out[o.action] = out.get(o.action, 0) + 1
-        return out
+        return dict(Counter(o.action for o in self.outcomes))
 
 
 class DownEvents:

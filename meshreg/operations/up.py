@@ -3,6 +3,7 @@ then wait for the rollout and make sure Istio enforces on every pod. No success 
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import cast
 
@@ -71,10 +72,7 @@ class UpReport:
     @property
     def counts(self) -> dict[str, int]:
         """How many objects each action had, in the order the actions first came."""
-        out: dict[str, int] = {}
-        for o in self.outcomes:
-            out[o.action] = out.get(o.action, 0) + 1
-        return out
+        return dict(Counter(o.action for o in self.outcomes))
 
 
 class UpEvents:

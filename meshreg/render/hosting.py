@@ -37,7 +37,7 @@ def addresses(cfg: Config, reg: Registry | None = None) -> dict[str, str]:
     explicit = cfg.local_registry_hosting.host if reg.default else None
     pushed = f"localhost:{reg.push_proxy.port}{under}" if reg.push_proxy else None
     out = {}
-    host = explicit or pushed or (f"localhost:{reg.port}{under}" if cfg.node_proxy.enabled else None)
+    host = explicit or pushed or _node_local(cfg, reg, under)
     if host:
         out["host"] = host
     if cfg.node_proxy.enabled:
@@ -45,6 +45,11 @@ def addresses(cfg: Config, reg: Registry | None = None) -> dict[str, str]:
     out["hostFromClusterNetwork"] = cfg.service_host(reg)
     out["help"] = _help(cfg, pushed=None if explicit else pushed)
     return out
+
+
+def _node_local(cfg: Config, reg: Registry, under: str) -> str | None:
+    """The node proxy's address for `reg`, when there is a node proxy."""
+    return f"localhost:{reg.port}{under}" if cfg.node_proxy.enabled else None
 
 
 def _help(cfg: Config, *, pushed: str | None) -> str:
