@@ -1,5 +1,5 @@
 """Lets `python -m meshreg` run the CLI."""
 
-from meshreg.cli import main
+from meshreg.cli import run
 
-main()
+run()

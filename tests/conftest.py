@@ -27,3 +27,9 @@ def write_config(tmp_path):
         return path
 
     return write
+
+
+@pytest.fixture(autouse=True)
+def _own_discovery_cache(tmp_path_factory, monkeypatch):
+    """Each test its own kubectl-style discovery cache ($KUBECACHEDIR), so no test sees another's answers."""
+    monkeypatch.setenv("KUBECACHEDIR", str(tmp_path_factory.mktemp("kubecache")))

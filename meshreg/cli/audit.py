@@ -8,10 +8,10 @@ from datetime import timedelta
 import click
 import yaml
 
-from meshreg.cli.completion import identities
 from meshreg.cli.options import (
     Duration,
     cluster_options,
+    completer,
     config_option,
     echo_report,
     load_config,
@@ -22,6 +22,8 @@ from meshreg.cli.options import (
 from meshreg.cli.output import audit as formats
 from meshreg.errors import UsageError
 from meshreg.operations.audit import audit as run_audit
+
+identities = completer("identities")  # completes for a shell that asks; loads nothing for a command that runs
 
 
 def _repository(value: str | None) -> str | None:

@@ -11,14 +11,27 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from meshreg.cli.completion import contexts, registries
 from meshreg.cli.output.document import FORMATS, dump
 
 if TYPE_CHECKING:
+    from click.shell_completion import CompletionItem
+
     from meshreg.cluster.api import ClusterClient, Object
     from meshreg.config import Config
 
 F = TypeVar("F", bound=Callable[..., object])
+Completer = Callable[[click.Context, click.Parameter, str], list["CompletionItem"]]
+
+
+def completer(name: str) -> Completer:
+    """meshreg.cli.completion's completer `name`, imported when a shell asks (click's completion machinery loads
+    with it, never for a command that runs)."""
+    def complete(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
+        from meshreg.cli import completion
+
+        found: list[CompletionItem] = getattr(completion, name)(ctx, param, incomplete)
+        return found
+    return complete
 
 
 def _discover(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -60,7 +73,7 @@ def load_config(path: str | None) -> Config:
 
 
 registry_option = click.option(
-    "--registry", "registry", metavar="NAME", default=None, shell_complete=registries,
+    "--registry", "registry", metavar="NAME", default=None, shell_complete=completer("registries"),
     help="Which registry, with spec.registries [default: the default registry].")
 
 
@@ -125,7 +138,7 @@ def timeout_option(*, default: str, minimum: float, what: str) -> Callable[[F], 
 
 def cluster_options(func: F) -> F:
     """--kubeconfig and --context, as kubectl spells them."""
-    func = click.option("--context", metavar="NAME", default=None, shell_complete=contexts,
+    func = click.option("--context", metavar="NAME", default=None, shell_complete=completer("contexts"),
                         help="Kubeconfig context to use [default: the current context].")(func)
     # $KUBECONFIG is read by meshreg.cluster.connect, not here: an explicit --kubeconfig must exist, while entries
     # of a $KUBECONFIG list that do not exist are skipped, as kubectl does.

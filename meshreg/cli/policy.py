@@ -7,10 +7,10 @@ from typing import Literal
 
 import click
 
-from meshreg.cli.completion import identities, writers
 from meshreg.cli.options import (
     apply_only,
     cluster_options,
+    completer,
     config_option,
     echo_report,
     load_config,
@@ -20,6 +20,9 @@ from meshreg.cli.options import (
 )
 from meshreg.cli.output import policy as formats
 from meshreg.operations import policy as policies
+
+identities = completer("identities")  # completes for a shell that asks; loads nothing for a command that runs
+writers = completer("writers")  # completes for a shell that asks; loads nothing for a command that runs
 
 EXIT_CODES = """\b
 Exit codes: 0 allowed / done, 2 bad input (nothing changed), 3 denied."""

@@ -7,9 +7,9 @@ from typing import Any
 
 import click
 
-from meshreg.cli.completion import writers
 from meshreg.cli.options import (
     cluster_options,
+    completer,
     config_option,
     echo_report,
     interruptible,
@@ -34,6 +34,8 @@ def _parsed(parse: Callable[[str], Any]) -> Callback:
         except ValueError as e:
             raise click.BadParameter(str(e)) from None
     return callback
+
+writers = completer("writers")  # completes for a shell that asks; loads nothing for a command that runs
 
 
 @click.command()

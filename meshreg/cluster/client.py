@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import quote
 
-from meshreg.cluster import parallel, retries, streams
+from meshreg.cluster import discovery, parallel, streams
 from meshreg.cluster.api import Object, Snapshot, WatchStream
 from meshreg.cluster.errors import ConflictError, translate, warning_texts
 from meshreg.errors import ClusterError, UsageError
@@ -100,11 +100,12 @@ class Cluster:
     Safe to call from several threads at once. Warnings the server sends (Pod Security, deprecations) are kept in
     `warnings`, each prefixed with the object it is about."""
 
-    def __init__(self, api_client: Any, *, server: str) -> None:
+    def __init__(self, api_client: Any, *, server: str, cache: discovery.Cache | None = None) -> None:
         self.api_client = api_client
         self.server = server
         self.warnings: list[str] = []
         self._served: dict[str, set[str]] = {}
+        self._cache = cache  # discovery answers on disk, shared with kubectl (None: ask every time)
 
     def version(self) -> dict:
         """GET /version: proves the server answers and the credentials work."""
@@ -114,8 +115,12 @@ class Cluster:
         """Resource names the server serves in a group version (empty when the group is not installed); read once,
         as discovery does not change while a command runs."""
         if api_version not in self._served:
-            path = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
-            body = self._call("GET", path, subject=f"reading API group {api_version}", missing_ok=True)
+            body = self._cache.load(api_version) if self._cache else None
+            if body is None:
+                path = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+                body = self._call("GET", path, subject=f"reading API group {api_version}", missing_ok=True)
+                if body and self._cache:
+                    self._cache.store(api_version, body)
             self._served[api_version] = {r["name"] for r in (body or {}).get("resources", [])
                                          if "/" not in r.get("name", "")}
         return set(self._served[api_version])
@@ -283,6 +288,8 @@ def connect(*, kubeconfig: str | None = None, context: str | None = None) -> Clu
     """A Cluster for the kubeconfig context (or in-cluster config); fails before any request on bad input."""
     from kubernetes import client, config
 
+    from meshreg.cluster import retries  # urllib3's Retry: loaded with the Kubernetes client, not by --help
+
     configuration = client.Configuration()
     files = _kubeconfig_files(kubeconfig)
     try:
@@ -302,7 +309,8 @@ def connect(*, kubeconfig: str | None = None, context: str | None = None) -> Clu
     # Enough pooled connections for the requests meshreg sends at once, so none is opened and then discarded.
     configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize or 0, 2 * parallel.WORKERS)
     configuration.retries = retries.policy()  # 429, Retry-After and dropped connections, where safe
-    return Cluster(client.ApiClient(configuration), server=configuration.host)
+    return Cluster(client.ApiClient(configuration), server=configuration.host,
+                   cache=discovery.Cache(discovery.directory(configuration.host)))
 
 
 def _kubeconfig_files(explicit: str | None) -> list[str]:

@@ -4,14 +4,16 @@ this object?" (the ownership check) and "what did this instance apply that it no
 from __future__ import annotations
 
 import copy
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from meshreg.cluster import client as clusters
 from meshreg.cluster import parallel
 from meshreg.cluster.api import ClusterClient, Object
 from meshreg.cluster.errors import NotFound
+from meshreg.errors import ClusterError
 from meshreg.render.labels import INSTANCE, MANAGED_BY
 
 Key = tuple[str, str, "str | None", str]  # (apiVersion, kind, namespace, name): key_of
@@ -76,20 +78,45 @@ def read(*, manifests: list[Object], cluster: ClusterClient, scope: Scope | None
 
 
 class Snapshot:
-    """A cluster whose reads are each sent once per command: a GET, or a LIST without selectors, in a collection
-    `live` read whole is answered from it; any other read is sent once and remembered. Everything else (writes,
-    logs) goes to the cluster. For reports that look at the same objects from several sides."""
+    """A cluster whose reads are each sent once per command, however many parts ask and from however many threads
+    at once: a GET, or a LIST without selectors, in a collection `live` read whole is answered from it; a GET in a
+    collection this snapshot has been asked to LIST is answered from that LIST (waiting for it when it is under way);
+    any other read, discovery and the server's version are sent once and remembered, failures too. Everything else
+    (writes, logs) goes to the cluster. `up` shares one between its checks and its read of what exists; doctor's
+    checks share one; reports look at the same objects from several sides through one."""
 
     def __init__(self, cluster: ClusterClient, live: Live | None = None) -> None:
         self._cluster, self._live = cluster, live or Live()
-        self._seen: dict[tuple[str | None, ...], Any] = {}
+        self._seen: dict[tuple[str | None, ...], tuple[bool, Any]] = {}
+        self._locks: dict[tuple[str | None, ...], threading.Lock] = {}
+        self._lock = threading.Lock()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._cluster, name)
 
+    @property
+    def cluster(self) -> ClusterClient:
+        """The cluster behind the snapshot (for writes and reads that must be fresh)."""
+        return self._cluster
+
+    def version(self) -> Object:
+        return self._once(("version",), self._cluster.version)
+
+    def served(self, api_version: str) -> set[str]:
+        return self._once(("served", api_version), lambda: self._cluster.served(api_version))
+
     def get(self, api_version: str, kind: str, name: str, *, namespace: str | None = None) -> Object | None:
         if (api_version, kind, namespace) in self._live.listed:
             return copy.deepcopy(self._live.objects.get((api_version, kind, namespace, name)))
+        listing = ("list", api_version, kind, namespace, None, None)
+        with self._lock:
+            listed = listing in self._locks
+        if listed:  # asked for whole already: its LIST answers (after it arrives)
+            try:
+                found = self.list(api_version, kind, namespace=namespace)
+                return next((o for o in found if o["metadata"]["name"] == name), None)
+            except ClusterError:  # listing is refused (or the kind is not served): a GET may still be answered
+                pass
         return self._once(("get", api_version, kind, name, namespace),
                           lambda: self._cluster.get(api_version, kind, name, namespace=namespace))
 
@@ -102,9 +129,20 @@ class Snapshot:
             api_version, kind, namespace=namespace, label_selector=label_selector, field_selector=field_selector))
 
     def _once(self, key: tuple[str | None, ...], read: Callable[[], T]) -> T:
-        if key not in self._seen:
-            self._seen[key] = read()
-        return copy.deepcopy(self._seen[key])
+        """`read()` the first time `key` is asked for; later askers (any thread) get a copy of its answer, or its
+        error (ClusterError) again."""
+        with self._lock:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            if key not in self._seen:
+                try:
+                    self._seen[key] = (True, read())
+                except ClusterError as e:
+                    self._seen[key] = (False, e)
+        done, value = self._seen[key]
+        if not done:
+            raise value
+        return cast(T, copy.deepcopy(value))
 
 
 def _read_one(cluster: ClusterClient, collection: Collection | Key) -> list[Object]:

@@ -82,7 +82,10 @@ def recorded(parent: Object | None, *, served: list[tuple[str, str]]) -> Scope:
              if gk in known and known[gk] in served]
     spaces = [parent["metadata"]["namespace"], *filter(None, (annotations.get(labels.APPLYSET_NAMESPACES) or "")
                                                       .split(","))]
-    return {ns: list(kinds) for ns in spaces} if kinds else {}
+    # The parent records kinds for all its namespaces at once; in the hosting namespace meshreg only ever applies
+    # the published ConfigMaps, so every other kind there would be a LIST on each `up` that can find nothing.
+    out = {ns: [k for k in kinds if ns != HOSTING_NAMESPACE or k in applying.PUBLISHED] for ns in spaces}
+    return {ns: found for ns, found in out.items() if found}
 
 
 def live_and_scope(cluster: ClusterClient, cfg: Config, objects: list[Object]) -> tuple[Scope, Live]:

@@ -7,8 +7,6 @@ years), and no `TZ=`/`CRON_TZ=` prefix, which the API server rejects (the time z
 
 from __future__ import annotations
 
-import zoneinfo
-
 from meshreg.config import names, scheduling, source
 from meshreg.config.model import GC, Registry, Scheduling
 from meshreg.config.reader import REQUIRED, Reader
@@ -102,8 +100,6 @@ def _check_gc_settings(r: Reader, reg: Registry, path: source.Path, *, delete_sw
 
 
 def check_schedule(value: str) -> str | None:
-    from croniter import croniter
-
     text = " ".join(value.split())
     if text.split(" ")[0].upper().startswith(("TZ=", "CRON_TZ=")):
         return f"{value!r}: Kubernetes rejects TZ= and CRON_TZ= in a schedule; set gc.timeZone instead"
@@ -117,6 +113,8 @@ def check_schedule(value: str) -> str | None:
         return f"{value!r}: L, W and # are not in the cron syntax Kubernetes accepts"
     if any(int(n) > 6 for n in _weekdays(fields[4])):
         return f"{value!r}: day of week is 0-6 (Sunday is 0) for a Kubernetes CronJob"
+    from croniter import croniter  # only for a cron expression: a macro (@weekly) never loads it
+
     if not croniter.is_valid(text, strict=True):
         return f"{value!r} is not a valid cron schedule (minute hour day month weekday, e.g. \"0 3 * * 0\")"
     return None
@@ -128,6 +126,8 @@ def _weekdays(field: str) -> list[str]:
 
 
 def check_time_zone(value: str) -> str | None:
+    import zoneinfo  # only for a config that names a time zone
+
     try:
         zoneinfo.ZoneInfo(value)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):

@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 
 from meshreg.config.model import DEFAULT, DEFAULT_FILE, Config
-from meshreg.config.reader import Invalid, Reader
-from meshreg.config.source import decode, parse
 from meshreg.errors import ConfigError
 
 
@@ -23,17 +21,22 @@ def load(path: str | None = None) -> Config:
         raise ConfigError(f"{path}: no such file (run `meshreg init` to write a starter config)") from e
     except OSError as e:
         raise ConfigError(f"{path}: cannot read: {e.strerror or e}") from e
+    # Imported here: the built-in default (no file) never pays for the YAML parser.
+    from meshreg.config.source import decode
+
     return from_text(decode(data, path), name=path)
 
 
 def from_text(text: str, *, name: str) -> Config:
     """Validate a config document; ConfigError names every problem found, each with file, line and field."""
+    # Imported here: the built-in default (no file) never pays for the parser and the validators.
+    from meshreg.config.reader import Invalid, Reader
+    from meshreg.config.source import parse
+    from meshreg.config.spec import read_config
+
     source = parse(text, name)
     if source.data is None:
         raise ConfigError(f"{name}: the file is empty (run `meshreg init` to write a starter config)")
-    # Imported here: the built-in default (no file) never pays for the validators.
-    from meshreg.config.spec import read_config
-
     reader = Reader(source)
     try:
         cfg = read_config(reader, source.data, name)

@@ -1,14 +1,33 @@
-"""The `meshreg.yaml` config as data: every setting, its default, and what follows from them."""
+"""The `meshreg.yaml` config as data: every setting, its default, and what follows from them.
+
+The opt-in features' classes (S3, GC, Mirror, PushProxy, the ingress's) are defined in meshreg.config.features and
+named here too: each of their modules is imported when one of its classes is first asked for, so that a config
+without the feature never pays for building them.
+"""
 
 from __future__ import annotations
 
-import ipaddress
+import importlib
 from dataclasses import dataclass, field
-from typing import Any
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any
 
 from meshreg.errors import ConfigError
-from meshreg.retention import Retention
+
+if TYPE_CHECKING:
+    from meshreg.config.features.gc import GC as GC
+    from meshreg.config.features.ingress import INGRESS_METHODS as INGRESS_METHODS
+    from meshreg.config.features.ingress import Client as Client
+    from meshreg.config.features.ingress import Ingress as Ingress
+    from meshreg.config.features.ingress import IngressGateway as IngressGateway
+    from meshreg.config.features.ingress import Issuer as Issuer
+    from meshreg.config.features.mirror import Mirror as Mirror
+    from meshreg.config.features.objectstorage import S3 as S3
+    from meshreg.config.features.pushproxy import PushProxy as PushProxy
+    from meshreg.retention import Retention  # loaded by a config with retention rules (meshreg.config.gc)
+
+# The module of meshreg.config.features that defines each opt-in feature's names.
+FEATURES = {"S3": "objectstorage", "GC": "gc", "Mirror": "mirror", "PushProxy": "pushproxy",
+            **dict.fromkeys(("IngressGateway", "Issuer", "Client", "Ingress", "INGRESS_METHODS"), "ingress")}
 
 API_VERSION = "meshreg.dev/v1alpha1"
 KIND = "MeshRegistry"
@@ -56,60 +75,12 @@ class Scheduling:
 
 
 @dataclass(frozen=True)
-class S3:
-    """Object storage through distribution's S3 driver; credentials come from `credentials_secret`, never the file."""
-
-    bucket: str
-    region: str
-    credentials_secret: str  # a Secret with keys accessKey, secretKey and httpSecret
-    endpoint: str | None = None  # None: AWS itself
-    root_directory: str | None = None
-    redirect: bool = False  # let clients download blobs from presigned S3 URLs instead of through the registry
-
-    @property
-    def host(self) -> str:
-        if not self.endpoint:
-            return f"{self.bucket}.s3.{self.region}.amazonaws.com"
-        return urlsplit(self.endpoint).hostname or ""  # an endpoint always has one (config.storage checks it)
-
-    @property
-    def port(self) -> int:
-        parts = urlsplit(self.endpoint or "https://x")
-        return parts.port or (443 if parts.scheme == "https" else 80)
-
-    @property
-    def by_address(self) -> bool:
-        """The endpoint names an IP address rather than a host."""
-        try:
-            ipaddress.ip_address(self.host)
-        except ValueError:
-            return False
-        return True
-
-    @property
-    def in_cluster(self) -> bool:
-        """An endpoint that is a Service of this cluster (no ServiceEntry needed)."""
-        labels = self.host.split(".")
-        return "svc" in labels[1:]  # name.namespace.svc[.cluster.local]
-
-
-@dataclass(frozen=True)
 class Storage:
+    """Where a registry keeps its data: a PersistentVolumeClaim of `size`, or object storage (`s3`)."""
+
     size: str = "10Gi"
     storage_class_name: str | None = None
     s3: S3 | None = None  # object storage instead of a PersistentVolumeClaim
-
-
-@dataclass(frozen=True)
-class GC:
-    """Garbage collection (and retention, when the registry has rules) run by a CronJob."""
-
-    schedule: str
-    time_zone: str | None = None
-    delete_untagged: bool = False
-    image: str = "docker.io/library/python:3.13-alpine"  # runs meshreg's retention and coordination (stdlib only)
-    timeout: int = 3600  # seconds: the Job's activeDeadlineSeconds
-    scheduling: Scheduling = Scheduling()  # by default the registry's nodeSelector and tolerations
 
 
 @dataclass(frozen=True)
@@ -126,47 +97,9 @@ class Writer:
         return self.repositories != ("*",)
 
 
-@dataclass(frozen=True)
-class Mirror:
-    """A pull-through cache of `upstream` (distribution's proxy mode)."""
-
-    upstream: str
-    credentials_secret: str | None = None  # a Secret with keys `username` and `password`
-    extra_hosts: tuple[str, ...] = ()  # hosts the upstream redirects blob downloads to
-
-    @property
-    def host(self) -> str:
-        return urlsplit(self.upstream).hostname or ""
-
-    @property
-    def port(self) -> int:
-        parts = urlsplit(self.upstream)
-        return parts.port or (443 if parts.scheme == "https" else 80)
-
-
 ROLES = ("images", "readonly", "mirror")
 PUSH_PROXY = "push-proxy"  # the push proxy's ServiceAccount and workload name, in its own namespace
 CONNECT_ROLE = "meshreg-connect"  # the Role in the push proxy's namespace that lets people port-forward to it
-
-
-@dataclass(frozen=True)
-class PushProxy:
-    """A gateway people reach with `meshreg connect` (RBAC on pods/portforward in `namespace`), which writes
-    `repositories` of its registry as its own identity; see meshreg.config.pushproxy."""
-
-    namespace: str
-    repositories: tuple[str, ...]
-    port: int = 5000  # where it listens in its pod, the default local port of `meshreg connect`, the published host
-    resources: Resources = Resources(requests={"cpu": "50m", "memory": "64Mi"}, limits={"memory": "256Mi"})
-    scheduling: Scheduling = Scheduling()
-
-    @property
-    def identity(self) -> str:
-        return f"{self.namespace}/{PUSH_PROXY}"
-
-    @property
-    def writer(self) -> Writer:
-        return Writer(self.identity, self.repositories)
 
 
 @dataclass(frozen=True)
@@ -180,7 +113,7 @@ class Registry:
     image: str = DEFAULT_IMAGE
     storage: Storage = Storage()
     delete_enabled: bool = False
-    resources: Resources = Resources(requests={"cpu": "50m", "memory": "64Mi"}, limits={"memory": "512Mi"})
+    resources: Resources = Resources(requests={"cpu": "50m", "memory": "64Mi"}, limits={"memory": "1Gi"})
     readers: tuple[str, ...] = ("*",)
     writers: tuple[Writer, ...] = ()
     publisher: str | None = None  # readonly only: the one identity that loads images
@@ -218,6 +151,8 @@ class RuntimeConfig:
 
 @dataclass(frozen=True)
 class NodeProxy:
+    """The node-local read-only proxy the kubelet pulls from: localhost:<port> on every node."""
+
     enabled: bool = True
     port: int = 5000  # the default registry's port
     host_ip: str = "127.0.0.1"
@@ -227,6 +162,8 @@ class NodeProxy:
 
 @dataclass(frozen=True)
 class LocalRegistryHosting:
+    """The KEP-1755 ConfigMap kube-public/local-registry-hosting: what it publishes, and whether this instance does."""
+
     host: str | None = None  # None: localhost:<nodeProxy.port>
     # False: leave kube-public/local-registry-hosting (one per cluster) to another instance; this one's addresses are
     # still published in kube-public/meshreg-<name>-registries.
@@ -246,92 +183,10 @@ class Audit:
     keep_providers: tuple[str, ...] = ("envoy",)
 
 
-INGRESS_METHODS = ("mtls", "jwt")
-
-
-@dataclass(frozen=True)
-class IngressGateway:
-    """The Istio ingress gateway that serves the ingress: its pods (by labels), their namespace and identity."""
-
-    namespace: str = "istio-system"
-    selector: dict[str, str] = field(default_factory=lambda: {"istio": "ingressgateway"})
-    service_account: str = "istio-ingressgateway-service-account"
-    port: int = 443  # the Gateway server port (a port of the Service in front of the gateway pods)
-    dedicated: bool = False  # True: nothing else uses these pods, so an ALLOW policy cannot lock out other hosts
-
-    @property
-    def identity(self) -> str:
-        return f"{self.namespace}/{self.service_account}"
-
-
-@dataclass(frozen=True)
-class Issuer:
-    """A JWT issuer the gateway trusts, with its keys (inline JWKS or a JWKS URI) and the audiences it accepts."""
-
-    issuer: str
-    audiences: tuple[str, ...]
-    jwks: str | None = None
-    jwks_uri: str | None = None
-
-
-@dataclass(frozen=True)
-class Client:
-    """A writer outside the cluster: a client certificate (mtls) or tokens of one issuer and subject (jwt)."""
-
-    name: str
-    method: str  # "mtls" or "jwt"
-    repositories: tuple[str, ...]  # what it may write: ("*",) or normalized prefixes
-    read_repositories: tuple[str, ...]  # what it may read; defaults to `repositories`
-    delete: bool = False
-    issuer: str | None = None  # jwt only
-    subject: str | None = None  # jwt only; `*` at either end as Istio matches it
-    claims: tuple[tuple[str, tuple[str, ...]], ...] = ()  # jwt only: claim name -> accepted values
-
-
-@dataclass(frozen=True)
-class Ingress:
-    """Writers outside the cluster reach one registry at `host`, through an Istio ingress gateway."""
-
-    host: str
-    registry: str  # the registry it serves
-    credential_name: str  # the Secret (in the gateway's namespace) with the server certificate
-    client_ca: str  # the CA directory `meshreg certs` manages, resolved against the config file
-    gateway: IngressGateway = IngressGateway()
-    issuers: tuple[Issuer, ...] = ()
-    clients: tuple[Client, ...] = ()
-    ca_pem: str | None = None  # the CA certificate and CRL, read from client_ca; None before `meshreg certs init`
-    crl_pem: str | None = None
-
-    def principal(self, client: Client) -> str:
-        """The peer principal of a client certificate: its URI SAN spiffe://<host>/client/<name>, without spiffe://."""
-        return f"{self.host}/client/{client.name}"
-
-    def client(self, name: str) -> Client | None:
-        return next((c for c in self.clients if c.name == name), None)
-
-    @property
-    def address(self) -> str:
-        """Where clients push, as docker names it (and its certs.d directory): host, or host:port off 443."""
-        return self.host if self.gateway.port == 443 else f"{self.host}:{self.gateway.port}"
-
-    @property
-    def read_restricted(self) -> bool:
-        """Whether some client may read less than every repository (then the ingress refuses cross-repository
-        mounts, which would read past it)."""
-        return any(c.read_repositories != ("*",) for c in self.clients)
-
-    @property
-    def writer(self) -> Writer | None:
-        """The gateway as the registry sees it: one writer for the union of its clients' prefixes."""
-        if not self.clients:
-            return None
-        prefixes = {p for c in self.clients for p in c.repositories}
-        repositories = ("*",) if "*" in prefixes else tuple(sorted(prefixes))
-        return Writer(self.gateway.identity, repositories, any(c.delete for c in self.clients))
-
-
 @dataclass(frozen=True)
 class Config:
+    """A whole `meshreg.yaml`: one instance, its registries, node proxy, published addresses and ingress."""
+
     name: str = "meshreg"
     namespace: str = "meshreg"
     trust_domain: str = "cluster.local"
@@ -406,3 +261,10 @@ class Config:
 
 
 DEFAULT = Config()
+
+
+if not TYPE_CHECKING:  # mypy sees the imports above; at run time a feature's module loads on first use (PEP 562)
+    def __getattr__(name: str) -> object:
+        if name not in FEATURES:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        return getattr(importlib.import_module(f"meshreg.config.features.{FEATURES[name]}"), name)

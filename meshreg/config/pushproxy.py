@@ -10,15 +10,17 @@ from __future__ import annotations
 
 from dataclasses import replace
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from meshreg.config import names, scheduling
-from meshreg.config.model import PushProxy, Registry
+from meshreg.config.model import Registry
 from meshreg.config.reader import Reader
 from meshreg.config.registries import read_port, read_prefixes, read_resources, refuse_identity
 from meshreg.config.source import Path
 
-_D = PushProxy(namespace="", repositories=())
+if TYPE_CHECKING:
+    from meshreg.config.model import PushProxy
+
 _KEYS = {"enabled": True, "repositories": None, "port": None, "namespace": None, "resources": None,
          **scheduling.KEYS}
 _ROLE_BINDING_HINT = "the Role there lets its holders port-forward to every pod in it"
@@ -44,6 +46,8 @@ def _read_one(r: Reader, raw: object, base: Path, *, reg: Registry, default_name
               namespace: str) -> PushProxy | None:
     if not r.given(raw):
         return None
+    from meshreg.config.model import PushProxy  # its model loads with a push proxy only
+
     path = base + ("pushProxy",)
     m = r.mapping(raw, path, _KEYS)
     if not r.boolean(m["enabled"], path + ("enabled",)):
@@ -54,7 +58,7 @@ def _read_one(r: Reader, raw: object, base: Path, *, reg: Registry, default_name
                                          registry_namespace=namespace))
     repositories = r.attempt(lambda: _read_repositories(r, m["repositories"], path))
     port = r.attempt(lambda: reg.port if m["port"] is None else read_port(r, m["port"], path + ("port",)))
-    resources = r.attempt(lambda: read_resources(r, m["resources"], path + ("resources",), _D.resources))
+    resources = r.attempt(lambda: read_resources(r, m["resources"], path + ("resources",), PushProxy.resources))
     placed = r.attempt(lambda: scheduling.read(r, m, path))
     proxy = PushProxy(namespace=where.value, repositories=repositories.value, port=port.value,
                       resources=resources.value, scheduling=placed.value)

@@ -9,7 +9,6 @@ missing, or that looks misspelled (`registy` for `registry`), reads as UNREADABL
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, suppress
 from functools import partial
@@ -154,6 +153,8 @@ class Reader:
     def _unknown(self, key: object, path: Path, keys: Mapping[str, object], *,
                  given: Mapping[object, object]) -> dict[str, Any]:
         """Record an unknown key; the known key it looks like a misspelling of (if not given too) as UNREADABLE."""
+        import difflib  # only for the message: reading a valid file never loads it
+
         hint = difflib.get_close_matches(str(key), list(keys), n=1)
         known = f"did you mean {hint[0]!r}?" if hint else "known keys: " + ", ".join(keys)
         self.record(path + (str(key),), f"unknown key ({known})")

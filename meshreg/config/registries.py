@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import re
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from meshreg.config import gc, names, scheduling, storage
-from meshreg.config.model import ROLES, Mirror, Registry, Resources, Scheduling, Writer
+from meshreg.config import names, scheduling, storage
+from meshreg.config.model import ROLES, Registry, Resources, Scheduling, Writer
 from meshreg.config.reader import REQUIRED, Attempt, Reader
 from meshreg.config.source import Path
+
+if TYPE_CHECKING:
+    from meshreg.config.model import Mirror
 
 _D = Registry()
 _REGISTRY_KEYS = {"image": _D.image, "storage": {}, "deleteEnabled": False, "resources": None, "replicas": 1,
@@ -32,7 +35,7 @@ def read_single(r: Reader, spec: dict[str, Any], port: object, p: Path) -> Regis
     shared = r.attempt(lambda: _read_storage_and_image(r, m.value, p + ("registry",)))
     reg = Registry(**shared.value, port=node_port.value, delete_enabled=delete_enabled.value, readers=read.value,
                    writers=writers.value)
-    gc.check_gc(r, reg, p + ("registry",), delete_switch="spec.registry.deleteEnabled")
+    _check_gc(r, reg, p + ("registry",), delete_switch="spec.registry.deleteEnabled")
     return reg
 
 
@@ -104,8 +107,15 @@ def _read_entry(r: Reader, value: object, p: Path, *, implicit_default: bool) ->
         name=name.value, role=role.value, default=default.value or implicit_default, port=port.value, **shared.value,
         delete_enabled=delete_enabled.value, readers=readers.value, writers=writers.value, publisher=publisher.value,
         mirror=mirror.value)
-    gc.check_gc(r, reg, p, delete_switch="deleteEnabled")
+    _check_gc(r, reg, p, delete_switch="deleteEnabled")
     return reg
+
+
+def _check_gc(r: Reader, reg: Registry, path: Path, *, delete_switch: str) -> None:
+    if reg.gc or reg.retention:  # the gc reader, and the retention model, load with gc or retention only
+        from meshreg.config import gc
+
+        gc.check_gc(r, reg, path, delete_switch=delete_switch)
 
 
 def _check_role(value: str) -> str | None:
@@ -133,6 +143,8 @@ def _check_mirror_settings(r: Reader, p: Path, *, role: str, mirror: object, del
 
 
 def _read_mirror(r: Reader, value: object, path: Path) -> Mirror:
+    from meshreg.config.model import Mirror  # its model loads with mirrors only
+
     m = r.mapping(value, path, {"upstream": None, "credentialsSecret": None, "extraHosts": []})
     upstream = r.attempt(lambda: r.string(m["upstream"], path + ("upstream",), _check_url) if r.given(m["upstream"])
                          else r.fail(path, "missing required key 'upstream' (the URL of the registry to mirror, e.g. "
@@ -153,9 +165,18 @@ def _read_storage_and_image(r: Reader, m: dict[str, Any], path: Path) -> dict[st
         "replicas": r.attempt(lambda: storage.read_replicas(r, m["replicas"], path + ("replicas",), where.get())),
         "resources": r.attempt(lambda: read_resources(r, m["resources"], path + ("resources",), _D.resources)),
         "scheduling": placed,
-        "gc": r.attempt(lambda: gc.read_gc(r, m["gc"], path + ("gc",), registry=placed.get() or Scheduling())),
-        "retention": r.attempt(lambda: gc.read_retention(r, m["retention"], path + ("retention",)))}
+        **_read_gc(r, m, path, placed)}
     return {key: attempt.value for key, attempt in read.items()}
+
+
+def _read_gc(r: Reader, m: dict[str, Any], path: Path, placed: Attempt[Scheduling]) -> dict[str, Attempt[Any]]:
+    """`gc` and `retention`, read by config.gc, which loads (with the retention model) only when one is set."""
+    if m["gc"] is None and m["retention"] is None:
+        return {"gc": Attempt(None, ok=True), "retention": Attempt(None, ok=True)}
+    from meshreg.config import gc
+
+    return {"gc": r.attempt(lambda: gc.read_gc(r, m["gc"], path + ("gc",), registry=placed.get() or Scheduling())),
+            "retention": r.attempt(lambda: gc.read_retention(r, m["retention"], path + ("retention",)))}
 
 
 def read_port(r: Reader, value: object, path: Path) -> int:

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from meshreg.config import mesh, names, pushproxy, scheduling
 from meshreg.config.audit import read_audit
-from meshreg.config.ingress import read_ingress
 from meshreg.config.model import API_VERSION, KIND, Config, LocalRegistryHosting, NodeProxy, Registry
 from meshreg.config.reader import REQUIRED, UNREADABLE, Attempt, Invalid, Reader
 from meshreg.config.registries import read_entries, read_resources, read_single, refuse_identity
 from meshreg.config.runtimeconfig import read_runtime_config
 from meshreg.config.source import Path
+
+if TYPE_CHECKING:
+    from meshreg.config.model import Ingress
 
 _NP = NodeProxy()
 _SPEC_KEYS: dict[str, object] = {
@@ -42,7 +44,7 @@ def read_config(r: Reader, data: object, name: str) -> Config:
     mode = r.attempt(lambda: _read_mesh(r, spec, registries=registries.get(), several=several.value))
     with_proxies = r.attempt(lambda: pushproxy.read(r, spec, registries.value, namespace=namespace.value,
                                                     several=several.value, node_proxy=enabled.value))
-    ingress = r.attempt(lambda: None if not r.given(spec["ingress"]) else read_ingress(
+    ingress = r.attempt(lambda: None if not r.given(spec["ingress"]) else _read_ingress(
         r, spec["ingress"], p + ("ingress",), registries=with_proxies.value, namespace=namespace.value))
     audit = r.attempt(lambda: read_audit(r, spec["audit"], p + ("audit",)))
     pull_secrets = r.attempt(lambda: scheduling.read_pull_secrets(r, spec["imagePullSecrets"],
@@ -80,6 +82,13 @@ def _check_identities(r: Reader, spec: dict[str, Any], registries: tuple[Registr
         _check_never_writes(r, registries, several=several, identity=f"{spec['namespace']}/node-proxy",
                             role="the node proxy", why=", which serves unauthenticated reads")
     _check_gc_identities(r, spec, registries, several=several)
+
+
+def _read_ingress(r: Reader, value: object, path: Path, *, registries: tuple[Registry, ...],
+                  namespace: str) -> Ingress:
+    from meshreg.config.ingress import read_ingress  # its reader and model load with spec.ingress only
+
+    return read_ingress(r, value, path, registries=registries, namespace=namespace)
 
 
 def _read_top(r: Reader, data: object) -> tuple[Attempt[str], dict[str, Any]]:

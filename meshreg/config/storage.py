@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from meshreg.config import names
-from meshreg.config.model import S3, Storage
+from meshreg.config.model import Storage
 from meshreg.config.reader import REQUIRED, Invalid, Reader
 from meshreg.config.source import Path
+
+if TYPE_CHECKING:
+    from meshreg.config.model import S3
 
 _D = Storage()
 _S3_KEYS = {"bucket": REQUIRED, "region": REQUIRED, "credentialsSecret": REQUIRED, "endpoint": None,
@@ -54,6 +58,8 @@ def _amount(quantity: str) -> float:
 
 
 def _read_s3(r: Reader, value: object, path: Path) -> S3:
+    from meshreg.config.model import S3  # its model loads with storage.s3 only
+
     m = r.mapping(value, path, _S3_KEYS)
     bucket = r.attempt(lambda: r.string(m["bucket"], path + ("bucket",), check_bucket))
     region = r.attempt(lambda: r.string(m["region"], path + ("region",), _check_region))

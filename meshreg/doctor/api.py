@@ -2,7 +2,9 @@
 
 One SelfSubjectRulesReview per namespace (what `kubectl auth can-i --list` reads) answers most of it in a single
 round trip; a SelfSubjectAccessReview per verb answers the rest: cluster-scoped kinds, and what the rules do not grant
-where the authorizer says its list is incomplete (a webhook authorizer cannot list its rules)."""
+where the authorizer says its list is incomplete (a webhook authorizer cannot list its rules). Before `up`, only
+delete is asked (for prune): `up` reads what exists and dry-runs every object itself, which proves the rest and
+reports each refusal at once."""
 
 from __future__ import annotations
 
@@ -23,6 +25,9 @@ CHECK = "api"
 MINIMUM = (1, 25)  # Pod Security admission (the namespace label meshreg sets for the node proxy) is GA since 1.25
 Target = tuple[str, str, str | None]  # (apiVersion, kind, namespace)
 Ask = tuple[str, Target]  # (verb, what)
+# What `up` proves itself before it changes anything: its read of what exists (get, list) and its dry run of every
+# object (create, patch, each refusal reported at once). Its checks ask only the rest: delete, for prune.
+PROVEN_BY_UP = frozenset({"get", "list", "create", "patch"})
 
 
 def check(facts: Facts) -> list[Result]:
@@ -97,7 +102,7 @@ def permissions(facts: Facts) -> list[Result]:
     try:
         prunable = served(facts, PRUNABLE)
         asks = [(verb, key) for key, verbs in sorted(needed(facts.cfg, facts.manifests, prunable).items(), key=str)
-                for verb in sorted(verbs)]
+                for verb in sorted(verbs) if not (facts.dry_run_follows and verb in PROVEN_BY_UP)]
         allowed = answers(facts.cluster, asks)
     except ClusterError as e:
         return [warn(CHECK, f"could not check permissions: {e}",
@@ -107,7 +112,8 @@ def permissions(facts: Facts) -> list[Result]:
         if not yes:
             denied.setdefault((resource_name(api_version, kind), namespace), []).append(verb)
     if not denied:
-        return [ok(CHECK, f"you may do what up and down need ({len(asks)} permissions checked)")]
+        what = "delete what up prunes" if facts.dry_run_follows else "do what up and down need"
+        return [ok(CHECK, f"you may {what} ({len(asks)} permissions checked)")]
     text = some(f"{', '.join(verbs)} {resource}" + (f" in {ns}" if ns else "")
                 for (resource, ns), verbs in sorted(denied.items(), key=str))
     return [fail(CHECK, f"you may not: {text}",

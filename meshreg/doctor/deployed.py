@@ -31,6 +31,7 @@ def check(facts: Facts) -> list[Result]:
     out = [_objects(objects)]
     for reg in report.registries:
         out.append(_registry(facts, reg))
+        out += _volume(reg)
     if cfg.node_proxy.enabled:
         out += _node_proxy(facts, report.node_proxy)
     return out
@@ -50,7 +51,7 @@ def _objects(objects: tuple[ObjectState, ...]) -> Result:
 
 def _registry(facts: Facts, reg: RegistryEntry) -> Result:
     name, (inside, how) = f"registry {reg.name}", judge.meshed(reg)
-    if judge.registry_healthy(reg):
+    if judge.registry_running(reg):
         return ok(CHECK, f"{name} ready ({reg.replicas}), every pod {how}")
     causes = diagnose(cluster=facts.cluster, namespace=facts.cfg.namespace,
                       workloads=[("apps/v1", "Deployment", reg.name)])
@@ -58,6 +59,24 @@ def _registry(facts: Facts, reg: RegistryEntry) -> Result:
     return fail(CHECK, f"{name} not ready ({reg.replicas}, {inside} of {reg.pods} pods {short})"
                        + (f": {'; '.join(causes)}" if causes else ""),
                 f"kubectl -n {facts.cfg.namespace} describe deployment {reg.name}")
+
+
+def _volume(reg: RegistryEntry) -> list[Result]:
+    """The registry's volume: room for pushes, nearly full, or full (nothing where the kubelet gives no figures)."""
+    share, v = judge.used_share(reg.volume), reg.volume
+    if share is None or v is None or v.used_bytes is None or v.capacity_bytes is None:
+        return []
+    text = f"registry {reg.name} volume: {_mib(v.used_bytes)} used of {_mib(v.capacity_bytes)} ({share:.0%})"
+    fill = judge.volume_fill(v)
+    if fill == judge.FULL_VOLUME:
+        return [fail(CHECK, f"{text}: full, pushes fail (HTTP 500 from the registry)", judge.FREE_SPACE)]
+    if fill == judge.NEARLY_FULL_VOLUME:
+        return [warn(CHECK, f"{text}: nearly full", judge.FREE_SPACE)]
+    return [ok(CHECK, text)]
+
+
+def _mib(n: int) -> str:
+    return f"{n / (1 << 20):.1f} MiB" if n < 1 << 30 else f"{n / (1 << 30):.1f} GiB"
 
 
 def _node_proxy(facts: Facts, proxy: NodeProxyState) -> list[Result]:

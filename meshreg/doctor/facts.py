@@ -43,12 +43,18 @@ class Facts:
     """The cluster as doctor sees it, for one config and its render. Check groups run at once: a fact asked for by
     several is read by the first, and the others wait for its answer."""
 
-    cluster: ClusterClient
+    cluster: ClusterClient  # every read through it is sent once (a lives.Snapshot), also when `up` shares it
     cfg: Config
     manifests: list[Object]
+    # `up` checks: it reads what exists and dry-runs every object next, which proves get, list, create and patch
+    dry_run_follows: bool = False
     _cache: dict[Hashable, tuple[bool, Any]] = field(default_factory=dict)
     _locks: dict[Hashable, threading.Lock] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.cluster, lives.Snapshot):
+            self.cluster = lives.Snapshot(self.cluster)
 
     def _once(self, key: Hashable, read: Callable[[], T]) -> T:
         with self._lock:
@@ -71,6 +77,10 @@ class Facts:
     def live(self) -> lives.Live:
         """What exists of the render (meshreg.cluster.live.Live): one LIST per kind and namespace."""
         return self._once("live", lambda: lives.read(manifests=self.manifests, cluster=self.cluster))
+
+    def collection(self, api_version: str, kind: str, namespace: str) -> list[Object]:
+        """Every object of a kind in a namespace: the LIST `up`'s read of what exists sends too (it is sent once)."""
+        return self.cluster.list(api_version, kind, namespace=namespace)
 
     def storage_classes(self) -> list[Object]:
         return self._once("storage-classes", lambda: self.cluster.list("storage.k8s.io/v1", "StorageClass"))

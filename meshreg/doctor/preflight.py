@@ -14,7 +14,7 @@ from meshreg.errors import ClusterError
 def preflight(*, cluster: ClusterClient, cfg: Config, manifests: list[Object]) -> list[str]:
     """Run the preflight checks; the WARN lines back, or ClusterError naming every FAIL."""
     try:
-        results = run(facts=Facts(cluster, cfg, manifests), groups=PREFLIGHT)
+        results = run(facts=Facts(cluster, cfg, manifests, dry_run_follows=True), groups=PREFLIGHT)
     except Unreachable as e:
         raise ClusterError(str(e)) from e
     failures = failed(results)

@@ -10,6 +10,7 @@ from meshreg.cluster.api import Object
 from meshreg.config import Registry
 from meshreg.doctor.facts import Facts
 from meshreg.doctor.results import Result, fail, ok, warn
+from meshreg.errors import ClusterError
 
 CHECK = "storage"
 DEFAULT = "storageclass.kubernetes.io/is-default-class"
@@ -27,13 +28,22 @@ def volume(facts: Facts, reg: Registry) -> Result:
     """Whether a registry's claim is bound or can bind: by its own class once it has one, else by the config's."""
     ns = facts.cfg.namespace
     claim = f"{reg.name}-data"
-    pvc = facts.cluster.get("v1", "PersistentVolumeClaim", claim, namespace=ns)
+    pvc = _claim(facts, ns, claim)
     if pvc is not None and (pvc.get("status") or {}).get("phase") == "Bound":
         cls = _class_of(pvc) or "no class"
         return ok(CHECK, f"PVC {ns}/{claim} is bound to {pvc['spec'].get('volumeName')} ({cls})")
     if pvc is not None and _class_of(pvc) is not None:
         return _pending(facts, pvc, reg)  # without a class yet, a default one is still assigned when it appears
     return _configured(facts, claim=claim, reg=reg)
+
+
+def _claim(facts: Facts, ns: str, claim: str) -> Object | None:
+    """The claim, from the namespace's claims (which `up` reads anyway), or by name where listing is refused."""
+    try:
+        return next((c for c in facts.collection("v1", "PersistentVolumeClaim", ns)
+                     if c["metadata"]["name"] == claim), None)
+    except ClusterError:
+        return facts.cluster.get("v1", "PersistentVolumeClaim", claim, namespace=ns)
 
 
 def _class_of(pvc: Object) -> str | None:

@@ -10,7 +10,7 @@ from typing import Literal
 from meshreg import config
 from meshreg import render as rendering
 from meshreg.cluster.api import Object
-from meshreg.config import DEFAULT_FILE, Config, Writer, editing
+from meshreg.config import DEFAULT_FILE, Config, Writer
 from meshreg.config.source import decode
 from meshreg.errors import ConfigError, UsageError
 from meshreg.policy import evaluate as evaluating
@@ -89,6 +89,8 @@ class EditReport:
 def edit(action: Literal["grant", "revoke"], *, config_path: str | None, identity: str,
          repositories: tuple[str, ...], delete: bool, registry: str | None) -> EditReport:
     """Grant or revoke in the config file (keeping its comments and layout), written atomically."""
+    from meshreg.config import editing  # the writers-list editor, for grant and revoke only (check and list skip it)
+
     path = config_file(config_path)
     with open(path, "rb") as f:
         text = decode(f.read(), path)

@@ -137,12 +137,15 @@ def up(cfg: Config, cluster: ClusterClient, *, manifests: list[Object] | None = 
 def _checks_and_live(cluster: ClusterClient, cfg: Config, objects: list[Object], *, skip_checks: bool,
                      events: UpEvents) -> tuple[lives.Scope, lives.Live]:
     """The checks before any write, and the read of what exists (and of where to prune), sent together: neither
-    depends on the other. Returns the prune scope and what exists."""
+    depends on the other, and what both read (discovery, the namespace, its collections) is sent once (a shared
+    Snapshot). Returns the prune scope and what exists."""
+    shared = lives.Snapshot(cluster)
+
     def checks() -> list[str]:
-        return [] if skip_checks else preflight.preflight(cluster=cluster, cfg=cfg, manifests=objects)
+        return [] if skip_checks else preflight.preflight(cluster=shared, cfg=cfg, manifests=objects)
 
     def read() -> tuple[lives.Scope, lives.Live]:
-        return scopes.live_and_scope(cluster, cfg, objects)
+        return scopes.live_and_scope(shared, cfg, objects)
 
     (_, warnings, failed), (_, found, unread) = parallel.each(lambda task: task(), [checks, read])
     if failed:

@@ -8,9 +8,9 @@ instead.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from meshreg.config import names
-from meshreg.config.model import Ingress
 from meshreg.errors import UsageError
 from meshreg.objects import Object
 from meshreg.policy import ambient, routes
@@ -27,6 +27,9 @@ from meshreg.policy.rules import (
     policies,
     principal_of,
 )
+
+if TYPE_CHECKING:  # the ingress's model loads with spec.ingress only
+    from meshreg.config.model import Ingress
 
 __all__ = ["Decision", "NotEvaluable", "check_request", "evaluate", "find_workload", "infer_trust_domain",
            "principal_of"]

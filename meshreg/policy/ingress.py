@@ -5,10 +5,13 @@ client's subject and claims, `*` patterns filled in), or nothing at all."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from meshreg.config.model import Client, Ingress
 from meshreg.errors import UsageError
 from meshreg.policy.claims import Claims
+
+if TYPE_CHECKING:  # the ingress's model loads with spec.ingress only
+    from meshreg.config.model import Client, Ingress
 
 CLIENT = "client:"
 EXTERNAL = "external"

@@ -4,11 +4,14 @@ proxy and ingress clients, each with the principal (trust domain applied) the re
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from meshreg.config import Config, Registry
 from meshreg.config.mesh import WAYPOINT
 from meshreg.config.model import CONNECT_ROLE as ROLE
-from meshreg.config.model import Client, Ingress
+
+if TYPE_CHECKING:  # the ingress's model loads with spec.ingress only
+    from meshreg.config.model import Client, Ingress
 
 __all__ = ["ClientEntry", "GatewayEntry", "IngressEntry", "Listing", "NodeProxyEntry", "PushProxyEntry",
            "ReaderEntry", "RegistryEntry", "WaypointEntry", "WriterEntry", "listing"]

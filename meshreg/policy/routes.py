@@ -12,11 +12,13 @@ not decode `%XX` in names), and `method`. A request from `policy check` has no b
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from meshreg.config.model import Ingress
 from meshreg.objects import Object
 from meshreg.policy.rules import Decision
+
+if TYPE_CHECKING:
+    from meshreg.config.model import Ingress  # a config with an ingress has loaded it already
 
 _CREDENTIALS = ("x-forwarded-client-cert", "@request.auth.claims.")
 

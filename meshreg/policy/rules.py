@@ -49,6 +49,8 @@ class Decision:
 
 @dataclass(frozen=True)
 class Request:
+    """One request as a policy sees it: who sends it (mTLS peer, JWT claims), and what and where it asks."""
+
     principal: str | None  # None: plain text, no peer certificate
     method: str
     path: str  # normalized, without the query
@@ -59,6 +61,8 @@ class Request:
 
 @dataclass(frozen=True)
 class Workload:
+    """A rendered workload a policy may apply to: its kind, name, namespace, pod labels, identity and port."""
+
     kind: str
     name: str
     namespace: str

@@ -1,4 +1,8 @@
-"""Renders every object meshreg deploys from a validated Config: pure, no I/O, deterministic."""
+"""Renders every object meshreg deploys from a validated Config: pure, no I/O, deterministic.
+
+A feature's module (ambient, gc, ingress, mirror, push proxy, runtime config, object storage) is imported only when
+the config uses that feature, so a render pays only for what it renders (tests/test_imports.py holds it to that).
+"""
 
 from __future__ import annotations
 
@@ -6,20 +10,8 @@ from collections.abc import Callable
 
 from meshreg.config import Config, Registry
 from meshreg.objects import Object
-from meshreg.render import (
-    ambient,
-    applyset,
-    audit,
-    gc,
-    hosting,
-    ingress,
-    mirror,
-    nodeproxy,
-    policies,
-    pushproxy,
-    registry,
-    runtimeconfig,
-)
+from meshreg.render import applyset, audit, hosting, nodeproxy, policies, registry
+from meshreg.render.labels import is_ambient
 
 __all__ = ["notices", "render"]
 
@@ -54,12 +46,29 @@ def _workloads(cfg: Config, regs: list[Registry]) -> list[Object]:
     np = cfg.node_proxy.enabled
     return [
         *_each(registry.service, cfg, regs),
-        *[mirror.service(cfg, reg) for reg in regs if reg.mirror],
+        *_mirror_services(cfg, regs),
         *([nodeproxy.service(cfg)] if np else []),
         *_each(registry.deployment, cfg, regs),
         *([nodeproxy.daemon_set(cfg)] if np else []),
-        *runtimeconfig.objects(cfg),
+        *_runtime_config(cfg),
     ]
+
+
+def _mirror_services(cfg: Config, regs: list[Registry]) -> list[Object]:
+    mirrors = [reg for reg in regs if reg.mirror]
+    if not mirrors:
+        return []
+    from meshreg.render import mirror
+
+    return [mirror.service(cfg, reg) for reg in mirrors]
+
+
+def _runtime_config(cfg: Config) -> list[Object]:
+    if not cfg.node_proxy.runtime_config.enabled:
+        return []
+    from meshreg.render import runtimeconfig
+
+    return runtimeconfig.objects(cfg)
 
 
 def _policies(cfg: Config, regs: list[Registry]) -> list[Object]:
@@ -67,21 +76,58 @@ def _policies(cfg: Config, regs: list[Registry]) -> list[Object]:
     return [
         *_each(registry.peer_authentication, cfg, regs),
         *[p for reg in regs for p in policies.registry_policies(cfg, reg)],
-        *(_each(ambient.allow_waypoint, cfg, regs) if ambient.is_ambient(cfg) else []),
+        *_waypoint_policies(cfg, regs),
         *([nodeproxy.allow_reads(cfg), nodeproxy.gateway(cfg), nodeproxy.virtual_service(cfg)]
           if cfg.node_proxy.enabled else []),
     ]
 
 
+def _waypoint_policies(cfg: Config, regs: list[Registry]) -> list[Object]:
+    if not is_ambient(cfg):
+        return []
+    from meshreg.render import ambient
+
+    return _each(ambient.allow_waypoint, cfg, regs)
+
+
 def _routes(cfg: Config, regs: list[Registry]) -> list[Object]:
     """Each mirror's way to its upstream, the ambient waypoint, the push proxies, the ingress, the audit logs."""
-    return [
-        *[o for reg in regs if reg.mirror for o in mirror.objects(cfg, reg)],
-        *([ambient.waypoint(cfg)] if ambient.is_ambient(cfg) else []),
-        *[o for reg in regs if reg.push_proxy for o in pushproxy.objects(cfg, reg)],
-        *ingress.objects(cfg),
-        *audit.objects(cfg),
-    ]
+    return [*_mirror_routes(cfg, regs), *_waypoint(cfg), *_push_proxies(cfg, regs), *_ingress(cfg),
+            *audit.objects(cfg)]
+
+
+def _mirror_routes(cfg: Config, regs: list[Registry]) -> list[Object]:
+    mirrors = [reg for reg in regs if reg.mirror]
+    if not mirrors:
+        return []
+    from meshreg.render import mirror
+
+    return [o for reg in mirrors for o in mirror.objects(cfg, reg)]
+
+
+def _waypoint(cfg: Config) -> list[Object]:
+    if not is_ambient(cfg):
+        return []
+    from meshreg.render import ambient
+
+    return [ambient.waypoint(cfg)]
+
+
+def _push_proxies(cfg: Config, regs: list[Registry]) -> list[Object]:
+    proxied = [reg for reg in regs if reg.push_proxy]
+    if not proxied:
+        return []
+    from meshreg.render import pushproxy
+
+    return [o for reg in proxied for o in pushproxy.objects(cfg, reg)]
+
+
+def _ingress(cfg: Config) -> list[Object]:
+    if not cfg.ingress:
+        return []
+    from meshreg.render import ingress
+
+    return ingress.objects(cfg)
 
 
 def _extras(cfg: Config, regs: list[Registry]) -> list[Object]:
@@ -89,8 +135,17 @@ def _extras(cfg: Config, regs: list[Registry]) -> list[Object]:
     return [
         *[registry.disruption_budget(cfg, reg) for reg in regs if reg.replicas > 1],
         *[registry.storage_entry(cfg, reg) for reg in regs if reg.storage.s3 and not reg.storage.s3.in_cluster],
-        *[o for reg in regs if reg.gc for o in gc.objects(cfg, reg)],
+        *_gc(cfg, regs),
     ]
+
+
+def _gc(cfg: Config, regs: list[Registry]) -> list[Object]:
+    collected = [reg for reg in regs if reg.gc]
+    if not collected:
+        return []
+    from meshreg.render import gc
+
+    return [o for reg in collected for o in gc.objects(cfg, reg)]
 
 
 def _published(cfg: Config) -> list[Object]:
@@ -106,7 +161,7 @@ def _published(cfg: Config) -> list[Object]:
 def notices(cfg: Config, *, writers: bool = True) -> list[str]:
     """Hints for a person reading the render on a terminal (never part of the manifests); `writers=False`
     leaves out the "no writers" hint for commands that already print the writers."""
-    out = runtimeconfig.notices(cfg)
+    out = _runtime_config_notices(cfg)
     for reg in cfg.registries:
         label = "" if len(cfg.registries) == 1 else f"registry {reg.name}: "
         if writers and reg.role == "images" and not reg.writers:
@@ -115,4 +170,28 @@ def notices(cfg: Config, *, writers: bool = True) -> list[str]:
         if cfg.node_proxy.enabled and "*" not in reg.readers:
             out.append(f"{label}readers are restricted, but the node proxy serves reads to anything on a node "
                        "(and to pods that can reach its pod IP): keep confidential images in a separate registry.")
-    return out + ambient.notices(cfg) + ingress.notices(cfg) + audit.notices(cfg)
+    return out + _ambient_notices(cfg) + _ingress_notices(cfg) + audit.notices(cfg)
+
+
+def _runtime_config_notices(cfg: Config) -> list[str]:
+    if not cfg.node_proxy.runtime_config.enabled:
+        return []
+    from meshreg.render import runtimeconfig
+
+    return runtimeconfig.notices(cfg)
+
+
+def _ambient_notices(cfg: Config) -> list[str]:
+    if not is_ambient(cfg):
+        return []
+    from meshreg.render import ambient
+
+    return ambient.notices(cfg)
+
+
+def _ingress_notices(cfg: Config) -> list[str]:
+    if not cfg.ingress:
+        return []
+    from meshreg.render import ingress
+
+    return ingress.notices(cfg)

@@ -16,7 +16,7 @@ from __future__ import annotations
 from meshreg.config import Config, Registry
 from meshreg.config.mesh import WAYPOINT
 from meshreg.objects import Labels, Object
-from meshreg.render.labels import COMPONENT, INJECT, REGISTRY, metadata, registry_pods, revision
+from meshreg.render.labels import COMPONENT, INJECT, REGISTRY, is_ambient, metadata, registry_pods, revision
 
 DATAPLANE_MODE = "istio.io/dataplane-mode"
 USE_WAYPOINT = "istio.io/use-waypoint"
@@ -25,10 +25,6 @@ WAYPOINT_FOR = "istio.io/waypoint-for"
 WAYPOINT_CLASS = "istio-waypoint"
 HBONE_PORT = 15008
 GATEWAY_API = "gateway.networking.k8s.io/v1"
-
-
-def is_ambient(cfg: Config) -> bool:
-    return cfg.mesh == "ambient"
 
 
 def namespace_labels(cfg: Config) -> Labels:

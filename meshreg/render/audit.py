@@ -27,10 +27,8 @@ from __future__ import annotations
 from typing import Any, Final
 
 from meshreg.config import Config, Registry
-from meshreg.config.mesh import WAYPOINT
 from meshreg.objects import Object
-from meshreg.render import ambient
-from meshreg.render.labels import COMPONENT, REGISTRY, metadata, registry_pods
+from meshreg.render.labels import COMPONENT, REGISTRY, is_ambient, metadata, registry_pods
 
 API_VERSION = "telemetry.istio.io/v1"
 COMPONENT_NAME = "audit"
@@ -69,6 +67,9 @@ def registry_telemetry(cfg: Config, reg: Registry) -> Object:
 
 def waypoint_telemetry(cfg: Config) -> Object:
     """The waypoint's audit log (ambient mode): it enforces the L7 policies and sees each client's identity."""
+    from meshreg.config.mesh import WAYPOINT  # ambient mode's modules load with ambient mode only
+    from meshreg.render import ambient
+
     meta = metadata(cfg, f"{WAYPOINT}-audit", extra={COMPONENT: COMPONENT_NAME})
     ref = {"group": ambient.GATEWAY_API.partition("/")[0], "kind": "Gateway", "name": WAYPOINT}
     return _telemetry(meta, {"targetRefs": [ref]}, _spec(cfg, WRITES_AND_REFUSALS, server_side=False))
@@ -94,7 +95,7 @@ def objects(cfg: Config) -> list[Object]:
     if not cfg.audit.enabled:
         return []
     regs = sorted(cfg.registries, key=lambda r: (not r.default, r.name))
-    out = [waypoint_telemetry(cfg)] if ambient.is_ambient(cfg) else [registry_telemetry(cfg, r) for r in regs]
+    out = [waypoint_telemetry(cfg)] if is_ambient(cfg) else [registry_telemetry(cfg, r) for r in regs]
     return out + ([ingress_telemetry(cfg)] if records_ingress(cfg) else [])
 
 

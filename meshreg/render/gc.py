@@ -11,19 +11,21 @@ FIFO until `gc` hands it a configuration (meshreg/gcjob/collect.py); an init con
 from __future__ import annotations
 
 import json
-from importlib import resources
+import pkgutil
 
+from meshreg import gcjob
 from meshreg.config import Config, Registry
 from meshreg.config.model import GC
 from meshreg.objects import Labels, Object
-from meshreg.render import objectstorage, podspec
+from meshreg.render import podspec
 from meshreg.render.labels import COMPONENT, INSTANCE, NAME, REGISTRY, common, metadata, registry_pods, sidecar
 from meshreg.render.registry import DATA_DIR, RUN_AS
 
 # The modules the Job runs, as paths under CODE_DIR laid out as in the source tree: meshreg's (standard library
 # only) __init__, the retention model, and every module of meshreg.gcjob, so that a module added there is shipped too.
+# (pkgutil reads package data as importlib.resources does, without importing what that needs: zipfile, tempfile...)
 MODULES = ("meshreg/__init__.py", "meshreg/retention.py", *sorted(
-    f"meshreg/gcjob/{p.name}" for p in resources.files("meshreg.gcjob").iterdir() if p.name.endswith(".py")))
+    f"meshreg/gcjob/{name}.py" for name in ["__init__", *(m.name for m in pkgutil.iter_modules(gcjob.__path__))]))
 CODE_DIR = "/opt/meshreg"  # on PYTHONPATH: the modules are mounted under it as meshreg/...
 SHARED_DIR = "/run/meshreg-gc"
 REGISTRY_CONFIG_DIR = "/etc/meshreg-gc/registry"  # the registry's ConfigMap, which gc hands to garbage-collect
@@ -101,10 +103,14 @@ def key(module: str) -> str:
 
 def _source(path: str) -> str:
     """A file of meshreg as installed, by its path in the source tree (meshreg/gcjob/run.py)."""
-    found = resources.files("meshreg")
-    for part in path.split("/")[1:]:
-        found = found.joinpath(part)
-    return found.read_text(encoding="utf-8")
+    package, _, name = path.partition("/")
+    return _data(package, name)
+
+
+def _data(package: str, name: str) -> str:
+    data = pkgutil.get_data(package, name)
+    assert data is not None, f"{package} has no loader that reads files"  # every file system or zip import has one
+    return data.decode("utf-8")
 
 
 def code() -> dict[str, str]:
@@ -165,6 +171,8 @@ def collector(reg: Registry, name: str) -> Object:
                    "volumeMounts": [{"name": "shared", "mountPath": SHARED_DIR},
                                     *([] if reg.storage.s3 else [{"name": "data", "mountPath": DATA_DIR}])]}
     if reg.storage.s3:  # as AWS_* variables: REGISTRY_STORAGE_S3_* would add an s3 driver to the empty storage's
+        from meshreg.render import objectstorage  # with object storage only
+
         keys = {"REGISTRY_STORAGE_S3_ACCESSKEY": "AWS_ACCESS_KEY_ID", "REGISTRY_STORAGE_S3_SECRETKEY":
                 "AWS_SECRET_ACCESS_KEY"}
         out["env"] = [{**e, "name": keys[e["name"]]} for e in objectstorage.env(reg) if e["name"] in keys]

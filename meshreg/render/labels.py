@@ -35,6 +35,11 @@ REVISION = "istio.io/rev"
 INJECT = "sidecar.istio.io/inject"
 
 
+def is_ambient(cfg: Config) -> bool:
+    """Istio's ambient mode (ztunnel and a waypoint) rather than sidecars: render.ambient has what differs."""
+    return cfg.mesh == "ambient"
+
+
 def revision(cfg: Config) -> Labels:
     """`istio.io/rev` when the config names an Istio revision, else nothing (the default control plane)."""
     return {REVISION: cfg.istio_revision} if cfg.istio_revision else {}

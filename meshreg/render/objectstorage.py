@@ -12,9 +12,13 @@ S3 and the pull would leave the mesh; without it the registry streams blobs, whi
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from meshreg.config import Registry
-from meshreg.config.model import S3
 from meshreg.objects import Labels, Object
+
+if TYPE_CHECKING:
+    from meshreg.config.model import S3
 
 SECRET_KEYS = {"REGISTRY_STORAGE_S3_ACCESSKEY": "accessKey", "REGISTRY_STORAGE_S3_SECRETKEY": "secretKey",
                "REGISTRY_HTTP_SECRET": "httpSecret"}

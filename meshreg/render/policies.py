@@ -13,8 +13,8 @@ from typing import TypeVar
 
 from meshreg.config import Config, Registry, Writer
 from meshreg.objects import Object
-from meshreg.render import ambient, policysize
-from meshreg.render.labels import COMPONENT, REGISTRY, metadata, registry_pods
+from meshreg.render import policysize
+from meshreg.render.labels import COMPONENT, REGISTRY, is_ambient, metadata, registry_pods
 
 READ = ["GET", "HEAD"]
 WRITE = ["PATCH", "POST", "PUT"]
@@ -35,7 +35,9 @@ def _policy(cfg: Config, reg: Registry, suffix: str, action: str, rules: list[Ob
 def attachment(cfg: Config, reg: Registry) -> Object:
     """Where the registry's L7 policies are enforced: by its sidecar (a selector), or in ambient mode by its
     waypoint (targetRefs to its Service). Which rules they hold does not depend on it."""
-    if ambient.is_ambient(cfg):
+    if is_ambient(cfg):
+        from meshreg.render import ambient
+
         return ambient.target_refs(reg)
     return {"selector": {"matchLabels": registry_pods(cfg, reg)}}
 

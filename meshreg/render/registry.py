@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import hashlib
 
-import yaml
-
 from meshreg.config import REGISTRY_PORT, Config, Registry
 from meshreg.objects import Labels, Object
-from meshreg.render import ambient, objectstorage, podspec
-from meshreg.render.ingress import NAMESPACE_ANNOTATION
-from meshreg.render.labels import COMPONENT, REGISTRY, common, metadata, namespace_injection, registry_pods, sidecar
-from meshreg.render.mirror import remote_url
+from meshreg.render import podspec, yamltext
+from meshreg.render.labels import (
+    COMPONENT,
+    REGISTRY,
+    common,
+    is_ambient,
+    metadata,
+    namespace_injection,
+    registry_pods,
+    sidecar,
+)
 
 DATA_DIR = "/var/lib/registry"
 # Argo CD and Flux must never delete registry data, whatever happens to the manifests in Git.
@@ -26,13 +31,23 @@ RUN_AS = 1000  # registry:2 runs as any user once its data directory is writable
 # alive; with one replica (Recreate) it only delays the new pod. 1 s cut reads' pause at each restart (gc's
 # read-only switch, an upgrade) from about 10 s to 6 s on the real stack (docs/gc.md).
 HOLD_UNTIL_PROXY_STARTS = "holdApplicationUntilProxyStarts: true\nterminationDrainDuration: 1s\n"
+# A feature's module (ambient, ingress, mirror, objectstorage) is imported where the config uses the feature, so that
+# a render without it does not load it.
 
 
 def namespace(cfg: Config) -> Object:
-    injection = ambient.namespace_labels(cfg) if ambient.is_ambient(cfg) else namespace_injection(cfg)
+    injection = namespace_injection(cfg)
+    if is_ambient(cfg):
+        from meshreg.render import ambient
+
+        injection = ambient.namespace_labels(cfg)
     # Baseline Pod Security forbids hostPort, which the node proxy needs.
     security = {"pod-security.kubernetes.io/enforce": "privileged"} if cfg.node_proxy.enabled else {}
-    ingress = {NAMESPACE_ANNOTATION: cfg.ingress.gateway.namespace} if cfg.ingress else {}
+    ingress = {}
+    if cfg.ingress:
+        from meshreg.render.ingress import NAMESPACE_ANNOTATION
+
+        ingress = {NAMESPACE_ANNOTATION: cfg.ingress.gateway.namespace}
     return {"apiVersion": "v1", "kind": "Namespace",
             "metadata": metadata(cfg, cfg.namespace, namespace=None, extra={**injection, **security},
                                  annotations={**KEEP_ANNOTATIONS, **ingress})}
@@ -67,15 +82,19 @@ def distribution_config(cfg: Config, reg: Registry) -> Object:
     if reg.mirror:
         # Credentials come from the Secret through REGISTRY_PROXY_USERNAME/PASSWORD, never from this file. The
         # upstream is reached through the sidecar (render/mirror.py), so that start-up never sees a dead connection.
+        from meshreg.render.mirror import remote_url
+
         out["proxy"] = {"remoteurl": remote_url(cfg, reg)}
     if reg.storage.s3:
+        from meshreg.render import objectstorage
+
         del out["storage"]["filesystem"]
         out["storage"] = {**objectstorage.storage_section(reg), **out["storage"]}
     return out
 
 
 def config_text(cfg: Config, reg: Registry) -> str:
-    return yaml.safe_dump(distribution_config(cfg, reg), sort_keys=False, default_flow_style=False)
+    return yamltext.safe_dump(distribution_config(cfg, reg), sort_keys=False, default_flow_style=False)
 
 
 def _meta(cfg: Config, reg: Registry, name: str, *, annotations: Labels | None = None) -> Object:
@@ -97,7 +116,9 @@ def persistent_volume_claim(cfg: Config, reg: Registry) -> Object:
 
 def service(cfg: Config, reg: Registry) -> Object:
     meta = _meta(cfg, reg, reg.name)
-    if ambient.is_ambient(cfg):
+    if is_ambient(cfg):
+        from meshreg.render import ambient
+
         meta["labels"].update(ambient.service_labels(cfg))
     return {"apiVersion": "v1", "kind": "Service", "metadata": meta,
             "spec": {"type": "ClusterIP", "selector": registry_pods(cfg, reg),
@@ -120,7 +141,11 @@ def _credentials(reg: Registry) -> list[Object]:
 
 
 def _container(reg: Registry) -> Object:
-    env = _credentials(reg) + (objectstorage.env(reg) if reg.storage.s3 else [])
+    env = _credentials(reg)
+    if reg.storage.s3:
+        from meshreg.render import objectstorage
+
+        env += objectstorage.env(reg)
     return {
         "name": "registry",
         "image": reg.image,
@@ -144,7 +169,11 @@ def _container(reg: Registry) -> Object:
 
 
 def pod_labels(cfg: Config, reg: Registry) -> Labels:
-    mesh = ambient.registry_pod_labels(cfg) if ambient.is_ambient(cfg) else sidecar(cfg)
+    mesh = sidecar(cfg)
+    if is_ambient(cfg):
+        from meshreg.render import ambient
+
+        mesh = ambient.registry_pod_labels(cfg)
     return {**common(cfg), COMPONENT: "registry", **registry_pods(cfg, reg), **mesh}
 
 
@@ -152,7 +181,7 @@ def _start_order(cfg: Config) -> Labels:
     """The registry starts once its sidecar is ready: a mirror pings its upstream while starting, and a sidecar that
     is not listening yet makes distribution panic; and the sidecar stops soon after it. Ambient pods have no
     sidecar."""
-    return {} if ambient.is_ambient(cfg) else {"proxy.istio.io/config": HOLD_UNTIL_PROXY_STARTS}
+    return {} if is_ambient(cfg) else {"proxy.istio.io/config": HOLD_UNTIL_PROXY_STARTS}
 
 
 def deployment(cfg: Config, reg: Registry) -> Object:
@@ -181,8 +210,13 @@ def deployment(cfg: Config, reg: Registry) -> Object:
         },
     }
     # ReadWriteOnce volume: the old pod must let go before the new one mounts it.
-    strategy = objectstorage.rolling_update() if reg.storage.s3 else {"type": "Recreate"}
-    spread = objectstorage.spread(registry_pods(cfg, reg)) if reg.storage.s3 else None
+    strategy: Object = {"type": "Recreate"}
+    spread = None
+    if reg.storage.s3:
+        from meshreg.render import objectstorage
+
+        strategy = objectstorage.rolling_update()
+        spread = objectstorage.spread(registry_pods(cfg, reg))
     template["spec"].update({**podspec.placement(reg.scheduling, own=spread), **podspec.pull_secrets(cfg)})
     return {"apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": _meta(cfg, reg, reg.name),
@@ -198,8 +232,12 @@ def peer_authentication(cfg: Config, reg: Registry) -> Object:
 
 def disruption_budget(cfg: Config, reg: Registry) -> Object:
     """With several replicas, a drain takes them down one at a time."""
+    from meshreg.render import objectstorage
+
     return objectstorage.disruption_budget(_meta(cfg, reg, reg.name), registry_pods(cfg, reg))
 
 
 def storage_entry(cfg: Config, reg: Registry) -> Object:
+    from meshreg.render import objectstorage
+
     return objectstorage.service_entry(reg, _meta(cfg, reg, f"{reg.name}-s3"))

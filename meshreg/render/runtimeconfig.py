@@ -7,9 +7,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import ipaddress
+import pkgutil
 import re
 from dataclasses import dataclass
-from importlib import resources
 
 from meshreg.config import Config
 from meshreg.objects import Labels, Object
@@ -41,8 +41,11 @@ class File:
 
 @functools.cache
 def script() -> str:
-    """The runtime config script, shipped as package data."""
-    return resources.files("meshreg.render").joinpath(SCRIPT).read_text(encoding="utf-8")
+    """The runtime config script, shipped as package data (pkgutil reads it as importlib.resources would, without
+    importing what that needs: zipfile, tempfile...)."""
+    data = pkgutil.get_data("meshreg.render", SCRIPT)
+    assert data is not None, "meshreg.render has no loader that reads files"  # every file system or zip import has one
+    return data.decode("utf-8")
 
 
 def marker(cfg: Config) -> str:

@@ -15,10 +15,17 @@ from meshreg.status.report import (
     PushProxyState,
     RegistryEntry,
     RuntimeConfigState,
+    VolumeUsage,
     WaypointState,
 )
 
 SHOWN_FIELDS = 5  # drifted paths named per object
+# Of a volume's capacity: from FULL on, pushes fail for want of space (distribution answers 500 UNKNOWN with errno 28
+# in the detail; a failing upload writes until nothing is left); from NEARLY_FULL on, say so before they do.
+FULL, NEARLY_FULL = 0.98, 0.90
+FULL_VOLUME = "full"
+NEARLY_FULL_VOLUME = "nearly full"
+FREE_SPACE = "free space with meshreg gc (retention and deleteUntagged), or grow the volume"
 
 
 def drifted(rendered: Any, live: Any) -> list[str]:
@@ -71,10 +78,30 @@ def meshed(entry: RegistryEntry) -> tuple[int, str]:
     return entry.with_sidecar, "with the istio-proxy sidecar"
 
 
-def registry_healthy(entry: RegistryEntry) -> bool:
+def registry_running(entry: RegistryEntry) -> bool:
     """Ready, with pods, every one of them in the mesh, and not left read-only by a gc Job."""
     return entry.ready and entry.pods > 0 and meshed(entry)[0] == entry.pods and \
         not (entry.gc is not None and entry.gc.left_read_only)
+
+
+def registry_healthy(entry: RegistryEntry) -> bool:
+    """Running, and room on its volume for pushes."""
+    return registry_running(entry) and volume_fill(entry.volume) != FULL_VOLUME
+
+
+def volume_fill(volume: VolumeUsage | None) -> str | None:
+    """FULL_VOLUME, NEARLY_FULL_VOLUME, or None (room enough, or no figures)."""
+    share = used_share(volume)
+    if share is None or share < NEARLY_FULL:
+        return None
+    return FULL_VOLUME if share >= FULL else NEARLY_FULL_VOLUME
+
+
+def used_share(volume: VolumeUsage | None) -> float | None:
+    """Used bytes as a share of the capacity, where the kubelet gave both."""
+    if volume is None or volume.used_bytes is None or not volume.capacity_bytes:
+        return None
+    return volume.used_bytes / volume.capacity_bytes
 
 
 def healthy(*, objects: tuple[ObjectState, ...], registries: tuple[RegistryEntry, ...], node_proxy: NodeProxyState,

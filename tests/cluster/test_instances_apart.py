@@ -134,6 +134,19 @@ def test_the_parent_records_where_members_were_so_a_moved_push_proxy_is_pruned_w
     assert fake.get("apps/v1", "Deployment", "push-proxy", namespace="team-a-uploads") is not None
 
 
+def test_an_unchanged_config_lists_only_the_published_config_maps_in_kube_public(fake):
+    """The parent records its kinds for all its namespaces at once; kube-public only ever holds the published
+    ConfigMaps, so an idempotent `up` lists no other kind there (each would be a LIST that finds nothing)."""
+    cfg = instance("dev", "team-a", 5200)
+    up(cfg, fake)
+    fake.requests.clear()
+    up(cfg, fake)
+    listed = {key[:2] for verb, key, _ in fake.requests if verb == "list" and key[2] == "kube-public"}
+    assert listed == {("v1", "ConfigMap")}
+    listed_here = {key[1] for verb, key, _ in fake.requests if verb == "list" and key[2] == "team-a"}
+    assert {"Deployment", "Service", "ConfigMap"} <= listed_here  # the instance's own namespace: every kind
+
+
 def test_down_also_deletes_members_the_config_no_longer_renders(fake):
     up(instance("dev", "team-a", 5200), fake)
     report = down(instance("dev", "team-a", 5200, push=False), fake)

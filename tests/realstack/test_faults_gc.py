@@ -15,7 +15,7 @@ import pytest
 from support import faults
 from support.registryclient import Client, Failed
 
-PORT = 5290
+PORT = 5249
 REGISTRY = f"http://127.0.0.1:{PORT}"  # the node proxy's hostPort on this host (the node)
 WRITERS = "fl-gcw"
 CONFIG = f"""apiVersion: meshreg.dev/v1alpha1

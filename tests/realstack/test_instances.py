@@ -29,11 +29,14 @@ spec:
 {second}"""
 
 
+NAMES = ("fl-alpha", "fl-beta", "fl-w", "fl-dev", "fl-old", "fl-idcheck")  # what this module creates
+
+
 @pytest.fixture(scope="module")
 def clean(stack):
-    faults.sweep(stack)
+    faults.sweep(stack, *NAMES)
     yield stack
-    faults.sweep(stack)
+    faults.sweep(stack, *NAMES)
 
 
 def running_pods(instance: faults.Instance) -> dict[str, str]:
@@ -57,18 +60,18 @@ def untouched_by(stack, tmp_path, first: faults.Instance, second: str, second_wi
 
 def test_two_instances_of_two_names_never_touch_each_other(clean, tmp_path):
     alpha = text("fl-alpha", "fl-alpha", 5200, several=True)
-    beta = text("fl-beta", "fl-beta", 5220, several=True)
+    beta = text("fl-beta", "fl-beta", 5206, several=True)
     with faults.deployed(clean, tmp_path / "alpha", alpha, accounts=("fl-w/kaniko",)) as first:
-        untouched_by(clean, tmp_path, first, beta, text("fl-beta", "fl-beta", 5220, several=True, push=False))
+        untouched_by(clean, tmp_path, first, beta, text("fl-beta", "fl-beta", 5206, several=True, push=False))
 
 
 def test_two_instances_of_one_name_never_touch_each_other_and_a_third_is_told_whose_index_it_is(clean, tmp_path):
-    one = text("fl-dev", "fl-dev-a", 5240, several=False, publish=True)  # publishes local-registry-hosting
-    two = text("fl-dev", "fl-dev-b", 5250, several=True)  # publishes kube-public/meshreg-fl-dev-registries
+    one = text("fl-dev", "fl-dev-a", 5212, several=False, publish=True)  # publishes local-registry-hosting
+    two = text("fl-dev", "fl-dev-b", 5218, several=True)  # publishes kube-public/meshreg-fl-dev-registries
     with faults.kep1755(), faults.deployed(clean, tmp_path / "a", one, accounts=("fl-w/kaniko",)) as first:
-        untouched_by(clean, tmp_path, first, two, text("fl-dev", "fl-dev-b", 5250, several=True, push=False))
+        untouched_by(clean, tmp_path, first, two, text("fl-dev", "fl-dev-b", 5218, several=True, push=False))
         with faults.deployed(clean, tmp_path / "b", two, up=("--no-wait",)):
-            third = faults.write_config(tmp_path / "c", text("fl-dev", "fl-dev-c", 5260, several=True))
+            third = faults.write_config(tmp_path / "c", text("fl-dev", "fl-dev-c", 5224, several=True))
             refused = faults.Instance(clean, tmp_path / "c", third, []).meshreg("up", "--no-wait", "--skip-checks",
                                                                                 check=False)
             assert refused.returncode == 1
@@ -80,8 +83,8 @@ def test_two_instances_of_one_name_never_touch_each_other_and_a_third_is_told_wh
 
 
 def test_objects_labelled_before_applysets_are_adopted_by_their_own_instance_only(clean, tmp_path):
-    one = text("fl-old", "fl-old-a", 5270, several=True)
-    two = text("fl-old", "fl-old-b", 5280, several=False, publish=True)
+    one = text("fl-old", "fl-old-a", 5230, several=True)
+    two = text("fl-old", "fl-old-b", 5236, several=False, publish=True)
     with faults.kep1755(), faults.deployed(clean, tmp_path / "a", one, up=("--no-wait",)) as first, \
             faults.deployed(clean, tmp_path / "b", two, up=("--no-wait",)) as second:
         for instance in (first, second):  # as meshreg before ApplySets left them: no set label, no parent

@@ -32,6 +32,8 @@ from support.realstack import Stack
 
 PREFIX = "fl-"  # every namespace, instance and PersistentVolume of this tier
 PORTS = range(5200, 5300)  # node-proxy and push-proxy ports of this tier (hostPorts on the shared host)
+# Of those, each test module keeps to its own: test_instances 5200-5241, benchmarks/load.py 5246, test_faults_kill
+# 5247, test_faults_full 5248, test_faults_gc 5249; 5250-5299 are the interruption and connect tests'.
 TIER = "meshreg.dev/faults"  # a label on what the tier creates itself (PersistentVolumes, writer namespaces)
 DATA = Path(tempfile.gettempdir()) / "meshreg-faults"  # volume directories on the node (which is this host)
 PYTHON_IMAGE = "lab.local/meshreg/python:lab"  # Debian's python3 and its standard library, built from this host
@@ -77,25 +79,33 @@ def kep1755() -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def sweep(stack: Stack, *, timeout: float = 180) -> None:
-    """Remove what an interrupted earlier run of the tier left: its namespaces, volumes and published ConfigMaps."""
-    spaces = [n["metadata"]["name"] for n in get(stack, "namespaces") if n["metadata"]["name"].startswith(PREFIX)]
-    if spaces:
-        delete(stack, "namespace", *spaces)
-    volumes = [v["metadata"]["name"] for v in get(stack, "persistentvolumes", selector=f"{TIER}=true")]
-    if volumes:
-        delete(stack, "persistentvolume", *volumes)
-    maps = [m["metadata"]["name"] for m in get(stack, "configmaps", namespace="kube-public")
-            if m["metadata"]["name"].startswith(f"meshreg-{PREFIX}")]
-    if maps:
-        delete(stack, "configmap", *maps, namespace="kube-public")
-    deadline = time.monotonic() + timeout
-    while spaces and time.monotonic() < deadline:
-        spaces = [n for n in spaces if get(stack, "namespace", n) is not None]
-        time.sleep(2)
+def sweep(stack: Stack, *names: str, timeout: float = 180) -> None:
+    """Remove what an interrupted earlier run left of the instances and namespaces `names` (each `fl-...`, matching
+    itself and `NAME-*`): namespaces, volumes and published ConfigMaps. Only those: other work on the shared stack
+    uses `fl-*` names at the same time."""
+    assert names and all(n.startswith(PREFIX) and len(n) > len(PREFIX) for n in names), names
+    prefixes = tuple(n + "-" for n in names)
+
+    def mine(name: str) -> bool:
+        return name in names or name.startswith(prefixes)
+    spaces = [n["metadata"]["name"] for n in get(stack, "namespaces") if mine(n["metadata"]["name"])]
+    _delete_all(stack, "namespace", spaces)
+    _delete_all(stack, "persistentvolume", [v["metadata"]["name"] for v in get(
+        stack, "persistentvolumes", selector=f"{TIER}=true") if mine(v["metadata"]["name"])])
+    _delete_all(stack, "configmap", [m["metadata"]["name"] for m in get(stack, "configmaps", namespace="kube-public")
+                                     if mine(m["metadata"]["name"].removeprefix("meshreg-"))], namespace="kube-public")
+    gone(stack, spaces, timeout=timeout)
     for mount in _mounts_under(DATA):
-        subprocess.run(["umount", "-l", mount], check=False)
-    shutil.rmtree(DATA, ignore_errors=True)
+        if mine(Path(mount).name):
+            subprocess.run(["umount", "-l", mount], check=False)
+    for directory in DATA.glob(f"{PREFIX}*"):
+        if mine(directory.name):
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+def _delete_all(stack: Stack, kind: str, names: list[str], *, namespace: str | None = None) -> None:
+    if names:
+        delete(stack, kind, *names, namespace=namespace)
 
 
 def _mounts_under(base: Path) -> list[str]:
@@ -283,7 +293,7 @@ _SKIP = ("test", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2to3", "py
 
 def node_has(stack: Stack, image: str) -> bool:
     node = kubectl_json(stack, "get", "node", stack.node)
-    return any(image in i.get("names", []) for i in node["status"].get("images") or [])
+    return any(image in (i.get("names") or []) for i in node["status"].get("images") or [])
 
 
 def python_image(stack: Stack) -> str:
@@ -401,7 +411,9 @@ def writer_pod(namespace: str, name: str, account: str, args: list[str], *, node
     starting once the sidecar is ready and stopping it when done so the pod completes."""
     return {"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": name, "namespace": namespace, "labels": {TIER: "true", "app": "fl-writer"},
-                         "annotations": {"proxy.istio.io/config": '{"holdApplicationUntilProxyStarts": true}'}},
+                         "annotations": {"proxy.istio.io/config": '{"holdApplicationUntilProxyStarts": true}',
+                                         # small requests: many writers fit on the lab's one 2-CPU node
+                                         "sidecar.istio.io/proxyCPU": "10m", "sidecar.istio.io/proxyMemory": "32Mi"}},
             "spec": {"serviceAccountName": account, "restartPolicy": "Never", "nodeName": node,
                      "tolerations": [{"operator": "Exists"}],
                      "containers": [{"name": "writer", "image": PYTHON_IMAGE, "imagePullPolicy": "Never",
@@ -414,12 +426,18 @@ def writer_pod(namespace: str, name: str, account: str, args: list[str], *, node
 
 def client_result(stack: Stack, namespace: str, pod: str, *, timeout: float = 600) -> dict:
     """The JSON line the registry client printed in `pod`, once it has (waits for it)."""
+    return client_results(stack, namespace, pod, timeout=timeout)[0]
+
+
+def client_results(stack: Stack, namespace: str, pod: str, *, timeout: float = 600) -> list[dict]:
+    """The JSON lines the registry client printed in `pod` (one per writer), once it has (waits for them)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         done = stack.kubectl("-n", namespace, "logs", pod, "-c", "writer", check=False)
-        for line in done.stdout.splitlines():
-            if line.startswith("REGISTRY-CLIENT "):
-                return dict(json.loads(line[len("REGISTRY-CLIENT "):]))
+        found = [dict(json.loads(line[len("REGISTRY-CLIENT "):])) for line in done.stdout.splitlines()
+                 if line.startswith("REGISTRY-CLIENT ")]
+        if found:
+            return found
         phase = (get(stack, "pod", pod, namespace=namespace) or {}).get("status", {}).get("phase")
         if phase == "Failed":
             raise AssertionError(f"writer {namespace}/{pod} failed: {done.stdout[-2000:]}{done.stderr[-500:]}")

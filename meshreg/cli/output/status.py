@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from meshreg.cli.output.document import document
-from meshreg.status import nodeproxy
+from meshreg.status import judge, nodeproxy
 from meshreg.status.report import (
     GcState,
     Mtls,
@@ -211,7 +211,18 @@ def _last_run(gc: GcState) -> str:
 def _volume_text(v: VolumeUsage | None) -> str:
     if v is None or v.used_bytes is None or v.capacity_bytes is None:
         return f"usage unknown: {v.reason if v and v.reason else 'the kubelet gave no figure'}"
-    return f"{_size(v.used_bytes)} used of {_size(v.capacity_bytes)}"
+    return f"{_size(v.used_bytes)} used of {_size(v.capacity_bytes)}" + _fill_text(v)
+
+
+def _fill_text(v: VolumeUsage) -> str:
+    """What a full or nearly full volume means, after its figures."""
+    fill, share = judge.volume_fill(v), judge.used_share(v) or 0.0
+    if fill == judge.FULL_VOLUME:
+        return (f" ({share:.0%}): FULL: pushes fail (the registry answers HTTP 500, `no space left on device` in its "
+                f"log); what is stored still pulls; {judge.FREE_SPACE}")
+    if fill == judge.NEARLY_FULL_VOLUME:
+        return f" ({share:.0%}): nearly full: pushes fail once it is full; {judge.FREE_SPACE}"
+    return ""
 
 
 def runtime_config_lines(rc: RuntimeConfigState) -> list[str]:
