@@ -166,7 +166,9 @@ class Forwarder:
             self.say(f"warning: pod {pod}: {text}")
 
     async def _pair(self, local: Local) -> tuple[str, Pair]:
-        """Streams to the current pod, set up while its readiness is read; if that pod has gone, to the new one."""
+        """Streams to the current pod, set up while its readiness is read; if that pod has gone, to the new one. The
+        first pair is not yet the local connection's: when it is left, what the server did on it meanwhile (the
+        kubelet answers streams to a deleted pod, then ends them) does not touch the connection."""
         check = asyncio.ensure_future(self._current())
         pod, first = self.pod, None
         if pod:
@@ -178,11 +180,19 @@ class Forwarder:
             if first:
                 first.local_gone()
             raise
-        if first and current == pod:
+        if first and current == pod and first.intact:
             return pod, first
         if first:
             first.local_gone()
+        if pod and current != pod:
+            self._retire(pod)
         return current, await self._on(current, local)
+
+    def _retire(self, pod: str) -> None:
+        """A pod left for another: its session takes no new pairs and closes after the last one it carries."""
+        opening = self.sessions.get(pod)
+        if opening is not None and opening.done() and not opening.cancelled() and not opening.exception():
+            opening.result().retire()
 
     async def _on(self, pod: str, local: Local) -> Pair:
         """A pair on the pod's session; once more on a new session when that one turns out to have ended."""

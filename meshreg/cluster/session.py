@@ -11,6 +11,9 @@ client does). Memory is bounded by those buffers, whatever the transfer's size.
 
 A pair is used only once the server has answered both SYN_STREAMs: until then nothing has been read from the local
 client, so a session found dead (closed, or silent past REPLY_TIMEOUT) costs a retry on a new session, never data.
+Until a pair is attached to its local connection, what the server does on it (data, the end of a stream, a reset, the
+session's end) is kept on the pair, not done to the connection: the forwarder may still leave the pair for one to
+another pod (a session outlives its pod, and streams to a deleted pod are answered, then ended at once).
 A session without streams for IDLE_CLOSE seconds is closed, before idle-connection timeouts of load balancers in
 front of API servers (4 minutes and more) could drop it silently.
 """
@@ -74,6 +77,7 @@ class Local(asyncio.Protocol):
         self._early.clear()
         if self._eof:
             pair.send_fin()
+        pair.attached()
         if self.transport and not self.transport.is_closing() and not pair.session.write_paused:
             self.transport.resume_reading()
 
@@ -120,6 +124,29 @@ class Pair:
         self.error = bytearray()
         self.sent = self.received = 0
         self.fin_sent = self.fin_received = self.error_done = self.ended = False
+        self.reset = self.broken = False  # the data stream reset by the server; the session ended under the pair
+        self._early: list[bytes] = []  # the pod's bytes that came before the pair was attached
+
+    @property
+    def intact(self) -> bool:
+        """Neither the data stream nor the session has ended on the server's side: before it is attached, the pair can
+        still be used."""
+        return not (self.fin_received or self.reset or self.broken)
+
+    def attached(self) -> None:
+        """Its local connection is now this pair's: do to it what the server did on the pair meanwhile."""
+        transport = self.local.transport
+        if transport is None:
+            return
+        if self.reset or self.broken:
+            transport.abort()
+            return
+        for piece in self._early:
+            transport.write(piece)
+        self._early.clear()
+        self.session.release(self)
+        if self.fin_received:
+            self.local.close()
 
     def replied(self, stream_id: int) -> None:
         self.waiting.discard(stream_id)
@@ -140,16 +167,29 @@ class Pair:
         if stream_id == self.error_id:
             self.error += piece[:max(0, MAX_ERROR - len(self.error))]
             self.error_done = self.error_done or fin
+        elif self.local.pair is not self:
+            self._keep(piece)
         elif self.local.transport and not self.local.transport.is_closing():
             self.received += len(piece)
             self.local.transport.write(piece)
         if fin and stream_id == self.data_id:
             self.fin_received = True
-            self.local.close()  # after what is buffered for it: the pod has closed its side
+            if self.local.pair is self:
+                self.local.close()  # after what is buffered for it: the pod has closed its side
+
+    def _keep(self, piece: memoryview) -> None:
+        """The pod's bytes before the pair is attached: kept for its connection, the session held past LOCAL_HIGH."""
+        self.received += len(piece)
+        if piece:
+            self._early.append(bytes(piece))
+        if self.received > LOCAL_HIGH:
+            self.session.hold(self)
 
     def reset_by_server(self, stream_id: int) -> None:
-        if stream_id == self.data_id and self.local.transport:
-            self.local.transport.abort()
+        if stream_id == self.data_id:
+            self.reset = True
+            if self.local.pair is self and self.local.transport:
+                self.local.transport.abort()
         self.error_done = self.error_done or stream_id == self.error_id
 
     def local_gone(self) -> None:
@@ -163,9 +203,10 @@ class Pair:
 
     def lost(self) -> None:
         """The session has ended under this pair."""
+        self.broken = True
         if not self.replies.done():
             self.replies.set_exception(SessionLost("the port-forward session ended"))
-        if self.local.transport:
+        if self.local.pair is self and self.local.transport:
             self.local.transport.abort()
 
 
@@ -331,6 +372,12 @@ class Session(asyncio.Protocol):
             self._held.discard(pair)
             if not self._held and self.transport and not self.transport.is_closing():
                 self.transport.resume_reading()
+
+    def retire(self) -> None:
+        """No new pairs here (its pod is gone or not ready); close once the pairs it carries have ended."""
+        self.stale = True
+        if not self._pairs:
+            self.close()
 
     def close(self) -> None:
         self.going_away = True

@@ -246,6 +246,62 @@ def test_when_the_pod_is_replaced_the_next_connection_goes_to_the_new_ready_pod(
     assert news(forwarder) == ["pod push-proxy-a is gone or not ready; forwarding to pod push-proxy-b"]
 
 
+def test_when_the_pod_behind_the_session_is_deleted_new_connections_reach_the_new_pod(spdy_api, spdy_forwarder):
+    """A rollout as the kubelet serves it: the session to the old pod stays open and still answers new streams, but
+    dialling a deleted pod fails and the data stream ends. Such a pair, set up while the pod's readiness is read, must
+    not end a connection that goes to the new pod (it did: skopeo got "connection reset by peer")."""
+    with socket.create_connection(spdy_forwarder.listener.getsockname(), timeout=20) as established:
+        established.sendall(b"before")
+        assert established.recv(100) == b"before"
+        spdy_api.pods[NS]["push-proxy-b"] = pod("push-proxy-b", labels=LABELS, created="2026-01-02T00:00:00Z")
+        spdy_api.remove_pod(NS, "push-proxy-a")
+        assert established.recv(100) == b""  # ended by the old pod's end, with a FIN (a reset would raise)
+    payloads = [os.urandom(64 << 10) for _ in range(4)]
+    results: list = [None] * len(payloads)
+    threads = [threading.Thread(target=lambda i=i: results.__setitem__(i, exchange(spdy_forwarder, payloads[i])))
+               for i in range(len(payloads))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert results == payloads
+    assert exchange(spdy_forwarder, b"after") == b"after"
+    assert spdy_api.forwards == [f"{NS}/push-proxy-a"] + [f"{NS}/push-proxy-b"] * 5
+    assert spdy_forwarder.said == ["pod push-proxy-a is gone or not ready; forwarding to pod push-proxy-b"]
+    old, new = spdy_api.sessions
+    assert settled(lambda: not old.alive)  # left: closed once the streams it carried have ended
+    assert settled(lambda: new.open_streams() == 0) and new.alive
+
+
+class _Banner(socketserver.BaseRequestHandler):
+    def handle(self):
+        self.request.sendall(b"220 ready\r\n")  # the pod speaks first, before the client has sent anything
+        while data := self.request.recv(65536):
+            self.request.sendall(data)
+
+
+def test_what_the_pod_sends_before_its_streams_are_attached_reaches_the_client_first(tmp_path):
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Banner)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    api = KubeForward(server.server_address)
+    api.pods[NS] = {"push-proxy-a": pod("push-proxy-a", labels=LABELS)}
+    fw = serving(api, tmp_path)
+    try:
+        for _ in range(3):
+            with socket.create_connection(fw.listener.getsockname(), timeout=20) as s:
+                s.sendall(b"hello")
+                got = b""
+                while len(got) < len(b"220 ready\r\nhello") and (data := s.recv(100)):
+                    got += data
+                assert got == b"220 ready\r\nhello"
+    finally:
+        stopped(fw)
+        api.close()
+        server.shutdown()
+        server.server_close()
+
+
 def test_a_pod_on_its_way_out_is_left_for_a_ready_one(api, forwarder):
     api.pods[NS] = {"push-proxy-a": pod("push-proxy-a", labels=LABELS, deleting=True),
                     "push-proxy-c": pod("push-proxy-c", labels=LABELS, created="2026-01-02T00:00:00Z")}

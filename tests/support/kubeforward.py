@@ -1,7 +1,8 @@
 """A tiny Kubernetes API server on 127.0.0.1 for `meshreg connect`: pods (list, get) as JSON, and both port-forward
 protocols, forwarding to a real local TCP server.
 
-- SPDY (`portforward.k8s.io`, kubectl's; support/spdyforward.py): POST .../portforward with `Upgrade: SPDY/3.1`.
+- SPDY (`portforward.k8s.io`, kubectl's; support/spdyforward.py): POST .../portforward with `Upgrade: SPDY/3.1`;
+  a session to a pod that is no longer in `pods` stays open and fails to dial it, as the kubelet's does.
 - WebSocket (`v4.channel.k8s.io`), as kubernetes/stream/ws_client.py reads it: every message is binary and starts
   with a channel byte, the data channel of the first port being 0 and its error channel 1; the first message on each
   channel is the port number, two bytes little-endian; later messages on channel 0 carry the stream, on channel 1 an
@@ -77,6 +78,14 @@ class KubeForward:
         self._server.shutdown()
         self._thread.join(5)
 
+    def remove_pod(self, namespace: str, name: str) -> None:
+        """The pod is deleted and its containers stop: its connections end; its sessions stay open, as the kubelet's
+        do, and answer new streams with a failed dial."""
+        del self.pods[namespace][name]
+        for session in self.sessions:
+            if session.pod == f"{namespace}/{name}":
+                session.pod_stopped()
+
     def open_streams(self) -> int:
         """Streams of every SPDY session still open on the server's side (neither closed both ways nor reset)."""
         return sum(s.open_streams() for s in self.sessions if s.alive)
@@ -115,7 +124,7 @@ class KubeForward:
         sock.sendall(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n"
                      b"X-Stream-Protocol-Version: portforward.k8s.io\r\n\r\n")
         session = SpdyServer(sock, self.target, pod=f"{parts[3]}/{parts[5]}", on_forward=self.forwards.append,
-                             **self.spdy_options)
+                             present=lambda: parts[5] in self.pods.get(parts[3], {}), **self.spdy_options)
         self.sessions.append(session)
         session.serve(rest)
 

@@ -4,7 +4,10 @@ tests; written from the SPDY/3 draft and the kubelet's code, apart from meshreg.
 - every SYN_STREAM is answered with a SYN_REPLY (with `reply=False`, none is: a server that has stopped answering;
   with `reply_delay`, after that many seconds: a server whose frame workers are busy);
 - streams are paired by their `requestid` header (`streamtype` error or data, `port`); once both exist, the pod
-  (`target`) is dialled, and a dial failure is written on the error stream, which then ends;
+  (`target`) is dialled, and a dial failure is written on the error stream, which then ends, as does the data stream;
+- a session outlives its pod, as the kubelet's does: once the pod is gone (`present()` false) new streams are still
+  answered, but dialling fails as containerd's does for a sandbox whose network namespace is gone; when the pod's
+  containers stop (`pod_stopped`), its connections end, and so do their streams (FIN);
 - the pod's bytes go out as data frames of at most `frame` bytes (the kubelet's are 32 KiB); when the pod closes its
   side, the data stream and the error stream end (FIN);
 - a FIN from the client on the data stream half-closes the pod connection, a RST_STREAM closes it;
@@ -27,8 +30,9 @@ FIN = 1
 
 class SpdyServer:
     def __init__(self, sock: socket.socket, target: tuple[str, int], *, pod: str, on_forward: Callable[[str], None],
-                 reply: bool = True, frame: int = 32 * 1024, reply_delay: float = 0):
-        self.sock, self.target, self.pod, self.on_forward = sock, target, pod, on_forward
+                 reply: bool = True, frame: int = 32 * 1024, reply_delay: float = 0,
+                 present: Callable[[], bool] = lambda: True):
+        self.sock, self.target, self.pod, self.on_forward, self.present = sock, target, pod, on_forward, present
         self.reply, self.frame, self.reply_delay = reply, frame, reply_delay
         self.alive = True
         self.streams: dict[int, dict] = {}  # id -> headers and state
@@ -49,6 +53,12 @@ class SpdyServer:
         self.alive = False
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
+
+    def pod_stopped(self) -> None:
+        """The pod's containers have stopped: every connection to it ends (its streams end with FIN)."""
+        for pod in list(self._pods.values()):
+            with contextlib.suppress(OSError):
+                pod.shutdown(socket.SHUT_RDWR)
 
     # --- serving ----------------------------------------------------------------------------------------------------
     def serve(self, rest: bytes) -> None:
@@ -147,6 +157,8 @@ class SpdyServer:
 
     def _dial(self, error_id: int, data_id: int, port: int) -> None:
         try:
+            if not self.present():
+                raise OSError(f'network namespace for sandbox of pod "{self.pod}" is closed')
             pod = socket.create_connection(self.target, timeout=10)
         except OSError as e:
             self._send_data(error_id, f"error forwarding port {port} to pod {self.pod}: {e}".encode(), fin=True)
