@@ -7,7 +7,6 @@ that up refuses to take it over instead."""
 from __future__ import annotations
 
 import fcntl
-import os
 import time
 from pathlib import Path
 from typing import IO
@@ -17,7 +16,6 @@ import pytest
 import yaml
 
 from support import realstack
-from support.paths import SHARED
 from support.realstack_pods import MeshPod
 
 PORT = 5115
@@ -34,8 +32,7 @@ spec:
 
 
 def lock_file() -> Path:
-    locks = Path(os.environ.get("LAB_LOCKS") or SHARED.resolve().parent / "labs-logs")
-    return (locks if locks.is_dir() else realstack.TMP) / "kep1755.lock"
+    return realstack.lab_lock("kep1755.lock")
 
 
 def acquire(lock: IO[str], *, timeout: float = 900) -> None:

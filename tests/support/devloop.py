@@ -2,13 +2,12 @@
 running against it, and the real Tilt and Skaffold (../shared/lab-devtools) with an isolated HOME.
 
 kube-public/local-registry-hosting is one per cluster and another helper's tests briefly publish it too, so an
-instance holds /work/labs-logs/kep1755.lock (when that directory exists) from before `up` until after `down`.
+instance holds the lab's kep1755 lock (realstack.kep1755_lock) from before `up` until after `down`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import signal
@@ -21,13 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from support.paths import ROOT
-from support.realstack import TMP, Stack
+from support.realstack import TMP, Stack, kep1755_lock
 
 DEVTOOLS = Path(os.environ.get("LAB_DEVTOOLS", TMP / "lab-devtools")) / "bin"
 TILT, SKAFFOLD = DEVTOOLS / "tilt", DEVTOOLS / "skaffold"
 HUB_BASE = "docker://127.0.0.1:5050/meshreg/curl:lab"  # busybox + curl on the lab.local hub (mesh.sh start)
 BUILD = ROOT / "tests" / "support" / "devloop_build.py"
-LOCK = Path("/work/labs-logs/kep1755.lock")
 MESHREG = [sys.executable, "-m", "meshreg"]
 
 
@@ -38,20 +36,6 @@ def tools_missing(*tools: Path) -> str | None:
         return (f"{', '.join(absent)} absent: build them with ../shared/lab-devtools/build.sh TILT_GITDIR "
                 "SKAFFOLD_GITDIR (../shared/lab-devtools/README.md)")
     return None
-
-
-@contextlib.contextmanager
-def kep1755_lock() -> Iterator[None]:
-    """Hold the shared lock on kube-public/local-registry-hosting (a no-op where the labs' lock directory is absent)."""
-    if not LOCK.parent.is_dir():
-        yield
-        return
-    with open(LOCK, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ what an interrupted run left behind. Objects in kube-public that only one instan
 
 from __future__ import annotations
 
-import fcntl
 import gzip
 import hashlib
 import io
@@ -28,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from support.paths import ROOT, SHARED
-from support.realstack import Stack
+from support.realstack import Stack, kep1755_lock
 
 PREFIX = "fl-"  # every namespace, instance and PersistentVolume of this tier
 PORTS = range(5200, 5300)  # node-proxy and push-proxy ports of this tier (hostPorts on the shared host)
@@ -37,7 +36,6 @@ PORTS = range(5200, 5300)  # node-proxy and push-proxy ports of this tier (hostP
 TIER = "meshreg.dev/faults"  # a label on what the tier creates itself (PersistentVolumes, writer namespaces)
 DATA = Path(tempfile.gettempdir()) / "meshreg-faults"  # volume directories on the node (which is this host)
 PYTHON_IMAGE = "lab.local/meshreg/python:lab"  # Debian's python3 and its standard library, built from this host
-KEP1755_LOCK = Path("/work/labs-logs/kep1755.lock")
 
 
 def kubectl_json(stack: Stack, *args: str) -> Any:
@@ -67,16 +65,7 @@ def delete(stack: Stack, kind: str, *names: str, namespace: str | None = None, w
                    capture_output=True, text=True, timeout=300, check=False)
 
 
-@contextmanager
-def kep1755() -> Iterator[None]:
-    """Hold the stack's lock on kube-public/local-registry-hosting (one instance may publish it at a time)."""
-    KEP1755_LOCK.parent.mkdir(parents=True, exist_ok=True)
-    with open(KEP1755_LOCK, "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+kep1755 = kep1755_lock  # the stack's lock on kube-public/local-registry-hosting
 
 
 def sweep(stack: Stack, *names: str, timeout: float = 180) -> None:

@@ -8,6 +8,7 @@ what an interrupted run left behind."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -27,6 +28,24 @@ from typing import Any
 from support.paths import ROOT, SHARED
 
 TMP = Path(tempfile.gettempdir())
+
+
+def lab_lock(name: str) -> Path:
+    """A lock file the users of one shared lab agree on: in $LAB_LOCKS, else in labs-logs beside ../shared when that
+    directory exists, else in the temp directory."""
+    locks = Path(os.environ.get("LAB_LOCKS") or SHARED.resolve().parent / "labs-logs")
+    return (locks if locks.is_dir() else TMP) / name
+
+
+@contextmanager
+def kep1755_lock() -> Iterator[None]:
+    """Hold the lab's lock on kube-public/local-registry-hosting: one instance publishes it at a time."""
+    with open(lab_lock("kep1755.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 HOW = ("start the real stack first, as ../shared/lab-istio/README.md says under "
        "'A real sidecar mesh on the real node': "
        "LAB_APISERVER_IP=192.0.2.2 $LAB_KUBE/start.sh --fresh, the Istio CRDs, LAB_NODE_DNS=192.0.2.2 "
