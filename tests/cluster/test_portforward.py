@@ -315,9 +315,13 @@ def test_a_pod_on_its_way_out_is_left_for_a_ready_one(api, forwarder):
         assert api.forwards == [f"{NS}/push-proxy-c"]
 
 
-def test_a_refused_port_forward_closes_the_local_connection_and_says_why(api, forwarder):
-    api.deny_forward = True
-    assert exchange(forwarder, b"x") == b""
+def test_a_refused_port_forward_closes_the_local_connection_and_says_why(api, tmp_path):
+    api.deny_forward = True  # before the forwarder starts: an SPDY session it opened earlier would carry new streams
+    forwarder = serving(api, tmp_path)
+    try:
+        assert exchange(forwarder, b"x") == b""
+    finally:
+        stopped(forwarder)
     assert forwarder.said[-1] == (
         'warning: connection refused: port-forward to pod meshreg-push/push-proxy-a: not permitted (RBAC): User "dev" '
         'cannot create resource "pods/portforward" in API group "" in the namespace "meshreg-push" (pushing through '
