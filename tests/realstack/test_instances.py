@@ -5,6 +5,7 @@ instance. The set id is the one kubectl computes for the same parent."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 
 import pytest
@@ -108,8 +109,18 @@ def versions(stack) -> dict[str, str]:
         stack, "get", "serviceaccounts,configmaps,services,deployments,daemonsets,roles,gateways.networking.istio.io,"
         "virtualservices.networking.istio.io,authorizationpolicies.security.istio.io", "-n", ns)["items"]]
     found.append(faults.get(stack, "configmap", "local-registry-hosting", namespace="kube-public"))
-    return {f"{o['kind']} {o['metadata'].get('namespace')}/{o['metadata']['name']}": o["metadata"]["resourceVersion"]
+    return {f"{o['kind']} {o['metadata'].get('namespace')}/{o['metadata']['name']}": version(o)
             for o in found if o["metadata"]["name"] != "kube-root-ca.crt"}
+
+
+def version(obj: dict) -> str:
+    """The resourceVersion, except for workloads: their controllers write status while they roll out (`up --no-wait`),
+    so for them what another instance could change: uid, generation (the spec), labels and annotations."""
+    meta = obj["metadata"]
+    if obj["kind"] not in ("Deployment", "DaemonSet"):
+        return str(meta["resourceVersion"])
+    return json.dumps([meta["uid"], meta.get("generation"), meta.get("labels"), meta.get("annotations")],
+                      sort_keys=True)
 
 
 def test_the_set_id_is_the_one_kubectl_computes_for_the_same_parent(clean):
