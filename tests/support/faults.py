@@ -13,7 +13,6 @@ import gzip
 import hashlib
 import io
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -22,10 +21,11 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+from support import realstack
 from support.paths import ROOT, SHARED
 from support.realstack import Stack, kep1755_lock
 
@@ -56,7 +56,7 @@ def get(stack: Stack, kind: str, name: str = "", *, namespace: str | None = None
 
 
 def apply(stack: Stack, *objects: dict) -> None:
-    stack.kubectl("apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objects)}))
+    stack.apply(*objects)
 
 
 def delete(stack: Stack, kind: str, *names: str, namespace: str | None = None, wait: bool = False) -> None:
@@ -106,47 +106,17 @@ def _mounts_under(base: Path) -> list[str]:
 
 
 @dataclass
-class Volume:
-    """A PersistentVolume pinned to one claim and to the node: `hostPath`, or `local` on a size-limited tmpfs
-    (the kubelet measures it with statfs, and it really fills up)."""
+class Volume(realstack.Volume):
+    """realstack's PersistentVolume under this tier's directory and label, 1Gi by default, and growable."""
 
-    name: str
-    namespace: str
-    claim: str
-    kind: str = "hostPath"
     size: str = "1Gi"
-    directory: Path = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.directory = DATA / self.name
-
-    def create(self, stack: Stack) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        if self.kind == "local":
-            size = self.size.replace("Mi", "m").replace("Gi", "g")
-            subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(self.directory)],
-                           check=True)
-        os.chown(self.directory, 1000, 1000)  # the registry runs as 1000; hostPath ignores fsGroup
-        source = {"local": {"path": str(self.directory)}} if self.kind == "local" else \
-            {"hostPath": {"path": str(self.directory), "type": "Directory"}}
-        apply(stack, {"apiVersion": "v1", "kind": "PersistentVolume",
-                      "metadata": {"name": self.name, "labels": {TIER: "true"}},
-                      "spec": {"capacity": {"storage": self.size}, "accessModes": ["ReadWriteOnce"],
-                               "persistentVolumeReclaimPolicy": "Retain", **source,
-                               "claimRef": {"namespace": self.namespace, "name": self.claim},
-                               "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
-                                   {"key": "kubernetes.io/hostname", "operator": "In", "values": [stack.node]}]}]}}}})
+    data: ClassVar[Path] = DATA
+    tier: ClassVar[str] = TIER
 
     def resize(self, size: str) -> None:
         """Grow the tmpfs under a `local` volume (what an admin does to a full disk)."""
         subprocess.run(["mount", "-o", f"remount,size={size.replace('Mi', 'm').replace('Gi', 'g')}",
                         str(self.directory)], check=True)
-
-    def remove(self, stack: Stack) -> None:
-        delete(stack, "persistentvolume", self.name, wait=True)
-        if self.kind == "local":
-            subprocess.run(["umount", "-l", str(self.directory)], check=False)
-        shutil.rmtree(self.directory, ignore_errors=True)
 
 
 # Instances -------------------------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from support.paths import ROOT, SHARED
 
@@ -188,9 +188,11 @@ class Volume:
     kind: str = "hostPath"
     size: str = "64Mi"
     directory: Path = field(init=False)
+    data: ClassVar[Path] = DATA  # where the directories are, and the label the tier's sweep finds its volumes by
+    tier: ClassVar[str] = TIER
 
     def __post_init__(self) -> None:
-        self.directory = DATA / self.name
+        self.directory = self.data / self.name
 
     def create(self, stack: Stack) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -202,7 +204,7 @@ class Volume:
         source = {"local": {"path": str(self.directory)}} if self.kind == "local" else \
             {"hostPath": {"path": str(self.directory), "type": "Directory"}}
         stack.apply({"apiVersion": "v1", "kind": "PersistentVolume",
-                     "metadata": {"name": self.name, "labels": {TIER: "true"}},
+                     "metadata": {"name": self.name, "labels": {self.tier: "true"}},
                      "spec": {"capacity": {"storage": self.size}, "accessModes": ["ReadWriteOnce"],
                               "persistentVolumeReclaimPolicy": "Retain", **source,
                               "claimRef": {"namespace": self.namespace, "name": self.claim},
