@@ -58,6 +58,10 @@ class ClusterClient(Protocol):
     def version(self) -> Object:
         """GET /version."""
 
+    def server_time(self) -> float | None:
+        """The server's clock (POSIX seconds, from its Date header) at the latest answer received; None before any
+        answer, or from a server that does not say."""
+
     def served(self, api_version: str) -> set[str]:
         """Resource names a group version serves (empty when the group is not installed)."""
 

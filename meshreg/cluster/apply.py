@@ -15,15 +15,23 @@ from dataclasses import replace
 from typing import Any
 
 from meshreg.cluster import live as lives
-from meshreg.cluster import parallel, storage
+from meshreg.cluster import parallel, settled, storage
 from meshreg.cluster.api import ClusterClient, Discovery, Object
 from meshreg.cluster.client import FIELD_MANAGER, KINDS
 from meshreg.cluster.live import Key, Live, Scope, key_of
 from meshreg.cluster.outcomes import NotOwned, Outcome, Plan, Refusal, Refused, named, outcome
 from meshreg.cluster.ownership import Identity, Ownership, describe, owner_of
+from meshreg.cluster.settled import Answer
 from meshreg.cluster.storage import Change
 from meshreg.errors import ClusterError
-from meshreg.render.labels import APPLYSET_ID, APPLYSET_KINDS, APPLYSET_NAMESPACES, INSTANCE, MANAGED_BY
+from meshreg.render.labels import (
+    APPLYSET_ID,
+    APPLYSET_KINDS,
+    APPLYSET_MEMBERS,
+    APPLYSET_NAMESPACES,
+    INSTANCE,
+    MANAGED_BY,
+)
 
 __all__ = ["OPTIONAL", "ORDER", "PRUNABLE", "PUBLISHED", "NotOwned", "Outcome", "Plan", "Refusal", "Refused", "apply",
            "key_of", "ordered", "plan", "served"]
@@ -50,12 +58,12 @@ PUBLISHED = [("v1", "ConfigMap")]
 WORKLOADS = ("Deployment", "DaemonSet")
 KEEP = ("PersistentVolumeClaim", "Namespace")  # what `down` keeps unless --purge
 FOREGROUND = ("Deployment", "DaemonSet")  # the workload stays visible until its pods are gone
+PENDING = "pending"  # the parent's member digest while an apply that changes the members is under way
 VOLATILE = ("managedFields", "resourceVersion", "generation", "creationTimestamp", "uid")
 
 OnOutcome = Callable[[Outcome], None]
 OnPhase = Callable[[str], None]
 DRY_RUN, APPLY, PRUNE = "dry run", "apply", "prune"  # the phases of an apply, in order
-Answer = tuple[Object | None, ClusterError | None]  # a dry run's answer: the object the server would hold, or why not
 
 
 def served(cluster: Discovery, kinds: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -120,14 +128,16 @@ def _unmanaged(obj: Object, current: Object) -> str:
 
 
 def plan(*, manifests: list[Object], cluster: ClusterClient, live: Live | None = None, force_conflicts: bool = False,
-         deletions: Iterable[Object] = (), created: Iterable[str] = ()) -> Plan:
-    """Dry-run every object (and every deletion in `deletions`) at once. Namespaces named in `created` were just
-    created for this check and are left out; objects in a rendered Namespace that does not exist are unchecked."""
+         deletions: Iterable[Object] = (), created: Iterable[str] = (), answers: dict[Key, Answer] | None = None
+         ) -> Plan:
+    """Dry-run every object (and every deletion in `deletions`) at once, but those `answers` has the server's answer
+    for already. Namespaces named in `created` were just created for this check and are left out; objects in a
+    rendered Namespace that does not exist are unchecked."""
     skip = set(created)
     objs = [o for o in ordered(manifests) if not (o["kind"] == "Namespace" and o["metadata"]["name"] in skip)]
     live = live or lives.read(manifests=objs, cluster=cluster)
     changes = {key_of(c.obj): c for c in storage.review(manifests=objs, live=live, cluster=cluster)}
-    answers = _dry_run(objs, live, cluster=cluster, force=force_conflicts)
+    answers = _dry_run(objs, live, cluster=cluster, force=force_conflicts, known=answers or {})
     out = Plan()
     for obj in objs:
         _plan_one(out, obj, answers.get(key_of(obj)), change=changes.get(key_of(obj)), current=live.of(obj))
@@ -139,13 +149,14 @@ def plan(*, manifests: list[Object], cluster: ClusterClient, live: Live | None =
     return out
 
 
-def _dry_run(objs: list[Object], live: Live, *, cluster: ClusterClient, force: bool) -> dict[Key, Answer]:
-    """The server's answer to a dry run of each object it can check: not those of a rendered Namespace that does not
-    exist yet (they would all be refused for that alone)."""
+def _dry_run(objs: list[Object], live: Live, *, cluster: ClusterClient, force: bool,
+             known: dict[Key, Answer]) -> dict[Key, Answer]:
+    """The server's answer to a dry run of each object it can check, from `known` where it answered already: not
+    those of a rendered Namespace that does not exist yet (they would all be refused for that alone)."""
     absent = {o["metadata"]["name"] for o in objs if o["kind"] == "Namespace" and live.of(o) is None}
     checked = [o for o in objs if o["metadata"].get("namespace") not in absent]
-    return {key_of(o): (result, error) for o, result, error in
-            parallel.each(lambda o: cluster.apply(o, dry_run=True, force=force), checked)}
+    answers = {key_of(o): known[key_of(o)] for o in checked if key_of(o) in known}
+    return {**answers, **settled.dry_run(cluster, [o for o in checked if key_of(o) not in answers], force=force)}
 
 
 def _plan_one(out: Plan, obj: Object, answer: Answer | None, *, change: Change | None, current: Object | None) -> None:
@@ -190,11 +201,13 @@ def comparable(obj: Object) -> Object:
 
 def apply(*, manifests: list[Object], cluster: ClusterClient, dry_run: bool = False, force_conflicts: bool = False,
           adopt: bool = False, prune: Scope | None = None, live: Live | None = None,
-          on_outcome: OnOutcome | None = None, on_phase: OnPhase | None = None) -> list[Outcome]:
+          answers: dict[Key, Answer] | None = None, on_outcome: OnOutcome | None = None,
+          on_phase: OnPhase | None = None) -> list[Outcome]:
     """Check the whole render (and the prune of what it no longer has, for `prune` {namespace: [(apiVersion,
-    kind)]}) with a server-side dry run, then apply and prune; raises Refused, changing nothing, when anything is
-    refused, and NotOwned before any request that writes when another owner holds one of the objects. `on_phase`
-    hears DRY_RUN, APPLY and PRUNE as each starts (what a Ctrl-C stopped)."""
+    kind)]}) with a server-side dry run (taking the server's `answers` where given), then apply and prune; raises
+    Refused, changing nothing, when anything is refused, and NotOwned before any request that writes when another
+    owner holds one of the objects. `on_phase` hears DRY_RUN, APPLY and PRUNE as each starts (what a Ctrl-C
+    stopped)."""
     phase = on_phase or (lambda _: None)
     objs = ordered(manifests)
     live = live or lives.read(manifests=objs, cluster=cluster, scope=prune)
@@ -206,7 +219,8 @@ def apply(*, manifests: list[Object], cluster: ClusterClient, dry_run: bool = Fa
     strays = _strays(objs, live, prune, ownership)
     phase(DRY_RUN)
     created = [] if dry_run else _create_namespaces(objs, live, cluster=cluster, force=force_conflicts)
-    checked = _checked(objs, cluster=cluster, live=live, force=force_conflicts, strays=strays, created=created)
+    checked = _checked(objs, cluster=cluster, live=live, force=force_conflicts, strays=strays, created=created,
+                       answers=answers)
     if checked.refusals:
         raise Refused(checked.refusals, rolled_back=_roll_back(created, cluster))
     emit(created, on_outcome)
@@ -224,12 +238,12 @@ def apply(*, manifests: list[Object], cluster: ClusterClient, dry_run: bool = Fa
 
 
 def _checked(objs: list[Object], *, cluster: ClusterClient, live: Live, force: bool, strays: list[Object],
-             created: list[Outcome]) -> Plan:
+             created: list[Outcome], answers: dict[Key, Answer] | None) -> Plan:
     """The dry run of everything; interrupted (Ctrl-C), the Namespaces created for it are deleted again, as after a
     refusal: they hold nothing yet, and nothing would point to them."""
     try:
         return plan(manifests=objs, cluster=cluster, live=live, force_conflicts=force, deletions=strays,
-                    created=[o.name for o in created])
+                    created=[o.name for o in created], answers=answers)
     except KeyboardInterrupt:
         _roll_back(created, cluster)
         raise
@@ -276,8 +290,9 @@ def _strays(objs: list[Object], live: Live, scope: Scope | None, ownership: Owne
 class Parent:
     """The instance's ApplySet parent through an apply (KEP-3659): before any member is written it lists every
     group-kind and namespace that holds members, before or after this apply (the union of the live parent's and the
-    render's), so that an apply stopped half-way leaves no member its parent does not point to; once prune is done,
-    it is narrowed to the render's."""
+    render's), so that an apply stopped half-way leaves no member its parent does not point to, and, when the members
+    change, its member digest says "pending" (an apply stopped half-way may have left members the render no longer
+    has: cluster/settled.py); once prune is done, it is narrowed to the render's."""
 
     def __init__(self, planned: Outcome | None, current: Object | None) -> None:
         self.planned = planned
@@ -306,16 +321,25 @@ class Parent:
 
 
 def _widened(parent: Object, current: Object | None) -> Object | None:
-    """`parent` with the union of its own and `current`'s member kinds and namespaces; None when that union is
-    what the render has already (no member will be written where the live parent does not point)."""
+    """`parent` with the union of its own and `current`'s member kinds and namespaces, and its member digest
+    pending unless `current` has the render's; None when `current` says all that already (no member will be written
+    where the live parent does not point, nor a member the live digest leaves out)."""
     had = ((current or {}).get("metadata") or {}).get("annotations") or {}
     rendered = parent["metadata"]["annotations"]
     union = {key: ",".join(sorted(set(filter(None, rendered[key].split(","))) |
                                   set(filter(None, had.get(key, "").split(",")))))
              for key in (APPLYSET_KINDS, APPLYSET_NAMESPACES)}
+    if current is not None:  # without a live parent there are no members yet, so none the render leaves out
+        union.update(_members(rendered, had))
     if current is not None and all(had.get(k) == v for k, v in union.items()):
         return None
     return {**parent, "metadata": {**parent["metadata"], "annotations": {**rendered, **union}}}
+
+
+def _members(rendered: dict[str, str], had: dict[str, str]) -> dict[str, str]:
+    """The member digest to write before the members: pending, unless the live parent has the render's already."""
+    digest = rendered.get(APPLYSET_MEMBERS)
+    return {} if digest is None or had.get(APPLYSET_MEMBERS) == digest else {APPLYSET_MEMBERS: PENDING}
 
 
 def emit(outcomes: Iterable[Outcome], on_outcome: OnOutcome | None) -> None:

@@ -12,6 +12,7 @@ import json
 import os
 import re
 from collections.abc import Iterable, Sequence
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -106,6 +107,11 @@ class Cluster:
         self.warnings: list[str] = []
         self._served: dict[str, set[str]] = {}
         self._cache = cache  # discovery answers on disk, shared with kubectl (None: ask every time)
+        self._clock: float | None = None  # the latest Date header received (the server's clock, whole seconds)
+
+    def server_time(self) -> float | None:
+        """The server's clock (its Date header, POSIX seconds) at the latest answer received; None before any."""
+        return self._clock
 
     def version(self) -> dict:
         """GET /version: proves the server answers and the credentials work."""
@@ -267,7 +273,15 @@ class Cluster:
             raw = response.read()
         except Exception as e:  # urllib3, ssl, auth plugins: all mean "could not talk to the server"
             raise ClusterError(f"cannot reach the Kubernetes API server at {self.server}: {_reason(e)}") from e
+        self._note_clock(response.headers)
         return response.status, raw or b"", response.headers
+
+    def _note_clock(self, headers: Any) -> None:
+        try:
+            when = parsedate_to_datetime(headers.get("Date")).timestamp()
+        except (AttributeError, TypeError, ValueError):  # no Date header, or not a date
+            return
+        self._clock = max(self._clock or when, when)
 
 
 def _json(raw: bytes) -> dict:

@@ -9,7 +9,7 @@ from typing import cast
 
 from meshreg import render as rendering
 from meshreg.cluster import apply as applying
-from meshreg.cluster import deleting, enforcement, parallel, runtimeconfig
+from meshreg.cluster import deleting, enforcement, parallel, runtimeconfig, settled
 from meshreg.cluster import live as lives
 from meshreg.cluster import pushproxy as pushproxies
 from meshreg.cluster import scope as scopes
@@ -112,14 +112,15 @@ def up(cfg: Config, cluster: ClusterClient, *, manifests: list[Object] | None = 
     objects = rendering.render(cfg) if manifests is None else manifests
     phase = Phase("up", CHECKS)
     try:
-        scope, live = _checks_and_live(cluster, cfg, objects, skip_checks=skip_checks, events=events)
+        scope, live, answers = _checks_and_live(cluster, cfg, objects, skip_checks=skip_checks, force=force_conflicts,
+                                                events=events)
         live = _after_deletions(cluster, objects, live=live, scope=scope, dry_run=dry_run, timeout=timeout,
                                 events=events)
         pushproxies.check_alone(cluster=cluster, instance=cfg.name, namespaces=push_proxy_namespaces(cfg))
         if dry_run:
             events.dry_run(cluster.server)
-        outcomes = _apply(cluster, cfg, objects, live=live, scope=scope, dry_run=dry_run, adopt=adopt,
-                          force_conflicts=force_conflicts, events=events, phase=phase)
+        outcomes = _apply(cluster, cfg, objects, live=live, scope=scope, answers=answers, dry_run=dry_run,
+                          adopt=adopt, force_conflicts=force_conflicts, events=events, phase=phase)
         report = UpReport(server=cluster.server, dry_run=dry_run, outcomes=tuple(outcomes),
                           notes=_notes(outcomes, cfg), addresses=addresses(cfg),
                           notices=tuple(rendering.notices(cfg, writers=False)))
@@ -132,18 +133,24 @@ def up(cfg: Config, cluster: ClusterClient, *, manifests: list[Object] | None = 
     return report
 
 
-def _checks_and_live(cluster: ClusterClient, cfg: Config, objects: list[Object], *, skip_checks: bool,
-                     events: UpEvents) -> tuple[lives.Scope, lives.Live]:
-    """The checks before any write, and the read of what exists (and of where to prune), sent together: neither
-    depends on the other, and what both read (discovery, the namespace, its collections) is sent once (a shared
-    Snapshot). Returns the prune scope and what exists."""
+def _checks_and_live(cluster: ClusterClient, cfg: Config, objects: list[Object], *, skip_checks: bool, force: bool,
+                     events: UpEvents) -> tuple[lives.Scope, lives.Live, dict[lives.Key, settled.Answer]]:
+    """The checks before any write, and the dry run with the read of what exists (and of where to prune), sent
+    together: neither depends on the other, and what both read (the server's version, discovery, the namespace, its
+    collections) is sent once (a shared Snapshot). When the dry run shows everything as the last `up` left it, what
+    exists is its answers and nothing is to be pruned (cluster/settled.py). Returns the prune scope, what exists and
+    the dry run's answers the apply may take."""
     shared = lives.Snapshot(cluster)
 
     def checks() -> list[str]:
         return [] if skip_checks else preflight.preflight(cluster=shared, cfg=cfg, manifests=objects)
 
-    def read() -> tuple[lives.Scope, lives.Live]:
-        return scopes.live_and_scope(shared, cfg, objects)
+    def read() -> tuple[lives.Scope, lives.Live, dict[lives.Key, settled.Answer]]:
+        shared.version()  # an answer before the dry run: the server's clock
+        found, answers = settled.probe(cluster, objects, force=force)
+        if found is not None:
+            return {}, found, answers
+        return (*scopes.live_and_scope(shared, cfg, objects), settled.reusable(answers))
 
     (_, warnings, failed), (_, found, unread) = parallel.each(lambda task: task(), [checks, read])
     if failed:
@@ -152,7 +159,7 @@ def _checks_and_live(cluster: ClusterClient, cfg: Config, objects: list[Object],
         events.warning(warning)
     if unread:
         raise unread
-    return cast(tuple[lives.Scope, lives.Live], found)
+    return cast(tuple[lives.Scope, lives.Live, dict[lives.Key, settled.Answer]], found)
 
 
 def _after_deletions(cluster: ClusterClient, objects: list[Object], *, live: lives.Live, scope: lives.Scope,
@@ -171,12 +178,13 @@ def _after_deletions(cluster: ClusterClient, objects: list[Object], *, live: liv
 
 
 def _apply(cluster: ClusterClient, cfg: Config, objects: list[Object], *, live: lives.Live, scope: lives.Scope,
-           dry_run: bool, adopt: bool, force_conflicts: bool, events: UpEvents, phase: Phase) -> list[Outcome]:
+           answers: dict[lives.Key, settled.Answer], dry_run: bool, adopt: bool, force_conflicts: bool,
+           events: UpEvents, phase: Phase) -> list[Outcome]:
     """The dry run, then (unless `dry_run`) apply and prune; then the server's own warnings, whatever happened."""
     try:
-        return applying.apply(manifests=objects, cluster=cluster, live=live, prune=scope, dry_run=dry_run,
-                              force_conflicts=force_conflicts, adopt=adopt, on_outcome=events.outcome,
-                              on_phase=phase)
+        return applying.apply(manifests=objects, cluster=cluster, live=live, prune=scope, answers=answers,
+                              dry_run=dry_run, force_conflicts=force_conflicts, adopt=adopt,
+                              on_outcome=events.outcome, on_phase=phase)
     except applying.NotOwned as e:
         raise ClusterError(_ownership_advice(e, cfg)) from e
     finally:

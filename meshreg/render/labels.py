@@ -29,6 +29,8 @@ APPLYSET_TOOLING = "applyset.kubernetes.io/tooling"
 APPLYSET_KINDS = "applyset.kubernetes.io/contains-group-kinds"
 APPLYSET_NAMESPACES = "applyset.kubernetes.io/additional-namespaces"
 TOOLING = "meshreg/v1"  # <tool>/<version of the set's format>: kubectl refuses to change sets of other tools
+# meshreg's own: a digest of the members the last finished `up` left (cluster/settled.py reads it)
+APPLYSET_MEMBERS = "meshreg.dev/applyset-members"
 
 # Istio's own labels: the control plane (revision) that injects and programs a pod, and whether it gets a sidecar.
 REVISION = "istio.io/rev"

@@ -186,8 +186,10 @@ def test_up_dry_run_sends_only_dry_run_patches_and_prints_in_dependency_order(ap
     result = run_cli(api, tmp_path, monkeypatch, "up", "--dry-run")
     assert result.exit_code == 0, result.output
     patches = [r for r in api.requests if r["method"] == "PATCH"]
+    # the rest has no namespace yet; the parent's answer (no namespace) says so before any other is asked
     assert sorted(r["path"] for r in patches) == ["/api/v1/namespaces/kube-public/configmaps/local-registry-hosting",
-                                                  "/api/v1/namespaces/meshreg"]  # the rest has no namespace yet
+                                                  "/api/v1/namespaces/meshreg",
+                                                  "/api/v1/namespaces/meshreg/configmaps/meshreg-meshreg"]
     assert all(r["query"]["dryRun"] == ["All"] for r in patches)
     assert [r for r in writes(api) if r["method"] != "PATCH"] == []
     lines = [line.split()[-1] for line in result.output.splitlines() if line.startswith("created ")]
@@ -201,9 +203,11 @@ def test_up_applies_every_object_with_server_side_apply_after_its_dry_run(api, t
     patches = [r for r in api.requests if r["method"] == "PATCH"]
     real = [r["path"] for r in patches if "dryRun" not in r["query"]]
     checked = [r["path"] for r in patches if r["query"].get("dryRun") == ["All"]]
-    assert len(real) == 19 and sorted(checked) == sorted(real[1:])  # the new Namespace is created, not dry-run
-    assert real[0] == "/api/v1/namespaces/meshreg" and patches[0]["path"] == real[0]
-    assert patches.index(next(r for r in patches if "dryRun" not in r["query"] and r is not patches[0])) > \
+    # the new Namespace is created, not dry-run; before it, the parent's dry run was sent alone (and kept)
+    parent = "/api/v1/namespaces/meshreg/configmaps/meshreg-meshreg"
+    assert len(real) == 19 and sorted(checked) == sorted(real[1:])
+    assert patches[0]["path"] == parent and real[0] == "/api/v1/namespaces/meshreg" and patches[1]["path"] == real[0]
+    assert patches.index(next(r for r in patches if "dryRun" not in r["query"] and r is not patches[1])) > \
         max(patches.index(r) for r in patches if "dryRun" in r["query"])  # nothing else before every check
 
 

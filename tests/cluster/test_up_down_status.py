@@ -116,8 +116,7 @@ def test_up_adopt_takes_over_an_unmanaged_object(fake):
 
 def test_conflict_with_another_manager_is_reported_and_force_overrides_it(fake):
     run("up", "-q")
-    deployment = fake.get("apps/v1", "Deployment", "registry", namespace="meshreg")
-    fake.apply({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": deployment["metadata"] | {},
+    fake.apply({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "registry", "namespace": "meshreg"},
                 "spec": {"replicas": 3}}, field_manager="kubectl-edit", force=True)
     result = run("up", "-q")
     assert result.exit_code == 1

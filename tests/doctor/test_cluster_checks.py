@@ -163,8 +163,7 @@ def test_admission_says_what_it_could_not_dry_run_before_the_namespace_exists():
 def test_admission_reports_a_field_conflict_as_a_warning_and_still_dry_runs_the_object():
     fake = cluster_with_istio()
     deployed(fake)
-    live = fake.get("apps/v1", "Deployment", "registry", namespace="meshreg")
-    fake.apply({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": live["metadata"],
+    fake.apply({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "registry", "namespace": "meshreg"},
                 "spec": {"replicas": 3}}, field_manager="kubectl-edit", force=True)
     results = check(fake, "admission")
     assert [r.status for r in results] == ["WARN"]

@@ -43,8 +43,17 @@ class Stopping(FakeCluster):
                               dry_run=dry_run)
 
 
+def test_ctrl_c_in_the_first_dry_run_of_the_parent_says_the_checks_stopped_and_creates_nothing():
+    cluster = Stopping(lambda verb, kind, dry_run: verb == "apply" and dry_run)  # the parent's, in the checks
+    with pytest.raises(Interrupted) as stopped:
+        up(config.DEFAULT, cluster)
+    assert str(stopped.value) == "interrupted during the checks, before anything was changed; run meshreg up again"
+    assert cluster.get("v1", "Namespace", "meshreg") is None
+    assert not [r for r in cluster.requests if r[0] == "apply" and not r[2]["dry_run"]]
+
+
 def test_ctrl_c_in_the_dry_run_deletes_the_namespace_it_created_and_says_nothing_changed():
-    cluster = Stopping(lambda verb, kind, dry_run: verb == "apply" and dry_run)
+    cluster = Stopping(lambda verb, kind, dry_run: verb == "apply" and dry_run and kind == "Deployment")
     with pytest.raises(Interrupted) as stopped:
         up(config.DEFAULT, cluster)
     assert stopped.value.exit_code == 130

@@ -124,6 +124,8 @@ class FakeCluster:
         self.compacted = 0  # a watch from a resourceVersion below this gets ERROR 410 Gone (see compact())
         self.bookmark_every: float | None = None  # seconds a watch is idle before the server sends a BOOKMARK
         self.watches: list[_Watch] = []  # every watch opened
+        # The server's clock (POSIX seconds): stamps an apply that changes an object, as its Date header says it.
+        self.clock = time.time
         for ns in ("default", "kube-system", "kube-public", "istio-system"):  # what every cluster has
             self.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
         self.put(STANDARD)
@@ -135,6 +137,14 @@ class FakeCluster:
     def version(self) -> dict:
         self._maybe_fail("get", "version", "")
         return {"major": "1", "minor": "31", "gitVersion": "v1.31.0"}
+
+    def server_time(self):
+        return float(int(self.clock()))
+
+    def later(self, seconds):
+        """Move the server's clock on by `seconds` (what was applied until now is that much older)."""
+        start = self.clock
+        self.clock = lambda: start() + seconds
 
     def served(self, api_version):
         return set(self.served_groups.get(api_version, set()))
@@ -254,6 +264,8 @@ class FakeCluster:
         found = self.warn_on.get(obj["kind"], [])
         self.warnings += [f"{describe(key[1], key[3], key[2])}: {w}" for w in found]
         result = self._finish(live, merged)
+        if result is not live:  # the manager's entry says when it last changed the object, as the server's does
+            self._stamp(result, field_manager)
         if not dry_run and result is not live:
             self.objects[key], self.owners[key] = result, owners
             self.record("MODIFIED" if live else "ADDED", result)
@@ -350,6 +362,13 @@ class FakeCluster:
                             int(resource_version), timeout_seconds)
             self.watches.append(stream)
             return stream
+
+    def _stamp(self, obj, manager):
+        when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.clock()))
+        entries = [e for e in obj["metadata"].get("managedFields") or []
+                   if not (e["manager"] == manager and e["operation"] == "Apply")]
+        obj["metadata"]["managedFields"] = [*entries, {"manager": manager, "operation": "Apply",
+                                                       "apiVersion": obj["apiVersion"], "time": when}]
 
     def _finish(self, live, merged):
         if live is not None and merged == live:
