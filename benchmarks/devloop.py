@@ -37,6 +37,7 @@ from support import devloop, realstack
 
 NAME, NODE_PORT, PUSH_PORT, FORWARD_PORT, PROXY_PORT, PLAIN_PORT = "dl-bench", 5030, 5031, 5032, 5033, 5040
 TARGETS = {"push": 0.8, "pull": 0.8, "inner loop": 1.2}
+TAG_SECONDS = 1.5  # between two edits: Tilt's tags count whole seconds
 PLAIN = "dl-bench-registry"
 
 
@@ -135,12 +136,20 @@ def inner_loop(stack: realstack.Stack, work: Path, label: str, edits: int, env: 
     times = []
     try:
         _wait_for(stack, namespace, "edit 0\n", timeout=180)
+        last = time.monotonic()  # the first build's second is over by now, or soon
         for i in range(1, edits + 1):
-            start = time.monotonic()
+            # Tilt tags a custom_build `tilt-build-<unix seconds>`: an edit within the second of the last build
+            # would get its tag, leave the pod spec as it is, and no pod would start (as with any client of Tilt).
+            time.sleep(max(0.0, last + TAG_SECONDS - time.monotonic()))
+            start = last = time.monotonic()
             (folder / "hello.txt").write_text(f"edit {i}\n")
             _wait_for(stack, namespace, f"edit {i}\n", timeout=180)
             times.append(time.monotonic() - start)
             print(f"  {label}: edit {i}/{edits} running after {times[-1]:.2f} s", flush=True)
+    except SystemExit as e:  # say what Tilt saw, and what the namespace holds, before its namespace goes
+        pods = stack.kubectl("-n", namespace, "get", "pods,events", "-o", "wide", check=False).stdout
+        log = (folder / "tilt.log").read_text(errors="replace")[-4000:]
+        raise SystemExit(f"{e}\n--- {namespace}:\n{pods}\n--- the end of tilt up's log:\n{log}") from None
     finally:
         tilt.terminate()
         tilt.wait(30)
@@ -197,18 +206,24 @@ def main() -> None:
     stack, why = realstack.find()
     if stack is None or devloop.tools_missing(devloop.TILT):
         raise SystemExit(f"needs the real stack and Tilt: {why or devloop.tools_missing(devloop.TILT)}")
+    need = 3 * args.pushes * (args.size_mib << 20)  # every layer pushed stays in the registry's volume, under work
+    if shutil.disk_usage(tempfile.gettempdir()).free < need + (2 << 30):
+        raise SystemExit(f"needs {need / 2**30 + 2:.0f} GiB free in {tempfile.gettempdir()} for the registry's volume")
     work = Path(tempfile.mkdtemp(prefix="dl-bench-"))
-    env = devloop.tool_env(stack, work / "home", devloop.base_image(work))
-    print(f"load average before: {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
-    figures, ours_loop, their_loop = None, [], []
-    with devloop.instance(stack, NAME, node_port=NODE_PORT, push_port=PUSH_PORT, workdir=work) as inst:
-        if args.pushes:
-            figures = transfer_figures(stack, inst, work, args.pushes, args.size_mib << 20)
-        if args.edits:
-            with devloop.connected(inst, workdir=work):
-                ours_loop = inner_loop(stack, work, "meshreg", args.edits, env)
-            with plain_registry(stack):
-                their_loop = inner_loop(stack, work, "plain", args.edits, env)
+    try:
+        env = devloop.tool_env(stack, work / "home", devloop.base_image(work))
+        print(f"load average before: {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
+        figures, ours_loop, their_loop = None, [], []
+        with devloop.instance(stack, NAME, node_port=NODE_PORT, push_port=PUSH_PORT, workdir=work) as inst:
+            if args.pushes:
+                figures = transfer_figures(stack, inst, work, args.pushes, args.size_mib << 20)
+            if args.edits:
+                with devloop.connected(inst, workdir=work):
+                    ours_loop = inner_loop(stack, work, "meshreg", args.edits, env)
+                with plain_registry(stack):
+                    their_loop = inner_loop(stack, work, "plain", args.edits, env)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     print(f"load average after: {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
     print(f"\n{'':<11} {'baseline':>16} {'meshreg':>16} {'ratio':>7}  target   ({args.size_mib} MiB layers)")
     if figures:
@@ -216,7 +231,6 @@ def main() -> None:
     if ours_loop:
         print(row("inner loop", ours_loop, their_loop, "s", higher_is_better=False)
               + "   (baseline: Tilt with a plain hostPort registry)")
-    shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
