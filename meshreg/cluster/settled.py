@@ -7,9 +7,9 @@ already is exactly what `up` would apply: labelled for this instance, and not be
 holds the digest of the rendered members (render/applyset.py), which it only does once an `up` that wrote those
 members has pruned: an `up` that changes which objects are members marks the parent pending before its first write
 (apply.Parent). Nothing is then left to prune, and the read of what exists (a LIST per kind and namespace) would only
-repeat the dry run's answers. The parent is asked first, alone: unless it is settled, nothing else is (a first `up`,
-or one after a change, sends one request more than it would without this, not one per object). Otherwise `up` reads
-as usual, and takes the answers it has.
+repeat the dry run's answers. The parent is asked first, alone: unless it is settled, nothing else is asked before
+the read. Otherwise `up` reads as usual and its apply takes the answers it has (a first `up` asks for the parent once
+more, after creating its namespace).
 """
 
 from __future__ import annotations
@@ -28,8 +28,10 @@ from meshreg.render.labels import APPLYSET_ID
 __all__ = ["SKEW", "Answer", "dry_run", "probe", "reusable"]
 
 Answer = tuple[Object | None, ClusterError | None]  # the object the server would hold, or why not
-# API servers behind one address may disagree on the time, and entries are stamped in whole seconds.
-SKEW = 2.0
+# How far the clock behind a Date header (another API server of the same cluster, a proxy) may run ahead of the one
+# that stamps the dry run: entries are stamped in whole seconds, and NTP keeps control planes well within this. An
+# `up` this soon after a change reads as before.
+SKEW = 5.0
 
 
 def probe(cluster: ClusterClient, objects: list[Object], *, force: bool) -> tuple[Live | None, dict[Key, Answer]]:
