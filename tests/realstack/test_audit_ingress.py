@@ -110,12 +110,25 @@ def gateway(stack, tmp_path_factory) -> Iterator[dict[str, Any]]:
             found = {"work": work, "address": f"{pod['status']['podIP']}:{PORT}",
                      "certs": work / "certs.d" / f"{HOST}:{PORT}"}
             _listening(found["address"], _context(found["certs"]))
+            _routed(found)
             yield found
         finally:
             meshreg("down", "--purge", "--yes", stack=stack, cwd=work, check=False)
             stack.kubectl("delete", "namespace", GATEWAY_NS, "--ignore-not-found", "--wait=false", check=False)
             stack.kubectl("delete", "persistentvolume", "au-ing-registry-data", "--ignore-not-found", check=False)
             shutil.rmtree(DATA / "au-ing-registry-data", ignore_errors=True)
+
+
+def _routed(gateway: dict[str, Any], timeout: float = 90) -> None:
+    """The gateway's route to the registry is programmed too: `GET /v2/` stops answering 503 (no healthy upstream yet:
+    seen right after another module changed the mesh config, which makes istiod push everything again)."""
+    deadline = time.monotonic() + timeout
+    with httpx.Client(base_url=f"https://{gateway['address']}", verify=_context(gateway["certs"]), timeout=10,
+                      headers={"Host": f"{HOST}:{PORT}"}) as c:
+        while (status := c.get("/v2/", extensions={"sni_hostname": HOST}).status_code) == 503:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the ingress gateway still answers {status} for /v2/ after {timeout:.0f}s")
+            time.sleep(2)
 
 
 def _context(certs: Path) -> ssl.SSLContext:
