@@ -25,12 +25,12 @@ from meshreg.cluster.settled import Answer
 from meshreg.cluster.storage import Change
 from meshreg.errors import ClusterError
 from meshreg.render.labels import (
-    APPLYSET_ID,
     APPLYSET_KINDS,
     APPLYSET_MEMBERS,
     APPLYSET_NAMESPACES,
     INSTANCE,
     MANAGED_BY,
+    is_parent,
 )
 
 __all__ = ["OPTIONAL", "ORDER", "PRUNABLE", "PUBLISHED", "NotOwned", "Outcome", "Plan", "Refusal", "Refused", "apply",
@@ -301,7 +301,7 @@ class Parent:
 
     @classmethod
     def of(cls, checked: Plan, live: Live) -> Parent:
-        planned = next((o for o in checked.outcomes if APPLYSET_ID in (o.obj["metadata"].get("labels") or {})), None)
+        planned = next((o for o in checked.outcomes if is_parent(o.obj)), None)
         return cls(planned, live.of(planned.obj) if planned else None)
 
     def widen(self, *, cluster: ClusterClient, force: bool) -> None:
@@ -331,8 +331,8 @@ def _widened(parent: Object, current: Object | None) -> Object | None:
              for key in (APPLYSET_KINDS, APPLYSET_NAMESPACES)}
     if current is not None:  # without a live parent there are no members yet, so none the render leaves out
         union.update(_members(rendered, had))
-    if current is not None and all(had.get(k) == v for k, v in union.items()):
-        return None
+        if all(had.get(k) == v for k, v in union.items()):
+            return None
     return {**parent, "metadata": {**parent["metadata"], "annotations": {**rendered, **union}}}
 
 

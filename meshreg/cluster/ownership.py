@@ -22,7 +22,7 @@ from meshreg.cluster.live import Live
 from meshreg.errors import ClusterError
 from meshreg.render.hosting import NAMESPACE as PUBLISHED
 from meshreg.render.ingress import NAMESPACE_ANNOTATION
-from meshreg.render.labels import APPLYSET_ID, APPLYSET_PART_OF, INSTANCE, MANAGED_BY
+from meshreg.render.labels import APPLYSET_ID, APPLYSET_PART_OF, INSTANCE, MANAGED_BY, is_parent
 
 __all__ = ["Identity", "Owner", "Ownership", "owner_of"]
 
@@ -47,7 +47,7 @@ class Identity:
     @classmethod
     def of(cls, manifests: Iterable[Object]) -> Identity:
         objs = list(manifests)
-        parent = next((o for o in objs if APPLYSET_ID in _labels(o)), None)
+        parent = next((o for o in objs if is_parent(o)), None)
         first = _labels(objs[0]) if objs else {}
         if parent is None:
             return cls(name=first.get(INSTANCE), set_id=first.get(APPLYSET_PART_OF))

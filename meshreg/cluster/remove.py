@@ -16,7 +16,7 @@ from meshreg.cluster.live import Key, Live, Scope, key_of
 from meshreg.cluster.outcomes import Outcome, named, outcome
 from meshreg.cluster.ownership import Identity, Ownership, describe, owner_of
 from meshreg.errors import ClusterError
-from meshreg.render.labels import APPLYSET_ID
+from meshreg.render.labels import is_parent
 
 
 def remove(*, manifests: list[Object], cluster: ClusterClient, purge: bool = False,
@@ -61,6 +61,6 @@ def _keep(obj: Object, current: Object | None, *, ownership: Ownership, cluster:
         if not owner.managed:
             return "left alone (not managed by meshreg)"
         return f"left alone (owned by meshreg instance {describe(cluster, ownership.whose(current), owner.set_id)})"
-    if not purge and (obj["kind"] in KEEP or APPLYSET_ID in (obj["metadata"].get("labels") or {})):
+    if not purge and (obj["kind"] in KEEP or is_parent(obj)):
         return "kept"
     return None

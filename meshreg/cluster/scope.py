@@ -113,7 +113,7 @@ def live_and_scope(cluster: ClusterClient, cfg: Config, objects: list[Object]) -
 
 def _unread(scope: Scope, found: Live, *, cfg: Config, objects: list[Object]) -> Scope:
     """What the live parent records that `scope` does not cover yet."""
-    rendered = next((o for o in objects if labels.APPLYSET_ID in o["metadata"].get("labels", {})), None)
+    rendered = next((o for o in objects if labels.is_parent(o)), None)
     parent = found.of(rendered) if rendered else None
     served = [*scope.get(cfg.namespace, []), *applying.PUBLISHED, *ingress.KINDS]  # what discovery said is served
     extra = {ns: [k for k in kinds if k not in scope.get(ns, [])]

@@ -23,7 +23,7 @@ from meshreg.cluster.api import ClusterClient, Object
 from meshreg.cluster.client import FIELD_MANAGER
 from meshreg.cluster.live import Key, Live, key_of
 from meshreg.errors import ClusterError
-from meshreg.render.labels import APPLYSET_ID
+from meshreg.render.labels import is_parent
 
 __all__ = ["SKEW", "Answer", "dry_run", "probe", "reusable"]
 
@@ -38,7 +38,7 @@ def probe(cluster: ClusterClient, objects: list[Object], *, force: bool) -> tupl
     """What exists when everything is settled (else None), and the dry run's answers so far: the parent's, and when it
     is settled, everyone's. `cluster` has answered before: its clock then is the server's before this dry run."""
     since = cluster.server_time()
-    parents = [o for o in objects if APPLYSET_ID in (o["metadata"].get("labels") or {})]
+    parents = [o for o in objects if is_parent(o)]
     answers = dry_run(cluster, parents, force=force)
     if since is None or not parents or not _all_settled(answers.values(), before=since - SKEW):
         return None, answers

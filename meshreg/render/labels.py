@@ -74,6 +74,11 @@ def set_id(name: str, namespace: str) -> str:
     return f"applyset-{base64.urlsafe_b64encode(digest).decode().rstrip('=')}-v1"
 
 
+def is_parent(obj: Object) -> bool:
+    """An ApplySet parent: the object that carries the set's id (members carry it as part-of)."""
+    return APPLYSET_ID in (obj.get("metadata", {}).get("labels") or {})
+
+
 def applyset(cfg: Config) -> str:
     """This instance's set id: unique per (metadata.name, spec.namespace)."""
     return set_id(parent_name(cfg), cfg.namespace)

@@ -15,7 +15,7 @@ from meshreg.cluster.settled import SKEW
 from meshreg.errors import Interrupted
 from meshreg.operations.up import up
 from meshreg.render import applyset, render
-from meshreg.render.labels import APPLYSET_ID, APPLYSET_MEMBERS
+from meshreg.render.labels import APPLYSET_MEMBERS, is_parent
 from support.fakes import INJECTOR, FakeCluster, ready_controller
 
 PUSH = """\
@@ -120,7 +120,7 @@ def test_an_up_stopped_before_its_prune_leaves_the_parent_pending_and_the_next_u
 def with_extra_member(cfg=config.DEFAULT) -> list:
     """`cfg`'s render and one more member of a kind it has already (a ConfigMap), with its parent made anew: the
     kinds the parent records stay the same, only which objects are members changes."""
-    objects = [o for o in render(cfg) if APPLYSET_ID not in o["metadata"].get("labels", {})]
+    objects = [o for o in render(cfg) if not is_parent(o)]
     extra = copy.deepcopy(next(o for o in objects if o["metadata"]["name"] == "registry-config"))
     extra["metadata"]["name"], extra["data"] = "extra", {"note": "added"}
     return [*objects, extra, applyset.parent(cfg, [*objects, extra])]

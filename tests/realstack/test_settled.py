@@ -13,7 +13,7 @@ import pytest
 
 from meshreg.cluster.settled import SKEW
 from meshreg.render import render
-from meshreg.render.labels import APPLYSET_ID, APPLYSET_MEMBERS, APPLYSET_PART_OF, applyset
+from meshreg.render.labels import APPLYSET_MEMBERS, APPLYSET_PART_OF, INSTANCE, MANAGED_BY, applyset, is_parent
 from support import realstack
 from support.apiproxy import ApiProxy
 
@@ -82,13 +82,12 @@ def test_a_policy_deleted_by_hand_comes_back_on_the_next_up(instance, proxy):
 def test_a_member_an_interrupted_up_left_behind_is_pruned(instance, proxy):
     """What an `up` that added members leaves when stopped before its prune: the parent marked pending, a member the
     config no longer has. (An `up` that wrote members marks the parent so before its first write.)"""
-    parent = next(o for o in render(instance.cfg) if APPLYSET_ID in o["metadata"]["labels"])
+    parent = next(o for o in render(instance.cfg) if is_parent(o))
     parent["metadata"]["annotations"][APPLYSET_MEMBERS] = "pending"  # as `up` writes it, with its field manager
     instance.stack.kubectl("apply", "--server-side", "--field-manager", "meshreg", "-f", "-", stdin=json.dumps(parent))
     stray = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
         "name": "left-behind", "namespace": NAME,
-        "labels": {APPLYSET_PART_OF: applyset(instance.cfg), "app.kubernetes.io/managed-by": "meshreg",
-                   "app.kubernetes.io/instance": NAME}}}
+        "labels": {APPLYSET_PART_OF: applyset(instance.cfg), MANAGED_BY: "meshreg", INSTANCE: NAME}}}
     instance.stack.apply(stray)
     out, _ = up(instance, proxy)
     assert re.search(rf"^pruned +ConfigMap {NAME}/left-behind$", out, re.M), out

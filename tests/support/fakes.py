@@ -124,8 +124,7 @@ class FakeCluster:
         self.compacted = 0  # a watch from a resourceVersion below this gets ERROR 410 Gone (see compact())
         self.bookmark_every: float | None = None  # seconds a watch is idle before the server sends a BOOKMARK
         self.watches: list[_Watch] = []  # every watch opened
-        # The server's clock (POSIX seconds): stamps an apply that changes an object, as its Date header says it.
-        self.clock = time.time
+        self.ahead = 0.0  # seconds the server's clock (its Date, the stamps of its applies) runs ahead of this one
         for ns in ("default", "kube-system", "kube-public", "istio-system"):  # what every cluster has
             self.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
         self.put(STANDARD)
@@ -139,12 +138,11 @@ class FakeCluster:
         return {"major": "1", "minor": "31", "gitVersion": "v1.31.0"}
 
     def server_time(self):
-        return float(int(self.clock()))
+        return float(int(time.time() + self.ahead))
 
     def later(self, seconds):
         """Move the server's clock on by `seconds` (what was applied until now is that much older)."""
-        start = self.clock
-        self.clock = lambda: start() + seconds
+        self.ahead += seconds
 
     def served(self, api_version):
         return set(self.served_groups.get(api_version, set()))
@@ -364,7 +362,7 @@ class FakeCluster:
             return stream
 
     def _stamp(self, obj, manager):
-        when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.clock()))
+        when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + self.ahead))
         entries = [e for e in obj["metadata"].get("managedFields") or []
                    if not (e["manager"] == manager and e["operation"] == "Apply")]
         obj["metadata"]["managedFields"] = [*entries, {"manager": manager, "operation": "Apply",
