@@ -13,7 +13,11 @@ import pytest
 
 from meshreg.cli import LAZY_COMMANDS
 from meshreg.pki.authority import Authority
+from support import local_api
+from support.apiserver import write_kubeconfig
 from support.configs import minimal
+
+api = local_api.api  # the fixture: a local API server
 
 # A fresh interpreter runs the CLI as `meshreg ARGS` and writes its exit code and every loaded module's name.
 HARNESS = """\
@@ -63,14 +67,15 @@ CLUSTER_AND_TOOLS = ["kubernetes", "urllib3", "httpx", "cryptography", "joserfc"
 ALL_FEATURES = sorted({m for modules in FEATURES.values() for m in modules})
 
 
-def modules_of(*args: str, cwd: pathlib.Path) -> set[str]:
-    """The modules `meshreg ARGS` loaded in a fresh process (which must succeed)."""
+def modules_of(*args: str, cwd: pathlib.Path, succeed: bool = True) -> set[str]:
+    """The modules `meshreg ARGS` loaded in a fresh process (which must succeed, unless told otherwise)."""
     out = cwd / "modules.txt"
     env = {k: v for k, v in os.environ.items() if not k.startswith("MESHREG_") and k != "KUBECONFIG"}
     done = subprocess.run([sys.executable, "-c", HARNESS, str(out), *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=60)
     code, *names = out.read_text().splitlines()
-    assert code in ("0", "None"), f"meshreg {' '.join(args)} failed ({code}): {done.stderr[-2000:]}"
+    if succeed:
+        assert code in ("0", "None"), f"meshreg {' '.join(args)} failed ({code}): {done.stderr[-2000:]}"
     return set(names)
 
 
@@ -136,3 +141,41 @@ def test_policy_grant_loads_the_writers_list_editor_it_needs(tmp_path: pathlib.P
     modules = modules_of("policy", "grant", "ci/builder", cwd=tmp_path)
     editor = ["meshreg.config.editing", "meshreg.config.spans", "meshreg.config.writerlist"]
     assert loaded(modules, editor) == editor
+
+
+# The parts of the Kubernetes client that `import kubernetes` would load and no meshreg command uses, and the parts of
+# meshreg that `up` does not need: the audit record parser and trail (up checks the mesh config only), status's
+# readers (for a failed wait only).
+KUBERNETES_UNUSED = ["kubernetes.dynamic", "kubernetes.watch", "kubernetes.stream", "kubernetes.leaderelection",
+                     "kubernetes.informer", "kubernetes_validate", "jsonschema", "websocket"]
+UP_UNUSED = ["meshreg.audit.records", "meshreg.audit.timeline", "meshreg.audit.events", "meshreg.audit.identity",
+             "meshreg.status"]
+
+
+def test_up_loads_only_the_kubernetes_client_parts_it_uses(tmp_path: pathlib.Path, api) -> None:
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", f"http://127.0.0.1:{api.server_address[1]}")
+    modules = modules_of("up", "--no-wait", "--kubeconfig", kubeconfig, cwd=tmp_path, succeed=False)
+    assert api.requests, "up never reached the API server"
+    assert {"kubernetes.client.api_client", "kubernetes.config.kube_config", "meshreg.audit.meshconfig"} <= modules
+    assert loaded(modules, KUBERNETES_UNUSED + UP_UNUSED) == []
+
+
+def test_the_kubernetes_package_still_loads_a_part_on_first_use() -> None:
+    """After meshreg's lean load, code in the same process uses the package as usual: its other parts load as
+    attributes and as imports, and its version is there."""
+    script = """\
+import sys
+from meshreg.cluster import kubeclient
+client, config = kubeclient.parts()
+import kubernetes
+assert "kubernetes.watch" not in sys.modules
+assert kubernetes.watch.Watch and kubernetes.client.ApiClient
+from kubernetes import dynamic, stream
+from kubernetes.utils import parse_quantity
+assert dynamic.DynamicClient and stream.stream and parse_quantity("1Ki") == 1024
+assert kubernetes.__version__.split(".")[0].isdigit()
+assert not hasattr(kubernetes, "no_such_part") and not hasattr(kubernetes, "__no_such_dunder__")
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "ok", done.stderr[-2000:]

@@ -293,9 +293,9 @@ def _json(raw: bytes) -> dict:
 
 def connect(*, kubeconfig: str | None = None, context: str | None = None) -> Cluster:
     """A Cluster for the kubeconfig context (or in-cluster config); fails before any request on bad input."""
-    from kubernetes import client, config
+    from meshreg.cluster import kubeclient, retries  # loaded with the Kubernetes client, not by --help
 
-    from meshreg.cluster import retries  # urllib3's Retry: loaded with the Kubernetes client, not by --help
+    client, config = kubeclient.parts()
 
     configuration = client.Configuration()
     files = _kubeconfig_files(kubeconfig)
@@ -357,7 +357,7 @@ def _kubeconfig(path: str) -> dict[str, Any]:
 
     try:
         with open(path, encoding="utf-8") as f:
-            doc = yaml.safe_load(f) or {}
+            doc = yaml.load(f, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}  # libyaml's, where built
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
         raise UsageError(f"kubeconfig {path}: cannot read: {_reason(e)}") from e
     if not isinstance(doc, dict):

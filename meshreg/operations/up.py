@@ -22,7 +22,6 @@ from meshreg.doctor import preflight
 from meshreg.errors import ClusterError
 from meshreg.operations.interruption import CHECKS, ENFORCEMENT, WAIT, Phase
 from meshreg.render import hosting
-from meshreg.status import gather
 
 __all__ = ["Addresses", "IngressAddress", "PushProxyAddress", "UpEvents", "UpReport", "addresses",
            "push_proxy_namespaces", "up"]
@@ -257,6 +256,8 @@ def _verify(cfg: Config, objects: list[Object], cluster: ClusterClient, *, wait:
 
 def _waypoint_note(cluster: ClusterClient, cfg: Config, objects: list[Object]) -> str:
     """Why the waypoint is missing, from its Gateway's status, when istiod has not programmed it."""
+    from meshreg.status import gather  # status's readers: only when a wait has failed
+
     waypoint = gather.waypoint(cluster, namespace=cfg.namespace, manifests=objects)
     if waypoint is None or waypoint.programmed:
         return ""
