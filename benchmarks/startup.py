@@ -94,7 +94,27 @@ class Case:
 def meshreg_command() -> list[str]:
     """The `meshreg` console script beside this Python, as a user runs it; else `python -m meshreg`."""
     script = pathlib.Path(sys.executable).parent / "meshreg"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "meshreg"]
+    if not script.exists():
+        return [sys.executable, "-m", "meshreg"]
+    stale = stale_script(script)
+    if stale:
+        sys.exit(stale)
+    return [str(script)]
+
+
+def stale_script(script: pathlib.Path) -> str | None:
+    """Why the console script does not run what pyproject.toml names (an install older than the code), if so: an
+    editable install keeps the script it was installed with, and an old one skips what the entry point does."""
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10: not checked
+        return None
+    wanted = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]["meshreg"]
+    module, _, function = wanted.partition(":")
+    if f"from {module} import {function}" in script.read_text(errors="replace"):
+        return None
+    return (f"{script} does not run {wanted}, which pyproject.toml names: the install is older than the code; "
+            f"run `pip install -e .` (or install meshreg again) and measure again")
 
 
 def cases(workdir: pathlib.Path) -> list[Case]:

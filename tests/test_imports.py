@@ -89,6 +89,7 @@ def test_render_of_the_default_loads_no_feature_and_no_config_reader(tmp_path: p
     assert loaded(modules, ALL_FEATURES + CLUSTER_AND_TOOLS) == []
     # no file: no parser, no validators (the built-in default is already a Config)
     assert loaded(modules, ["meshreg.config.spec", "meshreg.config.reader", "meshreg.config.source", "difflib"]) == []
+    assert loaded(modules, ["hashlib", "_hashlib"]) == []  # OpenSSL's SHA-256: the built-in one does (render.sha256)
 
 
 def test_render_of_a_file_without_features_loads_no_feature(tmp_path: pathlib.Path) -> None:

@@ -10,11 +10,11 @@ from it that nothing is left to prune (cluster/settled.py). It holds no data.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 
 from meshreg.config import Config
 from meshreg.objects import Object
+from meshreg.render import sha256
 from meshreg.render.labels import (
     APPLYSET_ID,
     APPLYSET_KINDS,
@@ -40,7 +40,7 @@ def group_kind(obj: Object) -> str:
 def members_digest(members: Iterable[Object]) -> str:
     """A digest of which objects `members` are (group-kind, namespace, name), whatever their order."""
     keys = sorted(f"{group_kind(o)}/{o['metadata'].get('namespace') or ''}/{o['metadata']['name']}" for o in members)
-    return "sha256:" + hashlib.sha256("\n".join(keys).encode()).hexdigest()[:32]
+    return "sha256:" + sha256.hexdigest("\n".join(keys).encode())[:32]
 
 
 def member_annotations(members: Iterable[Object], *, namespace: str) -> dict[str, str]:

@@ -9,10 +9,10 @@ namespaces therefore have different ids, and prune and `down` only ever touch ob
 from __future__ import annotations
 
 import base64
-import hashlib
 
 from meshreg.config import Config, Registry
 from meshreg.objects import Labels, Object
+from meshreg.render import sha256
 
 MANAGED_BY = "app.kubernetes.io/managed-by"
 PART_OF = "app.kubernetes.io/part-of"
@@ -70,7 +70,7 @@ def parent_name(cfg: Config) -> str:
 def set_id(name: str, namespace: str) -> str:
     """KEP-3659's id of the set whose parent is ConfigMap `namespace/name`: base64url(sha256(name.namespace.Kind.
     group)) without padding, between `applyset-` and `-v1` (what kubectl computes for --applyset)."""
-    digest = hashlib.sha256(f"{name}.{namespace}.ConfigMap.".encode()).digest()
+    digest = sha256.digest(f"{name}.{namespace}.ConfigMap.".encode())
     return f"applyset-{base64.urlsafe_b64encode(digest).decode().rstrip('=')}-v1"
 
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
-
 from meshreg.config import REGISTRY_PORT, Config, Registry
 from meshreg.objects import Labels, Object
-from meshreg.render import podspec, yamltext
+from meshreg.render import podspec, sha256, yamltext
 from meshreg.render.labels import (
     COMPONENT,
     REGISTRY,
@@ -185,7 +183,7 @@ def _start_order(cfg: Config) -> Labels:
 
 
 def deployment(cfg: Config, reg: Registry) -> Object:
-    config_hash = hashlib.sha256(config_text(cfg, reg).encode()).hexdigest()[:16]
+    config_hash = sha256.hexdigest(config_text(cfg, reg).encode())[:16]
     template: Object = {
         "metadata": {
             "labels": pod_labels(cfg, reg),

@@ -5,7 +5,6 @@ it goes away."""
 from __future__ import annotations
 
 import functools
-import hashlib
 import ipaddress
 import pkgutil
 import re
@@ -13,7 +12,7 @@ from dataclasses import dataclass
 
 from meshreg.config import Config
 from meshreg.objects import Labels, Object
-from meshreg.render import podspec
+from meshreg.render import podspec, sha256
 from meshreg.render.labels import COMPONENT, INJECT, INSTANCE, common, metadata
 from meshreg.render.labels import NAME as APP_NAME
 from meshreg.render.nodeproxy import ports
@@ -151,7 +150,7 @@ def _volumes(cfg: Config, kept: list[File]) -> list[Object]:
 def daemon_set(cfg: Config, *, kept: list[File], wanted: Object) -> Object:
     """The pods that keep `kept` on every node, from the ConfigMap `wanted` (its hash rolls them when it changes)."""
     rc = cfg.node_proxy.runtime_config
-    digest = hashlib.sha256(repr(sorted(wanted["data"].items())).encode()).hexdigest()[:16]
+    digest = sha256.hexdigest(repr(sorted(wanted["data"].items())).encode())[:16]
     spec = {
         "serviceAccountName": NAME,
         "automountServiceAccountToken": False,
