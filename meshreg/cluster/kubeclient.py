@@ -14,7 +14,6 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
-from types import ModuleType
 from typing import Any
 
 PACKAGE = "kubernetes"
@@ -34,24 +33,21 @@ def _install_package() -> None:
     if spec is None or spec.submodule_search_locations is None:
         return  # not installed as a package: the import in parts() says so, as it would anyway
     package = importlib.util.module_from_spec(spec)
-    package.__getattr__ = _loader(package)  # type: ignore[method-assign]  # PEP 562: a module's missing attributes
+    package.__getattr__ = _part  # type: ignore[method-assign]  # PEP 562: a module's missing attributes
     sys.modules[PACKAGE] = package
 
 
-def _loader(package: ModuleType) -> Any:
-    def part(name: str) -> Any:
-        """A part the package's `__init__` would have imported (`kubernetes.watch`), imported now."""
-        if name == "__version__":
-            from importlib.metadata import version
+def _part(name: str) -> Any:
+    """A part the package's `__init__` would have imported (`kubernetes.watch`), imported now."""
+    if name == "__version__":
+        from importlib.metadata import version
 
-            return version(PACKAGE)
-        if name.startswith("__"):
-            raise AttributeError(f"module {PACKAGE!r} has no attribute {name!r}")
-        try:
-            return importlib.import_module(f"{PACKAGE}.{name}")
-        except ModuleNotFoundError as e:
-            if e.name != f"{PACKAGE}.{name}":
-                raise  # the part exists but one of its own imports is missing: that is the error to see
-            raise AttributeError(f"module {PACKAGE!r} has no attribute {name!r}") from None
-
-    return part
+        return version(PACKAGE)
+    if name.startswith("__"):
+        raise AttributeError(f"module {PACKAGE!r} has no attribute {name!r}")
+    try:
+        return importlib.import_module(f"{PACKAGE}.{name}")
+    except ModuleNotFoundError as e:
+        if e.name != f"{PACKAGE}.{name}":
+            raise  # the part exists but one of its own imports is missing: that is the error to see
+        raise AttributeError(f"module {PACKAGE!r} has no attribute {name!r}") from None
