@@ -25,7 +25,7 @@ from meshreg.audit import FIELDS, MARKER, schema
 from meshreg.render.audit import WRITES_AND_REFUSALS
 from support.lab import images
 from support.paths import ROOT
-from support.realstack_audit import DATA, apply, audit_provider, meshreg, volume
+from support.realstack_audit import DATA, audit_provider, meshreg, volume
 
 NAMESPACE, BUILDS, APPS = "au-reg", "au-builds", "au-apps"
 KANIKO, TEAM_A, WEB = f"{BUILDS}/kaniko", f"{BUILDS}/team-a", f"{APPS}/web"
@@ -101,7 +101,7 @@ def deployed(stack, workdir) -> Iterator[Path]:
     (workdir / "meshreg.yaml").write_text(CONFIG)
     with audit_provider(stack):
         try:
-            apply(stack, volume(stack, "au-reg-registry-data", NAMESPACE, "registry-data"), *client_pods(stack))
+            stack.apply(volume(stack, "au-reg-registry-data", NAMESPACE, "registry-data"), *client_pods(stack))
             meshreg("up", "--timeout", "180", stack=stack, cwd=workdir)
             for who in (KANIKO, TEAM_A, WEB):
                 ns, sa = who.split("/")

@@ -23,7 +23,7 @@ import pytest
 
 from support.lab import images
 from support.lab.pki import Authority
-from support.realstack_audit import DATA, apply, audit_provider, meshreg, volume
+from support.realstack_audit import DATA, audit_provider, meshreg, volume
 
 HOST, PORT = "registry.au.example", 5343
 GATEWAY_NS, LABELS = "au-gw", {"istio": "au-ingress"}
@@ -99,7 +99,7 @@ def gateway(stack, tmp_path_factory) -> Iterator[dict[str, Any]]:
                                                            dns=(HOST,))
     with audit_provider(stack):
         try:
-            apply(stack, volume(stack, "au-ing-registry-data", "au-ing", "registry-data"), *gateway_objects(server))
+            stack.apply(volume(stack, "au-ing-registry-data", "au-ing", "registry-data"), *gateway_objects(server))
             stack.kubectl("-n", GATEWAY_NS, "rollout", "status", "deployment/au-gateway", "--timeout=120s")
             meshreg("certs", "init", stack=stack, cwd=work)
             meshreg("certs", "issue", "loader", "--server-ca", str(server.ca), "--output-dir", str(work / "certs.d"),

@@ -55,7 +55,7 @@ def registry(stack, tmp_path_factory):
 
 def push(stack, name: str, repo: str, images: int) -> dict:
     """A writer pod pushing `images` images of 2 layers of 4 MiB to `repo` (few retries: a full disk stays full)."""
-    faults.apply(stack, faults.writer_pod(WRITERS, name, "pusher", [
+    stack.apply(faults.writer_pod(WRITERS, name, "pusher", [
         "push", "--base", f"http://registry.{NAMESPACE}.svc.cluster.local:5000", "--repo", repo, "--writer", name,
         "--images", str(images), "--layers", "2", "--shared", "0", "--size", str(LAYER), "--parallel", "4",
         "--delays", "1"], node=stack.node))

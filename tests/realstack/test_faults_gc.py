@@ -63,7 +63,7 @@ def seeded(stack, registry):
 def push(stack, name: str, *args: str, seconds: float = 0, images: int = 0) -> dict:
     """Start a writer pod pushing (for `seconds` or `images`); returns the pod's name."""
     base = "http://registry.fl-gc.svc.cluster.local:5000"
-    faults.apply(stack, faults.writer_pod(WRITERS, name, "pusher", [
+    stack.apply(faults.writer_pod(WRITERS, name, "pusher", [
         "push", "--base", base, "--writer", name, "--seconds", str(seconds or 3600), "--images", str(images), *args],
         node=stack.node))
     return {"name": name}
@@ -164,7 +164,7 @@ def start_job(stack, *, deadline: int | None = None) -> str:
     job = job_from(cron, dry_run=False, now=time.time())
     if deadline is not None:
         job["spec"]["activeDeadlineSeconds"] = deadline
-    faults.apply(stack, job)
+    stack.apply(job)
     return str(job["metadata"]["name"])
 
 

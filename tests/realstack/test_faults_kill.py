@@ -55,7 +55,7 @@ def registry(stack, tmp_path_factory):
         faults.client_config_map(stack, WRITERS)
         pod = faults.writer_pod(WRITERS, WRITER, "pusher", [], node=stack.node, memory="512Mi")
         pod["spec"]["containers"][0]["command"] = ["python", "-c", "import time; time.sleep(7200)"]
-        faults.apply(stack, pod)
+        stack.apply(pod)
         stack.kubectl("-n", WRITERS, "wait", "--for=condition=Ready", f"pod/{WRITER}", "--timeout=180s")
         yield it
 

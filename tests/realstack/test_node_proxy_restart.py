@@ -154,7 +154,7 @@ def registry(stack, tmp_path_factory):
     volume.create(stack)
     try:
         instance.meshreg("up", "--timeout", "240", timeout=400)
-        faults.apply(stack, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": RUN}})
+        stack.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": RUN}})
         pod = instance.registry_pods()[0]["metadata"]["name"]
         forward = subprocess.Popen(["kubectl", "-n", NAME, "port-forward", f"pod/{pod}", f"{FORWARD}:5000"],
                                    env=stack.env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -188,14 +188,14 @@ def _figure(**values) -> None:
 def test_a_pull_recovers_when_the_node_proxy_restarts_and_status_says_when(stack, registry, how):
     instance, sizes = registry
     quiet = f"quiet-{how}"
-    faults.apply(stack, puller(quiet, f"localhost:{PORT}/fi/multi:quiet", stack.node))
+    stack.apply(puller(quiet, f"localhost:{PORT}/fi/multi:quiet", stack.node))
     undisturbed = started_after(stack, quiet)
     faults.delete(stack, "pod", quiet, namespace=RUN, wait=True)
     forget_images(stack)
 
     proxies = selector(node_proxy_pods(instance.cfg))
     [old] = instance.pods(proxies)
-    faults.apply(stack, puller(how, f"localhost:{PORT}/fi/multi:{how}", stack.node))
+    stack.apply(puller(how, f"localhost:{PORT}/fi/multi:{how}", stack.node))
     assert in_flight(stack), "containerd never started downloading"
     cut = time.time()
     force = ["--grace-period=0", "--force"] if how == "forced" else []

@@ -55,10 +55,6 @@ def get(stack: Stack, kind: str, name: str = "", *, namespace: str | None = None
     return data if name else data["items"]
 
 
-def apply(stack: Stack, *objects: dict) -> None:
-    stack.apply(*objects)
-
-
 def delete(stack: Stack, kind: str, *names: str, namespace: str | None = None, wait: bool = False) -> None:
     args = ["delete", kind, *names, "--ignore-not-found", f"--wait={str(wait).lower()}"]
     subprocess.run(["kubectl", *args, *(["-n", namespace] if namespace else [])], env=stack.env(),
@@ -201,7 +197,7 @@ def write_config(directory: Path, text: str) -> Any:
 
 def injected_namespace(stack: Stack, namespace: str, *service_accounts: str) -> None:
     """A namespace whose pods get Istio's sidecar, with the given ServiceAccounts (writers)."""
-    apply(stack, {"apiVersion": "v1", "kind": "Namespace",
+    stack.apply({"apiVersion": "v1", "kind": "Namespace",
                   "metadata": {"name": namespace, "labels": {"istio-injection": "enabled", TIER: "true"}}},
           *({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": sa, "namespace": namespace}}
             for sa in service_accounts))
@@ -359,7 +355,7 @@ CLIENT = Path(__file__).with_name("registryclient.py")
 
 def client_config_map(stack: Stack, namespace: str) -> None:
     """The registry client (tests/support/registryclient.py) as a ConfigMap `registryclient` in `namespace`."""
-    apply(stack, {"apiVersion": "v1", "kind": "ConfigMap",
+    stack.apply({"apiVersion": "v1", "kind": "ConfigMap",
                   "metadata": {"name": "registryclient", "namespace": namespace},
                   "data": {"registryclient.py": CLIENT.read_text()}})
 

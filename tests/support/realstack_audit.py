@@ -91,7 +91,3 @@ def volume(stack: Any, name: str, namespace: str, claim: str) -> dict:
                      "claimRef": {"namespace": namespace, "name": claim},
                      "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
                          {"key": "kubernetes.io/hostname", "operator": "In", "values": [stack.node]}]}]}}}}
-
-
-def apply(stack: Any, *objects: dict) -> None:
-    stack.kubectl("apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objects)}))
